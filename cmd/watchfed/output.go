@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/policy"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+var jsonOut = protojson.MarshalOptions{UseProtoNames: true}
+
+// writeJSON prints one JSON value: a proto message, a slice of them, or
+// anything encoding/json takes. Scripts get exactly one value on stdout.
+func writeJSON(w io.Writer, v any) error {
+	var raw json.RawMessage
+	switch m := v.(type) {
+	case proto.Message:
+		b, err := jsonOut.Marshal(m)
+		if err != nil {
+			return err
+		}
+		raw = b
+	default:
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, buf.String())
+	return err
+}
+
+// protoList renders messages as a JSON array.
+func protoList[M proto.Message](ms []M) json.RawMessage {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		b, err := jsonOut.Marshal(m)
+		if err != nil {
+			b = []byte(`null`)
+		}
+		parts[i] = string(b)
+	}
+	return json.RawMessage("[" + strings.Join(parts, ",") + "]")
+}
+
+func table(w io.Writer, header string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func fmtTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().Format(time.RFC3339)
+}
+
+// enumName drops the enum's type prefix: DESIGNATION_STATUS_ACTIVE → active.
+func enumName(full, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(full, prefix))
+}
+
+func recordStatus(r *pb.Record) string {
+	switch {
+	case r.GetDesignation() != nil:
+		return enumName(r.GetDesignation().Status.String(), "DESIGNATION_STATUS_")
+	case r.GetDenial() != nil:
+		return enumName(r.GetDenial().Status.String(), "DENIAL_STATUS_")
+	}
+	return ""
+}
+
+func recordRows(recs []*pb.Record) [][]string {
+	rows := make([][]string, len(recs))
+	for i, r := range recs {
+		rows[i] = []string{r.Id, enumName(r.Kind.String(), "KIND_"), fmt.Sprint(r.Version), r.GetSubject().GetName(),
+			recordStatus(r), policy.MarkingName(r.Marking), fmtTime(r.UpdatedAt)}
+	}
+	return rows
+}
+
+const recordHeader = "ID\tKIND\tVERSION\tNAME\tSTATUS\tMARKING\tUPDATED"
+
+// writeRecord shows one record as "field: value" lines for people.
+func writeRecord(w io.Writer, r *pb.Record) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	s := r.GetSubject()
+	line("id", r.Id)
+	line("version", fmt.Sprint(r.Version))
+	line("kind", enumName(r.Kind.String(), "KIND_"))
+	line("origin", r.Origin)
+	line("marking", policy.MarkingName(r.Marking))
+	line("rel_to", strings.Join(r.RelTo, ", "))
+	line("schema", enumName(s.GetSchema().String(), "SCHEMA_"))
+	line("name", s.GetName())
+	for _, a := range s.GetAliases() {
+		line("alias", fmt.Sprintf("%s (%s)", a.Name, enumName(a.Strength.String(), "NAME_STRENGTH_")))
+	}
+	for _, id := range s.GetIdentifiers() {
+		line("identifier", fmt.Sprintf("%s %s %s", enumName(id.Type.String(), "IDENTIFIER_TYPE_"), id.Value, id.Country))
+	}
+	line("birth_dates", strings.Join(s.GetBirthDates(), ", "))
+	line("nationalities", strings.Join(s.GetNationalities(), ", "))
+	line("countries", strings.Join(s.GetCountries(), ", "))
+	for _, a := range s.GetAddresses() {
+		line("address", strings.Join(nonEmpty(a.Street, a.City, a.Region, a.PostalCode, a.Country), ", "))
+	}
+	if d := r.GetDesignation(); d != nil {
+		line("status", recordStatus(r))
+		line("program", d.Program)
+		line("legal_basis", d.LegalBasis)
+		line("measures", strings.Join(d.Measures, ", "))
+		line("listed_on", d.ListedOn)
+		line("review_by", d.ReviewBy)
+		line("statement", d.Statement)
+		line("delisted_on", d.DelistedOn)
+		line("delisting_reason", d.DelistingReason)
+	}
+	if d := r.GetDenial(); d != nil {
+		line("status", recordStatus(r))
+		line("status_reason", d.StatusReason)
+		line("control_list_entry", d.ControlListEntry)
+		line("item", d.Item)
+		line("destination", d.Destination)
+		line("end_use", d.EndUse)
+		line("reason", d.Reason)
+		line("regime", d.Regime)
+		for _, p := range d.Parties {
+			line("party", fmt.Sprintf("%s: %s %s", enumName(p.Role.String(), "PARTY_ROLE_"), p.Name, p.Country))
+		}
+		line("denied_on", d.DeniedOn)
+		line("review_by", d.ReviewBy)
+	}
+	line("created_at", fmtTime(r.CreatedAt))
+	line("updated_at", fmtTime(r.UpdatedAt))
+	line("updated_by", r.UpdatedBy)
+	line("change_note", r.ChangeNote)
+	line("source_ref", r.SourceRef)
+	return tw.Flush()
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

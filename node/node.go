@@ -1,0 +1,149 @@
+// Package node is one agency's node: its record store, its gRPC services
+// under mutual TLS, the authorisation of every call and the audit log.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/store"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// Node is a running agency node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	rules  auth.Rules
+	now    func() time.Time
+	server *grpc.Server
+	health *health.Server
+	lis    net.Listener
+}
+
+// Options are the parts of a node that tests replace: the clock.
+type Options struct {
+	Now func() time.Time
+}
+
+// StoreFile is the bbolt file of a node's records and audit log, in DataDir.
+const StoreFile = "node.db"
+
+// New opens the store and binds the listener; Serve starts answering.
+func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	tlsCfg, err := pki.Files{CACert: cfg.TLS.CACert, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	if err := checkNodeCert(cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), store.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	n := &Node{cfg: cfg, log: log, store: st, rules: rules(), now: opts.Now, lis: lis, health: health.NewServer()}
+	n.server = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(1024),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(n.unaryInterceptor),
+		grpc.ChainStreamInterceptor(n.streamInterceptor),
+	)
+	pb.RegisterRecordServiceServer(n.server, &recordService{n: n})
+	pb.RegisterAuditServiceServer(n.server, &auditService{n: n})
+	healthpb.RegisterHealthServer(n.server, n.health)
+	reflection.Register(n.server)
+	return n, nil
+}
+
+// checkNodeCert refuses to start with a certificate of another agency or
+// without the node role: a misconfigured node must not serve.
+func checkNodeCert(cfg Config) error {
+	certPEM, err := os.ReadFile(cfg.TLS.Cert)
+	if err != nil {
+		return fmt.Errorf("tls.cert: %w", err)
+	}
+	cert, err := pki.ParseCertPEM(certPEM)
+	if err != nil {
+		return fmt.Errorf("tls.cert %s: %w", cfg.TLS.Cert, err)
+	}
+	id, err := pki.IdentityOf(cert)
+	if err != nil {
+		return fmt.Errorf("tls.cert %s: %w", cfg.TLS.Cert, err)
+	}
+	if id.Agency != cfg.Agency {
+		return fmt.Errorf("tls.cert %s names agency %s, but this node is %s", cfg.TLS.Cert, id.Agency, cfg.Agency)
+	}
+	if !id.Has(pki.RoleNode) {
+		return fmt.Errorf("tls.cert %s lacks the node role (has %v)", cfg.TLS.Cert, id.Roles)
+	}
+	return nil
+}
+
+// Addr is the address the node listens on (useful with port 0).
+func (n *Node) Addr() string { return n.lis.Addr().String() }
+
+// Serve answers until ctx is cancelled, then stops gracefully and closes the
+// store. Every acknowledged write is already on disk, so a hard kill instead
+// loses nothing either.
+func (n *Node) Serve(ctx context.Context) error {
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	errc := make(chan error, 1)
+	go func() { errc <- n.server.Serve(n.lis) }()
+	n.log.Info("node serving", "agency", n.cfg.Agency, "addr", n.Addr(), "data_dir", n.cfg.DataDir)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		n.health.Shutdown()
+		done := make(chan struct{})
+		go func() { n.server.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			n.server.Stop()
+		}
+	}
+	if cerr := n.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	n.log.Info("node stopped")
+	return err
+}
