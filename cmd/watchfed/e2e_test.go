@@ -27,15 +27,15 @@ import (
 	"github.com/watchfed/watchfed/node/pki"
 )
 
-var binary string
+var watchfedBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "watchfed-bin")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "watchfed")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	watchfedBin = filepath.Join(dir, "watchfed")
+	out, err := exec.Command("go", "build", "-o", watchfedBin, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build watchfed: %v\n%s", err, out)
 		os.Exit(1)
@@ -69,7 +69,7 @@ func freeAddr(t *testing.T) string {
 func startDevNode(t *testing.T, dir, addr string) *devNode {
 	t.Helper()
 	n := &devNode{t: t, dir: dir, addr: addr, stderr: &bytes.Buffer{}, stopped: make(chan struct{})}
-	n.cmd = exec.Command(binary, "node", "--dev", "--data-dir", dir, "--listen", addr, "--log-format", "json")
+	n.cmd = exec.Command(watchfedBin, "node", "--dev", "--data-dir", dir, "--listen", addr, "--log-format", "json")
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ type result struct {
 // cli runs the binary with the node's client environment plus extra.
 func (n *devNode) cli(stdin string, extraEnv []string, args ...string) result {
 	n.t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(watchfedBin, args...)
 	cmd.Env = append(append(os.Environ(), n.env...), extraEnv...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
