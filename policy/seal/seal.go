@@ -1,0 +1,395 @@
+package seal
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/hpke"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// Limits a verified publication must respect, so a member cannot bloat
+// every node's log.
+const (
+	MaxEnvelopes  = 20000
+	MaxBodies     = 16
+	MaxRecipients = 64
+)
+
+// ErrNotRecipient: the body or grant was not sealed to this agency.
+var ErrNotRecipient = errors.New("not a recipient")
+
+// Recipient is a member an origin seals to.
+type Recipient struct {
+	SealingKey []byte // HPKE public key from the member registry
+	Epoch      uint64 // current epoch of the origin→recipient key
+	Granted    bool   // the epoch key already travelled in the log
+}
+
+// Item is one entry version to seal.
+type Item struct {
+	Header *pb.EnvelopeHeader
+	Bodies []BodyPlain
+}
+
+// BodyPlain is a body before sealing: the record as redacted for these recipients.
+type BodyPlain struct {
+	Recipients []string
+	Plaintext  []byte
+}
+
+// Sealer seals an origin's entries. It keeps no state: epoch keys derive
+// from the master secret, and the caller says which were already granted.
+type Sealer struct {
+	origin string
+	keys   *Keys
+}
+
+// NewSealer makes a sealer for an origin agency.
+func NewSealer(origin string, keys *Keys) *Sealer { return &Sealer{origin: origin, keys: keys} }
+
+// EpochKey derives the origin's key for a recipient and epoch.
+func (s *Sealer) EpochKey(recipient string, epoch uint64) ([]byte, error) {
+	info := fmt.Sprintf("watchfed epoch key v1|%s|%s|%d", s.origin, recipient, epoch)
+	return hkdf.Key(sha256.New, s.keys.Master, nil, info, 32)
+}
+
+// Seal makes one signed publication of items. Each recipient named in a body
+// must be in recipients; an epoch key not yet granted gets an EpochGrant
+// (one HPKE encapsulation per recipient, however many items). The origin
+// always wraps each content key for itself too, so it can later grant old
+// bodies to a new partner without re-sending them.
+func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*pb.Publication, error) {
+	body := &pb.PublicationBody{Origin: s.origin}
+	granted := map[string]bool{}
+	epochKeys := map[string][]byte{}
+	epochKey := func(r string) ([]byte, uint64, error) {
+		if r == s.origin {
+			k, err := s.EpochKey(r, 0)
+			return k, 0, err
+		}
+		rc, ok := recipients[r]
+		if !ok {
+			return nil, 0, fmt.Errorf("recipient %s has no sealing key", r)
+		}
+		if k, ok := epochKeys[r]; ok {
+			return k, rc.Epoch, nil
+		}
+		k, err := s.EpochKey(r, rc.Epoch)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !rc.Granted && !granted[r] {
+			g, err := s.grantEpoch(r, rc, k)
+			if err != nil {
+				return nil, 0, err
+			}
+			body.EpochGrants = append(body.EpochGrants, g)
+			granted[r] = true
+		}
+		epochKeys[r] = k
+		return k, rc.Epoch, nil
+	}
+	for _, it := range items {
+		h := proto.Clone(it.Header).(*pb.EnvelopeHeader)
+		h.Origin = s.origin
+		h.Recipients = nil
+		env := &pb.Envelope{Header: h}
+		for bi, bp := range it.Bodies {
+			ck := make([]byte, 32)
+			if _, err := rand.Read(ck); err != nil {
+				return nil, err
+			}
+			nonce, ct, err := encrypt(ck, bp.Plaintext, bodyAD(h))
+			if err != nil {
+				return nil, err
+			}
+			b := &pb.Body{Recipients: slices.Clone(bp.Recipients), Nonce: nonce, Ciphertext: ct}
+			for _, r := range append([]string{s.origin}, bp.Recipients...) {
+				ek, epoch, err := epochKey(r)
+				if err != nil {
+					return nil, fmt.Errorf("seal %s v%d: %w", h.EntryId, h.Version, err)
+				}
+				wk, err := wrap(ek, ck, h.EntryId, h.Version, uint32(bi), r, epoch)
+				if err != nil {
+					return nil, err
+				}
+				b.Keys = append(b.Keys, wk)
+			}
+			env.Bodies = append(env.Bodies, b)
+			for _, r := range bp.Recipients {
+				if !slices.Contains(h.Recipients, r) {
+					h.Recipients = append(h.Recipients, r)
+				}
+			}
+		}
+		slices.Sort(h.Recipients)
+		body.Envelopes = append(body.Envelopes, env)
+	}
+	return s.sign(body)
+}
+
+// Grant makes a signed publication of key grants: it shares already
+// published bodies with a recipient by wrapping their content keys again.
+// ref names each body; the origin recovers the content key from its own wrap.
+func (s *Sealer) Grant(bodies []GrantRef, recipient string, rc Recipient) (*pb.Publication, error) {
+	body := &pb.PublicationBody{Origin: s.origin}
+	ek, err := s.EpochKey(recipient, rc.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	if !rc.Granted {
+		g, err := s.grantEpoch(recipient, rc, ek)
+		if err != nil {
+			return nil, err
+		}
+		body.EpochGrants = append(body.EpochGrants, g)
+	}
+	self, err := s.EpochKey(s.origin, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range bodies {
+		h := ref.Header
+		ck, err := unwrapFor(s.origin, ref.Body, h, ref.Index, func(string, uint64) ([]byte, bool) { return self, true })
+		if err != nil {
+			return nil, fmt.Errorf("recover content key of %s v%d: %w", h.EntryId, h.Version, err)
+		}
+		wk, err := wrap(ek, ck, h.EntryId, h.Version, ref.Index, recipient, rc.Epoch)
+		if err != nil {
+			return nil, err
+		}
+		body.KeyGrants = append(body.KeyGrants, &pb.KeyGrant{EntryId: h.EntryId, Version: h.Version, BodyIndex: ref.Index, Key: wk})
+	}
+	return s.sign(body)
+}
+
+// GrantRef names a published body.
+type GrantRef struct {
+	Header *pb.EnvelopeHeader
+	Index  uint32
+	Body   *pb.Body
+}
+
+func (s *Sealer) grantEpoch(recipient string, rc Recipient, epochKey []byte) (*pb.EpochGrant, error) {
+	pk, err := kem.NewPublicKey(rc.SealingKey)
+	if err != nil {
+		return nil, fmt.Errorf("sealing key of %s: %w", recipient, err)
+	}
+	enc, sender, err := hpke.NewSender(pk, kdf, aead, grantInfo(s.origin, recipient, rc.Epoch))
+	if err != nil {
+		return nil, fmt.Errorf("hpke to %s: %w", recipient, err)
+	}
+	ct, err := sender.Seal(nil, epochKey)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.EpochGrant{Origin: s.origin, Recipient: recipient, Epoch: rc.Epoch, HpkeEnc: enc, WrappedEpochKey: ct}, nil
+}
+
+func (s *Sealer) sign(body *pb.PublicationBody) (*pb.Publication, error) {
+	b, err := proto.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Publication{Origin: s.origin, Body: b, Signature: ed25519.Sign(s.keys.Signing, b)}, nil
+}
+
+// Verify checks a publication's signature against its origin's signing key
+// and its structure, and returns the body. It is deterministic: every FSM
+// reaches the same verdict on the same bytes.
+func Verify(pub *pb.Publication, signingKey []byte) (*pb.PublicationBody, error) {
+	if len(signingKey) != ed25519.PublicKeySize {
+		return nil, errors.New("no valid signing key for origin")
+	}
+	if !ed25519.Verify(ed25519.PublicKey(signingKey), pub.GetBody(), pub.GetSignature()) {
+		return nil, errors.New("signature does not verify: not signed by the claimed origin")
+	}
+	body := &pb.PublicationBody{}
+	if err := proto.Unmarshal(pub.GetBody(), body); err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	if body.Origin != pub.Origin {
+		return nil, fmt.Errorf("body origin %q differs from publication origin %q", body.Origin, pub.Origin)
+	}
+	if len(body.Envelopes) > MaxEnvelopes {
+		return nil, fmt.Errorf("%d envelopes exceed the limit of %d", len(body.Envelopes), MaxEnvelopes)
+	}
+	for _, g := range body.EpochGrants {
+		if g.Origin != pub.Origin || g.Recipient == "" {
+			return nil, fmt.Errorf("epoch grant of %q for %q in a publication of %s", g.Origin, g.Recipient, pub.Origin)
+		}
+	}
+	for i, env := range body.Envelopes {
+		h := env.GetHeader()
+		if h.GetOrigin() != pub.Origin || h.GetEntryId() == "" || h.GetVersion() == 0 {
+			return nil, fmt.Errorf("envelope %d: header must name origin %s, an entry id and a version", i, pub.Origin)
+		}
+		if len(env.Bodies) > MaxBodies || len(h.Recipients) > MaxRecipients {
+			return nil, fmt.Errorf("envelope %d: too many bodies or recipients", i)
+		}
+		seen := map[string]bool{}
+		for _, b := range env.Bodies {
+			for _, r := range b.Recipients {
+				if seen[r] {
+					return nil, fmt.Errorf("envelope %d: recipient %s in two bodies", i, r)
+				}
+				seen[r] = true
+			}
+		}
+	}
+	return body, nil
+}
+
+// Opener opens what was sealed to one agency.
+type Opener struct {
+	self string
+	keys *Keys
+}
+
+// NewOpener makes an opener for agency self.
+func NewOpener(self string, keys *Keys) *Opener { return &Opener{self: self, keys: keys} }
+
+// OpenEpochGrant recovers an epoch key sealed to this agency.
+func (o *Opener) OpenEpochGrant(g *pb.EpochGrant) ([]byte, error) {
+	if g.Recipient != o.self {
+		return nil, ErrNotRecipient
+	}
+	r, err := hpke.NewRecipient(g.HpkeEnc, o.keys.Sealing, kdf, aead, grantInfo(g.Origin, g.Recipient, g.Epoch))
+	if err != nil {
+		return nil, fmt.Errorf("epoch grant from %s: %w", g.Origin, err)
+	}
+	k, err := r.Open(nil, g.WrappedEpochKey)
+	if err != nil {
+		return nil, fmt.Errorf("epoch grant from %s: %w", g.Origin, err)
+	}
+	return k, nil
+}
+
+// EpochKeys looks up an epoch key this agency received (or, for its own
+// entries, derives).
+type EpochKeys func(origin string, epoch uint64) ([]byte, bool)
+
+// OpenBody decrypts body index of an envelope if it was sealed to this agency.
+func (o *Opener) OpenBody(h *pb.EnvelopeHeader, index uint32, b *pb.Body, keys EpochKeys) ([]byte, error) {
+	ck, err := unwrapFor(o.self, b, h, index, keys)
+	if err != nil {
+		return nil, err
+	}
+	return decrypt(ck, b.Nonce, b.Ciphertext, bodyAD(h))
+}
+
+// OpenGranted decrypts a body through a key grant to this agency.
+func (o *Opener) OpenGranted(h *pb.EnvelopeHeader, b *pb.Body, g *pb.KeyGrant, keys EpochKeys) ([]byte, error) {
+	if g.GetKey().GetRecipient() != o.self {
+		return nil, ErrNotRecipient
+	}
+	ek, ok := keys(h.Origin, g.Key.Epoch)
+	if !ok {
+		return nil, fmt.Errorf("no epoch %d key from %s", g.Key.Epoch, h.Origin)
+	}
+	ck, err := unwrap(ek, g.Key, h.EntryId, h.Version, g.BodyIndex)
+	if err != nil {
+		return nil, err
+	}
+	return decrypt(ck, b.Nonce, b.Ciphertext, bodyAD(h))
+}
+
+func unwrapFor(self string, b *pb.Body, h *pb.EnvelopeHeader, index uint32, keys EpochKeys) ([]byte, error) {
+	for _, wk := range b.Keys {
+		if wk.Recipient != self {
+			continue
+		}
+		ek, ok := keys(h.Origin, wk.Epoch)
+		if !ok {
+			return nil, fmt.Errorf("no epoch %d key from %s", wk.Epoch, h.Origin)
+		}
+		return unwrap(ek, wk, h.EntryId, h.Version, index)
+	}
+	return nil, ErrNotRecipient
+}
+
+// bodyAD binds a body to its header: a body moved under another entry,
+// version, origin or kind does not open.
+func bodyAD(h *pb.EnvelopeHeader) []byte {
+	ad := []byte("watchfed body v1")
+	ad = appendField(ad, h.EntryId)
+	ad = binary.BigEndian.AppendUint64(ad, h.Version)
+	ad = appendField(ad, h.Origin)
+	return binary.BigEndian.AppendUint32(ad, uint32(h.Kind))
+}
+
+func wrapAD(entry string, version uint64, index uint32, recipient string, epoch uint64) []byte {
+	ad := []byte("watchfed wrap v1")
+	ad = appendField(ad, entry)
+	ad = binary.BigEndian.AppendUint64(ad, version)
+	ad = binary.BigEndian.AppendUint32(ad, index)
+	ad = appendField(ad, recipient)
+	return binary.BigEndian.AppendUint64(ad, epoch)
+}
+
+func grantInfo(origin, recipient string, epoch uint64) []byte {
+	return []byte(fmt.Sprintf("watchfed epoch grant v1|%s|%s|%d", origin, recipient, epoch))
+}
+
+func appendField(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func wrap(epochKey, contentKey []byte, entry string, version uint64, index uint32, recipient string, epoch uint64) (*pb.WrappedKey, error) {
+	nonce, ct, err := encrypt(epochKey, contentKey, wrapAD(entry, version, index, recipient, epoch))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.WrappedKey{Recipient: recipient, Epoch: epoch, Nonce: nonce, Wrapped: ct}, nil
+}
+
+func unwrap(epochKey []byte, wk *pb.WrappedKey, entry string, version uint64, index uint32) ([]byte, error) {
+	return decrypt(epochKey, wk.Nonce, wk.Wrapped, wrapAD(entry, version, index, wk.Recipient, wk.Epoch))
+}
+
+func encrypt(key, plaintext, ad []byte) (nonce, ct []byte, err error) {
+	g, err := gcm(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	nonce = make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, nil, err
+	}
+	return nonce, g.Seal(nil, nonce, plaintext, ad), nil
+}
+
+func decrypt(key, nonce, ct, ad []byte) ([]byte, error) {
+	g, err := gcm(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(nonce) != g.NonceSize() {
+		return nil, errors.New("bad nonce")
+	}
+	pt, err := g.Open(nil, nonce, ct, ad)
+	if err != nil {
+		return nil, errors.New("ciphertext does not open: tampered, moved or wrong key")
+	}
+	return pt, nil
+}
+
+func gcm(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}

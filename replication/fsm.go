@@ -1,0 +1,424 @@
+// Package replication is the hashicorp/raft glue of a node: the replicated
+// state machine over bbolt, membership, forwarding and status. It orders and
+// stores sealed publications and the member registry; it knows nothing of
+// what an entry holds beyond its clear header.
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// VerifyFunc checks a publication's signature and structure against the
+// signing key of its claimed origin. It must be deterministic: every FSM
+// runs it on the same bytes and must reach the same verdict.
+type VerifyFunc func(pub *pb.Publication, signingKey []byte) (*pb.PublicationBody, error)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketLog     = []byte("log")     // index → Command, for every accepted publication
+	bucketMembers = []byte("members") // agency → Member
+	bucketEntries = []byte("entries") // entry id 0x00 version → index of its publication
+	bucketGrants  = []byte("grants")  // origin 0x00 recipient 0x00 be64(epoch) → index of the epoch grant
+	keyApplied    = []byte("applied")
+)
+
+// ErrRejected wraps the reason a command was not applied (bad signature,
+// unknown origin, ...). Every FSM rejects the same commands.
+var ErrRejected = errors.New("rejected")
+
+// FSM is the replicated state: accepted publications in log order and the
+// member registry, in its own bbolt file. Apply is idempotent: a log index at
+// or below the last applied one is skipped, so a restart replays nothing twice.
+type FSM struct {
+	path   string
+	verify VerifyFunc
+
+	mu      sync.RWMutex // guards db across Restore
+	db      *bolt.DB
+	applied uint64
+	changed chan struct{} // closed and replaced on every apply: wakes Watch streams
+}
+
+// ApplyResult is what Apply returns for each log: the index and, if the
+// command was rejected, why.
+type ApplyResult struct {
+	Index uint64
+	Err   error
+}
+
+// OpenFSM opens (or creates) the FSM's bbolt file.
+func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
+	f := &FSM{path: path, verify: verify, changed: make(chan struct{})}
+	if err := f.open(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FSM) open() error {
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("open fsm %s: in use by another process", f.path)
+		}
+		return fmt.Errorf("open fsm %s: %w", f.path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketLog, bucketMembers, bucketEntries, bucketGrants} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		f.applied = u64(tx.Bucket(bucketMeta).Get(keyApplied))
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("init fsm %s: %w", f.path, err)
+	}
+	f.db = db
+	return nil
+}
+
+// Close closes the bbolt file.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.db.Close()
+}
+
+// Apply implements raft.FSM for a single log.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch implements raft.BatchingFSM: the whole batch in one transaction.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		applied := f.applied
+		for i, l := range logs {
+			res := ApplyResult{Index: l.Index}
+			if l.Index <= applied {
+				out[i] = res // replayed after a restart: already in the state
+				continue
+			}
+			applied = l.Index
+			if l.Type == raft.LogCommand {
+				res.Err = f.applyCommand(tx, l)
+			}
+			out[i] = res
+		}
+		if applied == f.applied {
+			return nil
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyApplied, be64(applied)); err != nil {
+			return err
+		}
+		f.applied = applied
+		return nil
+	})
+	if err != nil {
+		// A storage failure here would make this node diverge: stop rather
+		// than acknowledge state it does not hold.
+		panic(fmt.Sprintf("fsm apply: %v", err))
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return out
+}
+
+func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
+	var cmd pb.Command
+	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
+		return fmt.Errorf("%w: undecodable command: %v", ErrRejected, err)
+	}
+	switch c := cmd.Command.(type) {
+	case *pb.Command_Publication:
+		return f.applyPublication(tx, l.Index, l.Data, c.Publication)
+	case *pb.Command_MemberChange:
+		return applyMemberChange(tx, l.Index, c.MemberChange)
+	}
+	return fmt.Errorf("%w: empty command", ErrRejected)
+}
+
+func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *pb.Publication) error {
+	m, err := getMember(tx, pub.GetOrigin())
+	if err != nil || !m.Joined {
+		return fmt.Errorf("%w: origin %q is not a joined member", ErrRejected, pub.GetOrigin())
+	}
+	body, err := f.verify(pub, m.SigningKey)
+	if err != nil {
+		return fmt.Errorf("%w: publication of %s: %v", ErrRejected, pub.GetOrigin(), err)
+	}
+	entries, grants := tx.Bucket(bucketEntries), tx.Bucket(bucketGrants)
+	fresh := len(body.KeyGrants)
+	for _, env := range body.GetEnvelopes() {
+		key := entryKey(env.GetHeader().GetEntryId(), env.GetHeader().GetVersion())
+		if entries.Get(key) != nil {
+			continue // published again after a retry: the first copy stands
+		}
+		if err := entries.Put(key, be64(index)); err != nil {
+			return err
+		}
+		fresh++
+	}
+	for _, g := range body.GetEpochGrants() {
+		key := grantKey(g.Origin, g.Recipient, g.Epoch)
+		if grants.Get(key) != nil {
+			continue
+		}
+		if err := grants.Put(key, be64(index)); err != nil {
+			return err
+		}
+		fresh++
+	}
+	if fresh == 0 {
+		return nil // a pure duplicate adds nothing to the log
+	}
+	return tx.Bucket(bucketLog).Put(be64(index), raw)
+}
+
+// Granted reports whether the origin→recipient key of an epoch has travelled.
+func (f *FSM) Granted(origin, recipient string, epoch uint64) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	found := false
+	_ = f.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketGrants).Get(grantKey(origin, recipient, epoch)) != nil
+		return nil
+	})
+	return found
+}
+
+func grantKey(origin, recipient string, epoch uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(origin+"\x00"+recipient+"\x00"), epoch)
+}
+
+func applyMemberChange(tx *bolt.Tx, index uint64, mc *pb.MemberChange) error {
+	members := tx.Bucket(bucketMembers)
+	switch c := mc.Change.(type) {
+	case *pb.MemberChange_Invite:
+		m := c.Invite
+		if m.GetAgency() == "" || m.GetAddress() == "" || len(m.GetCaCert()) == 0 {
+			return fmt.Errorf("%w: invite needs agency, address and ca_cert", ErrRejected)
+		}
+		if old, err := getMember(tx, m.Agency); err == nil && old.Joined {
+			return fmt.Errorf("%w: %s is already a member", ErrRejected, m.Agency)
+		}
+		m.Joined = false
+		return putMember(members, m)
+	case *pb.MemberChange_Join:
+		m := c.Join
+		old, err := getMember(tx, m.GetAgency())
+		if err != nil {
+			return fmt.Errorf("%w: %s was not invited", ErrRejected, m.GetAgency())
+		}
+		if len(m.GetSigningKey()) == 0 || len(m.GetSealingKey()) == 0 {
+			return fmt.Errorf("%w: join of %s lacks keys", ErrRejected, m.GetAgency())
+		}
+		// The CA and address are the invitation's; the newcomer brings its keys.
+		old.SigningKey, old.SealingKey, old.Joined, old.JoinedIndex = m.SigningKey, m.SealingKey, true, index
+		if m.GetAddress() != "" {
+			old.Address = m.Address
+		}
+		return putMember(members, old)
+	case *pb.MemberChange_Remove:
+		if members.Get([]byte(c.Remove)) == nil {
+			return fmt.Errorf("%w: %s is not a member", ErrRejected, c.Remove)
+		}
+		return members.Delete([]byte(c.Remove))
+	}
+	return fmt.Errorf("%w: empty member change", ErrRejected)
+}
+
+func getMember(tx *bolt.Tx, agency string) (*pb.Member, error) {
+	v := tx.Bucket(bucketMembers).Get([]byte(agency))
+	if v == nil {
+		return nil, fmt.Errorf("no member %q", agency)
+	}
+	m := &pb.Member{}
+	return m, proto.Unmarshal(v, m)
+}
+
+func putMember(b *bolt.Bucket, m *pb.Member) error {
+	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(m.Agency), v)
+}
+
+// Members returns the registry, ordered by agency.
+func (f *FSM) Members() ([]*pb.Member, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []*pb.Member
+	err := f.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+			m := &pb.Member{}
+			if err := proto.Unmarshal(v, m); err != nil {
+				return err
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Member returns one member of the registry.
+func (f *FSM) Member(agency string) (*pb.Member, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var m *pb.Member
+	err := f.db.View(func(tx *bolt.Tx) (err error) {
+		m, err = getMember(tx, agency)
+		return err
+	})
+	return m, err
+}
+
+// Applied is the last applied log index.
+func (f *FSM) Applied() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
+// Changed returns a channel closed at the next apply.
+func (f *FSM) Changed() <-chan struct{} {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.changed
+}
+
+// Entry is an accepted publication at its log index, its body decoded (it
+// was verified when applied).
+type Entry struct {
+	Index uint64
+	Body  *pb.PublicationBody
+}
+
+// Entries returns up to limit accepted publications with index > after, in log order.
+func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Entry
+	err := f.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			var cmd pb.Command
+			if err := proto.Unmarshal(v, &cmd); err != nil {
+				return fmt.Errorf("entry %d: %w", u64(k), err)
+			}
+			body := &pb.PublicationBody{}
+			if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
+				return fmt.Errorf("entry %d body: %w", u64(k), err)
+			}
+			out = append(out, Entry{Index: u64(k), Body: body})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Snapshot implements raft.FSM: a consistent copy of the bbolt file.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	tx, err := f.db.Begin(false)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{tx: tx}, nil
+}
+
+type fsmSnapshot struct{ tx *bolt.Tx }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist fsm snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() { _ = s.tx.Rollback() }
+
+// Restore implements raft.FSM: the snapshot replaces the bbolt file whole.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.path + ".restore"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		out.Close()
+		return fmt.Errorf("restore fsm: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	out.Close()
+	// Check the snapshot opens as a bbolt file before replacing anything.
+	check, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
+	}
+	check.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		return err
+	}
+	if err := f.open(); err != nil {
+		return err
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func entryKey(id string, version uint64) []byte {
+	return append(append([]byte(id), 0), be64(version)...)
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}

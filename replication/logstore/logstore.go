@@ -1,0 +1,205 @@
+// Package logstore is raft's log and stable store on bbolt, in one file.
+//
+// It replaces raft-boltdb, whose v2 does not build with raft v1.8 (go-metrics
+// compat), and it batches: StoreLogs writes a whole AppendEntries batch in one
+// fsynced transaction.
+package logstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketLogs   = []byte("logs")
+	bucketStable = []byte("stable")
+	// ErrKeyNotFound is what raft expects from a stable store for a missing key.
+	ErrKeyNotFound = errors.New("not found")
+)
+
+// Store implements raft.LogStore and raft.StableStore.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens or creates the file; another process holding it is an error
+// within a second, not a hang.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open raft log %s: in use by another process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketLogs); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketStable)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init raft log %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// FirstIndex returns the first stored index, 0 if none.
+func (s *Store) FirstIndex() (uint64, error) {
+	var idx uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketLogs).Cursor().First(); k != nil {
+			idx = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// LastIndex returns the last stored index, 0 if none.
+func (s *Store) LastIndex() (uint64, error) {
+	var idx uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketLogs).Cursor().Last(); k != nil {
+			idx = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// GetLog reads one entry.
+func (s *Store) GetLog(index uint64, out *raft.Log) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketLogs).Get(key(index))
+		if v == nil {
+			return raft.ErrLogNotFound
+		}
+		out.Index = index
+		return decode(v, out)
+	})
+}
+
+// StoreLog stores one entry.
+func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs stores a batch in one transaction.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLogs)
+		for _, l := range logs {
+			if err := b.Put(key(l.Index), encode(l)); err != nil {
+				return fmt.Errorf("store log %d: %w", l.Index, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteRange removes entries min..max inclusive.
+func (s *Store) DeleteRange(min, max uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLogs).Cursor()
+		for k, _ := c.Seek(key(min)); k != nil && binary.BigEndian.Uint64(k) <= max; k, _ = c.Next() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Set stores a stable key.
+func (s *Store) Set(k, v []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStable).Put(k, v) })
+}
+
+// Get reads a stable key; ErrKeyNotFound if absent.
+func (s *Store) Get(k []byte) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketStable).Get(k)
+		if v == nil {
+			return ErrKeyNotFound
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// SetUint64 stores a stable counter.
+func (s *Store) SetUint64(k []byte, v uint64) error { return s.Set(k, key(v)) }
+
+// GetUint64 reads a stable counter; ErrKeyNotFound if absent.
+func (s *Store) GetUint64(k []byte) (uint64, error) {
+	v, err := s.Get(k)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("stable key %q: %d bytes, want 8", k, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func key(i uint64) []byte { return binary.BigEndian.AppendUint64(nil, i) }
+
+// encode: term(8) type(1) appended_at unix nanos(8) len(data)(4) data len(ext)(4) ext.
+// The index is the key.
+func encode(l *raft.Log) []byte {
+	b := make([]byte, 0, 25+len(l.Data)+len(l.Extensions))
+	b = binary.BigEndian.AppendUint64(b, l.Term)
+	b = append(b, byte(l.Type))
+	var at int64
+	if !l.AppendedAt.IsZero() {
+		at = l.AppendedAt.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Data)))
+	b = append(b, l.Data...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Extensions)))
+	return append(b, l.Extensions...)
+}
+
+func decode(b []byte, l *raft.Log) error {
+	bad := errors.New("corrupt raft log entry")
+	if len(b) < 21 {
+		return bad
+	}
+	l.Term = binary.BigEndian.Uint64(b)
+	l.Type = raft.LogType(b[8])
+	if at := int64(binary.BigEndian.Uint64(b[9:])); at != 0 {
+		l.AppendedAt = time.Unix(0, at)
+	} else {
+		l.AppendedAt = time.Time{}
+	}
+	b = b[17:]
+	n := int(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	if len(b) < n+4 {
+		return bad
+	}
+	l.Data = append([]byte(nil), b[:n]...)
+	b = b[n:]
+	m := int(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	if len(b) != m {
+		return bad
+	}
+	l.Extensions = nil
+	if m > 0 {
+		l.Extensions = append([]byte(nil), b...)
+	}
+	return nil
+}

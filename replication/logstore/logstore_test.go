@@ -1,0 +1,89 @@
+package logstore
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func TestLogStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.FirstIndex(); first != 0 {
+		t.Fatalf("empty store first index %d", first)
+	}
+	if _, err := Open(path); err == nil {
+		t.Fatal("second open of the same file succeeded")
+	}
+	at := time.Unix(1700000000, 123)
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 2, Type: raft.LogCommand, Data: []byte{byte(i)}, Extensions: []byte("x"), AppendedAt: at})
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUint64([]byte("term"), 7); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(path) // everything survives a reopen
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, _ := s.FirstIndex()
+	last, _ := s.LastIndex()
+	if first != 4 || last != 10 {
+		t.Fatalf("first %d last %d, want 4 and 10", first, last)
+	}
+	var l raft.Log
+	if err := s.GetLog(7, &l); err != nil || l.Index != 7 || l.Term != 2 || l.Data[0] != 7 || string(l.Extensions) != "x" || !l.AppendedAt.Equal(at) {
+		t.Fatalf("GetLog(7) = %+v, %v", l, err)
+	}
+	if err := s.GetLog(2, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("deleted log: %v", err)
+	}
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("Get: %q %v", v, err)
+	}
+	if v, err := s.GetUint64([]byte("term")); err != nil || v != 7 {
+		t.Fatalf("GetUint64: %d %v", v, err)
+	}
+	if _, err := s.Get([]byte("missing")); err == nil || err.Error() != "not found" {
+		t.Fatalf("missing key: %v (raft expects \"not found\")", err)
+	}
+}
+
+func BenchmarkStoreLogs64(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "raft.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	data := make([]byte, 512)
+	idx := uint64(0)
+	for b.Loop() {
+		batch := make([]*raft.Log, 64)
+		for i := range batch {
+			idx++
+			batch[i] = &raft.Log{Index: idx, Term: 1, Data: data}
+		}
+		if err := s.StoreLogs(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/logstore"
+)
+
+// Config sets up a node's raft member.
+type Config struct {
+	// ID is the agency id: one node per agency, so it names the raft server too.
+	ID string
+	// Addr is the node's gRPC address, its raft server address.
+	Addr string
+	// Dir holds raft.db (log and stable store), fsm.db and snapshots/.
+	Dir       string
+	Transport raft.Transport
+	Verify    VerifyFunc
+	Logger    *slog.Logger
+	// Raft overrides raft's tuning (tests use short timeouts); nil takes Defaults.
+	Raft *raft.Config
+}
+
+// DefaultRaftConfig is raft's default revisited for a federation on WAN links
+// with bulk publications: bigger batches, larger snapshot spacing.
+func DefaultRaftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.MaxAppendEntries = 512
+	c.BatchApplyCh = true
+	c.SnapshotThreshold = 16384
+	c.TrailingLogs = 10240
+	c.NoSnapshotRestoreOnStart = true // the FSM is persistent: replay only what it lacks
+	return c
+}
+
+// Replicator is a node's member of the federation's raft group.
+type Replicator struct {
+	cfg   Config
+	log   *slog.Logger
+	Raft  *raft.Raft
+	FSM   *FSM
+	logs  *logstore.Store
+	snaps *raft.FileSnapshotStore
+}
+
+// Open starts the raft member. It neither bootstraps nor joins: see Bootstrap
+// and the membership calls.
+func Open(cfg Config) (*Replicator, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	logs, err := logstore.Open(filepath.Join(cfg.Dir, "raft.db"))
+	if err != nil {
+		return nil, err
+	}
+	fsm, err := OpenFSM(filepath.Join(cfg.Dir, "fsm.db"), cfg.Verify)
+	if err != nil {
+		logs.Close()
+		return nil, err
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		fsm.Close()
+		logs.Close()
+		return nil, err
+	}
+	rc := cfg.Raft
+	if rc == nil {
+		rc = DefaultRaftConfig()
+	}
+	copied := *rc // raft keeps the pointer; do not share the caller's
+	rc = &copied
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, cfg.Transport)
+	if err != nil {
+		fsm.Close()
+		logs.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	return &Replicator{cfg: cfg, log: cfg.Logger, Raft: r, FSM: fsm, logs: logs, snaps: snaps}, nil
+}
+
+// slogWriter sends raft's hclog lines to the node's slog logger.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	if w.l != nil {
+		w.l.Warn(string(trimNL(p)), "component", "raft")
+	}
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// Bootstrapped reports whether this member has raft state (it was bootstrapped or joined).
+func (r *Replicator) Bootstrapped() (bool, error) {
+	return raft.HasExistingState(r.logs, r.logs, r.snaps)
+}
+
+// Bootstrap makes this node the first member of a new federation and
+// registers it (with its CA and keys) as the first entry of the registry.
+func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member) error {
+	if ok, err := r.Bootstrapped(); err != nil {
+		return err
+	} else if ok {
+		return errors.New("this node already belongs to a federation")
+	}
+	f := r.Raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(r.cfg.ID), Address: raft.ServerAddress(r.cfg.Addr), Suffrage: raft.Voter}}})
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := r.WaitLeader(ctx); err != nil {
+		return err
+	}
+	self = proto.Clone(self).(*pb.Member)
+	self.Voter = true
+	if _, err := r.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Invite{Invite: self}}}}); err != nil {
+		return err
+	}
+	_, err := r.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Join{Join: self}}}})
+	return err
+}
+
+// WaitLeader waits until some member leads (or ctx ends).
+func (r *Replicator) WaitLeader(ctx context.Context) error {
+	for {
+		if addr, _ := r.Raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ErrNotLeader is returned by leader-only calls on a follower; the node
+// forwards the call to Leader().
+var ErrNotLeader = errors.New("not the leader")
+
+// Apply commits a command through the log and returns its index once this
+// node has applied it. Leader only.
+func (r *Replicator) Apply(ctx context.Context, cmd *pb.Command) (uint64, error) {
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return 0, err
+	}
+	return r.ApplyRaw(ctx, data)
+}
+
+// ApplyRaw is Apply for an already encoded command (forwarded by a follower).
+func (r *Replicator) ApplyRaw(ctx context.Context, data []byte) (uint64, error) {
+	if r.Raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	timeout := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := r.Raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return 0, fmt.Errorf("apply: %w", err)
+	}
+	res, _ := f.Response().(ApplyResult)
+	if res.Err != nil {
+		return f.Index(), res.Err
+	}
+	return f.Index(), nil
+}
+
+// Leader returns the current leader's id and address, empty if none is known.
+func (r *Replicator) Leader() (id, addr string) {
+	a, i := r.Raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// AddMember registers an invited agency's node in the raft configuration.
+func (r *Replicator) AddMember(ctx context.Context, m *pb.Member) error {
+	timeout := 30 * time.Second
+	var f raft.IndexFuture
+	if m.Voter {
+		f = r.Raft.AddVoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
+	} else {
+		f = r.Raft.AddNonvoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
+	}
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("add %s to raft: %w", m.Agency, err)
+	}
+	return nil
+}
+
+// RemoveMember takes an agency out of the raft configuration and the registry.
+func (r *Replicator) RemoveMember(ctx context.Context, agency string) error {
+	if _, err := r.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Remove{Remove: agency}}}}); err != nil {
+		return err
+	}
+	if err := r.Raft.RemoveServer(raft.ServerID(agency), 0, 30*time.Second).Error(); err != nil {
+		return fmt.Errorf("remove %s from raft: %w", agency, err)
+	}
+	return nil
+}
+
+// Status is this member's view of raft.
+type Status struct {
+	ID, Role, Leader                      string
+	Term, LastIndex, CommitIndex, Applied uint64
+	SnapshotIndex                         uint64
+	LastContact                           time.Time
+}
+
+// Status reads raft's counters.
+func (r *Replicator) Status() Status {
+	st := Status{
+		ID:          r.cfg.ID,
+		Role:        stateName(r.Raft.State()),
+		Term:        r.Raft.CurrentTerm(),
+		LastIndex:   r.Raft.LastIndex(),
+		CommitIndex: r.Raft.CommitIndex(),
+		Applied:     r.FSM.Applied(),
+		LastContact: r.Raft.LastContact(),
+	}
+	st.Leader, _ = r.Leader()
+	if metas, err := r.snaps.List(); err == nil && len(metas) > 0 {
+		st.SnapshotIndex = metas[0].Index
+	}
+	return st
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	}
+	return "shutdown"
+}
+
+// Servers returns raft's configuration: who votes, who only receives.
+func (r *Replicator) Servers() ([]raft.Server, error) {
+	f := r.Raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// Close stops raft and closes the stores.
+func (r *Replicator) Close() error {
+	err := r.Raft.Shutdown().Error()
+	if cerr := r.FSM.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := r.logs.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,278 @@
+// Package transport is a raft.Transport over gRPC, served on the node's one
+// port under the same mutual TLS as its public services.
+//
+// Every outgoing call has a deadline; AppendEntries is pipelined over one
+// stream per follower; snapshots are streamed in chunks. A pipeline whose
+// stream breaks or stalls fails its in-flight futures, so raft falls back to
+// plain AppendEntries instead of wedging (hashicorp/raft#612).
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+
+	raftv1 "github.com/watchfed/watchfed/proto/watchfed/raft/v1"
+)
+
+// Config sets up a transport.
+type Config struct {
+	// LocalAddr is this node's address as peers dial it.
+	LocalAddr raft.ServerAddress
+	// Dial connects to a peer; the node supplies its TLS credentials here.
+	Dial func(ctx context.Context, target string) (*grpc.ClientConn, error)
+	// Authorize is called at the start of every incoming RPC; an error refuses it.
+	Authorize func(ctx context.Context) error
+	// Timeout bounds every outgoing RPC (default 10 s). A snapshot install
+	// gets this much per chunk.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// ChunkSize is the size of snapshot chunks on the wire.
+const ChunkSize = 1 << 20
+
+// ErrClosed is returned by calls on a closed transport.
+var ErrClosed = errors.New("raft transport closed")
+
+// Transport implements raft.Transport, raft.WithClose and raft.WithPreVote.
+type Transport struct {
+	cfg      Config
+	consumer chan raft.RPC
+
+	hbMu      sync.RWMutex
+	heartbeat func(raft.RPC)
+
+	mu     sync.Mutex
+	conns  map[raft.ServerAddress]*grpc.ClientConn
+	closed bool
+	// ctx is cancelled by Close: it ends server handlers waiting on raft and
+	// every outgoing stream.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New makes a transport; Register puts its server side on a gRPC server.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Dial == nil || cfg.LocalAddr == "" {
+		return nil, errors.New("transport: LocalAddr and Dial are required")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Transport{cfg: cfg, consumer: make(chan raft.RPC), conns: map[raft.ServerAddress]*grpc.ClientConn{}, ctx: ctx, cancel: cancel}, nil
+}
+
+// Register adds the raft service to the node's gRPC server.
+func (t *Transport) Register(s grpc.ServiceRegistrar) {
+	raftv1.RegisterRaftServiceServer(s, &server{t: t})
+}
+
+// Consumer implements raft.Transport.
+func (t *Transport) Consumer() <-chan raft.RPC { return t.consumer }
+
+// LocalAddr implements raft.Transport.
+func (t *Transport) LocalAddr() raft.ServerAddress { return t.cfg.LocalAddr }
+
+// EncodePeer implements raft.Transport: the address is the peer.
+func (t *Transport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte { return []byte(addr) }
+
+// DecodePeer implements raft.Transport.
+func (t *Transport) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
+
+// SetHeartbeatHandler implements raft.Transport: heartbeats skip the
+// consumer queue so a busy follower still answers them.
+func (t *Transport) SetHeartbeatHandler(cb func(raft.RPC)) {
+	t.hbMu.Lock()
+	t.heartbeat = cb
+	t.hbMu.Unlock()
+}
+
+// Close implements raft.WithClose: it ends every stream and connection.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	t.cancel()
+	for addr, c := range t.conns {
+		c.Close()
+		delete(t.conns, addr)
+	}
+	return nil
+}
+
+func (t *Transport) client(target raft.ServerAddress) (raftv1.RaftServiceClient, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	if c, ok := t.conns[target]; ok {
+		return raftv1.NewRaftServiceClient(c), nil
+	}
+	c, err := t.cfg.Dial(t.ctx, string(target))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
+	t.conns[target] = c
+	return raftv1.NewRaftServiceClient(c), nil
+}
+
+func (t *Transport) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.ctx, t.cfg.Timeout)
+}
+
+// AppendEntries implements raft.Transport.
+func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	c, err := t.client(target)
+	if err != nil {
+		return err
+	}
+	b, err := encode(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	out, err := c.AppendEntries(ctx, &raftv1.AppendEntriesRequest{Msgpack: b})
+	if err != nil {
+		return err
+	}
+	return decode(out.Msgpack, resp)
+}
+
+// RequestVote implements raft.Transport.
+func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	c, err := t.client(target)
+	if err != nil {
+		return err
+	}
+	b, err := encode(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	out, err := c.RequestVote(ctx, &raftv1.RequestVoteRequest{Msgpack: b})
+	if err != nil {
+		return err
+	}
+	return decode(out.Msgpack, resp)
+}
+
+// RequestPreVote implements raft.WithPreVote.
+func (t *Transport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	c, err := t.client(target)
+	if err != nil {
+		return err
+	}
+	b, err := encode(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	out, err := c.RequestPreVote(ctx, &raftv1.RequestPreVoteRequest{Msgpack: b})
+	if err != nil {
+		return err
+	}
+	return decode(out.Msgpack, resp)
+}
+
+// TimeoutNow implements raft.Transport.
+func (t *Transport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	c, err := t.client(target)
+	if err != nil {
+		return err
+	}
+	b, err := encode(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	out, err := c.TimeoutNow(ctx, &raftv1.TimeoutNowRequest{Msgpack: b})
+	if err != nil {
+		return err
+	}
+	return decode(out.Msgpack, resp)
+}
+
+// InstallSnapshot implements raft.Transport: the request, then the data in chunks.
+func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+	c, err := t.client(target)
+	if err != nil {
+		return err
+	}
+	b, err := encode(args)
+	if err != nil {
+		return err
+	}
+	// The whole install may take a while; each chunk must make progress.
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	stream, err := c.InstallSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	watchdog := time.AfterFunc(t.cfg.Timeout, cancel)
+	defer watchdog.Stop()
+	if err := stream.Send(&raftv1.InstallSnapshotRequest{Msgpack: b}); err != nil {
+		return fmt.Errorf("snapshot header to %s: %w", target, err)
+	}
+	buf := make([]byte, ChunkSize)
+	for {
+		n, rerr := io.ReadFull(data, buf)
+		if n > 0 {
+			watchdog.Reset(t.cfg.Timeout)
+			if err := stream.Send(&raftv1.InstallSnapshotRequest{Data: buf[:n]}); err != nil {
+				return fmt.Errorf("snapshot data to %s: %w", target, err)
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read snapshot: %w", rerr)
+		}
+	}
+	watchdog.Reset(t.cfg.Timeout)
+	out, err := stream.CloseAndRecv()
+	if err != nil {
+		return err
+	}
+	return decode(out.Msgpack, resp)
+}
+
+// encode and decode use raft's own msgpack settings (as NetworkTransport).
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	h := &codec.MsgpackHandle{}
+	if err := codec.NewEncoder(&buf, h).Encode(v); err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decode(b []byte, v any) error {
+	if err := codec.NewDecoderBytes(b, &codec.MsgpackHandle{}).Decode(v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	return nil
+}
