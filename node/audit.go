@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/node/auth"
@@ -25,6 +26,11 @@ func rules() auth.Rules {
 	r.Service("watchfed.v1.RecordService", []string{"CreateRecord", "AmendRecord", "DelistDesignation", "SetDenialStatus"}, analyst)
 	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory"}, reader)
 	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog"}, operator)
+	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
+	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers"}, operator)
+	r.Service("watchfed.v1.PeerService", []string{"Join", "Forward", "GetNodeStatus"}, partnerNode)
+	r.Service("watchfed.raft.v1.RaftService", []string{"AppendEntries", "AppendEntriesPipeline", "RequestVote", "RequestPreVote", "TimeoutNow", "InstallSnapshot"}, partnerNode)
+	r.Service("watchfed.v1.SharedService", []string{"ListShared", "GetShared", "Watch"}, auth.Rule{Roles: []pki.Role{pki.RoleAnalyst, pki.RoleConsumer}, Audit: true})
 	r.Service("grpc.health.v1.Health", []string{"Check", "Watch", "List"}, anyone)
 	r.Service("grpc.reflection.v1.ServerReflection", []string{"ServerReflectionInfo"}, anyone)
 	r.Service("grpc.reflection.v1alpha.ServerReflection", []string{"ServerReflectionInfo"}, anyone)
@@ -73,7 +79,7 @@ func (n *Node) begin(ctx context.Context, method string) (context.Context, *audi
 		}}
 		ctx = context.WithValue(ctx, draftKey{}, d)
 	}
-	return ctx, d, n.rules.Authorize(method, id)
+	return ctx, d, n.rules.Authorize(method, id, n.cfg.Agency)
 }
 
 // end writes the audit event of a call that did not write it with a record.
@@ -93,6 +99,9 @@ func (n *Node) end(ctx context.Context, d *auditDraft, err error) {
 
 func (n *Node) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, d, err := n.begin(ctx, info.FullMethod)
+	if m, ok := req.(proto.Message); ok && err == nil && !n.rules[info.FullMethod].Partners && proto.Size(m) > n.cfg.MaxMessageBytes {
+		err = status.Errorf(codes.ResourceExhausted, "request of %d bytes exceeds max_message_bytes %d", proto.Size(m), n.cfg.MaxMessageBytes)
+	}
 	var resp any
 	if err == nil {
 		resp, err = handler(ctx, req)

@@ -22,8 +22,10 @@ type Config struct {
 	// Agency is this node's agency id, e.g. DE-BAFA. It must match the O of
 	// the node certificate.
 	Agency string `yaml:"agency"`
-	// Listen is the one gRPC address: public services and (later) raft.
+	// Listen is the one gRPC address: public services, raft and peers.
 	Listen string `yaml:"listen"`
+	// Advertise is the address partners reach this node at; default Listen.
+	Advertise string `yaml:"advertise"`
 	// DataDir holds node.db (records and audit log) and, in dev mode, the certificates.
 	DataDir string `yaml:"data_dir"`
 	TLS     TLS    `yaml:"tls"`
@@ -105,6 +107,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return &FieldError{"listen", fmt.Sprintf("%q is not host:port", c.Listen)}
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return &FieldError{"advertise", fmt.Sprintf("%q is not host:port", c.Advertise)}
+		}
 	}
 	if c.DataDir == "" {
 		return &FieldError{"data_dir", "must not be empty"}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +20,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/store"
@@ -27,19 +30,27 @@ import (
 
 // Node is a running agency node.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *store.Store
-	rules  auth.Rules
-	now    func() time.Time
-	server *grpc.Server
-	health *health.Server
-	lis    net.Listener
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	rules   auth.Rules
+	now     func() time.Time
+	server  *grpc.Server
+	health  *health.Server
+	lis     net.Listener
+	opts    Options
+	fed     *federation
+	closing chan struct{}
 }
 
-// Options are the parts of a node that tests replace: the clock.
+// Options are the parts of a node that tests replace.
 type Options struct {
 	Now func() time.Time
+	// Raft overrides raft's timing (tests use short timeouts).
+	Raft *raft.Config
+	// PublishWait bounds how long a write waits for its shared entry to
+	// commit before it returns without a log index (default 10 s).
+	PublishWait time.Duration
 }
 
 // StoreFile is the bbolt file of a node's records and audit log, in DataDir.
@@ -52,6 +63,9 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.PublishWait == 0 {
+		opts.PublishWait = 10 * time.Second
 	}
 	tlsCfg, err := pki.Files{CACert: cfg.TLS.CACert, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}.ServerConfig()
 	if err != nil {
@@ -72,11 +86,18 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	n := &Node{cfg: cfg, log: log, store: st, rules: rules(), now: opts.Now, lis: lis, health: health.NewServer()}
+	n := &Node{cfg: cfg, log: log, store: st, rules: rules(), now: opts.Now, lis: lis, health: health.NewServer(), opts: opts, closing: make(chan struct{})}
+	if n.fed, err = newFederation(n, tlsCfg); err != nil {
+		lis.Close()
+		st.Close()
+		return nil, err
+	}
 	n.server = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.Creds(credentials.NewTLS(n.fed.serverTLS())),
+		// Raft batches between members may be large; public calls are held
+		// to MaxMessageBytes by the interceptor.
+		grpc.MaxRecvMsgSize(maxPeerMessage),
+		grpc.MaxSendMsgSize(maxPeerMessage),
 		grpc.MaxConcurrentStreams(1024),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -85,6 +106,10 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	)
 	pb.RegisterRecordServiceServer(n.server, &recordService{n: n})
 	pb.RegisterAuditServiceServer(n.server, &auditService{n: n})
+	pb.RegisterFederationServiceServer(n.server, &federationService{n: n})
+	pb.RegisterPeerServiceServer(n.server, &peerService{n: n})
+	pb.RegisterSharedServiceServer(n.server, &sharedService{n: n})
+	n.fed.trans.Register(n.server)
 	healthpb.RegisterHealthServer(n.server, n.health)
 	reflection.Register(n.server)
 	return n, nil
@@ -117,6 +142,14 @@ func checkNodeCert(cfg Config) error {
 // Addr is the address the node listens on (useful with port 0).
 func (n *Node) Addr() string { return n.lis.Addr().String() }
 
+// advertise is the address partners reach this node at.
+func (n *Node) advertise() string {
+	if n.cfg.Advertise != "" {
+		return n.cfg.Advertise
+	}
+	return n.Addr()
+}
+
 // Serve answers until ctx is cancelled, then stops gracefully and closes the
 // store. Every acknowledged write is already on disk, so a hard kill instead
 // loses nothing either.
@@ -124,19 +157,33 @@ func (n *Node) Serve(ctx context.Context) error {
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 1)
 	go func() { errc <- n.server.Serve(n.lis) }()
+	loops, stopLoops := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.fed.publishLoop(loops) }()
+	go func() { defer wg.Done(); n.fed.receiveLoop(loops) }()
+	if n.fed.invite != nil && !n.fed.joined() {
+		go n.fed.joinLoop(loops)
+	}
 	n.log.Info("node serving", "agency", n.cfg.Agency, "addr", n.Addr(), "data_dir", n.cfg.DataDir)
 	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		n.health.Shutdown()
-		done := make(chan struct{})
-		go func() { n.server.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			n.server.Stop()
-		}
+	}
+	n.health.Shutdown()
+	close(n.closing) // ends Watch streams
+	stopLoops()
+	wg.Wait()
+	if cerr := n.fed.close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	done := make(chan struct{})
+	go func() { n.server.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		n.server.Stop()
 	}
 	if cerr := n.store.Close(); cerr != nil && err == nil {
 		err = cerr

@@ -39,10 +39,11 @@ func (s *recordService) CreateRecord(ctx context.Context, req *pb.CreateRecordRe
 	rec.Version = 1
 	rec.Origin = s.n.cfg.Agency
 	rec.CreatedAt = timestamppb.New(now)
-	if err := s.n.put(ctx, rec, nil, now); err != nil {
+	idx, err := s.n.put(ctx, rec, nil, now)
+	if err != nil {
 		return nil, err
 	}
-	return &pb.CreateRecordResponse{Record: rec}, nil
+	return &pb.CreateRecordResponse{Record: rec, LogIndex: idx}, nil
 }
 
 // assignedByNode refuses identity fields in a new record: they are the
@@ -94,10 +95,11 @@ func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequ
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if err := s.n.put(ctx, next, cur, now); err != nil {
+	idx, err := s.n.put(ctx, next, cur, now)
+	if err != nil {
 		return nil, err
 	}
-	return &pb.AmendRecordResponse{Record: next}, nil
+	return &pb.AmendRecordResponse{Record: next, LogIndex: idx}, nil
 }
 
 func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDesignationRequest) (*pb.DelistDesignationResponse, error) {
@@ -126,10 +128,11 @@ func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDes
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if err := s.n.put(ctx, next, cur, now); err != nil {
+	idx, err := s.n.put(ctx, next, cur, now)
+	if err != nil {
 		return nil, err
 	}
-	return &pb.DelistDesignationResponse{Record: next}, nil
+	return &pb.DelistDesignationResponse{Record: next, LogIndex: idx}, nil
 }
 
 func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialStatusRequest) (*pb.SetDenialStatusResponse, error) {
@@ -157,10 +160,11 @@ func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialSt
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if err := s.n.put(ctx, next, cur, now); err != nil {
+	idx, err := s.n.put(ctx, next, cur, now)
+	if err != nil {
 		return nil, err
 	}
-	return &pb.SetDenialStatusResponse{Record: next}, nil
+	return &pb.SetDenialStatusResponse{Record: next, LogIndex: idx}, nil
 }
 
 func (s *recordService) GetRecord(ctx context.Context, req *pb.GetRecordRequest) (*pb.GetRecordResponse, error) {
@@ -238,8 +242,9 @@ func (n *Node) current(ctx context.Context, id string, expected uint64) (*pb.Rec
 }
 
 // put stores rec as the version after prev (or as the first version) together
-// with the call's audit event, in one fsynced transaction.
-func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) error {
+// with the call's audit event, in one fsynced transaction, then waits (up to
+// PublishWait) for its shared entry to commit and returns the log index.
+func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (uint64, error) {
 	if prev != nil {
 		rec.Id, rec.Origin, rec.CreatedAt = prev.Id, prev.Origin, prev.CreatedAt
 		rec.Version = prev.Version + 1
@@ -258,10 +263,12 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) err
 	d.ev.Outcome = "ok"
 	d.ev.Detail = fmt.Sprintf("version %d", rec.Version)
 	if _, err := n.store.Put(ctx, rec, d.ev); err != nil {
-		return storeError(err, rec.Id)
+		return 0, storeError(err, rec.Id)
 	}
 	d.written = true
-	return nil
+	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
+	defer cancel()
+	return n.fed.waitPublished(wctx, rec), nil
 }
 
 func storeError(err error, id string) error {

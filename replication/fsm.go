@@ -422,3 +422,32 @@ func u64(b []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(b)
 }
+
+// Envelope returns the published envelope of an entry version.
+func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out *pb.Envelope
+	err := f.db.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketEntries).Get(entryKey(id, version))
+		if idx == nil {
+			return fmt.Errorf("no entry %s version %d", id, version)
+		}
+		var cmd pb.Command
+		if err := proto.Unmarshal(tx.Bucket(bucketLog).Get(idx), &cmd); err != nil {
+			return err
+		}
+		body := &pb.PublicationBody{}
+		if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
+			return err
+		}
+		for _, env := range body.Envelopes {
+			if env.GetHeader().GetEntryId() == id && env.GetHeader().GetVersion() == version {
+				out = env
+				return nil
+			}
+		}
+		return fmt.Errorf("entry %s version %d missing from its publication", id, version)
+	})
+	return out, err
+}

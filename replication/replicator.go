@@ -238,7 +238,7 @@ func (r *Replicator) Status() Status {
 		Term:        r.Raft.CurrentTerm(),
 		LastIndex:   r.Raft.LastIndex(),
 		CommitIndex: r.Raft.CommitIndex(),
-		Applied:     r.FSM.Applied(),
+		Applied:     r.Raft.AppliedIndex(),
 		LastContact: r.Raft.LastContact(),
 	}
 	st.Leader, _ = r.Leader()

@@ -58,6 +58,13 @@ Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 permission d
 		newDenialsCmd(),
 		newRecordsCmd(),
 		newAuditCmd(),
+		newFederationCmd(),
+		newPeersCmd(),
+		newLeaderCmd(),
+		newStatusCmd(),
+		newSharedCmd(),
+		newWatchCmd(),
+		newTestnetCmd(),
 	)
 	return root
 }

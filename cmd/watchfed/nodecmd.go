@@ -8,7 +8,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/watchfed/watchfed/node"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // DevDataDir is where `watchfed node --dev` keeps everything unless --data-dir says otherwise.
@@ -17,6 +20,7 @@ const DevDataDir = ".watchfed/dev"
 func newNodeCmd() *cobra.Command {
 	var (
 		configPath string
+		joinPath   string
 		dev        bool
 		cfg        = node.Defaults()
 	)
@@ -67,6 +71,22 @@ certificates made on first start, and the export lines a client needs printed on
 			if err := final.Validate(); err != nil {
 				return usageError{fmt.Errorf("config: %w", err)}
 			}
+			if joinPath != "" {
+				data, err := os.ReadFile(joinPath)
+				if err != nil {
+					return usagef("--join: %v", err)
+				}
+				inv := &pb.Invitation{}
+				if err := protojson.Unmarshal(data, inv); err != nil {
+					return usagef("--join %s: not an invitation: %v", joinPath, err)
+				}
+				if inv.Agency != final.Agency {
+					return usagef("--join: the invitation is for %s, this node is %s", inv.Agency, final.Agency)
+				}
+				if err := node.WriteInvitation(final.DataDir, inv); err != nil {
+					return err
+				}
+			}
 			log := newLogger(final)
 			n, err := node.New(final, log, node.Options{})
 			if err != nil {
@@ -78,6 +98,8 @@ certificates made on first start, and the export lines a client needs printed on
 	fl := cmd.Flags()
 	fl.StringVar(&configPath, "config", "", "YAML configuration file")
 	fl.BoolVar(&dev, "dev", false, "development mode: no set-up needed (see above)")
+	fl.StringVar(&joinPath, "join", "", "invitation file (from `watchfed peers invite` on a member): join that federation")
+	fl.StringVar(&cfg.Advertise, "advertise", "", "address partners reach this node at (default: --listen)")
 	fl.StringVar(&cfg.Agency, "agency", "", "this node's agency id, e.g. DE-BAFA")
 	fl.StringVar(&cfg.Listen, "listen", cfg.Listen, "gRPC listen address")
 	fl.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
@@ -101,6 +123,7 @@ func overrideChanged(cmd *cobra.Command, file, flags node.Config) node.Config {
 	}
 	pick("agency", &file.Agency, flags.Agency)
 	pick("listen", &file.Listen, flags.Listen)
+	pick("advertise", &file.Advertise, flags.Advertise)
 	pick("data-dir", &file.DataDir, flags.DataDir)
 	pick("ca-cert", &file.TLS.CACert, flags.TLS.CACert)
 	pick("cert", &file.TLS.Cert, flags.TLS.Cert)

@@ -287,7 +287,7 @@ func newWriteCmds(kind pb.Kind, noun string, cf *clientFlags) []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printRecord(cmd, resp.Record)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
 			})
 		},
 	}
@@ -321,7 +321,7 @@ func newWriteCmds(kind pb.Kind, noun string, cf *clientFlags) []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printRecord(cmd, resp.Record)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
 			})
 		},
 	}
@@ -334,6 +334,18 @@ func (cf *clientFlags) printRecord(cmd *cobra.Command, r *pb.Record) error {
 		return writeJSON(cmd.OutOrStdout(), r)
 	}
 	return writeRecord(cmd.OutOrStdout(), r)
+}
+
+// printWritten shows a written record; people also see the log index of its
+// shared entry (0: local-only, or no federation yet).
+func (cf *clientFlags) printWritten(cmd *cobra.Command, r *pb.Record, logIndex uint64) error {
+	if err := cf.printRecord(cmd, r); err != nil || cf.output == "json" {
+		return err
+	}
+	if logIndex > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "log_index:          %d\n", logIndex)
+	}
+	return nil
 }
 
 func (cf *clientFlags) printRecords(cmd *cobra.Command, recs []*pb.Record) error {

@@ -21,6 +21,9 @@ type Rule struct {
 	// Audit: every call is written to the audit log (record reads and writes,
 	// screens, policy and membership changes). Health checks are not.
 	Audit bool
+	// Partners: open to other agencies' node certificates (raft, forwarding,
+	// join). Otherwise only the node's own agency may call.
+	Partners bool
 }
 
 // Rules maps full gRPC method names ("/watchfed.v1.RecordService/GetRecord")
@@ -35,11 +38,14 @@ func (r Rules) Service(service string, methods []string, rule Rule) {
 	}
 }
 
-// Authorize checks that id may call method.
-func (r Rules) Authorize(method string, id pki.Identity) error {
+// Authorize checks that id may call method on the node of agency self.
+func (r Rules) Authorize(method string, id pki.Identity, self string) error {
 	rule, ok := r[method]
 	if !ok {
 		return status.Errorf(codes.PermissionDenied, "%s is not open to any role", method)
+	}
+	if id.Agency != self && !rule.Partners {
+		return status.Errorf(codes.PermissionDenied, "%s serves agency %s only; certificate %s is of another agency", method, self, id)
 	}
 	for _, role := range rule.Roles {
 		if id.Has(role) {

@@ -70,7 +70,9 @@ func TestValidate(t *testing.T) {
 			[]string{"subject.birth_dates[1]", "subject.birth_dates[2]"}},
 		{"unknown schema", func(r *pb.Record) { r.Subject.Schema = 42 }, validDesignation, []string{"subject.schema"}},
 		{"no marking", func(r *pb.Record) { r.Marking = 0 }, validDesignation, []string{"marking"}},
-		{"bad alias", func(r *pb.Record) { r.Subject.Aliases = append(r.Subject.Aliases, &pb.Alias{Name: "a\x00b", Script: "cyrillic"}) }, validDesignation,
+		{"bad alias", func(r *pb.Record) {
+			r.Subject.Aliases = append(r.Subject.Aliases, &pb.Alias{Name: "a\x00b", Script: "cyrillic"})
+		}, validDesignation,
 			[]string{"subject.aliases[1].name", "subject.aliases[1].script"}},
 		{"bad IMO check digit", func(r *pb.Record) {
 			r.Subject.Identifiers = []*pb.Identifier{{Type: pb.IdentifierType_IDENTIFIER_TYPE_IMO, Value: "9176188"}}

@@ -30,12 +30,18 @@ var (
 
 var (
 	bucketMeta     = []byte("meta")
-	bucketVersions = []byte("versions") // id 0x00 be64(version) → Record
-	bucketCurrent  = []byte("current")  // id → be64(current version)
-	bucketAudit    = []byte("audit")    // be64(seq) → AuditEvent
+	bucketVersions = []byte("versions")   // id 0x00 be64(version) → Record
+	bucketCurrent  = []byte("current")    // id → be64(current version)
+	bucketAudit    = []byte("audit")      // be64(seq) → AuditEvent
+	bucketOutbox   = []byte("outbox")     // id 0x00 be64(version) of versions not yet published
+	bucketShared   = []byte("shared")     // id 0x00 be64(version) → SharedEntry received from a partner
+	bucketSharedAt = []byte("shared_at")  // be64(log index) be32(n) → id 0x00 be64(version)
+	bucketSharedID = []byte("shared_cur") // id → be64(latest version received)
+	bucketEpochs   = []byte("epoch_keys") // origin 0x00 be64(epoch) → epoch key received
 	keyFormat      = []byte("format")
-	keyAuditHead   = []byte("audit_head")  // hash of the last event
-	keyAuditCount  = []byte("audit_count") // be64(number of events)
+	keyAuditHead   = []byte("audit_head")     // hash of the last event
+	keyAuditCount  = []byte("audit_count")    // be64(number of events)
+	keyReceived    = []byte("received_index") // be64(last log index whose entries were taken in)
 	formatVersion  = []byte("1")
 )
 
@@ -70,7 +76,7 @@ func Open(path string, opts Options) (*Store, error) {
 	// Concurrent writers share one commit and one fsync; a short delay gathers them.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketVersions, bucketCurrent, bucketAudit} {
+		for _, b := range [][]byte{bucketMeta, bucketVersions, bucketCurrent, bucketAudit, bucketOutbox, bucketShared, bucketSharedAt, bucketSharedID, bucketEpochs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -165,6 +171,13 @@ func putVersion(tx *bolt.Tx, rec *pb.Record) error {
 	}
 	if err := versions.Put(versionKey(rec.Id, rec.Version), data); err != nil {
 		return err
+	}
+	if !rec.Local {
+		// Queued for publication in the same transaction: a crash after the
+		// write cannot lose the share.
+		if err := tx.Bucket(bucketOutbox).Put(versionKey(rec.Id, rec.Version), nil); err != nil {
+			return err
+		}
 	}
 	return cur.Put(id, be64(rec.Version))
 }

@@ -120,23 +120,48 @@ func (s *server) TimeoutNow(ctx context.Context, in *raftv1.TimeoutNowRequest) (
 	return &raftv1.TimeoutNowResponse{Msgpack: b}, nil
 }
 
-// AppendEntriesPipeline answers requests one after another, in order.
+// AppendEntriesPipeline answers requests one after another, in order. It
+// returns when the transport closes, so a node's graceful stop does not wait
+// for its peers to hang up.
 func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPipelineServer) error {
 	ctx := stream.Context()
 	if err := s.authorize(ctx); err != nil {
 		return err
 	}
+	type recv struct {
+		in  *raftv1.AppendEntriesPipelineRequest
+		err error
+	}
+	next := make(chan recv)
+	go func() {
+		for {
+			in, err := stream.Recv()
+			select {
+			case next <- recv{in, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for {
-		in, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
+		var r recv
+		select {
+		case r = <-next:
+		case <-s.t.ctx.Done():
+			return status.Error(codes.Unavailable, ErrClosed.Error())
+		}
+		if errors.Is(r.err, io.EOF) {
 			return nil
 		}
-		if err != nil {
-			return err
+		if r.err != nil {
+			return r.err
 		}
 		out := &raftv1.AppendEntriesPipelineResponse{}
 		req := &raft.AppendEntriesRequest{}
-		if err := decode(in.Msgpack, req); err != nil {
+		if err := decode(r.in.Msgpack, req); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		resp, err := s.dispatch(ctx, req, nil)

@@ -67,8 +67,11 @@ func (x *CreateRecordRequest) GetRecord() *Record {
 }
 
 type CreateRecordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Log index of the shared entry once committed; 0 when the record is
+	// local-only or the node is in no federation (yet).
+	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +111,13 @@ func (x *CreateRecordResponse) GetRecord() *Record {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *CreateRecordResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
 }
 
 type AmendRecordRequest struct {
@@ -166,8 +176,11 @@ func (x *AmendRecordRequest) GetExpectedVersion() uint64 {
 }
 
 type AmendRecordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Log index of the shared entry once committed; 0 when the record is
+	// local-only or the node is in no federation (yet).
+	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -207,6 +220,13 @@ func (x *AmendRecordResponse) GetRecord() *Record {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *AmendRecordResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
 }
 
 type DelistDesignationRequest struct {
@@ -279,8 +299,11 @@ func (x *DelistDesignationRequest) GetExpectedVersion() uint64 {
 }
 
 type DelistDesignationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Log index of the shared entry once committed; 0 when the record is
+	// local-only or the node is in no federation (yet).
+	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +343,13 @@ func (x *DelistDesignationResponse) GetRecord() *Record {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *DelistDesignationResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
 }
 
 type SetDenialStatusRequest struct {
@@ -391,8 +421,11 @@ func (x *SetDenialStatusRequest) GetExpectedVersion() uint64 {
 }
 
 type SetDenialStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Log index of the shared entry once committed; 0 when the record is
+	// local-only or the node is in no federation (yet).
+	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +465,13 @@ func (x *SetDenialStatusResponse) GetRecord() *Record {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *SetDenialStatusResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
 }
 
 type GetRecordRequest struct {
@@ -768,29 +808,33 @@ const file_watchfed_v1_record_service_proto_rawDesc = "" +
 	"\n" +
 	" watchfed/v1/record_service.proto\x12\vwatchfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"B\n" +
 	"\x13CreateRecordRequest\x12+\n" +
-	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"C\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"`\n" +
 	"\x14CreateRecordResponse\x12+\n" +
-	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"l\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"l\n" +
 	"\x12AmendRecordRequest\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12)\n" +
-	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"B\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"_\n" +
 	"\x13AmendRecordResponse\x12+\n" +
-	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"\x8e\x01\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"\x8e\x01\n" +
 	"\x18DelistDesignationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vdelisted_on\x18\x02 \x01(\tR\n" +
 	"delistedOn\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12)\n" +
-	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"H\n" +
+	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"e\n" +
 	"\x19DelistDesignationResponse\x12+\n" +
-	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"\x9e\x01\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"\x9e\x01\n" +
 	"\x16SetDenialStatusRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.watchfed.v1.DenialStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12)\n" +
-	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"F\n" +
+	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"c\n" +
 	"\x17SetDenialStatusResponse\x12+\n" +
-	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"m\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"m\n" +
 	"\x10GetRecordRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x18\n" +

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/watchfed/watchfed/policy"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+func newFederationCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{Use: "federation", Short: "Found a federation (operator role)"}
+	addClientFlags(cmd, &cf)
+	cmd.AddCommand(&cobra.Command{
+		Use:     "init",
+		Short:   "Bootstrap a new federation with this node as its only member",
+		Example: "  watchfed federation init",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewFederationServiceClient(conn).InitFederation(ctx, &pb.InitFederationRequest{})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), resp.Member)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "federation founded by %s at %s\n", resp.Member.Agency, resp.Member.Address)
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+func newPeersCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List, invite and remove federation members (operator role)",
+		Example: `  watchfed peers list
+  watchfed peers invite --agency FR-SBDU --address fr.example:7400 --ca-cert fr-ca.pem --out invite.json
+  watchfed peers remove FR-SBDU`,
+	}
+	addClientFlags(cmd, &cf)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "Every member: address, voter, role, reachable, applied index, lag behind the leader",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewFederationServiceClient(conn).ListPeers(ctx, &pb.ListPeersRequest{})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), protoList(resp.Peers))
+				}
+				rows := make([][]string, len(resp.Peers))
+				for i, p := range resp.Peers {
+					rows[i] = []string{p.Id, p.Address, strconv.FormatBool(p.Voter), p.Role, strconv.FormatBool(p.Reachable),
+						fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.Lag), fmtTime(p.LastContact)}
+				}
+				return table(cmd.OutOrStdout(), "ID\tADDRESS\tVOTER\tROLE\tREACHABLE\tAPPLIED\tLAG\tLAST_CONTACT", rows)
+			})
+		},
+	})
+	var agency, address, caCert, out string
+	var nonVoter bool
+	invite := &cobra.Command{
+		Use:   "invite",
+		Short: "Register another agency's CA and address; write the invitation its node starts with (--join)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ca, err := os.ReadFile(caCert)
+			if err != nil {
+				return usagef("--ca-cert: %v", err)
+			}
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewFederationServiceClient(conn).InvitePeer(ctx, &pb.InvitePeerRequest{Agency: agency, Address: address, CaCert: ca, Voter: !nonVoter})
+				if err != nil {
+					return err
+				}
+				data, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true}.Marshal(resp.Invitation)
+				if err != nil {
+					return err
+				}
+				if out == "" || out == "-" {
+					_, err = cmd.OutOrStdout().Write(append(data, '\n'))
+					return err
+				}
+				return os.WriteFile(out, data, 0o644)
+			})
+		},
+	}
+	invite.Flags().StringVar(&agency, "agency", "", "agency id of the invited member (required)")
+	invite.Flags().StringVar(&address, "address", "", "host:port its node is reached at (required)")
+	invite.Flags().StringVar(&caCert, "ca-cert", "", "its CA certificate, exchanged out of band (required)")
+	invite.Flags().BoolVar(&nonVoter, "non-voter", false, "join as a non-voter: receives everything, does not vote")
+	invite.Flags().StringVar(&out, "out", "", "write the invitation to this file (default stdout)")
+	cmd.AddCommand(invite)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "remove AGENCY",
+		Short: "Remove a member: it receives nothing more (run on the leader)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				_, err := pb.NewFederationServiceClient(conn).RemovePeer(ctx, &pb.RemovePeerRequest{Agency: args[0]})
+				return err
+			})
+		},
+	})
+	return cmd
+}
+
+func newLeaderCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{Use: "leader", Short: "Move raft leadership (operator role)"}
+	addClientFlags(cmd, &cf)
+	var to string
+	transfer := &cobra.Command{
+		Use:     "transfer",
+		Short:   "Hand leadership to another voter (run on the leader)",
+		Example: "  watchfed leader transfer --to FR-SBDU",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewFederationServiceClient(conn).TransferLeadership(ctx, &pb.TransferLeadershipRequest{To: to})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), resp)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s\n", resp.Leader)
+				return nil
+			})
+		},
+	}
+	transfer.Flags().StringVar(&to, "to", "", "agency to lead (default: raft picks)")
+	cmd.AddCommand(transfer)
+	return cmd
+}
+
+func newStatusCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "This node's replication status: role, term, indexes, leader, last contact (operator role)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), st)
+				}
+				return table(cmd.OutOrStdout(), "FIELD\tVALUE", [][]string{
+					{"id", st.Id}, {"agency", st.Agency}, {"role", st.Role}, {"term", fmt.Sprint(st.Term)},
+					{"last_index", fmt.Sprint(st.LastIndex)}, {"commit_index", fmt.Sprint(st.CommitIndex)},
+					{"applied_index", fmt.Sprint(st.AppliedIndex)}, {"last_contact", fmtTime(st.LastContact)},
+					{"leader", st.Leader}, {"snapshot_index", fmt.Sprint(st.SnapshotIndex)}, {"policy_error", st.PolicyError},
+				})
+			})
+		},
+	}
+	addClientFlags(cmd, &cf)
+	return cmd
+}
+
+func sharedRows(es []*pb.SharedEntry) [][]string {
+	rows := make([][]string, len(es))
+	for i, e := range es {
+		r := e.Record
+		rows[i] = []string{fmt.Sprint(e.LogIndex), e.Origin, r.Id, fmt.Sprint(r.Version), enumName(r.Kind.String(), "KIND_"),
+			r.GetSubject().GetName(), recordStatus(r), policy.MarkingName(r.Marking)}
+	}
+	return rows
+}
+
+const sharedHeader = "INDEX\tORIGIN\tID\tVERSION\tKIND\tNAME\tSTATUS\tMARKING"
+
+func newSharedCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{Use: "shared", Short: "Read the entries partners shared with this agency"}
+	addClientFlags(cmd, &cf)
+	var origin string
+	var all bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Current version of every readable shared entry, with origin, version and log index",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{Origin: origin, IncludeInactive: all})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), protoList(resp.Entries))
+				}
+				return table(cmd.OutOrStdout(), sharedHeader, sharedRows(resp.Entries))
+			})
+		},
+	}
+	list.Flags().StringVar(&origin, "origin", "", "only entries from this agency")
+	list.Flags().BoolVar(&all, "all", false, "include delisted and revoked entries")
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one shared entry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewSharedServiceClient(conn).GetShared(ctx, &pb.GetSharedRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), resp.Entry)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "log_index:\t%d\n", resp.Entry.LogIndex)
+				return writeRecord(cmd.OutOrStdout(), resp.Entry.Record)
+			})
+		},
+	}
+	cmd.AddCommand(list, get)
+	return cmd
+}
+
+func newWatchCmd() *cobra.Command {
+	var cf clientFlags
+	var from uint64
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Follow the shared entries this agency can read, in log order (JSON lines with -o json)",
+		Long: `Follow the shared entries this agency can read, in log order, from --from on.
+After a disconnect, resume with --from set to the last log_index received: entries of
+that index already seen are skipped by their position, so nothing is lost or repeated.`,
+		Example: "  watchfed watch --from 1 -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				stream, err := pb.NewSharedServiceClient(conn).Watch(ctx, &pb.WatchRequest{FromIndex: from})
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if cf.output != "json" {
+					fmt.Fprintln(w, sharedHeader)
+				}
+				for {
+					resp, err := stream.Recv()
+					if err == io.EOF || ctx.Err() != nil {
+						return nil
+					}
+					if err != nil {
+						return err
+					}
+					if cf.output == "json" {
+						b, err := jsonOut.Marshal(resp.Entry)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintln(w, string(b))
+						continue
+					}
+					fmt.Fprintln(w, joinTab(sharedRows([]*pb.SharedEntry{resp.Entry})[0]))
+				}
+			})
+		},
+	}
+	addClientFlags(cmd, &cf)
+	cmd.Flags().Uint64Var(&from, "from", 1, "first log index")
+	return cmd
+}
+
+func joinTab(cols []string) string {
+	s := ""
+	for i, c := range cols {
+		if i > 0 {
+			s += "\t"
+		}
+		s += c
+	}
+	return s
+}

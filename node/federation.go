@@ -1,0 +1,564 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/policy/seal"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/replication/transport"
+)
+
+// Files in a node's data directory besides node.db.
+const (
+	KeysFile       = "keys.pem"        // signing, sealing and epoch master keys (0600)
+	InvitationFile = "invitation.json" // the invitation a joining node started with
+	raftDir        = "raft"
+)
+
+// federation is the node's membership of the federation: its keys, its raft
+// member, and the loops that publish its records and take in what partners
+// sealed to it.
+type federation struct {
+	n      *Node
+	keys   *seal.Keys
+	sealer *seal.Sealer
+	opener *seal.Opener
+	trans  *transport.Transport
+	rep    *replication.Replicator
+	caPEM  []byte
+	base   *tls.Config // the node's own certificate and CA
+	invite *pb.Invitation
+
+	wake     chan struct{} // a write queued something to publish
+	mu       sync.Mutex
+	waiters  map[string][]chan uint64 // "id@version" → callers waiting for its log index
+	received chan struct{}            // closed and replaced when entries were taken in
+}
+
+func newFederation(n *Node, base *tls.Config) (*federation, error) {
+	keys, err := loadOrMakeKeys(filepath.Join(n.cfg.DataDir, KeysFile))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(n.cfg.TLS.CACert)
+	if err != nil {
+		return nil, err
+	}
+	f := &federation{
+		n: n, keys: keys, caPEM: caPEM, base: base,
+		sealer: seal.NewSealer(n.cfg.Agency, keys), opener: seal.NewOpener(n.cfg.Agency, keys),
+		wake: make(chan struct{}, 1), waiters: map[string][]chan uint64{}, received: make(chan struct{}),
+	}
+	if data, err := os.ReadFile(filepath.Join(n.cfg.DataDir, InvitationFile)); err == nil {
+		f.invite = &pb.Invitation{}
+		if err := protojson.Unmarshal(data, f.invite); err != nil {
+			return nil, fmt.Errorf("%s: %w", InvitationFile, err)
+		}
+	}
+	f.trans, err = transport.New(transport.Config{
+		LocalAddr: raft.ServerAddress(n.advertise()),
+		Dial:      func(ctx context.Context, target string) (*grpc.ClientConn, error) { return f.dial(target) },
+		Authorize: f.authorizeNode,
+		Logger:    n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.rep, err = replication.Open(replication.Config{
+		ID: n.cfg.Agency, Addr: n.advertise(), Dir: filepath.Join(n.cfg.DataDir, raftDir),
+		Transport: f.trans, Verify: seal.Verify, Logger: n.log, Raft: n.opts.Raft,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func loadOrMakeKeys(path string) (*seal.Keys, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		k, err := seal.UnmarshalKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k, err := seal.GenerateKeys()
+	if err != nil {
+		return nil, err
+	}
+	data, err = seal.MarshalKeys(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// trustPool is the node's own CA plus every registered member's CA (or,
+// before the registry reached this node, those of its invitation).
+func (f *federation) trustPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(f.caPEM)
+	for _, m := range f.knownMembers() {
+		pool.AppendCertsFromPEM(m.CaCert)
+	}
+	return pool
+}
+
+// knownMembers is the registry, or the invitation's members until the
+// registry has reached a joining node.
+func (f *federation) knownMembers() []*pb.Member {
+	ms, _ := f.rep.FSM.Members()
+	if len(ms) == 0 && f.invite != nil {
+		return f.invite.Members
+	}
+	return ms
+}
+
+// serverTLS builds each handshake's config with the current trust pool:
+// membership changes take effect without a restart.
+func (f *federation) serverTLS() *tls.Config {
+	cfg := f.base.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := f.base.Clone()
+		c.ClientCAs = f.trustPool()
+		return c, nil
+	}
+	return cfg
+}
+
+func (f *federation) dial(target string) (*grpc.ClientConn, error) {
+	cfg := f.base.Clone()
+	cfg.ClientCAs, cfg.ClientAuth = nil, tls.NoClientCert
+	cfg.RootCAs = f.trustPool()
+	return grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPeerMessage), grpc.MaxCallSendMsgSize(maxPeerMessage)))
+}
+
+// maxPeerMessage bounds node-to-node messages (raft batches of publications).
+const maxPeerMessage = 64 << 20
+
+// authorizeNode admits raft and peer calls only from the node certificates
+// of registered members (invited or joined).
+func (f *federation) authorizeNode(ctx context.Context) error {
+	id, err := auth.PeerIdentity(ctx)
+	if err != nil {
+		return err
+	}
+	if !id.Has(pki.RoleNode) {
+		return fmt.Errorf("certificate %s lacks the node role", id)
+	}
+	for _, m := range f.knownMembers() {
+		if m.Agency == id.Agency {
+			return nil
+		}
+	}
+	if id.Agency == f.n.cfg.Agency {
+		return nil
+	}
+	return fmt.Errorf("agency %s is not a federation member", id.Agency)
+}
+
+// self is this node's registry entry.
+func (f *federation) self(voter bool) *pb.Member {
+	pub := f.keys.Public()
+	return &pb.Member{Agency: f.n.cfg.Agency, Address: f.n.advertise(), CaCert: f.caPEM, SigningKey: pub.Signing, SealingKey: pub.Sealing, Voter: voter}
+}
+
+// joined reports whether this agency is a joined member.
+func (f *federation) joined() bool {
+	m, err := f.rep.FSM.Member(f.n.cfg.Agency)
+	return err == nil && m.Joined
+}
+
+// apply commits a command, through the leader if this node is not it.
+func (f *federation) apply(ctx context.Context, cmd *pb.Command) (uint64, error) {
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return 0, err
+	}
+	for attempt := 0; ; attempt++ {
+		idx, err := f.rep.ApplyRaw(ctx, data)
+		if !errors.Is(err, replication.ErrNotLeader) {
+			return idx, err
+		}
+		_, addr := f.rep.Leader()
+		if addr != "" && addr != f.n.advertise() {
+			idx, err = f.forward(ctx, addr, data)
+			if err == nil || status.Code(err) != codes.Unavailable {
+				return idx, err
+			}
+		}
+		// No leader known yet (an election is under way): wait a little.
+		select {
+		case <-ctx.Done():
+			return 0, status.Errorf(codes.Unavailable, "no federation leader: %v", ctx.Err())
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 50 * time.Millisecond):
+		}
+	}
+}
+
+func (f *federation) forward(ctx context.Context, addr string, data []byte) (uint64, error) {
+	conn, err := f.dial(addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	resp, err := pb.NewPeerServiceClient(conn).Forward(ctx, &pb.ForwardRequest{Command: data})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Index, nil
+}
+
+// recipients are the joined members other than this agency, with their
+// current epoch (1 until rotation) and whether its key already travelled.
+func (f *federation) recipients() (map[string]seal.Recipient, error) {
+	ms, err := f.rep.FSM.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]seal.Recipient{}
+	for _, m := range ms {
+		if !m.Joined || m.Agency == f.n.cfg.Agency {
+			continue
+		}
+		out[m.Agency] = seal.Recipient{SealingKey: m.SealingKey, Epoch: 1, Granted: f.rep.FSM.Granted(f.n.cfg.Agency, m.Agency, 1)}
+	}
+	return out, nil
+}
+
+// publishLoop drains the outbox: every record version written locally and
+// not local-only becomes a sealed entry in the log. It also grants the
+// history of this agency's entries to members that joined since.
+func (f *federation) publishLoop(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if f.joined() {
+			if err := f.grantHistory(ctx); err != nil && ctx.Err() == nil {
+				f.n.log.Warn("grant history", "err", err)
+			}
+			for {
+				n, err := f.publishBatch(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						f.n.log.Warn("publish", "err", err)
+					}
+					break
+				}
+				if n == 0 {
+					break
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// maxBatch bounds one publication: a bulk import becomes many publications
+// of this many entries, each one signature.
+const maxBatch = 256
+
+func (f *federation) publishBatch(ctx context.Context) (int, error) {
+	recs, err := f.n.store.Outbox(ctx, maxBatch)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	rcpt, err := f.recipients()
+	if err != nil {
+		return 0, err
+	}
+	names := make([]string, 0, len(rcpt))
+	for r := range rcpt {
+		names = append(names, r)
+	}
+	slices.Sort(names)
+	items := make([]seal.Item, 0, len(recs))
+	for _, r := range recs {
+		plain, err := proto.Marshal(r)
+		if err != nil {
+			return 0, err
+		}
+		it := seal.Item{Header: &pb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}}
+		if len(names) > 0 {
+			it.Bodies = []seal.BodyPlain{{Recipients: names, Plaintext: plain}}
+		} else {
+			// No partner yet: the entry is still ordered in the log (its own
+			// body is wrapped for the origin), and granted to partners as they join.
+			it.Bodies = []seal.BodyPlain{{Plaintext: plain}}
+		}
+		items = append(items, it)
+	}
+	pub, err := f.sealer.Seal(items, rcpt)
+	if err != nil {
+		return 0, err
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	idx, err := f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
+	if err != nil {
+		return 0, err
+	}
+	if err := f.n.store.MarkPublished(ctx, recs); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	for _, r := range recs {
+		key := fmt.Sprintf("%s@%d", r.Id, r.Version)
+		for _, ch := range f.waiters[key] {
+			ch <- idx
+		}
+		delete(f.waiters, key)
+	}
+	f.mu.Unlock()
+	return len(recs), nil
+}
+
+// waitPublished waits until a record version is committed to the log and
+// returns its index; 0 if the node is in no federation or ctx ends first
+// (the version stays queued and is published later).
+func (f *federation) waitPublished(ctx context.Context, r *pb.Record) uint64 {
+	if r.Local || !f.joined() {
+		return 0
+	}
+	ch := make(chan uint64, 1)
+	key := fmt.Sprintf("%s@%d", r.Id, r.Version)
+	f.mu.Lock()
+	f.waiters[key] = append(f.waiters[key], ch)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case idx := <-ch:
+		return idx
+	case <-ctx.Done():
+		return 0
+	}
+}
+
+// grantHistory shares this agency's existing entries with members that
+// joined after they were published: a key grant per body, no re-send.
+func (f *federation) grantHistory(ctx context.Context) error {
+	rcpt, err := f.recipients()
+	if err != nil {
+		return err
+	}
+	for agency, rc := range rcpt {
+		done, err := f.n.store.HistoryGranted(agency)
+		if err != nil || done {
+			continue
+		}
+		refs, err := f.ownBodiesMissing(agency)
+		if err != nil {
+			return err
+		}
+		for len(refs) > 0 {
+			batch := refs[:min(len(refs), maxBatch)]
+			refs = refs[len(batch):]
+			pub, err := f.sealer.Grant(batch, agency, rc)
+			if err != nil {
+				return err
+			}
+			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err = f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
+			cancel()
+			if err != nil {
+				return err
+			}
+			rc.Granted = true
+		}
+		if err := f.n.store.SetHistoryGranted(agency); err != nil {
+			return err
+		}
+		f.n.log.Info("granted history to new member", "agency", agency)
+	}
+	return nil
+}
+
+// ownBodiesMissing lists the bodies of this agency's entries that agency
+// cannot read yet.
+func (f *federation) ownBodiesMissing(agency string) ([]seal.GrantRef, error) {
+	var refs []seal.GrantRef
+	granted := map[string]bool{}
+	var after uint64
+	for {
+		es, err := f.rep.FSM.Entries(after, 1024)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			after = e.Index
+			if e.Body.Origin != f.n.cfg.Agency {
+				continue
+			}
+			for _, g := range e.Body.KeyGrants {
+				if g.Key.GetRecipient() == agency {
+					granted[fmt.Sprintf("%s@%d", g.EntryId, g.Version)] = true
+				}
+			}
+			for _, env := range e.Body.Envelopes {
+				if slices.Contains(env.Header.Recipients, agency) {
+					continue
+				}
+				for i, b := range env.Bodies {
+					refs = append(refs, seal.GrantRef{Header: env.Header, Index: uint32(i), Body: b})
+				}
+			}
+		}
+	}
+	return slices.DeleteFunc(refs, func(r seal.GrantRef) bool {
+		return granted[fmt.Sprintf("%s@%d", r.Header.EntryId, r.Header.Version)]
+	}), nil
+}
+
+// receiveLoop takes in, in log order, what the log brings this agency:
+// epoch keys sealed to it, and the entries it can open.
+func (f *federation) receiveLoop(ctx context.Context) {
+	for {
+		changed := f.rep.FSM.Changed()
+		if err := f.receiveAvailable(ctx); err != nil && ctx.Err() == nil {
+			f.n.log.Error("take in shared entries", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (f *federation) receiveAvailable(ctx context.Context) error {
+	for {
+		from, err := f.n.store.ReceivedIndex()
+		if err != nil {
+			return err
+		}
+		es, err := f.rep.FSM.Entries(from, 256)
+		if err != nil || len(es) == 0 {
+			return err
+		}
+		batch := make([]store.Received, 0, len(es))
+		for _, e := range es {
+			batch = append(batch, f.open(e))
+		}
+		if err := f.n.store.TakeIn(ctx, batch, es[len(es)-1].Index); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		close(f.received)
+		f.received = make(chan struct{})
+		f.mu.Unlock()
+	}
+}
+
+// open decrypts what one entry holds for this agency.
+func (f *federation) open(e replication.Entry) store.Received {
+	r := store.Received{Index: e.Index}
+	self := f.n.cfg.Agency
+	keys := map[string][]byte{}
+	epochKey := func(origin string, epoch uint64) ([]byte, bool) {
+		if k, ok := keys[fmt.Sprint(origin, "/", epoch)]; ok {
+			return k, true
+		}
+		return f.n.store.EpochKey(origin, epoch)
+	}
+	for _, g := range e.Body.EpochGrants {
+		if g.Recipient != self {
+			continue
+		}
+		k, err := f.opener.OpenEpochGrant(g)
+		if err != nil {
+			f.n.log.Warn("epoch grant does not open", "origin", g.Origin, "index", e.Index, "err", err)
+			continue
+		}
+		keys[fmt.Sprint(g.Origin, "/", g.Epoch)] = k
+		r.EpochKeys = append(r.EpochKeys, store.EpochKey{Origin: g.Origin, Epoch: g.Epoch, Key: k})
+	}
+	if e.Body.Origin == self {
+		return r // this agency's own entries are its records already
+	}
+	add := func(h *pb.EnvelopeHeader, plain []byte) {
+		rec := &pb.Record{}
+		if err := proto.Unmarshal(plain, rec); err != nil || rec.Origin != h.Origin || rec.Id != h.EntryId || rec.Version != h.Version {
+			f.n.log.Warn("shared body does not match its header", "entry", h.EntryId, "index", e.Index)
+			return
+		}
+		r.Entries = append(r.Entries, &pb.SharedEntry{Origin: h.Origin, Record: rec})
+	}
+	for _, env := range e.Body.Envelopes {
+		for i, b := range env.Bodies {
+			plain, err := f.opener.OpenBody(env.Header, uint32(i), b, epochKey)
+			if errors.Is(err, seal.ErrNotRecipient) {
+				continue
+			}
+			if err != nil {
+				f.n.log.Warn("shared body does not open", "entry", env.Header.EntryId, "err", err)
+				continue
+			}
+			add(env.Header, plain)
+		}
+	}
+	for _, g := range e.Body.KeyGrants {
+		if g.GetKey().GetRecipient() != self {
+			continue
+		}
+		env, err := f.rep.FSM.Envelope(g.EntryId, g.Version)
+		if err != nil || int(g.BodyIndex) >= len(env.Bodies) {
+			f.n.log.Warn("key grant for an unknown body", "entry", g.EntryId, "err", err)
+			continue
+		}
+		plain, err := f.opener.OpenGranted(env.Header, env.Bodies[g.BodyIndex], g, epochKey)
+		if err != nil {
+			f.n.log.Warn("granted body does not open", "entry", g.EntryId, "err", err)
+			continue
+		}
+		add(env.Header, plain)
+	}
+	return r
+}
+
+// receivedCh returns a channel closed when new entries were taken in.
+func (f *federation) receivedCh() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.received
+}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/pki"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// sharedService serves what partners sealed to this agency.
+type sharedService struct {
+	pb.UnimplementedSharedServiceServer
+	n *Node
+}
+
+// visible applies the third-party rule on the receiving side: RED and
+// AMBER+STRICT entries never leave this agency's analysts, so consumers
+// (feeds, downstream systems) do not get them.
+func visible(ctx context.Context, e *pb.SharedEntry) bool {
+	id, _ := auth.FromContext(ctx)
+	if id.Has(pki.RoleAnalyst) {
+		return true
+	}
+	return e.GetRecord().GetMarking() <= pb.Marking_MARKING_AMBER
+}
+
+func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedRequest) (*pb.ListSharedResponse, error) {
+	es, err := s.n.store.SharedCurrent(ctx, req.GetOrigin(), req.GetIncludeInactive())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
+	}
+	out := es[:0]
+	for _, e := range es {
+		if visible(ctx, e) {
+			out = append(out, e)
+		}
+	}
+	return &pb.ListSharedResponse{Entries: out}, nil
+}
+
+func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest) (*pb.GetSharedResponse, error) {
+	draftFrom(ctx).ev.Target = req.GetId()
+	e, err := s.n.store.Shared(ctx, req.GetId())
+	if err != nil || !visible(ctx, e) {
+		return nil, status.Errorf(codes.NotFound, "shared entry %s: not found", req.GetId())
+	}
+	return &pb.GetSharedResponse{Entry: e}, nil
+}
+
+// Watch sends entries in log order and then follows new ones. Resuming from
+// (log_index, position + 1) of the last entry received gives no gap and no
+// duplicate.
+func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_WatchServer) error {
+	ctx := stream.Context()
+	index, pos := req.GetFromIndex(), req.GetFromPosition()
+	for {
+		wake := s.n.fed.receivedCh()
+		es, err := s.n.store.SharedFrom(ctx, index, pos, 256)
+		if err != nil {
+			return status.Errorf(codes.Internal, "watch: %v", err)
+		}
+		for _, e := range es {
+			index, pos = e.LogIndex, e.Position+1
+			if !visible(ctx, e) {
+				continue
+			}
+			if err := stream.Send(&pb.WatchResponse{Entry: e}); err != nil {
+				return err
+			}
+		}
+		if len(es) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.n.closing:
+			return status.Error(codes.Unavailable, "node shutting down")
+		case <-wake:
+		}
+	}
+}

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// Outbox returns up to limit record versions written but not yet published,
+// oldest version of each record first.
+func (s *Store) Outbox(ctx context.Context, limit int) ([]*pb.Record, error) {
+	var out []*pb.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		versions := tx.Bucket(bucketVersions)
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			rec, err := decodeRecord(versions.Get(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkPublished takes versions off the outbox once their publication committed.
+func (s *Store) MarkPublished(ctx context.Context, recs []*pb.Record) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		for _, r := range recs {
+			if err := b.Delete(versionKey(r.Id, r.Version)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Received is what one log entry brought this agency: epoch keys and the
+// records it can read.
+type Received struct {
+	Index     uint64
+	EpochKeys []EpochKey
+	Entries   []*pb.SharedEntry
+}
+
+// EpochKey is an origin's epoch key received through an epoch grant.
+type EpochKey struct {
+	Origin string
+	Epoch  uint64
+	Key    []byte
+}
+
+// TakeIn stores what log entries brought, in one transaction, and advances
+// the received index past them: replaying an entry after a crash is a no-op.
+func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		done := u64(meta.Get(keyReceived))
+		for _, r := range batch {
+			if r.Index <= done {
+				continue
+			}
+			for _, k := range r.EpochKeys {
+				if err := tx.Bucket(bucketEpochs).Put(epochKeyKey(k.Origin, k.Epoch), k.Key); err != nil {
+					return err
+				}
+			}
+			for n, e := range r.Entries {
+				if err := putShared(tx, r.Index, n, e); err != nil {
+					return err
+				}
+			}
+		}
+		if upTo > done {
+			return meta.Put(keyReceived, be64(upTo))
+		}
+		return nil
+	})
+}
+
+func putShared(tx *bolt.Tx, index uint64, n int, e *pb.SharedEntry) error {
+	id, v := e.GetRecord().GetId(), e.GetRecord().GetVersion()
+	key := versionKey(id, v)
+	if tx.Bucket(bucketShared).Get(key) != nil {
+		return nil
+	}
+	e.LogIndex, e.Position = index, uint32(n)
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketShared).Put(key, data); err != nil {
+		return err
+	}
+	at := binary.BigEndian.AppendUint32(be64(index), uint32(n))
+	if err := tx.Bucket(bucketSharedAt).Put(at, key); err != nil {
+		return err
+	}
+	cur := tx.Bucket(bucketSharedID)
+	if u64(cur.Get([]byte(id))) < v {
+		return cur.Put([]byte(id), be64(v))
+	}
+	return nil
+}
+
+// ReceivedIndex is the last log index whose entries were taken in.
+func (s *Store) ReceivedIndex() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = u64(tx.Bucket(bucketMeta).Get(keyReceived))
+		return nil
+	})
+	return v, err
+}
+
+// EpochKey returns an epoch key received from origin.
+func (s *Store) EpochKey(origin string, epoch uint64) ([]byte, bool) {
+	var k []byte
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		k = bytes.Clone(tx.Bucket(bucketEpochs).Get(epochKeyKey(origin, epoch)))
+		return nil
+	})
+	return k, k != nil
+}
+
+// SharedCurrent returns the latest received version of each shared record.
+func (s *Store) SharedCurrent(ctx context.Context, origin string, includeInactive bool) ([]*pb.SharedEntry, error) {
+	var out []*pb.SharedEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		shared := tx.Bucket(bucketShared)
+		return tx.Bucket(bucketSharedID).ForEach(func(id, v []byte) error {
+			e, err := decodeShared(shared.Get(versionKey(string(id), u64(v))))
+			if err != nil {
+				return err
+			}
+			if (origin == "" || e.Origin == origin) && (includeInactive || Active(e.Record)) {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Shared returns the latest received version of one shared record.
+func (s *Store) Shared(ctx context.Context, id string) (*pb.SharedEntry, error) {
+	var out *pb.SharedEntry
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		v := u64(tx.Bucket(bucketSharedID).Get([]byte(id)))
+		if v == 0 {
+			return fmt.Errorf("shared %s: %w", id, ErrNotFound)
+		}
+		out, err = decodeShared(tx.Bucket(bucketShared).Get(versionKey(id, v)))
+		return err
+	})
+	return out, err
+}
+
+// SharedFrom returns up to limit received entries at or after (index, position), in log order.
+func (s *Store) SharedFrom(ctx context.Context, index uint64, position uint32, limit int) ([]*pb.SharedEntry, error) {
+	var out []*pb.SharedEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		shared := tx.Bucket(bucketShared)
+		c := tx.Bucket(bucketSharedAt).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint32(be64(index), position)); k != nil && len(out) < limit; k, v = c.Next() {
+			e, err := decodeShared(shared.Get(v))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func decodeShared(data []byte) (*pb.SharedEntry, error) {
+	if data == nil {
+		return nil, fmt.Errorf("missing shared entry: %w", ErrNotFound)
+	}
+	e := &pb.SharedEntry{}
+	return e, proto.Unmarshal(data, e)
+}
+
+func epochKeyKey(origin string, epoch uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(origin), 0), epoch)
+}
+
+// HistoryGranted reports whether this agency's earlier entries were granted to agency.
+func (s *Store) HistoryGranted(agency string) (bool, error) {
+	var done bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		done = tx.Bucket(bucketMeta).Get(historyKey(agency)) != nil
+		return nil
+	})
+	return done, err
+}
+
+// SetHistoryGranted records that agency received this agency's earlier entries.
+func (s *Store) SetHistoryGranted(agency string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(historyKey(agency), []byte{1}) })
+}
+
+func historyKey(agency string) []byte { return []byte("history_granted/" + agency) }

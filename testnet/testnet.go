@@ -1,0 +1,315 @@
+// Package testnet starts local federations on loopback: N nodes of N
+// agencies, each with its own CA, certificates, configuration and data
+// directory, as real `watchfed node` processes. It drives them from outside,
+// as operators would: through the CLI's gRPC API.
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/watchfed/watchfed/node"
+	"github.com/watchfed/watchfed/node/pki"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// agencies are the ids a testnet gives its nodes, in order.
+var agencies = []string{"DE-BAFA", "FR-SBDU", "NL-CDIU", "IT-UAMA", "ES-SGCE", "SE-ISP", "FI-UM"}
+
+// AgencyID names the i-th agency of a testnet.
+func AgencyID(i int) string {
+	if i < len(agencies) {
+		return agencies[i]
+	}
+	return fmt.Sprintf("AGENCY%d", i+1)
+}
+
+// Member is one agency of a testnet.
+type Member struct {
+	Agency  string
+	Dir     string // D/<agency>: data, certificates, node.yaml, env
+	Addr    string
+	Env     node.ClientEnv // operator+analyst client certificate
+	process *os.Process
+}
+
+// ConfigPath is the node's configuration file.
+func (m *Member) ConfigPath() string { return filepath.Join(m.Dir, "node.yaml") }
+
+// Options describe a testnet.
+type Options struct {
+	Nodes  int
+	Dir    string
+	Binary string // the watchfed binary; default: this executable
+	// BasePort: node i listens on BasePort+i; 0 picks free ports.
+	BasePort int
+	// Log receives the nodes' stderr; nil writes D/<agency>/node.log.
+	Detach bool
+}
+
+// Net is a running testnet.
+type Net struct {
+	Options
+	Members []*Member
+}
+
+// Prepare makes every agency's CA, certificates, configuration and env file.
+// It is idempotent: an existing directory is reused.
+func Prepare(o Options) (*Net, error) {
+	if o.Nodes < 1 {
+		return nil, errors.New("--nodes: at least 1")
+	}
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		o.Binary = exe
+	}
+	nt := &Net{Options: o}
+	for i := 0; i < o.Nodes; i++ {
+		m := &Member{Agency: AgencyID(i), Dir: filepath.Join(o.Dir, AgencyID(i))}
+		port := 0
+		if o.BasePort > 0 {
+			port = o.BasePort + i
+		}
+		if err := m.prepare(port); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Agency, err)
+		}
+		nt.Members = append(nt.Members, m)
+	}
+	return nt, nil
+}
+
+func (m *Member) prepare(port int) error {
+	if data, err := os.ReadFile(m.ConfigPath()); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "listen: "); ok {
+				m.Addr = v
+			}
+		}
+		m.Env = node.ClientEnv{Addr: m.Addr, CACert: filepath.Join(m.Dir, "certs", pki.CACertFile),
+			ClientCert: filepath.Join(m.Dir, "certs", "client.pem"), ClientKey: filepath.Join(m.Dir, "certs", "client-key.pem")}
+		return nil
+	}
+	if port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	m.Addr = "127.0.0.1:" + strconv.Itoa(port)
+	cfg := node.Defaults()
+	cfg.Agency, cfg.Listen, cfg.DataDir = m.Agency, m.Addr, m.Dir
+	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
+		return err
+	}
+	env, err := node.EnsureDevCerts(&cfg)
+	if err != nil {
+		return err
+	}
+	m.Env = env
+	yaml := fmt.Sprintf("agency: %s\nlisten: %s\ndata_dir: .\nlog_format: json\ntls:\n  ca_cert: certs/ca.pem\n  cert: certs/node.pem\n  key: certs/node-key.pem\n", m.Agency, m.Addr)
+	return os.WriteFile(m.ConfigPath(), []byte(yaml), 0o600)
+}
+
+// Start starts every node and forms the federation: the first agency
+// founds it, the others join by invitation. It returns when all have joined
+// and a leader is elected.
+func (nt *Net) Start(ctx context.Context) error {
+	first := nt.Members[0]
+	if err := nt.start(ctx, first, ""); err != nil {
+		return err
+	}
+	conn, err := first.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	fed := pb.NewFederationServiceClient(conn)
+	st, err := fed.GetStatus(ctx, &pb.GetStatusRequest{})
+	if err != nil {
+		return err
+	}
+	if st.Role == "none" {
+		if _, err := fed.InitFederation(ctx, &pb.InitFederationRequest{}); err != nil {
+			return fmt.Errorf("init federation on %s: %w", first.Agency, err)
+		}
+	}
+	for _, m := range nt.Members[1:] {
+		invitation := ""
+		if _, err := os.Stat(filepath.Join(m.Dir, "raft", "raft.db")); err != nil {
+			ca, err := os.ReadFile(m.Env.CACert)
+			if err != nil {
+				return err
+			}
+			resp, err := fed.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: m.Addr, CaCert: ca, Voter: true})
+			if err != nil {
+				return fmt.Errorf("invite %s: %w", m.Agency, err)
+			}
+			data, err := protojson.Marshal(resp.Invitation)
+			if err != nil {
+				return err
+			}
+			invitation = filepath.Join(m.Dir, "invite.json")
+			if err := os.WriteFile(invitation, data, 0o600); err != nil {
+				return err
+			}
+		}
+		if err := nt.start(ctx, m, invitation); err != nil {
+			return err
+		}
+	}
+	return nt.WaitFormed(ctx)
+}
+
+func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
+	args := []string{"node", "--config", m.ConfigPath()}
+	if invitation != "" {
+		args = append(args, "--join", invitation)
+	}
+	cmd := exec.Command(nt.Binary, args...)
+	logf, err := os.OpenFile(filepath.Join(m.Dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: Ctrl-C on `testnet up` is handled by up, and
+	// detached nodes outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", m.Agency, err)
+	}
+	m.process = cmd.Process
+	if err := os.WriteFile(filepath.Join(m.Dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return m.waitHealthy(ctx, exited)
+}
+
+// Dial connects to the member's node with its operator+analyst certificate.
+func (m *Member) Dial() (*grpc.ClientConn, error) {
+	tlsCfg, err := pki.Files{CACert: m.Env.CACert, Cert: m.Env.ClientCert, Key: m.Env.ClientKey}.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(m.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+}
+
+func (m *Member) waitHealthy(ctx context.Context, exited <-chan error) error {
+	conn, err := m.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(filepath.Join(m.Dir, "node.log"))
+			return fmt.Errorf("%s exited (%v); its log:\n%s", m.Agency, err, tail(string(log), 20))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not serving: %w", m.Agency, ctx.Err())
+		default:
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WaitFormed waits until every member has joined, is reachable and a leader exists.
+func (nt *Net) WaitFormed(ctx context.Context) error {
+	conn, err := nt.Members[0].Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	fed := pb.NewFederationServiceClient(conn)
+	for {
+		resp, err := fed.ListPeers(ctx, &pb.ListPeersRequest{})
+		if err == nil && len(resp.Peers) == len(nt.Members) {
+			ready, leader := 0, false
+			for _, p := range resp.Peers {
+				if p.Reachable {
+					ready++
+				}
+				leader = leader || p.Role == "leader"
+			}
+			if ready == len(nt.Members) && leader {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("federation not formed: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop sends SIGTERM to every node (found by its pid file) and waits for it to exit.
+func Stop(ctx context.Context, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		pidFile := filepath.Join(dir, e.Name(), "pid")
+		data, err := os.ReadFile(pidFile)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
+			continue
+		}
+		for syscall.Kill(pid, 0) == nil {
+			select {
+			case <-ctx.Done():
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				errs = append(errs, fmt.Errorf("%s: killed after %v", e.Name(), ctx.Err()))
+			case <-time.After(50 * time.Millisecond):
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		os.Remove(pidFile)
+	}
+	return errors.Join(errs...)
+}
