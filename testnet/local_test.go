@@ -1,0 +1,211 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/watchfed/watchfed/node"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+func startLocal(t *testing.T, n int) *Local {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := StartLocal(ctx, t.TempDir(), n, node.Options{PublishWait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func conn(t *testing.T, ln *LocalNode) *grpc.ClientConn {
+	t.Helper()
+	c, err := ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func add(t *testing.T, ln *LocalNode, name string) *pb.CreateRecordResponse {
+	t.Helper()
+	resp, err := pb.NewRecordServiceClient(conn(t, ln)).CreateRecord(context.Background(), &pb.CreateRecordRequest{Record: &pb.Record{
+		Marking: pb.Marking_MARKING_GREEN,
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: name},
+		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "TEST"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.LogIndex == 0 {
+		t.Fatalf("write on %s returned no log index", ln.Agency)
+	}
+	return resp
+}
+
+// shared returns "id@version" of every shared entry the node can read.
+func shared(t *testing.T, ln *LocalNode) map[string]string {
+	t.Helper()
+	resp, err := pb.NewSharedServiceClient(conn(t, ln)).ListShared(context.Background(), &pb.ListSharedRequest{IncludeInactive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range resp.Entries {
+		out[e.Record.Id] = fmt.Sprintf("%s v%d", e.Record.Subject.Name, e.Record.Version)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func TestFiveAgenciesShareEverything(t *testing.T) {
+	l := startLocal(t, 5)
+	want := map[string]string{}
+	for _, ln := range l.Nodes {
+		r := add(t, ln, "Entity of "+ln.Agency)
+		want[r.Record.Id] = ln.Agency
+	}
+	for _, ln := range l.Nodes {
+		waitFor(t, ln.Agency+" reads the other four agencies' records", func() bool {
+			got := shared(t, ln)
+			for id, origin := range want {
+				if _, ok := got[id]; (origin != ln.Agency) != ok {
+					return false
+				}
+			}
+			return len(got) == 4
+		})
+	}
+}
+
+// TestNewMemberGetsHistoryRemovedMemberGetsNothing: a member that joins later
+// receives every earlier entry (by key grants, without a re-send, at their
+// latest versions); a removed member receives nothing more.
+func TestNewMemberGetsHistoryRemovedMemberGetsNothing(t *testing.T) {
+	l := startLocal(t, 2)
+	de, fr := l.Nodes[0], l.Nodes[1]
+	a := add(t, de, "Alpha Trading")
+	add(t, de, "Beta Shipping")
+	add(t, fr, "Gamma Metals")
+	amended := a.Record
+	amended.Subject.Name = "Alpha Trading Ltd"
+	if _, err := pb.NewRecordServiceClient(conn(t, de)).AmendRecord(context.Background(), &pb.AmendRecordRequest{Record: amended}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nl, err := l.Add(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the newcomer reads all earlier entries", func() bool {
+		got := shared(t, nl)
+		return len(got) == 3 && got[a.Record.Id] == "Alpha Trading Ltd v2"
+	})
+
+	// Remove NL (on the leader); later entries do not reach it.
+	leader := de
+	for _, ln := range l.Nodes {
+		var st *pb.GetStatusResponse
+		_ = ln.call(ctx, func(c pb.FederationServiceClient) (err error) { st, err = c.GetStatus(ctx, &pb.GetStatusRequest{}); return err })
+		if st.GetRole() == "leader" {
+			leader = ln
+		}
+	}
+	if err := leader.call(ctx, func(c pb.FederationServiceClient) error {
+		_, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: nl.Agency})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	secret := add(t, de, "Delta Secret Holdings")
+	waitFor(t, "FR reads the entry published after the removal", func() bool { _, ok := shared(t, fr)[secret.Record.Id]; return ok })
+	if _, ok := shared(t, nl)[secret.Record.Id]; ok {
+		t.Fatal("a removed member received a later entry")
+	}
+	nl.Stop()
+	if hit := grep(t, nl.Dir, "Delta Secret Holdings"); hit != "" {
+		t.Fatalf("the removed member's data holds the later entry in %s", hit)
+	}
+}
+
+// grep returns the first file under dir whose raw bytes contain s.
+func grep(t *testing.T, dir, s string) string {
+	t.Helper()
+	found := ""
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(data, []byte(s)) {
+			found = path
+		}
+		return nil
+	})
+	return found
+}
+
+// TestWatchResumesWithoutGapOrDuplicate: a consumer reads part of the feed,
+// disconnects, resumes from the last position, and ends with every entry once.
+func TestWatchResumesWithoutGapOrDuplicate(t *testing.T) {
+	l := startLocal(t, 2)
+	de, fr := l.Nodes[0], l.Nodes[1]
+	for i := 0; i < 10; i++ {
+		add(t, de, fmt.Sprintf("Watched Entity %d", i))
+	}
+	watch := pb.NewSharedServiceClient(conn(t, fr))
+	var seen []string
+	var lastIndex uint64
+	var lastPos uint32
+	read := func(from uint64, pos uint32, n int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // the disconnect
+		stream, err := watch.Watch(ctx, &pb.WatchRequest{FromIndex: from, FromPosition: pos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(seen) < n {
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, resp.Entry.Record.Subject.Name)
+			lastIndex, lastPos = resp.Entry.LogIndex, resp.Entry.Position
+		}
+	}
+	read(1, 0, 4)
+	add(t, de, "Watched Entity 10") // written while the consumer is away
+	read(lastIndex, lastPos+1, 11)
+	got := map[string]int{}
+	for _, s := range seen {
+		got[s]++
+	}
+	for i := 0; i <= 10; i++ {
+		if n := got[fmt.Sprintf("Watched Entity %d", i)]; n != 1 {
+			t.Fatalf("entity %d seen %d times; feed: %v", i, n, seen)
+		}
+	}
+}
