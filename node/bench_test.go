@@ -17,12 +17,15 @@ import (
 
 // startTestNode runs a dev-configured node in this process and returns a
 // client connection with the dev analyst+operator certificate.
-func startTestNode(tb testing.TB) *grpc.ClientConn {
+func startTestNode(tb testing.TB, mutate ...func(*Config)) *grpc.ClientConn {
 	tb.Helper()
 	cfg := Defaults()
 	cfg.Agency = DevAgency
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = tb.TempDir()
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	env, err := EnsureDevCerts(&cfg)
 	if err != nil {
 		tb.Fatal(err)

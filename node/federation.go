@@ -328,10 +328,13 @@ func (f *federation) publishBatch(ctx context.Context) (int, error) {
 	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	start := time.Now()
 	idx, err := f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
 	if err != nil {
 		return 0, err
 	}
+	f.n.metrics.publishLat.Observe(time.Since(start).Seconds())
+	f.n.metrics.published.Add(float64(len(recs)))
 	if err := f.n.store.MarkPublished(ctx, recs); err != nil {
 		return 0, err
 	}
@@ -478,7 +481,9 @@ func (f *federation) receiveAvailable(ctx context.Context) error {
 		}
 		batch := make([]store.Received, 0, len(es))
 		for _, e := range es {
-			batch = append(batch, f.open(e))
+			r := f.open(e)
+			f.n.metrics.received.Add(float64(len(r.Entries)))
+			batch = append(batch, r)
 		}
 		if err := f.n.store.TakeIn(ctx, batch, es[len(es)-1].Index); err != nil {
 			return err

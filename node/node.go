@@ -40,6 +40,7 @@ type Node struct {
 	lis     net.Listener
 	opts    Options
 	fed     *federation
+	metrics *metrics
 	closing chan struct{}
 }
 
@@ -92,6 +93,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	n.metrics = newMetrics(n)
 	n.server = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.fed.serverTLS())),
 		// Raft batches between members may be large; public calls are held
@@ -164,6 +166,15 @@ func (n *Node) Serve(ctx context.Context) error {
 	go func() { defer wg.Done(); n.fed.receiveLoop(loops) }()
 	if n.fed.invite != nil && !n.fed.joined() {
 		go n.fed.joinLoop(loops)
+	}
+	if n.cfg.MetricsListen != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.serveMetrics(loops, n.cfg.MetricsListen); err != nil {
+				n.log.Error("metrics listener", "err", err)
+			}
+		}()
 	}
 	n.log.Info("node serving", "agency", n.cfg.Agency, "addr", n.Addr(), "data_dir", n.cfg.DataDir)
 	var err error

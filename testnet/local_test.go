@@ -129,7 +129,10 @@ func TestNewMemberGetsHistoryRemovedMemberGetsNothing(t *testing.T) {
 	leader := de
 	for _, ln := range l.Nodes {
 		var st *pb.GetStatusResponse
-		_ = ln.call(ctx, func(c pb.FederationServiceClient) (err error) { st, err = c.GetStatus(ctx, &pb.GetStatusRequest{}); return err })
+		_ = ln.call(ctx, func(c pb.FederationServiceClient) (err error) {
+			st, err = c.GetStatus(ctx, &pb.GetStatusRequest{})
+			return err
+		})
 		if st.GetRole() == "leader" {
 			leader = ln
 		}

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the node's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg        *prometheus.Registry
+	published  prometheus.Counter
+	received   prometheus.Counter
+	publishLat prometheus.Histogram
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchfed_entries_published_total", Help: "Record versions this agency published as shared entries.",
+		}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "watchfed_entries_received_total", Help: "Shared entries of partners this agency took in (readable to it).",
+		}),
+		publishLat: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "watchfed_publish_seconds", Help: "Time from sealing a publication to its commit in the log.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	status := func() (leader, term, last, commit, applied float64) {
+		st := n.fed.rep.Status()
+		if st.Role == "leader" {
+			leader = 1
+		}
+		return leader, float64(st.Term), float64(st.LastIndex), float64(st.CommitIndex), float64(st.Applied)
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.published, m.received, m.publishLat,
+		gauge("watchfed_raft_leader", "1 if this node leads the federation's raft group.", func() float64 { l, _, _, _, _ := status(); return l }),
+		gauge("watchfed_raft_term", "Current raft term.", func() float64 { _, t, _, _, _ := status(); return t }),
+		gauge("watchfed_raft_last_index", "Last raft log index on this node.", func() float64 { _, _, l, _, _ := status(); return l }),
+		gauge("watchfed_raft_commit_index", "Raft commit index known to this node.", func() float64 { _, _, _, c, _ := status(); return c }),
+		gauge("watchfed_raft_applied_index", "Last log index applied to this node's state.", func() float64 { _, _, _, _, a := status(); return a }),
+		gauge("watchfed_raft_apply_lag_entries", "Entries in this node's log not yet applied.", func() float64 {
+			_, _, last, _, applied := status()
+			return max(last-applied, 0)
+		}),
+		gauge("watchfed_outbox_entries", "Record versions waiting to be published.", func() float64 {
+			recs, _ := n.store.Outbox(context.Background(), 100000)
+			return float64(len(recs))
+		}),
+	)
+	return m
+}
+
+// serveMetrics serves /metrics on addr until ctx ends.
+func (n *Node) serveMetrics(ctx context.Context, addr string) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	n.log.Info("metrics serving", "addr", lis.Addr().String())
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
