@@ -87,7 +87,7 @@ func newFederation(n *Node, base *tls.Config) (*federation, error) {
 	}
 	f.rep, err = replication.Open(replication.Config{
 		ID: n.cfg.Agency, Addr: n.advertise(), Dir: filepath.Join(n.cfg.DataDir, raftDir),
-		Transport: f.trans, Verify: seal.Verify, Logger: n.log, Raft: n.opts.Raft,
+		Transport: f.trans, Verify: seal.Verify, Logger: n.log, Raft: n.opts.Raft, Recover: n.opts.Recover,
 	})
 	if err != nil {
 		return nil, err

@@ -52,6 +52,9 @@ type Options struct {
 	// PublishWait bounds how long a write waits for its shared entry to
 	// commit before it returns without a log index (default 10 s).
 	PublishWait time.Duration
+	// Recover starts the node as a one-member federation from its state:
+	// the way out of a lost quorum, and the step after restoring a backup.
+	Recover bool
 }
 
 // StoreFile is the bbolt file of a node's records and audit log, in DataDir.

@@ -349,14 +349,20 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 type fsmSnapshot struct{ tx *bolt.Tx }
 
+// Persist writes the copy and ends the read transaction at once: raft's
+// RecoverCluster never calls Release, and an open transaction would block
+// closing the file.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.tx.WriteTo(sink); err != nil {
+	_, err := s.tx.WriteTo(sink)
+	s.Release()
+	if err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist fsm snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
+// Release ends the read transaction; a second call is harmless.
 func (s *fsmSnapshot) Release() { _ = s.tx.Rollback() }
 
 // Restore implements raft.FSM: the snapshot replaces the bbolt file whole.
@@ -450,4 +456,16 @@ func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
 		return fmt.Errorf("entry %s version %d missing from its publication", id, version)
 	})
 	return out, err
+}
+
+// Backup writes a consistent copy of the FSM's file to w.
+func (f *FSM) Backup(w io.Writer) (int64, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var n int64
+	err := f.db.View(func(tx *bolt.Tx) (err error) {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,6 +31,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Raft overrides raft's tuning (tests use short timeouts); nil takes Defaults.
 	Raft *raft.Config
+	// Recover rewrites the raft configuration to this node alone before
+	// starting: the way out of a lost quorum (see the README). Partners then
+	// join again by invitation.
+	Recover bool
 }
 
 // DefaultRaftConfig is raft's default revisited for a federation on WAN links
@@ -84,6 +89,14 @@ func Open(cfg Config) (*Replicator, error) {
 	rc = &copied
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
+	if cfg.Recover {
+		self := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(cfg.Addr), Suffrage: raft.Voter}}}
+		if err := raft.RecoverCluster(rc, fsm, logs, logs, snaps, cfg.Transport, self); err != nil {
+			fsm.Close()
+			logs.Close()
+			return nil, fmt.Errorf("recover: %w", err)
+		}
+	}
 	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, cfg.Transport)
 	if err != nil {
 		fsm.Close()
@@ -279,4 +292,61 @@ func (r *Replicator) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// InstallBackup prepares a data directory from a backup of the FSM state
+// (fsm.db): it places the file and stores it as a raft snapshot whose
+// configuration is this node alone, so that starting with Recover brings the
+// node up as a one-member federation holding that state.
+func InstallBackup(dir, id, addr string, fsmCopy io.Reader) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if ok, _ := filepath.Glob(filepath.Join(dir, "raft.db")); len(ok) > 0 {
+		return fmt.Errorf("%s already holds raft state; restore into an empty data directory", dir)
+	}
+	path := filepath.Join(dir, "fsm.db")
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, fsmCopy); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	out.Close()
+	fsm, err := OpenFSM(path, nil)
+	if err != nil {
+		return fmt.Errorf("backup state: %w", err)
+	}
+	applied := fsm.Applied()
+	fsm.Close()
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return err
+	}
+	self := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter}}}
+	// The snapshot's legacy peer list is encoded by a transport: an in-memory
+	// one encodes addresses exactly as ours does.
+	_, enc := raft.NewInmemTransport(raft.ServerAddress(addr))
+	defer enc.Close()
+	sink, err := snaps.Create(raft.SnapshotVersionMax, applied, 1, self, applied, enc)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	defer in.Close()
+	if _, err := io.Copy(sink, in); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
 }

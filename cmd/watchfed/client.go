@@ -3,12 +3,17 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/watchfed/watchfed/node/pki"
 )
@@ -17,6 +22,8 @@ import (
 type clientFlags struct {
 	addr, caCert, cert, key string
 	output                  string
+
+	tls *tls.Config // set by dial, for explaining a refused handshake
 }
 
 func addClientFlags(cmd *cobra.Command, f *clientFlags) {
@@ -55,6 +62,7 @@ func (f *clientFlags) dial() (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
+	f.addr, f.tls = addr, tlsCfg
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
@@ -69,5 +77,41 @@ func (f *clientFlags) withConn(ctx context.Context, fn func(context.Context, *gr
 		return err
 	}
 	defer conn.Close()
-	return fn(ctx, conn)
+	err = fn(ctx, conn)
+	if status.Code(err) == codes.Unavailable {
+		if why := f.refusal(ctx); why != nil {
+			return status.Errorf(codes.PermissionDenied, "the node refused this client's certificate (%v)", why)
+		}
+	}
+	return err
+}
+
+// refusal tells whether the node refuses this client's certificate. Under
+// TLS 1.3 the server checks the client certificate after the client has
+// finished its side of the handshake, so gRPC often reports only a broken
+// pipe; the server's alert arrives on the first read.
+func (f *clientFlags) refusal(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cfg := f.tls.Clone()
+	cfg.NextProtos = []string{"h2"}
+	c, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", f.addr)
+	if err != nil {
+		return alertOnly(err)
+	}
+	defer c.Close()
+	deadline, _ := ctx.Deadline()
+	_ = c.SetReadDeadline(deadline)
+	// A server that accepted the certificate sends its HTTP/2 settings.
+	_, err = c.Read(make([]byte, 1))
+	return alertOnly(err)
+}
+
+// alertOnly keeps err if it is a TLS alert from the server (crypto/tls
+// exports no type for a received alert, only its message).
+func alertOnly(err error) error {
+	if err != nil && strings.Contains(err.Error(), "remote error: tls:") {
+		return err
+	}
+	return nil
 }

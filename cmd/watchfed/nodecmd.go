@@ -22,6 +22,7 @@ func newNodeCmd() *cobra.Command {
 		configPath string
 		joinPath   string
 		dev        bool
+		recover    bool
 		cfg        = node.Defaults()
 	)
 	cmd := &cobra.Command{
@@ -88,7 +89,7 @@ certificates made on first start, and the export lines a client needs printed on
 				}
 			}
 			log := newLogger(final)
-			n, err := node.New(final, log, node.Options{})
+			n, err := node.New(final, log, node.Options{Recover: recover})
 			if err != nil {
 				return err
 			}
@@ -98,6 +99,7 @@ certificates made on first start, and the export lines a client needs printed on
 	fl := cmd.Flags()
 	fl.StringVar(&configPath, "config", "", "YAML configuration file")
 	fl.BoolVar(&dev, "dev", false, "development mode: no set-up needed (see above)")
+	fl.BoolVar(&recover, "recover", false, "start as a one-member federation from this node's state (lost quorum, restored backup)")
 	fl.StringVar(&joinPath, "join", "", "invitation file (from `watchfed peers invite` on a member): join that federation")
 	fl.StringVar(&cfg.Advertise, "advertise", "", "address partners reach this node at (default: --listen)")
 	fl.StringVar(&cfg.Agency, "agency", "", "this node's agency id, e.g. DE-BAFA")

@@ -138,6 +138,86 @@ func (x *Member) GetJoinedIndex() uint64 {
 	return 0
 }
 
+type SaveSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotRequest) Reset() {
+	*x = SaveSnapshotRequest{}
+	mi := &file_watchfed_v1_federation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotRequest) ProtoMessage() {}
+
+func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_federation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{1}
+}
+
+type SaveSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotResponse) Reset() {
+	*x = SaveSnapshotResponse{}
+	mi := &file_watchfed_v1_federation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotResponse) ProtoMessage() {}
+
+func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_federation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SaveSnapshotResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
 type InitFederationRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -146,7 +226,7 @@ type InitFederationRequest struct {
 
 func (x *InitFederationRequest) Reset() {
 	*x = InitFederationRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[1]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +238,7 @@ func (x *InitFederationRequest) String() string {
 func (*InitFederationRequest) ProtoMessage() {}
 
 func (x *InitFederationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[1]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +251,7 @@ func (x *InitFederationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitFederationRequest.ProtoReflect.Descriptor instead.
 func (*InitFederationRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{1}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{3}
 }
 
 type InitFederationResponse struct {
@@ -183,7 +263,7 @@ type InitFederationResponse struct {
 
 func (x *InitFederationResponse) Reset() {
 	*x = InitFederationResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[2]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +275,7 @@ func (x *InitFederationResponse) String() string {
 func (*InitFederationResponse) ProtoMessage() {}
 
 func (x *InitFederationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[2]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +288,7 @@ func (x *InitFederationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitFederationResponse.ProtoReflect.Descriptor instead.
 func (*InitFederationResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{2}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *InitFederationResponse) GetMember() *Member {
@@ -230,7 +310,7 @@ type InvitePeerRequest struct {
 
 func (x *InvitePeerRequest) Reset() {
 	*x = InvitePeerRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[3]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +322,7 @@ func (x *InvitePeerRequest) String() string {
 func (*InvitePeerRequest) ProtoMessage() {}
 
 func (x *InvitePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[3]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +335,7 @@ func (x *InvitePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitePeerRequest.ProtoReflect.Descriptor instead.
 func (*InvitePeerRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{3}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InvitePeerRequest) GetAgency() string {
@@ -300,7 +380,7 @@ type Invitation struct {
 
 func (x *Invitation) Reset() {
 	*x = Invitation{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[4]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +392,7 @@ func (x *Invitation) String() string {
 func (*Invitation) ProtoMessage() {}
 
 func (x *Invitation) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[4]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +405,7 @@ func (x *Invitation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invitation.ProtoReflect.Descriptor instead.
 func (*Invitation) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Invitation) GetAgency() string {
@@ -358,7 +438,7 @@ type InvitePeerResponse struct {
 
 func (x *InvitePeerResponse) Reset() {
 	*x = InvitePeerResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[5]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +450,7 @@ func (x *InvitePeerResponse) String() string {
 func (*InvitePeerResponse) ProtoMessage() {}
 
 func (x *InvitePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[5]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +463,7 @@ func (x *InvitePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitePeerResponse.ProtoReflect.Descriptor instead.
 func (*InvitePeerResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InvitePeerResponse) GetInvitation() *Invitation {
@@ -402,7 +482,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[6]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +494,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[6]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +507,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{6}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemovePeerRequest) GetAgency() string {
@@ -445,7 +525,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[7]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +537,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[7]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +550,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{7}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{9}
 }
 
 type TransferLeadershipRequest struct {
@@ -483,7 +563,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[8]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +575,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[8]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +588,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{8}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -527,7 +607,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[9]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +619,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[9]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +632,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{9}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeadershipResponse) GetLeader() string {
@@ -570,7 +650,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +662,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +675,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{10}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
 type GetStatusResponse struct {
@@ -619,7 +699,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +711,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +724,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{11}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetStatusResponse) GetId() string {
@@ -732,7 +812,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +824,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +837,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{12}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{14}
 }
 
 type Peer struct {
@@ -778,7 +858,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +870,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +883,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{13}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Peer) GetId() string {
@@ -878,7 +958,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +970,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +983,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{14}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -928,7 +1008,7 @@ type MemberChange struct {
 
 func (x *MemberChange) Reset() {
 	*x = MemberChange{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1020,7 @@ func (x *MemberChange) String() string {
 func (*MemberChange) ProtoMessage() {}
 
 func (x *MemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1033,7 @@ func (x *MemberChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
 func (*MemberChange) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{15}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MemberChange) GetChange() isMemberChange_Change {
@@ -1025,7 +1105,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1117,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1130,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinRequest) GetMember() *Member {
@@ -1069,7 +1149,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1161,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1174,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{17}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JoinResponse) GetIndex() uint64 {
@@ -1114,7 +1194,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1206,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1219,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{18}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ForwardRequest) GetCommand() []byte {
@@ -1158,7 +1238,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[19]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1250,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[19]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1263,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{19}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ForwardResponse) GetIndex() uint64 {
@@ -1201,7 +1281,7 @@ type GetNodeStatusRequest struct {
 
 func (x *GetNodeStatusRequest) Reset() {
 	*x = GetNodeStatusRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[20]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1293,7 @@ func (x *GetNodeStatusRequest) String() string {
 func (*GetNodeStatusRequest) ProtoMessage() {}
 
 func (x *GetNodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[20]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1306,7 @@ func (x *GetNodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{20}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{22}
 }
 
 type GetNodeStatusResponse struct {
@@ -1238,7 +1318,7 @@ type GetNodeStatusResponse struct {
 
 func (x *GetNodeStatusResponse) Reset() {
 	*x = GetNodeStatusResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[21]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1330,7 @@ func (x *GetNodeStatusResponse) String() string {
 func (*GetNodeStatusResponse) ProtoMessage() {}
 
 func (x *GetNodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[21]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1343,7 @@ func (x *GetNodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{21}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetNodeStatusResponse) GetStatus() *GetStatusResponse {
@@ -1290,7 +1370,10 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x06joined\x18\a \x01(\bR\x06joined\x129\n" +
 	"\n" +
 	"invited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tinvitedAt\x12!\n" +
-	"\fjoined_index\x18\t \x01(\x04R\vjoinedIndex\"\x17\n" +
+	"\fjoined_index\x18\t \x01(\x04R\vjoinedIndex\"\x15\n" +
+	"\x13SaveSnapshotRequest\",\n" +
+	"\x14SaveSnapshotResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"\x17\n" +
 	"\x15InitFederationRequest\"E\n" +
 	"\x16InitFederationResponse\x12+\n" +
 	"\x06member\x18\x01 \x01(\v2\x13.watchfed.v1.MemberR\x06member\"t\n" +
@@ -1358,7 +1441,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x16\n" +
 	"\x14GetNodeStatusRequest\"O\n" +
 	"\x15GetNodeStatusResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\v2\x1e.watchfed.v1.GetStatusResponseR\x06status2\x8b\x04\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.watchfed.v1.GetStatusResponseR\x06status2\xe2\x04\n" +
 	"\x11FederationService\x12Y\n" +
 	"\x0eInitFederation\x12\".watchfed.v1.InitFederationRequest\x1a#.watchfed.v1.InitFederationResponse\x12M\n" +
 	"\n" +
@@ -1367,7 +1450,8 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"RemovePeer\x12\x1e.watchfed.v1.RemovePeerRequest\x1a\x1f.watchfed.v1.RemovePeerResponse\x12e\n" +
 	"\x12TransferLeadership\x12&.watchfed.v1.TransferLeadershipRequest\x1a'.watchfed.v1.TransferLeadershipResponse\x12J\n" +
 	"\tGetStatus\x12\x1d.watchfed.v1.GetStatusRequest\x1a\x1e.watchfed.v1.GetStatusResponse\x12J\n" +
-	"\tListPeers\x12\x1d.watchfed.v1.ListPeersRequest\x1a\x1e.watchfed.v1.ListPeersResponse2\xe8\x01\n" +
+	"\tListPeers\x12\x1d.watchfed.v1.ListPeersRequest\x1a\x1e.watchfed.v1.ListPeersResponse\x12U\n" +
+	"\fSaveSnapshot\x12 .watchfed.v1.SaveSnapshotRequest\x1a!.watchfed.v1.SaveSnapshotResponse0\x012\xe8\x01\n" +
 	"\vPeerService\x12;\n" +
 	"\x04Join\x12\x18.watchfed.v1.JoinRequest\x1a\x19.watchfed.v1.JoinResponse\x12D\n" +
 	"\aForward\x12\x1b.watchfed.v1.ForwardRequest\x1a\x1c.watchfed.v1.ForwardResponse\x12V\n" +
@@ -1385,64 +1469,68 @@ func file_watchfed_v1_federation_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_federation_proto_rawDescData
 }
 
-var file_watchfed_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_watchfed_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_watchfed_v1_federation_proto_goTypes = []any{
 	(*Member)(nil),                     // 0: watchfed.v1.Member
-	(*InitFederationRequest)(nil),      // 1: watchfed.v1.InitFederationRequest
-	(*InitFederationResponse)(nil),     // 2: watchfed.v1.InitFederationResponse
-	(*InvitePeerRequest)(nil),          // 3: watchfed.v1.InvitePeerRequest
-	(*Invitation)(nil),                 // 4: watchfed.v1.Invitation
-	(*InvitePeerResponse)(nil),         // 5: watchfed.v1.InvitePeerResponse
-	(*RemovePeerRequest)(nil),          // 6: watchfed.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 7: watchfed.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 8: watchfed.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 9: watchfed.v1.TransferLeadershipResponse
-	(*GetStatusRequest)(nil),           // 10: watchfed.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 11: watchfed.v1.GetStatusResponse
-	(*ListPeersRequest)(nil),           // 12: watchfed.v1.ListPeersRequest
-	(*Peer)(nil),                       // 13: watchfed.v1.Peer
-	(*ListPeersResponse)(nil),          // 14: watchfed.v1.ListPeersResponse
-	(*MemberChange)(nil),               // 15: watchfed.v1.MemberChange
-	(*JoinRequest)(nil),                // 16: watchfed.v1.JoinRequest
-	(*JoinResponse)(nil),               // 17: watchfed.v1.JoinResponse
-	(*ForwardRequest)(nil),             // 18: watchfed.v1.ForwardRequest
-	(*ForwardResponse)(nil),            // 19: watchfed.v1.ForwardResponse
-	(*GetNodeStatusRequest)(nil),       // 20: watchfed.v1.GetNodeStatusRequest
-	(*GetNodeStatusResponse)(nil),      // 21: watchfed.v1.GetNodeStatusResponse
-	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(*SaveSnapshotRequest)(nil),        // 1: watchfed.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),       // 2: watchfed.v1.SaveSnapshotResponse
+	(*InitFederationRequest)(nil),      // 3: watchfed.v1.InitFederationRequest
+	(*InitFederationResponse)(nil),     // 4: watchfed.v1.InitFederationResponse
+	(*InvitePeerRequest)(nil),          // 5: watchfed.v1.InvitePeerRequest
+	(*Invitation)(nil),                 // 6: watchfed.v1.Invitation
+	(*InvitePeerResponse)(nil),         // 7: watchfed.v1.InvitePeerResponse
+	(*RemovePeerRequest)(nil),          // 8: watchfed.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 9: watchfed.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 10: watchfed.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 11: watchfed.v1.TransferLeadershipResponse
+	(*GetStatusRequest)(nil),           // 12: watchfed.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 13: watchfed.v1.GetStatusResponse
+	(*ListPeersRequest)(nil),           // 14: watchfed.v1.ListPeersRequest
+	(*Peer)(nil),                       // 15: watchfed.v1.Peer
+	(*ListPeersResponse)(nil),          // 16: watchfed.v1.ListPeersResponse
+	(*MemberChange)(nil),               // 17: watchfed.v1.MemberChange
+	(*JoinRequest)(nil),                // 18: watchfed.v1.JoinRequest
+	(*JoinResponse)(nil),               // 19: watchfed.v1.JoinResponse
+	(*ForwardRequest)(nil),             // 20: watchfed.v1.ForwardRequest
+	(*ForwardResponse)(nil),            // 21: watchfed.v1.ForwardResponse
+	(*GetNodeStatusRequest)(nil),       // 22: watchfed.v1.GetNodeStatusRequest
+	(*GetNodeStatusResponse)(nil),      // 23: watchfed.v1.GetNodeStatusResponse
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
 }
 var file_watchfed_v1_federation_proto_depIdxs = []int32{
-	22, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
+	24, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: watchfed.v1.InitFederationResponse.member:type_name -> watchfed.v1.Member
 	0,  // 2: watchfed.v1.Invitation.members:type_name -> watchfed.v1.Member
-	4,  // 3: watchfed.v1.InvitePeerResponse.invitation:type_name -> watchfed.v1.Invitation
-	22, // 4: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
-	22, // 5: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
-	13, // 6: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
+	6,  // 3: watchfed.v1.InvitePeerResponse.invitation:type_name -> watchfed.v1.Invitation
+	24, // 4: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
+	24, // 5: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
+	15, // 6: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
 	0,  // 7: watchfed.v1.MemberChange.invite:type_name -> watchfed.v1.Member
 	0,  // 8: watchfed.v1.MemberChange.join:type_name -> watchfed.v1.Member
 	0,  // 9: watchfed.v1.JoinRequest.member:type_name -> watchfed.v1.Member
-	11, // 10: watchfed.v1.GetNodeStatusResponse.status:type_name -> watchfed.v1.GetStatusResponse
-	1,  // 11: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
-	3,  // 12: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
-	6,  // 13: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
-	8,  // 14: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
-	10, // 15: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
-	12, // 16: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
-	16, // 17: watchfed.v1.PeerService.Join:input_type -> watchfed.v1.JoinRequest
-	18, // 18: watchfed.v1.PeerService.Forward:input_type -> watchfed.v1.ForwardRequest
-	20, // 19: watchfed.v1.PeerService.GetNodeStatus:input_type -> watchfed.v1.GetNodeStatusRequest
-	2,  // 20: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
-	5,  // 21: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
-	7,  // 22: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
-	9,  // 23: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
-	11, // 24: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
-	14, // 25: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
-	17, // 26: watchfed.v1.PeerService.Join:output_type -> watchfed.v1.JoinResponse
-	19, // 27: watchfed.v1.PeerService.Forward:output_type -> watchfed.v1.ForwardResponse
-	21, // 28: watchfed.v1.PeerService.GetNodeStatus:output_type -> watchfed.v1.GetNodeStatusResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
+	13, // 10: watchfed.v1.GetNodeStatusResponse.status:type_name -> watchfed.v1.GetStatusResponse
+	3,  // 11: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
+	5,  // 12: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
+	8,  // 13: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
+	10, // 14: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
+	12, // 15: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
+	14, // 16: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
+	1,  // 17: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
+	18, // 18: watchfed.v1.PeerService.Join:input_type -> watchfed.v1.JoinRequest
+	20, // 19: watchfed.v1.PeerService.Forward:input_type -> watchfed.v1.ForwardRequest
+	22, // 20: watchfed.v1.PeerService.GetNodeStatus:input_type -> watchfed.v1.GetNodeStatusRequest
+	4,  // 21: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
+	7,  // 22: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
+	9,  // 23: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
+	11, // 24: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
+	13, // 25: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
+	16, // 26: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
+	2,  // 27: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
+	19, // 28: watchfed.v1.PeerService.Join:output_type -> watchfed.v1.JoinResponse
+	21, // 29: watchfed.v1.PeerService.Forward:output_type -> watchfed.v1.ForwardResponse
+	23, // 30: watchfed.v1.PeerService.GetNodeStatus:output_type -> watchfed.v1.GetNodeStatusResponse
+	21, // [21:31] is the sub-list for method output_type
+	11, // [11:21] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1453,7 +1541,7 @@ func file_watchfed_v1_federation_proto_init() {
 	if File_watchfed_v1_federation_proto != nil {
 		return
 	}
-	file_watchfed_v1_federation_proto_msgTypes[15].OneofWrappers = []any{
+	file_watchfed_v1_federation_proto_msgTypes[17].OneofWrappers = []any{
 		(*MemberChange_Invite)(nil),
 		(*MemberChange_Join)(nil),
 		(*MemberChange_Remove)(nil),
@@ -1464,7 +1552,7 @@ func file_watchfed_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_federation_proto_rawDesc), len(file_watchfed_v1_federation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

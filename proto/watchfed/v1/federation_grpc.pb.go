@@ -25,6 +25,7 @@ const (
 	FederationService_TransferLeadership_FullMethodName = "/watchfed.v1.FederationService/TransferLeadership"
 	FederationService_GetStatus_FullMethodName          = "/watchfed.v1.FederationService/GetStatus"
 	FederationService_ListPeers_FullMethodName          = "/watchfed.v1.FederationService/ListPeers"
+	FederationService_SaveSnapshot_FullMethodName       = "/watchfed.v1.FederationService/SaveSnapshot"
 )
 
 // FederationServiceClient is the client API for FederationService service.
@@ -43,6 +44,11 @@ type FederationServiceClient interface {
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	ListPeers(ctx context.Context, in *ListPeersRequest, opts ...grpc.CallOption) (*ListPeersResponse, error)
+	// SaveSnapshot streams a backup of this node: a tar of node.db (records,
+	// audit log, received entries), the federation state (fsm.db) and the
+	// node's keys, each a consistent copy. Restore it with `watchfed snapshot
+	// restore` on a stopped node.
+	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error)
 }
 
 type federationServiceClient struct {
@@ -113,6 +119,25 @@ func (c *federationServiceClient) ListPeers(ctx context.Context, in *ListPeersRe
 	return out, nil
 }
 
+func (c *federationServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FederationService_ServiceDesc.Streams[0], FederationService_SaveSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveSnapshotRequest, SaveSnapshotResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FederationService_SaveSnapshotClient = grpc.ServerStreamingClient[SaveSnapshotResponse]
+
 // FederationServiceServer is the server API for FederationService service.
 // All implementations must embed UnimplementedFederationServiceServer
 // for forward compatibility.
@@ -129,6 +154,11 @@ type FederationServiceServer interface {
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	ListPeers(context.Context, *ListPeersRequest) (*ListPeersResponse, error)
+	// SaveSnapshot streams a backup of this node: a tar of node.db (records,
+	// audit log, received entries), the federation state (fsm.db) and the
+	// node's keys, each a consistent copy. Restore it with `watchfed snapshot
+	// restore` on a stopped node.
+	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error
 	mustEmbedUnimplementedFederationServiceServer()
 }
 
@@ -156,6 +186,9 @@ func (UnimplementedFederationServiceServer) GetStatus(context.Context, *GetStatu
 }
 func (UnimplementedFederationServiceServer) ListPeers(context.Context, *ListPeersRequest) (*ListPeersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPeers not implemented")
+}
+func (UnimplementedFederationServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
 }
 func (UnimplementedFederationServiceServer) mustEmbedUnimplementedFederationServiceServer() {}
 func (UnimplementedFederationServiceServer) testEmbeddedByValue()                           {}
@@ -286,6 +319,17 @@ func _FederationService_ListPeers_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FederationService_SaveSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FederationServiceServer).SaveSnapshot(m, &grpc.GenericServerStream[SaveSnapshotRequest, SaveSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FederationService_SaveSnapshotServer = grpc.ServerStreamingServer[SaveSnapshotResponse]
+
 // FederationService_ServiceDesc is the grpc.ServiceDesc for FederationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -318,7 +362,13 @@ var FederationService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FederationService_ListPeers_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SaveSnapshot",
+			Handler:       _FederationService_SaveSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "watchfed/v1/federation.proto",
 }
 

@@ -1,0 +1,136 @@
+package node
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
+)
+
+// Names inside a backup archive.
+const (
+	backupStore = "node.db"
+	backupFSM   = "fsm.db"
+	backupKeys  = KeysFile
+)
+
+// SaveSnapshot streams a tar of consistent copies of node.db and fsm.db and
+// the node's keys. The keys make the backup as secret as the node itself.
+func (s *federationService) SaveSnapshot(_ *pb.SaveSnapshotRequest, stream pb.FederationService_SaveSnapshotServer) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(s.n.writeBackup(pw)) }()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := io.ReadFull(pr, buf)
+		if n > 0 {
+			if serr := stream.Send(&pb.SaveSnapshotResponse{Chunk: buf[:n]}); serr != nil {
+				pr.CloseWithError(serr)
+				return serr
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return status.Errorf(codes.Internal, "backup: %v", err)
+		}
+	}
+}
+
+func (n *Node) writeBackup(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	add := func(name string, write func(io.Writer) (int64, error)) error {
+		var b bytes.Buffer
+		if _, err := write(&b); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(b.Len()), ModTime: time.Now()}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b.Bytes())
+		return err
+	}
+	if err := add(backupStore, n.store.Backup); err != nil {
+		return err
+	}
+	if err := add(backupFSM, n.fed.rep.FSM.Backup); err != nil {
+		return err
+	}
+	keys, err := os.ReadFile(filepath.Join(n.cfg.DataDir, KeysFile))
+	if err != nil {
+		return err
+	}
+	if err := add(backupKeys, func(w io.Writer) (int64, error) { k, err := w.Write(keys); return int64(k), err }); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// RestoreBackup unpacks a backup into an empty data directory of a stopped
+// node. Start the node with --recover afterwards: it comes up as a
+// one-member federation holding the saved state, and partners join it again
+// by invitation.
+func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); err == nil {
+		return fmt.Errorf("%s already holds %s: restore into an empty data directory", dataDir, StoreFile)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	seen := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("backup archive: %w", err)
+		}
+		switch h.Name {
+		case backupStore, backupKeys:
+			if err := writeFileSync(filepath.Join(dataDir, h.Name), io.LimitReader(tr, h.Size)); err != nil {
+				return err
+			}
+		case backupFSM:
+			if err := replication.InstallBackup(filepath.Join(dataDir, raftDir), agency, advertise, io.LimitReader(tr, h.Size)); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("backup archive: unexpected file %q", h.Name)
+		}
+		seen[h.Name] = true
+	}
+	for _, name := range []string{backupStore, backupFSM, backupKeys} {
+		if !seen[name] {
+			return fmt.Errorf("backup archive lacks %s", name)
+		}
+	}
+	return nil
+}
+
+func writeFileSync(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
