@@ -26,7 +26,7 @@ func TestAuditTamperDetected(t *testing.T) {
 		t.Fatalf("verify before tampering: %s", out)
 	}
 	events := decode[[]struct {
-		Seq    string `json:"seq"`
+		Seq    uint64 `json:"seq"`
 		Actor  string `json:"actor"`
 		Action string `json:"action"`
 		Target string `json:"target"`
@@ -68,7 +68,7 @@ func TestAuditTamperDetected(t *testing.T) {
 	// And through a restarted node.
 	n2 := startDevNode(t, dir, freeAddr(t))
 	r = n2.cli("", nil, "audit", "verify", "-o", "json")
-	if r.code != exitError || !strings.Contains(r.stdout, `"first_broken_seq": "2"`) {
+	if r.code != exitError || !strings.Contains(r.stdout, `"first_broken_seq": 2`) {
 		t.Fatalf("verify after tampering: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
 	}
 }

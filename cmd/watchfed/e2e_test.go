@@ -230,7 +230,7 @@ func decode[T any](t *testing.T, s string) T {
 // rec is the part of a record's JSON the tests look at.
 type rec struct {
 	ID        string `json:"id"`
-	Version   string `json:"version"`
+	Version   uint64 `json:"version"`
 	Origin    string `json:"origin"`
 	Marking   string `json:"marking"`
 	UpdatedAt string `json:"updated_at"`

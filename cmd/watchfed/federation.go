@@ -267,11 +267,7 @@ that index already seen are skipped by their position, so nothing is lost or rep
 						return err
 					}
 					if cf.output == "json" {
-						b, err := jsonOut.Marshal(resp.Entry)
-						if err != nil {
-							return err
-						}
-						fmt.Fprintln(w, string(b))
+						fmt.Fprintln(w, string(protoJSON(resp.Entry)))
 						continue
 					}
 					fmt.Fprintln(w, joinTab(sharedRows([]*pb.SharedEntry{resp.Entry})[0]))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,15 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/policy"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
-
-var jsonOut = protojson.MarshalOptions{UseProtoNames: true}
 
 // writeJSON prints one JSON value: a proto message, a slice of them, or
 // anything encoding/json takes. Scripts get exactly one value on stdout.
@@ -25,11 +24,7 @@ func writeJSON(w io.Writer, v any) error {
 	var raw json.RawMessage
 	switch m := v.(type) {
 	case proto.Message:
-		b, err := jsonOut.Marshal(m)
-		if err != nil {
-			return err
-		}
-		raw = b
+		raw = protoJSON(m)
 	default:
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -49,13 +44,99 @@ func writeJSON(w io.Writer, v any) error {
 func protoList[M proto.Message](ms []M) json.RawMessage {
 	parts := make([]string, len(ms))
 	for i, m := range ms {
-		b, err := jsonOut.Marshal(m)
-		if err != nil {
-			b = []byte(`null`)
-		}
-		parts[i] = string(b)
+		parts[i] = string(protoJSON(m))
 	}
 	return json.RawMessage("[" + strings.Join(parts, ",") + "]")
+}
+
+// protoJSON renders a message for scripts: every field present, zero values
+// too (a lag of 0 is "lag": 0, not a missing key), names as in the .proto
+// (snake_case), 64-bit integers as numbers (protojson quotes them), enums by
+// name, timestamps in RFC 3339, fields in .proto order.
+func protoJSON(m proto.Message) json.RawMessage {
+	var b bytes.Buffer
+	writeMessage(&b, m.ProtoReflect())
+	return b.Bytes()
+}
+
+func writeMessage(b *bytes.Buffer, m protoreflect.Message) {
+	if ts, ok := m.Interface().(*timestamppb.Timestamp); ok {
+		writeString(b, ts.AsTime().UTC().Format(time.RFC3339Nano))
+		return
+	}
+	b.WriteByte('{')
+	fields := m.Descriptor().Fields()
+	first := true
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.ContainingOneof() != nil && !m.Has(fd) {
+			continue // only the member of a oneof that is set
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		writeString(b, string(fd.Name()))
+		b.WriteByte(':')
+		switch {
+		case fd.IsList():
+			l := m.Get(fd).List()
+			b.WriteByte('[')
+			for j := range l.Len() {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				writeValue(b, fd, l.Get(j))
+			}
+			b.WriteByte(']')
+		case fd.IsMap():
+			b.WriteByte('{')
+			n := 0
+			m.Get(fd).Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+				if n > 0 {
+					b.WriteByte(',')
+				}
+				n++
+				writeString(b, k.String())
+				b.WriteByte(':')
+				writeValue(b, fd.MapValue(), v)
+				return true
+			})
+			b.WriteByte('}')
+		case fd.Message() != nil && !m.Has(fd):
+			b.WriteString("null")
+		default:
+			writeValue(b, fd, m.Get(fd))
+		}
+	}
+	b.WriteByte('}')
+}
+
+func writeValue(b *bytes.Buffer, fd protoreflect.FieldDescriptor, v protoreflect.Value) {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		writeMessage(b, v.Message())
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			writeString(b, string(ev.Name()))
+		} else {
+			fmt.Fprint(b, v.Enum())
+		}
+	case protoreflect.StringKind:
+		writeString(b, v.String())
+	case protoreflect.BytesKind:
+		writeString(b, base64.StdEncoding.EncodeToString(v.Bytes()))
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		f, _ := json.Marshal(v.Float()) // NaN and Inf do not occur in these messages
+		b.Write(f)
+	default: // bool and every integer kind
+		fmt.Fprint(b, v.Interface())
+	}
+}
+
+func writeString(b *bytes.Buffer, s string) {
+	q, _ := json.Marshal(s)
+	b.Write(q)
 }
 
 func table(w io.Writer, header string, rows [][]string) error {

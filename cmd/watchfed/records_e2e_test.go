@@ -11,7 +11,7 @@ func TestRecordLifecycle(t *testing.T) {
 
 	added := decode[rec](t, n.ok("designations", "add", "-o", "json", "--schema", "person", "--name", "Ivan PETROV",
 		"--alias", "Иван Петров", "--country", "RU", "--birth-date", "1965", "--program", "RUSSIA-EO14024", "--marking", "GREEN"))
-	if !strings.HasPrefix(added.ID, "DEV/") || added.Version != "1" || added.Origin != "DEV" || added.Marking != "MARKING_GREEN" {
+	if !strings.HasPrefix(added.ID, "DEV/") || added.Version != 1 || added.Origin != "DEV" || added.Marking != "MARKING_GREEN" {
 		t.Fatalf("added record: %+v", added)
 	}
 	if added.Designation == nil || added.Designation.Status != "DESIGNATION_STATUS_ACTIVE" || len(added.Subject.Aliases) != 1 {
@@ -27,17 +27,17 @@ func TestRecordLifecycle(t *testing.T) {
 	}
 
 	amended := decode[rec](t, n.ok("designations", "amend", added.ID, "-o", "json", "--alias", "Ivan Petrov", "--weak-alias", "Vanya", "--note", "MFA update"))
-	if amended.Version != "2" || len(amended.Subject.Aliases) != 2 || amended.Subject.Name != "Ivan PETROV" {
+	if amended.Version != 2 || len(amended.Subject.Aliases) != 2 || amended.Subject.Name != "Ivan PETROV" {
 		t.Fatalf("amended: %+v", amended)
 	}
 
 	delisted := decode[rec](t, n.ok("designations", "delist", added.ID, "--reason", "court annulment", "-o", "json"))
-	if delisted.Version != "3" || delisted.Designation.Status != "DESIGNATION_STATUS_DELISTED" {
+	if delisted.Version != 3 || delisted.Designation.Status != "DESIGNATION_STATUS_DELISTED" {
 		t.Fatalf("delisted: %+v", delisted)
 	}
 
 	hist := decode[[]rec](t, n.ok("records", "history", added.ID, "-o", "json"))
-	if len(hist) != 3 || hist[0].Version != "1" || hist[2].Version != "3" {
+	if len(hist) != 3 || hist[0].Version != 1 || hist[2].Version != 3 {
 		t.Fatalf("history has %d versions: %+v", len(hist), hist)
 	}
 
@@ -45,17 +45,17 @@ func TestRecordLifecycle(t *testing.T) {
 	if list := decode[[]rec](t, n.ok("records", "list", "-o", "json")); len(list) != 0 {
 		t.Fatalf("active list after delisting: %+v", list)
 	}
-	if list := decode[[]rec](t, n.ok("records", "list", "--all", "-o", "json")); len(list) != 1 || list[0].Version != "3" {
+	if list := decode[[]rec](t, n.ok("records", "list", "--all", "-o", "json")); len(list) != 1 || list[0].Version != 3 {
 		t.Fatalf("list --all: %+v", list)
 	}
 
 	// As of the first version's time, the list held version 1, active.
 	asOf := hist[0].UpdatedAt
 	then := decode[rec](t, n.ok("records", "get", added.ID, "--as-of", asOf, "-o", "json"))
-	if then.Version != "1" || len(then.Subject.Aliases) != 1 {
+	if then.Version != 1 || len(then.Subject.Aliases) != 1 {
 		t.Fatalf("get --as-of %s: %+v", asOf, then)
 	}
-	if list := decode[[]rec](t, n.ok("records", "list", "--as-of", asOf, "-o", "json")); len(list) != 1 || list[0].Version != "1" {
+	if list := decode[[]rec](t, n.ok("records", "list", "--as-of", asOf, "-o", "json")); len(list) != 1 || list[0].Version != 1 {
 		t.Fatalf("list --as-of %s: %+v", asOf, list)
 	}
 	before, _ := time.Parse(time.RFC3339Nano, asOf)
@@ -81,7 +81,7 @@ func TestDenialFromJSON(t *testing.T) {
 		t.Fatalf("denial defaults (status denied, review in three years): %+v", d.Denial)
 	}
 	revoked := decode[rec](t, n.ok("denials", "status", d.ID, "--status", "revoked", "--reason", "review", "-o", "json"))
-	if revoked.Denial.Status != "DENIAL_STATUS_REVOKED" || revoked.Version != "2" {
+	if revoked.Denial.Status != "DENIAL_STATUS_REVOKED" || revoked.Version != 2 {
 		t.Fatalf("status: %+v", revoked)
 	}
 	if list := decode[[]rec](t, n.ok("records", "list", "--kind", "denial", "--all", "-o", "json")); len(list) != 1 {

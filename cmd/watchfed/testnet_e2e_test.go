@@ -93,14 +93,14 @@ func TestTestnetUpShareDown(t *testing.T) {
 			return false, r.stderr
 		}
 		peers := decode[[]struct {
-			ID        string `json:"id"`
-			Reachable bool   `json:"reachable"`
-			Lag       string `json:"lag"`
-			Role      string `json:"role"`
+			ID        string  `json:"id"`
+			Reachable bool    `json:"reachable"`
+			Lag       *uint64 `json:"lag"`
+			Role      string  `json:"role"`
 		}](t, r.stdout)
 		ok := len(peers) == 3
 		for _, p := range peers {
-			ok = ok && p.Reachable && (p.Lag == "" || p.Lag == "0")
+			ok = ok && p.Reachable && p.Lag != nil && *p.Lag == 0
 		}
 		return ok, r.stdout
 	})
