@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,7 +29,47 @@ func visible(ctx context.Context, e *pb.SharedEntry) bool {
 	return e.GetRecord().GetMarking() <= pb.Marking_MARKING_AMBER
 }
 
+// caughtUp waits until this node has taken in the log up to index: a read
+// after a write elsewhere in the federation sees that write.
+func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
+	if index == 0 {
+		return nil
+	}
+	// Answer before the caller's own deadline, so it learns how far this
+	// node is rather than only that time ran out.
+	wait := maxFreshnessWait
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d)*9/10)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		wake := s.n.fed.receivedCh()
+		have, err := s.n.store.ReceivedIndex()
+		if err != nil {
+			return status.Errorf(codes.Internal, "received index: %v", err)
+		}
+		if have >= index {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-s.n.closing:
+			return status.Error(codes.Unavailable, "node shutting down")
+		case <-ctx.Done():
+			return status.Errorf(codes.Unavailable, "this node has taken in the log up to index %d, not yet %d", have, index)
+		}
+	}
+}
+
+// maxFreshnessWait bounds how long a read waits for min_index when the
+// caller set no shorter deadline.
+const maxFreshnessWait = 10 * time.Second
+
 func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedRequest) (*pb.ListSharedResponse, error) {
+	if err := s.caughtUp(ctx, req.GetMinIndex()); err != nil {
+		return nil, err
+	}
 	es, err := s.n.store.SharedCurrent(ctx, req.GetOrigin(), req.GetIncludeInactive())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
@@ -44,6 +85,9 @@ func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedReques
 
 func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest) (*pb.GetSharedResponse, error) {
 	draftFrom(ctx).ev.Target = req.GetId()
+	if err := s.caughtUp(ctx, req.GetMinIndex()); err != nil {
+		return nil, err
+	}
 	e, err := s.n.store.Shared(ctx, req.GetId())
 	if err != nil || !visible(ctx, e) {
 		return nil, status.Errorf(codes.NotFound, "shared entry %s: not found", req.GetId())

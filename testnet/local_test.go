@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/watchfed/watchfed/node"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -275,4 +278,32 @@ func TestBackupRestoreRecover(t *testing.T) {
 	}
 	// Writes work again: the one-member federation commits them.
 	add(t, fr, "Written After Recovery")
+}
+
+// TestReadAtLeastAsFreshAsAWrite: a write on one member returns its log
+// index; a read on another member with that min_index sees the write at
+// once, without polling. An index the federation has not reached yet ends
+// in Unavailable at the caller's deadline, saying how far the node is.
+func TestReadAtLeastAsFreshAsAWrite(t *testing.T) {
+	l := startLocal(t, 3)
+	de, nl := l.Nodes[0], l.Nodes[2]
+	c := pb.NewSharedServiceClient(conn(t, nl))
+	for i := range 5 {
+		w := add(t, de, fmt.Sprintf("Fresh Read %d", i))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		got, err := c.GetShared(ctx, &pb.GetSharedRequest{Id: w.Record.Id, MinIndex: w.LogIndex})
+		cancel()
+		if err != nil {
+			t.Fatalf("read at index %d on NL: %v", w.LogIndex, err)
+		}
+		if got.Entry.LogIndex != w.LogIndex || got.Entry.Record.Subject.Name != w.Record.Subject.Name {
+			t.Fatalf("read at index %d: %v", w.LogIndex, got.Entry)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.ListShared(ctx, &pb.ListSharedRequest{MinIndex: 1 << 40})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "not yet") {
+		t.Fatalf("read at an index not reached: %v, want Unavailable saying how far the node is", err)
+	}
 }

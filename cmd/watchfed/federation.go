@@ -196,13 +196,14 @@ func newSharedCmd() *cobra.Command {
 	addClientFlags(cmd, &cf)
 	var origin string
 	var all bool
+	var minIndex uint64
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Current version of every readable shared entry, with origin, version and log index",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{Origin: origin, IncludeInactive: all})
+				resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{Origin: origin, IncludeInactive: all, MinIndex: minIndex})
 				if err != nil {
 					return err
 				}
@@ -221,7 +222,7 @@ func newSharedCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				resp, err := pb.NewSharedServiceClient(conn).GetShared(ctx, &pb.GetSharedRequest{Id: args[0]})
+				resp, err := pb.NewSharedServiceClient(conn).GetShared(ctx, &pb.GetSharedRequest{Id: args[0], MinIndex: minIndex})
 				if err != nil {
 					return err
 				}
@@ -233,6 +234,7 @@ func newSharedCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.PersistentFlags().Uint64Var(&minIndex, "min-index", 0, "read at least this fresh: wait until this node has the log up to this index (a write's log_index)")
 	cmd.AddCommand(list, get)
 	return cmd
 }

@@ -98,8 +98,12 @@ type ListSharedRequest struct {
 	Origin string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
 	// Include delisted designations and revoked or annulled denials.
 	IncludeInactive bool `protobuf:"varint,2,opt,name=include_inactive,json=includeInactive,proto3" json:"include_inactive,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Read at least this fresh: wait (within the call's deadline) until this
+	// node has taken in the log up to this index, e.g. the log_index a write
+	// on another member returned.
+	MinIndex      uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSharedRequest) Reset() {
@@ -144,6 +148,13 @@ func (x *ListSharedRequest) GetIncludeInactive() bool {
 		return x.IncludeInactive
 	}
 	return false
+}
+
+func (x *ListSharedRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
 }
 
 type ListSharedResponse struct {
@@ -192,8 +203,10 @@ func (x *ListSharedResponse) GetEntries() []*SharedEntry {
 }
 
 type GetSharedRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// As in ListSharedRequest.
+	MinIndex      uint64 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -233,6 +246,13 @@ func (x *GetSharedRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *GetSharedRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
 }
 
 type GetSharedResponse struct {
@@ -386,14 +406,16 @@ const file_watchfed_v1_shared_proto_rawDesc = "" +
 	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12+\n" +
 	"\x06record\x18\x03 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\rR\bposition\"V\n" +
+	"\bposition\x18\x04 \x01(\rR\bposition\"s\n" +
 	"\x11ListSharedRequest\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12)\n" +
-	"\x10include_inactive\x18\x02 \x01(\bR\x0fincludeInactive\"H\n" +
+	"\x10include_inactive\x18\x02 \x01(\bR\x0fincludeInactive\x12\x1b\n" +
+	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"H\n" +
 	"\x12ListSharedResponse\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.watchfed.v1.SharedEntryR\aentries\"\"\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.watchfed.v1.SharedEntryR\aentries\"?\n" +
 	"\x10GetSharedRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"C\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"C\n" +
 	"\x11GetSharedResponse\x12.\n" +
 	"\x05entry\x18\x01 \x01(\v2\x18.watchfed.v1.SharedEntryR\x05entry\"R\n" +
 	"\fWatchRequest\x12\x1d\n" +
