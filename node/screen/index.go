@@ -1,0 +1,281 @@
+package screen
+
+import (
+	"math"
+	"slices"
+	"sync"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// Entry is what the index keeps of a record: enough to find and score it.
+// The record itself stays in the store; results name it by ID.
+type Entry struct {
+	ID          string
+	Origin      string
+	Kind        pb.Kind
+	Schema      pb.Schema
+	Names       []Name
+	BirthDates  []string
+	Countries   []string
+	Identifiers []Identifier
+	// Shared is true for an entry a partner shared with this agency.
+	Shared bool
+}
+
+// Name is one name of an entry.
+type Name struct {
+	Text string
+	Weak bool
+	// Party is set for the name of a denied party other than the subject.
+	Party bool
+}
+
+// Identifier is one identifier of an entry, as listed.
+type Identifier struct {
+	Type  pb.IdentifierType
+	Value string
+}
+
+// EntryOf extracts what screening needs from a record: the subject's name,
+// aliases and identifiers, and for a denial the names of its parties.
+func EntryOf(rec *pb.Record, shared bool) *Entry {
+	e := &Entry{ID: rec.GetId(), Origin: rec.GetOrigin(), Kind: rec.GetKind(), Shared: shared}
+	if s := rec.GetSubject(); s != nil {
+		e.Schema = s.Schema
+		if s.Name != "" {
+			e.Names = append(e.Names, Name{Text: s.Name})
+		}
+		for _, a := range s.Aliases {
+			e.Names = append(e.Names, Name{Text: a.Name, Weak: a.Strength == pb.NameStrength_NAME_STRENGTH_WEAK})
+		}
+		for _, id := range s.Identifiers {
+			e.Identifiers = append(e.Identifiers, Identifier{Type: id.Type, Value: id.Value})
+		}
+		e.BirthDates = s.BirthDates
+		e.Countries = append(append(e.Countries, s.Nationalities...), s.Countries...)
+		for _, a := range s.Addresses {
+			if a.Country != "" {
+				e.Countries = append(e.Countries, a.Country)
+			}
+		}
+	}
+	if d := rec.GetDenial(); d != nil {
+		for _, p := range d.Parties {
+			if !slices.ContainsFunc(e.Names, func(n Name) bool { return n.Text == p.Name }) {
+				e.Names = append(e.Names, Name{Text: p.Name, Party: true})
+			}
+			if p.Country != "" {
+				e.Countries = append(e.Countries, p.Country)
+			}
+		}
+	}
+	slices.Sort(e.Countries)
+	e.Countries = slices.Compact(e.Countries)
+	return e
+}
+
+type tokInfo struct {
+	text  string
+	abjad bool
+	post  []uint32 // ids of the live names holding the token, ascending
+}
+
+type nameRec struct {
+	entry uint32
+	toks  []uint32
+	text  string
+	weak  bool
+	live  bool
+}
+
+// Index is an in-memory inverted index over entries' names and identifiers.
+// It is safe for concurrent use; Put and Remove follow record writes without a
+// rebuild.
+type Index struct {
+	mu      sync.RWMutex
+	tokID   map[string]uint32
+	toks    []tokInfo
+	grams   map[uint32][]uint32 // character trigram → token ids
+	skels   map[string][]uint32 // phonetic key → token ids
+	names   []nameRec
+	live    int // live names
+	entries []*Entry
+	enames  [][]uint32 // entry → its name ids
+	byID    map[string]uint32
+	free    []uint32            // entry slots to reuse
+	ids     map[string][]uint32 // normalised identifier → entries
+
+	scratch sync.Pool
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{
+		tokID: map[string]uint32{},
+		grams: map[uint32][]uint32{},
+		skels: map[string][]uint32{},
+		byID:  map[string]uint32{},
+		ids:   map[string][]uint32{},
+	}
+}
+
+// Len returns the number of entries and of names indexed.
+func (x *Index) Len() (entries, names int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byID), x.live
+}
+
+// Put adds an entry or replaces the entry with the same ID.
+func (x *Index) Put(e *Entry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.remove(e.ID)
+	var slot uint32
+	if n := len(x.free); n > 0 {
+		slot = x.free[n-1]
+		x.free = x.free[:n-1]
+		x.entries[slot] = e
+	} else {
+		slot = uint32(len(x.entries))
+		x.entries = append(x.entries, e)
+		x.enames = append(x.enames, nil)
+	}
+	x.byID[e.ID] = slot
+	var nids []uint32
+	for _, n := range e.Names {
+		ts := tokens(n.Text)
+		if len(ts) == 0 {
+			continue
+		}
+		nid := uint32(len(x.names))
+		rec := nameRec{entry: slot, text: n.Text, weak: n.Weak, live: true, toks: make([]uint32, 0, len(ts))}
+		for _, t := range ts {
+			tid := x.token(t)
+			if slices.Contains(rec.toks, tid) {
+				continue
+			}
+			rec.toks = append(rec.toks, tid)
+			x.toks[tid].post = append(x.toks[tid].post, nid)
+		}
+		x.names = append(x.names, rec)
+		x.live++
+		nids = append(nids, nid)
+	}
+	x.enames[slot] = nids
+	for _, id := range e.Identifiers {
+		if k := NormalizeID(id.Value); k != "" {
+			x.ids[k] = append(x.ids[k], slot)
+		}
+	}
+}
+
+// Remove takes an entry out of the index (a delisting, a revoked denial).
+func (x *Index) Remove(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.remove(id)
+}
+
+func (x *Index) remove(id string) {
+	slot, ok := x.byID[id]
+	if !ok {
+		return
+	}
+	e := x.entries[slot]
+	for _, nid := range x.enames[slot] {
+		n := &x.names[nid]
+		for _, tid := range n.toks {
+			p := x.toks[tid].post
+			if i, found := slices.BinarySearch(p, nid); found {
+				x.toks[tid].post = slices.Delete(p, i, i+1)
+			}
+		}
+		*n = nameRec{}
+		x.live--
+	}
+	for _, ident := range e.Identifiers {
+		k := NormalizeID(ident.Value)
+		x.ids[k] = slices.DeleteFunc(x.ids[k], func(s uint32) bool { return s == slot })
+		if len(x.ids[k]) == 0 {
+			delete(x.ids, k)
+		}
+	}
+	x.entries[slot], x.enames[slot] = nil, nil
+	delete(x.byID, id)
+	x.free = append(x.free, slot)
+}
+
+// token returns the id of a word, adding it to the dictionary and its
+// trigrams and phonetic key to the lookup tables when new.
+func (x *Index) token(t token) uint32 {
+	if id, ok := x.tokID[t.text]; ok {
+		x.toks[id].abjad = x.toks[id].abjad || t.abjad
+		return id
+	}
+	id := uint32(len(x.toks))
+	x.tokID[t.text] = id
+	x.toks = append(x.toks, tokInfo{text: t.text, abjad: t.abjad})
+	for _, g := range trigrams(t.text) {
+		x.grams[g] = append(x.grams[g], id)
+	}
+	if k := skeleton(t.text); len(k) >= 2 {
+		x.skels[k] = append(x.skels[k], id)
+	}
+	return id
+}
+
+// trigrams returns the byte trigrams of a word padded at both ends, so that
+// short words have some and the first and last letters count.
+func trigrams(w string) []uint32 {
+	p := "\x01" + w + "\x02"
+	out := make([]uint32, 0, len(p)-2)
+	for i := 0; i+3 <= len(p); i++ {
+		g := uint32(p[i])<<16 | uint32(p[i+1])<<8 | uint32(p[i+2])
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// idf weighs a word by how rare it is among the names: a word on many names
+// ("mohammed", "trading") identifies less than a rare one.
+func (x *Index) idf(df int) float64 {
+	return math.Log(1 + float64(x.live+1)/float64(df+1))
+}
+
+// tokenSim is the similarity of two words in 0..1 and how they matched.
+// Below minTokenSim two words count as different.
+func tokenSim(a, b string, abjad bool) (float64, string) {
+	if a == b {
+		return 1, "exact"
+	}
+	if len(a) == 1 || len(b) == 1 {
+		if a[0] == b[0] {
+			return 0.85, "initial"
+		}
+		return 0, ""
+	}
+	s := jaroWinkler(a, b)
+	how := "similar"
+	if ka, kb := skeleton(a), skeleton(b); ka == kb && len(ka) >= 2 {
+		switch {
+		case abjad && s < 0.95:
+			// Arabic script writes no short vowels: "mhmd" is "muhammad".
+			s, how = 0.95, "consonants"
+		case len(ka) >= 3 && s < 0.9:
+			s, how = 0.9, "phonetic"
+		}
+	}
+	if min(len(a), len(b)) <= 4 && s < 0.9 {
+		return 0, "" // short words: one letter off is a different word
+	}
+	if s < minTokenSim {
+		return 0, ""
+	}
+	return s, how
+}
+
+const minTokenSim = 0.82

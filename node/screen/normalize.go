@@ -1,0 +1,247 @@
+// Package screen matches names and identifiers against the records an agency
+// holds: its own and those partners shared with it. Names are normalised to
+// Latin tokens, indexed by token, character trigram and phonetic key, and
+// candidates from the index are scored with an explanation.
+package screen
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// token is one normalised word of a name. abjad marks a word transliterated
+// from a script that does not write short vowels (Arabic, Hebrew): it is
+// compared by consonant skeleton too.
+type token struct {
+	text  string
+	abjad bool
+}
+
+// translit maps letters of non-Latin scripts to Latin, after the usual
+// romanisations (BGN/PCGN-like for Cyrillic, ELOT-like for Greek, a
+// simplified ALA-LC for Arabic and Persian). Arabic short vowels are not
+// written, so only consonants and long vowels come out.
+var translit = map[rune]string{
+	// Cyrillic (Russian, Ukrainian, Belarusian, Serbian, Bulgarian, Kazakh extras)
+	'а': "a", 'б': "b", 'в': "v", 'г': "g", 'д': "d", 'е': "e", 'ё': "e", 'ж': "zh",
+	'з': "z", 'и': "i", 'й': "y", 'к': "k", 'л': "l", 'м': "m", 'н': "n", 'о': "o",
+	'п': "p", 'р': "r", 'с': "s", 'т': "t", 'у': "u", 'ф': "f", 'х': "kh", 'ц': "ts",
+	'ч': "ch", 'ш': "sh", 'щ': "shch", 'ъ': "", 'ы': "y", 'ь': "", 'э': "e", 'ю': "yu",
+	'я': "ya", 'і': "i", 'ї': "yi", 'є': "ye", 'ґ': "g", 'ў': "u", 'ђ': "dj", 'ј': "j",
+	'љ': "lj", 'њ': "nj", 'ћ': "c", 'џ': "dz", 'ѓ': "g", 'ќ': "k", 'ѕ': "dz",
+	'қ': "k", 'ғ': "g", 'ң': "n", 'ү': "u", 'ұ': "u", 'һ': "h", 'ә': "a", 'ө': "o",
+	// Greek
+	'α': "a", 'β': "v", 'γ': "g", 'δ': "d", 'ε': "e", 'ζ': "z", 'η': "i", 'θ': "th",
+	'ι': "i", 'κ': "k", 'λ': "l", 'μ': "m", 'ν': "n", 'ξ': "x", 'ο': "o", 'π': "p",
+	'ρ': "r", 'σ': "s", 'ς': "s", 'τ': "t", 'υ': "y", 'φ': "f", 'χ': "ch", 'ψ': "ps",
+	'ω': "o",
+	// Arabic and Persian
+	'ا': "a", 'أ': "a", 'إ': "i", 'آ': "a", 'ٱ': "a", 'ء': "", 'ؤ': "u", 'ئ': "i",
+	'ب': "b", 'ت': "t", 'ث': "th", 'ج': "j", 'ح': "h", 'خ': "kh", 'د': "d", 'ذ': "dh",
+	'ر': "r", 'ز': "z", 'س': "s", 'ش': "sh", 'ص': "s", 'ض': "d", 'ط': "t", 'ظ': "z",
+	'ع': "", 'غ': "gh", 'ف': "f", 'ق': "q", 'ك': "k", 'ل': "l", 'م': "m", 'ن': "n",
+	'ه': "h", 'ة': "a", 'و': "w", 'ي': "y", 'ى': "a", 'پ': "p", 'چ': "ch", 'ژ': "zh",
+	'گ': "g", 'ک': "k", 'ی': "y", 'ـ': "",
+	// Hebrew
+	'א': "a", 'ב': "b", 'ג': "g", 'ד': "d", 'ה': "h", 'ו': "v", 'ז': "z", 'ח': "kh",
+	'ט': "t", 'י': "y", 'כ': "k", 'ך': "k", 'ל': "l", 'מ': "m", 'ם': "m", 'נ': "n",
+	'ן': "n", 'ס': "s", 'ע': "", 'פ': "p", 'ף': "f", 'צ': "ts", 'ץ': "ts", 'ק': "k",
+	'ר': "r", 'ש': "sh", 'ת': "t",
+	// Armenian
+	'ա': "a", 'բ': "b", 'գ': "g", 'դ': "d", 'ե': "e", 'զ': "z", 'է': "e", 'ը': "y",
+	'թ': "t", 'ժ': "zh", 'ի': "i", 'լ': "l", 'խ': "kh", 'ծ': "ts", 'կ': "k", 'հ': "h",
+	'ձ': "dz", 'ղ': "gh", 'ճ': "ch", 'մ': "m", 'յ': "y", 'ն': "n", 'շ': "sh", 'ո': "o",
+	'չ': "ch", 'պ': "p", 'ջ': "j", 'ռ': "r", 'ս': "s", 'վ': "v", 'տ': "t", 'ր': "r",
+	'ց': "ts", 'ւ': "v", 'փ': "p", 'ք': "k", 'օ': "o", 'ֆ': "f",
+	// Georgian
+	'ა': "a", 'ბ': "b", 'გ': "g", 'დ': "d", 'ე': "e", 'ვ': "v", 'ზ': "z", 'თ': "t",
+	'ი': "i", 'კ': "k", 'ლ': "l", 'მ': "m", 'ნ': "n", 'ო': "o", 'პ': "p", 'ჟ': "zh",
+	'რ': "r", 'ს': "s", 'ტ': "t", 'უ': "u", 'ფ': "p", 'ქ': "k", 'ღ': "gh", 'ყ': "q",
+	'შ': "sh", 'ჩ': "ch", 'ც': "ts", 'ძ': "dz", 'წ': "ts", 'ჭ': "ch", 'ხ': "kh", 'ჯ': "j",
+	'ჰ': "h",
+	// Latin letters that do not decompose
+	'ß': "ss", 'æ': "ae", 'ø': "o", 'đ': "d", 'ł': "l", 'ı': "i", 'þ': "th", 'œ': "oe",
+	'ð': "d", 'ħ': "h",
+}
+
+// abjadScript reports a letter of a script written without short vowels.
+func abjadScript(r rune) bool {
+	return unicode.Is(unicode.Arabic, r) || unicode.Is(unicode.Hebrew, r)
+}
+
+// joiners vanish inside a word ("S.A." is "sa", "O'Brien" is "obrien");
+// every other non-letter, non-digit separates words.
+func joiner(r rune) bool {
+	switch r {
+	case '.', '\'', '’', 'ʼ', 'ʻ', '`', '´':
+		return true
+	}
+	return false
+}
+
+// fold returns the words of s in normal form: NFKC, lower case, diacritics
+// removed, other scripts transliterated to Latin.
+func fold(s string) []token {
+	s = norm.NFKC.String(s)
+	var (
+		out   []token
+		b     strings.Builder
+		abjad bool
+	)
+	flush := func() {
+		if b.Len() > 0 {
+			out = append(out, token{text: b.String(), abjad: abjad})
+		}
+		b.Reset()
+		abjad = false
+	}
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			switch {
+			case 'a' <= r && r <= 'z', '0' <= r && r <= '9':
+				b.WriteRune(r)
+			case 'A' <= r && r <= 'Z':
+				b.WriteRune(r + 'a' - 'A')
+			case joiner(r):
+			default:
+				flush()
+			}
+			continue
+		}
+		lr := unicode.ToLower(r)
+		if t, ok := translit[lr]; ok {
+			if abjadScript(lr) {
+				abjad = true
+			}
+			b.WriteString(t)
+			continue
+		}
+		switch {
+		case joiner(r):
+		case unicode.Is(unicode.Mn, r):
+			// a combining mark left by NFKC: drop it
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			// Decompose to strip diacritics (é → e); letters of scripts
+			// without a table stay as they are.
+			for _, d := range norm.NFD.String(string(lr)) {
+				if !unicode.Is(unicode.Mn, d) {
+					if t, ok := translit[d]; ok {
+						b.WriteString(t)
+					} else {
+						b.WriteRune(d)
+					}
+				}
+			}
+		default:
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+// noise are words that say what kind of party a name is, not which one:
+// honorifics, titles and legal forms. They are dropped before matching so that
+// "Tech Trade LLC" and "Tech Trade GmbH" are the same name and no score comes
+// from "CORP" alone.
+var noise = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`
+		mr mrs ms miss mme mlle dr prof sir dame lord lady herr frau sr sra srta don dona
+		sheikh shaikh shaykh sheik haji hajji hadji al-haj alhaj mullah mulla maulana maulvi mawlawi
+		general gen colonel col major maj captain capt lieutenant lt admiral adm
+		llc ooo oao zao pao ao jsc ojsc cjsc pjsc tov pat pp chp ip
+		gmbh mbh ag kg ohg ug gbr ev
+		sa sas sarl sasu eurl sca snc srl spa sapa
+		bv nv cv vof
+		ltd limited inc incorporated corp corporation co company cie plc llp lp lllp pllc
+		fze fzco fzc fzllc dmcc est establishment
+		pte pty sdn bhd tbk pt cv kft zrt nyrt doo dd ood ead ad as asa ab oy oyj aps
+		sro spol zoo sp
+		obshchestvo ogranichennoy ogranichennoi otvetstvennostyu aktsionernoe zakrytoe otkrytoe publichnoe
+		tovarystvo sirket sti anonim
+		the of and`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// tokens returns the words of a name that identify it: folded, without
+// noise words (unless nothing else is left).
+func tokens(name string) []token {
+	all := fold(name)
+	out := all[:0:0]
+	for _, t := range all {
+		if !noise[t.text] {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return all
+	}
+	return out
+}
+
+// Normalize returns a name as the matcher sees it: its identifying words,
+// space-separated.
+func Normalize(name string) string {
+	ts := tokens(name)
+	ws := make([]string, len(ts))
+	for i, t := range ts {
+		ws[i] = t.text
+	}
+	return strings.Join(ws, " ")
+}
+
+// skeleton is a coarse phonetic key: the consonants of a word with similar
+// sounds merged and repeats collapsed, so "Muhammad", "Mohammed" and the
+// transliterated Arabic "mhmd" share the key "mhmt". It serves both for
+// candidate lookup and to compare vowel-less transliterations.
+func skeleton(w string) string {
+	var b []byte
+	var last byte
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		switch c {
+		case 'a', 'e', 'i', 'o', 'u', 'y', 'w', 'h':
+			last = 0 // only letters written side by side collapse
+			continue
+		case 'c', 'q', 'g':
+			c = 'k'
+		case 'z':
+			c = 's'
+		case 'v':
+			c = 'f'
+		case 'p':
+			if i+1 < len(w) && w[i+1] == 'h' {
+				c = 'f'
+			}
+		case 'd':
+			c = 't'
+		}
+		if c == last {
+			continue
+		}
+		b = append(b, c)
+		last = c
+	}
+	return string(b)
+}
+
+// NormalizeID returns an identifier in the form used for exact matching:
+// upper case letters and digits only, with a leading "IMO" dropped so that
+// "IMO 9123456" and "9123456" are the same.
+func NormalizeID(v string) string {
+	var b strings.Builder
+	for _, t := range fold(v) {
+		b.WriteString(strings.ToUpper(t.text))
+	}
+	s := b.String()
+	if len(s) > 3 && strings.HasPrefix(s, "IMO") && s[3] >= '0' && s[3] <= '9' {
+		s = s[3:]
+	}
+	return s
+}

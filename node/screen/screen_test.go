@@ -1,0 +1,209 @@
+package screen
+
+import (
+	"fmt"
+	"testing"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+func TestFold(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Иван Сергеевич Петров", "ivan sergeevich petrov"},
+		{"Müller-Lüdenscheid GmbH", "muller ludenscheid"},
+		{"ＡＢＣ Ｃｏｒｐ", "abc"},
+		{"Tech Trade S.A.", "tech trade"},
+		{"ООО Ромашка", "romashka"},
+		{"Αλέξης Τσίπρας", "alexis tsipras"},
+		{"أسامة بن لادن", "asama bn ladn"},
+		{"Mr. O'Brien", "obrien"},
+		{"Łódź Straße", "lodz strasse"},
+		{"LLC", "llc"}, // nothing but a legal form: keep it rather than nothing
+	} {
+		if got := Normalize(tc.in); got != tc.want {
+			t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestNormalizeID(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"IMO 9187629", "9187629"},
+		{"9187629", "9187629"},
+		{"ab-123 456", "AB123456"},
+		{"№ 7701234567", "NO7701234567"},
+	} {
+		if got := NormalizeID(tc.in); got != tc.want {
+			t.Errorf("NormalizeID(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// listed is a small list in the shapes real lists have.
+func listed() *Index {
+	x := NewIndex()
+	add := func(id string, schema pb.Schema, names []string, births []string, countries []string, ids ...Identifier) {
+		e := &Entry{ID: id, Origin: "US-OFAC", Kind: pb.Kind_KIND_DESIGNATION, Schema: schema, BirthDates: births, Countries: countries, Identifiers: ids}
+		for _, n := range names {
+			e.Names = append(e.Names, Name{Text: n})
+		}
+		x.Put(e)
+	}
+	P, O, V := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_ORGANIZATION, pb.Schema_SCHEMA_VESSEL
+	add("putin", P, []string{"PUTIN, Vladimir Vladimirovich"}, []string{"1952-10-07"}, []string{"RU"})
+	add("rotenberg", P, []string{"ROTENBERG, Arkady Romanovich"}, []string{"1951-12-15"}, []string{"RU"})
+	add("bin-laden", P, []string{"BIN LADIN, Usama", "Osama bin Laden"}, []string{"1957"}, []string{"SA"})
+	add("zawahiri", P, []string{"AL-ZAWAHIRI, Ayman Muhammad Rabi"}, []string{"1951-06-19"}, []string{"EG"})
+	add("kim", P, []string{"KIM, Jong Un"}, []string{"1984-01-08"}, []string{"KP"})
+	add("ivan-ivanov", P, []string{"IVANOV, Ivan Petrovich"}, []string{"1970"}, []string{"RU"})
+	add("mohammed-ali", P, []string{"ALI, Mohammed Hassan"}, []string{"1975"}, []string{"IQ"})
+	add("sovcomflot", O, []string{"PAO SOVCOMFLOT", "Sovkomflot PJSC"}, nil, []string{"RU"})
+	add("tech-trade", O, []string{"TECH TRADE LLC"}, nil, []string{"AE"})
+	add("rosneft", O, []string{"ROSNEFT OIL COMPANY", "NK Rosneft OAO"}, nil, []string{"RU"})
+	add("nordic-corp", O, []string{"NORDIC INDUSTRIAL CORP"}, nil, []string{"SE"})
+	add("aria", V, []string{"ARIA"}, nil, []string{"IR"}, Identifier{Type: pb.IdentifierType_IDENTIFIER_TYPE_IMO, Value: "IMO 9187629"})
+	// Filler so that word weights look like a real list.
+	for i := range 300 {
+		add(fmt.Sprintf("filler-%d", i), P, []string{fmt.Sprintf("%s %s %s", firsts[i%len(firsts)], seconds[(i/3)%len(seconds)], lasts[(i*7)%len(lasts)])}, nil, nil)
+	}
+	return x
+}
+
+var (
+	firsts  = []string{"Mohammed", "Ivan", "Ali", "John", "Ahmad", "Sergei", "Maria", "Abdul", "Hassan", "Omar"}
+	seconds = []string{"Ibrahim", "Nikolaevich", "Karim", "Hussein", "Petrovich", "Yusuf", "Mahmoud", "Saleh"}
+	lasts   = []string{"Smirnov", "Al-Rashid", "Haddad", "Kovalenko", "Qureshi", "Nasser", "Fedorov", "Mansour", "Khalil", "Darwish", "Sokolov", "Popov", "Hamdan", "Yilmaz", "Rahman"}
+)
+
+func TestScreenFinds(t *testing.T) {
+	x := listed()
+	for _, tc := range []struct {
+		name  string
+		q     Query
+		want  string
+		atMin float64
+	}{
+		{"exact, reordered", Query{Name: "Vladimir Vladimirovich Putin"}, "putin", 1},
+		{"Russian in Cyrillic", Query{Name: "Владимир Владимирович Путин"}, "putin", 0.95},
+		{"Russian in Cyrillic, no patronymic", Query{Name: "Путин Владимир"}, "putin", 0.8},
+		{"missing middle name", Query{Name: "Vladimir Putin"}, "putin", 0.8},
+		{"another transliteration", Query{Name: "Arkadiy Rotenberg"}, "rotenberg", 0.8},
+		{"one typo", Query{Name: "Vladimir Vladimirovich Puttin"}, "putin", 0.9},
+		{"two typos", Query{Name: "Vladimr Vladimirovich Putim"}, "putin", 0.85},
+		{"Arabic script", Query{Name: "أسامة بن لادن"}, "bin-laden", 0.85},
+		{"Arabic transliteration variant", Query{Name: "Usama bin Ladin"}, "bin-laden", 0.95},
+		{"Arabic, other spelling and honorific", Query{Name: "Sheikh Ayman Mohammed Rabie al-Zawahri"}, "zawahiri", 0.85},
+		{"initials", Query{Name: "J. U. Kim"}, "kim", 0.8},
+		{"legal form variant", Query{Name: "Tech Trade GmbH"}, "tech-trade", 1},
+		{"Russian legal form", Query{Name: "OOO Tech Trade"}, "tech-trade", 1},
+		{"company, Cyrillic", Query{Name: "ПАО Совкомфлот"}, "sovcomflot", 0.9},
+		{"vessel by IMO", Query{Name: "unknown vessel", IDs: []string{"9187629"}}, "aria", 1},
+		{"birth date agrees", Query{Name: "Ivan Ivanov", BirthDate: "1970", Schema: pb.Schema_SCHEMA_PERSON}, "ivan-ivanov", 0.8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := x.Search(tc.q)
+			if len(rs) == 0 {
+				t.Fatalf("%q: no result", tc.q.Name)
+			}
+			if rs[0].Entry.ID != tc.want || rs[0].Score < tc.atMin {
+				t.Fatalf("%q: top is %s at %.3f (%s), want %s at ≥ %.2f", tc.q.Name, rs[0].Entry.ID, rs[0].Score, rs[0].Explanation, tc.want, tc.atMin)
+			}
+			if rs[0].Explanation.String() == "" {
+				t.Error("no explanation")
+			}
+		})
+	}
+}
+
+func TestScreenRejects(t *testing.T) {
+	x := listed()
+	for _, tc := range []struct {
+		name string
+		q    Query
+		not  string
+	}{
+		{"common first name alone", Query{Name: "Mohammed"}, "mohammed-ali"},
+		{"common first name alone, Russian", Query{Name: "Ivan"}, "ivan-ivanov"},
+		{"legal form alone", Query{Name: "Corp"}, "nordic-corp"},
+		{"generic words", Query{Name: "Industrial Trading Corp"}, "nordic-corp"},
+		{"unrelated person", Query{Name: "Emily Johnson"}, ""},
+		{"birth date far off", Query{Name: "Ivan Petrovich Ivanov", BirthDate: "1999"}, "ivan-ivanov"},
+		{"other schema and country", Query{Name: "Aria", Schema: pb.Schema_SCHEMA_PERSON, Countries: []string{"DE"}}, "aria"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, r := range x.Search(tc.q) {
+				if tc.not == "" || r.Entry.ID == tc.not {
+					t.Errorf("%q matched %s at %.3f (%s), want below %.2f", tc.q.Name, r.Entry.ID, r.Score, r.Explanation, DefaultThreshold)
+				}
+			}
+		})
+	}
+}
+
+func TestExplanation(t *testing.T) {
+	x := listed()
+	rs := x.Search(Query{Name: "Vladimir Puttin", Countries: []string{"RU"}, BirthDate: "1952-10-07"})
+	if len(rs) == 0 || rs[0].Entry.ID != "putin" {
+		t.Fatalf("want putin, got %+v", rs)
+	}
+	e := rs[0].Explanation
+	if e.Matched != "PUTIN, Vladimir Vladimirovich" {
+		t.Errorf("matched %q", e.Matched)
+	}
+	var typo, missing bool
+	for _, w := range e.Words {
+		typo = typo || (w.Query == "puttin" && w.Listed == "putin" && w.Similarity < 1)
+		missing = missing || (w.Listed == "vladimirovich" && w.How == "missing")
+	}
+	if !typo || !missing {
+		t.Errorf("words %+v: want puttin~putin and vladimirovich missing", e.Words)
+	}
+	var country, birth bool
+	for _, f := range e.Features {
+		country = country || (f.Name == "country" && f.Agrees)
+		birth = birth || (f.Name == "birth_date" && f.Agrees && f.Effect > 0)
+	}
+	if !country || !birth {
+		t.Errorf("features %+v: want country and birth date agreeing", e.Features)
+	}
+}
+
+func TestIndexFollowsWrites(t *testing.T) {
+	x := listed()
+	if rs := x.Search(Query{Name: "Tech Trade"}); len(rs) == 0 {
+		t.Fatal("tech trade not found")
+	}
+	// Amended: a new name replaces the old one.
+	x.Put(&Entry{ID: "tech-trade", Schema: pb.Schema_SCHEMA_ORGANIZATION, Names: []Name{{Text: "Quantum Widgets FZE"}}})
+	if rs := x.Search(Query{Name: "Tech Trade"}); len(rs) > 0 && rs[0].Entry.ID == "tech-trade" {
+		t.Errorf("old name still matches: %+v", rs[0])
+	}
+	if rs := x.Search(Query{Name: "Quantum Widgets"}); len(rs) == 0 || rs[0].Entry.ID != "tech-trade" {
+		t.Errorf("new name not found: %+v", rs)
+	}
+	// Delisted: gone, identifiers too.
+	x.Remove("aria")
+	if rs := x.Search(Query{IDs: []string{"IMO 9187629"}}); len(rs) != 0 {
+		t.Errorf("removed vessel still matches by IMO: %+v", rs)
+	}
+	entries, _ := x.Len()
+	if entries != 311 {
+		t.Errorf("%d entries, want 311", entries)
+	}
+}
+
+func TestJaroWinkler(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want float64
+	}{
+		{"martha", "marhta", 0.961},
+		{"dixon", "dicksonx", 0.813},
+		{"abc", "xyz", 0},
+		{"same", "same", 1},
+	} {
+		if got := jaroWinkler(tc.a, tc.b); got < tc.want-0.001 || got > tc.want+0.001 {
+			t.Errorf("jw(%q, %q) = %.3f, want %.3f", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

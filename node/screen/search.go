@@ -1,0 +1,473 @@
+package screen
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// DefaultThreshold is the score from which a result is a likely match; see Score.
+const DefaultThreshold = 0.8
+
+// Query is what to screen: a name, and optionally identifiers and features
+// that raise or lower the score.
+type Query struct {
+	Name       string
+	Schema     pb.Schema // unspecified: any
+	Countries  []string
+	BirthDate  string // "1965", "1965-03" or "1965-03-14"
+	IDs        []string
+	Threshold  float64 // 0: DefaultThreshold
+	Limit      int     // 0: 10
+	Filter     func(*Entry) bool
+	Candidates int // names scored in full; 0: 200
+}
+
+// Result is one entry that matched, with its score and why.
+//
+// Score is in 0..1. 1 means an identifier matched exactly, or every
+// identifying word of the query and of a listed name is the same after
+// normalisation (case, diacritics, script, word order, legal forms and
+// honorifics do not count). Each word that differs by a typo or a
+// transliteration variant lowers it a little (a word that is 90% similar by
+// Jaro-Winkler costs about its share of the name's weight times 0.1); a word
+// missing on either side lowers it by its weight, where rare words weigh more
+// than common ones (inverse document frequency), so a common first name alone
+// scores low against a full listed name. Features then adjust it: a different
+// schema −0.2, a birth year more than a year apart −0.25 (one year −0.05), the
+// same birth year +0.03 (full date +0.05), a shared country +0.03 and no
+// shared country −0.1. From DefaultThreshold (0.8) up a result is a likely
+// match to review; above 0.9 the names differ by little more than spelling.
+type Result struct {
+	Entry       *Entry
+	Score       float64
+	Explanation Explanation
+}
+
+// Explanation says which query name matched which listed name and which
+// features agreed or disagreed.
+type Explanation struct {
+	Query     string // the query name, normalised
+	Matched   string // the listed name that scored best, as listed
+	NameScore float64
+	Words     []WordMatch
+	Features  []Feature
+}
+
+// WordMatch pairs a query word with a listed word (either may be empty when
+// the other side has no counterpart).
+type WordMatch struct {
+	Query, Listed string
+	Similarity    float64
+	How           string // exact, initial, similar, phonetic, consonants, missing, extra
+}
+
+// Feature is one fact compared between query and entry.
+type Feature struct {
+	Name   string  // identifier, schema, birth_date, country, alias
+	Agrees bool    // false: disagrees
+	Effect float64 // what it added to the score
+	Detail string
+}
+
+// String gives the explanation in one line, for tables.
+func (e Explanation) String() string {
+	var parts []string
+	if e.Matched != "" {
+		var ws []string
+		for _, w := range e.Words {
+			switch w.How {
+			case "missing":
+				ws = append(ws, "-"+w.Listed)
+			case "extra":
+				ws = append(ws, "+"+w.Query)
+			case "exact":
+				ws = append(ws, w.Query)
+			default:
+				ws = append(ws, fmt.Sprintf("%s~%s(%s %.2f)", w.Query, w.Listed, w.How, w.Similarity))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("name %q %.2f [%s]", e.Matched, e.NameScore, strings.Join(ws, " ")))
+	}
+	for _, f := range e.Features {
+		verb := "agrees"
+		if !f.Agrees {
+			verb = "differs"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %+.2f (%s)", f.Name, verb, f.Effect, f.Detail))
+	}
+	return strings.Join(parts, "; ")
+}
+
+type scratch struct {
+	acc   []float32 // name → accumulated weighted similarity
+	lastQ []uint8   // name → 1 + the last query word that touched it
+	lastS []float32 // name → that word's similarity
+	seen  []uint32  // names touched
+	gram  []uint8   // token → shared trigrams
+	gseen []uint32
+}
+
+// Search returns the entries whose names or identifiers match the query,
+// best first, at or above the threshold.
+func (x *Index) Search(q Query) []Result {
+	if q.Threshold == 0 {
+		q.Threshold = DefaultThreshold
+	}
+	if q.Limit <= 0 {
+		q.Limit = 10
+	}
+	if q.Candidates <= 0 {
+		q.Candidates = 200
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+
+	best := map[uint32]Result{}
+	// Identifiers match exactly, whatever the name.
+	for _, v := range q.IDs {
+		k := NormalizeID(v)
+		for _, slot := range x.ids[k] {
+			e := x.entries[slot]
+			if q.Filter != nil && !q.Filter(e) {
+				continue
+			}
+			var listed Identifier
+			for _, id := range e.Identifiers {
+				if NormalizeID(id.Value) == k {
+					listed = id
+				}
+			}
+			r := Result{Entry: e, Score: 1}
+			r.Explanation.Features = append(r.Explanation.Features, Feature{Name: "identifier", Agrees: true, Effect: 1,
+				Detail: fmt.Sprintf("%s %s", strings.TrimPrefix(strings.ToLower(listed.Type.String()), "identifier_type_"), listed.Value)})
+			best[slot] = r
+		}
+	}
+
+	qt := tokens(q.Name)
+	if len(qt) > 0 && len(qt) < 250 {
+		for _, nid := range x.candidates(qt, q) {
+			n := &x.names[nid]
+			e := x.entries[n.entry]
+			ns, words := x.nameScore(qt, n)
+			if n.weak {
+				ns *= 0.95
+			}
+			score, feats := features(ns, e, q)
+			if prev, ok := best[n.entry]; ok && prev.Score >= score {
+				continue
+			}
+			best[n.entry] = Result{Entry: e, Score: score, Explanation: Explanation{
+				Query: Normalize(q.Name), Matched: n.text, NameScore: round(ns), Words: words, Features: feats}}
+		}
+	}
+
+	out := make([]Result, 0, len(best))
+	for _, r := range best {
+		if r.Score >= q.Threshold {
+			r.Score = round(r.Score)
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Result) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Entry.ID, b.Entry.ID)
+	})
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out
+}
+
+func round(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+type simTok struct {
+	id  uint32
+	sim float64
+}
+
+// similar returns the dictionary words close to a query word: the same word,
+// words sharing its phonetic key, and words sharing enough trigrams that are
+// similar by Jaro-Winkler.
+func (x *Index) similar(t token, s *scratch) []simTok {
+	var out []simTok
+	add := func(id uint32) {
+		for _, o := range out {
+			if o.id == id {
+				return
+			}
+		}
+		ti := &x.toks[id]
+		if len(ti.post) == 0 {
+			return
+		}
+		if sim, _ := tokenSim(t.text, ti.text, t.abjad || ti.abjad); sim > 0 {
+			out = append(out, simTok{id, sim})
+		}
+	}
+	if id, ok := x.tokID[t.text]; ok {
+		add(id)
+	}
+	if k := skeleton(t.text); len(k) >= 2 {
+		for _, id := range x.skels[k] {
+			add(id)
+		}
+	}
+	if len(t.text) < 3 {
+		return out
+	}
+	gs := trigrams(t.text)
+	if cap(s.gram) < len(x.toks) {
+		s.gram = make([]uint8, len(x.toks))
+	}
+	s.gram = s.gram[:len(x.toks)]
+	s.gseen = s.gseen[:0]
+	for _, g := range gs {
+		for _, id := range x.grams[g] {
+			if s.gram[id] == 0 {
+				s.gseen = append(s.gseen, id)
+			}
+			if s.gram[id] < 255 {
+				s.gram[id]++
+			}
+		}
+	}
+	// Two typos can spoil six trigrams; a third of them in common is
+	// enough to look closer.
+	need := uint8(max(2, len(gs)/3))
+	for _, id := range s.gseen {
+		if s.gram[id] >= need {
+			if d := len(x.toks[id].text) - len(t.text); d >= -3 && d <= 3 {
+				add(id)
+			}
+		}
+		s.gram[id] = 0
+	}
+	return out
+}
+
+// candidates accumulates, per name, the weighted similarity of the query
+// words found in it, and returns the names with the highest estimate. Very
+// common words (on a fifth of all names) only add candidates when the query
+// has nothing rarer.
+func (x *Index) candidates(qt []token, q Query) []uint32 {
+	s, _ := x.scratch.Get().(*scratch)
+	if s == nil {
+		s = &scratch{}
+	}
+	defer x.scratch.Put(s)
+	n := len(x.names)
+	if cap(s.acc) < n {
+		s.acc, s.lastQ, s.lastS = make([]float32, n), make([]uint8, n), make([]float32, n)
+	}
+	s.acc, s.lastQ, s.lastS = s.acc[:n], s.lastQ[:n], s.lastS[:n]
+	s.seen = s.seen[:0]
+
+	type qword struct {
+		sims []simTok
+		df   int
+	}
+	qs := make([]qword, len(qt))
+	minDF := math.MaxInt
+	for i, t := range qt {
+		qs[i].sims = x.similar(t, s)
+		for _, st := range qs[i].sims {
+			qs[i].df += len(x.toks[st.id].post)
+		}
+		if qs[i].df > 0 {
+			minDF = min(minDF, qs[i].df)
+		}
+	}
+	common := max(5000, x.live/5)
+	for i, w := range qs {
+		if w.df > common && minDF <= common {
+			continue
+		}
+		for _, st := range w.sims {
+			wt := float32(x.idf(len(x.toks[st.id].post)) * st.sim)
+			for _, nid := range x.toks[st.id].post {
+				switch {
+				case s.lastQ[nid] == 0:
+					s.seen = append(s.seen, nid)
+					s.acc[nid] = wt
+				case s.lastQ[nid] != uint8(i+1):
+					s.acc[nid] += wt
+				case wt > s.lastS[nid]:
+					s.acc[nid] += wt - s.lastS[nid]
+				default:
+					continue
+				}
+				s.lastQ[nid], s.lastS[nid] = uint8(i+1), wt
+			}
+		}
+	}
+	type cand struct {
+		nid uint32
+		est float32
+	}
+	cs := make([]cand, 0, len(s.seen))
+	for _, nid := range s.seen {
+		nr := &x.names[nid]
+		if q.Filter == nil || q.Filter(x.entries[nr.entry]) {
+			// Estimate: what matched over the name's own weight, so that a
+			// short name matching fully ranks above a long one matching a part.
+			var nw float64
+			for _, tid := range nr.toks {
+				nw += x.idf(len(x.toks[tid].post))
+			}
+			cs = append(cs, cand{nid, s.acc[nid] * s.acc[nid] / float32(nw)})
+		}
+		s.acc[nid], s.lastQ[nid], s.lastS[nid] = 0, 0, 0
+	}
+	if len(cs) > q.Candidates {
+		slices.SortFunc(cs, func(a, b cand) int { return cmp.Compare(b.est, a.est) })
+		cs = cs[:q.Candidates]
+	}
+	out := make([]uint32, len(cs))
+	for i, c := range cs {
+		out[i] = c.nid
+	}
+	return out
+}
+
+// nameScore compares the query words with a listed name's words: each query
+// word is paired with its most similar listed word (one to one, best pairs
+// first), and the score combines how much of the query's weight and how much
+// of the name's weight is covered: qcov^0.6 · ncov^0.4.
+func (x *Index) nameScore(qt []token, n *nameRec) (float64, []WordMatch) {
+	type pair struct {
+		qi, ni int
+		sim    float64
+		how    string
+	}
+	var ps []pair
+	for qi, t := range qt {
+		for ni, tid := range n.toks {
+			ti := &x.toks[tid]
+			if sim, how := tokenSim(t.text, ti.text, t.abjad || ti.abjad); sim > 0 {
+				ps = append(ps, pair{qi, ni, sim, how})
+			}
+		}
+	}
+	sort.SliceStable(ps, func(a, b int) bool { return ps[a].sim > ps[b].sim })
+	qUsed := make([]int, len(qt))
+	nUsed := make([]bool, len(n.toks))
+	for i := range qUsed {
+		qUsed[i] = -1
+	}
+	var words []WordMatch
+	var qw, qm, nw, nm float64
+	nWeight := make([]float64, len(n.toks))
+	for ni, tid := range n.toks {
+		nWeight[ni] = x.idf(len(x.toks[tid].post))
+		nw += nWeight[ni]
+	}
+	for pi, p := range ps {
+		if qUsed[p.qi] >= 0 || nUsed[p.ni] {
+			continue
+		}
+		qUsed[p.qi], nUsed[p.ni] = pi, true
+	}
+	for qi, t := range qt {
+		if pi := qUsed[qi]; pi >= 0 {
+			p := ps[pi]
+			w := nWeight[p.ni]
+			qw += w
+			qm += w * p.sim
+			nm += nWeight[p.ni] * p.sim
+			words = append(words, WordMatch{Query: t.text, Listed: x.toks[n.toks[p.ni]].text, Similarity: round(p.sim), How: p.how})
+			continue
+		}
+		// An unmatched query word weighs as a rare word unless the
+		// dictionary knows it.
+		w := x.idf(0)
+		if id, ok := x.tokID[t.text]; ok {
+			w = x.idf(len(x.toks[id].post))
+		}
+		qw += w
+		words = append(words, WordMatch{Query: t.text, How: "extra"})
+	}
+	for ni, used := range nUsed {
+		if !used {
+			words = append(words, WordMatch{Listed: x.toks[n.toks[ni]].text, How: "missing"})
+		}
+	}
+	if qw == 0 || nw == 0 {
+		return 0, words
+	}
+	return math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4), words
+}
+
+// features adjusts a name score by schema, birth date and country.
+func features(ns float64, e *Entry, q Query) (float64, []Feature) {
+	score := ns
+	var fs []Feature
+	addF := func(name string, agrees bool, effect float64, detail string) {
+		score += effect
+		fs = append(fs, Feature{Name: name, Agrees: agrees, Effect: effect, Detail: detail})
+	}
+	if q.Schema != pb.Schema_SCHEMA_UNSPECIFIED && e.Schema != pb.Schema_SCHEMA_UNSPECIFIED {
+		if q.Schema == e.Schema {
+			addF("schema", true, 0, schemaName(e.Schema))
+		} else {
+			addF("schema", false, -0.2, fmt.Sprintf("query %s, listed %s", schemaName(q.Schema), schemaName(e.Schema)))
+		}
+	}
+	if q.BirthDate != "" && len(e.BirthDates) > 0 {
+		qy, _ := strconv.Atoi(q.BirthDate[:min(4, len(q.BirthDate))])
+		bestD, bestDate := 1000, ""
+		for _, d := range e.BirthDates {
+			y, err := strconv.Atoi(d[:min(4, len(d))])
+			if err != nil {
+				continue
+			}
+			diff := y - qy
+			if diff < 0 {
+				diff = -diff
+			}
+			if diff < bestD || (diff == 0 && d == q.BirthDate) {
+				bestD, bestDate = diff, d
+			}
+		}
+		switch {
+		case bestDate == "":
+		case bestD == 0 && len(q.BirthDate) == 10 && bestDate == q.BirthDate:
+			addF("birth_date", true, 0.05, bestDate)
+		case bestD == 0 && len(q.BirthDate) == 10 && len(bestDate) == 10:
+			addF("birth_date", false, -0.05, fmt.Sprintf("query %s, listed %s", q.BirthDate, bestDate))
+		case bestD == 0:
+			addF("birth_date", true, 0.03, bestDate)
+		case bestD == 1:
+			addF("birth_date", false, -0.05, fmt.Sprintf("query %s, listed %s", q.BirthDate, bestDate))
+		default:
+			addF("birth_date", false, -0.25, fmt.Sprintf("query %s, listed %s", q.BirthDate, strings.Join(e.BirthDates, ", ")))
+		}
+	}
+	if len(q.Countries) > 0 && len(e.Countries) > 0 {
+		var common []string
+		for _, c := range q.Countries {
+			if slices.Contains(e.Countries, strings.ToUpper(c)) {
+				common = append(common, strings.ToUpper(c))
+			}
+		}
+		if len(common) > 0 {
+			addF("country", true, 0.03, strings.Join(common, ", "))
+		} else {
+			addF("country", false, -0.1, fmt.Sprintf("query %s, listed %s", strings.Join(q.Countries, ", "), strings.Join(e.Countries, ", ")))
+		}
+	}
+	return min(1, max(0, score)), fs
+}
+
+func schemaName(s pb.Schema) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SCHEMA_"))
+}
