@@ -23,8 +23,8 @@ func rules() auth.Rules {
 	reader := auth.Rule{Roles: []pki.Role{pki.RoleAnalyst, pki.RoleOperator}, Audit: true}
 	operator := auth.Rule{Roles: []pki.Role{pki.RoleOperator}, Audit: true}
 	anyone := auth.Rule{Roles: pki.Roles}
-	r.Service("watchfed.v1.RecordService", []string{"CreateRecord", "AmendRecord", "DelistDesignation", "SetDenialStatus"}, analyst)
-	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory"}, reader)
+	r.Service("watchfed.v1.RecordService", []string{"CreateRecord", "AmendRecord", "DelistDesignation", "SetDenialStatus", "ReviewDenial"}, analyst)
+	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory", "ListDueDenials"}, reader)
 	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
 	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot"}, operator)

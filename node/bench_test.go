@@ -19,6 +19,12 @@ import (
 // client connection with the dev analyst+operator certificate.
 func startTestNode(tb testing.TB, mutate ...func(*Config)) *grpc.ClientConn {
 	tb.Helper()
+	return startTestNodeOpts(tb, Options{}, mutate...)
+}
+
+// startTestNodeOpts is startTestNode with the parts tests replace (a clock).
+func startTestNodeOpts(tb testing.TB, opts Options, mutate ...func(*Config)) *grpc.ClientConn {
+	tb.Helper()
 	cfg := Defaults()
 	cfg.Agency = DevAgency
 	cfg.Listen = "127.0.0.1:0"
@@ -30,7 +36,7 @@ func startTestNode(tb testing.TB, mutate ...func(*Config)) *grpc.ClientConn {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	n, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

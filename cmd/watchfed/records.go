@@ -425,7 +425,7 @@ func newDenialsCmd() *cobra.Command {
 	}
 	status.Flags().StringVar(&st, "status", "", "new status (required)")
 	status.Flags().StringVar(&reason, "reason", "", "reason for the change (required)")
-	cmd.AddCommand(status)
+	cmd.AddCommand(status, newDenialsDueCmd(&cf), newDenialsReviewCmd(&cf))
 	return cmd
 }
 

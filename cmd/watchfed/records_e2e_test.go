@@ -130,3 +130,30 @@ func TestSecondNodeOnSameDataDir(t *testing.T) {
 		t.Fatalf("second node took %v to fail: it must not hang", time.Since(start))
 	}
 }
+
+// TestDenialsDueAndReview: the review reminder and the review itself, as an
+// analyst types them (the node's real clock; the node test moves a clock).
+func TestDenialsDueAndReview(t *testing.T) {
+	n := startDevNode(t, t.TempDir(), freeAddr(t))
+	old := time.Now().UTC().AddDate(-3, 0, -5).Format(time.DateOnly) // review fell due five days ago
+	d := decode[rec](t, n.ok("denials", "add", "--consignee", "Tech Trade LLC", "--item", "FPGA", "--control-list-entry", "3A001.a.1",
+		"--destination", "IR", "--reason", "WMD", "--regime", "WASSENAAR", "--denied-on", old, "--marking", "AMBER", "-o", "json"))
+	due := decode[[]struct {
+		Record   rec  `json:"record"`
+		DaysLeft int  `json:"days_left"`
+		Overdue  bool `json:"overdue"`
+	}](t, n.ok("denials", "due", "--within", "90d", "-o", "json"))
+	if len(due) != 1 || due[0].Record.ID != d.ID || !due[0].Overdue || due[0].DaysLeft > -4 {
+		t.Fatalf("denials due: %+v", due)
+	}
+	if r := n.cli("", nil, "denials", "review", d.ID, "--renew", "--revoke", "--reason", "x"); r.code != exitUsage {
+		t.Fatalf("--renew with --revoke: exit %d", r.code)
+	}
+	renewed := decode[rec](t, n.ok("denials", "review", d.ID, "--renew", "--reason", "still diverting", "-o", "json"))
+	if want := time.Now().UTC().AddDate(3, 0, 0).Format(time.DateOnly); renewed.Denial.ReviewBy != want || renewed.Version != 2 {
+		t.Fatalf("renewed: review_by %s version %d, want %s and 2", renewed.Denial.ReviewBy, renewed.Version, want)
+	}
+	if due := n.ok("denials", "due", "-o", "json"); strings.TrimSpace(due) != "[]" {
+		t.Fatalf("still due after renewal: %s", due)
+	}
+}

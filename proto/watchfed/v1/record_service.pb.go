@@ -22,6 +22,57 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ReviewOutcome int32
+
+const (
+	ReviewOutcome_REVIEW_OUTCOME_UNSPECIFIED ReviewOutcome = 0
+	// The denial stays in force until the next review.
+	ReviewOutcome_REVIEW_OUTCOME_RENEW ReviewOutcome = 1
+	// The denial is no longer justified.
+	ReviewOutcome_REVIEW_OUTCOME_REVOKE ReviewOutcome = 2
+)
+
+// Enum value maps for ReviewOutcome.
+var (
+	ReviewOutcome_name = map[int32]string{
+		0: "REVIEW_OUTCOME_UNSPECIFIED",
+		1: "REVIEW_OUTCOME_RENEW",
+		2: "REVIEW_OUTCOME_REVOKE",
+	}
+	ReviewOutcome_value = map[string]int32{
+		"REVIEW_OUTCOME_UNSPECIFIED": 0,
+		"REVIEW_OUTCOME_RENEW":       1,
+		"REVIEW_OUTCOME_REVOKE":      2,
+	}
+)
+
+func (x ReviewOutcome) Enum() *ReviewOutcome {
+	p := new(ReviewOutcome)
+	*p = x
+	return p
+}
+
+func (x ReviewOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReviewOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_watchfed_v1_record_service_proto_enumTypes[0].Descriptor()
+}
+
+func (ReviewOutcome) Type() protoreflect.EnumType {
+	return &file_watchfed_v1_record_service_proto_enumTypes[0]
+}
+
+func (x ReviewOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReviewOutcome.Descriptor instead.
+func (ReviewOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_service_proto_rawDescGZIP(), []int{0}
+}
+
 type CreateRecordRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
@@ -802,6 +853,299 @@ func (x *GetRecordHistoryResponse) GetRecords() []*Record {
 	return nil
 }
 
+type ListDueDenialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Denials whose review_by is at most this many days ahead; 0 lists only
+	// those due today or overdue.
+	WithinDays    uint32 `protobuf:"varint,1,opt,name=within_days,json=withinDays,proto3" json:"within_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDueDenialsRequest) Reset() {
+	*x = ListDueDenialsRequest{}
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDueDenialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDueDenialsRequest) ProtoMessage() {}
+
+func (x *ListDueDenialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDueDenialsRequest.ProtoReflect.Descriptor instead.
+func (*ListDueDenialsRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListDueDenialsRequest) GetWithinDays() uint32 {
+	if x != nil {
+		return x.WithinDays
+	}
+	return 0
+}
+
+type DueDenial struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Days until review_by; negative when overdue.
+	DaysLeft      int32 `protobuf:"varint,2,opt,name=days_left,json=daysLeft,proto3" json:"days_left,omitempty"`
+	Overdue       bool  `protobuf:"varint,3,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DueDenial) Reset() {
+	*x = DueDenial{}
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DueDenial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DueDenial) ProtoMessage() {}
+
+func (x *DueDenial) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DueDenial.ProtoReflect.Descriptor instead.
+func (*DueDenial) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DueDenial) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *DueDenial) GetDaysLeft() int32 {
+	if x != nil {
+		return x.DaysLeft
+	}
+	return 0
+}
+
+func (x *DueDenial) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
+type ListDueDenialsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Denials []*DueDenial           `protobuf:"bytes,1,rep,name=denials,proto3" json:"denials,omitempty"`
+	// The node's date the list was made for (YYYY-MM-DD, UTC).
+	Today         string `protobuf:"bytes,2,opt,name=today,proto3" json:"today,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDueDenialsResponse) Reset() {
+	*x = ListDueDenialsResponse{}
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDueDenialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDueDenialsResponse) ProtoMessage() {}
+
+func (x *ListDueDenialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDueDenialsResponse.ProtoReflect.Descriptor instead.
+func (*ListDueDenialsResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListDueDenialsResponse) GetDenials() []*DueDenial {
+	if x != nil {
+		return x.Denials
+	}
+	return nil
+}
+
+func (x *ListDueDenialsResponse) GetToday() string {
+	if x != nil {
+		return x.Today
+	}
+	return ""
+}
+
+type ReviewDenialRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Outcome ReviewOutcome          `protobuf:"varint,2,opt,name=outcome,proto3,enum=watchfed.v1.ReviewOutcome" json:"outcome,omitempty"`
+	// Why; notified to partners with the new version.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Renewal only: the next review date (YYYY-MM-DD); three years from
+	// today if empty.
+	ReviewBy        string `protobuf:"bytes,4,opt,name=review_by,json=reviewBy,proto3" json:"review_by,omitempty"`
+	ExpectedVersion uint64 `protobuf:"varint,5,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReviewDenialRequest) Reset() {
+	*x = ReviewDenialRequest{}
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewDenialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewDenialRequest) ProtoMessage() {}
+
+func (x *ReviewDenialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewDenialRequest.ProtoReflect.Descriptor instead.
+func (*ReviewDenialRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReviewDenialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReviewDenialRequest) GetOutcome() ReviewOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReviewOutcome_REVIEW_OUTCOME_UNSPECIFIED
+}
+
+func (x *ReviewDenialRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReviewDenialRequest) GetReviewBy() string {
+	if x != nil {
+		return x.ReviewBy
+	}
+	return ""
+}
+
+func (x *ReviewDenialRequest) GetExpectedVersion() uint64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+type ReviewDenialResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Log index of the shared entry once committed; 0 when the record is
+	// local-only or the node is in no federation (yet).
+	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewDenialResponse) Reset() {
+	*x = ReviewDenialResponse{}
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewDenialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewDenialResponse) ProtoMessage() {}
+
+func (x *ReviewDenialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewDenialResponse.ProtoReflect.Descriptor instead.
+func (*ReviewDenialResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReviewDenialResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *ReviewDenialResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
 var File_watchfed_v1_record_service_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_record_service_proto_rawDesc = "" +
@@ -854,7 +1198,30 @@ const file_watchfed_v1_record_service_proto_rawDesc = "" +
 	"\x17GetRecordHistoryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
 	"\x18GetRecordHistoryResponse\x12-\n" +
-	"\arecords\x18\x01 \x03(\v2\x13.watchfed.v1.RecordR\arecords2\xf7\x04\n" +
+	"\arecords\x18\x01 \x03(\v2\x13.watchfed.v1.RecordR\arecords\"8\n" +
+	"\x15ListDueDenialsRequest\x12\x1f\n" +
+	"\vwithin_days\x18\x01 \x01(\rR\n" +
+	"withinDays\"o\n" +
+	"\tDueDenial\x12+\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
+	"\tdays_left\x18\x02 \x01(\x05R\bdaysLeft\x12\x18\n" +
+	"\aoverdue\x18\x03 \x01(\bR\aoverdue\"`\n" +
+	"\x16ListDueDenialsResponse\x120\n" +
+	"\adenials\x18\x01 \x03(\v2\x16.watchfed.v1.DueDenialR\adenials\x12\x14\n" +
+	"\x05today\x18\x02 \x01(\tR\x05today\"\xbb\x01\n" +
+	"\x13ReviewDenialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x1a.watchfed.v1.ReviewOutcomeR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
+	"\treview_by\x18\x04 \x01(\tR\breviewBy\x12)\n" +
+	"\x10expected_version\x18\x05 \x01(\x04R\x0fexpectedVersion\"`\n" +
+	"\x14ReviewDenialResponse\x12+\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex*d\n" +
+	"\rReviewOutcome\x12\x1e\n" +
+	"\x1aREVIEW_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14REVIEW_OUTCOME_RENEW\x10\x01\x12\x19\n" +
+	"\x15REVIEW_OUTCOME_REVOKE\x10\x022\xa7\x06\n" +
 	"\rRecordService\x12S\n" +
 	"\fCreateRecord\x12 .watchfed.v1.CreateRecordRequest\x1a!.watchfed.v1.CreateRecordResponse\x12P\n" +
 	"\vAmendRecord\x12\x1f.watchfed.v1.AmendRecordRequest\x1a .watchfed.v1.AmendRecordResponse\x12b\n" +
@@ -862,7 +1229,9 @@ const file_watchfed_v1_record_service_proto_rawDesc = "" +
 	"\x0fSetDenialStatus\x12#.watchfed.v1.SetDenialStatusRequest\x1a$.watchfed.v1.SetDenialStatusResponse\x12J\n" +
 	"\tGetRecord\x12\x1d.watchfed.v1.GetRecordRequest\x1a\x1e.watchfed.v1.GetRecordResponse\x12P\n" +
 	"\vListRecords\x12\x1f.watchfed.v1.ListRecordsRequest\x1a .watchfed.v1.ListRecordsResponse\x12_\n" +
-	"\x10GetRecordHistory\x12$.watchfed.v1.GetRecordHistoryRequest\x1a%.watchfed.v1.GetRecordHistoryResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"\x10GetRecordHistory\x12$.watchfed.v1.GetRecordHistoryRequest\x1a%.watchfed.v1.GetRecordHistoryResponse\x12Y\n" +
+	"\x0eListDueDenials\x12\".watchfed.v1.ListDueDenialsRequest\x1a#.watchfed.v1.ListDueDenialsResponse\x12S\n" +
+	"\fReviewDenial\x12 .watchfed.v1.ReviewDenialRequest\x1a!.watchfed.v1.ReviewDenialResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
 
 var (
 	file_watchfed_v1_record_service_proto_rawDescOnce sync.Once
@@ -876,60 +1245,75 @@ func file_watchfed_v1_record_service_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_record_service_proto_rawDescData
 }
 
-var file_watchfed_v1_record_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_watchfed_v1_record_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_watchfed_v1_record_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_watchfed_v1_record_service_proto_goTypes = []any{
-	(*CreateRecordRequest)(nil),       // 0: watchfed.v1.CreateRecordRequest
-	(*CreateRecordResponse)(nil),      // 1: watchfed.v1.CreateRecordResponse
-	(*AmendRecordRequest)(nil),        // 2: watchfed.v1.AmendRecordRequest
-	(*AmendRecordResponse)(nil),       // 3: watchfed.v1.AmendRecordResponse
-	(*DelistDesignationRequest)(nil),  // 4: watchfed.v1.DelistDesignationRequest
-	(*DelistDesignationResponse)(nil), // 5: watchfed.v1.DelistDesignationResponse
-	(*SetDenialStatusRequest)(nil),    // 6: watchfed.v1.SetDenialStatusRequest
-	(*SetDenialStatusResponse)(nil),   // 7: watchfed.v1.SetDenialStatusResponse
-	(*GetRecordRequest)(nil),          // 8: watchfed.v1.GetRecordRequest
-	(*GetRecordResponse)(nil),         // 9: watchfed.v1.GetRecordResponse
-	(*ListRecordsRequest)(nil),        // 10: watchfed.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),       // 11: watchfed.v1.ListRecordsResponse
-	(*GetRecordHistoryRequest)(nil),   // 12: watchfed.v1.GetRecordHistoryRequest
-	(*GetRecordHistoryResponse)(nil),  // 13: watchfed.v1.GetRecordHistoryResponse
-	(*Record)(nil),                    // 14: watchfed.v1.Record
-	(DenialStatus)(0),                 // 15: watchfed.v1.DenialStatus
-	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
-	(Kind)(0),                         // 17: watchfed.v1.Kind
+	(ReviewOutcome)(0),                // 0: watchfed.v1.ReviewOutcome
+	(*CreateRecordRequest)(nil),       // 1: watchfed.v1.CreateRecordRequest
+	(*CreateRecordResponse)(nil),      // 2: watchfed.v1.CreateRecordResponse
+	(*AmendRecordRequest)(nil),        // 3: watchfed.v1.AmendRecordRequest
+	(*AmendRecordResponse)(nil),       // 4: watchfed.v1.AmendRecordResponse
+	(*DelistDesignationRequest)(nil),  // 5: watchfed.v1.DelistDesignationRequest
+	(*DelistDesignationResponse)(nil), // 6: watchfed.v1.DelistDesignationResponse
+	(*SetDenialStatusRequest)(nil),    // 7: watchfed.v1.SetDenialStatusRequest
+	(*SetDenialStatusResponse)(nil),   // 8: watchfed.v1.SetDenialStatusResponse
+	(*GetRecordRequest)(nil),          // 9: watchfed.v1.GetRecordRequest
+	(*GetRecordResponse)(nil),         // 10: watchfed.v1.GetRecordResponse
+	(*ListRecordsRequest)(nil),        // 11: watchfed.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),       // 12: watchfed.v1.ListRecordsResponse
+	(*GetRecordHistoryRequest)(nil),   // 13: watchfed.v1.GetRecordHistoryRequest
+	(*GetRecordHistoryResponse)(nil),  // 14: watchfed.v1.GetRecordHistoryResponse
+	(*ListDueDenialsRequest)(nil),     // 15: watchfed.v1.ListDueDenialsRequest
+	(*DueDenial)(nil),                 // 16: watchfed.v1.DueDenial
+	(*ListDueDenialsResponse)(nil),    // 17: watchfed.v1.ListDueDenialsResponse
+	(*ReviewDenialRequest)(nil),       // 18: watchfed.v1.ReviewDenialRequest
+	(*ReviewDenialResponse)(nil),      // 19: watchfed.v1.ReviewDenialResponse
+	(*Record)(nil),                    // 20: watchfed.v1.Record
+	(DenialStatus)(0),                 // 21: watchfed.v1.DenialStatus
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(Kind)(0),                         // 23: watchfed.v1.Kind
 }
 var file_watchfed_v1_record_service_proto_depIdxs = []int32{
-	14, // 0: watchfed.v1.CreateRecordRequest.record:type_name -> watchfed.v1.Record
-	14, // 1: watchfed.v1.CreateRecordResponse.record:type_name -> watchfed.v1.Record
-	14, // 2: watchfed.v1.AmendRecordRequest.record:type_name -> watchfed.v1.Record
-	14, // 3: watchfed.v1.AmendRecordResponse.record:type_name -> watchfed.v1.Record
-	14, // 4: watchfed.v1.DelistDesignationResponse.record:type_name -> watchfed.v1.Record
-	15, // 5: watchfed.v1.SetDenialStatusRequest.status:type_name -> watchfed.v1.DenialStatus
-	14, // 6: watchfed.v1.SetDenialStatusResponse.record:type_name -> watchfed.v1.Record
-	16, // 7: watchfed.v1.GetRecordRequest.as_of:type_name -> google.protobuf.Timestamp
-	14, // 8: watchfed.v1.GetRecordResponse.record:type_name -> watchfed.v1.Record
-	17, // 9: watchfed.v1.ListRecordsRequest.kind:type_name -> watchfed.v1.Kind
-	16, // 10: watchfed.v1.ListRecordsRequest.as_of:type_name -> google.protobuf.Timestamp
-	14, // 11: watchfed.v1.ListRecordsResponse.records:type_name -> watchfed.v1.Record
-	14, // 12: watchfed.v1.GetRecordHistoryResponse.records:type_name -> watchfed.v1.Record
-	0,  // 13: watchfed.v1.RecordService.CreateRecord:input_type -> watchfed.v1.CreateRecordRequest
-	2,  // 14: watchfed.v1.RecordService.AmendRecord:input_type -> watchfed.v1.AmendRecordRequest
-	4,  // 15: watchfed.v1.RecordService.DelistDesignation:input_type -> watchfed.v1.DelistDesignationRequest
-	6,  // 16: watchfed.v1.RecordService.SetDenialStatus:input_type -> watchfed.v1.SetDenialStatusRequest
-	8,  // 17: watchfed.v1.RecordService.GetRecord:input_type -> watchfed.v1.GetRecordRequest
-	10, // 18: watchfed.v1.RecordService.ListRecords:input_type -> watchfed.v1.ListRecordsRequest
-	12, // 19: watchfed.v1.RecordService.GetRecordHistory:input_type -> watchfed.v1.GetRecordHistoryRequest
-	1,  // 20: watchfed.v1.RecordService.CreateRecord:output_type -> watchfed.v1.CreateRecordResponse
-	3,  // 21: watchfed.v1.RecordService.AmendRecord:output_type -> watchfed.v1.AmendRecordResponse
-	5,  // 22: watchfed.v1.RecordService.DelistDesignation:output_type -> watchfed.v1.DelistDesignationResponse
-	7,  // 23: watchfed.v1.RecordService.SetDenialStatus:output_type -> watchfed.v1.SetDenialStatusResponse
-	9,  // 24: watchfed.v1.RecordService.GetRecord:output_type -> watchfed.v1.GetRecordResponse
-	11, // 25: watchfed.v1.RecordService.ListRecords:output_type -> watchfed.v1.ListRecordsResponse
-	13, // 26: watchfed.v1.RecordService.GetRecordHistory:output_type -> watchfed.v1.GetRecordHistoryResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	20, // 0: watchfed.v1.CreateRecordRequest.record:type_name -> watchfed.v1.Record
+	20, // 1: watchfed.v1.CreateRecordResponse.record:type_name -> watchfed.v1.Record
+	20, // 2: watchfed.v1.AmendRecordRequest.record:type_name -> watchfed.v1.Record
+	20, // 3: watchfed.v1.AmendRecordResponse.record:type_name -> watchfed.v1.Record
+	20, // 4: watchfed.v1.DelistDesignationResponse.record:type_name -> watchfed.v1.Record
+	21, // 5: watchfed.v1.SetDenialStatusRequest.status:type_name -> watchfed.v1.DenialStatus
+	20, // 6: watchfed.v1.SetDenialStatusResponse.record:type_name -> watchfed.v1.Record
+	22, // 7: watchfed.v1.GetRecordRequest.as_of:type_name -> google.protobuf.Timestamp
+	20, // 8: watchfed.v1.GetRecordResponse.record:type_name -> watchfed.v1.Record
+	23, // 9: watchfed.v1.ListRecordsRequest.kind:type_name -> watchfed.v1.Kind
+	22, // 10: watchfed.v1.ListRecordsRequest.as_of:type_name -> google.protobuf.Timestamp
+	20, // 11: watchfed.v1.ListRecordsResponse.records:type_name -> watchfed.v1.Record
+	20, // 12: watchfed.v1.GetRecordHistoryResponse.records:type_name -> watchfed.v1.Record
+	20, // 13: watchfed.v1.DueDenial.record:type_name -> watchfed.v1.Record
+	16, // 14: watchfed.v1.ListDueDenialsResponse.denials:type_name -> watchfed.v1.DueDenial
+	0,  // 15: watchfed.v1.ReviewDenialRequest.outcome:type_name -> watchfed.v1.ReviewOutcome
+	20, // 16: watchfed.v1.ReviewDenialResponse.record:type_name -> watchfed.v1.Record
+	1,  // 17: watchfed.v1.RecordService.CreateRecord:input_type -> watchfed.v1.CreateRecordRequest
+	3,  // 18: watchfed.v1.RecordService.AmendRecord:input_type -> watchfed.v1.AmendRecordRequest
+	5,  // 19: watchfed.v1.RecordService.DelistDesignation:input_type -> watchfed.v1.DelistDesignationRequest
+	7,  // 20: watchfed.v1.RecordService.SetDenialStatus:input_type -> watchfed.v1.SetDenialStatusRequest
+	9,  // 21: watchfed.v1.RecordService.GetRecord:input_type -> watchfed.v1.GetRecordRequest
+	11, // 22: watchfed.v1.RecordService.ListRecords:input_type -> watchfed.v1.ListRecordsRequest
+	13, // 23: watchfed.v1.RecordService.GetRecordHistory:input_type -> watchfed.v1.GetRecordHistoryRequest
+	15, // 24: watchfed.v1.RecordService.ListDueDenials:input_type -> watchfed.v1.ListDueDenialsRequest
+	18, // 25: watchfed.v1.RecordService.ReviewDenial:input_type -> watchfed.v1.ReviewDenialRequest
+	2,  // 26: watchfed.v1.RecordService.CreateRecord:output_type -> watchfed.v1.CreateRecordResponse
+	4,  // 27: watchfed.v1.RecordService.AmendRecord:output_type -> watchfed.v1.AmendRecordResponse
+	6,  // 28: watchfed.v1.RecordService.DelistDesignation:output_type -> watchfed.v1.DelistDesignationResponse
+	8,  // 29: watchfed.v1.RecordService.SetDenialStatus:output_type -> watchfed.v1.SetDenialStatusResponse
+	10, // 30: watchfed.v1.RecordService.GetRecord:output_type -> watchfed.v1.GetRecordResponse
+	12, // 31: watchfed.v1.RecordService.ListRecords:output_type -> watchfed.v1.ListRecordsResponse
+	14, // 32: watchfed.v1.RecordService.GetRecordHistory:output_type -> watchfed.v1.GetRecordHistoryResponse
+	17, // 33: watchfed.v1.RecordService.ListDueDenials:output_type -> watchfed.v1.ListDueDenialsResponse
+	19, // 34: watchfed.v1.RecordService.ReviewDenial:output_type -> watchfed.v1.ReviewDenialResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_record_service_proto_init() }
@@ -943,13 +1327,14 @@ func file_watchfed_v1_record_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_record_service_proto_rawDesc), len(file_watchfed_v1_record_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   14,
+			NumEnums:      1,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_watchfed_v1_record_service_proto_goTypes,
 		DependencyIndexes: file_watchfed_v1_record_service_proto_depIdxs,
+		EnumInfos:         file_watchfed_v1_record_service_proto_enumTypes,
 		MessageInfos:      file_watchfed_v1_record_service_proto_msgTypes,
 	}.Build()
 	File_watchfed_v1_record_service_proto = out.File

@@ -26,6 +26,8 @@ const (
 	RecordService_GetRecord_FullMethodName         = "/watchfed.v1.RecordService/GetRecord"
 	RecordService_ListRecords_FullMethodName       = "/watchfed.v1.RecordService/ListRecords"
 	RecordService_GetRecordHistory_FullMethodName  = "/watchfed.v1.RecordService/GetRecordHistory"
+	RecordService_ListDueDenials_FullMethodName    = "/watchfed.v1.RecordService/ListDueDenials"
+	RecordService_ReviewDenial_FullMethodName      = "/watchfed.v1.RecordService/ReviewDenial"
 )
 
 // RecordServiceClient is the client API for RecordService service.
@@ -47,6 +49,14 @@ type RecordServiceClient interface {
 	GetRecord(ctx context.Context, in *GetRecordRequest, opts ...grpc.CallOption) (*GetRecordResponse, error)
 	ListRecords(ctx context.Context, in *ListRecordsRequest, opts ...grpc.CallOption) (*ListRecordsResponse, error)
 	GetRecordHistory(ctx context.Context, in *GetRecordHistoryRequest, opts ...grpc.CallOption) (*GetRecordHistoryResponse, error)
+	// ListDueDenials lists this agency's denials in force (not revoked or
+	// annulled) whose review is due within the coming days, or overdue, by
+	// the node's clock; the soonest first.
+	ListDueDenials(ctx context.Context, in *ListDueDenialsRequest, opts ...grpc.CallOption) (*ListDueDenialsResponse, error)
+	// ReviewDenial records the periodic review of a denial: renewed for
+	// another period, or revoked. Either is a new version that reaches every
+	// partner holding the denial.
+	ReviewDenial(ctx context.Context, in *ReviewDenialRequest, opts ...grpc.CallOption) (*ReviewDenialResponse, error)
 }
 
 type recordServiceClient struct {
@@ -127,6 +137,26 @@ func (c *recordServiceClient) GetRecordHistory(ctx context.Context, in *GetRecor
 	return out, nil
 }
 
+func (c *recordServiceClient) ListDueDenials(ctx context.Context, in *ListDueDenialsRequest, opts ...grpc.CallOption) (*ListDueDenialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDueDenialsResponse)
+	err := c.cc.Invoke(ctx, RecordService_ListDueDenials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recordServiceClient) ReviewDenial(ctx context.Context, in *ReviewDenialRequest, opts ...grpc.CallOption) (*ReviewDenialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReviewDenialResponse)
+	err := c.cc.Invoke(ctx, RecordService_ReviewDenial_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecordServiceServer is the server API for RecordService service.
 // All implementations must embed UnimplementedRecordServiceServer
 // for forward compatibility.
@@ -146,6 +176,14 @@ type RecordServiceServer interface {
 	GetRecord(context.Context, *GetRecordRequest) (*GetRecordResponse, error)
 	ListRecords(context.Context, *ListRecordsRequest) (*ListRecordsResponse, error)
 	GetRecordHistory(context.Context, *GetRecordHistoryRequest) (*GetRecordHistoryResponse, error)
+	// ListDueDenials lists this agency's denials in force (not revoked or
+	// annulled) whose review is due within the coming days, or overdue, by
+	// the node's clock; the soonest first.
+	ListDueDenials(context.Context, *ListDueDenialsRequest) (*ListDueDenialsResponse, error)
+	// ReviewDenial records the periodic review of a denial: renewed for
+	// another period, or revoked. Either is a new version that reaches every
+	// partner holding the denial.
+	ReviewDenial(context.Context, *ReviewDenialRequest) (*ReviewDenialResponse, error)
 	mustEmbedUnimplementedRecordServiceServer()
 }
 
@@ -176,6 +214,12 @@ func (UnimplementedRecordServiceServer) ListRecords(context.Context, *ListRecord
 }
 func (UnimplementedRecordServiceServer) GetRecordHistory(context.Context, *GetRecordHistoryRequest) (*GetRecordHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRecordHistory not implemented")
+}
+func (UnimplementedRecordServiceServer) ListDueDenials(context.Context, *ListDueDenialsRequest) (*ListDueDenialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDueDenials not implemented")
+}
+func (UnimplementedRecordServiceServer) ReviewDenial(context.Context, *ReviewDenialRequest) (*ReviewDenialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReviewDenial not implemented")
 }
 func (UnimplementedRecordServiceServer) mustEmbedUnimplementedRecordServiceServer() {}
 func (UnimplementedRecordServiceServer) testEmbeddedByValue()                       {}
@@ -324,6 +368,42 @@ func _RecordService_GetRecordHistory_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecordService_ListDueDenials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDueDenialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecordServiceServer).ListDueDenials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecordService_ListDueDenials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecordServiceServer).ListDueDenials(ctx, req.(*ListDueDenialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecordService_ReviewDenial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReviewDenialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecordServiceServer).ReviewDenial(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecordService_ReviewDenial_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecordServiceServer).ReviewDenial(ctx, req.(*ReviewDenialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecordService_ServiceDesc is the grpc.ServiceDesc for RecordService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -358,6 +438,14 @@ var RecordService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRecordHistory",
 			Handler:    _RecordService_GetRecordHistory_Handler,
+		},
+		{
+			MethodName: "ListDueDenials",
+			Handler:    _RecordService_ListDueDenials_Handler,
+		},
+		{
+			MethodName: "ReviewDenial",
+			Handler:    _RecordService_ReviewDenial_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
