@@ -1,0 +1,122 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+var idForm = regexp.MustCompile(`^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,16})?$`)
+
+func validID(s string) error {
+	if !idForm.MatchString(s) {
+		return fmt.Errorf("%q is not an agency id", s)
+	}
+	return nil
+}
+
+var members = []string{"DE-BAFA", "FR-SBDU", "US-BIS", "NL-CDIU"}
+
+func TestLoadGood(t *testing.T) {
+	p, err := Load("testdata/good.yaml", Options{ValidID: validID, Members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Agency != "DE-BAFA" || len(p.Partners) != 3 {
+		t.Fatalf("agency %s, %d partners", p.Agency, len(p.Partners))
+	}
+	nl := p.Partners["NL-CDIU"]
+	if nl.MaxMarking != pb.Marking_MARKING_AMBER_STRICT || nl.Marking != pb.Marking_MARKING_AMBER || !nl.OriginatorControl || nl.Line != 13 {
+		t.Fatalf("NL-CDIU block: %+v", nl)
+	}
+	if !p.Trusts("FR-SBDU", pb.Kind_KIND_DENIAL) || !p.Trusts("US-BIS", pb.Kind_KIND_DESIGNATION) ||
+		p.Trusts("US-BIS", pb.Kind_KIND_DENIAL) || p.Trusts("NL-CDIU", pb.Kind_KIND_DESIGNATION) {
+		t.Fatal("receive block not applied")
+	}
+}
+
+// Each broken file is refused with the right line and reason.
+func TestLoadBroken(t *testing.T) {
+	want := map[string]string{
+		"unknown-key.yaml":                   `7: partners.FR-SBDU: unknown key "colour"`,
+		"unknown-field.yaml":                 `7: partners.FR-SBDU.redact: unknown field "shoe_size"`,
+		"unknown-partner.yaml":               `7: partners.XX-NOPE: unknown partner: not a member`,
+		"programs-without-designations.yaml": `7: partners.FR-SBDU.programs: programmes select designations, but kinds has no designation`,
+		"include-and-exclude.yaml":           `8: partners.FR-SBDU: "IRAN" is both in programs and exclude_programs`,
+		"redact-other-kind.yaml":             `7: partners.FR-SBDU.redact: statement exists only in designation records`,
+		"redact-name.yaml":                   `7: partners.FR-SBDU.redact: name cannot be redacted`,
+		"bad-marking.yaml":                   `6: partners.FR-SBDU.max_marking: marking "PURPLE"`,
+		"default-share.yaml":                 `2: default: "share": the only default is deny`,
+		"self-partner.yaml":                  `4: partners.DE-BAFA: this is the agency itself`,
+		"not-yaml.yaml":                      `4: not YAML: did not find expected`,
+		"marking-above-max.yaml":             `7: partners.FR-SBDU.marking: RED is above max_marking GREEN`,
+		"kinds-missing.yaml":                 `5: partners.FR-SBDU: kinds missing`,
+		"receive-bad-kind.yaml":              `10: receive.partners.FR-SBDU.kinds: kind "vessel"`,
+	}
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) != len(want) {
+		t.Fatalf("%d broken files, %d expectations", len(files), len(want))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f, Options{ValidID: validID, Members: members})
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("want policy errors, got %v", err)
+			}
+			if !strings.Contains(err.Error(), f+":"+want[filepath.Base(f)]) {
+				t.Fatalf("got:\n%v\nwant a line containing %q", err, f+":"+want[filepath.Base(f)])
+			}
+		})
+	}
+}
+
+// Without a member list (offline check, or a node not yet in a federation)
+// any well-formed partner id is accepted.
+func TestLoadOfflineAcceptsAnyPartner(t *testing.T) {
+	if _, err := Load("testdata/bad/unknown-partner.yaml", Options{ValidID: validID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	got := Diff("a\nb\nc\n", "a\nc\nd\n")
+	if got != "-b\n+d\n" {
+		t.Fatalf("diff = %q", got)
+	}
+}
+
+// The parser never panics and either refuses with located errors or yields
+// a policy whose partners all have kinds and a maximum marking.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*/*.yaml")
+	files = append(files, "testdata/good.yaml")
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("fuzz.yaml", data, Options{ValidID: validID})
+		if err != nil {
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("error of the wrong type: %v", err)
+			}
+			return
+		}
+		for id, pt := range p.Partners {
+			if len(pt.Kinds) == 0 || pt.MaxMarking == 0 || id == p.Agency {
+				t.Fatalf("accepted an incomplete partner block %s: %+v", id, pt)
+			}
+		}
+	})
+}
