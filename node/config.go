@@ -35,6 +35,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text, json, or auto (text on a terminal, JSON otherwise).
 	LogFormat string `yaml:"log_format"`
+	// Policy is the sharing policy file (YAML). Without one the node shares
+	// nothing with partners: the policy's default is deny.
+	Policy string `yaml:"policy"`
 	// MaxMessageBytes bounds every gRPC message the node accepts.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
@@ -87,7 +90,7 @@ func LoadConfig(path string) (Config, error) {
 	// Relative paths in a config file are relative to the file, not to
 	// wherever the node happens to be started.
 	base := filepath.Dir(path)
-	for _, p := range []*string{&cfg.DataDir, &cfg.TLS.CACert, &cfg.TLS.Cert, &cfg.TLS.Key} {
+	for _, p := range []*string{&cfg.DataDir, &cfg.TLS.CACert, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.Policy} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

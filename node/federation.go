@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +53,18 @@ type federation struct {
 	mu       sync.Mutex
 	waiters  map[string][]chan uint64 // "id@version" → callers waiting for its log index
 	received chan struct{}            // closed and replaced when entries were taken in
+
+	held     holdings // what partners can read of this agency's entries
+	lastPub  uint64   // log index of the last publication (publish loop only)
+	caughtUp string   // policy generation and members the last catch-up ran for
+}
+
+// wakeUp asks the publish loop for a round now.
+func (f *federation) wakeUp() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 func newFederation(n *Node, base *tls.Config) (*federation, error) {
@@ -262,9 +273,10 @@ func (f *federation) publishLoop(ctx context.Context) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		f.n.reloadPolicy(ctx)
 		if f.joined() {
-			if err := f.grantHistory(ctx); err != nil && ctx.Err() == nil {
-				f.n.log.Warn("grant history", "err", err)
+			if err := f.catchUpIfChanged(ctx); err != nil && ctx.Err() == nil {
+				f.n.log.Warn("deliver earlier entries", "err", err)
 			}
 			for {
 				n, err := f.publishBatch(ctx)
@@ -301,26 +313,29 @@ func (f *federation) publishBatch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	names := make([]string, 0, len(rcpt))
-	for r := range rcpt {
-		names = append(names, r)
+	h, err := f.holdings()
+	if err != nil {
+		return 0, err
 	}
-	slices.Sort(names)
+	names := sortedKeys(rcpt)
+	pol := f.n.policy()
 	items := make([]seal.Item, 0, len(recs))
 	for _, r := range recs {
-		plain, err := proto.Marshal(r)
+		bodies, err := f.bodiesFor(pol, r, names, h)
 		if err != nil {
 			return 0, err
 		}
-		it := seal.Item{Header: &pb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}}
-		if len(names) > 0 {
-			it.Bodies = []seal.BodyPlain{{Recipients: names, Plaintext: plain}}
-		} else {
-			// No partner yet: the entry is still ordered in the log (its own
-			// body is wrapped for the origin), and granted to partners as they join.
-			it.Bodies = []seal.BodyPlain{{Plaintext: plain}}
+		if len(bodies) == 0 {
+			// Shared with no partner (yet): the entry is still ordered in the
+			// log, with a body only the origin can open, so a partner the
+			// policy names later gets it by a key grant.
+			plain, err := pol.Decide(r, "").Plaintext(r)
+			if err != nil {
+				return 0, err
+			}
+			bodies = []seal.BodyPlain{{Plaintext: plain}}
 		}
-		items = append(items, it)
+		items = append(items, seal.Item{Header: &pb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies})
 	}
 	pub, err := f.sealer.Seal(items, rcpt)
 	if err != nil {
@@ -374,82 +389,23 @@ func (f *federation) waitPublished(ctx context.Context, r *pb.Record) uint64 {
 	}
 }
 
-// grantHistory shares this agency's existing entries with members that
-// joined after they were published: a key grant per body, no re-send.
-func (f *federation) grantHistory(ctx context.Context) error {
+// catchUpIfChanged runs a catch-up when the policy in force or the joined
+// members changed since the last one that completed.
+func (f *federation) catchUpIfChanged(ctx context.Context) error {
 	rcpt, err := f.recipients()
 	if err != nil {
 		return err
 	}
-	for agency, rc := range rcpt {
-		done, err := f.n.store.HistoryGranted(agency)
-		if err != nil || done {
-			continue
-		}
-		refs, err := f.ownBodiesMissing(agency)
-		if err != nil {
-			return err
-		}
-		for len(refs) > 0 {
-			batch := refs[:min(len(refs), maxBatch)]
-			refs = refs[len(batch):]
-			pub, err := f.sealer.Grant(batch, agency, rc)
-			if err != nil {
-				return err
-			}
-			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err = f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
-			cancel()
-			if err != nil {
-				return err
-			}
-			rc.Granted = true
-		}
-		if err := f.n.store.SetHistoryGranted(agency); err != nil {
-			return err
-		}
-		f.n.log.Info("granted history to new member", "agency", agency)
+	_, gen := f.n.policyState()
+	fp := fmt.Sprint(gen, sortedKeys(rcpt))
+	if fp == f.caughtUp {
+		return nil
 	}
+	if _, err := f.catchUp(ctx); err != nil {
+		return err
+	}
+	f.caughtUp = fp
 	return nil
-}
-
-// ownBodiesMissing lists the bodies of this agency's entries that agency
-// cannot read yet.
-func (f *federation) ownBodiesMissing(agency string) ([]seal.GrantRef, error) {
-	var refs []seal.GrantRef
-	granted := map[string]bool{}
-	var after uint64
-	for {
-		es, err := f.rep.FSM.Entries(after, 1024)
-		if err != nil {
-			return nil, err
-		}
-		if len(es) == 0 {
-			break
-		}
-		for _, e := range es {
-			after = e.Index
-			if e.Body.Origin != f.n.cfg.Agency {
-				continue
-			}
-			for _, g := range e.Body.KeyGrants {
-				if g.Key.GetRecipient() == agency {
-					granted[fmt.Sprintf("%s@%d", g.EntryId, g.Version)] = true
-				}
-			}
-			for _, env := range e.Body.Envelopes {
-				if slices.Contains(env.Header.Recipients, agency) {
-					continue
-				}
-				for i, b := range env.Bodies {
-					refs = append(refs, seal.GrantRef{Header: env.Header, Index: uint32(i), Body: b})
-				}
-			}
-		}
-	}
-	return slices.DeleteFunc(refs, func(r seal.GrantRef) bool {
-		return granted[fmt.Sprintf("%s@%d", r.Header.EntryId, r.Header.Version)]
-	}), nil
 }
 
 // receiveLoop takes in, in log order, what the log brings this agency:

@@ -157,6 +157,7 @@ func (f *federation) status() *pb.GetStatusResponse {
 		Id: st.ID, Agency: f.n.cfg.Agency, Role: st.Role, Term: st.Term, LastIndex: st.LastIndex,
 		CommitIndex: st.CommitIndex, AppliedIndex: st.Applied, Leader: st.Leader, SnapshotIndex: st.SnapshotIndex,
 	}
+	out.PolicyError, _ = f.n.policyState()
 	if ok, _ := f.rep.Bootstrapped(); !ok {
 		out.Role = "none"
 	}

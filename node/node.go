@@ -42,6 +42,7 @@ type Node struct {
 	fed     *federation
 	metrics *metrics
 	closing chan struct{}
+	sharing sharing
 }
 
 // Options are the parts of a node that tests replace.
@@ -97,6 +98,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.metrics = newMetrics(n)
+	n.reloadPolicy(context.Background())
 	n.server = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.fed.serverTLS())),
 		// Raft batches between members may be large; public calls are held

@@ -9,6 +9,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/policy"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -18,15 +19,24 @@ type sharedService struct {
 	n *Node
 }
 
-// visible applies the third-party rule on the receiving side: RED and
-// AMBER+STRICT entries never leave this agency's analysts, so consumers
-// (feeds, downstream systems) do not get them.
-func visible(ctx context.Context, e *pb.SharedEntry) bool {
+// visible applies the third-party rule on the receiving side: RED,
+// AMBER+STRICT and originator-controlled entries never leave this agency's
+// analysts, so consumers (feeds, exports, downstream systems) do not get
+// them; and consumers get only the partners and kinds the policy's receive
+// block trusts.
+func (s *sharedService) visible(ctx context.Context, e *pb.SharedEntry) bool {
 	id, _ := auth.FromContext(ctx)
 	if id.Has(pki.RoleAnalyst) {
 		return true
 	}
-	return e.GetRecord().GetMarking() <= pb.Marking_MARKING_AMBER
+	return policy.ConsumerMayGet(e.GetRecord()) && s.n.Trusted(e)
+}
+
+// Trusted reports whether a received entry enters screening and consumers'
+// feeds: the receive block of the policy (trust per partner and kind). It
+// never changes what is replicated or stored.
+func (n *Node) Trusted(e *pb.SharedEntry) bool {
+	return n.policy().Trusts(e.GetOrigin(), e.GetRecord().GetKind())
 }
 
 // caughtUp waits until this node has taken in the log up to index: a read
@@ -76,7 +86,7 @@ func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedReques
 	}
 	out := es[:0]
 	for _, e := range es {
-		if visible(ctx, e) {
+		if s.visible(ctx, e) {
 			out = append(out, e)
 		}
 	}
@@ -89,7 +99,7 @@ func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest)
 		return nil, err
 	}
 	e, err := s.n.store.Shared(ctx, req.GetId())
-	if err != nil || !visible(ctx, e) {
+	if err != nil || !s.visible(ctx, e) {
 		return nil, status.Errorf(codes.NotFound, "shared entry %s: not found", req.GetId())
 	}
 	return &pb.GetSharedResponse{Entry: e}, nil
@@ -109,7 +119,7 @@ func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 		}
 		for _, e := range es {
 			index, pos = e.LogIndex, e.Position+1
-			if !visible(ctx, e) {
+			if !s.visible(ctx, e) {
 				continue
 			}
 			if err := stream.Send(&pb.WatchResponse{Entry: e}); err != nil {

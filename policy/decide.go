@@ -162,3 +162,14 @@ func (p *Policy) Trusts(partner string, kind pb.Kind) bool {
 func ConsumerMayGet(rec *pb.Record) bool {
 	return effective(rec.GetMarking()) <= pb.Marking_MARKING_AMBER && !rec.GetOriginatorControl()
 }
+
+// Withdrawal is the decision for a partner that holds an earlier version of
+// a record the policy no longer shares with it, when the record is delisted
+// or its denial ends: the partner learns that the entry it holds is no longer
+// in force, and nothing else (every redactable field is removed).
+func Withdrawal(rec *pb.Record, partner string) Decision {
+	d := Decision{Partner: partner, Share: true, Marking: effective(rec.GetMarking()), OriginatorControl: rec.GetOriginatorControl()}
+	d.Redacted = fieldsOf(rec.GetKind())
+	d.Reasons = []string{fmt.Sprintf("%s holds an earlier version: the end of the listing reaches every holder, with every redactable field removed", partner)}
+	return d
+}

@@ -168,6 +168,11 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *pb.Pu
 	fresh := len(body.KeyGrants)
 	for _, env := range body.GetEnvelopes() {
 		key := entryKey(env.GetHeader().GetEntryId(), env.GetHeader().GetVersion())
+		if r := env.GetHeader().GetReseal(); r > 0 {
+			// Further bodies of a published version: indexed apart, so
+			// Envelope still finds the first and key grants refer to it.
+			key = binary.BigEndian.AppendUint32(append(key, 0), r)
+		}
 		if entries.Get(key) != nil {
 			continue // published again after a retry: the first copy stands
 		}

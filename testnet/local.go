@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -70,6 +71,13 @@ func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 	if err := m.prepare(0); err != nil {
 		return nil, err
 	}
+	var earlier []string
+	for _, ln := range l.Nodes {
+		earlier = append(earlier, ln.Agency)
+	}
+	if err := m.WritePolicy(earlier); err != nil {
+		return nil, err
+	}
 	if i > 0 {
 		ca, err := os.ReadFile(m.Env.CACert)
 		if err != nil {
@@ -88,6 +96,13 @@ func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 		}
 		if err := node.WriteInvitation(m.Dir, inv); err != nil {
 			return nil, err
+		}
+		// The earlier agencies' policies name the newcomer once it is in
+		// the registry (a policy naming a non-member is refused).
+		for _, ln := range l.Nodes {
+			if err := ln.WritePolicy(append(slices.Clone(earlier), m.Agency)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ln := &LocalNode{Member: m}

@@ -92,6 +92,18 @@ func Prepare(o Options) (*Net, error) {
 		}
 		nt.Members = append(nt.Members, m)
 	}
+	var all []string
+	for _, m := range nt.Members {
+		all = append(all, m.Agency)
+	}
+	for _, m := range nt.Members {
+		if _, err := os.Stat(m.PolicyPath()); err == nil {
+			continue // keep an existing (perhaps edited) policy
+		}
+		if err := m.WritePolicy(all); err != nil {
+			return nil, err
+		}
+	}
 	return nt, nil
 }
 
@@ -125,7 +137,7 @@ func (m *Member) prepare(port int) error {
 		return err
 	}
 	m.Env = env
-	yaml := fmt.Sprintf("agency: %s\nlisten: %s\ndata_dir: .\nlog_format: json\ntls:\n  ca_cert: certs/ca.pem\n  cert: certs/node.pem\n  key: certs/node-key.pem\n", m.Agency, m.Addr)
+	yaml := fmt.Sprintf("agency: %s\nlisten: %s\ndata_dir: .\nlog_format: json\ntls:\n  ca_cert: certs/ca.pem\n  cert: certs/node.pem\n  key: certs/node-key.pem\npolicy: %s\n", m.Agency, m.Addr, PolicyFile)
 	return os.WriteFile(m.ConfigPath(), []byte(yaml), 0o600)
 }
 

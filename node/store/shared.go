@@ -194,20 +194,3 @@ func decodeShared(data []byte) (*pb.SharedEntry, error) {
 func epochKeyKey(origin string, epoch uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(origin), 0), epoch)
 }
-
-// HistoryGranted reports whether this agency's earlier entries were granted to agency.
-func (s *Store) HistoryGranted(agency string) (bool, error) {
-	var done bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		done = tx.Bucket(bucketMeta).Get(historyKey(agency)) != nil
-		return nil
-	})
-	return done, err
-}
-
-// SetHistoryGranted records that agency received this agency's earlier entries.
-func (s *Store) SetHistoryGranted(agency string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(historyKey(agency), []byte{1}) })
-}
-
-func historyKey(agency string) []byte { return []byte("history_granted/" + agency) }

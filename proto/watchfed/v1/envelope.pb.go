@@ -328,7 +328,11 @@ type EnvelopeHeader struct {
 	Marking Marking                `protobuf:"varint,5,opt,name=marking,proto3,enum=watchfed.v1.Marking" json:"marking,omitempty"`
 	RelTo   []string               `protobuf:"bytes,6,rep,name=rel_to,json=relTo,proto3" json:"rel_to,omitempty"`
 	// Union of the bodies' recipients.
-	Recipients    []string `protobuf:"bytes,7,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	Recipients []string `protobuf:"bytes,7,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// 0 for a version's first publication. n > 0: further bodies of an
+	// already published version for partners a widened policy newly entitles
+	// to a redaction no earlier body has (key grants can only reuse bodies).
+	Reseal        uint32 `protobuf:"varint,8,opt,name=reseal,proto3" json:"reseal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +414,13 @@ func (x *EnvelopeHeader) GetRecipients() []string {
 		return x.Recipients
 	}
 	return nil
+}
+
+func (x *EnvelopeHeader) GetReseal() uint32 {
+	if x != nil {
+		return x.Reseal
+	}
+	return 0
 }
 
 // Envelope is one version of a shared entry: its header and one body per
@@ -699,7 +710,7 @@ const file_watchfed_v1_envelope_proto_rawDesc = "" +
 	"\trecipient\x18\x02 \x01(\tR\trecipient\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x19\n" +
 	"\bhpke_enc\x18\x04 \x01(\fR\ahpkeEnc\x12*\n" +
-	"\x11wrapped_epoch_key\x18\x05 \x01(\fR\x0fwrappedEpochKey\"\xeb\x01\n" +
+	"\x11wrapped_epoch_key\x18\x05 \x01(\fR\x0fwrappedEpochKey\"\x83\x02\n" +
 	"\x0eEnvelopeHeader\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12%\n" +
@@ -709,7 +720,8 @@ const file_watchfed_v1_envelope_proto_rawDesc = "" +
 	"\x06rel_to\x18\x06 \x03(\tR\x05relTo\x12\x1e\n" +
 	"\n" +
 	"recipients\x18\a \x03(\tR\n" +
-	"recipients\"j\n" +
+	"recipients\x12\x16\n" +
+	"\x06reseal\x18\b \x01(\rR\x06reseal\"j\n" +
 	"\bEnvelope\x123\n" +
 	"\x06header\x18\x01 \x01(\v2\x1b.watchfed.v1.EnvelopeHeaderR\x06header\x12)\n" +
 	"\x06bodies\x18\x02 \x03(\v2\x11.watchfed.v1.BodyR\x06bodies\"\x89\x01\n" +

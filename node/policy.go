@@ -1,0 +1,114 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/policy"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// sharing holds the policy in force. With no policy file configured the
+// node shares nothing (the policy's default is deny); a file that fails to
+// load is refused whole and the last good policy stays in force.
+type sharing struct {
+	mu      sync.RWMutex
+	cur     *policy.Policy
+	lastRaw []byte // the file's bytes at the last attempt, good or bad
+	lastErr string
+	gen     uint64 // bumped on every change in force
+}
+
+// policy returns the policy in force (never nil).
+func (n *Node) policy() *policy.Policy {
+	n.sharing.mu.RLock()
+	defer n.sharing.mu.RUnlock()
+	if n.sharing.cur == nil {
+		return &policy.Policy{Agency: n.cfg.Agency, Partners: map[string]*policy.Partner{}, Receive: policy.Receive{Trust: true}}
+	}
+	return n.sharing.cur
+}
+
+// policyState is the error of the last refused file and the generation of
+// the policy in force.
+func (n *Node) policyState() (string, uint64) {
+	n.sharing.mu.RLock()
+	defer n.sharing.mu.RUnlock()
+	return n.sharing.lastErr, n.sharing.gen
+}
+
+// policyOptions check partner ids against the registry once the node is in
+// a federation. Before that (a node's first start) any well-formed id is
+// accepted; the check runs again at the next change of the file.
+func (n *Node) policyOptions() policy.Options {
+	o := policy.Options{ValidID: record.ValidateAgencyID}
+	if n.fed == nil {
+		return o
+	}
+	if ms, err := n.fed.rep.FSM.Members(); err == nil && len(ms) > 0 {
+		for _, m := range ms {
+			o.Members = append(o.Members, m.Agency)
+		}
+	}
+	return o
+}
+
+// reloadPolicy reads the policy file if it changed since the last attempt.
+// A good file replaces the policy in force, audited with a diff; a bad one
+// is logged, audited and shown in status, and changes nothing else.
+func (n *Node) reloadPolicy(ctx context.Context) {
+	path := n.cfg.Policy
+	if path == "" {
+		return
+	}
+	data, err := os.ReadFile(path)
+	n.sharing.mu.RLock()
+	same := err == nil && n.sharing.lastRaw != nil && bytes.Equal(data, n.sharing.lastRaw)
+	n.sharing.mu.RUnlock()
+	if same {
+		return
+	}
+	var pol *policy.Policy
+	if err == nil {
+		pol, err = policy.Parse(path, data, n.policyOptions())
+	}
+	if err == nil && pol.Agency != n.cfg.Agency {
+		err = fmt.Errorf("%s: agency %s is not this node's agency %s", path, pol.Agency, n.cfg.Agency)
+	}
+	n.sharing.mu.Lock()
+	old := n.sharing.cur
+	n.sharing.lastRaw = data
+	if err != nil {
+		n.sharing.lastErr = err.Error()
+		n.sharing.mu.Unlock()
+		n.log.Error("policy file refused; the last good policy stays in force", "path", path, "err", err)
+		n.auditPolicy(ctx, "invalid", err.Error())
+		return
+	}
+	n.sharing.cur, n.sharing.lastErr = pol, ""
+	n.sharing.gen++
+	n.sharing.mu.Unlock()
+	oldSrc := ""
+	if old != nil {
+		oldSrc = old.Source
+	}
+	diff := policy.Diff(oldSrc, pol.Source)
+	n.log.Info("policy in force", "path", path, "partners", strings.Join(pol.PartnerIDs(), ","))
+	n.auditPolicy(ctx, "ok", diff)
+	n.fed.wakeUp()
+}
+
+func (n *Node) auditPolicy(ctx context.Context, outcome, detail string) {
+	ev := &pb.AuditEvent{Time: timestamppb.New(n.now()), Agency: n.cfg.Agency, Actor: "policy file " + n.cfg.Policy,
+		Action: "policy.change", Target: n.cfg.Policy, Outcome: outcome, Detail: detail}
+	if _, err := n.store.AppendAudit(ctx, ev); err != nil {
+		n.log.Error("audit policy change", "err", err)
+	}
+}

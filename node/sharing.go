@@ -1,0 +1,288 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/policy"
+	"github.com/watchfed/watchfed/policy/seal"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// holdings is what each partner can read of this agency's entries, read
+// from the log itself (bodies sealed to it and key grants), so it is exact
+// after a crash and never claims what was not committed.
+type holdings struct {
+	mu      sync.Mutex
+	upTo    uint64                       // log index scanned so far
+	held    map[string]map[string]uint64 // entry id → partner → highest version it can read
+	reseals map[string]uint32            // "id@version" → highest reseal number published
+	order   []string                     // entry ids in the order of their first publication
+	latest  map[string]uint64            // entry id → latest published version
+}
+
+// refresh scans the log entries applied since the last call.
+func (f *federation) holdings() (*holdings, error) {
+	h := &f.held
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held == nil {
+		h.held, h.reseals, h.latest = map[string]map[string]uint64{}, map[string]uint32{}, map[string]uint64{}
+	}
+	note := func(id, partner string, v uint64) {
+		if h.held[id] == nil {
+			h.held[id] = map[string]uint64{}
+		}
+		h.held[id][partner] = max(h.held[id][partner], v)
+	}
+	for {
+		es, err := f.rep.FSM.Entries(h.upTo, 1024)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 0 {
+			return h, nil
+		}
+		for _, e := range es {
+			h.upTo = e.Index
+			if e.Body.Origin != f.n.cfg.Agency {
+				continue
+			}
+			for _, env := range e.Body.Envelopes {
+				hd := env.Header
+				if _, seen := h.latest[hd.EntryId]; !seen {
+					h.order = append(h.order, hd.EntryId)
+				}
+				h.latest[hd.EntryId] = max(h.latest[hd.EntryId], hd.Version)
+				key := fmt.Sprintf("%s@%d", hd.EntryId, hd.Version)
+				h.reseals[key] = max(h.reseals[key], hd.Reseal)
+				for _, b := range env.Bodies {
+					for _, r := range b.Recipients {
+						note(hd.EntryId, r, hd.Version)
+					}
+				}
+			}
+			for _, g := range e.Body.KeyGrants {
+				note(g.EntryId, g.GetKey().GetRecipient(), g.Version)
+			}
+		}
+	}
+}
+
+// holds is the highest version of an entry a partner can read (0: none).
+func (h *holdings) holds(id, partner string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held[id][partner]
+}
+
+// bodiesFor turns the policy's decisions for one record version into sealed
+// bodies: partners with the same decision share one body; partners left
+// out get none. A delisting (or a denial's end) also reaches every partner
+// that holds an earlier version but is no longer entitled to the record, as
+// a withdrawal notice that carries no redactable field.
+func (f *federation) bodiesFor(pol *policy.Policy, rec *pb.Record, partners []string, h *holdings) ([]seal.BodyPlain, error) {
+	groups := map[string]*seal.BodyPlain{}
+	var keys []string
+	for _, p := range partners {
+		d := pol.Decide(rec, p)
+		if !d.Share {
+			if store.Active(rec) || h.holds(rec.Id, p) == 0 || rec.Origin != f.n.cfg.Agency || rec.Local {
+				continue
+			}
+			d = policy.Withdrawal(rec, p)
+		}
+		k := d.Key()
+		if groups[k] == nil {
+			plain, err := d.Plaintext(rec)
+			if err != nil {
+				return nil, err
+			}
+			groups[k] = &seal.BodyPlain{Plaintext: plain}
+			keys = append(keys, k)
+		}
+		groups[k].Recipients = append(groups[k].Recipients, p)
+	}
+	out := make([]seal.BodyPlain, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, *groups[k])
+	}
+	return out, nil
+}
+
+// catchUp delivers to each partner the entries the policy now entitles it
+// to but it cannot read yet: a new member, or a partner a widened policy
+// names. It walks this agency's entries in the order they were first
+// published, and for each reuses a published body by a key grant when that
+// body is exactly what the partner is entitled to, else seals a further
+// body for it. It returns the number of entries delivered.
+func (f *federation) catchUp(ctx context.Context) (int, error) {
+	h, err := f.holdings()
+	if err != nil {
+		return 0, err
+	}
+	rcpt, err := f.recipients()
+	if err != nil || len(rcpt) == 0 {
+		return 0, err
+	}
+	pol := f.n.policy()
+	h.mu.Lock()
+	order := slices.Clone(h.order)
+	h.mu.Unlock()
+	delivered := 0
+	for _, partner := range sortedKeys(rcpt) {
+		rc := rcpt[partner]
+		var grants []seal.GrantRef
+		flush := func() error {
+			if len(grants) == 0 {
+				return nil
+			}
+			pub, err := f.sealer.Grant(grants, partner, rc)
+			if err != nil {
+				return err
+			}
+			if err := f.publish(ctx, pub); err != nil {
+				return err
+			}
+			rc.Granted = true
+			delivered += len(grants)
+			grants = nil
+			return nil
+		}
+		for _, id := range order {
+			h.mu.Lock()
+			v := h.latest[id]
+			h.mu.Unlock()
+			if h.holds(id, partner) >= v {
+				continue
+			}
+			rec, err := f.n.store.Version(ctx, id, v)
+			if err != nil {
+				return delivered, fmt.Errorf("catch up %s v%d: %w", id, v, err)
+			}
+			d := pol.Decide(rec, partner)
+			if !d.Share {
+				continue
+			}
+			want, err := d.Plaintext(rec)
+			if err != nil {
+				return delivered, err
+			}
+			ref, ok, err := f.sameBody(rec, want)
+			if err != nil {
+				return delivered, err
+			}
+			if ok {
+				grants = append(grants, ref)
+				if len(grants) >= maxBatch {
+					if err := flush(); err != nil {
+						return delivered, err
+					}
+				}
+				continue
+			}
+			// No published body is what this partner is now entitled to:
+			// seal one more, after the grants before it (order is kept).
+			if err := flush(); err != nil {
+				return delivered, err
+			}
+			key := fmt.Sprintf("%s@%d", id, v)
+			h.mu.Lock()
+			h.reseals[key]++
+			n := h.reseals[key]
+			h.mu.Unlock()
+			item := seal.Item{
+				Header: &pb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
+				Bodies: []seal.BodyPlain{{Recipients: []string{partner}, Plaintext: want}},
+			}
+			pub, err := f.sealer.Seal([]seal.Item{item}, map[string]seal.Recipient{partner: rc})
+			if err != nil {
+				return delivered, err
+			}
+			if err := f.publish(ctx, pub); err != nil {
+				return delivered, err
+			}
+			rc.Granted = true
+			delivered++
+		}
+		if err := flush(); err != nil {
+			return delivered, err
+		}
+	}
+	if delivered > 0 {
+		// Let the holdings see what was just published before the next round.
+		if err := f.waitApplied(ctx); err != nil {
+			return delivered, err
+		}
+		if _, err := f.holdings(); err != nil {
+			return delivered, err
+		}
+		f.n.log.Info("delivered earlier entries to newly entitled partners", "entries", delivered)
+	}
+	return delivered, nil
+}
+
+// sameBody finds a body of the version's first publication whose plaintext
+// is exactly want (the origin opens its own wrap of every body).
+func (f *federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool, error) {
+	env, err := f.rep.FSM.Envelope(rec.Id, rec.Version)
+	if err != nil {
+		return seal.GrantRef{}, false, err
+	}
+	self, err := f.sealer.EpochKey(f.n.cfg.Agency, 0)
+	if err != nil {
+		return seal.GrantRef{}, false, err
+	}
+	keys := func(string, uint64) ([]byte, bool) { return self, true }
+	for i, b := range env.Bodies {
+		plain, err := f.opener.OpenBody(env.Header, uint32(i), b, keys)
+		if err != nil {
+			continue
+		}
+		if bytes.Equal(plain, want) {
+			return seal.GrantRef{Header: env.Header, Index: uint32(i), Body: b}, true, nil
+		}
+	}
+	return seal.GrantRef{}, false, nil
+}
+
+func (f *federation) publish(ctx context.Context, pub *pb.Publication) error {
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	idx, err := f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
+	f.lastPub = max(f.lastPub, idx)
+	return err
+}
+
+// waitApplied waits until this node's FSM applied its last publication.
+func (f *federation) waitApplied(ctx context.Context) error {
+	target := f.lastPub
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for f.rep.FSM.Applied() < target {
+		ch := f.rep.FSM.Changed()
+		if f.rep.FSM.Applied() >= target {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the log to apply: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
