@@ -25,6 +25,7 @@ func rules() auth.Rules {
 	anyone := auth.Rule{Roles: pki.Roles}
 	r.Service("watchfed.v1.RecordService", []string{"CreateRecord", "AmendRecord", "DelistDesignation", "SetDenialStatus", "ReviewDenial"}, analyst)
 	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory", "ListDueDenials"}, reader)
+	r.Service("watchfed.v1.PolicyService", []string{"ExplainPolicy"}, reader)
 	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
 	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot"}, operator)

@@ -67,6 +67,7 @@ Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 permission d
 		newTestnetCmd(),
 		newSnapshotCmd(),
 		newBenchCmd(),
+		newPolicyCmd(),
 	)
 	return root
 }
