@@ -26,6 +26,7 @@ func rules() auth.Rules {
 	r.Service("watchfed.v1.RecordService", []string{"CreateRecord", "AmendRecord", "DelistDesignation", "SetDenialStatus", "ReviewDenial"}, analyst)
 	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory", "ListDueDenials"}, reader)
 	r.Service("watchfed.v1.PolicyService", []string{"ExplainPolicy"}, reader)
+	r.Service("watchfed.v1.ConsultationService", []string{"OpenConsultation", "AnswerConsultation", "ExtendConsultation", "DecideConsultation", "ListConsultations", "GetConsultation"}, analyst)
 	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
 	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot"}, operator)

@@ -483,7 +483,11 @@ func (f *federation) open(e replication.Entry) store.Received {
 			f.n.log.Warn("shared body does not match its header", "entry", h.EntryId, "index", e.Index)
 			return
 		}
-		r.Entries = append(r.Entries, &pb.SharedEntry{Origin: h.Origin, Record: rec})
+		se := &pb.SharedEntry{Origin: h.Origin, Record: rec, LogIndex: e.Index}
+		r.Entries = append(r.Entries, se)
+		if ev := receivedAudit(se, f.n.now()); ev != nil {
+			r.Audit = append(r.Audit, ev)
+		}
 	}
 	for _, env := range e.Body.Envelopes {
 		for i, b := range env.Bodies {

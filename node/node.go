@@ -117,6 +117,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	pb.RegisterPeerServiceServer(n.server, &peerService{n: n})
 	pb.RegisterSharedServiceServer(n.server, &sharedService{n: n})
 	pb.RegisterPolicyServiceServer(n.server, &policyService{n: n})
+	pb.RegisterConsultationServiceServer(n.server, &consultService{n: n})
 	n.fed.trans.Register(n.server)
 	healthpb.RegisterHealthServer(n.server, n.health)
 	reflection.Register(n.server)

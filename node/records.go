@@ -30,20 +30,26 @@ func (s *recordService) CreateRecord(ctx context.Context, req *pb.CreateRecordRe
 	if err := assignedByNode(rec); err != nil {
 		return nil, err
 	}
-	now := s.n.now().UTC()
-	record.Normalize(rec, now)
-	if err := record.Validate(rec); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	rec.Id = record.NewID(s.n.cfg.Agency, now)
-	rec.Version = 1
-	rec.Origin = s.n.cfg.Agency
-	rec.CreatedAt = timestamppb.New(now)
-	idx, err := s.n.put(ctx, rec, nil, now)
+	idx, err := s.n.create(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.CreateRecordResponse{Record: rec, LogIndex: idx}, nil
+}
+
+// create normalises and validates a new record, gives it this agency's
+// identity and stores it as version 1.
+func (n *Node) create(ctx context.Context, rec *pb.Record) (uint64, error) {
+	now := n.now().UTC()
+	record.Normalize(rec, now)
+	if err := record.Validate(rec); err != nil {
+		return 0, status.Error(codes.InvalidArgument, err.Error())
+	}
+	rec.Id = record.NewID(n.cfg.Agency, now)
+	rec.Version = 1
+	rec.Origin = n.cfg.Agency
+	rec.CreatedAt = timestamppb.New(now)
+	return n.put(ctx, rec, nil, now)
 }
 
 // assignedByNode refuses identity fields in a new record: they are the
@@ -71,6 +77,15 @@ func assignedByNode(rec *pb.Record) error {
 	if len(bad) > 0 {
 		return status.Errorf(codes.InvalidArgument, "invalid record: %v: assigned by the node, must be empty", bad)
 	}
+	return notConsultation(rec)
+}
+
+// notConsultation keeps consultations to the consultation service, which
+// seals them to the other agency alone and keeps the thread consistent.
+func notConsultation(rec *pb.Record) error {
+	if rec.GetConsultation() != nil || rec.GetConsultationAnswer() != nil || rec.GetKind() == pb.Kind_KIND_CONSULTATION {
+		return status.Error(codes.InvalidArgument, "invalid record: record.detail: consultations are written with `watchfed consult`, not as records")
+	}
 	return nil
 }
 
@@ -79,8 +94,14 @@ func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequ
 	if in == nil {
 		return nil, status.Error(codes.InvalidArgument, "record: must be set")
 	}
+	if err := notConsultation(in); err != nil {
+		return nil, err
+	}
 	cur, err := s.n.current(ctx, in.GetId(), req.GetExpectedVersion())
 	if err != nil {
+		return nil, err
+	}
+	if err := notConsultation(cur); err != nil {
 		return nil, err
 	}
 	next := proto.Clone(in).(*pb.Record)

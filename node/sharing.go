@@ -87,6 +87,9 @@ func (h *holdings) holds(id, partner string) uint64 {
 // that holds an earlier version but is no longer entitled to the record, as
 // a withdrawal notice that carries no redactable field.
 func (f *federation) bodiesFor(pol *policy.Policy, rec *pb.Record, partners []string, h *holdings) ([]seal.BodyPlain, error) {
+	if rec.Kind == pb.Kind_KIND_CONSULTATION {
+		return consultationBodies(rec, partners)
+	}
 	groups := map[string]*seal.BodyPlain{}
 	var keys []string
 	for _, p := range partners {

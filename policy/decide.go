@@ -67,6 +67,8 @@ func (p *Policy) Decide(rec *pb.Record, partner string) Decision {
 		return deny("record is local-only")
 	case rec.GetOrigin() != p.Agency:
 		return deny("third-party rule: %s originated this record; only the originator shares it", rec.GetOrigin())
+	case rec.GetKind() == pb.Kind_KIND_CONSULTATION:
+		return deny("a consultation goes to the agencies it is released to (rel_to), never by policy")
 	}
 	pt := p.Partners[partner]
 	if pt == nil {

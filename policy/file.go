@@ -442,13 +442,15 @@ func ParseKind(s string) (pb.Kind, error) {
 	return 0, fmt.Errorf("kind %q: want designation or denial", s)
 }
 
-// KindName is designation or denial.
+// KindName is designation, denial or consultation.
 func KindName(k pb.Kind) string {
 	switch k {
 	case pb.Kind_KIND_DESIGNATION:
 		return "designation"
 	case pb.Kind_KIND_DENIAL:
 		return "denial"
+	case pb.Kind_KIND_CONSULTATION:
+		return "consultation"
 	}
 	return "unknown"
 }

@@ -134,6 +134,18 @@ func Normalize(r *pb.Record, now time.Time) {
 		if d, err := time.Parse(time.DateOnly, x.DeniedOn); err == nil && x.ReviewBy == "" {
 			x.ReviewBy = d.AddDate(ReviewPeriod, 0, 0).Format(time.DateOnly)
 		}
+	case *pb.Record_Consultation:
+		r.Kind = pb.Kind_KIND_CONSULTATION
+		x := d.Consultation
+		x.Application, x.Item, x.EndUse = strings.TrimSpace(x.Application), strings.TrimSpace(x.Item), strings.TrimSpace(x.EndUse)
+		x.Question, x.DecisionReasons = strings.TrimSpace(x.Question), strings.TrimSpace(x.DecisionReasons)
+		x.Destination = strings.ToUpper(strings.TrimSpace(x.Destination))
+		if c, err := ParseControlListEntry(strings.TrimSpace(x.ControlListEntry)); err == nil {
+			x.ControlListEntry = c.String()
+		}
+	case *pb.Record_ConsultationAnswer:
+		r.Kind = pb.Kind_KIND_CONSULTATION
+		d.ConsultationAnswer.Text = strings.TrimSpace(d.ConsultationAnswer.Text)
 	}
 }
 
@@ -194,6 +206,10 @@ func Validate(r *pb.Record) error {
 		c.designation(d.Designation)
 	case *pb.Record_Denial:
 		c.denial(d.Denial)
+	case *pb.Record_Consultation:
+		c.consultation(d.Consultation)
+	case *pb.Record_ConsultationAnswer:
+		c.consultationAnswer(d.ConsultationAnswer)
 	default:
 		c.add("detail", "one of designation or denial must be set")
 	}
@@ -337,6 +353,64 @@ func (c *checker) denial(d *pb.Denial) {
 	if !denied.IsZero() && !review.IsZero() && review.Before(denied) {
 		c.add("denial.review_by", "%s is before denied_on %s", d.ReviewBy, d.DeniedOn)
 	}
+}
+
+func (c *checker) consultation(x *pb.Consultation) {
+	if _, err := ParseID(x.DenialId); err != nil {
+		c.add("consultation.denial_id", "%v", err)
+	}
+	if x.DenialVersion == 0 {
+		c.add("consultation.denial_version", "must be set")
+	}
+	if err := ValidateAgencyID(x.ConsultedAgency); err != nil {
+		c.add("consultation.consulted_agency", "%v", err)
+	}
+	if x.Application == "" {
+		c.add("consultation.application", "must name this agency's application")
+	}
+	c.text("consultation.application", x.Application, MaxShortBytes)
+	if _, err := ParseControlListEntry(x.ControlListEntry); err != nil {
+		c.add("consultation.control_list_entry", "%v", err)
+	}
+	c.text("consultation.item", x.Item, MaxTextBytes)
+	if !IsCountry(x.Destination) {
+		c.add("consultation.destination", "%q is not an ISO 3166 country code", x.Destination)
+	}
+	c.text("consultation.end_use", x.EndUse, MaxTextBytes)
+	c.text("consultation.question", x.Question, MaxTextBytes)
+	opened := c.date("consultation.opened_on", x.OpenedOn, true)
+	deadline := c.date("consultation.deadline", x.Deadline, true)
+	if !opened.IsZero() && !deadline.IsZero() && !deadline.After(opened) {
+		c.add("consultation.deadline", "%s is not after opened_on %s", x.Deadline, x.OpenedOn)
+	}
+	switch x.Decision {
+	case pb.ConsultationDecision_CONSULTATION_DECISION_UNSPECIFIED:
+		if x.DecidedOn != "" || x.DecisionReasons != "" {
+			c.add("consultation.decision", "decided_on and decision_reasons need a decision")
+		}
+	case pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED, pb.ConsultationDecision_CONSULTATION_DECISION_REFUSED:
+		if x.DecisionReasons == "" {
+			c.add("consultation.decision_reasons", "must be given with a decision: an approval is notified to partners with its reasons")
+		}
+		c.date("consultation.decided_on", x.DecidedOn, true)
+	default:
+		c.add("consultation.decision", "must be approved or refused")
+	}
+	c.text("consultation.decision_reasons", x.DecisionReasons, MaxTextBytes)
+}
+
+func (c *checker) consultationAnswer(x *pb.ConsultationAnswer) {
+	if _, err := ParseID(x.ConsultationId); err != nil {
+		c.add("consultation_answer.consultation_id", "%v", err)
+	}
+	if _, ok := pb.ConsultationAnswerKind_name[int32(x.Answer)]; !ok || x.Answer == pb.ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_UNSPECIFIED {
+		c.add("consultation_answer.answer", "must be uphold, withdraw or more-information")
+	}
+	if x.Text == "" {
+		c.add("consultation_answer.text", "must not be empty")
+	}
+	c.text("consultation_answer.text", x.Text, MaxTextBytes)
+	c.date("consultation_answer.answered_on", x.AnsweredOn, true)
 }
 
 func (c *checker) identifier(f string, id *pb.Identifier) {

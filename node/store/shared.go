@@ -50,6 +50,9 @@ type Received struct {
 	Index     uint64
 	EpochKeys []EpochKey
 	Entries   []*pb.SharedEntry
+	// Audit events of the taking in (received consultations), appended in
+	// the same transaction: recorded exactly once.
+	Audit []*pb.AuditEvent
 }
 
 // EpochKey is an origin's epoch key received through an epoch grant.
@@ -76,6 +79,11 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 			}
 			for n, e := range r.Entries {
 				if err := putShared(tx, r.Index, n, e); err != nil {
+					return err
+				}
+			}
+			for _, ev := range r.Audit {
+				if _, err := appendAudit(tx, ev); err != nil {
 					return err
 				}
 			}
@@ -193,4 +201,26 @@ func decodeShared(data []byte) (*pb.SharedEntry, error) {
 
 func epochKeyKey(origin string, epoch uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(origin), 0), epoch)
+}
+
+// SharedHistory returns every version of a shared record this agency
+// received, oldest first (ErrNotFound if none).
+func (s *Store) SharedHistory(ctx context.Context, id string) ([]*pb.SharedEntry, error) {
+	var out []*pb.SharedEntry
+	prefix := append([]byte(id), 0)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketShared).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			e, err := decodeShared(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		if len(out) == 0 {
+			return fmt.Errorf("shared %s: %w", id, ErrNotFound)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -29,6 +29,11 @@ const (
 	Kind_KIND_UNSPECIFIED Kind = 0
 	Kind_KIND_DESIGNATION Kind = 1
 	Kind_KIND_DENIAL      Kind = 2
+	// A no-undercut consultation between two agencies about a denial: the
+	// consulting agency's request (Consultation) or the denying agency's
+	// answers (ConsultationAnswer). Sealed to the other agency alone, and
+	// never screened or passed on.
+	Kind_KIND_CONSULTATION Kind = 3
 )
 
 // Enum value maps for Kind.
@@ -37,11 +42,13 @@ var (
 		0: "KIND_UNSPECIFIED",
 		1: "KIND_DESIGNATION",
 		2: "KIND_DENIAL",
+		3: "KIND_CONSULTATION",
 	}
 	Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED": 0,
-		"KIND_DESIGNATION": 1,
-		"KIND_DENIAL":      2,
+		"KIND_UNSPECIFIED":  0,
+		"KIND_DESIGNATION":  1,
+		"KIND_DENIAL":       2,
+		"KIND_CONSULTATION": 3,
 	}
 )
 
@@ -468,6 +475,114 @@ func (x PartyRole) Number() protoreflect.EnumNumber {
 // Deprecated: Use PartyRole.Descriptor instead.
 func (PartyRole) EnumDescriptor() ([]byte, []int) {
 	return file_watchfed_v1_record_proto_rawDescGZIP(), []int{7}
+}
+
+// ConsultationDecision is the consulting agency's final decision on the
+// application after consultation.
+type ConsultationDecision int32
+
+const (
+	ConsultationDecision_CONSULTATION_DECISION_UNSPECIFIED ConsultationDecision = 0
+	// The licence is granted despite the partner's denial: notified, with its
+	// reasons, to every partner that holds the denial.
+	ConsultationDecision_CONSULTATION_DECISION_APPROVED ConsultationDecision = 1
+	ConsultationDecision_CONSULTATION_DECISION_REFUSED  ConsultationDecision = 2
+)
+
+// Enum value maps for ConsultationDecision.
+var (
+	ConsultationDecision_name = map[int32]string{
+		0: "CONSULTATION_DECISION_UNSPECIFIED",
+		1: "CONSULTATION_DECISION_APPROVED",
+		2: "CONSULTATION_DECISION_REFUSED",
+	}
+	ConsultationDecision_value = map[string]int32{
+		"CONSULTATION_DECISION_UNSPECIFIED": 0,
+		"CONSULTATION_DECISION_APPROVED":    1,
+		"CONSULTATION_DECISION_REFUSED":     2,
+	}
+)
+
+func (x ConsultationDecision) Enum() *ConsultationDecision {
+	p := new(ConsultationDecision)
+	*p = x
+	return p
+}
+
+func (x ConsultationDecision) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConsultationDecision) Descriptor() protoreflect.EnumDescriptor {
+	return file_watchfed_v1_record_proto_enumTypes[8].Descriptor()
+}
+
+func (ConsultationDecision) Type() protoreflect.EnumType {
+	return &file_watchfed_v1_record_proto_enumTypes[8]
+}
+
+func (x ConsultationDecision) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConsultationDecision.Descriptor instead.
+func (ConsultationDecision) EnumDescriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_proto_rawDescGZIP(), []int{8}
+}
+
+// ConsultationAnswerKind is what the denying agency says.
+type ConsultationAnswerKind int32
+
+const (
+	ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_UNSPECIFIED ConsultationAnswerKind = 0
+	// The denial stands and the denying agency objects to an approval.
+	ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_UPHOLD ConsultationAnswerKind = 1
+	// The denying agency no longer objects.
+	ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_WITHDRAW         ConsultationAnswerKind = 2
+	ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_MORE_INFORMATION ConsultationAnswerKind = 3
+)
+
+// Enum value maps for ConsultationAnswerKind.
+var (
+	ConsultationAnswerKind_name = map[int32]string{
+		0: "CONSULTATION_ANSWER_KIND_UNSPECIFIED",
+		1: "CONSULTATION_ANSWER_KIND_UPHOLD",
+		2: "CONSULTATION_ANSWER_KIND_WITHDRAW",
+		3: "CONSULTATION_ANSWER_KIND_MORE_INFORMATION",
+	}
+	ConsultationAnswerKind_value = map[string]int32{
+		"CONSULTATION_ANSWER_KIND_UNSPECIFIED":      0,
+		"CONSULTATION_ANSWER_KIND_UPHOLD":           1,
+		"CONSULTATION_ANSWER_KIND_WITHDRAW":         2,
+		"CONSULTATION_ANSWER_KIND_MORE_INFORMATION": 3,
+	}
+)
+
+func (x ConsultationAnswerKind) Enum() *ConsultationAnswerKind {
+	p := new(ConsultationAnswerKind)
+	*p = x
+	return p
+}
+
+func (x ConsultationAnswerKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConsultationAnswerKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_watchfed_v1_record_proto_enumTypes[9].Descriptor()
+}
+
+func (ConsultationAnswerKind) Type() protoreflect.EnumType {
+	return &file_watchfed_v1_record_proto_enumTypes[9]
+}
+
+func (x ConsultationAnswerKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConsultationAnswerKind.Descriptor instead.
+func (ConsultationAnswerKind) EnumDescriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_proto_rawDescGZIP(), []int{9}
 }
 
 // Alias is another name of a subject, possibly in its original script.
@@ -1105,6 +1220,8 @@ type Record struct {
 	//
 	//	*Record_Designation
 	//	*Record_Denial
+	//	*Record_Consultation
+	//	*Record_ConsultationAnswer
 	Detail    isRecord_Detail        `protobuf_oneof:"detail"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When this version was written; it is valid from then until the next version.
@@ -1238,6 +1355,24 @@ func (x *Record) GetDenial() *Denial {
 	return nil
 }
 
+func (x *Record) GetConsultation() *Consultation {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Consultation); ok {
+			return x.Consultation
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetConsultationAnswer() *ConsultationAnswer {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_ConsultationAnswer); ok {
+			return x.ConsultationAnswer
+		}
+	}
+	return nil
+}
+
 func (x *Record) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
@@ -1285,9 +1420,259 @@ type Record_Denial struct {
 	Denial *Denial `protobuf:"bytes,11,opt,name=denial,proto3,oneof"`
 }
 
+type Record_Consultation struct {
+	Consultation *Consultation `protobuf:"bytes,17,opt,name=consultation,proto3,oneof"`
+}
+
+type Record_ConsultationAnswer struct {
+	ConsultationAnswer *ConsultationAnswer `protobuf:"bytes,18,opt,name=consultation_answer,json=consultationAnswer,proto3,oneof"`
+}
+
 func (*Record_Designation) isRecord_Detail() {}
 
 func (*Record_Denial) isRecord_Detail() {}
+
+func (*Record_Consultation) isRecord_Detail() {}
+
+func (*Record_ConsultationAnswer) isRecord_Detail() {}
+
+// Consultation is a consulting agency's request to the agency that denied an
+// essentially identical transaction, before it decides on an application.
+// The record's subject is the application's party; its versions are the
+// consulting side of the thread (opened, extended, decided).
+type Consultation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner's denial consulted on, and its version at the time.
+	DenialId      string `protobuf:"bytes,1,opt,name=denial_id,json=denialId,proto3" json:"denial_id,omitempty"`
+	DenialVersion uint64 `protobuf:"varint,2,opt,name=denial_version,json=denialVersion,proto3" json:"denial_version,omitempty"`
+	// The denying agency: the only recipient of the consultation.
+	ConsultedAgency string `protobuf:"bytes,3,opt,name=consulted_agency,json=consultedAgency,proto3" json:"consulted_agency,omitempty"`
+	// The consulting agency's own reference of the licence application.
+	Application      string `protobuf:"bytes,4,opt,name=application,proto3" json:"application,omitempty"`
+	ControlListEntry string `protobuf:"bytes,5,opt,name=control_list_entry,json=controlListEntry,proto3" json:"control_list_entry,omitempty"`
+	Item             string `protobuf:"bytes,6,opt,name=item,proto3" json:"item,omitempty"`
+	// ISO 3166-1 alpha-2.
+	Destination string `protobuf:"bytes,7,opt,name=destination,proto3" json:"destination,omitempty"`
+	EndUse      string `protobuf:"bytes,8,opt,name=end_use,json=endUse,proto3" json:"end_use,omitempty"`
+	// What the consulting agency tells and asks the denying agency.
+	Question string `protobuf:"bytes,9,opt,name=question,proto3" json:"question,omitempty"`
+	// Dates, YYYY-MM-DD. The deadline is ten working days after opened_on by
+	// default and may be extended once, to thirty working days at most.
+	OpenedOn        string               `protobuf:"bytes,10,opt,name=opened_on,json=openedOn,proto3" json:"opened_on,omitempty"`
+	Deadline        string               `protobuf:"bytes,11,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Extended        bool                 `protobuf:"varint,12,opt,name=extended,proto3" json:"extended,omitempty"`
+	Decision        ConsultationDecision `protobuf:"varint,13,opt,name=decision,proto3,enum=watchfed.v1.ConsultationDecision" json:"decision,omitempty"`
+	DecisionReasons string               `protobuf:"bytes,14,opt,name=decision_reasons,json=decisionReasons,proto3" json:"decision_reasons,omitempty"`
+	DecidedOn       string               `protobuf:"bytes,15,opt,name=decided_on,json=decidedOn,proto3" json:"decided_on,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Consultation) Reset() {
+	*x = Consultation{}
+	mi := &file_watchfed_v1_record_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consultation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consultation) ProtoMessage() {}
+
+func (x *Consultation) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consultation.ProtoReflect.Descriptor instead.
+func (*Consultation) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Consultation) GetDenialId() string {
+	if x != nil {
+		return x.DenialId
+	}
+	return ""
+}
+
+func (x *Consultation) GetDenialVersion() uint64 {
+	if x != nil {
+		return x.DenialVersion
+	}
+	return 0
+}
+
+func (x *Consultation) GetConsultedAgency() string {
+	if x != nil {
+		return x.ConsultedAgency
+	}
+	return ""
+}
+
+func (x *Consultation) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *Consultation) GetControlListEntry() string {
+	if x != nil {
+		return x.ControlListEntry
+	}
+	return ""
+}
+
+func (x *Consultation) GetItem() string {
+	if x != nil {
+		return x.Item
+	}
+	return ""
+}
+
+func (x *Consultation) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *Consultation) GetEndUse() string {
+	if x != nil {
+		return x.EndUse
+	}
+	return ""
+}
+
+func (x *Consultation) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *Consultation) GetOpenedOn() string {
+	if x != nil {
+		return x.OpenedOn
+	}
+	return ""
+}
+
+func (x *Consultation) GetDeadline() string {
+	if x != nil {
+		return x.Deadline
+	}
+	return ""
+}
+
+func (x *Consultation) GetExtended() bool {
+	if x != nil {
+		return x.Extended
+	}
+	return false
+}
+
+func (x *Consultation) GetDecision() ConsultationDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return ConsultationDecision_CONSULTATION_DECISION_UNSPECIFIED
+}
+
+func (x *Consultation) GetDecisionReasons() string {
+	if x != nil {
+		return x.DecisionReasons
+	}
+	return ""
+}
+
+func (x *Consultation) GetDecidedOn() string {
+	if x != nil {
+		return x.DecidedOn
+	}
+	return ""
+}
+
+// ConsultationAnswer is the denying agency's side of a thread: one record
+// per consultation, a version per answer.
+type ConsultationAnswer struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConsultationId string                 `protobuf:"bytes,1,opt,name=consultation_id,json=consultationId,proto3" json:"consultation_id,omitempty"`
+	Answer         ConsultationAnswerKind `protobuf:"varint,2,opt,name=answer,proto3,enum=watchfed.v1.ConsultationAnswerKind" json:"answer,omitempty"`
+	Text           string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// YYYY-MM-DD.
+	AnsweredOn    string `protobuf:"bytes,4,opt,name=answered_on,json=answeredOn,proto3" json:"answered_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsultationAnswer) Reset() {
+	*x = ConsultationAnswer{}
+	mi := &file_watchfed_v1_record_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsultationAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsultationAnswer) ProtoMessage() {}
+
+func (x *ConsultationAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_record_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsultationAnswer.ProtoReflect.Descriptor instead.
+func (*ConsultationAnswer) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_record_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConsultationAnswer) GetConsultationId() string {
+	if x != nil {
+		return x.ConsultationId
+	}
+	return ""
+}
+
+func (x *ConsultationAnswer) GetAnswer() ConsultationAnswerKind {
+	if x != nil {
+		return x.Answer
+	}
+	return ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_UNSPECIFIED
+}
+
+func (x *ConsultationAnswer) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ConsultationAnswer) GetAnsweredOn() string {
+	if x != nil {
+		return x.AnsweredOn
+	}
+	return ""
+}
 
 var File_watchfed_v1_record_proto protoreflect.FileDescriptor
 
@@ -1349,7 +1734,7 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\treview_by\x18\t \x01(\tR\breviewBy\x12\x16\n" +
 	"\x06regime\x18\n" +
 	" \x01(\tR\x06regime\x12#\n" +
-	"\rstatus_reason\x18\v \x01(\tR\fstatusReason\"\xf9\x04\n" +
+	"\rstatus_reason\x18\v \x01(\tR\fstatusReason\"\x8e\x06\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12%\n" +
@@ -1362,7 +1747,9 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\asubject\x18\t \x01(\v2\x14.watchfed.v1.SubjectR\asubject\x12<\n" +
 	"\vdesignation\x18\n" +
 	" \x01(\v2\x18.watchfed.v1.DesignationH\x00R\vdesignation\x12-\n" +
-	"\x06denial\x18\v \x01(\v2\x13.watchfed.v1.DenialH\x00R\x06denial\x129\n" +
+	"\x06denial\x18\v \x01(\v2\x13.watchfed.v1.DenialH\x00R\x06denial\x12?\n" +
+	"\fconsultation\x18\x11 \x01(\v2\x19.watchfed.v1.ConsultationH\x00R\fconsultation\x12R\n" +
+	"\x13consultation_answer\x18\x12 \x01(\v2\x1f.watchfed.v1.ConsultationAnswerH\x00R\x12consultationAnswer\x129\n" +
 	"\n" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
@@ -1373,11 +1760,36 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"changeNote\x12\x1d\n" +
 	"\n" +
 	"source_ref\x18\x10 \x01(\tR\tsourceRefB\b\n" +
-	"\x06detail*C\n" +
+	"\x06detail\"\x96\x04\n" +
+	"\fConsultation\x12\x1b\n" +
+	"\tdenial_id\x18\x01 \x01(\tR\bdenialId\x12%\n" +
+	"\x0edenial_version\x18\x02 \x01(\x04R\rdenialVersion\x12)\n" +
+	"\x10consulted_agency\x18\x03 \x01(\tR\x0fconsultedAgency\x12 \n" +
+	"\vapplication\x18\x04 \x01(\tR\vapplication\x12,\n" +
+	"\x12control_list_entry\x18\x05 \x01(\tR\x10controlListEntry\x12\x12\n" +
+	"\x04item\x18\x06 \x01(\tR\x04item\x12 \n" +
+	"\vdestination\x18\a \x01(\tR\vdestination\x12\x17\n" +
+	"\aend_use\x18\b \x01(\tR\x06endUse\x12\x1a\n" +
+	"\bquestion\x18\t \x01(\tR\bquestion\x12\x1b\n" +
+	"\topened_on\x18\n" +
+	" \x01(\tR\bopenedOn\x12\x1a\n" +
+	"\bdeadline\x18\v \x01(\tR\bdeadline\x12\x1a\n" +
+	"\bextended\x18\f \x01(\bR\bextended\x12=\n" +
+	"\bdecision\x18\r \x01(\x0e2!.watchfed.v1.ConsultationDecisionR\bdecision\x12)\n" +
+	"\x10decision_reasons\x18\x0e \x01(\tR\x0fdecisionReasons\x12\x1d\n" +
+	"\n" +
+	"decided_on\x18\x0f \x01(\tR\tdecidedOn\"\xaf\x01\n" +
+	"\x12ConsultationAnswer\x12'\n" +
+	"\x0fconsultation_id\x18\x01 \x01(\tR\x0econsultationId\x12;\n" +
+	"\x06answer\x18\x02 \x01(\x0e2#.watchfed.v1.ConsultationAnswerKindR\x06answer\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1f\n" +
+	"\vanswered_on\x18\x04 \x01(\tR\n" +
+	"answeredOn*Z\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KIND_DESIGNATION\x10\x01\x12\x0f\n" +
-	"\vKIND_DENIAL\x10\x02*t\n" +
+	"\vKIND_DENIAL\x10\x02\x12\x15\n" +
+	"\x11KIND_CONSULTATION\x10\x03*t\n" +
 	"\x06Schema\x12\x16\n" +
 	"\x12SCHEMA_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSCHEMA_PERSON\x10\x01\x12\x17\n" +
@@ -1421,7 +1833,16 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\x14PARTY_ROLE_CONSIGNEE\x10\x01\x12\x17\n" +
 	"\x13PARTY_ROLE_END_USER\x10\x02\x12\x18\n" +
 	"\x14PARTY_ROLE_PURCHASER\x10\x03\x12\x1b\n" +
-	"\x17PARTY_ROLE_INTERMEDIARY\x10\x04B;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"\x17PARTY_ROLE_INTERMEDIARY\x10\x04*\x84\x01\n" +
+	"\x14ConsultationDecision\x12%\n" +
+	"!CONSULTATION_DECISION_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eCONSULTATION_DECISION_APPROVED\x10\x01\x12!\n" +
+	"\x1dCONSULTATION_DECISION_REFUSED\x10\x02*\xbd\x01\n" +
+	"\x16ConsultationAnswerKind\x12(\n" +
+	"$CONSULTATION_ANSWER_KIND_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fCONSULTATION_ANSWER_KIND_UPHOLD\x10\x01\x12%\n" +
+	"!CONSULTATION_ANSWER_KIND_WITHDRAW\x10\x02\x12-\n" +
+	")CONSULTATION_ANSWER_KIND_MORE_INFORMATION\x10\x03B;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
 
 var (
 	file_watchfed_v1_record_proto_rawDescOnce sync.Once
@@ -1435,8 +1856,8 @@ func file_watchfed_v1_record_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_record_proto_rawDescData
 }
 
-var file_watchfed_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_watchfed_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_watchfed_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_watchfed_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_watchfed_v1_record_proto_goTypes = []any{
 	(Kind)(0),                     // 0: watchfed.v1.Kind
 	(Schema)(0),                   // 1: watchfed.v1.Schema
@@ -1446,39 +1867,47 @@ var file_watchfed_v1_record_proto_goTypes = []any{
 	(DesignationStatus)(0),        // 5: watchfed.v1.DesignationStatus
 	(DenialStatus)(0),             // 6: watchfed.v1.DenialStatus
 	(PartyRole)(0),                // 7: watchfed.v1.PartyRole
-	(*Alias)(nil),                 // 8: watchfed.v1.Alias
-	(*Identifier)(nil),            // 9: watchfed.v1.Identifier
-	(*Address)(nil),               // 10: watchfed.v1.Address
-	(*Subject)(nil),               // 11: watchfed.v1.Subject
-	(*Designation)(nil),           // 12: watchfed.v1.Designation
-	(*Party)(nil),                 // 13: watchfed.v1.Party
-	(*Denial)(nil),                // 14: watchfed.v1.Denial
-	(*Record)(nil),                // 15: watchfed.v1.Record
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(ConsultationDecision)(0),     // 8: watchfed.v1.ConsultationDecision
+	(ConsultationAnswerKind)(0),   // 9: watchfed.v1.ConsultationAnswerKind
+	(*Alias)(nil),                 // 10: watchfed.v1.Alias
+	(*Identifier)(nil),            // 11: watchfed.v1.Identifier
+	(*Address)(nil),               // 12: watchfed.v1.Address
+	(*Subject)(nil),               // 13: watchfed.v1.Subject
+	(*Designation)(nil),           // 14: watchfed.v1.Designation
+	(*Party)(nil),                 // 15: watchfed.v1.Party
+	(*Denial)(nil),                // 16: watchfed.v1.Denial
+	(*Record)(nil),                // 17: watchfed.v1.Record
+	(*Consultation)(nil),          // 18: watchfed.v1.Consultation
+	(*ConsultationAnswer)(nil),    // 19: watchfed.v1.ConsultationAnswer
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_watchfed_v1_record_proto_depIdxs = []int32{
 	3,  // 0: watchfed.v1.Alias.strength:type_name -> watchfed.v1.NameStrength
 	4,  // 1: watchfed.v1.Identifier.type:type_name -> watchfed.v1.IdentifierType
 	1,  // 2: watchfed.v1.Subject.schema:type_name -> watchfed.v1.Schema
-	8,  // 3: watchfed.v1.Subject.aliases:type_name -> watchfed.v1.Alias
-	9,  // 4: watchfed.v1.Subject.identifiers:type_name -> watchfed.v1.Identifier
-	10, // 5: watchfed.v1.Subject.addresses:type_name -> watchfed.v1.Address
+	10, // 3: watchfed.v1.Subject.aliases:type_name -> watchfed.v1.Alias
+	11, // 4: watchfed.v1.Subject.identifiers:type_name -> watchfed.v1.Identifier
+	12, // 5: watchfed.v1.Subject.addresses:type_name -> watchfed.v1.Address
 	5,  // 6: watchfed.v1.Designation.status:type_name -> watchfed.v1.DesignationStatus
 	7,  // 7: watchfed.v1.Party.role:type_name -> watchfed.v1.PartyRole
-	13, // 8: watchfed.v1.Denial.parties:type_name -> watchfed.v1.Party
+	15, // 8: watchfed.v1.Denial.parties:type_name -> watchfed.v1.Party
 	6,  // 9: watchfed.v1.Denial.status:type_name -> watchfed.v1.DenialStatus
 	0,  // 10: watchfed.v1.Record.kind:type_name -> watchfed.v1.Kind
 	2,  // 11: watchfed.v1.Record.marking:type_name -> watchfed.v1.Marking
-	11, // 12: watchfed.v1.Record.subject:type_name -> watchfed.v1.Subject
-	12, // 13: watchfed.v1.Record.designation:type_name -> watchfed.v1.Designation
-	14, // 14: watchfed.v1.Record.denial:type_name -> watchfed.v1.Denial
-	16, // 15: watchfed.v1.Record.created_at:type_name -> google.protobuf.Timestamp
-	16, // 16: watchfed.v1.Record.updated_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 12: watchfed.v1.Record.subject:type_name -> watchfed.v1.Subject
+	14, // 13: watchfed.v1.Record.designation:type_name -> watchfed.v1.Designation
+	16, // 14: watchfed.v1.Record.denial:type_name -> watchfed.v1.Denial
+	18, // 15: watchfed.v1.Record.consultation:type_name -> watchfed.v1.Consultation
+	19, // 16: watchfed.v1.Record.consultation_answer:type_name -> watchfed.v1.ConsultationAnswer
+	20, // 17: watchfed.v1.Record.created_at:type_name -> google.protobuf.Timestamp
+	20, // 18: watchfed.v1.Record.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 19: watchfed.v1.Consultation.decision:type_name -> watchfed.v1.ConsultationDecision
+	9,  // 20: watchfed.v1.ConsultationAnswer.answer:type_name -> watchfed.v1.ConsultationAnswerKind
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_record_proto_init() }
@@ -1489,14 +1918,16 @@ func file_watchfed_v1_record_proto_init() {
 	file_watchfed_v1_record_proto_msgTypes[7].OneofWrappers = []any{
 		(*Record_Designation)(nil),
 		(*Record_Denial)(nil),
+		(*Record_Consultation)(nil),
+		(*Record_ConsultationAnswer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_record_proto_rawDesc), len(file_watchfed_v1_record_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   8,
+			NumEnums:      10,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,470 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/policy/seal"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// Consultations carry the no-undercut rule of the export-control regimes.
+// A thread is two records, each agency writing only its own: the consulting
+// agency's Consultation (opened, extended, decided: its versions) and the
+// denying agency's ConsultationAnswer (a version per answer). Both are
+// marked AMBER+STRICT and released (rel_to) to the other agency alone, and
+// publication seals them to exactly their rel_to, whatever the sharing
+// policy says. A decided approval is released to every partner that holds
+// the denial too, without the question.
+
+const (
+	consultWorkingDays    = 10 // the usual objection window
+	consultMaxWorkingDays = 30 // the window once extended
+)
+
+type consultService struct {
+	pb.UnimplementedConsultationServiceServer
+	n *Node
+	// mu serialises the steps of this node's analysts, so two answers to
+	// one consultation do not both create an answer record.
+	mu sync.Mutex
+}
+
+// addWorkingDays counts Monday to Friday; public holidays differ between
+// the states and are not counted out.
+func addWorkingDays(d time.Time, n int) time.Time {
+	for n > 0 {
+		d = d.AddDate(0, 0, 1)
+		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday {
+			n--
+		}
+	}
+	return d
+}
+
+func dateOnly(t time.Time) string { return t.Format(time.DateOnly) }
+
+func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsultationRequest) (*pb.OpenConsultationResponse, error) {
+	draftFrom(ctx).ev.Target = req.GetDenialId()
+	var bad []string
+	if req.GetApplication() == "" {
+		bad = append(bad, "application: must name this agency's application")
+	}
+	if req.GetParty() == "" {
+		bad = append(bad, "party: must name the application's consignee or end user")
+	}
+	if len(bad) > 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid consultation: %v", bad)
+	}
+	e, err := s.n.store.Shared(ctx, req.GetDenialId())
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "denial %s: not among the entries partners shared with this agency", req.GetDenialId())
+	}
+	den := e.GetRecord().GetDenial()
+	if den == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not a denial", req.GetDenialId())
+	}
+	if !store.Active(e.Record) {
+		return nil, status.Errorf(codes.FailedPrecondition, "denial %s is %s: no consultation is needed", e.Record.Id, den.Status)
+	}
+	today := day(s.n.now())
+	var countries []string
+	if req.GetPartyCountry() != "" {
+		countries = []string{req.GetPartyCountry()}
+	}
+	rec := &pb.Record{
+		Marking: pb.Marking_MARKING_AMBER_STRICT,
+		RelTo:   []string{e.Origin},
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: req.GetParty(), Countries: countries},
+		Detail: &pb.Record_Consultation{Consultation: &pb.Consultation{
+			DenialId:         e.Record.Id,
+			DenialVersion:    e.Record.Version,
+			ConsultedAgency:  e.Origin,
+			Application:      req.GetApplication(),
+			ControlListEntry: cmp.Or(req.GetControlListEntry(), den.ControlListEntry),
+			Item:             cmp.Or(req.GetItem(), den.Item),
+			Destination:      cmp.Or(req.GetDestination(), den.Destination),
+			EndUse:           cmp.Or(req.GetEndUse(), den.EndUse),
+			Question:         req.GetQuestion(),
+			OpenedOn:         dateOnly(today),
+			Deadline:         dateOnly(addWorkingDays(today, consultWorkingDays)),
+		}},
+		ChangeNote: "consultation opened",
+	}
+	idx, err := s.n.create(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	th, err := s.n.thread(ctx, rec.Id)
+	if err != nil {
+		return nil, err
+	}
+	th.LogIndex = idx
+	return &pb.OpenConsultationResponse{Thread: th}, nil
+}
+
+func (s *consultService) AnswerConsultation(ctx context.Context, req *pb.AnswerConsultationRequest) (*pb.AnswerConsultationResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	th, err := s.n.thread(ctx, req.GetConsultationId())
+	if err != nil {
+		return nil, err
+	}
+	if th.Consulting {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is this agency's own consultation: %s answers it", th.Consultation.Id, th.Consultation.GetConsultation().ConsultedAgency)
+	}
+	if th.State == pb.ConsultationState_CONSULTATION_STATE_DECIDED {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is decided already: %s", th.Consultation.Id, th.Consultation.GetConsultation().Decision)
+	}
+	answer := &pb.Record_ConsultationAnswer{ConsultationAnswer: &pb.ConsultationAnswer{
+		ConsultationId: th.Consultation.Id, Answer: req.GetAnswer(), Text: req.GetText(), AnsweredOn: dateOnly(day(s.n.now())),
+	}}
+	note := fmt.Sprintf("answer: %s", req.GetAnswer())
+	var idx uint64
+	if prev := th.Answer; prev == nil {
+		rec := &pb.Record{
+			Marking: pb.Marking_MARKING_AMBER_STRICT, RelTo: []string{th.Consultation.Origin},
+			Subject: proto.Clone(th.Consultation.Subject).(*pb.Subject), Detail: answer, ChangeNote: note,
+		}
+		idx, err = s.n.create(ctx, rec)
+	} else {
+		next := proto.Clone(prev).(*pb.Record)
+		next.Detail, next.ChangeNote = answer, note
+		idx, err = s.n.amend(ctx, next, prev)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.AnswerConsultationResponse{Thread: s.n.threadAfter(ctx, th.Consultation.Id, idx)}, nil
+}
+
+func (s *consultService) ExtendConsultation(ctx context.Context, req *pb.ExtendConsultationRequest) (*pb.ExtendConsultationResponse, error) {
+	if req.GetReason() == "" {
+		return nil, status.Error(codes.InvalidArgument, "reason: must not be empty")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, c, err := s.ownUndecided(ctx, req.GetConsultationId())
+	if err != nil {
+		return nil, err
+	}
+	if c.Extended {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s was extended once already, to %s", cur.Id, c.Deadline)
+	}
+	opened, _ := time.Parse(time.DateOnly, c.OpenedOn)
+	limit := dateOnly(addWorkingDays(opened, consultMaxWorkingDays))
+	deadline := cmp.Or(req.GetDeadline(), limit)
+	if _, err := time.Parse(time.DateOnly, deadline); err != nil || deadline <= c.Deadline || deadline > limit {
+		return nil, status.Errorf(codes.InvalidArgument, "deadline: %q is not a date after %s and at most %s (thirty working days after opening)", deadline, c.Deadline, limit)
+	}
+	next := proto.Clone(cur).(*pb.Record)
+	next.GetConsultation().Deadline, next.GetConsultation().Extended = deadline, true
+	next.ChangeNote = "deadline extended: " + req.GetReason()
+	idx, err := s.n.amend(ctx, next, cur)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ExtendConsultationResponse{Thread: s.n.threadAfter(ctx, cur.Id, idx)}, nil
+}
+
+func (s *consultService) DecideConsultation(ctx context.Context, req *pb.DecideConsultationRequest) (*pb.DecideConsultationResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, c, err := s.ownUndecided(ctx, req.GetConsultationId())
+	if err != nil {
+		return nil, err
+	}
+	th, err := s.n.thread(ctx, cur.Id)
+	if err != nil {
+		return nil, err
+	}
+	if th.State == pb.ConsultationState_CONSULTATION_STATE_OPEN {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s waits for %s's answer until %s: decide once it answered or the deadline passed", cur.Id, c.ConsultedAgency, c.Deadline)
+	}
+	next := proto.Clone(cur).(*pb.Record)
+	nc := next.GetConsultation()
+	nc.Decision, nc.DecisionReasons, nc.DecidedOn = req.GetDecision(), req.GetReasons(), dateOnly(day(s.n.now()))
+	next.ChangeNote = fmt.Sprintf("decision: %s", req.GetDecision())
+	if req.GetDecision() == pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED {
+		// The regimes require notifying an approval after consultation to
+		// every partner that holds the denial.
+		holders, err := s.n.fed.holders(c.DenialId, c.DenialVersion)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "holders of %s: %v", c.DenialId, err)
+		}
+		for _, h := range holders {
+			if h != s.n.cfg.Agency && !slices.Contains(next.RelTo, h) {
+				next.RelTo = append(next.RelTo, h)
+			}
+		}
+	}
+	idx, err := s.n.amend(ctx, next, cur)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DecideConsultationResponse{Thread: s.n.threadAfter(ctx, cur.Id, idx)}, nil
+}
+
+// ownUndecided loads this agency's own consultation that is still undecided.
+func (s *consultService) ownUndecided(ctx context.Context, id string) (*pb.Record, *pb.Consultation, error) {
+	cur, err := s.n.current(ctx, id, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := cur.GetConsultation()
+	if c == nil {
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "%s is not a consultation this agency opened", id)
+	}
+	if c.Decision != pb.ConsultationDecision_CONSULTATION_DECISION_UNSPECIFIED {
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "%s is decided already: %s", id, c.Decision)
+	}
+	return cur, c, nil
+}
+
+func (s *consultService) GetConsultation(ctx context.Context, req *pb.GetConsultationRequest) (*pb.GetConsultationResponse, error) {
+	th, err := s.n.thread(ctx, req.GetConsultationId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetConsultationResponse{Thread: th}, nil
+}
+
+func (s *consultService) ListConsultations(ctx context.Context, req *pb.ListConsultationsRequest) (*pb.ListConsultationsResponse, error) {
+	ids, err := s.n.consultationIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*pb.ConsultationThread
+	for _, id := range ids {
+		th, err := s.n.thread(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if req.GetState() == pb.ConsultationState_CONSULTATION_STATE_UNSPECIFIED || th.State == req.GetState() {
+			out = append(out, th)
+		}
+	}
+	draftFrom(ctx).ev.Detail = fmt.Sprintf("%d threads", len(out))
+	return &pb.ListConsultationsResponse{Threads: out}, nil
+}
+
+// amend stores next as the version after cur, validated.
+func (n *Node) amend(ctx context.Context, next, cur *pb.Record) (uint64, error) {
+	now := n.now().UTC()
+	record.Normalize(next, now)
+	if err := record.Validate(next); err != nil {
+		return 0, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return n.put(ctx, next, cur, now)
+}
+
+// consultationIDs lists the threads this agency takes part in: those it
+// opened and those addressed to it, oldest first (ids are ULIDs).
+func (n *Node) consultationIDs(ctx context.Context) ([]string, error) {
+	own, _, err := n.store.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_CONSULTATION, IncludeInactive: true})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list consultations: %v", err)
+	}
+	var ids []string
+	for _, r := range own {
+		if r.GetConsultation() != nil {
+			ids = append(ids, r.Id)
+		}
+	}
+	received, err := n.store.SharedCurrent(ctx, "", true)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
+	}
+	for _, e := range received {
+		if c := e.GetRecord().GetConsultation(); c != nil && c.ConsultedAgency == n.cfg.Agency {
+			ids = append(ids, e.Record.Id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(ulidOf(a), ulidOf(b)) })
+	return ids, nil
+}
+
+func ulidOf(id string) string {
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] == '/' {
+			return id[i+1:]
+		}
+	}
+	return id
+}
+
+// threadAfter is the thread after a step this call wrote at log index idx.
+// The step is stored; only reading the thread back failed if th is bare.
+func (n *Node) threadAfter(ctx context.Context, id string, idx uint64) *pb.ConsultationThread {
+	th, err := n.thread(ctx, id)
+	if err != nil {
+		th = &pb.ConsultationThread{}
+	}
+	th.LogIndex = idx
+	return th
+}
+
+// thread assembles both sides of a consultation as this agency holds them.
+func (n *Node) thread(ctx context.Context, id string) (*pb.ConsultationThread, error) {
+	draftFrom(ctx).ev.Target = id
+	origin, err := record.ParseID(id)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "consultation_id: %v", err)
+	}
+	th := &pb.ConsultationThread{Consulting: origin == n.cfg.Agency}
+	var consultation []*pb.Record
+	if th.Consulting {
+		consultation, err = n.store.History(ctx, id)
+	} else {
+		consultation, err = n.sharedVersions(ctx, id)
+	}
+	if err != nil || len(consultation) == 0 || consultation[0].GetConsultation() == nil {
+		return nil, status.Errorf(codes.NotFound, "consultation %s: not found", id)
+	}
+	c := consultation[len(consultation)-1]
+	if !th.Consulting && c.GetConsultation().ConsultedAgency != n.cfg.Agency {
+		// A partner notified of an approval holds the decision, not the thread.
+		return nil, status.Errorf(codes.NotFound, "consultation %s: not a thread of this agency", id)
+	}
+	th.Consultation = c
+	for _, r := range consultation {
+		th.Steps = append(th.Steps, &pb.ThreadStep{Agency: r.Origin, Record: r})
+	}
+	answers, err := n.answerVersions(ctx, id, th.Consulting)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range answers {
+		th.Steps = append(th.Steps, &pb.ThreadStep{Agency: r.Origin, Record: r})
+	}
+	if len(answers) > 0 {
+		th.Answer = answers[len(answers)-1]
+	}
+	slices.SortStableFunc(th.Steps, func(a, b *pb.ThreadStep) int {
+		return a.Record.UpdatedAt.AsTime().Compare(b.Record.UpdatedAt.AsTime())
+	})
+	th.State = consultationState(c.GetConsultation(), th.Answer != nil, day(n.now()))
+	return th, nil
+}
+
+func consultationState(c *pb.Consultation, answered bool, today time.Time) pb.ConsultationState {
+	switch {
+	case c.Decision != pb.ConsultationDecision_CONSULTATION_DECISION_UNSPECIFIED:
+		return pb.ConsultationState_CONSULTATION_STATE_DECIDED
+	case answered:
+		return pb.ConsultationState_CONSULTATION_STATE_ANSWERED
+	case dateOnly(today) > c.Deadline:
+		return pb.ConsultationState_CONSULTATION_STATE_OVERDUE
+	}
+	return pb.ConsultationState_CONSULTATION_STATE_OPEN
+}
+
+// answerVersions finds the denying agency's answer record of a thread: this
+// agency's own if it was consulted, else the one it received.
+func (n *Node) answerVersions(ctx context.Context, consultationID string, consulting bool) ([]*pb.Record, error) {
+	if !consulting {
+		own, _, err := n.store.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_CONSULTATION, IncludeInactive: true})
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "list consultations: %v", err)
+		}
+		for _, r := range own {
+			if r.GetConsultationAnswer().GetConsultationId() == consultationID {
+				return n.store.History(ctx, r.Id)
+			}
+		}
+		return nil, nil
+	}
+	received, err := n.store.SharedCurrent(ctx, "", true)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
+	}
+	for _, e := range received {
+		if e.GetRecord().GetConsultationAnswer().GetConsultationId() == consultationID {
+			return n.sharedVersions(ctx, e.Record.Id)
+		}
+	}
+	return nil, nil
+}
+
+func (n *Node) sharedVersions(ctx context.Context, id string) ([]*pb.Record, error) {
+	es, err := n.store.SharedHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pb.Record, len(es))
+	for i, e := range es {
+		out[i] = e.Record
+	}
+	return out, nil
+}
+
+// consultationBodies seals a consultation step to exactly its rel_to, past
+// the sharing policy: the consultation to the denying agency, an answer to
+// the consulting agency, and a decided approval also to the partners that
+// hold the denial, without the question (the thread stays between the two).
+func consultationBodies(r *pb.Record, members []string) ([]seal.BodyPlain, error) {
+	consulted := r.GetConsultation().GetConsultedAgency()
+	var to, notified []string
+	for _, a := range r.RelTo {
+		switch {
+		case !slices.Contains(members, a):
+		case r.GetConsultation() != nil && a != consulted:
+			notified = append(notified, a)
+		default:
+			to = append(to, a)
+		}
+	}
+	marshal := proto.MarshalOptions{Deterministic: true}.Marshal
+	var bodies []seal.BodyPlain
+	if len(to) > 0 {
+		plain, err := marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		bodies = append(bodies, seal.BodyPlain{Recipients: slices.Sorted(slices.Values(to)), Plaintext: plain})
+	}
+	if len(notified) > 0 {
+		notice := proto.Clone(r).(*pb.Record)
+		notice.GetConsultation().Question = ""
+		plain, err := marshal(notice)
+		if err != nil {
+			return nil, err
+		}
+		bodies = append(bodies, seal.BodyPlain{Recipients: slices.Sorted(slices.Values(notified)), Plaintext: plain})
+	}
+	return bodies, nil
+}
+
+// holders are the agencies a version of a partner's entry was sealed to,
+// as its clear header in the log says.
+func (f *federation) holders(id string, version uint64) ([]string, error) {
+	env, err := f.rep.FSM.Envelope(id, version)
+	if err != nil {
+		return nil, err
+	}
+	return env.GetHeader().GetRecipients(), nil
+}
+
+// receivedAudit records the taking in of a partner's consultation step, so
+// that every step is in both agencies' audit logs.
+func receivedAudit(e *pb.SharedEntry, now time.Time) *pb.AuditEvent {
+	r := e.GetRecord()
+	if r.GetKind() != pb.Kind_KIND_CONSULTATION {
+		return nil
+	}
+	return &pb.AuditEvent{
+		Time: timestamppb.New(now), Agency: e.Origin, Actor: r.UpdatedBy, Action: "consultation.received",
+		Target: r.Id, Outcome: "ok", Detail: fmt.Sprintf("version %d at log index %d: %s", r.Version, e.LogIndex, r.ChangeNote),
+	}
+}
