@@ -245,3 +245,27 @@ func NormalizeID(v string) string {
 	}
 	return s
 }
+
+// legalForms are the noise words that only a company or an organisation carries.
+var legalForms = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`llc ooo oao zao pao ao jsc ojsc cjsc pjsc tov gmbh ag kg sa sas sarl srl spa bv nv
+		ltd limited inc incorporated corp corporation co company plc llp lp fze fzco fzc pte pty bhd kft doo as ab oy
+		trading group holding holdings industries international enterprises bank airlines airline airways aviation
+		shipping logistics technology technologies solutions electronics services systems engineering`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// LooksLikeOrganization reports whether a name carries a legal form or a
+// word only organisations have, for lists that do not say (the BIS Denied
+// Persons List).
+func LooksLikeOrganization(name string) bool {
+	for _, t := range fold(name) {
+		if legalForms[t.text] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,196 @@
+package importer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/watchfed/watchfed/node/record"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+func open(t *testing.T, name string) *os.File {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func byRef(t *testing.T, res *Result) map[string]*pb.Record {
+	t.Helper()
+	out := map[string]*pb.Record{}
+	for _, it := range res.Items {
+		rec := it.Record
+		rec.Marking = pb.Marking_MARKING_CLEAR
+		record.Normalize(rec, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		if err := record.Validate(rec); err != nil {
+			t.Errorf("line %d %s: %v", it.Line, rec.SourceRef, err)
+		}
+		out[rec.SourceRef] = rec
+	}
+	return out
+}
+
+func rejects(res *Result) string {
+	var ss []string
+	for _, r := range res.Rejects {
+		ss = append(ss, r.String())
+	}
+	return strings.Join(ss, "\n")
+}
+
+func TestOFAC(t *testing.T) {
+	res, err := Parse("ofac-sdn", "", Files{
+		Main: open(t, "ofac-sdn-2021/sdn.csv"), Alt: open(t, "ofac-sdn-2021/alt.csv"),
+		Add: open(t, "ofac-sdn-2021/add.csv"), Comments: open(t, "ofac-sdn-2021/sdn_comments.csv"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rejects(res)
+	for _, want := range []string{`line 3: ent_num "abc" is not a number`, "line 5: main file: 3 fields, want 12"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rejects:\n%s\nwant %q", got, want)
+		}
+	}
+	if len(res.Rejects) != 2 {
+		t.Errorf("%d rejects, want 2:\n%s", len(res.Rejects), got)
+	}
+	recs := byRef(t, res)
+	if len(recs) != 7 {
+		t.Fatalf("%d records, want 7", len(recs))
+	}
+	cubana := recs["ofac-sdn:306"]
+	if cubana.Subject.Name != "BANCO NACIONAL DE CUBA" || cubana.Subject.Schema != pb.Schema_SCHEMA_ORGANIZATION || cubana.GetDesignation().Program != "CUBA" {
+		t.Errorf("306: %v", cubana)
+	}
+	var aliases []string
+	for _, a := range cubana.Subject.Aliases {
+		aliases = append(aliases, a.Name+"/"+a.Strength.String())
+	}
+	if !strings.Contains(strings.Join(aliases, ","), "NATIONAL BANK OF CUBA/NAME_STRENGTH_STRONG") || !strings.Contains(strings.Join(aliases, ","), "BNC/NAME_STRENGTH_WEAK") {
+		t.Errorf("306 aliases %v: want NATIONAL BANK OF CUBA (alt.csv) and weak BNC (remarks)", aliases)
+	}
+	if len(cubana.Subject.Addresses) == 0 || cubana.Subject.Addresses[0].Country != "CH" {
+		t.Errorf("306 addresses %v: want Zurich, CH", cubana.Subject.Addresses)
+	}
+	vessel := recs["ofac-sdn:15036"]
+	var imo bool
+	for _, id := range vessel.Subject.Identifiers {
+		imo = imo || id.Type == pb.IdentifierType_IDENTIFIER_TYPE_IMO
+	}
+	if vessel.Subject.Schema != pb.Schema_SCHEMA_VESSEL || !imo {
+		t.Errorf("15036 vessel: %v", vessel.Subject)
+	}
+	if !strings.Contains(recs["ofac-sdn:28263"].GetDesignation().Statement, "LAZARUS GROUP") {
+		t.Error("28263: comments file not joined to the remarks")
+	}
+	m := recs["ofac-sdn:99999"]
+	if m == nil || m.Subject.Name != "MÜLLER, Jürgen" {
+		t.Fatalf("Latin-1 entry: %v", m)
+	}
+	if len(m.Subject.BirthDates) != 1 || m.Subject.BirthDates[0] != "1965-03-14" || len(m.Subject.Nationalities) != 1 || m.Subject.Nationalities[0] != "DE" ||
+		len(m.Subject.Identifiers) != 1 || m.Subject.Identifiers[0].Value != "C01X00T47" || m.Subject.Identifiers[0].Country != "DE" {
+		t.Errorf("remarks not read: %v", m.Subject)
+	}
+}
+
+func TestUN(t *testing.T) {
+	res, err := Parse("un-xml", "", Files{Main: open(t, "un-consolidated.xml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejects) != 1 || !strings.Contains(res.Rejects[0].String(), "un:9999999") || !strings.Contains(res.Rejects[0].String(), "FIRST_NAME is empty") {
+		t.Errorf("rejects: %s", rejects(res))
+	}
+	recs := byRef(t, res)
+	if len(recs) != 6 {
+		t.Fatalf("%d records, want 6", len(recs))
+	}
+	var saddam *pb.Record
+	for _, r := range recs {
+		if strings.HasPrefix(r.Subject.Name, "SADDAM") {
+			saddam = r
+		}
+	}
+	if saddam == nil || saddam.GetDesignation().Program != "UNSC-Iraq" && !strings.HasPrefix(saddam.GetDesignation().Program, "UNSC-") {
+		t.Fatalf("Saddam: %v", saddam)
+	}
+	var arabic, weak bool
+	for _, a := range saddam.Subject.Aliases {
+		arabic = arabic || a.Script == "Arab"
+		weak = weak || a.Strength == pb.NameStrength_NAME_STRENGTH_WEAK
+	}
+	if !arabic || !weak || len(saddam.Subject.BirthDates) == 0 {
+		t.Errorf("Saddam subject: %v", saddam.Subject)
+	}
+}
+
+func TestDPL(t *testing.T) {
+	res, err := Parse("bis-dpl", "", Files{Main: open(t, "bis-dpl.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejects) != 1 || !strings.Contains(res.Rejects[0].String(), `line 8: Effective_Date "2022-01-01" is not MM/DD/YYYY`) {
+		t.Errorf("rejects: %s", rejects(res))
+	}
+	recs := byRef(t, res)
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3 (one party at four addresses is one denial)", len(recs))
+	}
+	for ref, r := range recs {
+		d := r.GetDenial()
+		if d.ControlListEntry != "ALL" || d.DeniedOn == "" || len(d.Parties) != 1 {
+			t.Errorf("%s: %v", ref, d)
+		}
+		if strings.Contains(r.Subject.Name, "AIRLINES") && (r.Subject.Schema != pb.Schema_SCHEMA_ORGANIZATION || len(r.Subject.Addresses) < 2) {
+			t.Errorf("%s: want an organisation with its addresses: %v", ref, r.Subject)
+		}
+	}
+}
+
+func TestFTM(t *testing.T) {
+	res, err := Parse("ftm", "", Files{Main: open(t, "ftm.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejects) != 1 || res.Rejects[0].Line != 3 {
+		t.Errorf("rejects: %s", rejects(res))
+	}
+	recs := byRef(t, res)
+	if len(recs) != 4 {
+		t.Fatalf("%d records, want 4", len(recs))
+	}
+	var cyrillic bool
+	for _, r := range recs {
+		for _, a := range r.Subject.Aliases {
+			cyrillic = cyrillic || a.Script == "Cyrl"
+		}
+	}
+	if !cyrillic {
+		t.Error("no Cyrillic alias")
+	}
+}
+
+func TestParseIsDeterministic(t *testing.T) {
+	a, _ := Parse("ftm", "", Files{Main: open(t, "ftm.json")})
+	b, _ := Parse("ftm", "", Files{Main: open(t, "ftm.json")})
+	for i := range a.Items {
+		if a.Items[i].Record.String() != b.Items[i].Record.String() {
+			t.Fatalf("item %d differs between two parses of the same file", i)
+		}
+	}
+}
+
+func TestCountry(t *testing.T) {
+	for in, want := range map[string]string{"Russia": "RU", "Iran": "IR", "Korea, North": "KP", "United Kingdom": "GB", "Democratic Republic of the Congo": "CD", "Zurich, Switzerland": "CH", "Atlantis": ""} {
+		if got := Country(in); got != want {
+			t.Errorf("Country(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package importer
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/watchfed/watchfed/node/record"
+)
+
+// sharedData is where the real list files are, when present.
+const sharedData = "/work/shared/data"
+
+func openReal(t *testing.T, rel string) *os.File {
+	t.Helper()
+	f, err := os.Open(filepath.Join(sharedData, rel))
+	if err != nil {
+		t.Skipf("real list files not present (%v)", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// TestRealLists parses the complete real files: every entry must become a
+// valid record, and nothing may be rejected.
+func TestRealLists(t *testing.T) {
+	for _, tc := range []struct {
+		format string
+		files  func(t *testing.T) Files
+		want   int
+	}{
+		{"ofac-sdn", func(t *testing.T) Files {
+			return Files{Main: openReal(t, "ofac-sdn-2021/sdn.csv"), Alt: openReal(t, "ofac-sdn-2021/alt.csv"), Add: openReal(t, "ofac-sdn-2021/add.csv"), Comments: openReal(t, "ofac-sdn-2021/sdn_comments.csv")}
+		}, 8976},
+		{"ofac-sdn", func(t *testing.T) Files { return Files{Main: openReal(t, "ofac-sdn-2024/sdn_2024-05-03.csv")} }, 14965},
+		{"ofac-sdn", func(t *testing.T) Files {
+			return Files{Main: openReal(t, "ofac-non-sdn-2025-12/cons_prim.csv"), Alt: openReal(t, "ofac-non-sdn-2025-12/cons_alt.csv"), Add: openReal(t, "ofac-non-sdn-2025-12/cons_add.csv"), Comments: openReal(t, "ofac-non-sdn-2025-12/cons_comments.csv")}
+		}, 442},
+		{"un-xml", func(t *testing.T) Files { return Files{Main: openReal(t, "un/consolidated_2026-02.xml")} }, 1003},
+		// 581 rows; a party at several addresses has a row per address.
+		{"bis-dpl", func(t *testing.T) Files { return Files{Main: openReal(t, "bis-dpl/dpl_2022.txt")} }, 457},
+		{"ftm", func(t *testing.T) Files { return Files{Main: openReal(t, "ftm/zala.ftm.json")} }, 17},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			res, err := Parse(tc.format, "", tc.files(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res.Rejects {
+				t.Errorf("rejected: %s", r)
+			}
+			if len(res.Items) != tc.want {
+				t.Errorf("%d items, want %d", len(res.Items), tc.want)
+			}
+			for _, it := range res.Items {
+				rec := it.Record
+				rec.Marking = 1
+				record.Normalize(rec, time.Now())
+				if err := record.Validate(rec); err != nil {
+					t.Errorf("line %d %s: %v", it.Line, rec.SourceRef, err)
+				}
+			}
+		})
+	}
+}
