@@ -99,6 +99,9 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	}
 	n.metrics = newMetrics(n)
 	n.reloadPolicy(context.Background())
+	if cfg.Policy == "" {
+		n.log.Warn("no sharing policy file (policy: / --policy): nothing is shared with partners")
+	}
 	n.server = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.fed.serverTLS())),
 		// Raft batches between members may be large; public calls are held

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -21,7 +20,7 @@ import (
 type sharing struct {
 	mu      sync.RWMutex
 	cur     *policy.Policy
-	lastRaw []byte // the file's bytes at the last attempt, good or bad
+	lastTry string // the file's bytes and the members at the last attempt
 	lastErr string
 	gen     uint64 // bumped on every change in force
 }
@@ -69,22 +68,29 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 		return
 	}
 	data, err := os.ReadFile(path)
+	opts := n.policyOptions()
+	// A file refused for naming a partner not yet in the registry is tried
+	// again when the registry changes, not only when the file does.
+	try := string(data) + "\x00" + strings.Join(opts.Members, ",")
+	if err != nil {
+		try = "error: " + err.Error()
+	}
 	n.sharing.mu.RLock()
-	same := err == nil && n.sharing.lastRaw != nil && bytes.Equal(data, n.sharing.lastRaw)
+	same := try == n.sharing.lastTry
 	n.sharing.mu.RUnlock()
 	if same {
 		return
 	}
 	var pol *policy.Policy
 	if err == nil {
-		pol, err = policy.Parse(path, data, n.policyOptions())
+		pol, err = policy.Parse(path, data, opts)
 	}
 	if err == nil && pol.Agency != n.cfg.Agency {
 		err = fmt.Errorf("%s: agency %s is not this node's agency %s", path, pol.Agency, n.cfg.Agency)
 	}
 	n.sharing.mu.Lock()
 	old := n.sharing.cur
-	n.sharing.lastRaw = data
+	n.sharing.lastTry = try
 	if err != nil {
 		n.sharing.lastErr = err.Error()
 		n.sharing.mu.Unlock()
@@ -92,13 +98,19 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 		n.auditPolicy(ctx, "invalid", err.Error())
 		return
 	}
-	n.sharing.cur, n.sharing.lastErr = pol, ""
-	n.sharing.gen++
-	n.sharing.mu.Unlock()
 	oldSrc := ""
 	if old != nil {
 		oldSrc = old.Source
 	}
+	if oldSrc == pol.Source {
+		// Only the registry changed: the same policy stays in force.
+		n.sharing.lastErr = ""
+		n.sharing.mu.Unlock()
+		return
+	}
+	n.sharing.cur, n.sharing.lastErr = pol, ""
+	n.sharing.gen++
+	n.sharing.mu.Unlock()
 	diff := policy.Diff(oldSrc, pol.Source)
 	n.log.Info("policy in force", "path", path, "partners", strings.Join(pol.PartnerIDs(), ","))
 	n.auditPolicy(ctx, "ok", diff)
@@ -106,9 +118,17 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 }
 
 func (n *Node) auditPolicy(ctx context.Context, outcome, detail string) {
-	ev := &pb.AuditEvent{Time: timestamppb.New(n.now()), Agency: n.cfg.Agency, Actor: "policy file " + n.cfg.Policy,
-		Action: "policy.change", Target: n.cfg.Policy, Outcome: outcome, Detail: detail}
+	n.audit(ctx, &pb.AuditEvent{Action: "policy.change", Target: n.cfg.Policy, Outcome: outcome, Detail: detail})
+}
+
+// auditEvent records something the node did on its own under the policy.
+func (n *Node) auditEvent(ctx context.Context, action, target, detail string) {
+	n.audit(ctx, &pb.AuditEvent{Action: action, Target: target, Outcome: "ok", Detail: detail})
+}
+
+func (n *Node) audit(ctx context.Context, ev *pb.AuditEvent) {
+	ev.Time, ev.Agency, ev.Actor = timestamppb.New(n.now()), n.cfg.Agency, "node (sharing policy "+n.cfg.Policy+")"
 	if _, err := n.store.AppendAudit(ctx, ev); err != nil {
-		n.log.Error("audit policy change", "err", err)
+		n.log.Error("audit", "action", ev.Action, "err", err)
 	}
 }

@@ -139,82 +139,12 @@ func (f *federation) catchUp(ctx context.Context) (int, error) {
 	h.mu.Unlock()
 	delivered := 0
 	for _, partner := range sortedKeys(rcpt) {
-		rc := rcpt[partner]
-		var grants []seal.GrantRef
-		flush := func() error {
-			if len(grants) == 0 {
-				return nil
-			}
-			pub, err := f.sealer.Grant(grants, partner, rc)
-			if err != nil {
-				return err
-			}
-			if err := f.publish(ctx, pub); err != nil {
-				return err
-			}
-			rc.Granted = true
-			delivered += len(grants)
-			grants = nil
-			return nil
-		}
-		for _, id := range order {
-			h.mu.Lock()
-			v := h.latest[id]
-			h.mu.Unlock()
-			if h.holds(id, partner) >= v {
-				continue
-			}
-			rec, err := f.n.store.Version(ctx, id, v)
-			if err != nil {
-				return delivered, fmt.Errorf("catch up %s v%d: %w", id, v, err)
-			}
-			d := pol.Decide(rec, partner)
-			if !d.Share {
-				continue
-			}
-			want, err := d.Plaintext(rec)
-			if err != nil {
-				return delivered, err
-			}
-			ref, ok, err := f.sameBody(rec, want)
-			if err != nil {
-				return delivered, err
-			}
-			if ok {
-				grants = append(grants, ref)
-				if len(grants) >= maxBatch {
-					if err := flush(); err != nil {
-						return delivered, err
-					}
-				}
-				continue
-			}
-			// No published body is what this partner is now entitled to:
-			// seal one more, after the grants before it (order is kept).
-			if err := flush(); err != nil {
-				return delivered, err
-			}
-			key := fmt.Sprintf("%s@%d", id, v)
-			h.mu.Lock()
-			h.reseals[key]++
-			n := h.reseals[key]
-			h.mu.Unlock()
-			item := seal.Item{
-				Header: &pb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
-				Bodies: []seal.BodyPlain{{Recipients: []string{partner}, Plaintext: want}},
-			}
-			pub, err := f.sealer.Seal([]seal.Item{item}, map[string]seal.Recipient{partner: rc})
-			if err != nil {
-				return delivered, err
-			}
-			if err := f.publish(ctx, pub); err != nil {
-				return delivered, err
-			}
-			rc.Granted = true
-			delivered++
-		}
-		if err := flush(); err != nil {
+		before := delivered
+		if err := f.catchUpPartner(ctx, pol, h, order, partner, rcpt[partner], &delivered); err != nil {
 			return delivered, err
+		}
+		if n := delivered - before; n > 0 {
+			f.n.auditEvent(ctx, "policy.deliver", partner, fmt.Sprintf("%d earlier entries delivered to %s, newly entitled by the policy or newly joined", n, partner))
 		}
 	}
 	if delivered > 0 {
@@ -228,6 +158,84 @@ func (f *federation) catchUp(ctx context.Context) (int, error) {
 		f.n.log.Info("delivered earlier entries to newly entitled partners", "entries", delivered)
 	}
 	return delivered, nil
+}
+
+// catchUpPartner is catchUp for one partner; it adds what it delivered to *delivered.
+func (f *federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *holdings, order []string, partner string, rc seal.Recipient, delivered *int) error {
+	var grants []seal.GrantRef
+	flush := func() error {
+		if len(grants) == 0 {
+			return nil
+		}
+		pub, err := f.sealer.Grant(grants, partner, rc)
+		if err != nil {
+			return err
+		}
+		if err := f.publish(ctx, pub); err != nil {
+			return err
+		}
+		rc.Granted = true
+		*delivered += len(grants)
+		grants = nil
+		return nil
+	}
+	for _, id := range order {
+		h.mu.Lock()
+		v := h.latest[id]
+		h.mu.Unlock()
+		if h.holds(id, partner) >= v {
+			continue
+		}
+		rec, err := f.n.store.Version(ctx, id, v)
+		if err != nil {
+			return fmt.Errorf("catch up %s v%d: %w", id, v, err)
+		}
+		d := pol.Decide(rec, partner)
+		if !d.Share {
+			continue
+		}
+		want, err := d.Plaintext(rec)
+		if err != nil {
+			return err
+		}
+		ref, ok, err := f.sameBody(rec, want)
+		if err != nil {
+			return err
+		}
+		if ok {
+			grants = append(grants, ref)
+			if len(grants) >= maxBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		// No published body is what this partner is now entitled to: seal
+		// one more, after the grants before it (order is kept).
+		if err := flush(); err != nil {
+			return err
+		}
+		key := fmt.Sprintf("%s@%d", id, v)
+		h.mu.Lock()
+		h.reseals[key]++
+		n := h.reseals[key]
+		h.mu.Unlock()
+		item := seal.Item{
+			Header: &pb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
+			Bodies: []seal.BodyPlain{{Recipients: []string{partner}, Plaintext: want}},
+		}
+		pub, err := f.sealer.Seal([]seal.Item{item}, map[string]seal.Recipient{partner: rc})
+		if err != nil {
+			return err
+		}
+		if err := f.publish(ctx, pub); err != nil {
+			return err
+		}
+		rc.Granted = true
+		*delivered++
+	}
+	return flush()
 }
 
 // sameBody finds a body of the version's first publication whose plaintext

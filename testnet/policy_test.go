@@ -162,6 +162,7 @@ func TestPolicyPerPartner(t *testing.T) {
 	if got.Version != 1 || got.GetDesignation().Statement != "" || got.Subject.Name != "Frenchonly Logistics" {
 		t.Fatalf("widened copy: %v", got)
 	}
+	waitFor(t, "DE audits the delivery to NL", func() bool { return auditHas(t, de, "policy.deliver", "ok", "delivered to NL-CDIU") })
 
 	// Narrowing: NL leaves the policy; an amendment reaches FR only, a
 	// delisting reaches NL too (it holds the record), stripped.
