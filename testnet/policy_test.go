@@ -142,6 +142,19 @@ func TestPolicyPerPartner(t *testing.T) {
 		t.Fatalf("FR consumer sees %d entries (%v), want the GREEN and the AMBER one", len(list.GetEntries()), err)
 	}
 
+	// FR stops trusting DE's designations for its feeds: its consumers get
+	// none, its analysts and replication are unaffected.
+	writePolicy(t, fr, "agency: FR-SBDU\ndefault: deny\npartners:\n  DE-BAFA:\n    kinds: [designation, denial]\n    max_marking: GREEN\n"+
+		"receive:\n  partners:\n    DE-BAFA:\n      kinds: [denial]\n")
+	policyInForce(t, fr, "+      kinds: [denial]")
+	list, err = pb.NewSharedServiceClient(feed).ListShared(context.Background(), &pb.ListSharedRequest{})
+	if err != nil || len(list.Entries) != 0 {
+		t.Fatalf("FR consumer sees %d untrusted entries (%v)", len(list.GetEntries()), err)
+	}
+	if got := shared(t, fr); len(got) != 3 {
+		t.Fatalf("FR's analysts see %d entries after the receive change, want 3", len(got))
+	}
+
 	// The raw bytes of NL's data directory hold none of it.
 	nl.Stop()
 	for _, secret := range []string{"Strict Tooling", "Hiddenalias", "P77HIDDEN01", "Hiddenstreet", "Statement-only-for-FR", "Frenchonly Logistics", "Amber statement"} {
