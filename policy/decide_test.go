@@ -248,3 +248,23 @@ func TestConsumerMayGet(t *testing.T) {
 		t.Error("originator-controlled entry reached a consumer")
 	}
 }
+
+// BenchmarkDecidePlaintext is the policy's cost per record and partner at
+// publication: a decision and the redacted body's bytes.
+func BenchmarkDecidePlaintext(b *testing.B) {
+	p, err := Load("testdata/good.yaml", Options{ValidID: validID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := randomRecord(rand.New(rand.NewPCG(1, 2)))
+	rec.Marking, rec.RelTo, rec.OriginatorControl = pb.Marking_MARKING_GREEN, nil, false
+	for b.Loop() {
+		for _, partner := range []string{"FR-SBDU", "US-BIS", "NL-CDIU"} {
+			if d := p.Decide(rec, partner); d.Share {
+				if _, err := d.Plaintext(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+}
