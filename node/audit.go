@@ -33,6 +33,8 @@ func rules() auth.Rules {
 	r.Service("watchfed.v1.PeerService", []string{"Join", "Forward", "GetNodeStatus"}, partnerNode)
 	r.Service("watchfed.raft.v1.RaftService", []string{"AppendEntries", "AppendEntriesPipeline", "RequestVote", "RequestPreVote", "TimeoutNow", "InstallSnapshot"}, partnerNode)
 	r.Service("watchfed.v1.SharedService", []string{"ListShared", "GetShared", "Watch"}, auth.Rule{Roles: []pki.Role{pki.RoleAnalyst, pki.RoleConsumer}, Audit: true})
+	r.Service("watchfed.v1.ScreeningService", []string{"Screen", "ScreenBatch", "ScreenApplication"}, analyst)
+	r.Service("watchfed.v1.ImportService", []string{"Import"}, analyst)
 	r.Service("grpc.health.v1.Health", []string{"Check", "Watch", "List"}, anyone)
 	r.Service("grpc.reflection.v1.ServerReflection", []string{"ServerReflectionInfo"}, anyone)
 	r.Service("grpc.reflection.v1alpha.ServerReflection", []string{"ServerReflectionInfo"}, anyone)

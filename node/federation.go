@@ -444,6 +444,11 @@ func (f *federation) receiveAvailable(ctx context.Context) error {
 		if err := f.n.store.TakeIn(ctx, batch, es[len(es)-1].Index); err != nil {
 			return err
 		}
+		for _, r := range batch {
+			for _, e := range r.Entries {
+				f.n.follow(e.Record, true)
+			}
+		}
 		f.mu.Lock()
 		close(f.received)
 		f.received = make(chan struct{})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -43,6 +44,9 @@ type Node struct {
 	metrics *metrics
 	closing chan struct{}
 	sharing sharing
+	// index is the screening index over own records in force and readable
+	// shared entries; it follows every write and every received entry.
+	index *screen.Index
 }
 
 // Options are the parts of a node that tests replace.
@@ -92,6 +96,11 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	n := &Node{cfg: cfg, log: log, store: st, rules: rules(), now: opts.Now, lis: lis, health: health.NewServer(), opts: opts, closing: make(chan struct{})}
+	if err := n.buildIndex(context.Background()); err != nil {
+		lis.Close()
+		st.Close()
+		return nil, err
+	}
 	if n.fed, err = newFederation(n, tlsCfg); err != nil {
 		lis.Close()
 		st.Close()
@@ -115,6 +124,8 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		grpc.ChainStreamInterceptor(n.streamInterceptor),
 	)
 	pb.RegisterRecordServiceServer(n.server, &recordService{n: n})
+	pb.RegisterScreeningServiceServer(n.server, &screeningService{n: n})
+	pb.RegisterImportServiceServer(n.server, &importService{n: n})
 	pb.RegisterAuditServiceServer(n.server, &auditService{n: n})
 	pb.RegisterFederationServiceServer(n.server, &federationService{n: n})
 	pb.RegisterPeerServiceServer(n.server, &peerService{n: n})

@@ -287,6 +287,7 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 		return 0, storeError(err, rec.Id)
 	}
 	d.written = true
+	n.follow(rec, false)
 	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
 	defer cancel()
 	return n.fed.waitPublished(wctx, rec), nil

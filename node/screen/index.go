@@ -11,7 +11,10 @@ import (
 // Entry is what the index keeps of a record: enough to find and score it.
 // The record itself stays in the store; results name it by ID.
 type Entry struct {
-	ID          string
+	ID string
+	// Version of the record; a write older than what the index holds is
+	// ignored, so concurrent writers cannot leave a stale version behind.
+	Version     uint64
 	Origin      string
 	Kind        pb.Kind
 	Schema      pb.Schema
@@ -40,7 +43,7 @@ type Identifier struct {
 // EntryOf extracts what screening needs from a record: the subject's name,
 // aliases and identifiers, and for a denial the names of its parties.
 func EntryOf(rec *pb.Record, shared bool) *Entry {
-	e := &Entry{ID: rec.GetId(), Origin: rec.GetOrigin(), Kind: rec.GetKind(), Shared: shared}
+	e := &Entry{ID: rec.GetId(), Version: rec.GetVersion(), Origin: rec.GetOrigin(), Kind: rec.GetKind(), Shared: shared}
 	if s := rec.GetSubject(); s != nil {
 		e.Schema = s.Schema
 		if s.Name != "" {
@@ -105,6 +108,7 @@ type Index struct {
 	byID    map[string]uint32
 	free    []uint32            // entry slots to reuse
 	ids     map[string][]uint32 // normalised identifier → entries
+	vers    map[string]uint64   // record id → latest version seen, removed ones too
 
 	scratch sync.Pool
 }
@@ -117,6 +121,7 @@ func NewIndex() *Index {
 		skels: map[string][]uint32{},
 		byID:  map[string]uint32{},
 		ids:   map[string][]uint32{},
+		vers:  map[string]uint64{},
 	}
 }
 
@@ -127,10 +132,14 @@ func (x *Index) Len() (entries, names int) {
 	return len(x.byID), x.live
 }
 
-// Put adds an entry or replaces the entry with the same ID.
+// Put adds an entry or replaces the entry with the same ID, unless the index
+// already saw a later version.
 func (x *Index) Put(e *Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.stale(e.ID, e.Version) {
+		return
+	}
 	x.remove(e.ID)
 	var slot uint32
 	if n := len(x.free); n > 0 {
@@ -171,11 +180,28 @@ func (x *Index) Put(e *Entry) {
 	}
 }
 
-// Remove takes an entry out of the index (a delisting, a revoked denial).
-func (x *Index) Remove(id string) {
+// Remove takes an entry out of the index (a delisting, a revoked denial),
+// unless the index already saw a later version.
+func (x *Index) Remove(id string, version uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.stale(id, version) {
+		return
+	}
 	x.remove(id)
+}
+
+// stale records version as the latest of id, or reports that a later one
+// was seen. Version 0 (unversioned) always applies.
+func (x *Index) stale(id string, version uint64) bool {
+	if version == 0 {
+		return false
+	}
+	if version < x.vers[id] {
+		return true
+	}
+	x.vers[id] = version
+	return false
 }
 
 func (x *Index) remove(id string) {

@@ -182,13 +182,20 @@ func TestIndexFollowsWrites(t *testing.T) {
 		t.Errorf("new name not found: %+v", rs)
 	}
 	// Delisted: gone, identifiers too.
-	x.Remove("aria")
+	x.Remove("aria", 0)
 	if rs := x.Search(Query{IDs: []string{"IMO 9187629"}}); len(rs) != 0 {
 		t.Errorf("removed vessel still matches by IMO: %+v", rs)
 	}
 	entries, _ := x.Len()
 	if entries != 311 {
 		t.Errorf("%d entries, want 311", entries)
+	}
+	// A late write of an older version changes nothing.
+	x.Put(&Entry{ID: "v", Version: 3, Names: []Name{{Text: "Version Three"}}})
+	x.Put(&Entry{ID: "v", Version: 2, Names: []Name{{Text: "Version Two"}}})
+	x.Remove("v", 1)
+	if rs := x.Search(Query{Name: "Version Three"}); len(rs) == 0 || rs[0].Entry.Version != 3 {
+		t.Errorf("version 3 lost to older writes: %+v", rs)
 	}
 }
 

@@ -1,0 +1,249 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/node/store"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+const (
+	// importBatch is how many record versions one transaction writes: large
+	// enough to amortise the fsync, small enough to keep a transaction short.
+	importBatch = 1000
+	// maxImport bounds one edition (OFAC SDN has some 15,000 entries).
+	maxImport = 2_000_000
+)
+
+type importService struct {
+	pb.UnimplementedImportServiceServer
+	n *Node
+}
+
+func (s *importService) Import(stream pb.ImportService_ImportServer) error {
+	ctx := stream.Context()
+	var (
+		source  string
+		marking pb.Marking
+		dryRun  bool
+		recs    []*pb.Record
+	)
+	for first := true; ; first = false {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if first {
+			source, marking, dryRun = strings.TrimSpace(req.GetSource()), req.GetMarking(), req.GetDryRun()
+		}
+		recs = append(recs, req.GetRecords()...)
+		if len(recs) > maxImport {
+			return status.Errorf(codes.InvalidArgument, "records: more than %d in one import", maxImport)
+		}
+	}
+	if source == "" || strings.ContainsAny(source, ": ") {
+		return status.Errorf(codes.InvalidArgument, "source: %q must name the list, without spaces or colons (e.g. ofac-sdn)", source)
+	}
+	if marking == pb.Marking_MARKING_UNSPECIFIED {
+		marking = pb.Marking_MARKING_CLEAR
+	}
+	if _, ok := pb.Marking_name[int32(marking)]; !ok {
+		return status.Errorf(codes.InvalidArgument, "marking: %d is not a marking", marking)
+	}
+	plan, err := s.n.planImport(ctx, source, marking, recs)
+	if err != nil {
+		return err
+	}
+	resp := plan.summary()
+	d := draftFrom(ctx)
+	d.ev.Target = source
+	d.ev.Detail = fmt.Sprintf("added %d, changed %d, delisted %d, unchanged %d, rejected %d", resp.Added, resp.Changed, resp.Delisted, resp.Unchanged, len(resp.Rejected))
+	if dryRun {
+		d.ev.Detail = "dry run: " + d.ev.Detail
+		return stream.SendAndClose(resp)
+	}
+	if resp.LogIndex, err = s.n.putMany(ctx, plan.writes, "import "+source); err != nil {
+		return err
+	}
+	return stream.SendAndClose(resp)
+}
+
+// importPlan is the difference between an edition of a list and what the
+// node holds from it.
+type importPlan struct {
+	writes                   []*pb.Record // in order: new versions to store
+	added, changed, delisted int
+	unchanged                int
+	rejected                 []*pb.ImportRejection
+}
+
+func (p *importPlan) summary() *pb.ImportResponse {
+	return &pb.ImportResponse{Added: uint32(p.added), Changed: uint32(p.changed), Delisted: uint32(p.delisted),
+		Unchanged: uint32(p.unchanged), Rejected: p.rejected}
+}
+
+// planImport compares an edition with the records the node holds from the
+// same source (by source_ref): a new ref is an addition, a ref whose
+// content differs an amendment, a held ref in force that the edition lacks a
+// delisting (designations) or revocation (denials). Re-importing the same
+// edition plans nothing.
+func (n *Node) planImport(ctx context.Context, source string, marking pb.Marking, in []*pb.Record) (*importPlan, error) {
+	held, _, err := n.store.List(ctx, store.ListOptions{SourcePrefix: source + ":", IncludeInactive: true})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list %s records: %v", source, err)
+	}
+	byRef := make(map[string]*pb.Record, len(held))
+	for _, r := range held {
+		if r.Origin == n.cfg.Agency {
+			byRef[r.SourceRef] = r
+		}
+	}
+	now := n.now().UTC()
+	today := now.Format(time.DateOnly)
+	p := &importPlan{}
+	seen := make(map[string]bool, len(in))
+	for _, r := range in {
+		rec := proto.Clone(r).(*pb.Record)
+		ref := rec.GetSourceRef()
+		reject := func(format string, args ...any) {
+			p.rejected = append(p.rejected, &pb.ImportRejection{SourceRef: ref, Reason: fmt.Sprintf(format, args...)})
+		}
+		if !strings.HasPrefix(ref, source+":") || len(ref) == len(source)+1 {
+			reject("source_ref: %q does not start with %q", ref, source+":")
+			continue
+		}
+		if seen[ref] {
+			reject("source_ref: %q appears twice in the edition", ref)
+			continue
+		}
+		seen[ref] = true
+		if rec.Id != "" || rec.Version != 0 || rec.Origin != "" {
+			reject("id, version, origin: assigned by the node, must be empty")
+			continue
+		}
+		rec.Marking = marking
+		prev := byRef[ref]
+		if prev != nil {
+			// Lists without listing dates (OFAC's legacy files) keep the
+			// date the node first took the entry in.
+			if d, pd := rec.GetDesignation(), prev.GetDesignation(); d != nil && pd != nil && d.ListedOn == "" {
+				d.ListedOn = pd.ListedOn
+			}
+			if d, pd := rec.GetDenial(), prev.GetDenial(); d != nil && pd != nil && d.DeniedOn == "" {
+				d.DeniedOn = pd.DeniedOn
+			}
+		}
+		record.Normalize(rec, now)
+		if err := record.Validate(rec); err != nil {
+			reject("%v", err)
+			continue
+		}
+		if prev == nil {
+			rec.Id = record.NewID(n.cfg.Agency, now)
+			rec.Version = 1
+			rec.Origin = n.cfg.Agency
+			rec.CreatedAt = timestamppb.New(now)
+			rec.ChangeNote = "added by import of " + source
+			p.writes = append(p.writes, rec)
+			p.added++
+			continue
+		}
+		if sameContent(prev, rec) {
+			p.unchanged++
+			continue
+		}
+		rec.Id, rec.Origin, rec.CreatedAt, rec.Version = prev.Id, prev.Origin, prev.CreatedAt, prev.Version+1
+		rec.Local, rec.RelTo, rec.OriginatorControl = prev.Local, prev.RelTo, prev.OriginatorControl
+		rec.ChangeNote = "amended by import of " + source
+		if !store.Active(prev) {
+			rec.ChangeNote = "listed again by import of " + source
+		}
+		p.writes = append(p.writes, rec)
+		p.changed++
+	}
+	for _, prev := range held {
+		if seen[prev.SourceRef] || prev.Origin != n.cfg.Agency || !store.Active(prev) {
+			continue
+		}
+		next := proto.Clone(prev).(*pb.Record)
+		next.Version++
+		reason := fmt.Sprintf("no longer on %s (import of %s)", source, today)
+		switch d := next.Detail.(type) {
+		case *pb.Record_Designation:
+			d.Designation.Status = pb.DesignationStatus_DESIGNATION_STATUS_DELISTED
+			d.Designation.DelistedOn = today
+			if d.Designation.DelistedOn < d.Designation.ListedOn {
+				d.Designation.DelistedOn = d.Designation.ListedOn
+			}
+			d.Designation.DelistingReason = reason
+		case *pb.Record_Denial:
+			d.Denial.Status = pb.DenialStatus_DENIAL_STATUS_REVOKED
+			d.Denial.StatusReason = reason
+		}
+		next.ChangeNote = reason
+		p.writes = append(p.writes, next)
+		p.delisted++
+	}
+	return p, nil
+}
+
+// sameContent reports whether an edition's record says what the held
+// version says: what the node assigns (ids, times, authors) does not count.
+func sameContent(held, rec *pb.Record) bool {
+	return held.Kind == rec.Kind && held.Marking == rec.Marking && store.Active(held) &&
+		proto.Equal(held.Subject, rec.Subject) &&
+		proto.Equal(held.GetDesignation(), rec.GetDesignation()) && proto.Equal(held.GetDenial(), rec.GetDenial())
+}
+
+// putMany stores new record versions in batches, each batch in one
+// transaction with one audit event per version, and keeps the screening
+// index in step. Publication follows from the outbox; it waits (up to
+// PublishWait) for the last version's shared entry and returns its index.
+func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uint64, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	base := draftFrom(ctx).ev
+	by := ""
+	if id, ok := auth.FromContext(ctx); ok {
+		by = id.String()
+	}
+	for start := 0; start < len(recs); start += importBatch {
+		batch := recs[start:min(start+importBatch, len(recs))]
+		now := n.now().UTC()
+		evs := make([]*pb.AuditEvent, len(batch))
+		for i, rec := range batch {
+			t := now
+			if rec.Version > 1 && rec.UpdatedAt != nil && !t.After(rec.UpdatedAt.AsTime()) {
+				t = rec.UpdatedAt.AsTime().Add(time.Microsecond)
+			}
+			rec.UpdatedAt = timestamppb.New(t)
+			rec.UpdatedBy = by
+			evs[i] = &pb.AuditEvent{Time: timestamppb.New(now), Agency: base.Agency, Actor: base.Actor, Roles: base.Roles,
+				Action: base.Action, Target: rec.Id, Outcome: "ok", Detail: fmt.Sprintf("%s: version %d (%s)", note, rec.Version, rec.SourceRef)}
+		}
+		if _, err := n.store.PutBatch(ctx, batch, evs); err != nil {
+			return 0, storeError(err, fmt.Sprintf("import batch at %s", batch[0].SourceRef))
+		}
+		for _, rec := range batch {
+			n.follow(rec, false)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
+	defer cancel()
+	return n.fed.waitPublished(wctx, recs[len(recs)-1]), nil
+}

@@ -1,0 +1,330 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/node/screen"
+	"github.com/watchfed/watchfed/node/store"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// buildIndex fills the screening index from the store: own records in force
+// and the shared entries this agency can read. It runs at start; afterwards
+// the index follows every write and every received entry.
+func (n *Node) buildIndex(ctx context.Context) error {
+	start := time.Now()
+	x := screen.NewIndex()
+	own, err := n.ownInForce(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	for _, rec := range own {
+		x.Put(screen.EntryOf(rec, false))
+	}
+	shared, err := n.store.SharedCurrent(ctx, "", false)
+	if err != nil {
+		return fmt.Errorf("screening index: %w", err)
+	}
+	for _, e := range shared {
+		x.Put(screen.EntryOf(e.Record, true))
+	}
+	n.index = x
+	entries, names := x.Len()
+	n.log.Info("screening index built", "entries", entries, "names", names, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ownInForce lists the agency's records in force (at asOf, or now).
+func (n *Node) ownInForce(ctx context.Context, asOf time.Time) ([]*pb.Record, error) {
+	recs, _, err := n.store.List(ctx, store.ListOptions{AsOf: asOf})
+	if err != nil {
+		return nil, fmt.Errorf("screening index: %w", err)
+	}
+	return recs, nil
+}
+
+// follow keeps the index in step with one written or received record
+// version: in force, it is (re)indexed; delisted or revoked, it leaves.
+func (n *Node) follow(rec *pb.Record, shared bool) {
+	if store.Active(rec) {
+		n.index.Put(screen.EntryOf(rec, shared))
+	} else {
+		n.index.Remove(rec.Id, rec.Version)
+	}
+}
+
+type screeningService struct {
+	pb.UnimplementedScreeningServiceServer
+	n *Node
+}
+
+const maxScreenLimit = 100
+
+func (s *screeningService) query(req *pb.ScreenRequest) (screen.Query, error) {
+	q := screen.Query{
+		Name:      strings.TrimSpace(req.GetName()),
+		Schema:    req.GetSchema(),
+		BirthDate: strings.TrimSpace(req.GetBirthDate()),
+		IDs:       req.GetIdentifiers(),
+		Threshold: req.GetThreshold(),
+		Limit:     int(req.GetLimit()),
+	}
+	if q.Name == "" && len(q.IDs) == 0 {
+		return q, status.Error(codes.InvalidArgument, "name: give a name or an identifier to screen")
+	}
+	if len(q.Name) > 4*record.MaxNameRunes {
+		return q, status.Errorf(codes.InvalidArgument, "name: longer than %d characters", record.MaxNameRunes)
+	}
+	if _, ok := pb.Schema_name[int32(q.Schema)]; !ok {
+		return q, status.Errorf(codes.InvalidArgument, "schema: %d is not a schema", q.Schema)
+	}
+	if q.BirthDate != "" && !validPartialDate(q.BirthDate) {
+		return q, status.Errorf(codes.InvalidArgument, "birth_date: %q is not YYYY, YYYY-MM or YYYY-MM-DD", q.BirthDate)
+	}
+	for i, c := range req.GetCountries() {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if !record.IsCountry(c) {
+			return q, status.Errorf(codes.InvalidArgument, "countries[%d]: %q is not an ISO 3166 country code", i, c)
+		}
+		q.Countries = append(q.Countries, c)
+	}
+	if t := req.GetThreshold(); t < 0 || t > 1 {
+		return q, status.Errorf(codes.InvalidArgument, "threshold: %v is not within 0..1", t)
+	}
+	if q.Limit < 0 {
+		return q, status.Error(codes.InvalidArgument, "limit: must not be negative")
+	}
+	q.Limit = min(q.Limit, maxScreenLimit)
+	if k := req.GetKind(); k != pb.Kind_KIND_UNSPECIFIED {
+		if _, ok := pb.Kind_name[int32(k)]; !ok {
+			return q, status.Errorf(codes.InvalidArgument, "kind: %d is not a kind", k)
+		}
+		q.Filter = func(e *screen.Entry) bool { return e.Kind == k }
+	}
+	return q, nil
+}
+
+func validPartialDate(s string) bool {
+	for _, layout := range []string{"2006", "2006-01", time.DateOnly} {
+		if len(s) == len(layout) {
+			if _, err := time.Parse(layout, s); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *screeningService) Screen(ctx context.Context, req *pb.ScreenRequest) (*pb.ScreenResponse, error) {
+	resp, err := s.screen(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	d := draftFrom(ctx)
+	d.ev.Target = clipDetail(req.GetName())
+	d.ev.Detail = screenDetail(resp)
+	return resp, nil
+}
+
+func (s *screeningService) screen(ctx context.Context, req *pb.ScreenRequest) (*pb.ScreenResponse, error) {
+	q, err := s.query(req)
+	if err != nil {
+		return nil, err
+	}
+	x, asOf := s.n.index, time.Time{}
+	if req.GetAsOf() != nil {
+		asOf = req.GetAsOf().AsTime()
+		if x, err = s.n.indexAsOf(ctx, asOf); err != nil {
+			return nil, err
+		}
+	}
+	results, err := s.n.results(ctx, x.Search(q), asOf)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ScreenResponse{Results: results, Ref: req.GetRef()}, nil
+}
+
+// indexAsOf builds a throwaway index of the own records in force at a past
+// date, plus the shared entries held now (their history is the originator's).
+// It costs a pass over the store: as-of screens are for audits, not volume.
+func (n *Node) indexAsOf(ctx context.Context, asOf time.Time) (*screen.Index, error) {
+	own, err := n.ownInForce(ctx, asOf)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	x := screen.NewIndex()
+	for _, rec := range own {
+		x.Put(screen.EntryOf(rec, false))
+	}
+	shared, err := n.store.SharedCurrent(ctx, "", false)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "shared entries: %v", err)
+	}
+	for _, e := range shared {
+		x.Put(screen.EntryOf(e.Record, true))
+	}
+	return x, nil
+}
+
+// results loads the records of matched entries and turns scores and
+// explanations into their wire form.
+func (n *Node) results(ctx context.Context, rs []screen.Result, asOf time.Time) ([]*pb.ScreenResult, error) {
+	out := make([]*pb.ScreenResult, 0, len(rs))
+	for _, r := range rs {
+		var rec *pb.Record
+		var err error
+		if r.Entry.Shared {
+			var e *pb.SharedEntry
+			if e, err = n.store.Shared(ctx, r.Entry.ID); err == nil {
+				rec = e.Record
+			}
+		} else if !asOf.IsZero() {
+			rec, err = n.store.At(ctx, r.Entry.ID, asOf)
+		} else {
+			rec, err = n.store.Current(ctx, r.Entry.ID)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			continue // gone since the index saw it (as-of indexes only)
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "load %s: %v", r.Entry.ID, err)
+		}
+		out = append(out, &pb.ScreenResult{
+			Record:      rec,
+			Origin:      r.Entry.Origin,
+			Shared:      r.Entry.Shared,
+			Score:       r.Score,
+			Explanation: explanation(r.Explanation),
+		})
+	}
+	return out, nil
+}
+
+func explanation(e screen.Explanation) *pb.Explanation {
+	out := &pb.Explanation{Query: e.Query, MatchedName: e.Matched, NameScore: e.NameScore, Summary: e.String()}
+	for _, w := range e.Words {
+		out.Words = append(out.Words, &pb.WordMatch{Query: w.Query, Listed: w.Listed, Similarity: w.Similarity, How: w.How})
+	}
+	for _, f := range e.Features {
+		out.Features = append(out.Features, &pb.FeatureMatch{Name: f.Name, Agrees: f.Agrees, Effect: f.Effect, Detail: f.Detail})
+	}
+	return out
+}
+
+func screenDetail(resp *pb.ScreenResponse) string {
+	if len(resp.Results) == 0 {
+		return "no match"
+	}
+	top := resp.Results[0]
+	return fmt.Sprintf("%d matches; top %s %.3f", len(resp.Results), top.GetRecord().GetId(), top.Score)
+}
+
+func clipDetail(s string) string {
+	if len(s) > 200 {
+		return s[:200]
+	}
+	return s
+}
+
+func (s *screeningService) ScreenBatch(stream pb.ScreeningService_ScreenBatchServer) error {
+	ctx := stream.Context()
+	var queries, matched int
+	defer func() {
+		draftFrom(ctx).ev.Detail = fmt.Sprintf("%d queries, %d with matches", queries, matched)
+	}()
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		queries++
+		resp, err := s.screen(ctx, req.GetQuery())
+		if err != nil {
+			return status.Errorf(status.Code(err), "query %d (ref %q): %s", queries, req.GetQuery().GetRef(), status.Convert(err).Message())
+		}
+		if len(resp.Results) > 0 {
+			matched++
+		}
+		if err := stream.Send(&pb.ScreenBatchResponse{Response: resp}); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.ScreenApplicationRequest) (*pb.ScreenApplicationResponse, error) {
+	item, err := record.ParseControlListEntry(req.GetControlListEntry())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "control_list_entry: %v", err)
+	}
+	dest := strings.ToUpper(strings.TrimSpace(req.GetDestination()))
+	if !record.IsCountry(dest) {
+		return nil, status.Errorf(codes.InvalidArgument, "destination: %q is not an ISO 3166 country code", req.GetDestination())
+	}
+	if len(req.GetParties()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "parties: at least one party is needed")
+	}
+	if t := req.GetThreshold(); t < 0 || t > 1 {
+		return nil, status.Errorf(codes.InvalidArgument, "threshold: %v is not within 0..1", t)
+	}
+	today := s.n.now().UTC().Format(time.DateOnly)
+	if req.GetAsOf() != nil {
+		today = req.GetAsOf().AsTime().UTC().Format(time.DateOnly)
+	}
+	resp := &pb.ScreenApplicationResponse{}
+	seenDenial := map[string]bool{}
+	for i, party := range req.GetParties() {
+		if strings.TrimSpace(party) == "" {
+			return nil, status.Errorf(codes.InvalidArgument, "parties[%d]: must not be empty", i)
+		}
+		base := screen.Query{Name: party, Threshold: req.GetThreshold(), Limit: maxScreenLimit}
+		dq := base
+		dq.Filter = func(e *screen.Entry) bool { return e.Kind == pb.Kind_KIND_DENIAL }
+		hits, err := s.n.results(ctx, s.n.index.Search(dq), time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hits {
+			d := h.GetRecord().GetDenial()
+			if d == nil || seenDenial[h.Record.Id] {
+				continue
+			}
+			denied, err := record.ParseControlListEntry(d.ControlListEntry)
+			if err != nil || !(item.Within(denied) || denied.Within(item)) || d.Destination != dest {
+				continue
+			}
+			if d.ReviewBy != "" && d.ReviewBy < today {
+				continue // past its review: no longer binds partners
+			}
+			seenDenial[h.Record.Id] = true
+			resp.Denials = append(resp.Denials, &pb.DenialMatch{
+				Result: h,
+				Party:  party,
+				Reason: fmt.Sprintf("%s within denied %s; destination %s; denied %s, in force until %s", item, denied, dest, d.DeniedOn, d.ReviewBy),
+			})
+		}
+		gq := base
+		gq.Filter = func(e *screen.Entry) bool { return e.Kind == pb.Kind_KIND_DESIGNATION }
+		gq.Limit = 10
+		des, err := s.n.results(ctx, s.n.index.Search(gq), time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		resp.Designations = append(resp.Designations, des...)
+	}
+	draftFrom(ctx).ev.Target = clipDetail(strings.Join(req.GetParties(), "; "))
+	draftFrom(ctx).ev.Detail = fmt.Sprintf("%s to %s: %d denials, %d designations", item, dest, len(resp.Denials), len(resp.Designations))
+	return resp, nil
+}

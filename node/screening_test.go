@@ -1,0 +1,231 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/importer"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+func parseFile(t testing.TB, format, path string) *importer.Result {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := importer.Parse(format, "", importer.Files{Main: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func importFile(t testing.TB, c pb.ImportServiceClient, format, path string) *pb.ImportResponse {
+	t.Helper()
+	resp, err := importer.Send(context.Background(), c, parseFile(t, format, path), pb.Marking_MARKING_CLEAR, false, nil)
+	if err != nil {
+		t.Fatalf("import %s: %v", path, err)
+	}
+	return resp
+}
+
+type counts struct{ added, changed, delisted, unchanged, rejected int }
+
+func countsOf(r *pb.ImportResponse) counts {
+	return counts{int(r.Added), int(r.Changed), int(r.Delisted), int(r.Unchanged), len(r.Rejected)}
+}
+
+// TestImportDelta imports two editions of a list: the second yields exactly
+// its additions, amendments and delistings, and importing it again nothing.
+func TestImportDelta(t *testing.T) {
+	conn := startTestNode(t)
+	imp, scr := pb.NewImportServiceClient(conn), pb.NewScreeningServiceClient(conn)
+	fixtures := filepath.Join("importer", "testdata")
+	older, newer := filepath.Join(fixtures, "ofac-sdn-2024-04-26.csv"), filepath.Join(fixtures, "ofac-sdn-2024-05-03.csv")
+
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", older)), (counts{added: 13}); got != want {
+		t.Fatalf("first edition: %+v, want %+v", got, want)
+	}
+	between := time.Now()
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", newer)), (counts{added: 3, changed: 1, delisted: 2, unchanged: 10}); got != want {
+		t.Fatalf("next edition: %+v, want %+v", got, want)
+	}
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", newer)), (counts{unchanged: 14}); got != want {
+		t.Fatalf("same edition again: %+v, want %+v", got, want)
+	}
+
+	// The index followed: an added entry is found, a delisted one is not.
+	ctx := context.Background()
+	added := parseFile(t, "ofac-sdn", newer).Items
+	var addedName string
+	for _, it := range added {
+		if it.Record.SourceRef == "ofac-sdn:46633" {
+			addedName = it.Record.Subject.Name
+		}
+	}
+	resp, err := scr.Screen(ctx, &pb.ScreenRequest{Name: addedName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Results) == 0 || resp.Results[0].Record.SourceRef != "ofac-sdn:46633" || resp.Results[0].Score != 1 {
+		t.Fatalf("screen %q: %v", addedName, resp.Results)
+	}
+	var removedName string
+	for _, it := range parseFile(t, "ofac-sdn", older).Items {
+		if it.Record.SourceRef == "ofac-sdn:38556" {
+			removedName = it.Record.Subject.Name
+		}
+	}
+	resp, err = scr.Screen(ctx, &pb.ScreenRequest{Name: removedName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Results {
+		if r.Record.SourceRef == "ofac-sdn:38556" {
+			t.Errorf("delisted %q still screened: %v", removedName, r)
+		}
+	}
+	// History keeps the delisted entry: as of before the second import it
+	// was on the list.
+	resp, err = scr.Screen(ctx, &pb.ScreenRequest{Name: removedName, AsOf: timestamppb.New(between)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Results) == 0 || resp.Results[0].Record.SourceRef != "ofac-sdn:38556" || resp.Results[0].Record.Version != 1 {
+		t.Errorf("as of %s, %q: %v", between.Format(time.RFC3339Nano), removedName, resp.Results)
+	}
+}
+
+// TestImportRealSDNDelta imports the two real 2024 SDN snapshots, when present.
+func TestImportRealSDNDelta(t *testing.T) {
+	dir := "/work/shared/data/ofac-sdn-2024"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("real list files not present: %v", err)
+	}
+	imp := pb.NewImportServiceClient(startTestNode(t))
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", filepath.Join(dir, "sdn_2024-04-26.csv"))), (counts{added: 14668}); got != want {
+		t.Fatalf("2024-04-26: %+v, want %+v", got, want)
+	}
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", filepath.Join(dir, "sdn_2024-05-03.csv"))), (counts{added: 305, delisted: 8, unchanged: 14660}); got != want {
+		t.Fatalf("2024-05-03: %+v, want %+v", got, want)
+	}
+}
+
+func TestImportRejects(t *testing.T) {
+	imp := pb.NewImportServiceClient(startTestNode(t))
+	res := parseFile(t, "ofac-sdn", filepath.Join("importer", "testdata", "ofac-sdn-2024-04-26.csv"))
+	res.Items[0].Record.Subject.BirthDates = []string{"1965-02-30"}
+	res.Items[1].Record.SourceRef = "other:1"
+	resp, err := importer.Send(context.Background(), imp, res, pb.Marking_MARKING_CLEAR, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := countsOf(resp), (counts{added: 11, rejected: 2}); got != want {
+		t.Fatalf("%+v, want %+v: %v", got, want, resp.Rejected)
+	}
+	if r := resp.Rejected[0]; r.SourceRef != res.Items[0].Record.SourceRef || !strings.Contains(r.Reason, "subject.birth_dates[0]") {
+		t.Errorf("rejection %v: want the bad birth date named", r)
+	}
+	res.Source = "bad source"
+	_, err = importer.Send(context.Background(), imp, res, pb.Marking_MARKING_CLEAR, false, nil)
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("source with a space: %v, want InvalidArgument", err)
+	}
+}
+
+
+func TestScreenApplication(t *testing.T) {
+	conn := startTestNode(t)
+	rc, sc := pb.NewRecordServiceClient(conn), pb.NewScreeningServiceClient(conn)
+	ctx := context.Background()
+	today := time.Now().UTC()
+	denial := func(party, cle, dest string, deniedOn time.Time) *pb.Record {
+		return &pb.Record{Marking: pb.Marking_MARKING_AMBER,
+			Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: party},
+			Detail: &pb.Record_Denial{Denial: &pb.Denial{ControlListEntry: cle, Item: "FPGA", Destination: dest, Reason: "WMD", Regime: "WASSENAAR",
+				DeniedOn: deniedOn.Format(time.DateOnly),
+				Parties:  []*pb.Party{{Role: pb.PartyRole_PARTY_ROLE_CONSIGNEE, Name: party, Country: dest}}}}}
+	}
+	for _, r := range []*pb.Record{
+		denial("Tech Trade LLC", "3A001.a", "IR", today.AddDate(-1, 0, 0)),           // parent entry, in force
+		denial("Tech Trade LLC", "3A001.a.1", "SY", today.AddDate(-1, 0, 0)),         // other destination
+		denial("Tech Trade LLC", "5A002", "IR", today.AddDate(-1, 0, 0)),             // other item
+		denial("Tech Trade LLC", "3A001.a.1", "IR", today.AddDate(-4, 0, 0)),         // past its review
+		denial("Unrelated Widgets GmbH", "3A001.a.1", "IR", today.AddDate(-1, 0, 0)), // other party
+	} {
+		if _, err := rc.CreateRecord(ctx, &pb.CreateRecordRequest{Record: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := sc.ScreenApplication(ctx, &pb.ScreenApplicationRequest{Parties: []string{"TECH-TRADE Ltd."}, ControlListEntry: "3A001.a.1", Destination: "ir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Denials) != 1 {
+		t.Fatalf("%d denials, want 1 (the parent entry's, to IR, in force): %v", len(resp.Denials), resp.Denials)
+	}
+	d := resp.Denials[0].Result.Record.GetDenial()
+	if d.ControlListEntry != "3A001.a" || d.Destination != "IR" {
+		t.Errorf("matched %v", d)
+	}
+	if _, err := sc.ScreenApplication(ctx, &pb.ScreenApplicationRequest{Parties: []string{"x"}, ControlListEntry: "3A1", Destination: "IR"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad control-list entry: %v", err)
+	}
+}
+
+func TestScreenFollowsWrites(t *testing.T) {
+	conn := startTestNode(t)
+	rc, sc := pb.NewRecordServiceClient(conn), pb.NewScreeningServiceClient(conn)
+	ctx := context.Background()
+	created, err := rc.CreateRecord(ctx, &pb.CreateRecordRequest{Record: &pb.Record{Marking: pb.Marking_MARKING_GREEN,
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_PERSON, Name: "Ivan Sergeyevich PETROV", Aliases: []*pb.Alias{{Name: "Иван Петров"}}, BirthDates: []string{"1965"}, Countries: []string{"RU"}},
+		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "RUSSIA-EO14024"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Record.Id
+	find := func(name string) *pb.ScreenResult {
+		t.Helper()
+		resp, err := sc.Screen(ctx, &pb.ScreenRequest{Name: name, Schema: pb.Schema_SCHEMA_PERSON, BirthDate: "1965"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.Results {
+			if r.Record.Id == id {
+				return r
+			}
+		}
+		return nil
+	}
+	r := find("Иван Сергеевич Петров")
+	if r == nil || r.Score < 0.9 || r.Origin != DevAgency || r.Explanation.GetSummary() == "" {
+		t.Fatalf("created record not screened: %v", r)
+	}
+	if _, err := rc.AmendRecord(ctx, &pb.AmendRecordRequest{Record: &pb.Record{Id: id, Marking: pb.Marking_MARKING_GREEN,
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_PERSON, Name: "Pyotr Ivanovich SIDOROV", BirthDates: []string{"1965"}},
+		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "RUSSIA-EO14024"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if find("Ivan Petrov") != nil || find("Pyotr Sidorov") == nil {
+		t.Fatal("amendment not followed")
+	}
+	if _, err := rc.DelistDesignation(ctx, &pb.DelistDesignationRequest{Id: id, Reason: "court"}); err != nil {
+		t.Fatal(err)
+	}
+	if find("Pyotr Sidorov") != nil {
+		t.Fatal("delisting not followed")
+	}
+	if _, err := sc.Screen(ctx, &pb.ScreenRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("empty screen: %v", err)
+	}
+}
