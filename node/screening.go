@@ -104,13 +104,26 @@ func (s *screeningService) query(req *pb.ScreenRequest) (screen.Query, error) {
 		return q, status.Error(codes.InvalidArgument, "limit: must not be negative")
 	}
 	q.Limit = min(q.Limit, maxScreenLimit)
-	if k := req.GetKind(); k != pb.Kind_KIND_UNSPECIFIED {
-		if _, ok := pb.Kind_name[int32(k)]; !ok {
-			return q, status.Errorf(codes.InvalidArgument, "kind: %d is not a kind", k)
-		}
-		q.Filter = func(e *screen.Entry) bool { return e.Kind == k }
+	k := req.GetKind()
+	if _, ok := pb.Kind_name[int32(k)]; !ok {
+		return q, status.Errorf(codes.InvalidArgument, "kind: %d is not a kind", k)
 	}
+	q.Filter = s.n.screenFilter(k)
 	return q, nil
+}
+
+// screenFilter admits entries of a kind (unspecified: any) that this agency
+// uses: its own, and shared ones from partners and kinds the receive block
+// of the policy trusts. Trust is applied when screening, not when indexing,
+// so a policy change takes effect at once without a rebuild.
+func (n *Node) screenFilter(kind pb.Kind) func(*screen.Entry) bool {
+	pol := n.policy()
+	return func(e *screen.Entry) bool {
+		if kind != pb.Kind_KIND_UNSPECIFIED && e.Kind != kind {
+			return false
+		}
+		return !e.Shared || pol.Trusts(e.Origin, e.Kind)
+	}
 }
 
 func validPartialDate(s string) bool {
@@ -291,7 +304,7 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 		}
 		base := screen.Query{Name: party, Threshold: req.GetThreshold(), Limit: maxScreenLimit}
 		dq := base
-		dq.Filter = func(e *screen.Entry) bool { return e.Kind == pb.Kind_KIND_DENIAL }
+		dq.Filter = s.n.screenFilter(pb.Kind_KIND_DENIAL)
 		hits, err := s.n.results(ctx, s.n.index.Search(dq), time.Time{})
 		if err != nil {
 			return nil, err
@@ -316,7 +329,7 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 			})
 		}
 		gq := base
-		gq.Filter = func(e *screen.Entry) bool { return e.Kind == pb.Kind_KIND_DESIGNATION }
+		gq.Filter = s.n.screenFilter(pb.Kind_KIND_DESIGNATION)
 		gq.Limit = 10
 		des, err := s.n.results(ctx, s.n.index.Search(gq), time.Time{})
 		if err != nil {

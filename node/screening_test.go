@@ -143,7 +143,6 @@ func TestImportRejects(t *testing.T) {
 	}
 }
 
-
 func TestScreenApplication(t *testing.T) {
 	conn := startTestNode(t)
 	rc, sc := pb.NewRecordServiceClient(conn), pb.NewScreeningServiceClient(conn)
