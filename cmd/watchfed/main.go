@@ -66,6 +66,8 @@ Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 permission d
 		newWatchCmd(),
 		newTestnetCmd(),
 		newSnapshotCmd(),
+		newImportCmd(),
+		newScreenCmd(),
 		newBenchCmd(),
 		newPolicyCmd(),
 		newConsultCmd(),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -217,5 +218,6 @@ func ParseOFAC(source string, f Files) (*Result, error) {
 		res.Items = append(res.Items, Item{Line: row.line, Record: rec})
 	}
 	sortItems(res.Items)
+	sort.SliceStable(res.Rejects, func(i, j int) bool { return res.Rejects[i].Line < res.Rejects[j].Line })
 	return res, nil
 }

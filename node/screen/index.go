@@ -291,7 +291,7 @@ func tokenSim(a, b string, abjad bool) (float64, string) {
 		case abjad && s < 0.95:
 			// Arabic script writes no short vowels: "mhmd" is "muhammad".
 			s, how = 0.95, "consonants"
-		case len(ka) >= 3 && s < 0.9:
+		case len(ka) >= 3 && s >= 0.8 && s < 0.9:
 			s, how = 0.9, "phonetic"
 		}
 	}
