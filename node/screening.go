@@ -28,19 +28,30 @@ func (n *Node) buildIndex(ctx context.Context) error {
 		return err
 	}
 	for _, rec := range own {
-		x.Put(screen.EntryOf(rec, false))
+		if screened(rec) {
+			x.Put(screen.EntryOf(rec, false))
+		}
 	}
 	shared, err := n.store.SharedCurrent(ctx, "", false)
 	if err != nil {
 		return fmt.Errorf("screening index: %w", err)
 	}
 	for _, e := range shared {
-		x.Put(screen.EntryOf(e.Record, true))
+		if screened(e.Record) {
+			x.Put(screen.EntryOf(e.Record, true))
+		}
 	}
 	n.index = x
 	entries, names := x.Len()
 	n.log.Info("screening index built", "entries", entries, "names", names, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// screened says which records the index holds: designations and denials.
+// A consultation names a party too, but it is a thread between two
+// agencies, not a listing.
+func screened(rec *pb.Record) bool {
+	return rec.Kind == pb.Kind_KIND_DESIGNATION || rec.Kind == pb.Kind_KIND_DENIAL
 }
 
 // ownInForce lists the agency's records in force (at asOf, or now).
@@ -55,6 +66,9 @@ func (n *Node) ownInForce(ctx context.Context, asOf time.Time) ([]*pb.Record, er
 // follow keeps the index in step with one written or received record
 // version: in force, it is (re)indexed; delisted or revoked, it leaves.
 func (n *Node) follow(rec *pb.Record, shared bool) {
+	if !screened(rec) {
+		return
+	}
 	if store.Active(rec) {
 		n.index.Put(screen.EntryOf(rec, shared))
 	} else {
@@ -177,14 +191,18 @@ func (n *Node) indexAsOf(ctx context.Context, asOf time.Time) (*screen.Index, er
 	}
 	x := screen.NewIndex()
 	for _, rec := range own {
-		x.Put(screen.EntryOf(rec, false))
+		if screened(rec) {
+			x.Put(screen.EntryOf(rec, false))
+		}
 	}
 	shared, err := n.store.SharedCurrent(ctx, "", false)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "shared entries: %v", err)
 	}
 	for _, e := range shared {
-		x.Put(screen.EntryOf(e.Record, true))
+		if screened(e.Record) {
+			x.Put(screen.EntryOf(e.Record, true))
+		}
 	}
 	return x, nil
 }

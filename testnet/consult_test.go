@@ -103,6 +103,18 @@ func TestConsultationNoUndercut(t *testing.T) {
 		}
 	}
 
+	// FR screens an application for the same item and destination with a
+	// variant of the consignee's name, and finds DE's denial.
+	app, err := pb.NewScreeningServiceClient(conn(t, fr)).ScreenApplication(ctx, &pb.ScreenApplicationRequest{
+		Parties: []string{"Tech-Trade L.L.C."}, ControlListEntry: "3A001.a.1", Destination: "IR",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(app.Denials) != 1 || app.Denials[0].Result.Record.Id != den.Record.Id || app.Denials[0].Result.Origin != de.Agency {
+		t.Fatalf("screen application at FR: want DE's denial, got %v", app.Denials)
+	}
+
 	const question, answer = "QUESTION-7f3a end user now certifies civil use", "ANSWER-9c1e diversion risk unchanged"
 	frc, dec, nlc := pb.NewConsultationServiceClient(conn(t, fr)), pb.NewConsultationServiceClient(conn(t, de)), pb.NewConsultationServiceClient(conn(t, nl))
 	opened, err := frc.OpenConsultation(ctx, &pb.OpenConsultationRequest{
@@ -152,6 +164,17 @@ func TestConsultationNoUndercut(t *testing.T) {
 	for _, side := range []*pb.ConsultationThread{thread(frc, id), thread(dec, id)} {
 		if len(side.Steps) != 3 || side.Steps[0].Agency != fr.Agency || side.Steps[1].Agency != de.Agency || side.Steps[2].Agency != fr.Agency {
 			t.Fatalf("thread steps: want FR opened, DE answered, FR decided; got %v", side.Steps)
+		}
+	}
+
+	// A consultation names the party, but screening finds only listings.
+	hits, err := pb.NewScreeningServiceClient(conn(t, fr)).Screen(ctx, &pb.ScreenRequest{Name: "Tech-Trade L.L.C."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hits.Results {
+		if h.Record.Kind == pb.Kind_KIND_CONSULTATION {
+			t.Fatalf("screening returns a consultation: %v", h.Record.Id)
 		}
 	}
 
