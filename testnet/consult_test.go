@@ -148,6 +148,18 @@ func TestConsultationNoUndercut(t *testing.T) {
 	if _, err := frc.DecideConsultation(ctx, &pb.DecideConsultationRequest{ConsultationId: id, Decision: pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED, Reasons: "no answer yet"}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("deciding before DE answered or the deadline passed: %v, want FailedPrecondition", err)
 	}
+	// DE's node restarts (it bootstrapped the federation, so leadership
+	// moves): the consultation survives like every entry.
+	if err := de.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restart(ctx, de); err != nil {
+		t.Fatal(err)
+	}
+	dec = pb.NewConsultationServiceClient(conn(t, de))
+	if th := thread(dec, id); th.State != pb.ConsultationState_CONSULTATION_STATE_OPEN {
+		t.Fatalf("after DE's restart: %v", th)
+	}
 	if _, err := dec.AnswerConsultation(ctx, &pb.AnswerConsultationRequest{ConsultationId: id, Answer: pb.ConsultationAnswerKind_CONSULTATION_ANSWER_KIND_UPHOLD, Text: answer}); err != nil {
 		t.Fatal(err)
 	}
