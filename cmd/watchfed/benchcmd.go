@@ -58,5 +58,6 @@ Go module, so etcd stays out of this binary:
 	f.IntVar(&cfg.CatchUpEntries, "catch-up", cfg.CatchUpEntries, "records in the federation a new member catches up on (0 skips)")
 	f.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "encoded size of each record as sent, in bytes")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the federations' data (default: a temporary one, removed)")
+	cmd.AddCommand(newBenchScreenCmd())
 	return cmd
 }

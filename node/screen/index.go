@@ -80,6 +80,7 @@ func EntryOf(rec *pb.Record, shared bool) *Entry {
 
 type tokInfo struct {
 	text  string
+	skel  string // phonetic key, computed once
 	abjad bool
 	post  []uint32 // ids of the live names holding the token, ascending
 }
@@ -87,9 +88,12 @@ type tokInfo struct {
 type nameRec struct {
 	entry uint32
 	toks  []uint32
-	text  string
-	weak  bool
-	live  bool
+	// w is the name's word weight when it was indexed: for ranking
+	// candidates only (scores use current weights).
+	w    float32
+	text string
+	weak bool
+	live bool
 }
 
 // Index is an in-memory inverted index over entries' names and identifiers.
@@ -168,6 +172,9 @@ func (x *Index) Put(e *Entry) {
 			rec.toks = append(rec.toks, tid)
 			x.toks[tid].post = append(x.toks[tid].post, nid)
 		}
+		for _, tid := range rec.toks {
+			rec.w += float32(x.idf(len(x.toks[tid].post)))
+		}
 		x.names = append(x.names, rec)
 		x.live++
 		nids = append(nids, nid)
@@ -242,11 +249,12 @@ func (x *Index) token(t token) uint32 {
 	}
 	id := uint32(len(x.toks))
 	x.tokID[t.text] = id
-	x.toks = append(x.toks, tokInfo{text: t.text, abjad: t.abjad})
+	k := skeleton(t.text)
+	x.toks = append(x.toks, tokInfo{text: t.text, skel: k, abjad: t.abjad})
 	for _, g := range trigrams(t.text) {
 		x.grams[g] = append(x.grams[g], id)
 	}
-	if k := skeleton(t.text); len(k) >= 2 {
+	if len(k) >= 2 {
 		x.skels[k] = append(x.skels[k], id)
 	}
 	return id
@@ -275,6 +283,11 @@ func (x *Index) idf(df int) float64 {
 // tokenSim is the similarity of two words in 0..1 and how they matched.
 // Below minTokenSim two words count as different.
 func tokenSim(a, b string, abjad bool) (float64, string) {
+	return tokenSimK(a, b, skeleton(a), skeleton(b), abjad)
+}
+
+// tokenSimK is tokenSim with the words' phonetic keys already known.
+func tokenSimK(a, b, ka, kb string, abjad bool) (float64, string) {
 	if a == b {
 		return 1, "exact"
 	}
@@ -286,7 +299,7 @@ func tokenSim(a, b string, abjad bool) (float64, string) {
 	}
 	s := jaroWinkler(a, b)
 	how := "similar"
-	if ka, kb := skeleton(a), skeleton(b); ka == kb && len(ka) >= 2 {
+	if ka == kb && len(ka) >= 2 {
 		switch {
 		case abjad && s < 0.95:
 			// Arabic script writes no short vowels: "mhmd" is "muhammad".

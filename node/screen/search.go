@@ -26,7 +26,7 @@ type Query struct {
 	Threshold  float64 // 0: DefaultThreshold
 	Limit      int     // 0: 10
 	Filter     func(*Entry) bool
-	Candidates int // names scored in full; 0: 200
+	Candidates int // names scored in full; 0: 100
 }
 
 // Result is one entry that matched, with its score and why.
@@ -124,7 +124,7 @@ func (x *Index) Search(q Query) []Result {
 		q.Limit = 10
 	}
 	if q.Candidates <= 0 {
-		q.Candidates = 200
+		q.Candidates = 100
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -153,10 +153,15 @@ func (x *Index) Search(q Query) []Result {
 
 	qt := tokens(q.Name)
 	if len(qt) > 0 && len(qt) < 250 {
+		qk := make([]string, len(qt))
+		for i, t := range qt {
+			qk[i] = skeleton(t.text)
+		}
+		cache := map[uint64]pairSim{}
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
-			ns, words := x.nameScore(qt, n)
+			ns, words := x.nameScore(qt, qk, n, cache)
 			if n.weak {
 				ns *= 0.95
 			}
@@ -190,6 +195,13 @@ func (x *Index) Search(q Query) []Result {
 
 func round(f float64) float64 { return math.Round(f*1000) / 1000 }
 
+// pairSim is the similarity of a query word and a dictionary word, cached
+// for the query: candidates share many words.
+type pairSim struct {
+	sim float64
+	how string
+}
+
 type simTok struct {
 	id  uint32
 	sim float64
@@ -200,6 +212,7 @@ type simTok struct {
 // similar by Jaro-Winkler.
 func (x *Index) similar(t token, s *scratch) []simTok {
 	var out []simTok
+	tk := skeleton(t.text)
 	add := func(id uint32) {
 		for _, o := range out {
 			if o.id == id {
@@ -210,15 +223,15 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 		if len(ti.post) == 0 {
 			return
 		}
-		if sim, _ := tokenSim(t.text, ti.text, t.abjad || ti.abjad); sim > 0 {
+		if sim, _ := tokenSimK(t.text, ti.text, tk, ti.skel, t.abjad || ti.abjad); sim > 0 {
 			out = append(out, simTok{id, sim})
 		}
 	}
 	if id, ok := x.tokID[t.text]; ok {
 		add(id)
 	}
-	if k := skeleton(t.text); len(k) >= 2 {
-		for _, id := range x.skels[k] {
+	if len(tk) >= 2 {
+		for _, id := range x.skels[tk] {
 			add(id)
 		}
 	}
@@ -320,11 +333,7 @@ func (x *Index) candidates(qt []token, q Query) []uint32 {
 		if q.Filter == nil || q.Filter(x.entries[nr.entry]) {
 			// Estimate: what matched over the name's own weight, so that a
 			// short name matching fully ranks above a long one matching a part.
-			var nw float64
-			for _, tid := range nr.toks {
-				nw += x.idf(len(x.toks[tid].post))
-			}
-			cs = append(cs, cand{nid, s.acc[nid] * s.acc[nid] / float32(nw)})
+			cs = append(cs, cand{nid, s.acc[nid] * s.acc[nid] / max(nr.w, 1e-3)})
 		}
 		s.acc[nid], s.lastQ[nid], s.lastS[nid] = 0, 0, 0
 	}
@@ -343,7 +352,7 @@ func (x *Index) candidates(qt []token, q Query) []uint32 {
 // word is paired with its most similar listed word (one to one, best pairs
 // first), and the score combines how much of the query's weight and how much
 // of the name's weight is covered: qcov^0.6 · ncov^0.4.
-func (x *Index) nameScore(qt []token, n *nameRec) (float64, []WordMatch) {
+func (x *Index) nameScore(qt []token, qk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
 	type pair struct {
 		qi, ni int
 		sim    float64
@@ -352,9 +361,15 @@ func (x *Index) nameScore(qt []token, n *nameRec) (float64, []WordMatch) {
 	var ps []pair
 	for qi, t := range qt {
 		for ni, tid := range n.toks {
-			ti := &x.toks[tid]
-			if sim, how := tokenSim(t.text, ti.text, t.abjad || ti.abjad); sim > 0 {
-				ps = append(ps, pair{qi, ni, sim, how})
+			key := uint64(qi)<<32 | uint64(tid)
+			c, ok := cache[key]
+			if !ok {
+				ti := &x.toks[tid]
+				c.sim, c.how = tokenSimK(t.text, ti.text, qk[qi], ti.skel, t.abjad || ti.abjad)
+				cache[key] = c
+			}
+			if c.sim > 0 {
+				ps = append(ps, pair{qi, ni, c.sim, c.how})
 			}
 		}
 	}

@@ -1,0 +1,81 @@
+package screen_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/screen"
+	"github.com/watchfed/watchfed/testnet/bench"
+)
+
+// realItems parses the OFAC SDN 2024 and UN lists, or skips.
+func realItems(b *testing.B) []importer.Item {
+	b.Helper()
+	data := "/work/shared/data"
+	var items []importer.Item
+	for _, f := range []struct{ format, path string }{
+		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},
+		{"un-xml", filepath.Join(data, "un", "consolidated_2026-02.xml")},
+	} {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			b.Skipf("real lists not present: %v", err)
+		}
+		res, err := importer.Parse(f.format, "", importer.Files{Main: fh})
+		fh.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		items = append(items, res.Items...)
+	}
+	return items
+}
+
+func build(items []importer.Item) *screen.Index {
+	x := screen.NewIndex()
+	for i, it := range items {
+		it.Record.Id = strconv.Itoa(i)
+		x.Put(screen.EntryOf(it.Record, false))
+	}
+	return x
+}
+
+func heap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// benchSearch screens variant and unrelated names against an index in
+// process: the engine's own cost, without gRPC, TLS and the audit write.
+func benchSearch(b *testing.B, items []importer.Item) {
+	before := heap()
+	x := build(items)
+	after := heap()
+	_, names := x.Len()
+	b.ReportMetric(float64(after-before)/float64(names), "index-B/name")
+	var queries []string
+	for _, v := range bench.Variants(items, 1000, 2) {
+		queries = append(queries, v.Query)
+	}
+	queries = append(queries, bench.Unrelated(250, 3)...)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		x.Search(screen.Query{Name: queries[i%len(queries)]})
+	}
+	runtime.KeepAlive(x)
+}
+
+func BenchmarkSearchSDNandUN(b *testing.B) { benchSearch(b, realItems(b)) }
+
+func BenchmarkSearchSynthetic(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchSearch(b, bench.Synthetic(n, 1)) })
+	}
+}

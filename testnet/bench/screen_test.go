@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/watchfed/watchfed/node/screen"
+)
+
+func TestVariants(t *testing.T) {
+	items := Synthetic(500, 7)
+	vs := Variants(items, 60, 1)
+	if len(vs) != 60 {
+		t.Fatalf("%d variants, want 60", len(vs))
+	}
+	kinds := map[string]int{}
+	for _, v := range vs {
+		kinds[v.Kind]++
+		if v.Query == "" || v.Ref == "" {
+			t.Errorf("empty variant %+v", v)
+		}
+		if v.Kind == "reorder" && v.Query == screen.Normalize(v.Source) {
+			t.Errorf("reorder left %q as it was", v.Source)
+		}
+	}
+	if len(kinds) != len(variantKinds) {
+		t.Errorf("kinds %v: want all of %v", kinds, variantKinds)
+	}
+	if got := toCyrillic("ivan shchukin"); got != "иван щукин" {
+		t.Errorf("toCyrillic = %q", got)
+	}
+	// Same seed, same data: runs are comparable.
+	if a, b := Synthetic(10, 3), Synthetic(10, 3); a[9].Record.Subject.Name != b[9].Record.Subject.Name {
+		t.Error("Synthetic is not deterministic")
+	}
+}
+
+// TestScreenBench runs the benchmark small, through the real API.
+func TestScreenBench(t *testing.T) {
+	runs, err := Screen(context.Background(), ScreenConfig{Synthetic: 3000, Clients: []int{2}, Duration: time.Second, Variants: 120, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || len(runs[0].Rows) != 1 || runs[0].Rows[0].Ops == 0 || runs[0].Entries != 3000 {
+		t.Fatalf("runs: %+v", runs)
+	}
+	if q := runs[0].Quality; q.Recall() < 0.9 || q.Precision() < 0.9 {
+		t.Errorf("recall %.3f, precision %.3f on synthetic variants", q.Recall(), q.Precision())
+	}
+	var b bytes.Buffer
+	if err := WriteScreenTable(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"screens/s", "recall@10", "precision", "3000 synthetic names"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
