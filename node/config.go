@@ -40,6 +40,10 @@ type Config struct {
 	Policy string `yaml:"policy"`
 	// MaxMessageBytes bounds every gRPC message the node accepts.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// PeerRoutes maps a partner's advertised address to the address this
+	// node actually connects to (a NAT, a tunnel, or a test's fault proxy).
+	// TLS still verifies the advertised name.
+	PeerRoutes map[string]string `yaml:"peer_routes"`
 }
 
 // TLS names the node's PEM files.
@@ -138,6 +142,13 @@ func (c Config) Validate() error {
 	case "auto", "text", "json":
 	default:
 		return &FieldError{"log_format", fmt.Sprintf("%q is not one of auto, text, json", c.LogFormat)}
+	}
+	for from, to := range c.PeerRoutes {
+		for _, a := range []string{from, to} {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return &FieldError{"peer_routes", fmt.Sprintf("%q is not host:port", a)}
+			}
+		}
 	}
 	if c.MaxMessageBytes < 64<<10 || c.MaxMessageBytes > 64<<20 {
 		return &FieldError{"max_message_bytes", fmt.Sprintf("%d is outside 65536..67108864", c.MaxMessageBytes)}

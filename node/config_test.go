@@ -23,6 +23,8 @@ func TestLoadConfig(t *testing.T) {
 		{"wrong type", valid + "max_message_bytes: lots\n", "line 7: cannot unmarshal"},
 		{"missing tls", "agency: DE-BAFA\n", "tls.ca_cert: must be set"},
 		{"bad yaml", "agency: [\n", "did not find expected"},
+		{"peer routes", valid + "peer_routes:\n  \"10.0.0.2:7400\": \"127.0.0.1:9000\"\n", ""},
+		{"bad peer route", valid + "peer_routes:\n  \"10.0.0.2:7400\": \"nowhere\"\n", ":7: peer_routes: \"nowhere\" is not host:port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

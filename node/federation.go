@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -169,8 +170,56 @@ func (f *federation) dial(target string) (*grpc.ClientConn, error) {
 	cfg := f.base.Clone()
 	cfg.ClientCAs, cfg.ClientAuth = nil, tls.NoClientCert
 	cfg.RootCAs = f.trustPool()
-	return grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPeerMessage), grpc.MaxCallSendMsgSize(maxPeerMessage)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPeerMessage), grpc.MaxCallSendMsgSize(maxPeerMessage))}
+	if via, ok := f.n.cfg.PeerRoutes[target]; ok {
+		// Connect elsewhere, but keep target as the name TLS verifies.
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", via)
+		}))
+	}
+	return grpc.NewClient(target, opts...)
+}
+
+// barrier commits a barrier through the log and waits until this node has
+// applied it and taken in every entry before it: a read after that reflects
+// every write acknowledged before the barrier started.
+func (f *federation) barrier(ctx context.Context) error {
+	idx, err := f.apply(ctx, &pb.Command{Command: &pb.Command_Barrier{Barrier: &pb.Barrier{}}})
+	if err != nil {
+		return err
+	}
+	for {
+		changed := f.rep.FSM.Changed()
+		if f.rep.FSM.Applied() >= idx {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-changed:
+		}
+	}
+	last, err := f.rep.FSM.LastEntry(idx)
+	if err != nil {
+		return err
+	}
+	for {
+		received := f.receivedCh()
+		got, err := f.n.store.ReceivedIndex()
+		if err != nil {
+			return err
+		}
+		if got >= last {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-received:
+		}
+	}
 }
 
 // maxPeerMessage bounds node-to-node messages (raft batches of publications).

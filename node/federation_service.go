@@ -147,8 +147,16 @@ func (s *federationService) TransferLeadership(ctx context.Context, req *pb.Tran
 	}
 }
 
-func (s *federationService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
-	return s.n.fed.status(), nil
+func (s *federationService) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
+	out := s.n.fed.status()
+	if req.GetWithStateHash() {
+		idx, sum, err := s.n.fed.rep.FSM.StateHash()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
+		out.StateHashIndex, out.StateHash = idx, sum
+	}
+	return out, nil
 }
 
 func (f *federation) status() *pb.GetStatusResponse {

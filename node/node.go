@@ -60,6 +60,9 @@ type Options struct {
 	// Recover starts the node as a one-member federation from its state:
 	// the way out of a lost quorum, and the step after restoring a backup.
 	Recover bool
+	// AckBeforeCommit is a deliberate bug for testing the reliability
+	// checker only: writes report a log index before their entry commits.
+	AckBeforeCommit bool
 }
 
 // StoreFile is the bbolt file of a node's records and audit log, in DataDir.

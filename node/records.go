@@ -288,6 +288,11 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 	}
 	d.written = true
 	n.follow(rec, false)
+	if n.opts.AckBeforeCommit {
+		// The deliberate bug the reliability checker must catch: claim a
+		// log index for a version that is only queued.
+		return n.fed.rep.Status().LastIndex + 1, nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
 	defer cancel()
 	return n.fed.waitPublished(wctx, rec), nil

@@ -98,6 +98,11 @@ func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest)
 	if err := s.caughtUp(ctx, req.GetMinIndex()); err != nil {
 		return nil, err
 	}
+	if req.GetConsistent() {
+		if err := s.n.fed.barrier(ctx); err != nil {
+			return nil, status.Errorf(status.Code(err), "consistent read: %v", err)
+		}
+	}
 	e, err := s.n.store.Shared(ctx, req.GetId())
 	if err != nil || !s.visible(ctx, e) {
 		return nil, status.Errorf(codes.NotFound, "shared entry %s: not found", req.GetId())

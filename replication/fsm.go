@@ -5,9 +5,11 @@
 package replication
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -151,6 +153,8 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 		return f.applyPublication(tx, l.Index, l.Data, c.Publication)
 	case *pb.Command_MemberChange:
 		return applyMemberChange(tx, l.Index, c.MemberChange)
+	case *pb.Command_Barrier:
+		return nil // orders reads; changes nothing
 	}
 	return fmt.Errorf("%w: empty command", ErrRejected)
 }
@@ -473,4 +477,50 @@ func (f *FSM) Backup(w io.Writer) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// StateHash is the SHA-256 of the whole replicated state (every bucket, key
+// and value, in bbolt's sorted order) and the applied index it was taken at,
+// read in one transaction: members at the same index must agree byte for byte.
+func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
+	h := sha256.New()
+	err = f.db.View(func(tx *bolt.Tx) error {
+		index = u64(tx.Bucket(bucketMeta).Get(keyApplied))
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			writeField(h, name)
+			return b.ForEach(func(k, v []byte) error {
+				writeField(h, k)
+				writeField(h, v)
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("state hash: %w", err)
+	}
+	return index, h.Sum(nil), nil
+}
+
+// writeField hashes a length-prefixed field, so that no two different
+// states hash the same bytes.
+func writeField(h hash.Hash, b []byte) {
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+	h.Write(b)
+}
+
+// LastEntry is the index of the last stored entry at or below index (0 if none).
+func (f *FSM) LastEntry(index uint64) (uint64, error) {
+	var last uint64
+	err := f.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		k, _ := c.Seek(be64(index + 1))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		last = u64(k)
+		return nil
+	})
+	return last, err
 }

@@ -45,6 +45,7 @@ type Member struct {
 	Addr    string
 	Env     node.ClientEnv // operator+analyst client certificate
 	process *os.Process
+	exited  chan error // receives the process's end
 }
 
 // ConfigPath is the node's configuration file.
@@ -59,12 +60,24 @@ type Options struct {
 	BasePort int
 	// Log receives the nodes' stderr; nil writes D/<agency>/node.log.
 	Detach bool
+	// Faults puts a fault proxy on every directed pair of nodes (Net.Links);
+	// the proxies live in this process, so this is for tests.
+	Faults bool
+	// Seed seeds the proxies' drop decisions.
+	Seed uint64
+	// DiskBytes > 0 gives every node's directory its own tmpfs of this size,
+	// so that FillDisk can fill one (needs root; Prepare fails otherwise).
+	DiskBytes int64
+	// Env is added to the nodes' environment.
+	Env []string
 }
 
 // Net is a running testnet.
 type Net struct {
 	Options
 	Members []*Member
+	Links   *Links // with Options.Faults
+	mounts  []string
 }
 
 // Prepare makes every agency's CA, certificates, configuration and env file.
@@ -87,7 +100,14 @@ func Prepare(o Options) (*Net, error) {
 		if o.BasePort > 0 {
 			port = o.BasePort + i
 		}
+		if o.DiskBytes > 0 {
+			if err := nt.mountTmpfs(m.Dir, o.DiskBytes); err != nil {
+				nt.Close()
+				return nil, err
+			}
+		}
 		if err := m.prepare(port); err != nil {
+			nt.Close()
 			return nil, fmt.Errorf("%s: %w", m.Agency, err)
 		}
 		nt.Members = append(nt.Members, m)
@@ -104,7 +124,42 @@ func Prepare(o Options) (*Net, error) {
 			return nil, err
 		}
 	}
+	if o.Faults {
+		addrs := make([]string, len(nt.Members))
+		for i, m := range nt.Members {
+			addrs[i] = m.Addr
+		}
+		links, err := newLinks(addrs, o.Seed)
+		if err != nil {
+			nt.Close()
+			return nil, err
+		}
+		nt.Links = links
+		for i, m := range nt.Members {
+			if err := m.setRoutes(links.Routes(i, addrs)); err != nil {
+				nt.Close()
+				return nil, err
+			}
+		}
+	}
 	return nt, nil
+}
+
+// setRoutes rewrites the member's peer_routes: its partners through the proxies.
+func (m *Member) setRoutes(routes map[string]string) error {
+	data, err := os.ReadFile(m.ConfigPath())
+	if err != nil {
+		return err
+	}
+	cfg := string(data)
+	if i := strings.Index(cfg, "peer_routes:"); i >= 0 {
+		cfg = cfg[:i]
+	}
+	cfg += "peer_routes:\n"
+	for from, to := range routes {
+		cfg += fmt.Sprintf("  %q: %q\n", from, to)
+	}
+	return os.WriteFile(m.ConfigPath(), []byte(cfg), 0o600)
 }
 
 func (m *Member) prepare(port int) error {
@@ -203,6 +258,7 @@ func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), nt.Env...)
 	// Its own process group: Ctrl-C on `testnet up` is handled by up, and
 	// detached nodes outlive it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -213,8 +269,13 @@ func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
 	if err := os.WriteFile(filepath.Join(m.Dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited, waited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+		waited <- err
+	}()
+	m.exited = waited
 	return m.waitHealthy(ctx, exited)
 }
 

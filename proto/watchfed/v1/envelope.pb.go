@@ -28,6 +28,7 @@ type Command struct {
 	//
 	//	*Command_Publication
 	//	*Command_MemberChange
+	//	*Command_Barrier
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -88,6 +89,15 @@ func (x *Command) GetMemberChange() *MemberChange {
 	return nil
 }
 
+func (x *Command) GetBarrier() *Barrier {
+	if x != nil {
+		if x, ok := x.Command.(*Command_Barrier); ok {
+			return x.Barrier
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -100,9 +110,53 @@ type Command_MemberChange struct {
 	MemberChange *MemberChange `protobuf:"bytes,2,opt,name=member_change,json=memberChange,proto3,oneof"`
 }
 
+type Command_Barrier struct {
+	Barrier *Barrier `protobuf:"bytes,3,opt,name=barrier,proto3,oneof"`
+}
+
 func (*Command_Publication) isCommand_Command() {}
 
 func (*Command_MemberChange) isCommand_Command() {}
+
+func (*Command_Barrier) isCommand_Command() {}
+
+// Barrier changes no state: committing one proves that everything committed
+// before it is applied, which is how a consistent read starts.
+type Barrier struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Barrier) Reset() {
+	*x = Barrier{}
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Barrier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Barrier) ProtoMessage() {}
+
+func (x *Barrier) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Barrier.ProtoReflect.Descriptor instead.
+func (*Barrier) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{1}
+}
 
 // Publication is what an origin agency puts in the log at once. The body is
 // a serialized PublicationBody and the signature is the origin's Ed25519
@@ -120,7 +174,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[1]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +186,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[1]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +199,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{1}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Publication) GetOrigin() string {
@@ -183,7 +237,7 @@ type PublicationBody struct {
 
 func (x *PublicationBody) Reset() {
 	*x = PublicationBody{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[2]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +249,7 @@ func (x *PublicationBody) String() string {
 func (*PublicationBody) ProtoMessage() {}
 
 func (x *PublicationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[2]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +262,7 @@ func (x *PublicationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicationBody.ProtoReflect.Descriptor instead.
 func (*PublicationBody) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{2}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublicationBody) GetOrigin() string {
@@ -254,7 +308,7 @@ type EpochGrant struct {
 
 func (x *EpochGrant) Reset() {
 	*x = EpochGrant{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[3]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +320,7 @@ func (x *EpochGrant) String() string {
 func (*EpochGrant) ProtoMessage() {}
 
 func (x *EpochGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[3]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +333,7 @@ func (x *EpochGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochGrant.ProtoReflect.Descriptor instead.
 func (*EpochGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{3}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EpochGrant) GetOrigin() string {
@@ -339,7 +393,7 @@ type EnvelopeHeader struct {
 
 func (x *EnvelopeHeader) Reset() {
 	*x = EnvelopeHeader{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[4]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +405,7 @@ func (x *EnvelopeHeader) String() string {
 func (*EnvelopeHeader) ProtoMessage() {}
 
 func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[4]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +418,7 @@ func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeHeader.ProtoReflect.Descriptor instead.
 func (*EnvelopeHeader) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EnvelopeHeader) GetEntryId() string {
@@ -435,7 +489,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[5]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +501,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[5]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +514,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Envelope) GetHeader() *EnvelopeHeader {
@@ -491,7 +545,7 @@ type Body struct {
 
 func (x *Body) Reset() {
 	*x = Body{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[6]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +557,7 @@ func (x *Body) String() string {
 func (*Body) ProtoMessage() {}
 
 func (x *Body) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[6]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +570,7 @@ func (x *Body) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Body.ProtoReflect.Descriptor instead.
 func (*Body) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{6}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Body) GetRecipients() []string {
@@ -559,7 +613,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[7]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +625,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[7]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +638,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{7}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -629,7 +683,7 @@ type KeyGrant struct {
 
 func (x *KeyGrant) Reset() {
 	*x = KeyGrant{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[8]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +695,7 @@ func (x *KeyGrant) String() string {
 func (*KeyGrant) ProtoMessage() {}
 
 func (x *KeyGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[8]
+	mi := &file_watchfed_v1_envelope_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +708,7 @@ func (x *KeyGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyGrant.ProtoReflect.Descriptor instead.
 func (*KeyGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{8}
+	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeyGrant) GetEntryId() string {
@@ -689,11 +743,13 @@ var File_watchfed_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1awatchfed/v1/envelope.proto\x12\vwatchfed.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\x94\x01\n" +
+	"\x1awatchfed/v1/envelope.proto\x12\vwatchfed.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\xc6\x01\n" +
 	"\aCommand\x12<\n" +
 	"\vpublication\x18\x01 \x01(\v2\x18.watchfed.v1.PublicationH\x00R\vpublication\x12@\n" +
-	"\rmember_change\x18\x02 \x01(\v2\x19.watchfed.v1.MemberChangeH\x00R\fmemberChangeB\t\n" +
-	"\acommand\"W\n" +
+	"\rmember_change\x18\x02 \x01(\v2\x19.watchfed.v1.MemberChangeH\x00R\fmemberChange\x120\n" +
+	"\abarrier\x18\x03 \x01(\v2\x14.watchfed.v1.BarrierH\x00R\abarrierB\t\n" +
+	"\acommand\"\t\n" +
+	"\aBarrier\"W\n" +
 	"\vPublication\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1c\n" +
@@ -759,38 +815,40 @@ func file_watchfed_v1_envelope_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_envelope_proto_rawDescData
 }
 
-var file_watchfed_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_watchfed_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_watchfed_v1_envelope_proto_goTypes = []any{
 	(*Command)(nil),         // 0: watchfed.v1.Command
-	(*Publication)(nil),     // 1: watchfed.v1.Publication
-	(*PublicationBody)(nil), // 2: watchfed.v1.PublicationBody
-	(*EpochGrant)(nil),      // 3: watchfed.v1.EpochGrant
-	(*EnvelopeHeader)(nil),  // 4: watchfed.v1.EnvelopeHeader
-	(*Envelope)(nil),        // 5: watchfed.v1.Envelope
-	(*Body)(nil),            // 6: watchfed.v1.Body
-	(*WrappedKey)(nil),      // 7: watchfed.v1.WrappedKey
-	(*KeyGrant)(nil),        // 8: watchfed.v1.KeyGrant
-	(*MemberChange)(nil),    // 9: watchfed.v1.MemberChange
-	(Kind)(0),               // 10: watchfed.v1.Kind
-	(Marking)(0),            // 11: watchfed.v1.Marking
+	(*Barrier)(nil),         // 1: watchfed.v1.Barrier
+	(*Publication)(nil),     // 2: watchfed.v1.Publication
+	(*PublicationBody)(nil), // 3: watchfed.v1.PublicationBody
+	(*EpochGrant)(nil),      // 4: watchfed.v1.EpochGrant
+	(*EnvelopeHeader)(nil),  // 5: watchfed.v1.EnvelopeHeader
+	(*Envelope)(nil),        // 6: watchfed.v1.Envelope
+	(*Body)(nil),            // 7: watchfed.v1.Body
+	(*WrappedKey)(nil),      // 8: watchfed.v1.WrappedKey
+	(*KeyGrant)(nil),        // 9: watchfed.v1.KeyGrant
+	(*MemberChange)(nil),    // 10: watchfed.v1.MemberChange
+	(Kind)(0),               // 11: watchfed.v1.Kind
+	(Marking)(0),            // 12: watchfed.v1.Marking
 }
 var file_watchfed_v1_envelope_proto_depIdxs = []int32{
-	1,  // 0: watchfed.v1.Command.publication:type_name -> watchfed.v1.Publication
-	9,  // 1: watchfed.v1.Command.member_change:type_name -> watchfed.v1.MemberChange
-	3,  // 2: watchfed.v1.PublicationBody.epoch_grants:type_name -> watchfed.v1.EpochGrant
-	5,  // 3: watchfed.v1.PublicationBody.envelopes:type_name -> watchfed.v1.Envelope
-	8,  // 4: watchfed.v1.PublicationBody.key_grants:type_name -> watchfed.v1.KeyGrant
-	10, // 5: watchfed.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
-	11, // 6: watchfed.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
-	4,  // 7: watchfed.v1.Envelope.header:type_name -> watchfed.v1.EnvelopeHeader
-	6,  // 8: watchfed.v1.Envelope.bodies:type_name -> watchfed.v1.Body
-	7,  // 9: watchfed.v1.Body.keys:type_name -> watchfed.v1.WrappedKey
-	7,  // 10: watchfed.v1.KeyGrant.key:type_name -> watchfed.v1.WrappedKey
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 0: watchfed.v1.Command.publication:type_name -> watchfed.v1.Publication
+	10, // 1: watchfed.v1.Command.member_change:type_name -> watchfed.v1.MemberChange
+	1,  // 2: watchfed.v1.Command.barrier:type_name -> watchfed.v1.Barrier
+	4,  // 3: watchfed.v1.PublicationBody.epoch_grants:type_name -> watchfed.v1.EpochGrant
+	6,  // 4: watchfed.v1.PublicationBody.envelopes:type_name -> watchfed.v1.Envelope
+	9,  // 5: watchfed.v1.PublicationBody.key_grants:type_name -> watchfed.v1.KeyGrant
+	11, // 6: watchfed.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
+	12, // 7: watchfed.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
+	5,  // 8: watchfed.v1.Envelope.header:type_name -> watchfed.v1.EnvelopeHeader
+	7,  // 9: watchfed.v1.Envelope.bodies:type_name -> watchfed.v1.Body
+	8,  // 10: watchfed.v1.Body.keys:type_name -> watchfed.v1.WrappedKey
+	8,  // 11: watchfed.v1.KeyGrant.key:type_name -> watchfed.v1.WrappedKey
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_envelope_proto_init() }
@@ -803,6 +861,7 @@ func file_watchfed_v1_envelope_proto_init() {
 	file_watchfed_v1_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Publication)(nil),
 		(*Command_MemberChange)(nil),
+		(*Command_Barrier)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -810,7 +869,7 @@ func file_watchfed_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_envelope_proto_rawDesc), len(file_watchfed_v1_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -643,7 +643,9 @@ func (x *TransferLeadershipResponse) GetLeader() string {
 }
 
 type GetStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// with_state_hash: also hash the replicated state (reads all of it).
+	WithStateHash bool `protobuf:"varint,1,opt,name=with_state_hash,json=withStateHash,proto3" json:"with_state_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -678,6 +680,13 @@ func (*GetStatusRequest) Descriptor() ([]byte, []int) {
 	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
+func (x *GetStatusRequest) GetWithStateHash() bool {
+	if x != nil {
+		return x.WithStateHash
+	}
+	return false
+}
+
 type GetStatusResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -692,9 +701,13 @@ type GetStatusResponse struct {
 	Leader        string                 `protobuf:"bytes,9,opt,name=leader,proto3" json:"leader,omitempty"`
 	SnapshotIndex uint64                 `protobuf:"varint,10,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
 	// Policy file state: the error of the last rejected reload, if any.
-	PolicyError   string `protobuf:"bytes,11,opt,name=policy_error,json=policyError,proto3" json:"policy_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PolicyError string `protobuf:"bytes,11,opt,name=policy_error,json=policyError,proto3" json:"policy_error,omitempty"`
+	// SHA-256 of the replicated state (the FSM's bbolt contents) and the
+	// applied index it was taken at: two members at the same index must agree.
+	StateHash      []byte `protobuf:"bytes,12,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	StateHashIndex uint64 `protobuf:"varint,13,opt,name=state_hash_index,json=stateHashIndex,proto3" json:"state_hash_index,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -802,6 +815,20 @@ func (x *GetStatusResponse) GetPolicyError() string {
 		return x.PolicyError
 	}
 	return ""
+}
+
+func (x *GetStatusResponse) GetStateHash() []byte {
+	if x != nil {
+		return x.StateHash
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetStateHashIndex() uint64 {
+	if x != nil {
+		return x.StateHashIndex
+	}
+	return 0
 }
 
 type ListPeersRequest struct {
@@ -1397,8 +1424,9 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"4\n" +
 	"\x1aTransferLeadershipResponse\x12\x16\n" +
-	"\x06leader\x18\x01 \x01(\tR\x06leader\"\x12\n" +
-	"\x10GetStatusRequest\"\xeb\x02\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader\":\n" +
+	"\x10GetStatusRequest\x12&\n" +
+	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xb4\x03\n" +
 	"\x11GetStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -1412,7 +1440,10 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x06leader\x18\t \x01(\tR\x06leader\x12%\n" +
 	"\x0esnapshot_index\x18\n" +
 	" \x01(\x04R\rsnapshotIndex\x12!\n" +
-	"\fpolicy_error\x18\v \x01(\tR\vpolicyError\"\x12\n" +
+	"\fpolicy_error\x18\v \x01(\tR\vpolicyError\x12\x1d\n" +
+	"\n" +
+	"state_hash\x18\f \x01(\fR\tstateHash\x12(\n" +
+	"\x10state_hash_index\x18\r \x01(\x04R\x0estateHashIndex\"\x12\n" +
 	"\x10ListPeersRequest\"\x86\x02\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +

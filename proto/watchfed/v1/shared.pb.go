@@ -206,7 +206,11 @@ type GetSharedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// As in ListSharedRequest.
-	MinIndex      uint64 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	MinIndex uint64 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	// consistent: the node first commits a barrier through the federation's
+	// log and takes in everything up to it, so the read reflects every write
+	// acknowledged before it started (linearizable); costs one round to the leader.
+	Consistent    bool `protobuf:"varint,3,opt,name=consistent,proto3" json:"consistent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +257,13 @@ func (x *GetSharedRequest) GetMinIndex() uint64 {
 		return x.MinIndex
 	}
 	return 0
+}
+
+func (x *GetSharedRequest) GetConsistent() bool {
+	if x != nil {
+		return x.Consistent
+	}
+	return false
 }
 
 type GetSharedResponse struct {
@@ -412,10 +423,13 @@ const file_watchfed_v1_shared_proto_rawDesc = "" +
 	"\x10include_inactive\x18\x02 \x01(\bR\x0fincludeInactive\x12\x1b\n" +
 	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"H\n" +
 	"\x12ListSharedResponse\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.watchfed.v1.SharedEntryR\aentries\"?\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.watchfed.v1.SharedEntryR\aentries\"_\n" +
 	"\x10GetSharedRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"C\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\x12\x1e\n" +
+	"\n" +
+	"consistent\x18\x03 \x01(\bR\n" +
+	"consistent\"C\n" +
 	"\x11GetSharedResponse\x12.\n" +
 	"\x05entry\x18\x01 \x01(\v2\x18.watchfed.v1.SharedEntryR\x05entry\"R\n" +
 	"\fWatchRequest\x12\x1d\n" +

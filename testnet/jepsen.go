@@ -1,0 +1,714 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// Fault kinds a Nemesis injects.
+const (
+	FaultPartitionOne    = "partition-one"    // one node cut off from the rest
+	FaultPartitionLeader = "partition-leader" // the leader cut off
+	FaultPartitionSplit  = "partition-split"  // a random minority and majority
+	FaultOneWay          = "one-way"          // a node cannot reach another, the reverse works
+	FaultLatency         = "latency"          // every link slow
+	FaultDrop            = "drop"             // connections reset at random
+	FaultCut             = "cut"              // every connection reset at once
+	FaultKill            = "kill"             // kill -9 a node, restart it at heal
+	FaultPause           = "pause"            // SIGSTOP a node, SIGCONT at heal
+	FaultDiskFull        = "disk-full"        // fill one node's disk, free it at heal
+)
+
+// AllFaults are every fault kind; disk-full needs Options.DiskBytes.
+var AllFaults = []string{FaultPartitionOne, FaultPartitionLeader, FaultPartitionSplit, FaultOneWay,
+	FaultLatency, FaultDrop, FaultCut, FaultKill, FaultPause, FaultDiskFull}
+
+// Jepsen is a Jepsen-style run: clients on every node publish, amend, delist
+// and read while a nemesis injects faults drawn from Seed; then everything
+// heals and Check judges what the nodes hold against what was acknowledged.
+type Jepsen struct {
+	Net      *Net
+	Seed     uint64
+	Duration time.Duration // of the faulty phase
+	Clients  int           // per node; default 2
+	Faults   []string      // default AllFaults (disk-full only with a per-node disk)
+	// Hold and Quiet bound how long a fault lasts and the calm after it.
+	Hold, Quiet time.Duration
+	// Artifacts is where a non-linearizable history's visualisation goes.
+	Artifacts string
+	Logf      func(format string, args ...any)
+
+	t0 time.Time
+}
+
+// Report is what a run found. Lost and Divergent must be 0, Phantom too, and
+// Linearizable true.
+type Report struct {
+	Seed         uint64
+	Cycles       int // faults injected and healed
+	Ops          int // operations invoked
+	Acked        int // writes acknowledged with a log index
+	InFlight     int // writes with an unknown outcome (error, timeout, no index)
+	Reads        int // reads answered
+	Lost         int // acknowledged versions missing on some node
+	Phantom      int // versions on a node that no client ever wrote
+	Divergent    int // nodes whose state differs at the same applied index, or whose view of a record differs
+	Linearizable bool
+	Visualised   string // path of the history's HTML when it was not linearizable
+	Problems     []string
+	FaultLog     []string
+}
+
+// Table prints the report as the README's table.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| seed | fault cycles | operations | acknowledged | in flight | reads | lost | phantom | divergent | linearizable |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d | %v |\n",
+		r.Seed, r.Cycles, r.Ops, r.Acked, r.InFlight, r.Reads, r.Lost, r.Phantom, r.Divergent, r.Linearizable)
+	return b.String()
+}
+
+// OK reports whether the run found nothing wrong.
+func (r *Report) OK() bool {
+	return r.Lost == 0 && r.Phantom == 0 && r.Divergent == 0 && r.Linearizable && len(r.Problems) == 0
+}
+
+// regInput is one operation on one record's register: its version.
+type regInput struct {
+	write   bool
+	version uint64
+	tag     string
+}
+
+// written is one write a client invoked: the record version it makes and
+// the tag (change note) that identifies it.
+type written struct {
+	origin, id string
+	version    uint64
+	tag        string
+	acked      bool
+}
+
+type history struct {
+	mu      sync.Mutex
+	start   time.Time
+	ops     []porcupine.Operation
+	writes  map[string]*written // tag → write
+	ids     []string            // records created with an acknowledgement, readable by anyone
+	origin  map[string]string   // id → origin
+	invoked int
+}
+
+func (h *history) now() int64 { return int64(time.Since(h.start)) }
+
+// Run runs the workload and the nemesis for Duration, heals, and checks.
+func (j *Jepsen) Run(ctx context.Context) (*Report, error) {
+	if j.Clients == 0 {
+		j.Clients = 2
+	}
+	if j.Faults == nil {
+		j.Faults = AllFaults
+	}
+	if j.Net.DiskBytes == 0 {
+		j.Faults = slices.DeleteFunc(slices.Clone(j.Faults), func(f string) bool { return f == FaultDiskFull })
+	}
+	if j.Hold == 0 {
+		j.Hold = 3 * time.Second
+	}
+	if j.Quiet == 0 {
+		j.Quiet = 2 * time.Second
+	}
+	if j.Logf == nil {
+		j.Logf = func(string, ...any) {}
+	}
+	rep := &Report{Seed: j.Seed}
+	j.t0 = time.Now()
+	h := &history{start: time.Now(), writes: map[string]*written{}, origin: map[string]string{}}
+
+	conns := make([]*grpc.ClientConn, len(j.Net.Members))
+	for i, m := range j.Net.Members {
+		c, err := m.Dial()
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+
+	wctx, stop := context.WithTimeout(ctx, j.Duration)
+	defer stop()
+	var wg sync.WaitGroup
+	for i := range j.Net.Members {
+		for c := 0; c < j.Clients; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := &client{j: j, h: h, node: i, id: i*j.Clients + c, conn: conns[i],
+					rng: rand.New(rand.NewPCG(j.Seed, uint64(i*j.Clients+c+1)))}
+				cl.run(wctx)
+			}()
+		}
+	}
+	nemErr := j.nemesis(wctx, rep)
+	wg.Wait()
+	if err := j.healAll(ctx); err != nil {
+		return rep, fmt.Errorf("heal: %w", err)
+	}
+	if nemErr != nil && ctx.Err() == nil {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("nemesis: %v", nemErr))
+	}
+	rep.Ops = h.invoked
+	for _, w := range h.writes {
+		if w.acked {
+			rep.Acked++
+		} else {
+			rep.InFlight++
+		}
+	}
+	for _, op := range h.ops {
+		if !op.Input.(regInput).write {
+			rep.Reads++
+		}
+	}
+	if err := j.check(ctx, h, conns, rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// nemesis injects a fault, holds it, heals, waits for calm, until ctx ends.
+func (j *Jepsen) nemesis(ctx context.Context, rep *Report) error {
+	rng := rand.New(rand.NewPCG(j.Seed, 0))
+	n := len(j.Net.Members)
+	for ctx.Err() == nil {
+		// Every draw comes from the seed, in the same order, whatever happens:
+		// the schedule replays exactly.
+		kind := j.Faults[rng.IntN(len(j.Faults))]
+		a, b := rng.IntN(n), rng.IntN(n-1)
+		if b >= a {
+			b++
+		}
+		perm := rng.Perm(n)
+		latency := time.Duration(20+rng.IntN(180)) * time.Millisecond
+		hold := j.Hold/2 + time.Duration(rng.Int64N(int64(j.Hold)))
+		desc, heal, err := j.inject(ctx, kind, a, b, perm, latency)
+		if err != nil {
+			return fmt.Errorf("cycle %d %s: %w", rep.Cycles+1, kind, err)
+		}
+		rep.Cycles++
+		line := fmt.Sprintf("%6.1fs cycle %d: %s for %v", time.Since(j.t0).Seconds(), rep.Cycles, desc, hold.Round(time.Millisecond))
+		rep.FaultLog = append(rep.FaultLog, line)
+		j.Logf("%s", line)
+		wait(ctx, hold)
+		hctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = heal(hctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cycle %d heal %s: %w", rep.Cycles, kind, err)
+		}
+		wait(ctx, j.Quiet)
+	}
+	return nil
+}
+
+// wait lets a fault last: the schedule's time, not a synchronisation.
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (j *Jepsen) inject(ctx context.Context, kind string, a, b int, perm []int, latency time.Duration) (string, func(context.Context) error, error) {
+	nt, ms := j.Net, j.Net.Members
+	healLinks := func(context.Context) error { nt.Links.Heal(); return nil }
+	switch kind {
+	case FaultPartitionOne:
+		nt.Links.Partition([]int{a}, others(len(ms), a))
+		return fmt.Sprintf("partition %s | rest", ms[a].Agency), healLinks, nil
+	case FaultPartitionLeader:
+		l := j.leader(ctx)
+		if l < 0 {
+			l = a
+		}
+		nt.Links.Partition([]int{l}, others(len(ms), l))
+		return fmt.Sprintf("partition leader %s | rest", ms[l].Agency), healLinks, nil
+	case FaultPartitionSplit:
+		k := (len(ms) - 1) / 2
+		nt.Links.Partition(perm[:k], perm[k:])
+		return fmt.Sprintf("partition %v | %v", perm[:k], perm[k:]), healLinks, nil
+	case FaultOneWay:
+		nt.Links.OneWay(a, b)
+		return fmt.Sprintf("one-way %s ↛ %s", ms[a].Agency, ms[b].Agency), healLinks, nil
+	case FaultLatency:
+		nt.Links.Slow(latency, 0)
+		return fmt.Sprintf("latency %v on every link", latency), healLinks, nil
+	case FaultDrop:
+		nt.Links.Slow(0, 0.02)
+		return "2% of chunks reset their connection", healLinks, nil
+	case FaultCut:
+		nt.Links.Cut()
+		return "every connection reset", healLinks, nil
+	case FaultKill:
+		if err := nt.Kill(ms[a]); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("kill -9 %s", ms[a].Agency), func(ctx context.Context) error { return nt.Restart(ctx, ms[a]) }, nil
+	case FaultPause:
+		if err := nt.Pause(ms[a]); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("SIGSTOP %s", ms[a].Agency), func(context.Context) error { return nt.Resume(ms[a]) }, nil
+	case FaultDiskFull:
+		if err := nt.FillDisk(ms[a]); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("disk full on %s", ms[a].Agency), func(ctx context.Context) error {
+			if err := nt.FreeDisk(ms[a]); err != nil {
+				return err
+			}
+			return nt.Restart(ctx, ms[a]) // a node that stopped on ENOSPC starts again
+		}, nil
+	}
+	return "", nil, fmt.Errorf("unknown fault %q", kind)
+}
+
+func others(n, except int) []int {
+	var out []int
+	for i := 0; i < n; i++ {
+		if i != except {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// leader is the position of the member that a reachable member names leader; -1 if none.
+func (j *Jepsen) leader(ctx context.Context) int {
+	for _, m := range j.Net.Members {
+		st, err := status1(ctx, m, false)
+		if err != nil || st.Leader == "" {
+			continue
+		}
+		for i, o := range j.Net.Members {
+			if o.Agency == st.Leader || strings.HasPrefix(st.Leader, o.Agency) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func status1(ctx context.Context, m *Member, hash bool) (*pb.GetStatusResponse, error) {
+	conn, err := m.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return pb.NewFederationServiceClient(conn).GetStatus(cctx, &pb.GetStatusRequest{WithStateHash: hash})
+}
+
+// healAll lifts every fault: links, paused and dead processes, full disks.
+func (j *Jepsen) healAll(ctx context.Context) error {
+	nt := j.Net
+	if nt.Links != nil {
+		nt.Links.Heal()
+	}
+	for _, m := range nt.Members {
+		if err := nt.Resume(m); err != nil {
+			return err
+		}
+		if nt.DiskBytes > 0 {
+			if err := nt.FreeDisk(m); err != nil {
+				return err
+			}
+		}
+		if err := nt.Restart(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// client is one workload client, bound to one node.
+type client struct {
+	j    *Jepsen
+	h    *history
+	node int
+	id   int
+	conn *grpc.ClientConn
+	rng  *rand.Rand
+	n    int
+	own  []*owned
+	down bool // the last call found the node unavailable
+}
+
+type owned struct {
+	id      string
+	version uint64
+}
+
+func (c *client) tag() string {
+	c.n++
+	return fmt.Sprintf("jepsen c%d op%d", c.id, c.n)
+}
+
+func (c *client) run(ctx context.Context) {
+	rc := pb.NewRecordServiceClient(c.conn)
+	sc := pb.NewSharedServiceClient(c.conn)
+	for ctx.Err() == nil {
+		if c.down {
+			// The node is down or unreachable: try again shortly rather than spin.
+			wait(ctx, 200*time.Millisecond)
+			c.down = false
+		}
+		p := c.rng.Float64()
+		switch {
+		case len(c.own) < 2 || p < 0.15:
+			c.create(ctx, rc)
+		case p < 0.45:
+			c.amend(ctx, rc, c.rng.IntN(len(c.own)))
+		case p < 0.55:
+			c.delist(ctx, rc, c.rng.IntN(len(c.own)))
+		default:
+			c.read(ctx, sc)
+		}
+	}
+}
+
+// opCtx bounds one call: past the node's publish wait, so that a write
+// that did not commit in time comes back without an index rather than as
+// a client timeout.
+func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+}
+
+func (c *client) invoke(w *written) {
+	c.h.mu.Lock()
+	c.h.invoked++
+	c.h.writes[w.tag] = w
+	c.h.mu.Unlock()
+}
+
+// settle records a write's outcome. A write acknowledged with a log index
+// must be everywhere; any other outcome leaves it in flight: it may appear
+// later or never, and the record is not written again by this client.
+func (c *client) settle(w *written, call int64, idx uint64, err error, key int) {
+	c.down = status.Code(err) == codes.Unavailable
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	ret := int64(math.MaxInt64)
+	if err == nil && idx > 0 {
+		w.acked = true
+		ret = c.h.now()
+	}
+	if definitelyRefused(err) {
+		delete(c.h.writes, w.tag)
+		return
+	}
+	if w.id != "" {
+		c.h.ops = append(c.h.ops, porcupine.Operation{ClientId: c.id, Input: regInput{write: true, version: w.version, tag: w.tag},
+			Call: call, Output: uint64(0), Return: ret, Metadata: w.id})
+	}
+	if w.acked {
+		if key < 0 {
+			c.h.ids = append(c.h.ids, w.id)
+			c.h.origin[w.id] = w.origin
+			c.own = append(c.own, &owned{id: w.id, version: w.version})
+		} else {
+			c.own[key].version = w.version
+		}
+	} else if key >= 0 {
+		c.own = slices.Delete(c.own, key, key+1)
+	}
+}
+
+// definitelyRefused: the node said no before writing anything.
+func definitelyRefused(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted, codes.NotFound, codes.PermissionDenied:
+		return true
+	}
+	return false
+}
+
+func (c *client) create(ctx context.Context, rc pb.RecordServiceClient) {
+	w := &written{origin: c.j.Net.Members[c.node].Agency, version: 1, tag: c.tag()}
+	c.invoke(w)
+	call := c.h.now()
+	octx, cancel := opCtx(ctx)
+	defer cancel()
+	rec := &pb.Record{
+		Marking:    pb.Marking_MARKING_GREEN,
+		ChangeNote: w.tag,
+		Subject:    &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Jepsen Trading " + w.tag, Countries: []string{"RU"}},
+		Detail:     &pb.Record_Designation{Designation: &pb.Designation{Program: "JEPSEN"}},
+	}
+	resp, err := rc.CreateRecord(octx, &pb.CreateRecordRequest{Record: rec})
+	if err == nil {
+		w.id = resp.Record.Id
+	}
+	c.settle(w, call, resp.GetLogIndex(), err, -1)
+}
+
+func (c *client) amend(ctx context.Context, rc pb.RecordServiceClient, k int) {
+	o := c.own[k]
+	w := &written{origin: c.j.Net.Members[c.node].Agency, id: o.id, version: o.version + 1, tag: c.tag()}
+	c.invoke(w)
+	call := c.h.now()
+	octx, cancel := opCtx(ctx)
+	defer cancel()
+	rec := &pb.Record{
+		Id: o.id, Marking: pb.Marking_MARKING_GREEN, ChangeNote: w.tag,
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Jepsen Trading " + w.tag, Countries: []string{"RU"}},
+		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "JEPSEN"}},
+	}
+	resp, err := rc.AmendRecord(octx, &pb.AmendRecordRequest{Record: rec, ExpectedVersion: o.version})
+	c.settle(w, call, resp.GetLogIndex(), err, k)
+}
+
+func (c *client) delist(ctx context.Context, rc pb.RecordServiceClient, k int) {
+	o := c.own[k]
+	w := &written{origin: c.j.Net.Members[c.node].Agency, id: o.id, version: o.version + 1, tag: c.tag()}
+	c.invoke(w)
+	call := c.h.now()
+	octx, cancel := opCtx(ctx)
+	defer cancel()
+	resp, err := rc.DelistDesignation(octx, &pb.DelistDesignationRequest{Id: o.id, Reason: w.tag, ExpectedVersion: o.version})
+	c.settle(w, call, resp.GetLogIndex(), err, k)
+	// A delisted designation is final: nothing more to write on it.
+	c.h.mu.Lock()
+	if i := slices.Index(c.own, o); i >= 0 {
+		c.own = slices.Delete(c.own, i, i+1)
+	}
+	c.h.mu.Unlock()
+}
+
+// read asks this client's node, consistently, for a record another agency
+// published.
+func (c *client) read(ctx context.Context, sc pb.SharedServiceClient) {
+	self := c.j.Net.Members[c.node].Agency
+	c.h.mu.Lock()
+	var cands []string
+	for _, id := range c.h.ids {
+		if c.h.origin[id] != self {
+			cands = append(cands, id)
+		}
+	}
+	c.h.mu.Unlock()
+	if len(cands) == 0 {
+		wait(ctx, 10*time.Millisecond) // nothing to read yet: let writers write
+		return
+	}
+	id := cands[c.rng.IntN(len(cands))]
+	c.h.mu.Lock()
+	c.h.invoked++
+	c.h.mu.Unlock()
+	call := c.h.now()
+	octx, cancel := opCtx(ctx)
+	defer cancel()
+	resp, err := sc.GetShared(octx, &pb.GetSharedRequest{Id: id, Consistent: true})
+	var got uint64
+	switch {
+	case err == nil:
+		got = resp.Entry.Record.Version
+	case status.Code(err) == codes.NotFound:
+	default:
+		c.down = status.Code(err) == codes.Unavailable
+		return // a failed read tells nothing
+	}
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	c.h.ops = append(c.h.ops, porcupine.Operation{ClientId: c.id, Input: regInput{}, Call: call, Output: got, Return: c.h.now(), Metadata: id})
+}
+
+// registerModel is one record's version, partitioned by record id.
+var registerModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range h {
+			k := op.Metadata.(string)
+			if _, ok := by[k]; !ok {
+				keys = append(keys, k)
+			}
+			by[k] = append(by[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, by[k])
+		}
+		return out
+	},
+	Init: func() any { return uint64(0) },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(regInput)
+		if in.write {
+			return true, in.version
+		}
+		return output.(uint64) == state.(uint64), state
+	},
+	DescribeOperation: func(input, output any) string {
+		in := input.(regInput)
+		if in.write {
+			return fmt.Sprintf("write v%d (%s)", in.version, in.tag)
+		}
+		return fmt.Sprintf("read → v%d", output.(uint64))
+	},
+	DescribeState:             func(s any) string { return fmt.Sprintf("v%d", s.(uint64)) },
+	DescribeOperationMetadata: func(m any) string { return m.(string) },
+}
+
+// check waits for the healed federation to settle, then compares.
+func (j *Jepsen) check(ctx context.Context, h *history, conns []*grpc.ClientConn, rep *Report) error {
+	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, 2*time.Minute)
+	rep.Linearizable = res == porcupine.Ok
+	if res != porcupine.Ok {
+		if res == porcupine.Unknown {
+			rep.Problems = append(rep.Problems, "linearizability check timed out")
+		}
+		if j.Artifacts != "" {
+			rep.Visualised = filepath.Join(j.Artifacts, fmt.Sprintf("history-seed%d.html", j.Seed))
+			if err := porcupine.VisualizePath(registerModel, info, rep.Visualised); err != nil {
+				return fmt.Errorf("visualise: %w", err)
+			}
+		}
+	}
+
+	// The federation settled: every node at the same applied index, and
+	// every node's view of every record equal to what its origin holds.
+	deadline := time.Now().Add(90 * time.Second)
+	var last []string
+	for {
+		lost, phantom, divergent, problems := j.compare(ctx, h, conns)
+		if (lost == 0 && phantom == 0 && divergent == 0 && len(problems) == 0) || time.Now().After(deadline) || ctx.Err() != nil {
+			rep.Lost, rep.Phantom, rep.Divergent = lost, phantom, divergent
+			rep.Problems = append(rep.Problems, problems...)
+			return nil
+		}
+		if !slices.Equal(problems, last) {
+			j.Logf("not settled yet: lost %d phantom %d divergent %d %v", lost, phantom, divergent, first(problems, 3))
+			last = problems
+		}
+		wait(ctx, 500*time.Millisecond)
+	}
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// compare counts acknowledged versions missing somewhere, versions nobody
+// wrote, and nodes that disagree.
+func (j *Jepsen) compare(ctx context.Context, h *history, conns []*grpc.ClientConn) (lost, phantom, divergent int, problems []string) {
+	ms := j.Net.Members
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	// 1. Byte-for-byte state at one applied index.
+	hashes := make([]*pb.GetStatusResponse, len(ms))
+	for i := range ms {
+		st, err := pb.NewFederationServiceClient(conns[i]).GetStatus(cctx, &pb.GetStatusRequest{WithStateHash: true})
+		if err != nil {
+			return 0, 0, 0, []string{fmt.Sprintf("%s status: %v", ms[i].Agency, err)}
+		}
+		hashes[i] = st
+	}
+	for i := 1; i < len(ms); i++ {
+		if hashes[i].StateHashIndex != hashes[0].StateHashIndex {
+			return 0, 0, 0, []string{fmt.Sprintf("applied index differs: %s at %d, %s at %d",
+				ms[0].Agency, hashes[0].StateHashIndex, ms[i].Agency, hashes[i].StateHashIndex)}
+		}
+	}
+	for i := 1; i < len(ms); i++ {
+		if !bytes.Equal(hashes[i].StateHash, hashes[0].StateHash) {
+			divergent++
+			problems = append(problems, fmt.Sprintf("state at index %d: %s %x ≠ %s %x", hashes[0].StateHashIndex,
+				ms[i].Agency, hashes[i].StateHash[:8], ms[0].Agency, hashes[0].StateHash[:8]))
+		}
+	}
+
+	// 2. What each origin holds now is what every partner shows.
+	current := map[string]*pb.Record{} // id → origin's current version
+	for i, m := range ms {
+		token := ""
+		for {
+			resp, err := pb.NewRecordServiceClient(conns[i]).ListRecords(cctx, &pb.ListRecordsRequest{IncludeInactive: true, PageSize: 1000, PageToken: token})
+			if err != nil {
+				return 0, 0, 0, []string{fmt.Sprintf("%s records: %v", m.Agency, err)}
+			}
+			for _, r := range resp.Records {
+				current[r.Id] = r
+			}
+			if token = resp.NextPageToken; token == "" {
+				break
+			}
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	acked := map[string]uint64{} // id → highest acknowledged version
+	for _, w := range h.writes {
+		if w.acked && w.version > acked[w.id] {
+			acked[w.id] = w.version
+		}
+	}
+	for i, m := range ms {
+		resp, err := pb.NewSharedServiceClient(conns[i]).ListShared(cctx, &pb.ListSharedRequest{IncludeInactive: true})
+		if err != nil {
+			return 0, 0, 0, []string{fmt.Sprintf("%s shared: %v", m.Agency, err)}
+		}
+		seen := map[string]*pb.Record{}
+		for _, e := range resp.Entries {
+			r := e.Record
+			seen[r.Id] = r
+			if w, ok := h.writes[r.ChangeNote]; !ok || w.version != r.Version || (w.id != "" && w.id != r.Id) {
+				phantom++
+				problems = append(problems, fmt.Sprintf("%s holds %s v%d (%q), which no client wrote", m.Agency, r.Id, r.Version, r.ChangeNote))
+			}
+			if cur, ok := current[r.Id]; !ok || cur.Version != r.Version || cur.ChangeNote != r.ChangeNote {
+				divergent++
+				problems = append(problems, fmt.Sprintf("%s shows %s v%d, its origin holds v%d", m.Agency, r.Id, r.Version, cur.GetVersion()))
+			}
+		}
+		for id, v := range acked {
+			if h.origin[id] == m.Agency || id == "" {
+				continue
+			}
+			if got := seen[id]; got == nil || got.Version < v {
+				lost++
+				problems = append(problems, fmt.Sprintf("%s lacks acknowledged %s v%d (has v%d)", m.Agency, id, v, got.GetVersion()))
+			}
+		}
+	}
+	for id, v := range acked {
+		if cur := current[id]; cur == nil || cur.Version < v {
+			lost++
+			problems = append(problems, fmt.Sprintf("origin lacks acknowledged %s v%d", id, v))
+		}
+	}
+	slices.Sort(problems)
+	return lost, phantom, divergent, problems
+}
+
+// ErrNotOK is returned by callers that want an error for a bad report.
+var ErrNotOK = errors.New("reliability check failed")

@@ -1,0 +1,195 @@
+package testnet
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	longRun  = flag.Bool("long", false, "run the long reliability test (also WATCHFED_LONG=1); WATCHFED_LONG_DURATION sets its length (default 10m)")
+	seedFlag = flag.Uint64("seed", 0, "replay a reliability run with this seed (default: from the clock, logged)")
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// watchfedBinary builds the real binary once: the reliability tests kill -9
+// and pause node processes.
+func watchfedBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "watchfed-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "watchfed")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/watchfed").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build watchfed: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+func seed(t *testing.T) uint64 {
+	s := *seedFlag
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay: go test ./testnet -run '%s' -seed %d)", s, t.Name(), s)
+	return s
+}
+
+// diskBytes gives each node a 64 MiB tmpfs where mounting one is possible
+// (root), so the nemesis can fill a disk; 0 (no disk-full fault) otherwise.
+func diskBytes(t *testing.T) int64 {
+	dir := t.TempDir()
+	nt := &Net{}
+	if err := nt.mountTmpfs(dir, 1<<20); err != nil {
+		t.Logf("disk-full fault skipped: %v", err)
+		return 0
+	}
+	if err := nt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return 64 << 20
+}
+
+func startFaultyNet(t *testing.T, o Options) *Net {
+	t.Helper()
+	o.Binary, o.Faults = watchfedBinary(t), true
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	nt, err := Prepare(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := nt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return nt
+}
+
+func runJepsen(t *testing.T, j *Jepsen) *Report {
+	t.Helper()
+	j.Artifacts = t.ArtifactDir()
+	j.Logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), j.Duration+5*time.Minute)
+	defer cancel()
+	rep, err := j.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep.Table())
+	return rep
+}
+
+func requireOK(t *testing.T, rep *Report) {
+	t.Helper()
+	if rep.OK() {
+		return
+	}
+	for _, p := range first(rep.Problems, 30) {
+		t.Error(p)
+	}
+	if rep.Visualised != "" {
+		t.Errorf("not linearizable: history in %s", rep.Visualised)
+	}
+	t.Fatalf("reliability check failed (seed %d): lost %d, phantom %d, divergent %d, linearizable %v",
+		rep.Seed, rep.Lost, rep.Phantom, rep.Divergent, rep.Linearizable)
+}
+
+// TestJepsenShort: clients on three nodes write and read while every kind
+// of fault comes and goes; after healing nothing acknowledged is lost,
+// nothing unwritten appears, the states agree and the reads were linearizable.
+func TestJepsenShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three node processes for half a minute")
+	}
+	s := seed(t)
+	nt := startFaultyNet(t, Options{Seed: s, DiskBytes: diskBytes(t)})
+	rep := runJepsen(t, &Jepsen{Net: nt, Seed: s, Duration: 25 * time.Second, Hold: 2 * time.Second, Quiet: time.Second})
+	requireOK(t, rep)
+	if rep.Cycles < 3 || rep.Acked < 10 || rep.Reads < 10 {
+		t.Fatalf("too little happened to judge: %d cycles, %d acknowledged, %d reads", rep.Cycles, rep.Acked, rep.Reads)
+	}
+}
+
+// TestJepsenCatchesEarlyAck proves the checker can fail: nodes that
+// acknowledge a write before it commits (a test-only switch) must be caught.
+func TestJepsenCatchesEarlyAck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three node processes")
+	}
+	s := seed(t)
+	nt := startFaultyNet(t, Options{Seed: s, Env: []string{"WATCHFED_TEST_ACK_BEFORE_COMMIT=1"}})
+	rep := runJepsen(t, &Jepsen{Net: nt, Seed: s, Duration: 12 * time.Second, Faults: []string{FaultLatency}, Hold: 3 * time.Second, Quiet: 500 * time.Millisecond})
+	if rep.OK() {
+		t.Fatalf("the checker passed nodes that acknowledge before commit:\n%s", rep.Table())
+	}
+	if rep.Linearizable {
+		t.Fatalf("early acknowledgements not detected as non-linearizable reads:\n%s", rep.Table())
+	}
+	if _, err := os.Stat(rep.Visualised); err != nil {
+		t.Fatalf("no visualisation of the failing history: %v", err)
+	}
+	t.Logf("caught, as it must be; history in %s", rep.Visualised)
+}
+
+// TestJepsenLong is the long run behind -long or WATCHFED_LONG=1.
+// WATCHFED_FAULTS (comma-separated kinds) narrows the faults, WATCHFED_LONG_NODES sets the size.
+func TestJepsenLong(t *testing.T) {
+	if !*longRun && os.Getenv("WATCHFED_LONG") != "1" {
+		t.Skip("long reliability run: go test ./testnet -run TestJepsenLong -long -timeout 2h")
+	}
+	d := 10 * time.Minute
+	if v := os.Getenv("WATCHFED_LONG_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("WATCHFED_LONG_DURATION: %v", err)
+		}
+	}
+	nodes := 3
+	if v := os.Getenv("WATCHFED_LONG_NODES"); v != "" {
+		nodes, _ = strconv.Atoi(v)
+	}
+	var faults []string
+	if v := os.Getenv("WATCHFED_FAULTS"); v != "" {
+		faults = strings.Split(v, ",")
+	}
+	s := seed(t)
+	nt := startFaultyNet(t, Options{Nodes: nodes, Seed: s, DiskBytes: diskBytes(t)})
+	rep := runJepsen(t, &Jepsen{Net: nt, Seed: s, Duration: d, Faults: faults, Hold: 2 * time.Second, Quiet: time.Second})
+	for _, l := range rep.FaultLog {
+		t.Log(l)
+	}
+	t.Logf("\n%s", rep.Table())
+	requireOK(t, rep)
+}
