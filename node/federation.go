@@ -485,8 +485,11 @@ func (f *federation) receiveAvailable(ctx context.Context) error {
 			return err
 		}
 		batch := make([]store.Received, 0, len(es))
+		// Epoch keys opened in this batch are stored only with it: later
+		// entries of the batch (a catch-up after a restart) need them now.
+		keys := map[string][]byte{}
 		for _, e := range es {
-			r := f.open(e)
+			r := f.open(e, keys)
 			f.n.metrics.received.Add(float64(len(r.Entries)))
 			batch = append(batch, r)
 		}
@@ -505,11 +508,11 @@ func (f *federation) receiveAvailable(ctx context.Context) error {
 	}
 }
 
-// open decrypts what one entry holds for this agency.
-func (f *federation) open(e replication.Entry) store.Received {
+// open decrypts what one entry holds for this agency; keys holds the epoch
+// keys opened earlier in the same batch, and receives this entry's.
+func (f *federation) open(e replication.Entry, keys map[string][]byte) store.Received {
 	r := store.Received{Index: e.Index}
 	self := f.n.cfg.Agency
-	keys := map[string][]byte{}
 	epochKey := func(origin string, epoch uint64) ([]byte, bool) {
 		if k, ok := keys[fmt.Sprint(origin, "/", epoch)]; ok {
 			return k, true

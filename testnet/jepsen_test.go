@@ -79,6 +79,9 @@ func startFaultyNet(t *testing.T, o Options) *Net {
 	}
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
+		if d := os.Getenv("WATCHFED_TESTNET_DIR"); d != "" {
+			o.Dir = filepath.Join(d, t.Name()) // kept for the nodes' logs
+		}
 	}
 	nt, err := Prepare(o)
 	if err != nil {
@@ -116,8 +119,13 @@ func requireOK(t *testing.T, rep *Report) {
 	if rep.OK() {
 		return
 	}
-	for _, p := range first(rep.Problems, 30) {
-		t.Error(p)
+	// A few of each kind of problem.
+	kinds := map[string]int{}
+	for _, p := range rep.Problems {
+		k := strings.Fields(p + " x x")[1]
+		if kinds[k]++; kinds[k] <= 5 {
+			t.Error(p)
+		}
 	}
 	if rep.Visualised != "" {
 		t.Errorf("not linearizable: history in %s", rep.Visualised)

@@ -307,3 +307,33 @@ func TestReadAtLeastAsFreshAsAWrite(t *testing.T) {
 		t.Fatalf("read at an index not reached: %v, want Unavailable saying how far the node is", err)
 	}
 }
+
+// TestCatchUpOpensEpochKeyInSameBatch: a member that was down while an
+// origin published its first entries takes them in as one batch after it
+// restarts; the epoch key arriving in the first of them must open the later
+// ones too (found by the Jepsen run: entries silently skipped after kill -9).
+func TestCatchUpOpensEpochKeyInSameBatch(t *testing.T) {
+	l := startLocal(t, 3)
+	late := l.Nodes[2]
+	if err := late.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		want[add(t, l.Nodes[0], fmt.Sprintf("Batch Catchup %d", i)).Record.Id] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.Restart(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted member holds all five entries", func() bool {
+		got := shared(t, late)
+		for id := range want {
+			if _, ok := got[id]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -124,6 +124,10 @@ func (nt *Net) Close() error {
 		nt.Links.Close()
 	}
 	for _, d := range nt.mounts {
+		// The node's log outlives its tmpfs, next to where it was.
+		if data, err := os.ReadFile(filepath.Join(d, "node.log")); err == nil {
+			_ = os.WriteFile(d+"-node.log", data, 0o600)
+		}
 		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
 		}
