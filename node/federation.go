@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -264,6 +265,11 @@ func (f *federation) apply(ctx context.Context, cmd *pb.Command) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
+	return f.applyRaw(ctx, data)
+}
+
+// applyRaw is apply for an encoded command.
+func (f *federation) applyRaw(ctx context.Context, data []byte) (uint64, error) {
 	for attempt := 0; ; attempt++ {
 		idx, err := f.rep.ApplyRaw(ctx, data)
 		if !errors.Is(err, replication.ErrNotLeader) {
@@ -318,33 +324,33 @@ func (f *federation) recipients() (map[string]seal.Recipient, error) {
 // publishLoop drains the outbox: every record version written locally and
 // not local-only becomes a sealed entry in the log. It also grants the
 // history of this agency's entries to members that joined since.
+//
+// On the leader it keeps up to maxInFlight publications submitted to raft at
+// once: while one is stored and replicated the next is sealed, and raft
+// writes and fsyncs those waiting together. A write is acknowledged as soon
+// as its publication is applied; taking it off the outbox (one more fsync)
+// happens after, off the write's path.
 func (f *federation) publishLoop(ctx context.Context) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	p := &publisher{
+		f: f, inflight: map[string]bool{},
+		results: make(chan publishResult, maxInFlight), markWake: make(chan struct{}, 1),
+	}
+	go p.markLoop(ctx)
 	for {
 		f.n.reloadPolicy(ctx)
 		if f.joined() {
-			if err := f.catchUpIfChanged(ctx); err != nil && ctx.Err() == nil {
-				f.n.log.Warn("deliver earlier entries", "err", err)
-			}
-			for {
-				n, err := f.publishBatch(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						f.n.log.Warn("publish", "err", err)
-					}
-					break
-				}
-				if n == 0 {
-					break
-				}
-			}
+			p.publish(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case r := <-p.results:
+			p.done(ctx, r)
 		case <-f.wake:
 		case <-tick.C:
+			p.failed = false
 		}
 	}
 }
@@ -353,18 +359,176 @@ func (f *federation) publishLoop(ctx context.Context) {
 // of this many entries, each one signature.
 const maxBatch = 256
 
-func (f *federation) publishBatch(ctx context.Context) (int, error) {
-	recs, err := f.n.store.Outbox(ctx, maxBatch)
-	if err != nil || len(recs) == 0 {
-		return 0, err
+// maxInFlight bounds the publications submitted and not yet applied.
+const maxInFlight = 8
+
+// publisher is publishLoop's state; only its goroutine touches it, but for
+// inflight and toMark, shared with markLoop.
+type publisher struct {
+	f *federation
+	// submitted counts publications awaiting their result.
+	submitted int
+	results   chan publishResult
+
+	mu sync.Mutex
+	// inflight holds the versions submitted and not yet off the outbox.
+	inflight map[string]bool
+	// toMark are published versions for markLoop to take off the outbox.
+	toMark   []*pb.Record
+	markWake chan struct{}
+
+	// failed stops submitting after an error until the next tick.
+	failed bool
+}
+
+type publishResult struct {
+	recs  []*pb.Record
+	idx   uint64
+	err   error
+	start time.Time
+}
+
+func versionKey(r *pb.Record) string { return fmt.Sprintf("%s@%d", r.Id, r.Version) }
+
+// publish grants history when nothing is in flight, then submits
+// publications while there is room.
+func (p *publisher) publish(ctx context.Context) {
+	f := p.f
+	for !p.failed && p.submitted < maxInFlight {
+		rcpt, err := f.recipients()
+		if err != nil {
+			f.n.log.Warn("publish", "err", err)
+			return
+		}
+		if f.needsCatchUp(rcpt) {
+			// The policy or the members changed. Entries sealed before must
+			// be in the log before the catch-up looks for what partners lack:
+			// drain, then catch up.
+			if p.submitted > 0 {
+				return
+			}
+			if err := f.catchUpIfChanged(ctx); err != nil {
+				if ctx.Err() == nil {
+					f.n.log.Warn("deliver earlier entries", "err", err)
+				}
+				p.failed = true
+				return
+			}
+			continue
+		}
+		p.mu.Lock()
+		recs, err := f.n.store.OutboxExcept(ctx, maxBatch, func(id string, version uint64) bool {
+			return p.inflight[fmt.Sprintf("%s@%d", id, version)]
+		})
+		p.mu.Unlock()
+		if err != nil || len(recs) == 0 {
+			if err != nil {
+				f.n.log.Warn("publish", "err", err)
+			}
+			return
+		}
+		data, err := f.sealBatch(recs, rcpt)
+		if err != nil {
+			f.n.log.Warn("publish", "err", err)
+			p.failed = true
+			return
+		}
+		p.mu.Lock()
+		for _, r := range recs {
+			p.inflight[versionKey(r)] = true
+		}
+		p.mu.Unlock()
+		p.submitted++
+		start := time.Now()
+		if wait, err := f.rep.Submit(data, 30*time.Second); err == nil {
+			go func() {
+				idx, err := wait()
+				p.results <- publishResult{recs: recs, idx: idx, err: err, start: start}
+			}()
+			continue
+		}
+		// Not the leader: forward, one publication at a time, so that they
+		// reach the log in order.
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		idx, err := f.applyRaw(actx, data)
+		cancel()
+		p.done(ctx, publishResult{recs: recs, idx: idx, err: err, start: start})
 	}
-	rcpt, err := f.recipients()
-	if err != nil {
-		return 0, err
+}
+
+// done acknowledges the writes a publication carried, or puts them back.
+func (p *publisher) done(ctx context.Context, r publishResult) {
+	f := p.f
+	p.submitted--
+	if r.err != nil {
+		if ctx.Err() == nil {
+			f.n.log.Warn("publish", "err", r.err)
+		}
+		// They stay in the outbox and go again; the FSM keeps the first copy
+		// of a version if this one was committed after all.
+		p.mu.Lock()
+		for _, rec := range r.recs {
+			delete(p.inflight, versionKey(rec))
+		}
+		p.mu.Unlock()
+		p.failed = true
+		return
 	}
+	f.n.metrics.publishLat.Observe(time.Since(r.start).Seconds())
+	f.n.metrics.published.Add(float64(len(r.recs)))
+	f.mu.Lock()
+	for _, rec := range r.recs {
+		key := versionKey(rec)
+		for _, ch := range f.waiters[key] {
+			ch <- r.idx
+		}
+		delete(f.waiters, key)
+	}
+	f.mu.Unlock()
+	p.mu.Lock()
+	p.toMark = append(p.toMark, r.recs...)
+	p.mu.Unlock()
+	select {
+	case p.markWake <- struct{}{}:
+	default:
+	}
+}
+
+// markLoop takes published versions off the outbox, many publications'
+// worth in one transaction, and only then out of inflight.
+func (p *publisher) markLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.markWake:
+		}
+		p.mu.Lock()
+		recs := p.toMark
+		p.toMark = nil
+		p.mu.Unlock()
+		if len(recs) == 0 {
+			continue
+		}
+		if err := p.f.n.store.MarkPublished(ctx, recs); err != nil && ctx.Err() == nil {
+			// They stay in the outbox and are published again: a duplicate
+			// the FSM ignores.
+			p.f.n.log.Warn("take published records off the outbox", "err", err)
+		}
+		p.mu.Lock()
+		for _, r := range recs {
+			delete(p.inflight, versionKey(r))
+		}
+		p.mu.Unlock()
+	}
+}
+
+// sealBatch seals record versions, each with the bodies the policy gives
+// each partner, into one encoded publication command.
+func (f *federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient) ([]byte, error) {
 	h, err := f.holdings()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	names := sortedKeys(rcpt)
 	pol := f.n.policy()
@@ -372,7 +536,7 @@ func (f *federation) publishBatch(ctx context.Context) (int, error) {
 	for _, r := range recs {
 		bodies, err := f.bodiesFor(pol, r, names, h)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if len(bodies) == 0 {
 			// Shared with no partner (yet): the entry is still ordered in the
@@ -380,7 +544,7 @@ func (f *federation) publishBatch(ctx context.Context) (int, error) {
 			// policy names later gets it by a key grant.
 			plain, err := pol.Decide(r, "").Plaintext(r)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			bodies = []seal.BodyPlain{{Plaintext: plain}}
 		}
@@ -388,54 +552,50 @@ func (f *federation) publishBatch(ctx context.Context) (int, error) {
 	}
 	pub, err := f.sealer.Seal(items, rcpt)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	start := time.Now()
-	idx, err := f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
-	if err != nil {
-		return 0, err
-	}
-	f.n.metrics.publishLat.Observe(time.Since(start).Seconds())
-	f.n.metrics.published.Add(float64(len(recs)))
-	if err := f.n.store.MarkPublished(ctx, recs); err != nil {
-		return 0, err
-	}
-	f.mu.Lock()
-	for _, r := range recs {
-		key := fmt.Sprintf("%s@%d", r.Id, r.Version)
-		for _, ch := range f.waiters[key] {
-			ch <- idx
-		}
-		delete(f.waiters, key)
-	}
-	f.mu.Unlock()
-	return len(recs), nil
+	return proto.Marshal(&pb.Command{Command: &pb.Command_Publication{Publication: pub}})
 }
 
-// waitPublished waits until a record version is committed to the log and
-// returns its index; 0 if the node is in no federation or ctx ends first
-// (the version stays queued and is published later).
-func (f *federation) waitPublished(ctx context.Context, r *pb.Record) uint64 {
+// expectPublished registers a waiter for a record version's log index. It is
+// called before the version is stored, so that the publish loop cannot take
+// it up before anyone listens. wait wakes the loop and waits until the
+// version is committed, returning its index; 0 if the node is in no
+// federation or ctx ends first (the version stays queued and is published
+// later). drop forgets the waiter when the write did not happen.
+func (f *federation) expectPublished(r *pb.Record) (wait func(ctx context.Context) uint64, drop func()) {
 	if r.Local || !f.joined() {
-		return 0
+		return func(context.Context) uint64 { return 0 }, func() {}
 	}
 	ch := make(chan uint64, 1)
-	key := fmt.Sprintf("%s@%d", r.Id, r.Version)
+	key := versionKey(r)
 	f.mu.Lock()
 	f.waiters[key] = append(f.waiters[key], ch)
 	f.mu.Unlock()
-	select {
-	case f.wake <- struct{}{}:
-	default:
+	drop = func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		ws := slices.DeleteFunc(f.waiters[key], func(c chan uint64) bool { return c == ch })
+		if len(ws) == 0 {
+			delete(f.waiters, key)
+		} else {
+			f.waiters[key] = ws
+		}
 	}
-	select {
-	case idx := <-ch:
-		return idx
-	case <-ctx.Done():
-		return 0
+	wait = func(ctx context.Context) uint64 {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case idx := <-ch:
+			return idx
+		case <-ctx.Done():
+			drop()
+			return 0
+		}
 	}
+	return wait, drop
 }
 
 // catchUpIfChanged runs a catch-up when the policy in force or the joined
@@ -445,8 +605,7 @@ func (f *federation) catchUpIfChanged(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, gen := f.n.policyState()
-	fp := fmt.Sprint(gen, sortedKeys(rcpt))
+	fp := f.catchUpPrint(rcpt)
 	if fp == f.caughtUp {
 		return nil
 	}
@@ -455,6 +614,18 @@ func (f *federation) catchUpIfChanged(ctx context.Context) error {
 	}
 	f.caughtUp = fp
 	return nil
+}
+
+// catchUpPrint identifies the policy in force and the joined members.
+func (f *federation) catchUpPrint(rcpt map[string]seal.Recipient) string {
+	_, gen := f.n.policyState()
+	return fmt.Sprint(gen, sortedKeys(rcpt))
+}
+
+// needsCatchUp reports whether the policy or the members changed since the
+// last catch-up that completed.
+func (f *federation) needsCatchUp(rcpt map[string]seal.Recipient) bool {
+	return f.catchUpPrint(rcpt) != f.caughtUp
 }
 
 // receiveLoop takes in, in log order, what the log brings this agency:

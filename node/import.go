@@ -217,6 +217,8 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 	if len(recs) == 0 {
 		return 0, nil
 	}
+	// Listen for the last version's publication before it is stored.
+	wait, drop := n.fed.expectPublished(recs[len(recs)-1])
 	base := draftFrom(ctx).ev
 	by := ""
 	if id, ok := auth.FromContext(ctx); ok {
@@ -237,6 +239,7 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 				Action: base.Action, Target: rec.Id, Outcome: "ok", Detail: fmt.Sprintf("%s: version %d (%s)", note, rec.Version, rec.SourceRef)}
 		}
 		if _, err := n.store.PutBatch(ctx, batch, evs); err != nil {
+			drop()
 			return 0, storeError(err, fmt.Sprintf("import batch at %s", batch[0].SourceRef))
 		}
 		for _, rec := range batch {
@@ -245,5 +248,5 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 	}
 	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
 	defer cancel()
-	return n.fed.waitPublished(wctx, recs[len(recs)-1]), nil
+	return wait(wctx), nil
 }

@@ -283,7 +283,9 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 	d.ev.Target = rec.Id
 	d.ev.Outcome = "ok"
 	d.ev.Detail = fmt.Sprintf("version %d", rec.Version)
+	wait, drop := n.fed.expectPublished(rec)
 	if _, err := n.store.Put(ctx, rec, d.ev); err != nil {
+		drop()
 		return 0, storeError(err, rec.Id)
 	}
 	d.written = true
@@ -295,7 +297,7 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 	}
 	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
 	defer cancel()
-	return n.fed.waitPublished(wctx, rec), nil
+	return wait(wctx), nil
 }
 
 func storeError(err error, id string) error {

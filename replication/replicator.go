@@ -182,25 +182,40 @@ func (r *Replicator) Apply(ctx context.Context, cmd *pb.Command) (uint64, error)
 
 // ApplyRaw is Apply for an already encoded command (forwarded by a follower).
 func (r *Replicator) ApplyRaw(ctx context.Context, data []byte) (uint64, error) {
-	if r.Raft.State() != raft.Leader {
-		return 0, ErrNotLeader
-	}
 	timeout := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	wait, err := r.Submit(data, timeout)
+	if err != nil {
+		return 0, err
+	}
+	return wait()
+}
+
+// Submit hands an encoded command to raft without waiting for it to commit,
+// so that the next can be sealed meanwhile and raft stores and replicates
+// them together. Commands submitted one after another by one goroutine enter
+// the log in that order. wait blocks until the command is applied on this
+// node and returns its index. Leader only; timeout bounds the enqueueing.
+func (r *Replicator) Submit(data []byte, timeout time.Duration) (wait func() (uint64, error), err error) {
+	if r.Raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
 	f := r.Raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	return func() (uint64, error) {
+		if err := f.Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+			}
+			return 0, fmt.Errorf("apply: %w", err)
 		}
-		return 0, fmt.Errorf("apply: %w", err)
-	}
-	res, _ := f.Response().(ApplyResult)
-	if res.Err != nil {
-		return f.Index(), res.Err
-	}
-	return f.Index(), nil
+		res, _ := f.Response().(ApplyResult)
+		if res.Err != nil {
+			return f.Index(), res.Err
+		}
+		return f.Index(), nil
+	}, nil
 }
 
 // Leader returns the current leader's id and address, empty if none is known.

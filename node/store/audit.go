@@ -77,7 +77,7 @@ func appendAudit(tx *bolt.Tx, ev *pb.AuditEvent) (*pb.AuditEvent, error) {
 // Concurrent appends share a transaction and an fsync.
 func (s *Store) AppendAudit(ctx context.Context, ev *pb.AuditEvent) (*pb.AuditEvent, error) {
 	var out *pb.AuditEvent
-	err := s.db.Batch(func(tx *bolt.Tx) (err error) {
+	err := s.batch(func(tx *bolt.Tx) (err error) {
 		out, err = appendAudit(tx, ev)
 		return err
 	})

@@ -15,11 +15,20 @@ import (
 // Outbox returns up to limit record versions written but not yet published,
 // oldest version of each record first.
 func (s *Store) Outbox(ctx context.Context, limit int) ([]*pb.Record, error) {
+	return s.OutboxExcept(ctx, limit, nil)
+}
+
+// OutboxExcept is Outbox without the versions skip reports (those already
+// being published).
+func (s *Store) OutboxExcept(ctx context.Context, limit int, skip func(id string, version uint64) bool) ([]*pb.Record, error) {
 	var out []*pb.Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		versions := tx.Bucket(bucketVersions)
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if skip != nil && len(k) > 9 && skip(string(k[:len(k)-9]), u64(k[len(k)-8:])) {
+				continue
+			}
 			rec, err := decodeRecord(versions.Get(k))
 			if err != nil {
 				return err

@@ -55,6 +55,7 @@ type Options struct {
 type Store struct {
 	db  *bolt.DB
 	log *slog.Logger
+	gc  groupCommit
 }
 
 // Open opens or creates the store file. A second process opening the same
@@ -74,8 +75,6 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	// Concurrent writers share one commit and one fsync; a short delay gathers them.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketVersions, bucketCurrent, bucketAudit, bucketOutbox, bucketShared, bucketSharedAt, bucketSharedID, bucketEpochs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -118,7 +117,7 @@ func (s *Store) PutBatch(ctx context.Context, recs []*pb.Record, evs []*pb.Audit
 		return nil, err
 	}
 	var stored []*pb.AuditEvent
-	update := s.db.Batch
+	update := s.batch
 	if len(recs) > 1 {
 		update = s.db.Update // a bulk write is its own batch
 	}

@@ -309,3 +309,48 @@ func BenchmarkCurrent(b *testing.B) {
 		}
 	})
 }
+
+// TestSharedCommitIsolatesAFailedWriter: writers that share a transaction
+// with one whose write is refused still commit, and the refused one stores
+// nothing (neither the record nor its audit event).
+func TestSharedCommitIsolatesAFailedWriter(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	mustPut(t, s, version("DEV/taken", 1, t0, "first", 1))
+	var wg sync.WaitGroup
+	errs := make([]error, 33)
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := version(fmt.Sprintf("DEV/w%02d", w), 1, t0, "ok", 1)
+			if w%8 == 0 {
+				r = version("DEV/taken", 1, t0, "conflicting", 1) // version 1 exists
+			}
+			_, errs[w] = s.Put(ctx, r, ev("put"))
+		}()
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if w%8 == 0 {
+			if !errors.Is(err, ErrConflict) {
+				t.Errorf("writer %d: err %v, want a conflict", w, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("writer %d: %v", w, err)
+		}
+	}
+	all, _, _ := s.List(ctx, ListOptions{})
+	if len(all) != 1+28 {
+		t.Errorf("%d records, want 29", len(all))
+	}
+	if cur, err := s.Current(ctx, "DEV/taken"); err != nil || cur.Subject.Name != "first" {
+		t.Errorf("DEV/taken is %v (%v), want the first write", cur, err)
+	}
+	res, err := s.VerifyAudit(ctx)
+	if err != nil || !res.OK || res.Checked != 29 {
+		t.Errorf("audit: %+v %v, want 29 events in a valid chain", res, err)
+	}
+}
