@@ -475,7 +475,6 @@ func (p *publisher) done(ctx context.Context, r publishResult) {
 		return
 	}
 	f.n.metrics.publishLat.Observe(time.Since(r.start).Seconds())
-	f.n.metrics.published.Add(float64(len(r.recs)))
 	f.mu.Lock()
 	for _, rec := range r.recs {
 		key := versionKey(rec)
@@ -515,6 +514,9 @@ func (p *publisher) markLoop(ctx context.Context) {
 			// the FSM ignores.
 			p.f.n.log.Warn("take published records off the outbox", "err", err)
 		}
+		// Counted once off the outbox, so that the outbox gauge and this
+		// counter agree.
+		p.f.n.metrics.published.Add(float64(len(recs)))
 		p.mu.Lock()
 		for _, r := range recs {
 			delete(p.inflight, versionKey(r))
