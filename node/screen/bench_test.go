@@ -59,7 +59,6 @@ func benchSearch(b *testing.B, items []importer.Item) {
 	x := build(items)
 	after := heap()
 	_, names := x.Len()
-	b.ReportMetric(float64(after-before)/float64(names), "index-B/name")
 	var queries []string
 	for _, v := range bench.Variants(items, 1000, 2) {
 		queries = append(queries, v.Query)
@@ -69,6 +68,8 @@ func benchSearch(b *testing.B, items []importer.Item) {
 	for i := 0; b.Loop(); i++ {
 		x.Search(screen.Query{Name: queries[i%len(queries)]})
 	}
+	b.ReportMetric(float64(after-before)/float64(names), "index-B/name")
+	b.ReportMetric(float64(after-before)/(1<<20), "index-MiB")
 	runtime.KeepAlive(x)
 }
 

@@ -82,6 +82,8 @@ type tokInfo struct {
 	text  string
 	skel  string // phonetic key, computed once
 	abjad bool
+	ascii bool
+	bag   uint32   // letters present (a-z, digits folded), for a cheap pre-check
 	post  []uint32 // ids of the live names holding the token, ascending
 }
 
@@ -250,7 +252,7 @@ func (x *Index) token(t token) uint32 {
 	id := uint32(len(x.toks))
 	x.tokID[t.text] = id
 	k := skeleton(t.text)
-	x.toks = append(x.toks, tokInfo{text: t.text, skel: k, abjad: t.abjad})
+	x.toks = append(x.toks, tokInfo{text: t.text, skel: k, abjad: t.abjad, ascii: isASCII(t.text), bag: letterBag(t.text)})
 	for _, g := range trigrams(t.text) {
 		x.grams[g] = append(x.grams[g], id)
 	}
@@ -258,6 +260,24 @@ func (x *Index) token(t token) uint32 {
 		x.skels[k] = append(x.skels[k], id)
 	}
 	return id
+}
+
+// letterBag is the set of letters of a word as bits: two words within two
+// typos differ by at most two letters each way.
+func letterBag(w string) uint32 {
+	var b uint32
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			b |= 1 << (c - 'a')
+		case '0' <= c && c <= '9':
+			b |= 1 << 26
+		default:
+			b |= 1 << 27
+		}
+	}
+	return b
 }
 
 // trigrams returns the byte trigrams of a word padded at both ends, so that
@@ -283,11 +303,12 @@ func (x *Index) idf(df int) float64 {
 // tokenSim is the similarity of two words in 0..1 and how they matched.
 // Below minTokenSim two words count as different.
 func tokenSim(a, b string, abjad bool) (float64, string) {
-	return tokenSimK(a, b, skeleton(a), skeleton(b), abjad)
+	return tokenSimK(a, b, skeleton(a), skeleton(b), abjad, isASCII(a) && isASCII(b))
 }
 
-// tokenSimK is tokenSim with the words' phonetic keys already known.
-func tokenSimK(a, b, ka, kb string, abjad bool) (float64, string) {
+// tokenSimK is tokenSim with the words' phonetic keys and whether both are
+// ASCII already known.
+func tokenSimK(a, b, ka, kb string, abjad, ascii bool) (float64, string) {
 	if a == b {
 		return 1, "exact"
 	}
@@ -297,7 +318,12 @@ func tokenSimK(a, b, ka, kb string, abjad bool) (float64, string) {
 		}
 		return 0, ""
 	}
-	s := jaroWinkler(a, b)
+	var s float64
+	if ascii {
+		s = jwASCII(a, b)
+	} else {
+		s = jaroWinkler(a, b)
+	}
 	how := "similar"
 	if ka == kb && len(ka) >= 2 {
 		switch {

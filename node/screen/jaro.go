@@ -1,6 +1,9 @@
 package screen
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+	"unsafe"
+)
 
 // jaroWinkler returns the Jaro-Winkler similarity of two words in 0..1
 // (prefix scale 0.1, prefix up to 4), the usual measure for name typos.
@@ -8,12 +11,15 @@ func jaroWinkler(a, b string) float64 {
 	if a == b {
 		return 1
 	}
-	var ra, rb []rune
 	if isASCII(a) && isASCII(b) {
-		return jwBytes([]byte(a), []byte(b))
+		return jwASCII(a, b)
 	}
-	ra, rb = []rune(a), []rune(b)
-	return jw(ra, rb)
+	return jw([]rune(a), []rune(b))
+}
+
+// jwASCII compares ASCII words as bytes, without copying them.
+func jwASCII(a, b string) float64 {
+	return jw(unsafe.Slice(unsafe.StringData(a), len(a)), unsafe.Slice(unsafe.StringData(b), len(b)))
 }
 
 func isASCII(s string) bool {
@@ -25,8 +31,7 @@ func isASCII(s string) bool {
 	return true
 }
 
-func jwBytes(a, b []byte) float64 { return jw(a, b) }
-
+// jw is Jaro-Winkler over bytes (ASCII words) or runes; it only reads a and b.
 func jw[T byte | rune](a, b []T) float64 {
 	la, lb := len(a), len(b)
 	if la == 0 || lb == 0 {

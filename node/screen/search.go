@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -112,6 +113,8 @@ type scratch struct {
 	seen  []uint32  // names touched
 	gram  []uint8   // token → shared trigrams
 	gseen []uint32
+	mark  []uint32 // token → the similar() call that already looked at it
+	gen   uint32
 }
 
 // Search returns the entries whose names or identifiers match the query,
@@ -212,33 +215,51 @@ type simTok struct {
 // similar by Jaro-Winkler.
 func (x *Index) similar(t token, s *scratch) []simTok {
 	var out []simTok
-	tk := skeleton(t.text)
+	tk, tASCII, tBag := skeleton(t.text), isASCII(t.text), letterBag(t.text)
+	if cap(s.mark) < len(x.toks) {
+		s.mark = make([]uint32, len(x.toks))
+	}
+	s.mark = s.mark[:len(x.toks)]
+	s.gen++
 	add := func(id uint32) {
-		for _, o := range out {
-			if o.id == id {
-				return
-			}
-		}
-		ti := &x.toks[id]
-		if len(ti.post) == 0 {
+		if s.mark[id] == s.gen {
 			return
 		}
-		if sim, _ := tokenSimK(t.text, ti.text, tk, ti.skel, t.abjad || ti.abjad); sim > 0 {
+		s.mark[id] = s.gen
+		ti := &x.toks[id]
+		if d := len(ti.text) - len(t.text); len(ti.post) == 0 || d < -3 || d > 3 {
+			return
+		}
+		// Spelling variants and typos change few letters; transliterations
+		// from abjads drop vowels, so the check only applies among Latin words.
+		if !t.abjad && !ti.abjad && (bits.OnesCount32(tBag&^ti.bag) > 2 || bits.OnesCount32(ti.bag&^tBag) > 2) {
+			return
+		}
+		if sim, _ := tokenSimK(t.text, ti.text, tk, ti.skel, t.abjad || ti.abjad, tASCII && ti.ascii); sim > 0 {
 			out = append(out, simTok{id, sim})
 		}
 	}
 	if id, ok := x.tokID[t.text]; ok {
 		add(id)
 	}
-	if len(tk) >= 2 {
-		for _, id := range x.skels[tk] {
+	// A phonetic key shared by very many words (short keys) says little:
+	// those are left to the trigrams.
+	if bucket := x.skels[tk]; len(tk) >= 2 && len(bucket) <= 2000 {
+		for _, id := range bucket {
 			add(id)
 		}
 	}
 	if len(t.text) < 3 {
 		return out
 	}
+	// Two edits spoil at most six trigrams, so a word within two edits
+	// shares at least one of any seven of the query word's trigrams: count
+	// only the seven rarest (the shortest lists) and verify by Jaro-Winkler.
 	gs := trigrams(t.text)
+	slices.SortFunc(gs, func(a, b uint32) int { return cmp.Compare(len(x.grams[a]), len(x.grams[b])) })
+	if len(gs) > 7 {
+		gs = gs[:7]
+	}
 	if cap(s.gram) < len(x.toks) {
 		s.gram = make([]uint8, len(x.toks))
 	}
@@ -254,14 +275,15 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 			}
 		}
 	}
-	// Two typos can spoil six trigrams; a third of them in common is
-	// enough to look closer.
-	need := uint8(max(2, len(gs)/3))
+	// Ask for two in common (one for words of five trigrams or fewer), to
+	// keep the list to verify short; the phonetic key catches more.
+	need := uint8(2)
+	if len(gs) <= 5 {
+		need = 1
+	}
 	for _, id := range s.gseen {
 		if s.gram[id] >= need {
-			if d := len(x.toks[id].text) - len(t.text); d >= -3 && d <= 3 {
-				add(id)
-			}
+			add(id)
 		}
 		s.gram[id] = 0
 	}
@@ -365,7 +387,7 @@ func (x *Index) nameScore(qt []token, qk []string, n *nameRec, cache map[uint64]
 			c, ok := cache[key]
 			if !ok {
 				ti := &x.toks[tid]
-				c.sim, c.how = tokenSimK(t.text, ti.text, qk[qi], ti.skel, t.abjad || ti.abjad)
+				c.sim, c.how = tokenSimK(t.text, ti.text, qk[qi], ti.skel, t.abjad || ti.abjad, ti.ascii && isASCII(t.text))
 				cache[key] = c
 			}
 			if c.sim > 0 {
