@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/watchfed/watchfed/node/pki"
@@ -53,6 +54,10 @@ func EnsureDevCerts(cfg *Config) (ClientEnv, error) {
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
 	if host != "" && host != "0.0.0.0" && host != "::" {
 		hosts = append(hosts, host)
+	}
+	// Partners dial the advertised name (a container's service name, say).
+	if adv, _, err := net.SplitHostPort(cfg.Advertise); err == nil && adv != "" && !slices.Contains(hosts, adv) {
+		hosts = append(hosts, adv)
 	}
 	issue := func(base, name string, roles []pki.Role, hosts []string) (string, string, error) {
 		cert, key := filepath.Join(dir, base+".pem"), filepath.Join(dir, base+"-key.pem")

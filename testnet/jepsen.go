@@ -43,7 +43,7 @@ var AllFaults = []string{FaultPartitionOne, FaultPartitionLeader, FaultPartition
 // and read while a nemesis injects faults drawn from Seed; then everything
 // heals and Check judges what the nodes hold against what was acknowledged.
 type Jepsen struct {
-	Net      *Net
+	Target   Nemesis
 	Seed     uint64
 	Duration time.Duration // of the faulty phase
 	Clients  int           // per node; default 2
@@ -124,10 +124,11 @@ func (j *Jepsen) Run(ctx context.Context) (*Report, error) {
 		j.Clients = 2
 	}
 	if j.Faults == nil {
-		j.Faults = AllFaults
+		j.Faults = j.Target.Kinds()
 	}
-	if j.Net.DiskBytes == 0 {
-		j.Faults = slices.DeleteFunc(slices.Clone(j.Faults), func(f string) bool { return f == FaultDiskFull })
+	j.Faults = slices.DeleteFunc(slices.Clone(j.Faults), func(f string) bool { return !slices.Contains(j.Target.Kinds(), f) })
+	if len(j.Faults) == 0 {
+		return nil, errors.New("no fault this federation can inject")
 	}
 	if j.Hold == 0 {
 		j.Hold = 3 * time.Second
@@ -142,8 +143,8 @@ func (j *Jepsen) Run(ctx context.Context) (*Report, error) {
 	j.t0 = time.Now()
 	h := &history{start: time.Now(), writes: map[string]*written{}, origin: map[string]string{}}
 
-	conns := make([]*grpc.ClientConn, len(j.Net.Members))
-	for i, m := range j.Net.Members {
+	conns := make([]*grpc.ClientConn, len(j.Target.Nodes()))
+	for i, m := range j.Target.Nodes() {
 		c, err := m.Dial()
 		if err != nil {
 			return nil, err
@@ -155,7 +156,7 @@ func (j *Jepsen) Run(ctx context.Context) (*Report, error) {
 	wctx, stop := context.WithTimeout(ctx, j.Duration)
 	defer stop()
 	var wg sync.WaitGroup
-	for i := range j.Net.Members {
+	for i := range j.Target.Nodes() {
 		for c := 0; c < j.Clients; c++ {
 			wg.Add(1)
 			go func() {
@@ -168,7 +169,7 @@ func (j *Jepsen) Run(ctx context.Context) (*Report, error) {
 	}
 	nemErr := j.nemesis(wctx, rep)
 	wg.Wait()
-	if err := j.healAll(ctx); err != nil {
+	if err := j.Target.HealAll(ctx); err != nil {
 		return rep, fmt.Errorf("heal: %w", err)
 	}
 	if nemErr != nil && ctx.Err() == nil {
@@ -196,7 +197,7 @@ func (j *Jepsen) Run(ctx context.Context) (*Report, error) {
 // nemesis injects a fault, holds it, heals, waits for calm, until ctx ends.
 func (j *Jepsen) nemesis(ctx context.Context, rep *Report) error {
 	rng := rand.New(rand.NewPCG(j.Seed, 0))
-	n := len(j.Net.Members)
+	n := len(j.Target.Nodes())
 	for ctx.Err() == nil {
 		// Every draw comes from the seed, in the same order, whatever happens:
 		// the schedule replays exactly.
@@ -208,7 +209,7 @@ func (j *Jepsen) nemesis(ctx context.Context, rep *Report) error {
 		perm := rng.Perm(n)
 		latency := time.Duration(20+rng.IntN(180)) * time.Millisecond
 		hold := j.Hold/2 + time.Duration(rng.Int64N(int64(j.Hold)))
-		desc, heal, err := j.inject(ctx, kind, a, b, perm, latency)
+		desc, heal, err := j.Target.Inject(ctx, kind, Draw{A: a, B: b, Perm: perm, Latency: latency})
 		if err != nil {
 			return fmt.Errorf("cycle %d %s: %w", rep.Cycles+1, kind, err)
 		}
@@ -238,15 +239,52 @@ func wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (j *Jepsen) inject(ctx context.Context, kind string, a, b int, perm []int, latency time.Duration) (string, func(context.Context) error, error) {
-	nt, ms := j.Net, j.Net.Members
+// Nemesis is a federation the Jepsen run can hurt: Net (processes behind
+// fault proxies) and Compose (containers on a Docker network).
+type Nemesis interface {
+	Nodes() []*Member
+	// Kinds are the fault kinds it can inject.
+	Kinds() []string
+	// Inject starts a fault and returns what it did and how to end it.
+	Inject(ctx context.Context, kind string, d Draw) (desc string, heal func(context.Context) error, err error)
+	// HealAll ends every fault and waits until every node serves.
+	HealAll(ctx context.Context) error
+}
+
+// Draw is what the seed decided for one fault: nodes A ≠ B, a permutation
+// of the nodes, a latency.
+type Draw struct {
+	A, B    int
+	Perm    []int
+	Latency time.Duration
+}
+
+// Nodes are the testnet's members.
+func (nt *Net) Nodes() []*Member { return nt.Members }
+
+// Kinds: every fault needs the proxies, disk-full a per-node disk.
+func (nt *Net) Kinds() []string {
+	var out []string
+	for _, k := range AllFaults {
+		if (nt.Links == nil && k != FaultKill && k != FaultPause) || (k == FaultDiskFull && nt.DiskBytes == 0) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// Inject implements Nemesis.
+func (nt *Net) Inject(ctx context.Context, kind string, d Draw) (string, func(context.Context) error, error) {
+	ms := nt.Members
+	a, b, perm, latency := d.A, d.B, d.Perm, d.Latency
 	healLinks := func(context.Context) error { nt.Links.Heal(); return nil }
 	switch kind {
 	case FaultPartitionOne:
 		nt.Links.Partition([]int{a}, others(len(ms), a))
 		return fmt.Sprintf("partition %s | rest", ms[a].Agency), healLinks, nil
 	case FaultPartitionLeader:
-		l := j.leader(ctx)
+		l := leader(ctx, ms)
 		if l < 0 {
 			l = a
 		}
@@ -303,13 +341,13 @@ func others(n, except int) []int {
 }
 
 // leader is the position of the member that a reachable member names leader; -1 if none.
-func (j *Jepsen) leader(ctx context.Context) int {
-	for _, m := range j.Net.Members {
+func leader(ctx context.Context, ms []*Member) int {
+	for _, m := range ms {
 		st, err := status1(ctx, m, false)
 		if err != nil || st.Leader == "" {
 			continue
 		}
-		for i, o := range j.Net.Members {
+		for i, o := range ms {
 			if o.Agency == st.Leader || strings.HasPrefix(st.Leader, o.Agency) {
 				return i
 			}
@@ -329,9 +367,8 @@ func status1(ctx context.Context, m *Member, hash bool) (*pb.GetStatusResponse, 
 	return pb.NewFederationServiceClient(conn).GetStatus(cctx, &pb.GetStatusRequest{WithStateHash: hash})
 }
 
-// healAll lifts every fault: links, paused and dead processes, full disks.
-func (j *Jepsen) healAll(ctx context.Context) error {
-	nt := j.Net
+// HealAll lifts every fault: links, paused and dead processes, full disks.
+func (nt *Net) HealAll(ctx context.Context) error {
 	if nt.Links != nil {
 		nt.Links.Heal()
 	}
@@ -454,7 +491,7 @@ func definitelyRefused(err error) bool {
 }
 
 func (c *client) create(ctx context.Context, rc pb.RecordServiceClient) {
-	w := &written{origin: c.j.Net.Members[c.node].Agency, version: 1, tag: c.tag()}
+	w := &written{origin: c.j.Target.Nodes()[c.node].Agency, version: 1, tag: c.tag()}
 	c.invoke(w)
 	call := c.h.now()
 	octx, cancel := opCtx(ctx)
@@ -474,7 +511,7 @@ func (c *client) create(ctx context.Context, rc pb.RecordServiceClient) {
 
 func (c *client) amend(ctx context.Context, rc pb.RecordServiceClient, k int) {
 	o := c.own[k]
-	w := &written{origin: c.j.Net.Members[c.node].Agency, id: o.id, version: o.version + 1, tag: c.tag()}
+	w := &written{origin: c.j.Target.Nodes()[c.node].Agency, id: o.id, version: o.version + 1, tag: c.tag()}
 	c.invoke(w)
 	call := c.h.now()
 	octx, cancel := opCtx(ctx)
@@ -490,7 +527,7 @@ func (c *client) amend(ctx context.Context, rc pb.RecordServiceClient, k int) {
 
 func (c *client) delist(ctx context.Context, rc pb.RecordServiceClient, k int) {
 	o := c.own[k]
-	w := &written{origin: c.j.Net.Members[c.node].Agency, id: o.id, version: o.version + 1, tag: c.tag()}
+	w := &written{origin: c.j.Target.Nodes()[c.node].Agency, id: o.id, version: o.version + 1, tag: c.tag()}
 	c.invoke(w)
 	call := c.h.now()
 	octx, cancel := opCtx(ctx)
@@ -508,7 +545,7 @@ func (c *client) delist(ctx context.Context, rc pb.RecordServiceClient, k int) {
 // read asks this client's node, consistently, for a record another agency
 // published.
 func (c *client) read(ctx context.Context, sc pb.SharedServiceClient) {
-	self := c.j.Net.Members[c.node].Agency
+	self := c.j.Target.Nodes()[c.node].Agency
 	c.h.mu.Lock()
 	var cands []string
 	for _, id := range c.h.ids {
@@ -620,7 +657,7 @@ func first(s []string, n int) []string { return s[:min(n, len(s))] }
 // compare counts acknowledged versions missing somewhere, versions nobody
 // wrote, and nodes that disagree.
 func (j *Jepsen) compare(ctx context.Context, h *history, conns []*grpc.ClientConn) (lost, phantom, divergent int, problems []string) {
-	ms := j.Net.Members
+	ms := j.Target.Nodes()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 

@@ -35,7 +35,10 @@ func watchfedBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "watchfed")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/watchfed").CombinedOutput()
+		// Static, so that the same binary also runs in the FROM scratch image.
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "../cmd/watchfed")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = err
 			binPath = string(out)
@@ -56,9 +59,11 @@ func seed(t *testing.T) uint64 {
 	return s
 }
 
-// diskBytes gives each node a 64 MiB tmpfs where mounting one is possible
-// (root), so the nemesis can fill a disk; 0 (no disk-full fault) otherwise.
-func diskBytes(t *testing.T) int64 {
+// diskBytes gives each node a tmpfs of size bytes where mounting one is
+// possible (root), so the nemesis can fill a disk; 0 (no disk-full fault)
+// otherwise. It must hold the whole run's raft log and state: a node whose
+// disk fills up by itself stops taking in the log, as it should.
+func diskBytes(t *testing.T, size int64) int64 {
 	dir := t.TempDir()
 	nt := &Net{}
 	if err := nt.mountTmpfs(dir, 1<<20); err != nil {
@@ -68,7 +73,7 @@ func diskBytes(t *testing.T) int64 {
 	if err := nt.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return 64 << 20
+	return size
 }
 
 func startFaultyNet(t *testing.T, o Options) *Net {
@@ -142,8 +147,8 @@ func TestJepsenShort(t *testing.T) {
 		t.Skip("starts three node processes for half a minute")
 	}
 	s := seed(t)
-	nt := startFaultyNet(t, Options{Seed: s, DiskBytes: diskBytes(t)})
-	rep := runJepsen(t, &Jepsen{Net: nt, Seed: s, Duration: 25 * time.Second, Hold: 2 * time.Second, Quiet: time.Second})
+	nt := startFaultyNet(t, Options{Seed: s, DiskBytes: diskBytes(t, 256<<20)})
+	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: 25 * time.Second, Hold: 2 * time.Second, Quiet: time.Second})
 	requireOK(t, rep)
 	if rep.Cycles < 3 || rep.Acked < 10 || rep.Reads < 10 {
 		t.Fatalf("too little happened to judge: %d cycles, %d acknowledged, %d reads", rep.Cycles, rep.Acked, rep.Reads)
@@ -158,7 +163,7 @@ func TestJepsenCatchesEarlyAck(t *testing.T) {
 	}
 	s := seed(t)
 	nt := startFaultyNet(t, Options{Seed: s, Env: []string{"WATCHFED_TEST_ACK_BEFORE_COMMIT=1"}})
-	rep := runJepsen(t, &Jepsen{Net: nt, Seed: s, Duration: 12 * time.Second, Faults: []string{FaultLatency}, Hold: 3 * time.Second, Quiet: 500 * time.Millisecond})
+	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: 12 * time.Second, Faults: []string{FaultLatency}, Hold: 3 * time.Second, Quiet: 500 * time.Millisecond})
 	if rep.OK() {
 		t.Fatalf("the checker passed nodes that acknowledge before commit:\n%s", rep.Table())
 	}
@@ -193,8 +198,8 @@ func TestJepsenLong(t *testing.T) {
 		faults = strings.Split(v, ",")
 	}
 	s := seed(t)
-	nt := startFaultyNet(t, Options{Nodes: nodes, Seed: s, DiskBytes: diskBytes(t)})
-	rep := runJepsen(t, &Jepsen{Net: nt, Seed: s, Duration: d, Faults: faults, Hold: 2 * time.Second, Quiet: time.Second})
+	nt := startFaultyNet(t, Options{Nodes: nodes, Seed: s, DiskBytes: diskBytes(t, 1<<30)})
+	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: d, Faults: faults, Hold: 2 * time.Second, Quiet: time.Second})
 	for _, l := range rep.FaultLog {
 		t.Log(l)
 	}

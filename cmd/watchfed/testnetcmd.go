@@ -69,6 +69,56 @@ certificate of that agency with the operator and analyst roles.`,
 		},
 	}
 	down.Flags().StringVar(&dir, "dir", "testnet-data", "directory of the testnet")
-	cmd.AddCommand(up, down)
+	cmd.AddCommand(up, down, newTestnetComposeCmd())
+	return cmd
+}
+
+func newTestnetComposeCmd() *cobra.Command {
+	var (
+		dir, project, image string
+		nodes, basePort     int
+		prepareOnly         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "compose",
+		Short: "A federation in containers: write DIR/compose.yaml and the agencies' files, start it, form the federation",
+		Long: `Write DIR/compose.yaml (one container of IMAGE per agency on one network) and for each
+agency DIR/<agency>/: a development CA, a node certificate for its service name, node.yaml,
+policy.yaml and a client certificate with its env file (the node is published on
+127.0.0.1:BASE+i). Then start the containers (docker compose, or docker-compose), found
+the federation on the first agency and invite the others, whose containers restart to join.
+Later, ` + "`docker compose -f DIR/compose.yaml down|up -d`" + ` stops and starts the same federation.`,
+		Example: `  CGO_ENABLED=0 go build -trimpath -o watchfed ./cmd/watchfed && docker build -t watchfed .
+  watchfed testnet compose --dir fed
+  . fed/FR-SBDU/env && watchfed peers list`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			c, err := testnet.PrepareCompose(abs, project, image, nodes, basePort)
+			if err != nil {
+				return usageError{err}
+			}
+			if !prepareOnly {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Minute)
+				defer cancel()
+				if err := c.Up(ctx); err != nil {
+					return err
+				}
+			}
+			for i, m := range c.Members {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t. %s\n", m.Agency, c.Container(i), m.Addr, filepath.Join(m.Dir, "env"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "federation", "directory for compose.yaml and the agencies' files")
+	cmd.Flags().StringVar(&project, "project", "watchfed", "compose project: containers are PROJECT-<agency>")
+	cmd.Flags().StringVar(&image, "image", "watchfed", "the image built from the Dockerfile")
+	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of agencies")
+	cmd.Flags().IntVar(&basePort, "base-port", 7400, "agency i is published on 127.0.0.1:BASE+i")
+	cmd.Flags().BoolVar(&prepareOnly, "prepare-only", false, "only write the files")
 	return cmd
 }
