@@ -23,9 +23,9 @@ import (
 // (docker compose or docker-compose). Each agency's directory DIR/<agency>
 // is its container's /data: certificates, node.yaml, policy.yaml and data.
 type Compose struct {
-	Dir     string
-	Project string // compose project; containers are PROJECT-<service>
-	Image   string
+	Dir      string
+	Project  string // compose project; containers are PROJECT-<service>
+	Image    string
 	Members  []*Member
 	services []string
 }
