@@ -52,3 +52,28 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLoadConfig: any file is either a configuration that validates or an
+// error naming the file; never a panic.
+func FuzzLoadConfig(f *testing.F) {
+	f.Add("agency: DE-BAFA\nlisten: 127.0.0.1:7500\ntls:\n  ca_cert: ca.pem\n  cert: node.pem\n  key: node-key.pem\n")
+	f.Add("agency: DE-BAFA\npeer_routes:\n  \"a:1\": \"b:2\"\nmax_message_bytes: 70000\n")
+	f.Add("agency: [\n")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, yaml string) {
+		path := filepath.Join(dir, "node.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) && !strings.Contains(err.Error(), "config") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("loaded a configuration that does not validate: %v", err)
+		}
+	})
+}

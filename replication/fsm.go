@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/boltcheck"
 )
 
 // VerifyFunc checks a publication's signature and structure against the
@@ -71,6 +72,9 @@ func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
 }
 
 func (f *FSM) open() error {
+	if err := boltcheck.Verify(f.path); err != nil {
+		return fmt.Errorf("open fsm: %w", err)
+	}
 	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -392,11 +396,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	out.Close()
 	// Check the snapshot opens as a bbolt file before replacing anything.
-	check, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
-	if err != nil {
+	if err := boltcheck.Verify(tmp); err != nil {
 		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
 	}
-	check.Close()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.db.Close(); err != nil {

@@ -337,3 +337,40 @@ func TestCatchUpOpensEpochKeyInSameBatch(t *testing.T) {
 		return true
 	})
 }
+
+// TestCorruptFileRefusedAtStart: a node whose record store, replicated
+// state or raft log was damaged on disk refuses to start, naming the file,
+// rather than serving from it.
+func TestCorruptFileRefusedAtStart(t *testing.T) {
+	for _, file := range []string{node.StoreFile, filepath.Join("raft", "fsm.db"), filepath.Join("raft", "raft.db")} {
+		t.Run(file, func(t *testing.T) {
+			l := startLocal(t, 1)
+			ln := l.Nodes[0]
+			for i := 0; i < 20; i++ {
+				add(t, ln, fmt.Sprintf("Corruption Target %d", i))
+			}
+			if err := ln.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(ln.Dir, file)
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Both meta pages: what a torn write or a bad disk sector leaves.
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 2*os.Getpagesize()), 0); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = l.Restart(ctx, ln)
+			if err == nil {
+				t.Fatalf("node started on a corrupt %s", file)
+			}
+			if !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), path) {
+				t.Fatalf("error does not say which file is corrupt: %v", err)
+			}
+		})
+	}
+}

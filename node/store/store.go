@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/boltcheck"
 )
 
 var (
@@ -63,6 +64,10 @@ type Store struct {
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	// A damaged file is refused before anything is served from it.
+	if err := boltcheck.Verify(path); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: time.Second,

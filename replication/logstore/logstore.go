@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/watchfed/watchfed/replication/boltcheck"
 )
 
 var (
@@ -30,6 +32,9 @@ type Store struct {
 // Open opens or creates the file; another process holding it is an error
 // within a second, not a hang.
 func Open(path string) (*Store, error) {
+	if err := boltcheck.Verify(path); err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open raft log %s: in use by another process", path)
