@@ -31,19 +31,20 @@ import (
 
 // Node is a running agency node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *store.Store
-	rules   auth.Rules
-	now     func() time.Time
-	server  *grpc.Server
-	health  *health.Server
-	lis     net.Listener
-	opts    Options
-	fed     *federation
-	metrics *metrics
-	closing chan struct{}
-	sharing sharing
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	rules    auth.Rules
+	now      func() time.Time
+	server   *grpc.Server
+	health   *health.Server
+	lis      net.Listener
+	opts     Options
+	fed      *federation
+	metrics  *metrics
+	closing  chan struct{}
+	watchers chan struct{} // one token per running Watch stream
+	sharing  sharing
 	// index is the screening index over own records in force and readable
 	// shared entries; it follows every write and every received entry.
 	index *screen.Index
@@ -63,6 +64,8 @@ type Options struct {
 	// AckBeforeCommit is a deliberate bug for testing the reliability
 	// checker only: writes report a log index before their entry commits.
 	AckBeforeCommit bool
+	// MaxWatchers bounds concurrent Watch streams (default 128).
+	MaxWatchers int
 }
 
 // StoreFile is the bbolt file of a node's records and audit log, in DataDir.
@@ -99,6 +102,10 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	n := &Node{cfg: cfg, log: log, store: st, rules: rules(), now: opts.Now, lis: lis, health: health.NewServer(), opts: opts, closing: make(chan struct{})}
+	if opts.MaxWatchers <= 0 {
+		opts.MaxWatchers = 128
+	}
+	n.watchers = make(chan struct{}, opts.MaxWatchers)
 	if err := n.buildIndex(context.Background()); err != nil {
 		lis.Close()
 		st.Close()

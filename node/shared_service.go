@@ -110,15 +110,27 @@ func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest)
 	return &pb.GetSharedResponse{Entry: e}, nil
 }
 
+// watchBatch bounds the entries one Watch stream holds in memory.
+const watchBatch = 64
+
 // Watch sends entries in log order and then follows new ones. Resuming from
 // (log_index, position + 1) of the last entry received gives no gap and no
 // duplicate.
 func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_WatchServer) error {
 	ctx := stream.Context()
+	// Each watcher holds at most one batch; a consumer that stops reading
+	// blocks its Send on gRPC flow control, so it costs that batch and the
+	// stream's window, never the backlog. The number of watchers is bounded.
+	select {
+	case s.n.watchers <- struct{}{}:
+		defer func() { <-s.n.watchers }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "this node serves at most %d Watch streams at once", cap(s.n.watchers))
+	}
 	index, pos := req.GetFromIndex(), req.GetFromPosition()
 	for {
 		wake := s.n.fed.receivedCh()
-		es, err := s.n.store.SharedFrom(ctx, index, pos, 256)
+		es, err := s.n.store.SharedFrom(ctx, index, pos, watchBatch)
 		if err != nil {
 			return status.Errorf(codes.Internal, "watch: %v", err)
 		}
