@@ -26,7 +26,7 @@ func Verify(path string) (err error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return err // held by another process: the caller's own open says so
+		return nil // held by another process: the caller's own open says so
 	}
 	if err != nil {
 		return fmt.Errorf("%s is %w: %v; restore it from a backup (watchfed snapshot restore)", path, ErrCorrupt, err)
