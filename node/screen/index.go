@@ -2,6 +2,7 @@ package screen
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -116,7 +117,11 @@ type Index struct {
 	ids     map[string][]uint32 // normalised identifier → entries
 	vers    map[string]uint64   // record id → latest version seen, removed ones too
 
-	scratch sync.Pool
+	// scratch holds one working set per concurrent search, sized to the
+	// index (a few bytes per name and word). There are as many as CPUs:
+	// searches are CPU-bound, so more at once would only add memory and GC
+	// work; a search waits for a free one.
+	scratch chan *scratch
 }
 
 // NewIndex returns an empty index.
@@ -128,6 +133,13 @@ func NewIndex() *Index {
 		byID:  map[string]uint32{},
 		ids:   map[string][]uint32{},
 		vers:  map[string]uint64{},
+		scratch: func() chan *scratch {
+			c := make(chan *scratch, runtime.GOMAXPROCS(0))
+			for range cap(c) {
+				c <- &scratch{}
+			}
+			return c
+		}(),
 	}
 }
 

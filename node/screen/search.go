@@ -295,11 +295,8 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 // common words (on a fifth of all names) only add candidates when the query
 // has nothing rarer.
 func (x *Index) candidates(qt []token, q Query) []uint32 {
-	s, _ := x.scratch.Get().(*scratch)
-	if s == nil {
-		s = &scratch{}
-	}
-	defer x.scratch.Put(s)
+	s := <-x.scratch
+	defer func() { x.scratch <- s }()
 	n := len(x.names)
 	if cap(s.acc) < n {
 		s.acc, s.lastQ, s.lastS = make([]float32, n), make([]uint8, n), make([]float32, n)

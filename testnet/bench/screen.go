@@ -224,9 +224,11 @@ func screenReal(ctx context.Context, dir string, cfg ScreenConfig) (ScreenRun, e
 		items = append(items, res.Items...)
 	}
 	run.Names = countNames(items)
+	qs := newQuerySet(items, cfg)
+	parsed, items = nil, nil
 	run.HeapBytes = heapNow()
 	cfg.progress("%s: %d entries, %d names imported in %s", run.Dataset, run.Entries, run.Names, run.LoadTime.Round(time.Millisecond))
-	return measure(ctx, sn, run, items, cfg)
+	return measure(ctx, sn, run, qs, cfg)
 }
 
 func countNames(items []importer.Item) int {
@@ -274,6 +276,8 @@ func screenSynthetic(ctx context.Context, dir string, cfg ScreenConfig) (ScreenR
 	}
 	run.LoadTime, run.Load, run.Entries = time.Since(t0), "store", len(items)
 	run.Names = countNames(items)
+	qs := newQuerySet(items, cfg)
+	items = nil // the heap measured below is the node's
 	cfg.progress("%s: %d records written to the store in %s; starting the node", run.Dataset, run.Entries, run.LoadTime.Round(time.Millisecond))
 	sn, err := startScreenNode(dir)
 	if err != nil {
@@ -283,13 +287,40 @@ func screenSynthetic(ctx context.Context, dir string, cfg ScreenConfig) (ScreenR
 	run.Start = sn.start
 	run.HeapBytes = heapNow()
 	cfg.progress("node started in %s (index rebuilt from the store); heap %d MiB", run.Start.Round(time.Millisecond), run.HeapBytes>>20)
-	return measure(ctx, sn, run, items, cfg)
+	return measure(ctx, sn, run, qs, cfg)
+}
+
+// querySet is what the load and the quality report screen, and the names
+// each listed entry goes by: derived from the items before the node starts,
+// so that the items need not stay in memory.
+type querySet struct {
+	variants  []Variant
+	unrelated []string
+	sameName  map[string]map[string]bool // normalised name → source refs
+}
+
+func newQuerySet(items []importer.Item, cfg ScreenConfig) querySet {
+	qs := querySet{variants: Variants(items, cfg.Variants, 2), unrelated: Unrelated(max(200, cfg.Variants/4), 3), sameName: map[string]map[string]bool{}}
+	want := map[string]bool{}
+	for _, v := range qs.variants {
+		want[screen.Normalize(v.Source)] = true
+	}
+	for _, it := range items {
+		for _, n := range names(it.Record) {
+			if k := screen.Normalize(n); want[k] {
+				if qs.sameName[k] == nil {
+					qs.sameName[k] = map[string]bool{}
+				}
+				qs.sameName[k][it.Record.SourceRef] = true
+			}
+		}
+	}
+	return qs
 }
 
 // measure runs the load rows and the quality report.
-func measure(ctx context.Context, sn *screenNode, run ScreenRun, items []importer.Item, cfg ScreenConfig) (ScreenRun, error) {
-	variants := Variants(items, cfg.Variants, 2)
-	unrelated := Unrelated(max(200, cfg.Variants/4), 3)
+func measure(ctx context.Context, sn *screenNode, run ScreenRun, qs querySet, cfg ScreenConfig) (ScreenRun, error) {
+	variants, unrelated := qs.variants, qs.unrelated
 	queries := make([]string, 0, len(variants)+len(unrelated))
 	for _, v := range variants {
 		queries = append(queries, v.Query)
@@ -310,7 +341,7 @@ func measure(ctx context.Context, sn *screenNode, run ScreenRun, items []importe
 		run.Rows = append(run.Rows, row)
 		cfg.progress("%d clients: %.0f screens/s, p50 %.2f ms, p99 %.2f ms", clients, row.PerSecond(), ms(row.P50), ms(row.P99))
 	}
-	q, err := quality(ctx, c, items, variants, unrelated)
+	q, err := quality(ctx, c, qs)
 	if err != nil {
 		return run, err
 	}
@@ -321,18 +352,8 @@ func measure(ctx context.Context, sn *screenNode, run ScreenRun, items []importe
 // quality screens every variant and unrelated name once. The right entry
 // for a variant is its source, or any entry listed under the same name
 // (lists carry the same party more than once, e.g. OFAC and the UN).
-func quality(ctx context.Context, c pb.ScreeningServiceClient, items []importer.Item, variants []Variant, unrelated []string) (Quality, error) {
-	sameName := map[string]map[string]bool{}
-	for _, it := range items {
-		ref := it.Record.SourceRef
-		for _, n := range names(it.Record) {
-			k := screen.Normalize(n)
-			if sameName[k] == nil {
-				sameName[k] = map[string]bool{}
-			}
-			sameName[k][ref] = true
-		}
-	}
+func quality(ctx context.Context, c pb.ScreeningServiceClient, qs querySet) (Quality, error) {
+	variants, unrelated, sameName := qs.variants, qs.unrelated, qs.sameName
 	q := Quality{Variants: len(variants), Unrelated: len(unrelated), ByKind: map[string][2]int{}}
 	for _, v := range variants {
 		resp, err := c.Screen(ctx, &pb.ScreenRequest{Name: v.Query, Threshold: 0.01, Limit: 10})
