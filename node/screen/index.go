@@ -106,7 +106,7 @@ type Index struct {
 	mu      sync.RWMutex
 	tokID   map[string]uint32
 	toks    []tokInfo
-	grams   map[uint32][]uint32 // character trigram → token ids
+	grams   map[uint32][]uint32 // gramKey(trigram, word length) → token ids
 	skels   map[string][]uint32 // phonetic key → token ids
 	names   []nameRec
 	live    int // live names
@@ -266,7 +266,8 @@ func (x *Index) token(t token) uint32 {
 	k := skeleton(t.text)
 	x.toks = append(x.toks, tokInfo{text: t.text, skel: k, abjad: t.abjad, ascii: isASCII(t.text), bag: letterBag(t.text)})
 	for _, g := range trigrams(t.text) {
-		x.grams[g] = append(x.grams[g], id)
+		k := gramKey(g, len(t.text))
+		x.grams[k] = append(x.grams[k], id)
 	}
 	if len(k) >= 2 {
 		x.skels[k] = append(x.skels[k], id)
@@ -290,6 +291,12 @@ func letterBag(w string) uint32 {
 		}
 	}
 	return b
+}
+
+// gramKey files a trigram under the length of its word (capped), so that a
+// lookup reads only words of about the query word's length.
+func gramKey(g uint32, length int) uint32 {
+	return uint32(min(length, 255))<<24 | g
 }
 
 // trigrams returns the byte trigrams of a word padded at both ends, so that

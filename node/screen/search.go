@@ -255,8 +255,21 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 	// Two edits spoil at most six trigrams, so a word within two edits
 	// shares at least one of any seven of the query word's trigrams: count
 	// only the seven rarest (the shortest lists) and verify by Jaro-Winkler.
+	// Two edits change a word's length by two at most.
+	lo, hi := max(1, len(t.text)-2), len(t.text)+2
+	gramLen := func(g uint32) int {
+		n := 0
+		for l := lo; l <= hi; l++ {
+			n += len(x.grams[gramKey(g, l)])
+		}
+		return n
+	}
 	gs := trigrams(t.text)
-	slices.SortFunc(gs, func(a, b uint32) int { return cmp.Compare(len(x.grams[a]), len(x.grams[b])) })
+	lens := make(map[uint32]int, len(gs))
+	for _, g := range gs {
+		lens[g] = gramLen(g)
+	}
+	slices.SortFunc(gs, func(a, b uint32) int { return cmp.Compare(lens[a], lens[b]) })
 	if len(gs) > 7 {
 		gs = gs[:7]
 	}
@@ -266,12 +279,14 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 	s.gram = s.gram[:len(x.toks)]
 	s.gseen = s.gseen[:0]
 	for _, g := range gs {
-		for _, id := range x.grams[g] {
-			if s.gram[id] == 0 {
-				s.gseen = append(s.gseen, id)
-			}
-			if s.gram[id] < 255 {
-				s.gram[id]++
+		for l := lo; l <= hi; l++ {
+			for _, id := range x.grams[gramKey(g, l)] {
+				if s.gram[id] == 0 {
+					s.gseen = append(s.gseen, id)
+				}
+				if s.gram[id] < 255 {
+					s.gram[id]++
+				}
 			}
 		}
 	}
