@@ -152,7 +152,7 @@ func validPartialDate(s string) bool {
 }
 
 func (s *screeningService) Screen(ctx context.Context, req *pb.ScreenRequest) (*pb.ScreenResponse, error) {
-	resp, err := s.screen(ctx, req)
+	resp, err := s.screen(ctx, req, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,10 @@ func (s *screeningService) Screen(ctx context.Context, req *pb.ScreenRequest) (*
 	return resp, nil
 }
 
-func (s *screeningService) screen(ctx context.Context, req *pb.ScreenRequest) (*pb.ScreenResponse, error) {
+// screen answers one query. asOfIndexes, if set, keeps the as-of indexes
+// built for earlier queries of the same batch: a batch screened as of a date
+// builds that date's index once.
+func (s *screeningService) screen(ctx context.Context, req *pb.ScreenRequest, asOfIndexes map[time.Time]*screen.Index) (*pb.ScreenResponse, error) {
 	q, err := s.query(req)
 	if err != nil {
 		return nil, err
@@ -170,8 +173,12 @@ func (s *screeningService) screen(ctx context.Context, req *pb.ScreenRequest) (*
 	x, asOf := s.n.index, time.Time{}
 	if req.GetAsOf() != nil {
 		asOf = req.GetAsOf().AsTime()
-		if x, err = s.n.indexAsOf(ctx, asOf); err != nil {
+		if cached, ok := asOfIndexes[asOf]; ok {
+			x = cached
+		} else if x, err = s.n.indexAsOf(ctx, asOf); err != nil {
 			return nil, err
+		} else if asOfIndexes != nil && len(asOfIndexes) < 4 {
+			asOfIndexes[asOf] = x
 		}
 	}
 	results, err := s.n.results(ctx, x.Search(q), asOf)
@@ -270,6 +277,7 @@ func clipDetail(s string) string {
 func (s *screeningService) ScreenBatch(stream pb.ScreeningService_ScreenBatchServer) error {
 	ctx := stream.Context()
 	var queries, matched int
+	asOfIndexes := map[time.Time]*screen.Index{}
 	defer func() {
 		draftFrom(ctx).ev.Detail = fmt.Sprintf("%d queries, %d with matches", queries, matched)
 	}()
@@ -282,7 +290,7 @@ func (s *screeningService) ScreenBatch(stream pb.ScreeningService_ScreenBatchSer
 			return err
 		}
 		queries++
-		resp, err := s.screen(ctx, req.GetQuery())
+		resp, err := s.screen(ctx, req.GetQuery(), asOfIndexes)
 		if err != nil {
 			return status.Errorf(status.Code(err), "query %d (ref %q): %s", queries, req.GetQuery().GetRef(), status.Convert(err).Message())
 		}

@@ -228,3 +228,43 @@ func TestScreenFollowsWrites(t *testing.T) {
 		t.Errorf("empty screen: %v", err)
 	}
 }
+
+// TestScreenBatch: answers come in order with their refs; queries as of a
+// past date see the list as it stood then.
+func TestScreenBatch(t *testing.T) {
+	conn := startTestNode(t)
+	imp, scr := pb.NewImportServiceClient(conn), pb.NewScreeningServiceClient(conn)
+	fixtures := filepath.Join("importer", "testdata")
+	importFile(t, imp, "ofac-sdn", filepath.Join(fixtures, "ofac-sdn-2024-04-26.csv"))
+	between := timestamppb.Now()
+	importFile(t, imp, "ofac-sdn", filepath.Join(fixtures, "ofac-sdn-2024-05-03.csv"))
+
+	stream, err := scr.ScreenBatch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := []*pb.ScreenRequest{
+		{Ref: "then", Name: "Emperor Aviation", AsOf: between},
+		{Ref: "now", Name: "Emperor Aviation"},
+		{Ref: "then-again", Name: "Emperor Aviation Ltd", AsOf: between},
+	}
+	for _, q := range queries {
+		if err := stream.Send(&pb.ScreenBatchRequest{Query: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queries {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := resp.GetResponse()
+		found := len(r.Results) > 0 && r.Results[0].Record.SourceRef == "ofac-sdn:38556"
+		if r.Ref != q.Ref || found != (q.AsOf != nil) {
+			t.Errorf("%s: ref %q, found %v: %v", q.Ref, r.Ref, found, r.Results)
+		}
+	}
+}
