@@ -49,7 +49,11 @@ func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
 	// node is rather than only that time ran out.
 	wait := maxFreshnessWait
 	if d, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(d)*9/10)
+		// Keep a margin for the answer to travel back on a busy machine:
+		// a tenth of the time left, at least 200 ms (half, if less is left).
+		left := time.Until(d)
+		margin := max(left/10, min(200*time.Millisecond, left/2))
+		wait = min(wait, left-margin)
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()

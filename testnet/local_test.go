@@ -300,7 +300,7 @@ func TestReadAtLeastAsFreshAsAWrite(t *testing.T) {
 			t.Fatalf("read at index %d: %v", w.LogIndex, got.Entry)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err := c.ListShared(ctx, &pb.ListSharedRequest{MinIndex: 1 << 40})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "not yet") {
