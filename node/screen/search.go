@@ -27,7 +27,7 @@ type Query struct {
 	Threshold  float64 // 0: DefaultThreshold
 	Limit      int     // 0: 10
 	Filter     func(*Entry) bool
-	Candidates int // names scored in full; 0: 100
+	Candidates int // names scored in full; 0: 60
 }
 
 // Result is one entry that matched, with its score and why.
@@ -127,7 +127,7 @@ func (x *Index) Search(q Query) []Result {
 		q.Limit = 10
 	}
 	if q.Candidates <= 0 {
-		q.Candidates = 100
+		q.Candidates = 60
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -161,6 +161,7 @@ func (x *Index) Search(q Query) []Result {
 			qk[i] = skeleton(t.text)
 		}
 		cache := map[uint64]pairSim{}
+		normQuery := Normalize(q.Name)
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
@@ -173,7 +174,7 @@ func (x *Index) Search(q Query) []Result {
 				continue
 			}
 			best[n.entry] = Result{Entry: e, Score: score, Explanation: Explanation{
-				Query: Normalize(q.Name), Matched: n.text, NameScore: round(ns), Words: words, Features: feats}}
+				Query: normQuery, Matched: n.text, NameScore: round(ns), Words: words, Features: feats}}
 		}
 	}
 
