@@ -35,7 +35,7 @@ func freeBase(t *testing.T, n int) int {
 // TestDockerFederation builds the FROM scratch image around the static
 // binary, starts the three-agency compose federation, and runs the Jepsen
 // checker while containers are disconnected from the network, killed,
-// paused, reconnected and restarted.
+// paused, reconnected and restarted. WATCHFED_FAULTS narrows the kinds.
 func TestDockerFederation(t *testing.T) {
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		t.Skipf("no Docker engine here (docker info: %v: %s): skipped", err, out)
@@ -78,7 +78,7 @@ func TestDockerFederation(t *testing.T) {
 	if err := c.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep := runJepsen(t, &Jepsen{Target: c, Seed: s, Duration: 45 * time.Second, Hold: 3 * time.Second, Quiet: 2 * time.Second})
+	rep := runJepsen(t, &Jepsen{Target: c, Seed: s, Faults: faultsFromEnv(), Duration: 45 * time.Second, Hold: 3 * time.Second, Quiet: 2 * time.Second})
 	for _, l := range rep.FaultLog {
 		t.Log(l)
 	}

@@ -50,6 +50,14 @@ func watchfedBinary(t *testing.T) string {
 	return binPath
 }
 
+// faultsFromEnv narrows the fault kinds to WATCHFED_FAULTS (comma-separated); nil is all.
+func faultsFromEnv() []string {
+	if v := os.Getenv("WATCHFED_FAULTS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
+
 func seed(t *testing.T) uint64 {
 	s := *seedFlag
 	if s == 0 {
@@ -193,10 +201,7 @@ func TestJepsenLong(t *testing.T) {
 	if v := os.Getenv("WATCHFED_LONG_NODES"); v != "" {
 		nodes, _ = strconv.Atoi(v)
 	}
-	var faults []string
-	if v := os.Getenv("WATCHFED_FAULTS"); v != "" {
-		faults = strings.Split(v, ",")
-	}
+	faults := faultsFromEnv()
 	s := seed(t)
 	nt := startFaultyNet(t, Options{Nodes: nodes, Seed: s, DiskBytes: diskBytes(t, 1<<30)})
 	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: d, Faults: faults, Hold: 2 * time.Second, Quiet: time.Second})
