@@ -343,7 +343,7 @@ func others(n, except int) []int {
 // leader is the position of the member that a reachable member names leader; -1 if none.
 func leader(ctx context.Context, ms []*Member) int {
 	for _, m := range ms {
-		st, err := status1(ctx, m, false)
+		st, err := memberStatus(ctx, m)
 		if err != nil || st.Leader == "" {
 			continue
 		}
@@ -356,7 +356,8 @@ func leader(ctx context.Context, ms []*Member) int {
 	return -1
 }
 
-func status1(ctx context.Context, m *Member, hash bool) (*pb.GetStatusResponse, error) {
+// memberStatus asks one member for its status on a connection of its own.
+func memberStatus(ctx context.Context, m *Member) (*pb.GetStatusResponse, error) {
 	conn, err := m.Dial()
 	if err != nil {
 		return nil, err
@@ -364,7 +365,7 @@ func status1(ctx context.Context, m *Member, hash bool) (*pb.GetStatusResponse, 
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	return pb.NewFederationServiceClient(conn).GetStatus(cctx, &pb.GetStatusRequest{WithStateHash: hash})
+	return pb.NewFederationServiceClient(conn).GetStatus(cctx, &pb.GetStatusRequest{})
 }
 
 // HealAll lifts every fault: links, paused and dead processes, full disks.
@@ -746,6 +747,3 @@ func (j *Jepsen) compare(ctx context.Context, h *history, conns []*grpc.ClientCo
 	slices.Sort(problems)
 	return lost, phantom, divergent, problems
 }
-
-// ErrNotOK is returned by callers that want an error for a bad report.
-var ErrNotOK = errors.New("reliability check failed")
