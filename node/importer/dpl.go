@@ -93,7 +93,6 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 			}
 			continue
 		}
-		seen[ref] = len(res.Items)
 		review := ""
 		if x := get("Expiration_Date"); x != "" {
 			t, err := time.Parse("01/02/2006", x)
@@ -135,6 +134,9 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 				StatusReason:     clip(strings.TrimSpace(get("Action")+" "+get("FR_Citation")), record.MaxTextBytes),
 			}},
 		}
+		// Only a row that became an item can take further addresses: a
+		// rejected one left nothing to add them to (found by fuzzing).
+		seen[ref] = len(res.Items)
 		res.Items = append(res.Items, Item{Line: line, Record: rec})
 	}
 	return res, nil
