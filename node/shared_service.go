@@ -9,6 +9,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -84,17 +85,18 @@ func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedReques
 	if err := s.caughtUp(ctx, req.GetMinIndex()); err != nil {
 		return nil, err
 	}
-	es, err := s.n.store.SharedCurrent(ctx, req.GetOrigin(), req.GetIncludeInactive())
+	limit, err := pageSize(req.GetPageSize(), "page_size")
+	if err != nil {
+		return nil, err
+	}
+	es, next, err := s.n.store.SharedList(ctx, store.SharedListOptions{
+		Origin: req.GetOrigin(), IncludeInactive: req.GetIncludeInactive(), After: req.GetPageToken(), Limit: limit,
+		Filter: func(e *pb.SharedEntry) bool { return s.visible(ctx, e) },
+	})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
 	}
-	out := es[:0]
-	for _, e := range es {
-		if s.visible(ctx, e) {
-			out = append(out, e)
-		}
-	}
-	return &pb.ListSharedResponse{Entries: out}, nil
+	return &pb.ListSharedResponse{Entries: es, NextPageToken: next}, nil
 }
 
 func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest) (*pb.GetSharedResponse, error) {

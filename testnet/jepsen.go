@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -711,12 +712,12 @@ func (j *Jepsen) compare(ctx context.Context, h *history, conns []*grpc.ClientCo
 		}
 	}
 	for i, m := range ms {
-		resp, err := pb.NewSharedServiceClient(conns[i]).ListShared(cctx, &pb.ListSharedRequest{IncludeInactive: true})
+		entries, err := allShared(cctx, pb.NewSharedServiceClient(conns[i]), &pb.ListSharedRequest{IncludeInactive: true})
 		if err != nil {
 			return 0, 0, 0, []string{fmt.Sprintf("%s shared: %v", m.Agency, err)}
 		}
 		seen := map[string]*pb.Record{}
-		for _, e := range resp.Entries {
+		for _, e := range entries {
 			r := e.Record
 			seen[r.Id] = r
 			if w, ok := h.writes[r.ChangeNote]; !ok || w.version != r.Version || (w.id != "" && w.id != r.Id) {
@@ -746,4 +747,21 @@ func (j *Jepsen) compare(ctx context.Context, h *history, conns []*grpc.ClientCo
 	}
 	slices.Sort(problems)
 	return lost, phantom, divergent, problems
+}
+
+// allShared pages through ListShared.
+func allShared(ctx context.Context, c pb.SharedServiceClient, req *pb.ListSharedRequest) ([]*pb.SharedEntry, error) {
+	req = proto.Clone(req).(*pb.ListSharedRequest)
+	req.PageSize = 1000
+	var out []*pb.SharedEntry
+	for {
+		resp, err := c.ListShared(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.Entries...)
+		if req.PageToken = resp.NextPageToken; req.PageToken == "" {
+			return out, nil
+		}
+	}
 }

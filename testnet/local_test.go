@@ -60,7 +60,7 @@ func add(t *testing.T, ln *LocalNode, name string) *pb.CreateRecordResponse {
 // shared returns "id@version" of every shared entry the node can read.
 func shared(t *testing.T, ln *LocalNode) map[string]string {
 	t.Helper()
-	resp, err := pb.NewSharedServiceClient(conn(t, ln)).ListShared(context.Background(), &pb.ListSharedRequest{IncludeInactive: true})
+	resp, err := pb.NewSharedServiceClient(conn(t, ln)).ListShared(context.Background(), &pb.ListSharedRequest{IncludeInactive: true, PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func TestSlowWatchConsumerBounded(t *testing.T) {
 	}
 	pc := pb.NewSharedServiceClient(conn(t, partner))
 	waitFor(t, "the partner holds the backlog", func() bool {
-		resp, err := pc.ListShared(ctx, &pb.ListSharedRequest{}, grpc.MaxCallRecvMsgSize(64<<20))
+		resp, err := pc.ListShared(ctx, &pb.ListSharedRequest{PageSize: 1000}, grpc.MaxCallRecvMsgSize(64<<20))
 		return err == nil && len(resp.Entries) == records
 	})
 	backlog := uint64(records * 3 * len(text))

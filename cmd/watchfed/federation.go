@@ -203,14 +203,22 @@ func newSharedCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{Origin: origin, IncludeInactive: all, MinIndex: minIndex})
-				if err != nil {
-					return err
+				req := &pb.ListSharedRequest{Origin: origin, IncludeInactive: all, MinIndex: minIndex, PageSize: 1000}
+				var es []*pb.SharedEntry
+				for {
+					resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, req)
+					if err != nil {
+						return err
+					}
+					es = append(es, resp.Entries...)
+					if req.PageToken = resp.NextPageToken; req.PageToken == "" {
+						break
+					}
 				}
 				if cf.output == "json" {
-					return writeJSON(cmd.OutOrStdout(), protoList(resp.Entries))
+					return writeJSON(cmd.OutOrStdout(), protoList(es))
 				}
-				return table(cmd.OutOrStdout(), sharedHeader, sharedRows(resp.Entries))
+				return table(cmd.OutOrStdout(), sharedHeader, sharedRows(es))
 			})
 		},
 	}

@@ -151,21 +151,51 @@ func (s *Store) EpochKey(origin string, epoch uint64) ([]byte, bool) {
 
 // SharedCurrent returns the latest received version of each shared record.
 func (s *Store) SharedCurrent(ctx context.Context, origin string, includeInactive bool) ([]*pb.SharedEntry, error) {
-	var out []*pb.SharedEntry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	out, _, err := s.SharedList(ctx, SharedListOptions{Origin: origin, IncludeInactive: includeInactive})
+	return out, err
+}
+
+// SharedListOptions select and page the shared records.
+type SharedListOptions struct {
+	Origin          string                     // only this origin agency's, if set
+	IncludeInactive bool                       // delisted designations, revoked or annulled denials
+	Filter          func(*pb.SharedEntry) bool // only those it keeps, if set
+	After           string                     // page token: the last id of the previous page
+	Limit           int                        // 0: no limit
+}
+
+// SharedList returns the latest version of the selected shared records in
+// id order; next is the last id returned when more remain.
+func (s *Store) SharedList(ctx context.Context, o SharedListOptions) (out []*pb.SharedEntry, next string, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		shared := tx.Bucket(bucketShared)
-		return tx.Bucket(bucketSharedID).ForEach(func(id, v []byte) error {
-			e, err := decodeShared(shared.Get(versionKey(string(id), u64(v))))
+		c := tx.Bucket(bucketSharedID).Cursor()
+		k, v := c.First()
+		if o.After != "" {
+			if k, v = c.Seek([]byte(o.After)); k != nil && string(k) == o.After {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			e, err := decodeShared(shared.Get(versionKey(string(k), u64(v))))
 			if err != nil {
 				return err
 			}
-			if (origin == "" || e.Origin == origin) && (includeInactive || Active(e.Record)) {
-				out = append(out, e)
+			if (o.Origin != "" && e.Origin != o.Origin) || (!o.IncludeInactive && !Active(e.Record)) || (o.Filter != nil && !o.Filter(e)) {
+				continue
 			}
-			return nil
-		})
+			if o.Limit > 0 && len(out) == o.Limit {
+				next = out[len(out)-1].Record.Id
+				return nil
+			}
+			out = append(out, e)
+		}
+		return nil
 	})
-	return out, err
+	return out, next, err
 }
 
 // Shared returns the latest received version of one shared record.

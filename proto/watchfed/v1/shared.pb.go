@@ -101,7 +101,11 @@ type ListSharedRequest struct {
 	// Read at least this fresh: wait (within the call's deadline) until this
 	// node has taken in the log up to this index, e.g. the log_index a write
 	// on another member returned.
-	MinIndex      uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	MinIndex uint64 `protobuf:"varint,3,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	// At most this many entries (default 100, at most 1000), in id order.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,10 +161,26 @@ func (x *ListSharedRequest) GetMinIndex() uint64 {
 	return 0
 }
 
+func (x *ListSharedRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSharedRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListSharedResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The current version of each shared record.
-	Entries       []*SharedEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*SharedEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Set when more entries follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +220,13 @@ func (x *ListSharedResponse) GetEntries() []*SharedEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *ListSharedResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetSharedRequest struct {
@@ -417,13 +444,17 @@ const file_watchfed_v1_shared_proto_rawDesc = "" +
 	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12+\n" +
 	"\x06record\x18\x03 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\rR\bposition\"s\n" +
+	"\bposition\x18\x04 \x01(\rR\bposition\"\xaf\x01\n" +
 	"\x11ListSharedRequest\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12)\n" +
 	"\x10include_inactive\x18\x02 \x01(\bR\x0fincludeInactive\x12\x1b\n" +
-	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"H\n" +
+	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"p\n" +
 	"\x12ListSharedResponse\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.watchfed.v1.SharedEntryR\aentries\"_\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.watchfed.v1.SharedEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"_\n" +
 	"\x10GetSharedRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\x12\x1e\n" +
