@@ -241,13 +241,13 @@ func (s *consultService) GetConsultation(ctx context.Context, req *pb.GetConsult
 }
 
 func (s *consultService) ListConsultations(ctx context.Context, req *pb.ListConsultationsRequest) (*pb.ListConsultationsResponse, error) {
-	ids, err := s.n.consultationIDs(ctx)
+	held, err := s.n.heldConsultations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []*pb.ConsultationThread
-	for _, id := range ids {
-		th, err := s.n.thread(ctx, id)
+	for _, id := range held.threadIDs(s.n.cfg.Agency) {
+		th, err := s.n.threadOf(ctx, id, held)
 		if err != nil {
 			return nil, err
 		}
@@ -269,30 +269,62 @@ func (n *Node) amend(ctx context.Context, next, cur *pb.Record) (uint64, error) 
 	return n.put(ctx, next, cur, now)
 }
 
-// consultationIDs lists the threads this agency takes part in: those it
-// opened and those addressed to it, oldest first (ids are ULIDs).
-func (n *Node) consultationIDs(ctx context.Context) ([]string, error) {
+// heldConsultations is what this node holds of consultation threads: its
+// own consultation records and the consultation entries it received, each
+// read once per call.
+type heldConsultations struct {
+	own      []*pb.Record
+	received []*pb.SharedEntry
+}
+
+func (n *Node) heldConsultations(ctx context.Context) (*heldConsultations, error) {
 	own, _, err := n.store.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_CONSULTATION, IncludeInactive: true})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list consultations: %v", err)
 	}
+	received, _, err := n.store.SharedList(ctx, store.SharedListOptions{IncludeInactive: true,
+		Filter: func(e *pb.SharedEntry) bool { return e.GetRecord().GetKind() == pb.Kind_KIND_CONSULTATION }})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
+	}
+	return &heldConsultations{own: own, received: received}, nil
+}
+
+// threadIDs lists the threads agency takes part in: those it opened and
+// those addressed to it, oldest first (ids are ULIDs).
+func (h *heldConsultations) threadIDs(agency string) []string {
 	var ids []string
-	for _, r := range own {
+	for _, r := range h.own {
 		if r.GetConsultation() != nil {
 			ids = append(ids, r.Id)
 		}
 	}
-	received, err := n.store.SharedCurrent(ctx, "", true)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
-	}
-	for _, e := range received {
-		if c := e.GetRecord().GetConsultation(); c != nil && c.ConsultedAgency == n.cfg.Agency {
+	for _, e := range h.received {
+		if c := e.GetRecord().GetConsultation(); c != nil && c.ConsultedAgency == agency {
 			ids = append(ids, e.Record.Id)
 		}
 	}
 	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(ulidOf(a), ulidOf(b)) })
-	return ids, nil
+	return ids
+}
+
+// answerID finds the denying agency's answer record of a thread: this
+// agency's own if it was consulted, else the one it received.
+func (h *heldConsultations) answerID(consultationID string, consulting bool) string {
+	if consulting {
+		for _, e := range h.received {
+			if e.GetRecord().GetConsultationAnswer().GetConsultationId() == consultationID {
+				return e.Record.Id
+			}
+		}
+		return ""
+	}
+	for _, r := range h.own {
+		if r.GetConsultationAnswer().GetConsultationId() == consultationID {
+			return r.Id
+		}
+	}
+	return ""
 }
 
 func ulidOf(id string) string {
@@ -317,6 +349,14 @@ func (n *Node) threadAfter(ctx context.Context, id string, idx uint64) *pb.Consu
 
 // thread assembles both sides of a consultation as this agency holds them.
 func (n *Node) thread(ctx context.Context, id string) (*pb.ConsultationThread, error) {
+	held, err := n.heldConsultations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return n.threadOf(ctx, id, held)
+}
+
+func (n *Node) threadOf(ctx context.Context, id string, held *heldConsultations) (*pb.ConsultationThread, error) {
 	draftFrom(ctx).ev.Target = id
 	origin, err := record.ParseID(id)
 	if err != nil {
@@ -341,9 +381,16 @@ func (n *Node) thread(ctx context.Context, id string) (*pb.ConsultationThread, e
 	for _, r := range consultation {
 		th.Steps = append(th.Steps, &pb.ThreadStep{Agency: r.Origin, Record: r})
 	}
-	answers, err := n.answerVersions(ctx, id, th.Consulting)
+	var answers []*pb.Record
+	switch aid := held.answerID(id, th.Consulting); {
+	case aid == "":
+	case th.Consulting:
+		answers, err = n.sharedVersions(ctx, aid)
+	default:
+		answers, err = n.store.History(ctx, aid)
+	}
 	if err != nil {
-		return nil, err
+		return nil, status.Errorf(codes.Internal, "answer to %s: %v", id, err)
 	}
 	for _, r := range answers {
 		th.Steps = append(th.Steps, &pb.ThreadStep{Agency: r.Origin, Record: r})
@@ -368,33 +415,6 @@ func consultationState(c *pb.Consultation, answered bool, today time.Time) pb.Co
 		return pb.ConsultationState_CONSULTATION_STATE_OVERDUE
 	}
 	return pb.ConsultationState_CONSULTATION_STATE_OPEN
-}
-
-// answerVersions finds the denying agency's answer record of a thread: this
-// agency's own if it was consulted, else the one it received.
-func (n *Node) answerVersions(ctx context.Context, consultationID string, consulting bool) ([]*pb.Record, error) {
-	if !consulting {
-		own, _, err := n.store.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_CONSULTATION, IncludeInactive: true})
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "list consultations: %v", err)
-		}
-		for _, r := range own {
-			if r.GetConsultationAnswer().GetConsultationId() == consultationID {
-				return n.store.History(ctx, r.Id)
-			}
-		}
-		return nil, nil
-	}
-	received, err := n.store.SharedCurrent(ctx, "", true)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
-	}
-	for _, e := range received {
-		if e.GetRecord().GetConsultationAnswer().GetConsultationId() == consultationID {
-			return n.sharedVersions(ctx, e.Record.Id)
-		}
-	}
-	return nil, nil
 }
 
 func (n *Node) sharedVersions(ctx context.Context, id string) ([]*pb.Record, error) {
