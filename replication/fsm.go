@@ -53,6 +53,9 @@ type FSM struct {
 	db      *bolt.DB
 	applied uint64
 	changed chan struct{} // closed and replaced on every apply: wakes Watch streams
+
+	snapMu sync.Mutex
+	snaps  map[*fsmSnapshot]bool // taken and not yet released
 }
 
 // ApplyResult is what Apply returns for each log: the index and, if the
@@ -357,15 +360,37 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{tx: tx}, nil
+	s := &fsmSnapshot{tx: tx, fsm: f}
+	f.snapMu.Lock()
+	if f.snaps == nil {
+		f.snaps = map[*fsmSnapshot]bool{}
+	}
+	f.snaps[s] = true
+	f.snapMu.Unlock()
+	return s, nil
 }
 
-type fsmSnapshot struct{ tx *bolt.Tx }
+// fsmSnapshot holds a read transaction until it is persisted or released.
+type fsmSnapshot struct {
+	fsm        *FSM
+	mu         sync.Mutex
+	tx         *bolt.Tx
+	persisting bool
+	released   bool
+}
 
 // Persist writes the copy and ends the read transaction at once: raft's
 // RecoverCluster never calls Release, and an open transaction would block
 // closing the file.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		sink.Cancel()
+		return errors.New("persist fsm snapshot: abandoned, the state was restored from another snapshot")
+	}
+	s.persisting = true
+	s.mu.Unlock()
 	_, err := s.tx.WriteTo(sink)
 	s.Release()
 	if err != nil {
@@ -376,7 +401,46 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release ends the read transaction; a second call is harmless.
-func (s *fsmSnapshot) Release() { _ = s.tx.Rollback() }
+func (s *fsmSnapshot) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return
+	}
+	_ = s.tx.Rollback()
+	s.released = true
+	s.fsm.snapMu.Lock()
+	delete(s.fsm.snaps, s)
+	s.fsm.snapMu.Unlock()
+}
+
+// abandonSnapshots releases the snapshots taken and not being persisted,
+// before Restore closes the file. raft may hold one while its snapshot
+// goroutine waits for the main loop, which waits for this Restore: closing
+// the file under an open transaction would wait forever.
+func (f *FSM) abandonSnapshots() {
+	f.snapMu.Lock()
+	var open []*fsmSnapshot
+	for s := range f.snaps {
+		open = append(open, s)
+	}
+	f.snapMu.Unlock()
+	for _, s := range open {
+		s.mu.Lock()
+		if !s.persisting && !s.released { // one being written ends on its own
+			_ = s.tx.Rollback()
+			s.released = true
+		}
+		s.mu.Unlock()
+	}
+	f.snapMu.Lock()
+	for s := range f.snaps {
+		if s.released {
+			delete(f.snaps, s)
+		}
+	}
+	f.snapMu.Unlock()
+}
 
 // Restore implements raft.FSM: the snapshot replaces the bbolt file whole.
 func (f *FSM) Restore(rc io.ReadCloser) error {
@@ -399,6 +463,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := boltcheck.Verify(tmp); err != nil {
 		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
 	}
+	f.abandonSnapshots()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.db.Close(); err != nil {

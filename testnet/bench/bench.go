@@ -248,24 +248,12 @@ func Watchfed(ctx context.Context, cfg Config) (Result, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	{
-		cfg.progress("watchfed: starting 3 nodes")
-		l, err := start(ctx, filepath.Join(dir, "throughput"), Raft())
+	if len(cfg.Publishers) > 0 {
+		rows, err := Interleaved(ctx, filepath.Join(dir, "throughput"), cfg, nil)
 		if err != nil {
 			return res, err
 		}
-		for _, n := range cfg.Publishers {
-			cfg.progress("watchfed: %d publishers for %s", n, cfg.Duration)
-			row, err := createRecords(ctx, l.Nodes[0], n, cfg.Duration, cfg.ValueSize)
-			if err != nil {
-				l.Close()
-				return res, err
-			}
-			res.Rows = append(res.Rows, row)
-		}
-		if err := l.Close(); err != nil {
-			return res, fmt.Errorf("stop federation: %w", err)
-		}
+		res.Rows = rows
 	}
 	if cfg.CatchUpEntries > 0 {
 		cu, err := catchUp(ctx, filepath.Join(dir, "catchup"), cfg)
@@ -275,6 +263,38 @@ func Watchfed(ctx context.Context, cfg Config) (Result, error) {
 		res.CatchUp = cu
 	}
 	return res, nil
+}
+
+// RowFunc measures another system under the same load as a watchfed row.
+type RowFunc func(ctx context.Context, publishers int) (Row, error)
+
+// Interleaved measures a 3-node federation under dir, one row per publisher
+// count, each followed by the row other gives for the same count (nil: none),
+// so that both systems meet the same weather on a shared machine.
+func Interleaved(ctx context.Context, dir string, cfg Config, other RowFunc) ([]Row, error) {
+	cfg.progress("watchfed: starting 3 nodes")
+	l, err := start(ctx, dir, Raft())
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var rows []Row
+	for _, n := range cfg.Publishers {
+		cfg.progress("watchfed: %d publishers for %s", n, cfg.Duration)
+		row, err := createRecords(ctx, l.Nodes[0], n, cfg.Duration, cfg.ValueSize)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+		if other != nil {
+			row, err := other(ctx, n)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows, nil
 }
 
 func start(ctx context.Context, dir string, rc *raft.Config) (*testnet.Local, error) {

@@ -46,48 +46,49 @@ func run(ctx context.Context, cfg bench.Config, withEtcd bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg.Dir = filepath.Join(dir, "watchfed")
-	res, err := bench.Watchfed(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	rows := res.Rows
+	var other bench.RowFunc
 	if withEtcd {
-		er, err := Etcd(ctx, filepath.Join(dir, "etcd"), cfg)
+		fmt.Fprintln(cfg.Progress, "etcd: starting 3 members")
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		c, err := StartEtcd(sctx, filepath.Join(dir, "etcd"))
+		cancel()
 		if err != nil {
 			return err
 		}
-		rows = append(rows, er...)
+		defer c.Close()
+		other = func(ctx context.Context, n int) (bench.Row, error) { return etcdRow(ctx, c, n, cfg) }
+	}
+	// Rows alternate, watchfed then etcd for each number of publishers.
+	rows, err := bench.Interleaved(ctx, filepath.Join(dir, "watchfed"), cfg, other)
+	if err != nil {
+		return err
+	}
+	var cu *bench.CatchUp
+	if cfg.CatchUpEntries > 0 {
+		wcfg := cfg
+		wcfg.Publishers = nil
+		wcfg.Dir = filepath.Join(dir, "catchup")
+		res, err := bench.Watchfed(ctx, wcfg)
+		if err != nil {
+			return err
+		}
+		cu = res.CatchUp
 	}
 	fmt.Printf("machine: %s\n\n", bench.Machine())
-	return bench.WriteTable(os.Stdout, rows, res.CatchUp)
+	return bench.WriteTable(os.Stdout, rows, cu)
 }
 
-// Etcd measures the same write load against an embedded 3-member cluster.
-func Etcd(ctx context.Context, dir string, cfg bench.Config) ([]bench.Row, error) {
-	fmt.Fprintln(cfg.Progress, "etcd: starting 3 members")
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	c, err := StartEtcd(sctx, dir)
-	cancel()
+// etcdRow measures n clients putting values into the cluster.
+func etcdRow(ctx context.Context, c *Cluster, n int, cfg bench.Config) (bench.Row, error) {
+	fmt.Fprintf(cfg.Progress, "etcd: %d clients for %s\n", n, cfg.Duration)
+	clients, err := c.Clients((n + 7) / 8)
 	if err != nil {
-		return nil, err
+		return bench.Row{}, err
 	}
-	defer c.Close()
-	var rows []bench.Row
-	for _, n := range cfg.Publishers {
-		fmt.Fprintf(cfg.Progress, "etcd: %d clients for %s\n", n, cfg.Duration)
-		clients, err := c.Clients((n + 7) / 8)
-		if err != nil {
-			return nil, err
-		}
-		row, err := bench.Load(ctx, "etcd", Workload, n, cfg.Duration, PutOp(clients, cfg.ValueSize))
+	defer func() {
 		for _, cl := range clients {
 			cl.Close()
 		}
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
+	}()
+	return bench.Load(ctx, "etcd", Workload, n, cfg.Duration, PutOp(clients, cfg.ValueSize))
 }
