@@ -12,10 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/watchfed/watchfed/node"
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // Compose is a federation of agencies in containers of the watchfed image,
@@ -152,40 +149,17 @@ func (c *Compose) Up(ctx context.Context) error {
 			return err
 		}
 	}
-	first := c.Members[0]
-	conn, err := first.Dial()
+	fed, conn, err := founder(ctx, c.Members[0])
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	fed := pb.NewFederationServiceClient(conn)
-	st, err := fed.GetStatus(ctx, &pb.GetStatusRequest{})
-	if err != nil {
-		return err
-	}
-	if st.Role == "none" {
-		if _, err := fed.InitFederation(ctx, &pb.InitFederationRequest{}); err != nil {
-			return fmt.Errorf("init federation on %s: %w", first.Agency, err)
-		}
-	}
 	for i, m := range c.Members[1:] {
-		if _, err := os.Stat(filepath.Join(m.Dir, node.InvitationFile)); err == nil {
+		path := filepath.Join(m.Dir, node.InvitationFile)
+		if _, err := os.Stat(path); err == nil {
 			continue
 		}
-		ca, err := os.ReadFile(m.Env.CACert)
-		if err != nil {
-			return err
-		}
-		resp, err := fed.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: fmt.Sprintf("%s:%d", c.services[i+1], ContainerPort), CaCert: ca, Voter: true})
-		if err != nil {
-			return fmt.Errorf("invite %s: %w", m.Agency, err)
-		}
-		data, err := protojson.Marshal(resp.Invitation)
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(m.Dir, node.InvitationFile)
-		if err := os.WriteFile(path, data, 0o600); err != nil {
+		if err := invite(ctx, fed, m, fmt.Sprintf("%s:%d", c.services[i+1], ContainerPort), path); err != nil {
 			return err
 		}
 		if os.Geteuid() == 0 {

@@ -204,38 +204,16 @@ func (nt *Net) Start(ctx context.Context) error {
 	if err := nt.start(ctx, first, ""); err != nil {
 		return err
 	}
-	conn, err := first.Dial()
+	fed, conn, err := founder(ctx, first)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	fed := pb.NewFederationServiceClient(conn)
-	st, err := fed.GetStatus(ctx, &pb.GetStatusRequest{})
-	if err != nil {
-		return err
-	}
-	if st.Role == "none" {
-		if _, err := fed.InitFederation(ctx, &pb.InitFederationRequest{}); err != nil {
-			return fmt.Errorf("init federation on %s: %w", first.Agency, err)
-		}
-	}
 	for _, m := range nt.Members[1:] {
 		invitation := ""
 		if _, err := os.Stat(filepath.Join(m.Dir, "raft", "raft.db")); err != nil {
-			ca, err := os.ReadFile(m.Env.CACert)
-			if err != nil {
-				return err
-			}
-			resp, err := fed.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: m.Addr, CaCert: ca, Voter: true})
-			if err != nil {
-				return fmt.Errorf("invite %s: %w", m.Agency, err)
-			}
-			data, err := protojson.Marshal(resp.Invitation)
-			if err != nil {
-				return err
-			}
 			invitation = filepath.Join(m.Dir, "invite.json")
-			if err := os.WriteFile(invitation, data, 0o600); err != nil {
+			if err := invite(ctx, fed, m, m.Addr, invitation); err != nil {
 				return err
 			}
 		}
@@ -244,6 +222,45 @@ func (nt *Net) Start(ctx context.Context) error {
 		}
 	}
 	return nt.WaitFormed(ctx)
+}
+
+// founder dials the first member and has it found the federation if it is
+// in none yet; the caller closes the connection.
+func founder(ctx context.Context, first *Member) (pb.FederationServiceClient, *grpc.ClientConn, error) {
+	conn, err := first.Dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	fed := pb.NewFederationServiceClient(conn)
+	st, err := fed.GetStatus(ctx, &pb.GetStatusRequest{})
+	if err == nil && st.Role == "none" {
+		if _, err = fed.InitFederation(ctx, &pb.InitFederationRequest{}); err != nil {
+			err = fmt.Errorf("init federation on %s: %w", first.Agency, err)
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return fed, conn, nil
+}
+
+// invite has a member invite m, reached at addr, and writes the invitation
+// m's node starts with to path.
+func invite(ctx context.Context, fed pb.FederationServiceClient, m *Member, addr, path string) error {
+	ca, err := os.ReadFile(m.Env.CACert)
+	if err != nil {
+		return err
+	}
+	resp, err := fed.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: addr, CaCert: ca, Voter: true})
+	if err != nil {
+		return fmt.Errorf("invite %s: %w", m.Agency, err)
+	}
+	data, err := protojson.Marshal(resp.Invitation)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
 }
 
 func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
