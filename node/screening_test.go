@@ -14,6 +14,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/importer"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/testnet/shareddata"
 )
 
 func parseFile(t testing.TB, format, path string) *importer.Result {
@@ -108,7 +109,7 @@ func TestImportDelta(t *testing.T) {
 
 // TestImportRealSDNDelta imports the two real 2024 SDN snapshots, when present.
 func TestImportRealSDNDelta(t *testing.T) {
-	dir := "/work/shared/data/ofac-sdn-2024"
+	dir := filepath.Join(shareddata.Dir(), "ofac-sdn-2024")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("real list files not present: %v", err)
 	}

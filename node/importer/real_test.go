@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/testnet/shareddata"
 )
 
 // sharedData is where the real list files are, when present.
-const sharedData = "/work/shared/data"
+var sharedData = shareddata.Dir()
 
 func openReal(t *testing.T, rel string) *os.File {
 	t.Helper()

@@ -11,12 +11,13 @@ import (
 	"github.com/watchfed/watchfed/node/importer"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/testnet/bench"
+	"github.com/watchfed/watchfed/testnet/shareddata"
 )
 
 // realItems parses the OFAC SDN 2024 and UN lists, or skips.
 func realItems(b *testing.B) []importer.Item {
 	b.Helper()
-	data := "/work/shared/data"
+	data := shareddata.Dir()
 	var items []importer.Item
 	for _, f := range []struct{ format, path string }{
 		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},

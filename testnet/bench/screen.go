@@ -23,6 +23,7 @@ import (
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/testnet/shareddata"
 )
 
 // ScreenConfig describes a screening benchmark run.
@@ -44,7 +45,7 @@ type ScreenConfig struct {
 
 // ScreenDefaults are the figures the README reports.
 func ScreenDefaults() ScreenConfig {
-	return ScreenConfig{Data: "/work/shared/data", Synthetic: 1_000_000, Clients: []int{1, 8, 32}, Duration: 10 * time.Second, Variants: 2000}
+	return ScreenConfig{Data: shareddata.Dir(), Synthetic: 1_000_000, Clients: []int{1, 8, 32}, Duration: 10 * time.Second, Variants: 2000}
 }
 
 // ScreenRun is the result for one dataset.
