@@ -43,8 +43,9 @@ var (
 var ErrRejected = errors.New("rejected")
 
 // FSM is the replicated state: accepted publications in log order and the
-// member registry, in its own bbolt file. Apply is idempotent: a log index at
-// or below the last applied one is skipped, so a restart replays nothing twice.
+// member registry, in its own bbolt file, written without fsync (fsmfile.go
+// says why that is safe). Apply is idempotent: a log index at or below the
+// last applied one is skipped, so a restart replays nothing twice.
 type FSM struct {
 	path   string
 	verify VerifyFunc
@@ -53,6 +54,9 @@ type FSM struct {
 	db      *bolt.DB
 	applied uint64
 	changed chan struct{} // closed and replaced on every apply: wakes Watch streams
+	// noteApplied tells the raft log store what is applied (see logstore).
+	noteApplied func(index uint64)
+	rebuilt     string
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released
@@ -65,20 +69,32 @@ type ApplyResult struct {
 	Err   error
 }
 
-// OpenFSM opens (or creates) the FSM's bbolt file.
+// OpenFSM opens (or creates) the FSM's bbolt file. A file that may have lost
+// writes or is damaged (see fsmfile.go) is set aside and the FSM starts
+// empty; Rebuilt says why, and the caller replays snapshot and log into it.
 func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
 	f := &FSM{path: path, verify: verify, changed: make(chan struct{})}
+	boot := bootID()
+	if why := untrusted(path, boot); why != "" {
+		if err := setAside(path); err != nil {
+			return nil, fmt.Errorf("set aside the untrusted fsm %s: %w", path, err)
+		}
+		f.rebuilt = why
+	}
+	if err := markOpen(path, boot); err != nil {
+		return nil, fmt.Errorf("open fsm %s: %w", path, err)
+	}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
+// Rebuilt says why the FSM's file was set aside at open ("" if it was not).
+func (f *FSM) Rebuilt() string { return f.rebuilt }
+
 func (f *FSM) open() error {
-	if err := boltcheck.Verify(f.path); err != nil {
-		return fmt.Errorf("open fsm: %w", err)
-	}
-	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("open fsm %s: in use by another process", f.path)
@@ -102,11 +118,18 @@ func (f *FSM) open() error {
 	return nil
 }
 
-// Close closes the bbolt file.
+// Close syncs and closes the bbolt file, and marks it closed cleanly.
 func (f *FSM) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.db.Close()
+	if err := f.db.Sync(); err != nil {
+		f.db.Close()
+		return fmt.Errorf("sync fsm %s: %w", f.path, err)
+	}
+	if err := f.db.Close(); err != nil {
+		return err
+	}
+	return markClosed(f.path)
 }
 
 // Apply implements raft.FSM for a single log.
@@ -144,6 +167,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		// A storage failure here would make this node diverge: stop rather
 		// than acknowledge state it does not hold.
 		panic(fmt.Sprintf("fsm apply: %v", err))
+	}
+	if f.noteApplied != nil {
+		f.noteApplied(f.applied)
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -477,6 +503,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if err := f.open(); err != nil {
 		return err
+	}
+	if f.noteApplied != nil {
+		f.noteApplied(f.applied)
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})

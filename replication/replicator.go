@@ -74,12 +74,21 @@ func Open(cfg Config) (*Replicator, error) {
 		logs.Close()
 		return nil, err
 	}
+	fsm.noteApplied = logs.NoteApplied
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		fsm.Close()
 		logs.Close()
 		return nil, err
+	}
+	if why := fsm.Rebuilt(); why != "" && cfg.Logger != nil {
+		cfg.Logger.Warn("rebuilding the replicated state from the raft snapshot and log", "file", filepath.Join(cfg.Dir, "fsm.db"), "why", why)
+	}
+	if err := replay(fsm, logs, snaps); err != nil {
+		fsm.Close()
+		logs.Close()
+		return nil, fmt.Errorf("replay the raft log into the replicated state: %w", err)
 	}
 	rc := cfg.Raft
 	if rc == nil {
@@ -104,6 +113,49 @@ func Open(cfg Config) (*Replicator, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	return &Replicator{cfg: cfg, log: cfg.Logger, Raft: r, FSM: fsm, logs: logs, snaps: snaps}, nil
+}
+
+// replay brings the FSM up to what this node knows is committed before raft
+// starts: from the latest snapshot if the FSM is behind it (it was rebuilt),
+// then the log up to the applied mark. raft would replay the log too, but
+// only once a leader tells it the commit index, and hearing from the leader
+// takes the member registry (TLS trust) that the FSM holds.
+func replay(fsm *FSM, logs *logstore.Store, snaps raft.SnapshotStore) error {
+	metas, err := snaps.List()
+	if err != nil {
+		return err
+	}
+	if len(metas) > 0 && fsm.Applied() < metas[0].Index {
+		_, rc, err := snaps.Open(metas[0].ID)
+		if err != nil {
+			return fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
+		}
+		if err := fsm.Restore(rc); err != nil {
+			return fmt.Errorf("snapshot %s: %w", metas[0].ID, err)
+		}
+	}
+	upTo, err := logs.Applied()
+	if err != nil {
+		return err
+	}
+	const chunk = 512
+	batch := make([]*raft.Log, 0, chunk)
+	for idx := fsm.Applied() + 1; idx <= upTo; idx++ {
+		l := new(raft.Log)
+		if err := logs.GetLog(idx, l); errors.Is(err, raft.ErrLogNotFound) {
+			break // raft brings the rest
+		} else if err != nil {
+			return fmt.Errorf("log %d: %w", idx, err)
+		}
+		if batch = append(batch, l); len(batch) == chunk {
+			fsm.ApplyBatch(batch)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		fsm.ApplyBatch(batch)
+	}
+	return nil
 }
 
 // slogWriter sends raft's hclog lines to the node's slog logger.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -10,11 +11,18 @@ import (
 // a timer: a lone writer commits at once, and the writers that queue while a
 // commit (and its fsync) is under way share the next one. bbolt's Batch
 // instead waits MaxBatchDelay for company, which a lone writer pays in full.
+//
+// A lazy call (batchLazy) does not start a commit of its own at once: it
+// waits up to lazyDelay for another writer's commit to ride on.
 type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*commitCall
 	running bool
+	timer   *time.Timer // starts the loop for lazy calls left alone
 }
+
+// lazyDelay bounds how long a lazy call waits for company.
+const lazyDelay = 20 * time.Millisecond
 
 type commitCall struct {
 	fn  func(*bolt.Tx) error
@@ -29,12 +37,38 @@ func (s *Store) batch(fn func(*bolt.Tx) error) error {
 	c := &commitCall{fn: fn, err: make(chan error, 1)}
 	s.gc.mu.Lock()
 	s.gc.queue = append(s.gc.queue, c)
-	if !s.gc.running {
-		s.gc.running = true
-		go s.commitLoop()
+	s.startLocked()
+	s.gc.mu.Unlock()
+	return <-c.err
+}
+
+// batchLazy is batch for a write that may wait: it joins the next commit,
+// or commits alone after lazyDelay.
+func (s *Store) batchLazy(fn func(*bolt.Tx) error) error {
+	c := &commitCall{fn: fn, err: make(chan error, 1)}
+	s.gc.mu.Lock()
+	s.gc.queue = append(s.gc.queue, c)
+	if !s.gc.running && s.gc.timer == nil {
+		s.gc.timer = time.AfterFunc(lazyDelay, func() {
+			s.gc.mu.Lock()
+			s.startLocked()
+			s.gc.mu.Unlock()
+		})
 	}
 	s.gc.mu.Unlock()
 	return <-c.err
+}
+
+// startLocked starts the commit loop if it is not running.
+func (s *Store) startLocked() {
+	if s.gc.timer != nil {
+		s.gc.timer.Stop()
+		s.gc.timer = nil
+	}
+	if !s.gc.running && len(s.gc.queue) > 0 {
+		s.gc.running = true
+		go s.commitLoop()
+	}
 }
 
 func (s *Store) commitLoop() {

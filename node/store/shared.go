@@ -40,9 +40,12 @@ func (s *Store) OutboxExcept(ctx context.Context, limit int, skip func(id string
 	return out, err
 }
 
-// MarkPublished takes versions off the outbox once their publication committed.
+// MarkPublished takes versions off the outbox once their publication
+// committed. It rides on the next write's commit (waiting at most
+// lazyDelay): losing it in a crash only publishes the versions again, a
+// duplicate the log ignores.
 func (s *Store) MarkPublished(ctx context.Context, recs []*pb.Record) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.batchLazy(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		for _, r := range recs {
 			if err := b.Delete(versionKey(r.Id, r.Version)); err != nil {
@@ -71,10 +74,22 @@ type EpochKey struct {
 	Key    []byte
 }
 
-// TakeIn stores what log entries brought, in one transaction, and advances
-// the received index past them: replaying an entry after a crash is a no-op.
+// TakeIn stores what log entries brought, in one transaction (shared with
+// concurrent writes), and advances the received index past them: replaying
+// an entry after a crash is a no-op. Entries that brought nothing (this
+// agency's own, or sealed to others) advance the index in memory only; it is
+// written with the next entries that bring something, or at Close, and a
+// crash before that only reads them again.
 func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	empty := true
+	for _, r := range batch {
+		empty = empty && len(r.EpochKeys) == 0 && len(r.Entries) == 0 && len(r.Audit) == 0
+	}
+	if empty {
+		s.noteReceived(upTo)
+		return nil
+	}
+	return s.batch(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		done := u64(meta.Get(keyReceived))
 		for _, r := range batch {
@@ -97,11 +112,26 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 				}
 			}
 		}
-		if upTo > done {
-			return meta.Put(keyReceived, be64(upTo))
-		}
-		return nil
+		return writeReceived(tx, max(upTo, s.received.Load()))
 	})
+}
+
+// noteReceived advances the received index in memory.
+func (s *Store) noteReceived(upTo uint64) {
+	for {
+		cur := s.received.Load()
+		if upTo <= cur || s.received.CompareAndSwap(cur, upTo) {
+			return
+		}
+	}
+}
+
+func writeReceived(tx *bolt.Tx, upTo uint64) error {
+	meta := tx.Bucket(bucketMeta)
+	if upTo > u64(meta.Get(keyReceived)) {
+		return meta.Put(keyReceived, be64(upTo))
+	}
+	return nil
 }
 
 func putShared(tx *bolt.Tx, index uint64, n int, e *pb.SharedEntry) error {
@@ -136,7 +166,7 @@ func (s *Store) ReceivedIndex() (uint64, error) {
 		v = u64(tx.Bucket(bucketMeta).Get(keyReceived))
 		return nil
 	})
-	return v, err
+	return max(v, s.received.Load()), err
 }
 
 // EpochKey returns an epoch key received from origin.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -74,5 +76,61 @@ func TestSharedListPages(t *testing.T) {
 	evs, err := s.ListAudit(ctx, 0, 10)
 	if err != nil || len(evs) != 1 || evs[0].Action != "consultation.received" {
 		t.Fatalf("audit of taking in: %v %v", evs, err)
+	}
+}
+
+// TestReceivedIndexOfEmptyEntries: entries that bring this agency nothing
+// advance the received index without a commit of their own; the index is
+// still written at Close, and entries that bring something write it at once.
+func TestReceivedIndexOfEmptyEntries(t *testing.T) {
+	s, path := open(t)
+	ctx := context.Background()
+	if err := s.TakeIn(ctx, []Received{{Index: 1}, {Index: 2}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ReceivedIndex(); got != 2 {
+		t.Fatalf("received index %d, want 2", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, _ := s.ReceivedIndex(); got != 2 {
+		t.Fatalf("received index after reopening %d, want 2", got)
+	}
+	r := version("NL-CDIU/1", 1, t0, "Someone", pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE)
+	r.Origin = "NL-CDIU"
+	s.noteReceived(5) // empty entries 3..5, then one that brings a record
+	if err := s.TakeIn(ctx, []Received{{Index: 6, Entries: []*pb.SharedEntry{{Origin: "NL-CDIU", Record: r}}}}, 6); err != nil {
+		t.Fatal(err)
+	}
+	var stored uint64
+	_ = s.db.View(func(tx *bolt.Tx) error { stored = u64(tx.Bucket(bucketMeta).Get(keyReceived)); return nil })
+	if stored != 6 {
+		t.Fatalf("received index written %d, want 6", stored)
+	}
+}
+
+// TestMarkPublishedAlone: taking versions off the outbox waits for another
+// write's commit, but not forever: alone, it commits by itself.
+func TestMarkPublishedAlone(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	r := version("DEV/1", 1, t0, "Someone", pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE)
+	if _, err := s.Put(ctx, r, ev("record.create")); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := s.Outbox(ctx, 10); len(out) != 1 {
+		t.Fatalf("outbox holds %d versions, want 1", len(out))
+	}
+	if err := s.MarkPublished(ctx, []*pb.Record{r}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := s.Outbox(ctx, 10); len(out) != 0 {
+		t.Fatalf("outbox holds %d versions after MarkPublished", len(out))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,6 +58,8 @@ type Store struct {
 	db  *bolt.DB
 	log *slog.Logger
 	gc  groupCommit
+	// received is the received index noted in memory (see TakeIn).
+	received atomic.Uint64
 }
 
 // Open opens or creates the store file. A second process opening the same
@@ -102,8 +105,14 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db, log: opts.Logger}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes the received index noted in memory and closes the file.
+func (s *Store) Close() error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return writeReceived(tx, s.received.Load()) })
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // Put stores rec as a new version and appends ev to the audit log, in one
 // fsynced transaction. rec.Version must be the current version plus one (1

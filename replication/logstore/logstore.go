@@ -3,12 +3,19 @@
 // It replaces raft-boltdb, whose v2 does not build with raft v1.8 (go-metrics
 // compat), and it batches: StoreLogs writes a whole AppendEntries batch in one
 // fsynced transaction.
+//
+// It also keeps the applied mark: the state machine's last applied index,
+// noted after each apply and written with the next batch. Applied means
+// committed, so the mark is a durable lower bound of the commit index, which
+// raft itself does not persist: up to it, a restart may replay the log into
+// a state machine that lost its unsynced writes.
 package logstore
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -20,13 +27,15 @@ import (
 var (
 	bucketLogs   = []byte("logs")
 	bucketStable = []byte("stable")
+	keyApplied   = []byte("watchfed.applied") // beside raft's own stable keys
 	// ErrKeyNotFound is what raft expects from a stable store for a missing key.
 	ErrKeyNotFound = errors.New("not found")
 )
 
 // Store implements raft.LogStore and raft.StableStore.
 type Store struct {
-	db *bolt.DB
+	db      *bolt.DB
+	applied atomic.Uint64 // noted, maybe not yet written
 }
 
 // Open opens or creates the file; another process holding it is an error
@@ -56,8 +65,47 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes the applied mark and closes the file.
+func (s *Store) Close() error {
+	err := s.db.Update(s.writeApplied)
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// NoteApplied records that the state machine applied up to index; the mark
+// is written with the next StoreLogs or at Close.
+func (s *Store) NoteApplied(index uint64) {
+	for {
+		cur := s.applied.Load()
+		if index <= cur || s.applied.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// Applied returns the written applied mark: every index up to it is
+// committed. 0 if none was written.
+func (s *Store) Applied() (uint64, error) {
+	v, err := s.GetUint64(keyApplied)
+	if errors.Is(err, ErrKeyNotFound) {
+		return 0, nil
+	}
+	return v, err
+}
+
+func (s *Store) writeApplied(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketStable)
+	a := s.applied.Load()
+	if a == 0 {
+		return nil
+	}
+	if old := b.Get(keyApplied); len(old) == 8 && binary.BigEndian.Uint64(old) >= a {
+		return nil
+	}
+	return b.Put(keyApplied, key(a))
+}
 
 // FirstIndex returns the first stored index, 0 if none.
 func (s *Store) FirstIndex() (uint64, error) {
@@ -107,7 +155,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 				return fmt.Errorf("store log %d: %w", l.Index, err)
 			}
 		}
-		return nil
+		return s.writeApplied(tx)
 	})
 }
 

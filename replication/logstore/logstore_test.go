@@ -87,3 +87,37 @@ func BenchmarkStoreLogs64(b *testing.B) {
 		}
 	}
 }
+
+// TestAppliedMark: the applied mark noted by the state machine is written
+// with the next batch of entries (never on its own), never goes back, and is
+// written at Close.
+func TestAppliedMark(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.NoteApplied(4)
+	if got, _ := s.Applied(); got != 0 {
+		t.Fatalf("mark %d written before any batch", got)
+	}
+	if err := s.StoreLogs([]*raft.Log{{Index: 5, Term: 1, Type: raft.LogCommand}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Applied(); got != 4 {
+		t.Fatalf("mark %d after a batch, want 4", got)
+	}
+	s.NoteApplied(3) // late and lower: ignored
+	s.NoteApplied(5)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, _ := s.Applied(); got != 5 {
+		t.Fatalf("mark %d after Close, want 5", got)
+	}
+}
