@@ -17,7 +17,7 @@ func newBenchCmd() *cobra.Command {
 		Long: `Start a 3-node federation in this process (mutual TLS 1.3 on loopback, every write
 fsynced) and measure records written through the gRPC API and acknowledged with
 their log index: throughput and latency for each number of concurrent publishers.
-Then fill a second federation with --catch-up records, let it compact its log, add
+Then import --import records in one call (the bulk row). Then fill a second federation with --catch-up records, let it compact its log, add
 a fourth member and time its catch-up. Prints a table.
 
 The comparison with a 3-member etcd cluster under the same load lives in a nested
@@ -57,6 +57,7 @@ Go module, so etcd stays out of this binary:
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of each row (after a warm-up of a tenth)")
 	f.IntVar(&cfg.CatchUpEntries, "catch-up", cfg.CatchUpEntries, "records in the federation a new member catches up on (0 skips)")
 	f.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "encoded size of each record as sent, in bytes")
+	f.IntVar(&cfg.ImportRecords, "import", cfg.ImportRecords, "records in the bulk-import row, one Import call (0 skips)")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the federations' data (default: a temporary one, removed)")
 	cmd.AddCommand(newBenchScreenCmd())
 	return cmd

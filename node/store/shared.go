@@ -74,9 +74,11 @@ type EpochKey struct {
 	Key    []byte
 }
 
-// TakeIn stores what log entries brought, in one transaction (shared with
-// concurrent writes), and advances the received index past them: replaying
-// an entry after a crash is a no-op. Entries that brought nothing (this
+// TakeIn stores what log entries brought, in one transaction, and advances
+// the received index past them: replaying an entry after a crash is a no-op.
+// The transaction rides on the next write's commit or waits lazyDelay for
+// more entries: a partner under a stream of entries commits them in fewer,
+// larger transactions, and its fsyncs leave its raft log's alone. Entries that brought nothing (this
 // agency's own, or sealed to others) advance the index in memory only; it is
 // written with the next entries that bring something, or at Close, and a
 // crash before that only reads them again.
@@ -89,7 +91,7 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 		s.noteReceived(upTo)
 		return nil
 	}
-	return s.batch(func(tx *bolt.Tx) error {
+	return s.batchLazy(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		done := u64(meta.Get(keyReceived))
 		for _, r := range batch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,5 +80,29 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		b.ReportMetric(cu.Applied.Seconds(), "applied-s")
 		b.ReportMetric(cu.Readable.Seconds(), "readable-s")
+	}
+}
+
+// TestImportRow: the bulk row imports every record in one call, and the
+// table prints its rate without latency columns.
+func TestImportRow(t *testing.T) {
+	l, err := start(context.Background(), t.TempDir(), Raft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	row, err := importRecords(context.Background(), l.Nodes[0], 300, Defaults().ValueSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Ops != 300 || row.PerSecond() <= 0 {
+		t.Fatalf("row %+v", row)
+	}
+	var out strings.Builder
+	if err := WriteTable(&out, []Row{row}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), ImportWorkload) || !strings.Contains(out.String(), "  -  ") {
+		t.Fatalf("table:\n%s", out.String())
 	}
 }

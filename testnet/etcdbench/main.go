@@ -20,6 +20,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time of each row (after a warm-up of a tenth)")
 	flag.IntVar(&cfg.CatchUpEntries, "catch-up", cfg.CatchUpEntries, "records a new watchfed member catches up on (0 skips)")
 	flag.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "bytes per record as sent and per etcd value")
+	flag.IntVar(&cfg.ImportRecords, "import", cfg.ImportRecords, "records in watchfed's bulk-import row, one Import call (0 skips)")
 	skipEtcd := flag.Bool("skip-etcd", false, "measure watchfed only")
 	flag.Parse()
 	cfg.Publishers = nil
