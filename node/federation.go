@@ -90,10 +90,11 @@ func newFederation(n *Node, base *tls.Config) (*federation, error) {
 		}
 	}
 	f.trans, err = transport.New(transport.Config{
-		LocalAddr: raft.ServerAddress(n.advertise()),
-		Dial:      func(ctx context.Context, target string) (*grpc.ClientConn, error) { return f.dial(target) },
-		Authorize: f.authorizeNode,
-		Logger:    n.log,
+		LocalAddr:  raft.ServerAddress(n.advertise()),
+		Dial:       func(ctx context.Context, target string) (*grpc.ClientConn, error) { return f.dial(target) },
+		Authorize:  f.authorizeNode,
+		MaxMessage: maxPeerMessage,
+		Logger:     n.log,
 	})
 	if err != nil {
 		return nil, err
@@ -355,9 +356,24 @@ func (f *federation) publishLoop(ctx context.Context) {
 	}
 }
 
-// maxBatch bounds one publication: a bulk import becomes many publications
-// of this many entries, each one signature.
-const maxBatch = 256
+// maxBatch and maxBatchBytes bound one publication: a bulk import becomes
+// many publications of this many entries (or this many bytes of records),
+// each one signature, each well within a message between nodes.
+const (
+	maxBatch      = 1024
+	maxBatchBytes = 4 << 20
+)
+
+// boundBytes keeps the records that fit in maxBatchBytes (at least one).
+func boundBytes(recs []*pb.Record) []*pb.Record {
+	size := 0
+	for i, r := range recs {
+		if size += proto.Size(r); size > maxBatchBytes && i > 0 {
+			return recs[:i]
+		}
+	}
+	return recs
+}
 
 // maxInFlight bounds the publications submitted and not yet applied.
 const maxInFlight = 8
@@ -427,6 +443,7 @@ func (p *publisher) publish(ctx context.Context) {
 			}
 			return
 		}
+		recs = boundBytes(recs)
 		data, err := f.sealBatch(recs, rcpt)
 		if err != nil {
 			f.n.log.Warn("publish", "err", err)

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -86,6 +87,13 @@ func verifyEd25519(pub *pb.Publication, key []byte) (*pb.PublicationBody, error)
 
 func startTestNode(t *testing.T, p *testPKI, id, addr, dir string, rc *raft.Config) *testNode {
 	t.Helper()
+	return startTestNodeLimit(t, p, id, addr, dir, rc, 64<<20)
+}
+
+// startTestNodeLimit is startTestNode with maxMsg the largest gRPC message
+// between nodes.
+func startTestNodeLimit(t *testing.T, p *testPKI, id, addr, dir string, rc *raft.Config, maxMsg int) *testNode {
+	t.Helper()
 	var lis net.Listener
 	var err error
 	if addr == "" {
@@ -98,13 +106,14 @@ func startTestNode(t *testing.T, p *testPKI, id, addr, dir string, rc *raft.Conf
 	n := &testNode{id: id, addr: lis.Addr().String(), dir: dir, lis: lis}
 	serverTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{p.cert}, ClientCAs: p.pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{p.cert}, RootCAs: p.pool}
-	n.srv = grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)), grpc.MaxRecvMsgSize(64<<20))
+	n.srv = grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)), grpc.MaxRecvMsgSize(maxMsg))
 	n.trans, err = transport.New(transport.Config{
 		LocalAddr: raft.ServerAddress(n.addr),
 		Dial: func(ctx context.Context, target string) (*grpc.ClientConn, error) {
-			return grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+			return grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))
 		},
-		Timeout: 2 * time.Second,
+		Timeout:    2 * time.Second,
+		MaxMessage: maxMsg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -373,4 +382,65 @@ func TestSnapshotCatchUpAndForgeryRejected(t *testing.T) {
 	}
 	waitApplied(t, all, idx)
 	sameEntries(t, all, 300)
+}
+
+// TestFollowerBehindALargeBacklog: a follower that was away while the
+// others committed more than one message's worth of entries catches up from
+// the log. raft sends it up to MaxAppendEntries entries at once whatever
+// their size; the transport sends such a batch in parts.
+func TestFollowerBehindALargeBacklog(t *testing.T) {
+	const maxMsg = 256 << 10
+	rc := func() *raft.Config {
+		c := testRaftConfig()
+		c.SnapshotThreshold = 1 << 20 // no snapshot: the log must carry it
+		return c
+	}
+	p := newTestPKI(t)
+	var nodes []*testNode
+	for i := 0; i < 3; i++ {
+		nodes = append(nodes, startTestNodeLimit(t, p, fmt.Sprintf("AG%d", i), "", t.TempDir(), rc(), maxMsg))
+	}
+	ctx := ctxT(t)
+	if err := nodes[0].rep.Bootstrap(ctx, nodes[0].member()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		join(t, nodes[0], n)
+	}
+	l := leaderOf(t, nodes)
+	var away *testNode
+	for _, n := range nodes {
+		if n != l {
+			away = n
+			break
+		}
+	}
+	away.stop()
+	// 40 entries of 32 KiB: 1.25 MiB, five messages' worth.
+	pad := bytes.Repeat([]byte("x"), 32<<10)
+	var last uint64
+	for i := 0; i < 40; i++ {
+		cmd := l.publication(fmt.Sprintf("%s/big%d", l.id, i), 1)
+		body := &pb.PublicationBody{}
+		if err := proto.Unmarshal(cmd.GetPublication().Body, body); err != nil {
+			t.Fatal(err)
+		}
+		body.Envelopes[0].Bodies = []*pb.Body{{Ciphertext: pad}}
+		b, _ := proto.Marshal(body)
+		cmd.GetPublication().Body, cmd.GetPublication().Signature = b, ed25519.Sign(l.sign, b)
+		idx, err := l.rep.Apply(ctx, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = idx
+	}
+	back := startTestNodeLimit(t, p, away.id, away.addr, away.dir, rc(), maxMsg)
+	all := []*testNode{back}
+	for _, n := range nodes {
+		if n.rep != nil {
+			all = append(all, n)
+		}
+	}
+	waitApplied(t, all, last)
+	sameEntries(t, all, 40)
 }

@@ -51,8 +51,15 @@ type pipeline struct {
 	err       error // why the pipeline broke; set before closed is closed
 }
 
+// errTooLarge turns raft from the pipeline to plain AppendEntries, which
+// sends a large batch in parts.
+var errTooLarge = errors.New("batch too large for one message: sent in parts without the pipeline")
+
 // AppendEntries sends a request without waiting for its response.
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	if len(args.Entries) > 1 && entriesSize(args.Entries) > p.t.budget() {
+		return nil, errTooLarge
+	}
 	b, err := encode(args)
 	if err != nil {
 		return nil, err

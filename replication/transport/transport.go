@@ -35,7 +35,10 @@ type Config struct {
 	// Timeout bounds every outgoing RPC (default 10 s). A snapshot install
 	// gets this much per chunk.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// MaxMessage is the largest gRPC message between nodes (default gRPC's
+	// 4 MiB). AppendEntries batches beyond it are sent in parts.
+	MaxMessage int
+	Logger     *slog.Logger
 }
 
 // ChunkSize is the size of snapshot chunks on the wire.
@@ -68,6 +71,9 @@ func New(cfg Config) (*Transport, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = 4 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -138,23 +144,76 @@ func (t *Transport) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.ctx, t.cfg.Timeout)
 }
 
-// AppendEntries implements raft.Transport.
+// AppendEntries implements raft.Transport. A batch too large for one
+// message goes in parts, each continuing the log where the previous one
+// ended; the answer is the first refusal, or the last part's.
 func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	c, err := t.client(target)
 	if err != nil {
 		return err
 	}
-	b, err := encode(args)
-	if err != nil {
-		return err
+	for _, part := range t.split(args) {
+		b, err := encode(part)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := t.callCtx()
+		out, err := c.AppendEntries(ctx, &raftv1.AppendEntriesRequest{Msgpack: b})
+		cancel()
+		if err != nil {
+			return err
+		}
+		if err := decode(out.Msgpack, resp); err != nil {
+			return err
+		}
+		if !resp.Success {
+			return nil
+		}
 	}
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	out, err := c.AppendEntries(ctx, &raftv1.AppendEntriesRequest{Msgpack: b})
-	if err != nil {
-		return err
+	return nil
+}
+
+// budget is the room for entries in one message, leaving the rest of
+// MaxMessage to the encoding's overhead.
+func (t *Transport) budget() int { return t.cfg.MaxMessage * 3 / 4 }
+
+// entriesSize estimates what the entries take in a message.
+func entriesSize(es []*raft.Log) int {
+	n := 0
+	for _, e := range es {
+		n += len(e.Data) + len(e.Extensions) + 64
 	}
-	return decode(out.Msgpack, resp)
+	return n
+}
+
+// split cuts a batch whose entries exceed the budget into batches of
+// consecutive entries. raft bounds a batch by its number of entries only, so
+// a follower that was away during a bulk import would otherwise be sent the
+// same oversized batch, refused by gRPC, for as long as the leader keeps
+// that log. A single entry over the budget is sent alone (and refused if it
+// exceeds MaxMessage; publications are bounded well below it).
+func (t *Transport) split(args *raft.AppendEntriesRequest) []*raft.AppendEntriesRequest {
+	if len(args.Entries) < 2 || entriesSize(args.Entries) <= t.budget() {
+		return []*raft.AppendEntriesRequest{args}
+	}
+	var parts []*raft.AppendEntriesRequest
+	part := *args
+	part.Entries = nil
+	size := 0
+	for _, e := range args.Entries {
+		es := entriesSize([]*raft.Log{e})
+		if len(part.Entries) > 0 && size+es > t.budget() {
+			done := part
+			parts = append(parts, &done)
+			last := done.Entries[len(done.Entries)-1]
+			part = *args
+			part.Entries, part.PrevLogEntry, part.PrevLogTerm = nil, last.Index, last.Term
+			size = 0
+		}
+		part.Entries = append(part.Entries, e)
+		size += es
+	}
+	return append(parts, &part)
 }
 
 // RequestVote implements raft.Transport.
