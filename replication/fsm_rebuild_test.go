@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // TestFSMRebuiltFromSnapshotAndLog: the FSM's file is written without fsync,
@@ -149,5 +151,24 @@ func sameStateHash(t *testing.T, nodes []*testNode) {
 			t.Fatalf("state hash indexes never met: %v", idx)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// TestBodyCacheKeepsTheLatest: the cache holds the last bodyCacheSize
+// publications decoded, oldest out first.
+func TestBodyCacheKeepsTheLatest(t *testing.T) {
+	var c bodyCache
+	for i := uint64(1); i <= bodyCacheSize+2; i++ {
+		c.put(i, &pb.PublicationBody{Origin: fmt.Sprint(i)})
+	}
+	c.put(5, &pb.PublicationBody{Origin: "again"}) // already held: kept as first decoded
+	for i := uint64(1); i <= bodyCacheSize+2; i++ {
+		got := c.get(i)
+		if held := i > 2; (got != nil) != held {
+			t.Fatalf("index %d held %v, want %v", i, got != nil, held)
+		}
+	}
+	if c.get(5).Origin != "5" {
+		t.Fatal("a second put replaced the held body")
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/testnet"
 )
 
 func TestRecordSize(t *testing.T) {
@@ -104,5 +107,58 @@ func TestImportRow(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), ImportWorkload) || !strings.Contains(out.String(), "  -  ") {
 		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+// BenchmarkCatchUpAfterImport times a fourth member joining a federation
+// whose origin imported 20,000 records in one call (20 publications of
+// 1,024 records): until it can read every one of them.
+//
+//	go test -run '^$' -bench CatchUpAfterImport -benchtime 1x ./testnet/bench
+func BenchmarkCatchUpAfterImport(b *testing.B) {
+	const records = 20_000
+	ctx := context.Background()
+	for range b.N {
+		l, err := start(ctx, b.TempDir(), Raft())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := importRecords(ctx, l.Nodes[0], records, Defaults().ValueSize); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		ln, err := l.Add(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = waitFor(ctx, 5*time.Minute, func() (bool, error) {
+			n, err := countShared(ctx, ln)
+			return n >= records, err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(t0).Seconds(), "readable-s")
+		l.Close()
+	}
+}
+
+// countShared counts the shared entries a node can read, page by page.
+func countShared(ctx context.Context, ln *testnet.LocalNode) (int, error) {
+	conn, err := ln.Dial()
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	n, token := 0, ""
+	for {
+		resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			return 0, err
+		}
+		n += len(resp.Entries)
+		if token = resp.NextPageToken; token == "" {
+			return n, nil
+		}
 	}
 }
