@@ -69,13 +69,7 @@ func TestFSMRebuiltFromSnapshotAndLog(t *testing.T) {
 				return last
 			}
 			last := publish(0, 60)
-			var f *testNode
-			for _, n := range nodes {
-				if n != l {
-					f = n
-					break
-				}
-			}
+			f := followerOf(nodes, l)
 			waitApplied(t, nodes, last)
 			// A snapshot on the member, then more log after it: the rebuild
 			// needs both.
@@ -106,12 +100,7 @@ func TestFSMRebuiltFromSnapshotAndLog(t *testing.T) {
 				t.Fatalf("registry after the rebuild: %d members, %v", len(members), err)
 			}
 
-			all := []*testNode{back}
-			for _, n := range nodes {
-				if n.rep != nil {
-					all = append(all, n)
-				}
-			}
+			all := append([]*testNode{back}, running(nodes)...)
 			last = publish(90, 91)
 			waitApplied(t, all, last)
 			sameEntries(t, all, 91)

@@ -209,6 +209,27 @@ func leaderOf(t *testing.T, nodes []*testNode) *testNode {
 	return nil
 }
 
+// followerOf returns a member of nodes other than l.
+func followerOf(nodes []*testNode, l *testNode) *testNode {
+	for _, n := range nodes {
+		if n != l {
+			return n
+		}
+	}
+	return nil
+}
+
+// running returns the nodes that are not stopped.
+func running(nodes []*testNode) []*testNode {
+	var out []*testNode
+	for _, n := range nodes {
+		if n.rep != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // waitApplied waits until every running node has applied index.
 func waitApplied(t *testing.T, nodes []*testNode, index uint64) {
 	t.Helper()
@@ -288,12 +309,7 @@ func TestReplicateKillLeaderRestartFollower(t *testing.T) {
 
 	// Kill the leader: a new one is elected and nothing committed is lost.
 	l.stop()
-	var alive []*testNode
-	for _, n := range nodes {
-		if n.rep != nil {
-			alive = append(alive, n)
-		}
-	}
+	alive := running(nodes)
 	l2 := leaderOf(t, alive)
 	if l2 == l {
 		t.Fatal("dead node still leads")
@@ -324,13 +340,7 @@ func TestSnapshotCatchUpAndForgeryRejected(t *testing.T) {
 	pki, nodes := federation(t, 3, small)
 	ctx := ctxT(t)
 	l := leaderOf(t, nodes)
-	var lagging *testNode
-	for _, n := range nodes {
-		if n != l {
-			lagging = n
-			break
-		}
-	}
+	lagging := followerOf(nodes, l)
 	lagging.stop()
 	// On a loaded machine the leader can lose its lease to the other live
 	// node; a write then goes to whichever leads (l's publications still).
@@ -359,12 +369,7 @@ func TestSnapshotCatchUpAndForgeryRejected(t *testing.T) {
 		t.Fatalf("log not compacted: first index %d", first)
 	}
 	back := startTestNode(t, pki, lagging.id, lagging.addr, lagging.dir, small())
-	all := []*testNode{back}
-	for _, n := range nodes {
-		if n.rep != nil {
-			all = append(all, n)
-		}
-	}
+	all := append([]*testNode{back}, running(nodes)...)
 	waitApplied(t, all, last)
 	sameEntries(t, all, 300)
 	if back.rep.Status().SnapshotIndex == 0 {
@@ -408,13 +413,7 @@ func TestFollowerBehindALargeBacklog(t *testing.T) {
 		join(t, nodes[0], n)
 	}
 	l := leaderOf(t, nodes)
-	var away *testNode
-	for _, n := range nodes {
-		if n != l {
-			away = n
-			break
-		}
-	}
+	away := followerOf(nodes, l)
 	away.stop()
 	// 40 entries of 32 KiB: 1.25 MiB, five messages' worth.
 	pad := bytes.Repeat([]byte("x"), 32<<10)
@@ -435,12 +434,7 @@ func TestFollowerBehindALargeBacklog(t *testing.T) {
 		last = idx
 	}
 	back := startTestNodeLimit(t, p, away.id, away.addr, away.dir, rc(), maxMsg)
-	all := []*testNode{back}
-	for _, n := range nodes {
-		if n.rep != nil {
-			all = append(all, n)
-		}
-	}
+	all := append([]*testNode{back}, running(nodes)...)
 	waitApplied(t, all, last)
 	sameEntries(t, all, 40)
 }
