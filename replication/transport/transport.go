@@ -148,26 +148,13 @@ func (t *Transport) callCtx() (context.Context, context.CancelFunc) {
 // message goes in parts, each continuing the log where the previous one
 // ended; the answer is the first refusal, or the last part's.
 func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	c, err := t.client(target)
-	if err != nil {
-		return err
-	}
 	for _, part := range t.split(args) {
-		b, err := encode(part)
-		if err != nil {
+		err := t.unary(target, part, resp, func(ctx context.Context, c raftv1.RaftServiceClient, b []byte) ([]byte, error) {
+			out, err := c.AppendEntries(ctx, &raftv1.AppendEntriesRequest{Msgpack: b})
+			return out.GetMsgpack(), err
+		})
+		if err != nil || !resp.Success {
 			return err
-		}
-		ctx, cancel := t.callCtx()
-		out, err := c.AppendEntries(ctx, &raftv1.AppendEntriesRequest{Msgpack: b})
-		cancel()
-		if err != nil {
-			return err
-		}
-		if err := decode(out.Msgpack, resp); err != nil {
-			return err
-		}
-		if !resp.Success {
-			return nil
 		}
 	}
 	return nil
@@ -218,44 +205,31 @@ func (t *Transport) split(args *raft.AppendEntriesRequest) []*raft.AppendEntries
 
 // RequestVote implements raft.Transport.
 func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	c, err := t.client(target)
-	if err != nil {
-		return err
-	}
-	b, err := encode(args)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	out, err := c.RequestVote(ctx, &raftv1.RequestVoteRequest{Msgpack: b})
-	if err != nil {
-		return err
-	}
-	return decode(out.Msgpack, resp)
+	return t.unary(target, args, resp, func(ctx context.Context, c raftv1.RaftServiceClient, b []byte) ([]byte, error) {
+		out, err := c.RequestVote(ctx, &raftv1.RequestVoteRequest{Msgpack: b})
+		return out.GetMsgpack(), err
+	})
 }
 
 // RequestPreVote implements raft.WithPreVote.
 func (t *Transport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	c, err := t.client(target)
-	if err != nil {
-		return err
-	}
-	b, err := encode(args)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	out, err := c.RequestPreVote(ctx, &raftv1.RequestPreVoteRequest{Msgpack: b})
-	if err != nil {
-		return err
-	}
-	return decode(out.Msgpack, resp)
+	return t.unary(target, args, resp, func(ctx context.Context, c raftv1.RaftServiceClient, b []byte) ([]byte, error) {
+		out, err := c.RequestPreVote(ctx, &raftv1.RequestPreVoteRequest{Msgpack: b})
+		return out.GetMsgpack(), err
+	})
 }
 
 // TimeoutNow implements raft.Transport.
 func (t *Transport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.unary(target, args, resp, func(ctx context.Context, c raftv1.RaftServiceClient, b []byte) ([]byte, error) {
+		out, err := c.TimeoutNow(ctx, &raftv1.TimeoutNowRequest{Msgpack: b})
+		return out.GetMsgpack(), err
+	})
+}
+
+// unary makes one call with a deadline: args encoded, the answer decoded
+// into resp.
+func (t *Transport) unary(target raft.ServerAddress, args, resp any, call func(context.Context, raftv1.RaftServiceClient, []byte) ([]byte, error)) error {
 	c, err := t.client(target)
 	if err != nil {
 		return err
@@ -266,11 +240,11 @@ func (t *Transport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args 
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	out, err := c.TimeoutNow(ctx, &raftv1.TimeoutNowRequest{Msgpack: b})
+	out, err := call(ctx, c, b)
 	if err != nil {
 		return err
 	}
-	return decode(out.Msgpack, resp)
+	return decode(out, resp)
 }
 
 // InstallSnapshot implements raft.Transport: the request, then the data in chunks.
