@@ -2,7 +2,6 @@ package importer
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -47,17 +46,11 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 	}
 	seen := map[string]int{} // ref → item
 	for {
-		row, err := cr.Read()
+		row, line, err := nextRow(cr, res, "")
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				res.reject(pe.StartLine, "", "%v", pe.Err)
-				continue
-			}
 			return nil, err
 		}
 		get := func(c string) string {

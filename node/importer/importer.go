@@ -6,6 +6,8 @@ package importer
 
 import (
 	"bytes"
+	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -52,6 +54,25 @@ type Result struct {
 
 func (r *Result) reject(line int, ref, format string, args ...any) {
 	r.Rejects = append(r.Rejects, Reject{Line: line, Ref: ref, Reason: fmt.Sprintf(format, args...)})
+}
+
+// nextRow reads the next CSV row and the line it starts on. A malformed row
+// is rejected, named by its line (prefix before the reason), and skipped;
+// io.EOF ends the input.
+func nextRow(cr *csv.Reader, res *Result, prefix string) ([]string, int, error) {
+	for {
+		row, err := cr.Read()
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			res.reject(pe.StartLine, "", "%s%v", prefix, pe.Err)
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		line, _ := cr.FieldPos(0)
+		return row, line, nil
+	}
 }
 
 // Formats are the names `watchfed import --format` accepts.

@@ -2,7 +2,6 @@ package importer
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -32,17 +31,11 @@ func readOFAC(r io.Reader, file string, want int, res *Result) ([]ofacRow, error
 	cr.LazyQuotes = true
 	var rows []ofacRow
 	for {
-		rec, err := cr.Read()
+		rec, line, err := nextRow(cr, res, file+": ")
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				res.reject(pe.StartLine, "", "%s: %v", file, pe.Err)
-				continue
-			}
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
