@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,13 +33,14 @@ const (
 	FaultDrop            = "drop"             // connections reset at random
 	FaultCut             = "cut"              // every connection reset at once
 	FaultKill            = "kill"             // kill -9 a node, restart it at heal
+	FaultPowerLoss       = "power-loss"       // kill -9 a node and lose its unsynced writes, restart it at heal
 	FaultPause           = "pause"            // SIGSTOP a node, SIGCONT at heal
 	FaultDiskFull        = "disk-full"        // fill one node's disk, free it at heal
 )
 
 // AllFaults are every fault kind; disk-full needs Options.DiskBytes.
 var AllFaults = []string{FaultPartitionOne, FaultPartitionLeader, FaultPartitionSplit, FaultOneWay,
-	FaultLatency, FaultDrop, FaultCut, FaultKill, FaultPause, FaultDiskFull}
+	FaultLatency, FaultDrop, FaultCut, FaultKill, FaultPowerLoss, FaultPause, FaultDiskFull}
 
 // Jepsen is a Jepsen-style run: clients on every node publish, amend, delist
 // and read while a nemesis injects faults drawn from Seed; then everything
@@ -267,7 +269,7 @@ func (nt *Net) Nodes() []*Member { return nt.Members }
 func (nt *Net) Kinds() []string {
 	var out []string
 	for _, k := range AllFaults {
-		if (nt.Links == nil && k != FaultKill && k != FaultPause) || (k == FaultDiskFull && nt.DiskBytes == 0) {
+		if (nt.Links == nil && k != FaultKill && k != FaultPowerLoss && k != FaultPause) || (k == FaultDiskFull && nt.DiskBytes == 0) {
 			continue
 		}
 		out = append(out, k)
@@ -312,6 +314,14 @@ func (nt *Net) Inject(ctx context.Context, kind string, d Draw) (string, func(co
 			return "", nil, err
 		}
 		return fmt.Sprintf("kill -9 %s", ms[a].Agency), func(ctx context.Context) error { return nt.Restart(ctx, ms[a]) }, nil
+	case FaultPowerLoss:
+		if err := nt.Kill(ms[a]); err != nil {
+			return "", nil, err
+		}
+		if err := losePowerState(ms[a]); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("power loss on %s", ms[a].Agency), func(ctx context.Context) error { return nt.Restart(ctx, ms[a]) }, nil
 	case FaultPause:
 		if err := nt.Pause(ms[a]); err != nil {
 			return "", nil, err
@@ -329,6 +339,31 @@ func (nt *Net) Inject(ctx context.Context, kind string, d Draw) (string, func(co
 		}, nil
 	}
 	return "", nil, fmt.Errorf("unknown fault %q", kind)
+}
+
+// losePowerState leaves a killed member's files as a power loss may: what
+// the node fsyncs (its record store and raft log) whole, its replicated
+// state (raft/fsm.db, written without fsync) damaged, and the open marker
+// beside it naming a boot that is gone. The node must rebuild the state from
+// its raft snapshot and log when it starts.
+func losePowerState(m *Member) error {
+	path := filepath.Join(m.Dir, "raft", "fsm.db")
+	if err := tearMetaPages(path); err != nil {
+		return fmt.Errorf("power loss on %s: %w", m.Agency, err)
+	}
+	return os.WriteFile(path+".open", []byte("an-earlier-boot\n"), 0o600)
+}
+
+// tearMetaPages overwrites both meta pages of a bbolt file: what a torn
+// write or a bad sector leaves.
+func tearMetaPages(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, 2*os.Getpagesize()), 0)
+	return err
 }
 
 func others(n, except int) []int {

@@ -367,16 +367,10 @@ func TestCorruptFileRefusedAtStart(t *testing.T) {
 	}
 }
 
-// damageMetaPages overwrites both bbolt meta pages: what a torn write or a
-// bad disk sector leaves.
+// damageMetaPages overwrites both bbolt meta pages of path.
 func damageMetaPages(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 2*os.Getpagesize()), 0); err != nil {
+	if err := tearMetaPages(path); err != nil {
 		t.Fatal(err)
 	}
 }
