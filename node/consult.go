@@ -466,14 +466,25 @@ func consultationBodies(r *pb.Record, members []string) ([]seal.BodyPlain, error
 	return bodies, nil
 }
 
-// holders are the agencies a version of a partner's entry was sealed to,
-// as its clear header in the log says.
+// holders are the agencies that can read a version of a partner's entry,
+// as the clear log says: those it was sealed to, and those granted it later
+// (a member that joined since, a partner a widened policy entitled).
 func (f *federation) holders(id string, version uint64) ([]string, error) {
 	env, err := f.rep.FSM.Envelope(id, version)
 	if err != nil {
 		return nil, err
 	}
-	return env.GetHeader().GetRecipients(), nil
+	granted, err := f.rep.FSM.Grantees(id, version)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(env.GetHeader().GetRecipients())
+	for _, g := range granted {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }
 
 // receivedAudit records the taking in of a partner's consultation step, so

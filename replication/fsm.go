@@ -5,6 +5,7 @@
 package replication
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -35,7 +36,10 @@ var (
 	bucketMembers = []byte("members") // agency → Member
 	bucketEntries = []byte("entries") // entry id 0x00 version → index of its publication
 	bucketGrants  = []byte("grants")  // origin 0x00 recipient 0x00 be64(epoch) → index of the epoch grant
-	keyApplied    = []byte("applied")
+	// entry id 0x00 be64(version) 0x00 recipient → index of the key grant
+	// that let recipient read that version after it was published.
+	bucketKeyGrants = []byte("key_grants")
+	keyApplied      = []byte("applied")
 )
 
 // ErrRejected wraps the reason a command was not applied (bad signature,
@@ -103,7 +107,7 @@ func (f *FSM) open() error {
 		return fmt.Errorf("open fsm %s: %w", f.path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketLog, bucketMembers, bucketEntries, bucketGrants} {
+		for _, b := range [][]byte{bucketMeta, bucketLog, bucketMembers, bucketEntries, bucketGrants, bucketKeyGrants} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -219,6 +223,16 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *pb.Pu
 		}
 		fresh++
 	}
+	keyGrants := tx.Bucket(bucketKeyGrants)
+	for _, g := range body.GetKeyGrants() {
+		key := append(entryKey(g.GetEntryId(), g.GetVersion()), 0)
+		key = append(key, g.GetKey().GetRecipient()...)
+		if keyGrants.Get(key) == nil {
+			if err := keyGrants.Put(key, be64(index)); err != nil {
+				return err
+			}
+		}
+	}
 	for _, g := range body.GetEpochGrants() {
 		key := grantKey(g.Origin, g.Recipient, g.Epoch)
 		if grants.Get(key) != nil {
@@ -245,6 +259,23 @@ func (f *FSM) Granted(origin, recipient string, epoch uint64) bool {
 		return nil
 	})
 	return found
+}
+
+// Grantees are the agencies that were granted an entry version after it was
+// published (a newcomer's catch-up, a widened policy), in name order.
+func (f *FSM) Grantees(id string, version uint64) ([]string, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []string
+	prefix := append(entryKey(id, version), 0)
+	err := f.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKeyGrants).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, string(k[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
 }
 
 func grantKey(origin, recipient string, epoch uint64) []byte {

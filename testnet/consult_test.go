@@ -243,6 +243,16 @@ func TestConsultationNoUndercut(t *testing.T) {
 		_, err := dec.GetConsultation(ctx, &pb.GetConsultationRequest{ConsultationId: id2})
 		return err == nil
 	})
+	// A fourth agency joins now: DE's denial reaches it by a key grant, not
+	// in the version's header, and it must hear of an approval all the same.
+	late, err := l.Add(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, late.Agency+" holds DE's denial", func() bool {
+		_, err := pb.NewSharedServiceClient(conn(t, late)).GetShared(ctx, &pb.GetSharedRequest{Id: den.Record.Id})
+		return err == nil
+	})
 	clock.Skip(15 * 24 * time.Hour)
 	for _, cl := range []pb.ConsultationServiceClient{frc, dec} {
 		resp, err := cl.ListConsultations(ctx, &pb.ListConsultationsRequest{State: pb.ConsultationState_CONSULTATION_STATE_OVERDUE})
@@ -254,15 +264,17 @@ func TestConsultationNoUndercut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notice, err := pb.NewSharedServiceClient(conn(t, nl)).GetShared(ctx, &pb.GetSharedRequest{Id: id2, MinIndex: approved.Thread.LogIndex})
-	if err != nil {
-		t.Fatalf("NL did not receive the approval notice: %v", err)
-	}
-	if nc := notice.Entry.Record.GetConsultation(); nc.GetDecision() != pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED || nc.DecisionReasons == "" || nc.Question != "" {
-		t.Fatalf("approval notice at NL: %v", notice.Entry.Record)
-	}
-	if got := filesContain(t, nl.Dir, question, answer, question2); len(got) > 0 {
-		t.Fatalf("NL's data directory holds %v", got)
+	for _, ln := range []*LocalNode{nl, late} {
+		notice, err := pb.NewSharedServiceClient(conn(t, ln)).GetShared(ctx, &pb.GetSharedRequest{Id: id2, MinIndex: approved.Thread.LogIndex})
+		if err != nil {
+			t.Fatalf("%s did not receive the approval notice: %v", ln.Agency, err)
+		}
+		if nc := notice.Entry.Record.GetConsultation(); nc.GetDecision() != pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED || nc.DecisionReasons == "" || nc.Question != "" {
+			t.Fatalf("approval notice at %s: %v", ln.Agency, notice.Entry.Record)
+		}
+		if got := filesContain(t, ln.Dir, question, answer, question2); len(got) > 0 {
+			t.Fatalf("%s's data directory holds %v", ln.Agency, got)
+		}
 	}
 }
 
