@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -44,6 +45,9 @@ type Config struct {
 	// node actually connects to (a NAT, a tunnel, or a test's fault proxy).
 	// TLS still verifies the advertised name.
 	PeerRoutes map[string]string `yaml:"peer_routes"`
+	// Holidays are this state's public holidays (YYYY-MM-DD): they do not
+	// count as working days in a consultation's deadline.
+	Holidays []string `yaml:"holidays"`
 }
 
 // TLS names the node's PEM files.
@@ -148,6 +152,11 @@ func (c Config) Validate() error {
 			if _, _, err := net.SplitHostPort(a); err != nil {
 				return &FieldError{"peer_routes", fmt.Sprintf("%q is not host:port", a)}
 			}
+		}
+	}
+	for i, h := range c.Holidays {
+		if _, err := time.Parse(time.DateOnly, h); err != nil {
+			return &FieldError{"holidays", fmt.Sprintf("entry %d: %q is not a date YYYY-MM-DD", i+1, h)}
 		}
 	}
 	if c.MaxMessageBytes < 64<<10 || c.MaxMessageBytes > 64<<20 {

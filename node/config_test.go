@@ -25,6 +25,8 @@ func TestLoadConfig(t *testing.T) {
 		{"bad yaml", "agency: [\n", "did not find expected"},
 		{"peer routes", valid + "peer_routes:\n  \"10.0.0.2:7400\": \"127.0.0.1:9000\"\n", ""},
 		{"bad peer route", valid + "peer_routes:\n  \"10.0.0.2:7400\": \"nowhere\"\n", ":7: peer_routes: \"nowhere\" is not host:port"},
+		{"holidays", valid + "holidays: [2026-12-25, 2026-12-26]\n", ""},
+		{"bad holiday", valid + "holidays:\n  - 2026-12-25\n  - 25.12.2026\n", ":7: holidays: entry 2: \"25.12.2026\" is not a date YYYY-MM-DD"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,12 +41,12 @@ type consultService struct {
 	mu sync.Mutex
 }
 
-// addWorkingDays counts Monday to Friday; public holidays differ between
-// the states and are not counted out.
-func addWorkingDays(d time.Time, n int) time.Time {
+// addWorkingDays counts Monday to Friday, except the holidays (dates
+// YYYY-MM-DD) of the agency that computes the deadline.
+func addWorkingDays(d time.Time, n int, holidays []string) time.Time {
 	for n > 0 {
 		d = d.AddDate(0, 0, 1)
-		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday {
+		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday && !slices.Contains(holidays, dateOnly(d)) {
 			n--
 		}
 	}
@@ -98,7 +98,7 @@ func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsu
 			EndUse:           cmp.Or(req.GetEndUse(), den.EndUse),
 			Question:         req.GetQuestion(),
 			OpenedOn:         dateOnly(today),
-			Deadline:         dateOnly(addWorkingDays(today, consultWorkingDays)),
+			Deadline:         dateOnly(addWorkingDays(today, consultWorkingDays, s.n.cfg.Holidays)),
 		}},
 		ChangeNote: "consultation opened",
 	}
@@ -163,7 +163,7 @@ func (s *consultService) ExtendConsultation(ctx context.Context, req *pb.ExtendC
 		return nil, status.Errorf(codes.FailedPrecondition, "%s was extended once already, to %s", cur.Id, c.Deadline)
 	}
 	opened, _ := time.Parse(time.DateOnly, c.OpenedOn)
-	limit := dateOnly(addWorkingDays(opened, consultMaxWorkingDays))
+	limit := dateOnly(addWorkingDays(opened, consultMaxWorkingDays, s.n.cfg.Holidays))
 	deadline := cmp.Or(req.GetDeadline(), limit)
 	if _, err := time.Parse(time.DateOnly, deadline); err != nil || deadline <= c.Deadline || deadline > limit {
 		return nil, status.Errorf(codes.InvalidArgument, "deadline: %q is not a date after %s and at most %s (thirty working days after opening)", deadline, c.Deadline, limit)
