@@ -14,7 +14,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -62,6 +64,9 @@ type FSM struct {
 	noteApplied func(index uint64)
 	rebuilt     string
 	bodies      bodyCache
+	// registry is Members' result until the next member change: the
+	// publisher and the TLS handshakes read it for every publication.
+	registry atomic.Pointer[[]*pb.Member]
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released
@@ -115,6 +120,7 @@ func (f *FSM) open() error {
 		f.applied = u64(tx.Bucket(bucketMeta).Get(keyApplied))
 		return nil
 	})
+	f.registry.Store(nil)
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("init fsm %s: %w", f.path, err)
@@ -190,6 +196,7 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 	case *pb.Command_Publication:
 		return f.applyPublication(tx, l.Index, l.Data, c.Publication)
 	case *pb.Command_MemberChange:
+		f.registry.Store(nil)
 		return applyMemberChange(tx, l.Index, c.MemberChange)
 	case *pb.Command_Barrier:
 		return nil // orders reads; changes nothing
@@ -336,10 +343,14 @@ func putMember(b *bolt.Bucket, m *pb.Member) error {
 	return b.Put([]byte(m.Agency), v)
 }
 
-// Members returns the registry, ordered by agency.
+// Members returns the registry, ordered by agency. The members are shared
+// with other callers: read them, do not change them.
 func (f *FSM) Members() ([]*pb.Member, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if ms := f.registry.Load(); ms != nil {
+		return slices.Clone(*ms), nil
+	}
 	var out []*pb.Member
 	err := f.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
@@ -351,19 +362,25 @@ func (f *FSM) Members() ([]*pb.Member, error) {
 			return nil
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	f.registry.Store(&out)
+	return slices.Clone(out), nil
 }
 
-// Member returns one member of the registry.
+// Member returns one member of the registry (shared: read it only).
 func (f *FSM) Member(agency string) (*pb.Member, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var m *pb.Member
-	err := f.db.View(func(tx *bolt.Tx) (err error) {
-		m, err = getMember(tx, agency)
-		return err
-	})
-	return m, err
+	ms, err := f.Members()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if m.Agency == agency {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("no member %q", agency)
 }
 
 // Applied is the last applied log index.
