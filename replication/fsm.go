@@ -253,7 +253,11 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *pb.Pu
 	if fresh == 0 {
 		return nil // a pure duplicate adds nothing to the log
 	}
-	return tx.Bucket(bucketLog).Put(be64(index), raw)
+	if err := tx.Bucket(bucketLog).Put(be64(index), raw); err != nil {
+		return err
+	}
+	f.bodies.put(index, body, len(raw))
+	return nil
 }
 
 // Granted reports whether the origin→recipient key of an epoch has travelled.
@@ -412,6 +416,10 @@ func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
 	err := f.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			if body := f.bodies.get(u64(k)); body != nil {
+				out = append(out, Entry{Index: u64(k), Body: body})
+				continue
+			}
 			var cmd pb.Command
 			if err := proto.Unmarshal(v, &cmd); err != nil {
 				return fmt.Errorf("entry %d: %w", u64(k), err)
@@ -606,7 +614,7 @@ func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
 		if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
 			return err
 		}
-		f.bodies.put(idx, body)
+		f.bodies.put(idx, body, len(tx.Bucket(bucketLog).Get(k)))
 		return nil
 	})
 	if err != nil {
@@ -620,18 +628,31 @@ func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
 	return nil, fmt.Errorf("entry %s version %d missing from its publication", id, version)
 }
 
-// bodyCache keeps the last few publication bodies Envelope decoded. A
+// bodyCache keeps the publication bodies last applied or decoded, so that
+// each is decoded once rather than by every reader: the receive loop and the
+// publisher's holdings read each entry right after it is applied, and a
 // newcomer's catch-up brings key grants for the envelopes of the same large
-// publications one after another (a bulk import is publications of 1,024
-// records): each is decoded once, not once per grant (20,000 imported
-// records took a newcomer 71 s to read without it).
+// publications one after another (20,000 imported records took a newcomer
+// 71 s to read when every grant decoded its 1,024-record publication again).
+// Bodies are shared: read them, do not change them.
 type bodyCache struct {
 	mu    sync.Mutex
-	order []uint64 // oldest first
+	order []cached // oldest first
 	m     map[uint64]*pb.PublicationBody
+	bytes int
 }
 
-const bodyCacheSize = 8
+type cached struct {
+	idx  uint64
+	size int
+}
+
+// The cache holds at most this many bodies, and this many bytes of them as
+// encoded in the log.
+const (
+	bodyCacheSize  = 64
+	bodyCacheBytes = 16 << 20
+)
 
 func (c *bodyCache) get(idx uint64) *pb.PublicationBody {
 	c.mu.Lock()
@@ -639,21 +660,23 @@ func (c *bodyCache) get(idx uint64) *pb.PublicationBody {
 	return c.m[idx]
 }
 
-func (c *bodyCache) put(idx uint64, b *pb.PublicationBody) {
+func (c *bodyCache) put(idx uint64, b *pb.PublicationBody, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[uint64]*pb.PublicationBody{}
 	}
-	if _, ok := c.m[idx]; ok {
+	if _, ok := c.m[idx]; ok || size > bodyCacheBytes {
 		return
 	}
-	if len(c.order) == bodyCacheSize {
-		delete(c.m, c.order[0])
+	for len(c.order) > 0 && (len(c.order) == bodyCacheSize || c.bytes+size > bodyCacheBytes) {
+		delete(c.m, c.order[0].idx)
+		c.bytes -= c.order[0].size
 		c.order = c.order[1:]
 	}
-	c.order = append(c.order, idx)
+	c.order = append(c.order, cached{idx, size})
 	c.m[idx] = b
+	c.bytes += size
 }
 
 // Backup writes a consistent copy of the FSM's file to w.

@@ -143,20 +143,35 @@ func sameStateHash(t *testing.T, nodes []*testNode) {
 	}
 }
 
-// TestBodyCacheKeepsTheLatest: the cache holds the last bodyCacheSize
-// publications decoded, oldest out first.
+// TestBodyCacheKeepsTheLatest: the cache holds the bodies put last, within
+// its count and its bytes, oldest out first.
 func TestBodyCacheKeepsTheLatest(t *testing.T) {
+	body := func(i uint64) *pb.PublicationBody { return &pb.PublicationBody{Origin: fmt.Sprint(i)} }
+	for _, tc := range []struct {
+		name  string
+		n     uint64
+		size  int
+		first uint64 // the oldest index still held
+	}{
+		{"by count", bodyCacheSize + 2, 100, 3},
+		{"by bytes", 10, bodyCacheBytes / 4, 7},
+		{"too large to hold", 3, bodyCacheBytes + 1, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c bodyCache
+			for i := uint64(1); i <= tc.n; i++ {
+				c.put(i, body(i), tc.size)
+			}
+			for i := uint64(1); i <= tc.n; i++ {
+				if held := i >= tc.first; (c.get(i) != nil) != held {
+					t.Fatalf("index %d held %v, want %v", i, c.get(i) != nil, held)
+				}
+			}
+		})
+	}
 	var c bodyCache
-	for i := uint64(1); i <= bodyCacheSize+2; i++ {
-		c.put(i, &pb.PublicationBody{Origin: fmt.Sprint(i)})
-	}
-	c.put(5, &pb.PublicationBody{Origin: "again"}) // already held: kept as first decoded
-	for i := uint64(1); i <= bodyCacheSize+2; i++ {
-		got := c.get(i)
-		if held := i > 2; (got != nil) != held {
-			t.Fatalf("index %d held %v, want %v", i, got != nil, held)
-		}
-	}
+	c.put(5, body(5), 10)
+	c.put(5, &pb.PublicationBody{Origin: "again"}, 10)
 	if c.get(5).Origin != "5" {
 		t.Fatal("a second put replaced the held body")
 	}
