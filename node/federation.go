@@ -602,10 +602,7 @@ func (f *federation) expectPublished(r *pb.Record) (wait func(ctx context.Contex
 		}
 	}
 	wait = func(ctx context.Context) uint64 {
-		select {
-		case f.wake <- struct{}{}:
-		default:
-		}
+		f.wakeUp()
 		select {
 		case idx := <-ch:
 			return idx

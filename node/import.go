@@ -242,6 +242,7 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 			drop()
 			return 0, storeError(err, fmt.Sprintf("import batch at %s", batch[0].SourceRef))
 		}
+		n.fed.wakeUp() // publish this batch while the next is stored
 		for _, rec := range batch {
 			n.follow(rec, false)
 		}

@@ -289,6 +289,7 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 		return 0, storeError(err, rec.Id)
 	}
 	d.written = true
+	n.fed.wakeUp() // publish while the screening index takes the version in
 	n.follow(rec, false)
 	if n.opts.AckBeforeCommit {
 		// The deliberate bug the reliability checker must catch: claim a
