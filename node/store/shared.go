@@ -78,10 +78,12 @@ type EpochKey struct {
 // the received index past them: replaying an entry after a crash is a no-op.
 // The transaction rides on the next write's commit or waits lazyDelay for
 // more entries: a partner under a stream of entries commits them in fewer,
-// larger transactions, and its fsyncs leave its raft log's alone. Entries that brought nothing (this
-// agency's own, or sealed to others) advance the index in memory only; it is
-// written with the next entries that bring something, or at Close, and a
-// crash before that only reads them again.
+// larger transactions, and its fsyncs leave its raft log's alone.
+//
+// Entries that brought nothing (this agency's own, or sealed to others)
+// advance the index in memory only; it is written with the next entries
+// that bring something, or at Close, and a crash before that only reads
+// them again.
 func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error {
 	empty := true
 	for _, r := range batch {
