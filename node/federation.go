@@ -53,7 +53,7 @@ type federation struct {
 
 	wake     chan struct{} // a write queued something to publish
 	mu       sync.Mutex
-	waiters  map[string][]chan uint64 // "id@version" → callers waiting for its log index
+	waiters  map[string][]chan uint64 // versionKey → callers waiting for its log index
 	received chan struct{}            // closed and replaced when entries were taken in
 
 	held     holdings // what partners can read of this agency's entries
@@ -404,7 +404,7 @@ type publishResult struct {
 	start time.Time
 }
 
-func versionKey(r *pb.Record) string { return fmt.Sprintf("%s@%d", r.Id, r.Version) }
+func versionKey(r *pb.Record) string { return store.OutboxKey(r.Id, r.Version) }
 
 // publish grants history when nothing is in flight, then submits
 // publications while there is room.
@@ -433,9 +433,7 @@ func (p *publisher) publish(ctx context.Context) {
 			continue
 		}
 		p.mu.Lock()
-		recs, err := f.n.store.OutboxExcept(ctx, maxBatch, func(id string, version uint64) bool {
-			return p.inflight[fmt.Sprintf("%s@%d", id, version)]
-		})
+		recs, err := f.n.store.OutboxExcept(ctx, maxBatch, p.inflight)
 		p.mu.Unlock()
 		if err != nil || len(recs) == 0 {
 			if err != nil {

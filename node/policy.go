@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,8 +22,14 @@ type sharing struct {
 	mu      sync.RWMutex
 	cur     *policy.Policy
 	lastTry string // the file's bytes and the members at the last attempt
-	lastErr string
-	gen     uint64 // bumped on every change in force
+	// lastStat is the file's size and time and the members at the last read,
+	// at readAt: the publish loop checks on every write, and a stat is far
+	// cheaper than a read. A full read at least every second catches a
+	// rewrite within the file system's timestamp granularity.
+	lastStat string
+	readAt   time.Time
+	lastErr  string
+	gen      uint64 // bumped on every change in force
 }
 
 // policy returns the policy in force (never nil).
@@ -67,11 +74,25 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 	if path == "" {
 		return
 	}
-	data, err := os.ReadFile(path)
 	opts := n.policyOptions()
+	members := strings.Join(opts.Members, ",")
+	var stat string
+	if fi, err := os.Stat(path); err == nil {
+		stat = fmt.Sprintf("%d %d %s", fi.Size(), fi.ModTime().UnixNano(), members)
+	}
+	n.sharing.mu.RLock()
+	unchanged := stat != "" && stat == n.sharing.lastStat && time.Since(n.sharing.readAt) < time.Second
+	n.sharing.mu.RUnlock()
+	if unchanged {
+		return
+	}
+	data, err := os.ReadFile(path)
+	n.sharing.mu.Lock()
+	n.sharing.lastStat, n.sharing.readAt = stat, time.Now()
+	n.sharing.mu.Unlock()
 	// A file refused for naming a partner not yet in the registry is tried
 	// again when the registry changes, not only when the file does.
-	try := string(data) + "\x00" + strings.Join(opts.Members, ",")
+	try := string(data) + "\x00" + members
 	if err != nil {
 		try = "error: " + err.Error()
 	}

@@ -245,3 +245,29 @@ func consumerConn(t *testing.T, ln *LocalNode) *grpc.ClientConn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// TestPolicyRewriteKeepingSizeAndTime: a policy file rewritten in place with
+// the same size and modification time (two saves within the file system's
+// timestamp granularity) still comes into force: the node's check of size
+// and time falls back to reading the file.
+func TestPolicyRewriteKeepingSizeAndTime(t *testing.T) {
+	l := startLocal(t, 2)
+	de, fr := l.Nodes[0], l.Nodes[1]
+	pol := func(marking string) string {
+		return "agency: " + de.Agency + "\ndefault: deny\npartners:\n  " + fr.Agency +
+			":\n    kinds: [designation]\n    max_marking: " + marking + "\n"
+	}
+	writePolicy(t, de, pol("AMBER"))
+	policyInForce(t, de, "+    max_marking: AMBER")
+	fi, err := os.Stat(de.PolicyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(de.PolicyPath(), []byte(pol("GREEN")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(de.PolicyPath(), fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	policyInForce(t, de, "+    max_marking: GREEN")
+}

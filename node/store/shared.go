@@ -18,15 +18,20 @@ func (s *Store) Outbox(ctx context.Context, limit int) ([]*pb.Record, error) {
 	return s.OutboxExcept(ctx, limit, nil)
 }
 
-// OutboxExcept is Outbox without the versions skip reports (those already
-// being published).
-func (s *Store) OutboxExcept(ctx context.Context, limit int, skip func(id string, version uint64) bool) ([]*pb.Record, error) {
+// OutboxKey names a version in the outbox, as OutboxExcept's skip set does.
+func OutboxKey(id string, version uint64) string { return string(versionKey(id, version)) }
+
+// OutboxExcept is Outbox without the versions in skip (those already being
+// published), keyed by OutboxKey. A set rather than a function: the scan
+// passes every version in flight, and a lookup by the key's bytes costs no
+// allocation.
+func (s *Store) OutboxExcept(ctx context.Context, limit int, skip map[string]bool) ([]*pb.Record, error) {
 	var out []*pb.Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		versions := tx.Bucket(bucketVersions)
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
-			if skip != nil && len(k) > 9 && skip(string(k[:len(k)-9]), u64(k[len(k)-8:])) {
+			if skip[string(k)] {
 				continue
 			}
 			rec, err := decodeRecord(versions.Get(k))
