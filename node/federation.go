@@ -458,6 +458,10 @@ func (p *publisher) publish(ctx context.Context) {
 		if wait, err := f.rep.Submit(data, 30*time.Second); err == nil {
 			go func() {
 				idx, err := wait()
+				if err == nil {
+					// The writers hear at once, not after this loop's turn.
+					f.acknowledge(recs, idx)
+				}
 				p.results <- publishResult{recs: recs, idx: idx, err: err, start: start}
 			}()
 			continue
@@ -467,11 +471,29 @@ func (p *publisher) publish(ctx context.Context) {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		idx, err := f.applyRaw(actx, data)
 		cancel()
+		if err == nil {
+			f.acknowledge(recs, idx)
+		}
 		p.done(ctx, publishResult{recs: recs, idx: idx, err: err, start: start})
 	}
 }
 
-// done acknowledges the writes a publication carried, or puts them back.
+// acknowledge gives the writers of the versions a publication carried its
+// log index.
+func (f *federation) acknowledge(recs []*pb.Record, idx uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, rec := range recs {
+		key := versionKey(rec)
+		for _, ch := range f.waiters[key] {
+			ch <- idx
+		}
+		delete(f.waiters, key)
+	}
+}
+
+// done takes an acknowledged publication's versions off the outbox, or puts
+// a failed one's back.
 func (p *publisher) done(ctx context.Context, r publishResult) {
 	f := p.f
 	p.submitted--
@@ -490,15 +512,6 @@ func (p *publisher) done(ctx context.Context, r publishResult) {
 		return
 	}
 	f.n.metrics.publishLat.Observe(time.Since(r.start).Seconds())
-	f.mu.Lock()
-	for _, rec := range r.recs {
-		key := versionKey(rec)
-		for _, ch := range f.waiters[key] {
-			ch <- r.idx
-		}
-		delete(f.waiters, key)
-	}
-	f.mu.Unlock()
 	p.mu.Lock()
 	p.toMark = append(p.toMark, r.recs...)
 	p.mu.Unlock()
