@@ -17,7 +17,10 @@ func newBenchCmd() *cobra.Command {
 		Long: `Start a 3-node federation in this process (mutual TLS 1.3 on loopback, every write
 fsynced) and measure records written through the gRPC API and acknowledged with
 their log index: throughput and latency for each number of concurrent publishers.
-Then import --import records in one call (the bulk row). Then fill a second federation with --catch-up records, let it compact its log, add
+After each row, the same publishers run against the replication floor: the
+same raft, bbolt log store, FSM and gRPC transport under mutual TLS, fed signed
+publications directly on the leader, with none of watchfed's work on a record
+(--floor=false skips it). Then import --import records in one call (the bulk row). Then fill a second federation with --catch-up records, let it compact its log, add
 a fourth member and time its catch-up. Prints a table.
 
 The comparison with a 3-member etcd cluster under the same load lives in a nested
@@ -58,6 +61,7 @@ Go module, so etcd stays out of this binary:
 	f.IntVar(&cfg.CatchUpEntries, "catch-up", cfg.CatchUpEntries, "records in the federation a new member catches up on (0 skips)")
 	f.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "encoded size of each record as sent, in bytes")
 	f.IntVar(&cfg.ImportRecords, "import", cfg.ImportRecords, "records in the bulk-import row, one Import call (0 skips)")
+	f.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after each row, the same publishers against the replication floor (raft without watchfed's work)")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the federations' data (default: a temporary one, removed)")
 	cmd.AddCommand(newBenchScreenCmd())
 	return cmd

@@ -49,13 +49,16 @@ type Config struct {
 	// one Import call, acknowledged with the log index once all are
 	// committed; 0 skips it.
 	ImportRecords int
+	// Floor adds, after each watchfed row, the same number of publishers
+	// against the replication floor (see floor.go).
+	Floor bool
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 }
 
 // Defaults are the figures the README reports.
 func Defaults() Config {
-	return Config{Publishers: []int{1, 16, 64}, Duration: 10 * time.Second, CatchUpEntries: 100_000, ValueSize: 512, ImportRecords: 20_000}
+	return Config{Publishers: []int{1, 16, 64}, Duration: 10 * time.Second, CatchUpEntries: 100_000, ValueSize: 512, ImportRecords: 20_000, Floor: true}
 }
 
 // Row is one measured workload.
@@ -282,6 +285,17 @@ func Interleaved(ctx context.Context, dir string, cfg Config, other RowFunc) ([]
 		return nil, err
 	}
 	defer l.Close()
+	var fl *floor
+	if cfg.Floor {
+		cfg.progress("%s: starting 3 members", FloorSystem)
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		fl, err = startFloor(sctx, filepath.Join(dir, "floor"), Raft())
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer fl.Close()
+	}
 	var rows []Row
 	for _, n := range cfg.Publishers {
 		cfg.progress("watchfed: %d publishers for %s", n, cfg.Duration)
@@ -290,6 +304,13 @@ func Interleaved(ctx context.Context, dir string, cfg Config, other RowFunc) ([]
 			return nil, err
 		}
 		rows = append(rows, row)
+		if fl != nil {
+			row, err := floorRow(ctx, fl, n, cfg)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+		}
 		if other != nil {
 			row, err := other(ctx, n)
 			if err != nil {

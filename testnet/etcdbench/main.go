@@ -21,6 +21,7 @@ func main() {
 	flag.IntVar(&cfg.CatchUpEntries, "catch-up", cfg.CatchUpEntries, "records a new watchfed member catches up on (0 skips)")
 	flag.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "bytes per record as sent and per etcd value")
 	flag.IntVar(&cfg.ImportRecords, "import", cfg.ImportRecords, "records in watchfed's bulk-import row, one Import call (0 skips)")
+	flag.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after each watchfed row, the same publishers against the replication floor (raft without watchfed's work)")
 	skipEtcd := flag.Bool("skip-etcd", false, "measure watchfed only")
 	flag.Parse()
 	cfg.Publishers = nil
@@ -59,7 +60,8 @@ func run(ctx context.Context, cfg bench.Config, withEtcd bool) error {
 		defer c.Close()
 		other = func(ctx context.Context, n int) (bench.Row, error) { return etcdRow(ctx, c, n, cfg) }
 	}
-	// Rows alternate, watchfed then etcd for each number of publishers.
+	// Rows alternate, watchfed, the replication floor, then etcd for each
+	// number of publishers.
 	rows, err := bench.Interleaved(ctx, filepath.Join(dir, "watchfed"), cfg, other)
 	if err != nil {
 		return err
