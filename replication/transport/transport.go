@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -54,6 +55,10 @@ type Transport struct {
 
 	hbMu      sync.RWMutex
 	heartbeat func(raft.RPC)
+
+	// readAhead counts the requests read from pipeline streams and not yet
+	// taken to raft (tests wait on it).
+	readAhead atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[raft.ServerAddress]*grpc.ClientConn

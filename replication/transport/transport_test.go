@@ -1,9 +1,15 @@
 package transport
 
 import (
+	"context"
+	"net"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestSplit: a batch beyond the budget is cut into parts of consecutive
@@ -57,5 +63,160 @@ func TestSplit(t *testing.T) {
 				t.Fatalf("%d of %d entries sent", next, len(tc.req.Entries))
 			}
 		})
+	}
+}
+
+// TestMerge: requests are stored together only when the second continues the
+// first exactly, from the same leader in the same term.
+func TestMerge(t *testing.T) {
+	hdr := raft.RPCHeader{ProtocolVersion: 3, ID: []byte("L"), Addr: []byte("l:1")}
+	req := func(term, prev, prevTerm uint64, commit uint64, entries ...uint64) *raft.AppendEntriesRequest {
+		r := &raft.AppendEntriesRequest{RPCHeader: hdr, Term: term, PrevLogEntry: prev, PrevLogTerm: prevTerm, LeaderCommitIndex: commit}
+		for _, i := range entries {
+			r.Entries = append(r.Entries, &raft.Log{Index: i, Term: term})
+		}
+		return r
+	}
+	other := req(3, 12, 3, 11, 13)
+	other.ID = []byte("M")
+	for _, tc := range []struct {
+		name    string
+		a, b    *raft.AppendEntriesRequest
+		ok      bool
+		entries []uint64
+	}{
+		{"continues", req(3, 10, 2, 9, 11, 12), req(3, 12, 3, 11, 13), true, []uint64{11, 12, 13}},
+		{"after an empty one", req(3, 12, 3, 9), req(3, 12, 3, 11, 13, 14), true, []uint64{13, 14}},
+		{"an empty one after", req(3, 10, 2, 9, 11, 12), req(3, 12, 3, 12), true, []uint64{11, 12}},
+		{"gap", req(3, 10, 2, 9, 11, 12), req(3, 13, 3, 11, 14), false, nil},
+		{"overlap", req(3, 10, 2, 9, 11, 12), req(3, 11, 3, 11, 12), false, nil},
+		{"new term", req(3, 10, 2, 9, 11, 12), req(4, 12, 3, 11, 13), false, nil},
+		{"previous term differs", req(3, 10, 2, 9, 11, 12), req(3, 12, 2, 11, 13), false, nil},
+		{"another leader", req(3, 10, 2, 9, 11, 12), other, false, nil},
+		{"a broken read", req(3, 10, 2, 9, 11, 12), nil, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(tc.a.Entries)
+			m, ok := merge(tc.a, tc.b)
+			if ok != tc.ok {
+				t.Fatalf("merged %v, want %v", ok, tc.ok)
+			}
+			if len(tc.a.Entries) != before {
+				t.Fatal("the first request was modified")
+			}
+			if !ok {
+				return
+			}
+			var got []uint64
+			for _, e := range m.Entries {
+				got = append(got, e.Index)
+			}
+			if !slices.Equal(got, tc.entries) {
+				t.Fatalf("entries %v, want %v", got, tc.entries)
+			}
+			if m.PrevLogEntry != tc.a.PrevLogEntry || m.PrevLogTerm != tc.a.PrevLogTerm || m.Term != tc.a.Term {
+				t.Fatal("the merged request does not start where the first did")
+			}
+			if m.LeaderCommitIndex != max(tc.a.LeaderCommitIndex, tc.b.LeaderCommitIndex) {
+				t.Fatalf("commit index %d", m.LeaderCommitIndex)
+			}
+		})
+	}
+}
+
+// TestPipelineStoresQueuedRequestsTogether: requests that queue on a
+// follower while raft stores an earlier one reach raft as one request, and
+// the leader still gets one successful answer per request, in order.
+func TestPipelineStoresQueuedRequestsTogether(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func(_ context.Context, target string) (*grpc.ClientConn, error) {
+		return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := raft.ServerAddress(lis.Addr().String())
+	follower, err := New(Config{LocalAddr: addr, Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Close()
+	srv := grpc.NewServer()
+	follower.Register(srv)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	leader, err := New(Config{LocalAddr: "leader", Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Close()
+	p, err := leader.AppendEntriesPipeline("F", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	const n = 5
+	reqs := make([]*raft.AppendEntriesRequest, n+1)
+	send := func(i uint64) {
+		reqs[i] = &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("L"), Addr: []byte("leader")}, Term: 2,
+			PrevLogEntry: i - 1, PrevLogTerm: 2, LeaderCommitIndex: i - 1, Entries: []*raft.Log{{Index: i, Term: 2, Data: []byte{byte(i)}}}}
+		if _, err := p.AppendEntries(reqs[i], &raft.AppendEntriesResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() raft.RPC {
+		select {
+		case rpc := <-follower.Consumer():
+			return rpc
+		case <-ctx.Done():
+			t.Fatal("no request reached raft")
+			return raft.RPC{}
+		}
+	}
+	indexes := func(rpc raft.RPC) []uint64 {
+		var out []uint64
+		for _, e := range rpc.Command.(*raft.AppendEntriesRequest).Entries {
+			out = append(out, e.Index)
+		}
+		return out
+	}
+
+	send(1)
+	first := next() // raft is "storing" entry 1 until it answers
+	for i := uint64(2); i <= n; i++ {
+		send(i)
+	}
+	for follower.readAhead.Load() < n-1 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d requests arrived", follower.readAhead.Load(), n-1)
+		case <-time.After(5 * time.Millisecond): // polling a condition with a deadline
+		}
+	}
+	if got := indexes(first); !slices.Equal(got, []uint64{1}) {
+		t.Fatalf("first request holds %v", got)
+	}
+	first.Respond(&raft.AppendEntriesResponse{Term: 2, LastLog: 1, Success: true}, nil)
+	merged := next()
+	if got := indexes(merged); !slices.Equal(got, []uint64{2, 3, 4, 5}) {
+		t.Fatalf("queued requests reached raft as %v, want one request of 2..5", got)
+	}
+	if r := merged.Command.(*raft.AppendEntriesRequest); r.PrevLogEntry != 1 || r.LeaderCommitIndex != n-1 {
+		t.Fatalf("merged request after %d with commit %d", r.PrevLogEntry, r.LeaderCommitIndex)
+	}
+	merged.Respond(&raft.AppendEntriesResponse{Term: 2, LastLog: n, Success: true}, nil)
+
+	for i := uint64(1); i <= n; i++ {
+		select {
+		case f := <-p.Consumer():
+			if f.Error() != nil || f.Request() != reqs[i] || !f.Response().Success {
+				t.Fatalf("answer %d: err %v, success %v, own request %v", i, f.Error(), f.Response().Success, f.Request() == reqs[i])
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d answers", i-1, n)
+		}
 	}
 }
