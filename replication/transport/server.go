@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
@@ -125,6 +126,11 @@ func (s *server) TimeoutNow(ctx context.Context, in *raftv1.TimeoutNowRequest) (
 // behind the one raft is storing.
 const pipelineReadAhead = 16
 
+// readAheadBytes bounds, with pipelineReadAhead, what a pipeline stream
+// holds decoded ahead of raft: a follower whose disk stalls stops reading the
+// leader's stream instead of taking it into memory.
+const readAheadBytes = 16 << 20
+
 // maxMergedBytes bounds the entries stored together from merged requests.
 const maxMergedBytes = 8 << 20
 
@@ -142,10 +148,19 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 		return err
 	}
 	next := make(chan pipelined, pipelineReadAhead)
+	var heldBytes atomic.Int64
+	drained := make(chan struct{}, 1)
 	go func() {
 		for {
-			r := pipelined{}
+			for heldBytes.Load() > readAheadBytes {
+				select {
+				case <-drained:
+				case <-ctx.Done():
+					return
+				}
+			}
 			in, err := stream.Recv()
+			r := pipelined{size: int64(len(in.GetMsgpack()))}
 			if err == nil {
 				r.req = &raft.AppendEntriesRequest{}
 				if derr := decode(in.Msgpack, r.req); derr != nil {
@@ -154,10 +169,10 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 			}
 			r.err = err
 			s.t.readAhead.Add(1)
+			heldBytes.Add(r.size)
 			select {
 			case next <- r:
 			case <-ctx.Done():
-				s.t.readAhead.Add(-1)
 				return
 			}
 			if err != nil {
@@ -165,6 +180,15 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 			}
 		}
 	}()
+	take := func(r pipelined) pipelined {
+		s.t.readAhead.Add(-1)
+		heldBytes.Add(-r.size)
+		select {
+		case drained <- struct{}{}:
+		default:
+		}
+		return r
+	}
 	var held *pipelined // taken from next, but not mergeable with the batch before it
 	for {
 		var first pipelined
@@ -172,8 +196,8 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 			first, held = *held, nil
 		} else {
 			select {
-			case first = <-next:
-				s.t.readAhead.Add(-1)
+			case r := <-next:
+				first = take(r)
 			case <-s.t.ctx.Done():
 				return status.Error(codes.Unavailable, ErrClosed.Error())
 			}
@@ -189,7 +213,7 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 		for entriesSize(req.Entries) < maxMergedBytes {
 			select {
 			case r := <-next:
-				s.t.readAhead.Add(-1)
+				r = take(r)
 				m, ok := merge(req, r.req)
 				if r.err != nil || !ok {
 					held = &r
@@ -220,8 +244,9 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 
 // pipelined is a request read from a pipeline stream, or why none could be.
 type pipelined struct {
-	req *raft.AppendEntriesRequest
-	err error
+	req  *raft.AppendEntriesRequest
+	size int64 // encoded
+	err  error
 }
 
 // merge returns a request holding a's entries and then b's, when b comes

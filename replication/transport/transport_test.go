@@ -130,39 +130,12 @@ func TestMerge(t *testing.T) {
 func TestPipelineStoresQueuedRequestsTogether(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dial := func(_ context.Context, target string) (*grpc.ClientConn, error) {
-		return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := raft.ServerAddress(lis.Addr().String())
-	follower, err := New(Config{LocalAddr: addr, Dial: dial})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer follower.Close()
-	srv := grpc.NewServer()
-	follower.Register(srv)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	leader, err := New(Config{LocalAddr: "leader", Dial: dial})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Close()
-	p, err := leader.AppendEntriesPipeline("F", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	follower, p := pipelinePair(t)
 
 	const n = 5
 	reqs := make([]*raft.AppendEntriesRequest, n+1)
 	send := func(i uint64) {
-		reqs[i] = &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("L"), Addr: []byte("leader")}, Term: 2,
-			PrevLogEntry: i - 1, PrevLogTerm: 2, LeaderCommitIndex: i - 1, Entries: []*raft.Log{{Index: i, Term: 2, Data: []byte{byte(i)}}}}
+		reqs[i] = appendRequest(i, []byte{byte(i)})
 		if _, err := p.AppendEntries(reqs[i], &raft.AppendEntriesResponse{}); err != nil {
 			t.Fatal(err)
 		}
@@ -218,5 +191,111 @@ func TestPipelineStoresQueuedRequestsTogether(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%d of %d answers", i-1, n)
 		}
+	}
+}
+
+// pipelinePair starts a follower's transport on a gRPC server on loopback and
+// opens a pipeline to it from a leader's; the test plays raft on both sides.
+func pipelinePair(t *testing.T) (follower *Transport, p raft.AppendPipeline) {
+	t.Helper()
+	const maxMsg = 64 << 20
+	dial := func(_ context.Context, target string) (*grpc.ClientConn, error) {
+		return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMsg)))
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := raft.ServerAddress(lis.Addr().String())
+	follower, err = New(Config{LocalAddr: addr, Dial: dial, MaxMessage: maxMsg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg))
+	follower.Register(srv)
+	go srv.Serve(lis)
+	leader, err := New(Config{LocalAddr: "leader", Dial: dial, MaxMessage: maxMsg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = leader.AppendEntriesPipeline("F", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		leader.Close()
+		follower.Close()
+		srv.Stop()
+	})
+	return follower, p
+}
+
+// appendRequest is the leader's request carrying entry i of term 2.
+func appendRequest(i uint64, data []byte) *raft.AppendEntriesRequest {
+	return &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("L"), Addr: []byte("leader")}, Term: 2,
+		PrevLogEntry: i - 1, PrevLogTerm: 2, LeaderCommitIndex: i - 1, Entries: []*raft.Log{{Index: i, Term: 2, Data: data}}}
+}
+
+// TestPipelineReadAheadBounded: while raft is stuck on one request (a
+// stalled disk), the follower reads no more than its read-ahead bound of the
+// leader's stream, and delivers all of it, in order, once raft goes on.
+func TestPipelineReadAheadBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	follower, p := pipelinePair(t)
+	const n, size = 12, 3 << 20
+	bound := int64(readAheadBytes/size + 1)
+	sent := make(chan error, 1)
+	go func() {
+		for i := uint64(1); i <= n; i++ {
+			if _, err := p.AppendEntries(appendRequest(i, make([]byte, size)), &raft.AppendEntriesResponse{}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	var stuck raft.RPC
+	select {
+	case stuck = <-follower.Consumer():
+	case <-ctx.Done():
+		t.Fatal("no request reached raft")
+	}
+	for follower.readAhead.Load() < bound {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("read ahead %d, want %d", follower.readAhead.Load(), bound)
+		case <-time.After(5 * time.Millisecond): // polling a condition with a deadline
+		}
+	}
+	// Observed for a while: the rest stays in the leader's stream.
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+		if got := follower.readAhead.Load(); got > bound {
+			t.Fatalf("a stalled follower read %d requests of %d MiB ahead, bound %d", got, size>>20, bound)
+		}
+	}
+	next := uint64(1)
+	for rpc := stuck; ; {
+		req := rpc.Command.(*raft.AppendEntriesRequest)
+		for _, e := range req.Entries {
+			if e.Index != next {
+				t.Fatalf("entry %d reached raft, want %d", e.Index, next)
+			}
+			next++
+		}
+		rpc.Respond(&raft.AppendEntriesResponse{Term: 2, LastLog: next - 1, Success: true}, nil)
+		if next > n {
+			break
+		}
+		select {
+		case rpc = <-follower.Consumer():
+		case <-ctx.Done():
+			t.Fatalf("entries up to %d reached raft, want %d", next-1, n)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }
