@@ -148,11 +148,11 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 		return err
 	}
 	next := make(chan pipelined, pipelineReadAhead)
-	var heldBytes atomic.Int64
+	var aheadBytes atomic.Int64
 	drained := make(chan struct{}, 1)
 	go func() {
 		for {
-			for heldBytes.Load() > readAheadBytes {
+			for aheadBytes.Load() > readAheadBytes {
 				select {
 				case <-drained:
 				case <-ctx.Done():
@@ -169,10 +169,11 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 			}
 			r.err = err
 			s.t.readAhead.Add(1)
-			heldBytes.Add(r.size)
+			aheadBytes.Add(r.size)
 			select {
 			case next <- r:
 			case <-ctx.Done():
+				s.t.readAhead.Add(-1)
 				return
 			}
 			if err != nil {
@@ -182,18 +183,28 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 	}()
 	take := func(r pipelined) pipelined {
 		s.t.readAhead.Add(-1)
-		heldBytes.Add(-r.size)
+		aheadBytes.Add(-r.size)
 		select {
 		case drained <- struct{}{}:
 		default:
 		}
 		return r
 	}
-	var held *pipelined // taken from next, but not mergeable with the batch before it
+	defer func() { // what was read ahead and will not reach raft
+		for {
+			select {
+			case r := <-next:
+				take(r)
+			default:
+				return
+			}
+		}
+	}()
+	var carried *pipelined // taken from next, but not mergeable with the batch before it
 	for {
 		var first pipelined
-		if held != nil {
-			first, held = *held, nil
+		if carried != nil {
+			first, carried = *carried, nil
 		} else {
 			select {
 			case r := <-next:
@@ -216,7 +227,7 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 				r = take(r)
 				m, ok := merge(req, r.req)
 				if r.err != nil || !ok {
-					held = &r
+					carried = &r
 					break gather
 				}
 				req, count = m, count+1
