@@ -77,7 +77,7 @@ func startFloor(ctx context.Context, dir string, rc *raft.Config) (*floor, error
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{origin: "FLOOR-0", sign: sign}
+	f := &floor{sign: sign}
 	for i := range 3 {
 		m, err := startFloorMember(fmt.Sprintf("FLOOR-%d", i), filepath.Join(dir, fmt.Sprint(i)), serverTLS, clientTLS, rc)
 		if err != nil {
@@ -86,6 +86,8 @@ func startFloor(ctx context.Context, dir string, rc *raft.Config) (*floor, error
 		}
 		f.members = append(f.members, m)
 	}
+	// The first member bootstraps the group and publishes everything.
+	f.origin = f.members[0].id
 	lead := f.members[0].rep
 	self := &pb.Member{Agency: f.origin, Address: f.members[0].addr, CaCert: ca.CertPEM(), SigningKey: sign.Public().(ed25519.PublicKey), SealingKey: []byte("unused"), Voter: true}
 	if err := lead.Bootstrap(ctx, self); err != nil {
