@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/policy/seal"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 	"github.com/watchfed/watchfed/replication/transport"
@@ -25,7 +26,7 @@ import (
 
 // The replication floor is the federation's log with nothing of watchfed
 // above it: the same hashicorp/raft, bbolt log store, FSM (which verifies
-// each publication's Ed25519 signature) and gRPC transport under mutual TLS
+// each publication with the node's seal.Verify) and gRPC transport under mutual TLS
 // 1.3, fed signed publications of one envelope by publishers that call raft
 // on the leader directly. No record store, audit chain, sealing, partner
 // take-in or screening index, and no client hop. Its rows split the gap
@@ -147,22 +148,12 @@ func startFloorMember(id, dir string, serverTLS, clientTLS *tls.Config, rc *raft
 	}
 	m.trans.Register(m.srv)
 	go m.srv.Serve(lis)
-	m.rep, err = replication.Open(replication.Config{ID: id, Addr: m.addr, Dir: dir, Transport: m.trans, Verify: verifyFloor, Raft: rc})
+	m.rep, err = replication.Open(replication.Config{ID: id, Addr: m.addr, Dir: dir, Transport: m.trans, Verify: seal.Verify, Raft: rc})
 	if err != nil {
 		m.close()
 		return nil, err
 	}
 	return m, nil
-}
-
-// verifyFloor is the FSM's signature check without the sealing layer's
-// decoding of recipients: the floor's publications carry no keys.
-func verifyFloor(pub *pb.Publication, key []byte) (*pb.PublicationBody, error) {
-	if len(key) != ed25519.PublicKeySize || !ed25519.Verify(key, pub.Body, pub.Signature) {
-		return nil, errors.New("bad signature")
-	}
-	body := &pb.PublicationBody{}
-	return body, proto.Unmarshal(pub.Body, body)
 }
 
 func (m *floorMember) close() {
