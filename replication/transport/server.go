@@ -219,24 +219,23 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 		if first.err != nil {
 			return first.err
 		}
-		req, count := first.req, 1
+		batch, size := []*raft.AppendEntriesRequest{first.req}, entriesSize(first.req.Entries)
 	gather:
-		for entriesSize(req.Entries) < maxMergedBytes {
+		for size < maxMergedBytes {
 			select {
 			case r := <-next:
 				r = take(r)
-				m, ok := merge(req, r.req)
-				if r.err != nil || !ok {
+				if r.err != nil || !continues(batch[len(batch)-1], r.req) {
 					carried = &r
 					break gather
 				}
-				req, count = m, count+1
+				batch, size = append(batch, r.req), size+entriesSize(r.req.Entries)
 			default:
 				break gather
 			}
 		}
 		out := &raftv1.AppendEntriesPipelineResponse{}
-		resp, err := s.dispatch(ctx, req, nil)
+		resp, err := s.dispatch(ctx, joined(batch), nil)
 		if err != nil {
 			if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 				return err // the stream itself is ending
@@ -245,7 +244,7 @@ func (s *server) AppendEntriesPipeline(stream raftv1.RaftService_AppendEntriesPi
 		} else if out.Msgpack, err = encode(resp); err != nil {
 			return err
 		}
-		for range count {
+		for range batch {
 			if err := stream.Send(out); err != nil {
 				return err
 			}
@@ -260,27 +259,35 @@ type pipelined struct {
 	err  error
 }
 
-// merge returns a request holding a's entries and then b's, when b comes
-// from the same leader in the same term and continues the log exactly where
-// a ends: what the leader would have sent had it sent both at once. raft's
-// answer to it (success, or the conflict that fails both) holds for each.
-// a is not modified.
-func merge(a, b *raft.AppendEntriesRequest) (*raft.AppendEntriesRequest, bool) {
+// continues reports whether b comes from the same leader in the same term
+// as a and continues the log exactly where a ends: requests that the leader
+// could have sent as one.
+func continues(a, b *raft.AppendEntriesRequest) bool {
 	if b == nil || b.Term != a.Term || !bytes.Equal(b.ID, a.ID) || !bytes.Equal(b.Addr, a.Addr) ||
 		!bytes.Equal(b.Leader, a.Leader) || b.ProtocolVersion != a.ProtocolVersion {
-		return nil, false
+		return false
 	}
 	lastIndex, lastTerm := a.PrevLogEntry, a.PrevLogTerm
 	if n := len(a.Entries); n > 0 {
 		lastIndex, lastTerm = a.Entries[n-1].Index, a.Entries[n-1].Term
 	}
-	if b.PrevLogEntry != lastIndex || b.PrevLogTerm != lastTerm {
-		return nil, false
+	return b.PrevLogEntry == lastIndex && b.PrevLogTerm == lastTerm
+}
+
+// joined is one request for a batch in which each request continues the one
+// before: the first's header, every entry, the latest commit index. raft's
+// answer to it (success, or the conflict that fails them all) holds for each.
+func joined(batch []*raft.AppendEntriesRequest) *raft.AppendEntriesRequest {
+	if len(batch) == 1 {
+		return batch[0]
 	}
-	m := *a
-	m.Entries = append(a.Entries[:len(a.Entries):len(a.Entries)], b.Entries...)
-	m.LeaderCommitIndex = max(a.LeaderCommitIndex, b.LeaderCommitIndex)
-	return &m, true
+	m := *batch[0]
+	m.Entries = nil
+	for _, r := range batch {
+		m.Entries = append(m.Entries, r.Entries...)
+		m.LeaderCommitIndex = max(m.LeaderCommitIndex, r.LeaderCommitIndex)
+	}
+	return &m
 }
 
 // InstallSnapshot feeds the streamed chunks to raft as one reader.

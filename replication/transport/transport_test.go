@@ -67,7 +67,8 @@ func TestSplit(t *testing.T) {
 }
 
 // TestMerge: requests are stored together only when the second continues the
-// first exactly, from the same leader in the same term.
+// first exactly, from the same leader in the same term, and then as one
+// request with every entry and the latest commit index.
 func TestMerge(t *testing.T) {
 	hdr := raft.RPCHeader{ProtocolVersion: 3, ID: []byte("L"), Addr: []byte("l:1")}
 	req := func(term, prev, prevTerm uint64, commit uint64, entries ...uint64) *raft.AppendEntriesRequest {
@@ -97,15 +98,16 @@ func TestMerge(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(tc.a.Entries)
-			m, ok := merge(tc.a, tc.b)
+			ok := continues(tc.a, tc.b)
 			if ok != tc.ok {
-				t.Fatalf("merged %v, want %v", ok, tc.ok)
-			}
-			if len(tc.a.Entries) != before {
-				t.Fatal("the first request was modified")
+				t.Fatalf("continues %v, want %v", ok, tc.ok)
 			}
 			if !ok {
 				return
+			}
+			m := joined([]*raft.AppendEntriesRequest{tc.a, tc.b})
+			if len(tc.a.Entries) != before {
+				t.Fatal("the first request was modified")
 			}
 			var got []uint64
 			for _, e := range m.Entries {
