@@ -116,8 +116,9 @@ func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest)
 	return &pb.GetSharedResponse{Entry: e}, nil
 }
 
-// watchBatch bounds the entries one Watch stream holds in memory.
-const watchBatch = 64
+// watchBatchBytes bounds what one Watch stream holds in memory: a batch read
+// from the store stops once it reaches this size (or holds one entry).
+const watchBatchBytes = 512 << 10
 
 // Watch sends entries in log order and then follows new ones. Resuming from
 // (log_index, position + 1) of the last entry received gives no gap and no
@@ -136,7 +137,7 @@ func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 	index, pos := req.GetFromIndex(), req.GetFromPosition()
 	for {
 		wake := s.n.fed.receivedCh()
-		es, err := s.n.store.SharedFrom(ctx, index, pos, watchBatch)
+		es, err := s.n.store.SharedFrom(ctx, index, pos, watchBatchBytes)
 		if err != nil {
 			return status.Errorf(codes.Internal, "watch: %v", err)
 		}

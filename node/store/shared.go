@@ -251,14 +251,22 @@ func (s *Store) Shared(ctx context.Context, id string) (*pb.SharedEntry, error) 
 	return out, err
 }
 
-// SharedFrom returns up to limit received entries at or after (index, position), in log order.
-func (s *Store) SharedFrom(ctx context.Context, index uint64, position uint32, limit int) ([]*pb.SharedEntry, error) {
+// SharedFrom returns received entries at or after (index, position), in log
+// order, as many as fit in maxBytes encoded: a caller's memory is bounded by
+// bytes, since one entry may be 64 bytes or 256 KiB. It returns at least one
+// entry when there is one, even one larger than maxBytes.
+func (s *Store) SharedFrom(ctx context.Context, index uint64, position uint32, maxBytes int) ([]*pb.SharedEntry, error) {
 	var out []*pb.SharedEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		shared := tx.Bucket(bucketShared)
 		c := tx.Bucket(bucketSharedAt).Cursor()
-		for k, v := c.Seek(binary.BigEndian.AppendUint32(be64(index), position)); k != nil && len(out) < limit; k, v = c.Next() {
-			e, err := decodeShared(shared.Get(v))
+		size := 0
+		for k, v := c.Seek(binary.BigEndian.AppendUint32(be64(index), position)); k != nil; k, v = c.Next() {
+			data := shared.Get(v)
+			if size += len(data); size > maxBytes && len(out) > 0 {
+				break
+			}
+			e, err := decodeShared(data)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -132,5 +133,53 @@ func TestMarkPublishedAlone(t *testing.T) {
 	}
 	if out, _ := s.Outbox(ctx, 10); len(out) != 0 {
 		t.Fatalf("outbox holds %d versions after MarkPublished", len(out))
+	}
+}
+
+// TestSharedFromBoundedByBytes: a Watch batch is cut by size, so large
+// entries come a few at a time and small ones many at a time; the batch
+// resumes where the last ended, and one entry larger than the budget still
+// comes alone.
+func TestSharedFromBoundedByBytes(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	big := strings.Repeat("statement ", 2000) // ~20 KiB
+	var batch []Received
+	for i := range 40 {
+		r := version(fmt.Sprintf("DE-BAFA/%03d", i), 1, t0, fmt.Sprintf("Name %d", i), pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE)
+		r.Origin = "DE-BAFA"
+		if i < 20 {
+			r.ChangeNote = big
+		}
+		batch = append(batch, Received{Index: uint64(i + 1), Entries: []*pb.SharedEntry{{Origin: "DE-BAFA", LogIndex: uint64(i + 1), Record: r}}})
+	}
+	if err := s.TakeIn(ctx, batch, 40); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		from     uint64
+		maxBytes int
+		want     int
+	}{
+		{"large entries, 100 KiB", 1, 100 << 10, 5},
+		{"small entries, 100 KiB", 21, 100 << 10, 20},
+		{"an entry over the budget comes alone", 1, 1, 1},
+		{"nothing after the last", 41, 100 << 10, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es, err := s.SharedFrom(ctx, tc.from, 0, tc.maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != tc.want {
+				t.Fatalf("%d entries from index %d within %d bytes, want %d", len(es), tc.from, tc.maxBytes, tc.want)
+			}
+			for i, e := range es {
+				if e.LogIndex != tc.from+uint64(i) {
+					t.Fatalf("entry %d at index %d, want %d", i, e.LogIndex, tc.from+uint64(i))
+				}
+			}
+		})
 	}
 }
