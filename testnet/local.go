@@ -68,12 +68,12 @@ func StartLocal(ctx context.Context, dir string, n int, opts node.Options) (*Loc
 func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 	i := len(l.Nodes)
 	m := &Member{Agency: AgencyID(i), Dir: filepath.Join(l.Dir, AgencyID(i))}
-	if err := m.prepare(0); err != nil {
-		return nil, err
-	}
-	var earlier []string
+	var earlier, taken []string
 	for _, ln := range l.Nodes {
-		earlier = append(earlier, ln.Agency)
+		earlier, taken = append(earlier, ln.Agency), append(taken, ln.Addr)
+	}
+	if err := m.prepare(0, taken); err != nil {
+		return nil, err
 	}
 	if err := m.WritePolicy(earlier); err != nil {
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +105,7 @@ func Prepare(o Options) (*Net, error) {
 				return nil, err
 			}
 		}
-		if err := m.prepare(port); err != nil {
+		if err := m.prepare(port, nt.addrs()); err != nil {
 			nt.Close()
 			return nil, fmt.Errorf("%s: %w", m.Agency, err)
 		}
@@ -162,7 +161,18 @@ func (m *Member) setRoutes(routes map[string]string) error {
 	return os.WriteFile(m.ConfigPath(), []byte(cfg), 0o600)
 }
 
-func (m *Member) prepare(port int) error {
+// addrs are the members' addresses.
+func (nt *Net) addrs() []string {
+	var out []string
+	for _, m := range nt.Members {
+		out = append(out, m.Addr)
+	}
+	return out
+}
+
+// prepare gives the member port, or a free one other than the addresses
+// taken by the federation's other members.
+func (m *Member) prepare(port int, taken []string) error {
 	if data, err := os.ReadFile(m.ConfigPath()); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "listen: "); ok {
@@ -173,15 +183,13 @@ func (m *Member) prepare(port int) error {
 			ClientCert: filepath.Join(m.Dir, "certs", "client.pem"), ClientKey: filepath.Join(m.Dir, "certs", "client-key.pem")}
 		return nil
 	}
+	m.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	if port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		var err error
+		if m.Addr, err = FreeAddr(taken...); err != nil {
 			return err
 		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
 	}
-	m.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	cfg := node.Defaults()
 	cfg.Agency, cfg.Listen, cfg.DataDir = m.Agency, m.Addr, m.Dir
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
