@@ -9,12 +9,16 @@
 // committed, so the mark is a durable lower bound of the commit index, which
 // raft itself does not persist: up to it, a restart may replay the log into
 // a state machine that lost its unsynced writes.
+//
+// A follower's log suffix that conflicts with the leader's is cut in the same
+// transaction that stores the leader's entries: see DeleteRange.
 package logstore
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +40,9 @@ var (
 type Store struct {
 	db      *bolt.DB
 	applied atomic.Uint64 // noted, maybe not yet written
+	// cut: entries from here on are cut with the next StoreLogs; 0 if
+	// none. Only raft's main loop cuts and stores; others only read.
+	cut atomic.Uint64
 }
 
 // Open opens or creates the file; another process holding it is an error
@@ -121,6 +128,13 @@ func (s *Store) FirstIndex() (uint64, error) {
 
 // LastIndex returns the last stored index, 0 if none.
 func (s *Store) LastIndex() (uint64, error) {
+	if cut := s.cut.Load(); cut > 0 {
+		return cut - 1, nil
+	}
+	return s.storedLast()
+}
+
+func (s *Store) storedLast() (uint64, error) {
 	var idx uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketLogs).Cursor().Last(); k != nil {
@@ -133,6 +147,9 @@ func (s *Store) LastIndex() (uint64, error) {
 
 // GetLog reads one entry.
 func (s *Store) GetLog(index uint64, out *raft.Log) error {
+	if cut := s.cut.Load(); cut > 0 && index >= cut {
+		return raft.ErrLogNotFound
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLogs).Get(key(index))
 		if v == nil {
@@ -146,10 +163,19 @@ func (s *Store) GetLog(index uint64, out *raft.Log) error {
 // StoreLog stores one entry.
 func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
-// StoreLogs stores a batch in one transaction.
+// StoreLogs stores a batch in one transaction, with the cut DeleteRange left
+// pending. If it fails, the cut is dropped too: the log is as it was before
+// the cut, which is what raft then believes.
 func (s *Store) StoreLogs(logs []*raft.Log) error {
+	cut := s.cut.Load()
+	defer s.cut.Store(0)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
+		if cut > 0 {
+			if err := deleteFrom(b.Cursor(), cut, math.MaxUint64); err != nil {
+				return fmt.Errorf("cut log from %d: %w", cut, err)
+			}
+		}
 		for _, l := range logs {
 			if err := b.Put(key(l.Index), encode(l)); err != nil {
 				return fmt.Errorf("store log %d: %w", l.Index, err)
@@ -160,16 +186,39 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 }
 
 // DeleteRange removes entries min..max inclusive.
+//
+// Raft cuts a follower's conflicting suffix (min past the first entry, max
+// the last) only to store the leader's entries at once. That cut is left
+// pending and made in StoreLogs' transaction: if the cut were committed
+// and the store then failed (a full disk), raft would keep believing its
+// old last index, ask for entries that are gone, and refuse every append
+// until restarted (hashicorp/raft#163, the TODO in appendEntries). Reads
+// see the pending cut.
 func (s *Store) DeleteRange(min, max uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLogs).Cursor()
-		for k, _ := c.Seek(key(min)); k != nil && binary.BigEndian.Uint64(k) <= max; k, _ = c.Next() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.storedLast()
+	if err != nil {
+		return err
+	}
+	if min > first && max >= last {
+		if cut := s.cut.Load(); cut == 0 || min < cut {
+			s.cut.Store(min)
 		}
 		return nil
-	})
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return deleteFrom(tx.Bucket(bucketLogs).Cursor(), min, max) })
+}
+
+func deleteFrom(c *bolt.Cursor, min, max uint64) error {
+	for k, _ := c.Seek(key(min)); k != nil && binary.BigEndian.Uint64(k) <= max; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Set stores a stable key.

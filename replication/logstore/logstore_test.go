@@ -3,6 +3,7 @@ package logstore
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/sys/unix"
 )
 
 func TestLogStore(t *testing.T) {
@@ -169,5 +171,137 @@ func TestAppliedMark(t *testing.T) {
 	defer s.Close()
 	if got, _ := s.Applied(); got != 5 {
 		t.Fatalf("mark %d after Close, want 5", got)
+	}
+}
+
+// entries are logs from..to of one term, with data of size bytes each.
+func entries(from, to, term uint64, size int) []*raft.Log {
+	var out []*raft.Log
+	for i := from; i <= to; i++ {
+		out = append(out, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: make([]byte, size)})
+	}
+	return out
+}
+
+// checkLog asserts the last index, and that entries from first are in term
+// 2 up to termFrom and in term from there.
+func checkLog(t *testing.T, s *Store, first, last, term, termFrom uint64) {
+	t.Helper()
+	if got, _ := s.LastIndex(); got != last {
+		t.Fatalf("last index %d, want %d", got, last)
+	}
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := s.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d of %d: %v", i, last, err)
+		}
+		want := uint64(2) // the term entries were first stored in
+		if i >= termFrom {
+			want = term
+		}
+		if l.Term != want {
+			t.Fatalf("entry %d in term %d, want %d", i, l.Term, want)
+		}
+	}
+	var l raft.Log
+	if err := s.GetLog(last+1, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("entry %d past the last: %v", last+1, err)
+	}
+}
+
+// TestConflictingSuffixCut: raft cuts a follower's conflicting suffix and
+// then stores the leader's entries; the cut shows at once, is made with the
+// store, and leaves no stale entry past a shorter batch. Compaction from
+// the head is made at once.
+func TestConflictingSuffixCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(1, 10, 2, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 7, 2, 8)
+	if err := s.StoreLogs(entries(8, 8, 3, 8)); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 8, 3, 8)
+	if err := s.DeleteRange(1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.FirstIndex(); first != 5 {
+		t.Fatalf("first index %d after compaction, want 5", first)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkLog(t, s, 5, 8, 3, 8)
+}
+
+// TestCutUndoneWhenTheStoreFails: on a full disk the store of the leader's
+// entries fails; the log is then as it was before the cut, so raft (which
+// keeps believing its old last index) finds the entries it asks for and cuts
+// again, and succeeds once the disk has room. Before, the cut was committed
+// alone and the follower refused every append until restarted.
+func TestCutUndoneWhenTheStoreFails(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0700"); err != nil {
+		t.Skipf("a full disk needs a tmpfs, which needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	s, err := Open(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.StoreLogs(entries(1, 10, 2, 8)); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	if err := fill(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(8, 9, 3, 1<<20)); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("store on a full disk: %v, want ENOSPC", err)
+	}
+	checkLog(t, s, 1, 10, 2, 11)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(8, 9, 3, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 9, 3, 8)
+}
+
+// fill writes to path until the disk is full.
+func fill(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				return nil
+			}
+			return err
+		}
 	}
 }
