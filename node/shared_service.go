@@ -117,7 +117,7 @@ func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest)
 }
 
 // watchBatchBytes bounds what one Watch stream holds in memory: a batch read
-// from the store stops once it reaches this size (or holds one entry).
+// from the store holds entries up to this size, or one larger entry alone.
 const watchBatchBytes = 512 << 10
 
 // Watch sends entries in log order and then follows new ones. Resuming from
