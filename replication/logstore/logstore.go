@@ -116,14 +116,8 @@ func (s *Store) writeApplied(tx *bolt.Tx) error {
 
 // FirstIndex returns the first stored index, 0 if none.
 func (s *Store) FirstIndex() (uint64, error) {
-	var idx uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketLogs).Cursor().First(); k != nil {
-			idx = binary.BigEndian.Uint64(k)
-		}
-		return nil
-	})
-	return idx, err
+	first, _, err := s.stored()
+	return first, err
 }
 
 // LastIndex returns the last stored index, 0 if none.
@@ -131,18 +125,23 @@ func (s *Store) LastIndex() (uint64, error) {
 	if cut := s.cut.Load(); cut > 0 {
 		return cut - 1, nil
 	}
-	return s.storedLast()
+	_, last, err := s.stored()
+	return last, err
 }
 
-func (s *Store) storedLast() (uint64, error) {
-	var idx uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketLogs).Cursor().Last(); k != nil {
-			idx = binary.BigEndian.Uint64(k)
+// stored returns the first and last index in the file, 0 and 0 if none.
+func (s *Store) stored() (first, last uint64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLogs).Cursor()
+		if k, _ := c.First(); k != nil {
+			first = binary.BigEndian.Uint64(k)
+		}
+		if k, _ := c.Last(); k != nil {
+			last = binary.BigEndian.Uint64(k)
 		}
 		return nil
 	})
-	return idx, err
+	return first, last, err
 }
 
 // GetLog reads one entry.
@@ -195,11 +194,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 // until restarted (hashicorp/raft#163, the TODO in appendEntries). Reads
 // see the pending cut.
 func (s *Store) DeleteRange(min, max uint64) error {
-	first, err := s.FirstIndex()
-	if err != nil {
-		return err
-	}
-	last, err := s.storedLast()
+	first, last, err := s.stored()
 	if err != nil {
 		return err
 	}
