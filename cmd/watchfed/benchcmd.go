@@ -20,8 +20,9 @@ their log index: throughput and latency for each number of concurrent publishers
 After each row, the same publishers run against the replication floor: the
 same raft, bbolt log store, FSM and gRPC transport under mutual TLS, fed signed
 publications directly on the leader, with none of watchfed's work on a record
-(--floor=false skips it). Then import --import records in one call (the bulk row). Then fill a second federation with --catch-up records, let it compact its log, add
-a fourth member and time its catch-up. Prints a table.
+(--floor=false skips it). Then import --import records in one call (the bulk
+row). Then fill a second federation with --catch-up records, let it compact its
+log, add a fourth member and time its catch-up. Prints a table.
 
 The comparison with a 3-member etcd cluster under the same load lives in a nested
 Go module, so etcd stays out of this binary:
