@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -82,18 +83,42 @@ type Options struct {
 	Members []string
 }
 
-// Load reads and checks a policy file.
+// MaxFileSize is the largest policy file accepted: 1 MiB holds tens of
+// thousands of list items, far beyond any agency's policy, and bounds the
+// time a reload may take.
+const MaxFileSize = 1 << 20
+
+// Load reads and checks a policy file; it reads no more than MaxFileSize+1
+// bytes of it.
 func Load(path string, o Options) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, o)
+}
+
+// ReadFile reads a policy file, at most MaxFileSize+1 bytes of it: enough
+// for Parse to refuse a larger file without reading all of it.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
-	return Parse(path, data, o)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
+	}
+	return data, nil
 }
 
 // Parse checks a policy document; name is the file name used in errors.
 // Any problem refuses the whole document.
 func Parse(name string, data []byte, o Options) (*Policy, error) {
+	if len(data) > MaxFileSize {
+		return nil, Errors{{File: name, Reason: fmt.Sprintf("file too large: over %d bytes (1 MiB), the limit of a policy file", MaxFileSize)}}
+	}
 	p := &parser{file: name, o: o}
 	pol := p.parse(data)
 	if len(p.errs) > 0 {
@@ -223,6 +248,7 @@ func (p *parser) list(n *yaml.Node, where string) []string {
 		return nil
 	}
 	var out []string
+	seen := make(map[string]bool, len(n.Content)) // a set: lists may hold many thousand items
 	for _, c := range n.Content {
 		if c.Kind != yaml.ScalarNode {
 			p.fail(c, "%s: items must be single values", where)
@@ -233,10 +259,11 @@ func (p *parser) list(n *yaml.Node, where string) []string {
 			p.fail(c, "%s: empty item", where)
 			continue
 		}
-		if slices.Contains(out, v) {
+		if seen[v] {
 			p.fail(c, "%s: %q listed twice", where, v)
 			continue
 		}
+		seen[v] = true
 		out = append(out, v)
 	}
 	return out
@@ -376,8 +403,12 @@ func (p *parser) partner(id string, n *yaml.Node) *Partner {
 }
 
 func (p *parser) overlap(seen map[string]*yaml.Node, where, inc, exc string, include, exclude []string) {
+	included := make(map[string]bool, len(include))
+	for _, v := range include {
+		included[v] = true
+	}
 	for _, v := range exclude {
-		if slices.Contains(include, v) {
+		if included[v] {
 			p.fail(seen[exc], "%s: %q is both in %s and %s", where, v, inc, exc)
 		}
 	}

@@ -86,9 +86,71 @@ func TestLoadOfflineAcceptsAnyPartner(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
-	got := Diff("a\nb\nc\n", "a\nc\nd\n")
-	if got != "-b\n+d\n" {
-		t.Fatalf("diff = %q", got)
+	many := func(prefix string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s%d\n", prefix, i)
+		}
+		return b.String()
+	}
+	for _, c := range []struct{ name, old, new, want string }{
+		{"lcs", "a\nb\nc\n", "a\nc\nd\n", "-b\n+d\n"},
+		{"same", "a\nb\n", "a\nb\n", ""},
+		{"from nothing", "", "a\nb\n", "+a\n+b\n"},
+		{"common ends skipped", "head\n" + many("x", 5000) + "old\ntail\n", "head\n" + many("x", 5000) + "new\ntail\n", "-old\n+new\n"},
+		// Two large unrelated middles: removed and added whole, not an LCS of 9M cells.
+		{"large rewrite", many("a", 3000), many("b", 3000), "-" + strings.ReplaceAll(strings.TrimSuffix(many("a", 3000), "\n"), "\n", "\n-") + "\n+" + strings.ReplaceAll(strings.TrimSuffix(many("b", 3000), "\n"), "\n", "\n+") + "\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Diff(c.old, c.new); got != c.want {
+				t.Fatalf("diff = %.200q, want %.200q", got, c.want)
+			}
+		})
+	}
+}
+
+// A policy with 80,000 list items (about 700 KB) parses, duplicates among
+// them are still found by line, and a file over MaxFileSize is refused
+// whole with the limit named, by Parse and by Load.
+func TestParseSize(t *testing.T) {
+	big := bigPolicy(80_000)
+	if len(big) > MaxFileSize {
+		t.Fatalf("test policy of %d bytes is over the limit", len(big))
+	}
+	p, err := Parse("big.yaml", big, Options{ValidID: validID, Members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(p.Partners["FR-SBDU"].Programs) + len(p.Partners["FR-SBDU"].ExcludePrograms); got != 80_000 {
+		t.Fatalf("%d items parsed, want 80000", got)
+	}
+
+	dup := strings.Replace(string(big), "P079999]", "P079999, P040000]", 1)
+	if _, err := Parse("dup.yaml", []byte(dup), Options{ValidID: validID}); err == nil ||
+		!strings.Contains(err.Error(), `dup.yaml:8: partners.FR-SBDU.exclude_programs: "P040000" listed twice`) {
+		t.Fatalf("duplicate item: got %v", err)
+	}
+	both := strings.Replace(string(big), "P079999]", "P079999, P000007]", 1)
+	if _, err := Parse("both.yaml", []byte(both), Options{ValidID: validID}); err == nil ||
+		!strings.Contains(err.Error(), `"P000007" is both in programs and exclude_programs`) {
+		t.Fatalf("item in both lists: got %v", err)
+	}
+
+	huge := append([]byte("# padding\n"), big...)
+	for len(huge) <= MaxFileSize {
+		huge = append(huge, "# padding padding padding padding padding padding padding padding\n"...)
+	}
+	const want = "file too large: over 1048576 bytes (1 MiB), the limit of a policy file"
+	if _, err := Parse("huge.yaml", huge, Options{ValidID: validID}); err == nil || err.Error() != "huge.yaml: "+want {
+		t.Fatalf("Parse of %d bytes: got %v", len(huge), err)
+	}
+	path := filepath.Join(t.TempDir(), "huge.yaml")
+	if err := os.WriteFile(path, huge, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var es Errors
+	if _, err := Load(path, Options{ValidID: validID}); !errors.As(err, &es) || err.Error() != path+": "+want {
+		t.Fatalf("Load of %d bytes: got %v", len(huge), err)
 	}
 }
 
