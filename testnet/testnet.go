@@ -207,7 +207,12 @@ func (m *Member) prepare(port int, taken []string) error {
 // Start starts every node and forms the federation: the first agency
 // founds it, the others join by invitation. It returns when all have joined
 // and a leader is elected.
+// A directory whose nodes run is refused (*RunningError): starting them
+// again would run two nodes on one data directory.
 func (nt *Net) Start(ctx context.Context) error {
+	if err := NotRunning(nt.Dir); err != nil {
+		return err
+	}
 	first := nt.Members[0]
 	if err := nt.start(ctx, first, ""); err != nil {
 		return err
@@ -272,7 +277,13 @@ func invite(ctx context.Context, fed pb.FederationServiceClient, m *Member, addr
 }
 
 func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
-	args := []string{"node", "--config", m.ConfigPath()}
+	// An absolute path: the command line then names this directory's node
+	// wherever `testnet down` runs (see nodeOf).
+	config, err := filepath.Abs(m.ConfigPath())
+	if err != nil {
+		return err
+	}
+	args := []string{"node", "--config", config}
 	if invitation != "" {
 		args = append(args, "--join", invitation)
 	}
@@ -373,41 +384,4 @@ func (nt *Net) WaitFormed(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// Stop sends SIGTERM to every node (found by its pid file) and waits for it to exit.
-func Stop(ctx context.Context, dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, e := range entries {
-		pidFile := filepath.Join(dir, e.Name(), "pid")
-		data, err := os.ReadFile(pidFile)
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil {
-			continue
-		}
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
-			continue
-		}
-		for syscall.Kill(pid, 0) == nil {
-			select {
-			case <-ctx.Done():
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				errs = append(errs, fmt.Errorf("%s: killed after %v", e.Name(), ctx.Err()))
-			case <-time.After(50 * time.Millisecond):
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		os.Remove(pidFile)
-	}
-	return errors.Join(errs...)
 }

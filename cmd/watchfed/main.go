@@ -83,10 +83,21 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// conflictError marks an error as the state of things refusing the command
+// (something already runs, or is in the wrong state), for exit code 6.
+type conflictError struct{ err error }
+
+func (e conflictError) Error() string { return e.err.Error() }
+func (e conflictError) Unwrap() error { return e.err }
+
 func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage
+	}
+	var ce conflictError
+	if errors.As(err, &ce) {
+		return exitConflict
 	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {

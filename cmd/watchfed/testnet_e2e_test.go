@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,8 +127,194 @@ func TestTestnetUpShareDown(t *testing.T) {
 		t.Fatalf("testnet down: %s", r.stderr)
 	}
 	for a, pid := range pids {
-		if pid == 0 || syscall.Kill(pid, 0) == nil {
+		if pid == 0 || alive(pid) {
 			t.Errorf("%s (pid %d) still running after testnet down", a, pid)
 		}
 	}
+}
+
+// pidOf reads DIR/<agency>/pid (0 when there is none).
+func pidOf(t *testing.T, dir, agency string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, agency, "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("%s pid file: %v", agency, err)
+	}
+	return pid
+}
+
+// alive says whether pid is a live process (not gone, not a zombie).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces, the state follows the last ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// runsNode says whether pid runs the node of dir/agency, by its command line.
+func runsNode(pid int, dir, agency string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && alive(pid) &&
+		strings.Contains(string(cmdline), "\x00node\x00") &&
+		strings.Contains(string(cmdline), filepath.Join(dir, agency, "node.yaml"))
+}
+
+// TestTestnetPidCases drives up, down and restart through the cases of
+// issue 15: up on a running and on a partly running directory is refused,
+// naming the running nodes, and starts nothing; restart brings one node
+// back (or replaces a running one) and waits until it serves; down stops
+// the real nodes even when their pid files are wrong, and never signals a
+// live unrelated process a stale pid file names.
+func TestTestnetPidCases(t *testing.T) {
+	dir := t.TempDir()
+	n := &devNode{t: t}
+	if r := n.cli("", nil, "testnet", "up", "--nodes", "3", "--dir", dir, "--detach"); r.code != 0 {
+		t.Fatalf("testnet up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { n.cli("", nil, "testnet", "down", "--dir", dir) })
+	agencies := []string{"DE-BAFA", "FR-SBDU", "NL-CDIU"}
+	pids := map[string]int{}
+	for _, a := range agencies {
+		if pids[a] = pidOf(t, dir, a); !runsNode(pids[a], dir, a) {
+			t.Fatalf("%s: pid %d does not run its node", a, pids[a])
+		}
+	}
+
+	t.Run("up refuses a running directory", func(t *testing.T) {
+		r := n.cli("", nil, "testnet", "up", "--nodes", "3", "--dir", dir, "--detach")
+		if r.code != 6 || !strings.Contains(r.stderr, "already run: DE-BAFA (pid") ||
+			!strings.Contains(r.stderr, "FR-SBDU (pid") || !strings.Contains(r.stderr, "NL-CDIU (pid") {
+			t.Fatalf("exit %d, want 6 naming every running node\n%s", r.code, r.stderr)
+		}
+		for _, a := range agencies {
+			if got := pidOf(t, dir, a); got != pids[a] || !runsNode(got, dir, a) {
+				t.Fatalf("%s: pid file %d, was %d", a, got, pids[a])
+			}
+		}
+	})
+
+	t.Run("up refuses a partly running directory", func(t *testing.T) {
+		if err := syscall.Kill(pids["FR-SBDU"], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "FR-SBDU's node dies", 10*time.Second, func() (bool, string) {
+			return !alive(pids["FR-SBDU"]), ""
+		})
+		r := n.cli("", nil, "testnet", "up", "--nodes", "3", "--dir", dir, "--detach")
+		if r.code != 6 || !strings.Contains(r.stderr, "DE-BAFA (pid") || !strings.Contains(r.stderr, "NL-CDIU (pid") ||
+			strings.Contains(r.stderr, "FR-SBDU") {
+			t.Fatalf("exit %d, want 6 naming DE-BAFA and NL-CDIU only\n%s", r.code, r.stderr)
+		}
+		if got := pidOf(t, dir, "FR-SBDU"); got != pids["FR-SBDU"] {
+			t.Fatalf("FR-SBDU's pid file changed to %d: a node was started", got)
+		}
+	})
+
+	t.Run("restart brings a dead node back", func(t *testing.T) {
+		r := n.cli("", nil, "testnet", "restart", "--dir", dir, "FR-SBDU")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "FR-SBDU\t127.0.0.1:") {
+			t.Fatalf("restart: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		pid := pidOf(t, dir, "FR-SBDU")
+		if pid == pids["FR-SBDU"] || !runsNode(pid, dir, "FR-SBDU") {
+			t.Fatalf("FR-SBDU pid %d after restart (was %d)", pid, pids["FR-SBDU"])
+		}
+		pids["FR-SBDU"] = pid
+		// It served when restart returned: a client gets its status at once.
+		if r := as(t, dir, "FR-SBDU", "status", "-o", "json"); r.code != 0 {
+			t.Fatalf("status after restart: exit %d: %s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("restart replaces a running node", func(t *testing.T) {
+		old := pids["NL-CDIU"]
+		if r := n.cli("", nil, "testnet", "restart", "--dir", dir, "NL-CDIU"); r.code != 0 {
+			t.Fatalf("restart: exit %d\n%s", r.code, r.stderr)
+		}
+		pid := pidOf(t, dir, "NL-CDIU")
+		if pid == old || !runsNode(pid, dir, "NL-CDIU") || runsNode(old, dir, "NL-CDIU") {
+			t.Fatalf("NL-CDIU pid %d after restart, old pid %d still its node: %v", pid, old, runsNode(old, dir, "NL-CDIU"))
+		}
+		pids["NL-CDIU"] = pid
+		if r := as(t, dir, "NL-CDIU", "status"); r.code != 0 {
+			t.Fatalf("status after restart: exit %d: %s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("restart of an unknown agency is a usage error", func(t *testing.T) {
+		if r := n.cli("", nil, "testnet", "restart", "--dir", dir, "XX-NOPE"); r.code != 2 || !strings.Contains(r.stderr, "no agency XX-NOPE") {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("down stops the real nodes and signals no stale pid", func(t *testing.T) {
+		// An unrelated live process whose pid lands in DE-BAFA's pid file
+		// (as if the file were overwritten, or the pid reused).
+		unrelated := exec.Command("sleep", "600")
+		if err := unrelated.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { unrelated.Wait(); close(exited) }()
+		t.Cleanup(func() { unrelated.Process.Kill(); <-exited })
+		// A pid that no longer runs in NL-CDIU's.
+		gone := exec.Command("true")
+		if err := gone.Run(); err != nil {
+			t.Fatal(err)
+		}
+		writePID := func(agency string, pid int) {
+			if err := os.WriteFile(filepath.Join(dir, agency, "pid"), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writePID("DE-BAFA", unrelated.Process.Pid)
+		writePID("NL-CDIU", gone.Process.Pid)
+
+		r := n.cli("", nil, "testnet", "down", "--dir", dir)
+		if r.code != 0 {
+			t.Fatalf("down: exit %d\n%s", r.code, r.stderr)
+		}
+		for _, want := range []string{
+			fmt.Sprintf("DE-BAFA: stale pid file %s: pid %d is not this node", filepath.Join(dir, "DE-BAFA", "pid"), unrelated.Process.Pid),
+			"not signalled",
+			fmt.Sprintf("NL-CDIU: stale pid file %s: pid %d is not running", filepath.Join(dir, "NL-CDIU", "pid"), gone.Process.Pid),
+			"stopped DE-BAFA (pid", "stopped FR-SBDU (pid", "stopped NL-CDIU (pid",
+		} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("down's report lacks %q:\n%s", want, r.stderr)
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatal("the unrelated process named by a stale pid file was signalled")
+		default:
+		}
+		for a, pid := range pids {
+			if alive(pid) {
+				t.Errorf("%s (pid %d) still running after testnet down", a, pid)
+			}
+			if _, err := os.Stat(filepath.Join(dir, a, "pid")); err == nil {
+				t.Errorf("%s: pid file left after down", a)
+			}
+		}
+	})
+
+	t.Run("up starts the stopped directory again", func(t *testing.T) {
+		if r := n.cli("", nil, "testnet", "up", "--nodes", "3", "--dir", dir, "--detach"); r.code != 0 {
+			t.Fatalf("testnet up: exit %d\n%s", r.code, r.stderr)
+		}
+		for _, a := range agencies {
+			if !runsNode(pidOf(t, dir, a), dir, a) {
+				t.Errorf("%s not running after up", a)
+			}
+		}
+	})
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -28,6 +30,10 @@ and log lie under DIR/<agency>/, beside DIR/<agency>/env: export lines for a
 certificate of that agency with the operator and analyst roles.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Checked before Prepare touches the directory, and again by Start.
+			if err := testnet.NotRunning(o.Dir); err != nil {
+				return conflictError{err}
+			}
 			nt, err := testnet.Prepare(o)
 			if err != nil {
 				return usageError{err}
@@ -35,13 +41,16 @@ certificate of that agency with the operator and analyst roles.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			if err := nt.Start(ctx); err != nil {
+				if _, running := errors.AsType[*testnet.RunningError](err); running {
+					return conflictError{err} // started by someone else meanwhile: not ours to stop
+				}
 				stopCtx, c := context.WithTimeout(context.Background(), 20*time.Second)
 				defer c()
-				_ = testnet.Stop(stopCtx, o.Dir)
+				_, _ = testnet.Stop(stopCtx, o.Dir)
 				return err
 			}
 			for _, m := range nt.Members {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t. %s\n", m.Agency, m.Addr, filepath.Join(m.Dir, "env"))
+				printMember(cmd, m)
 			}
 			if o.Detach {
 				return nil
@@ -50,7 +59,7 @@ certificate of that agency with the operator and analyst roles.`,
 			<-cmd.Context().Done()
 			stopCtx, c := context.WithTimeout(context.Background(), 30*time.Second)
 			defer c()
-			return testnet.Stop(stopCtx, o.Dir)
+			return stop(stopCtx, cmd, o.Dir)
 		},
 	}
 	up.Flags().IntVar(&o.Nodes, "nodes", 3, "number of agencies")
@@ -61,16 +70,60 @@ certificate of that agency with the operator and analyst roles.`,
 	down := &cobra.Command{
 		Use:   "down",
 		Short: "Stop the nodes of a detached testnet",
-		Args:  cobra.NoArgs,
+		Long: `Stop every node of the testnet in DIR: the processes that run
+` + "`watchfed node --config DIR/<agency>/node.yaml`" + `, whatever the pid files say. A pid
+file that names no such process (its node died, or its pid went to another
+process) is reported as stale and removed; its pid is never signalled.`,
+		Example: `  watchfed testnet down --dir ./tn`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			return testnet.Stop(ctx, dir)
+			return stop(ctx, cmd, dir)
 		},
 	}
 	down.Flags().StringVar(&dir, "dir", "testnet-data", "directory of the testnet")
-	cmd.AddCommand(up, down, newTestnetComposeCmd())
+	restart := &cobra.Command{
+		Use:   "restart AGENCY",
+		Short: "Restart one agency's node of a detached testnet on its data, and wait until it serves",
+		Long: `Stop the node of AGENCY in the testnet in DIR if it runs (SIGTERM), start it again
+on its data, detached, and return once it serves. Its log goes on in DIR/<agency>/node.log.`,
+		Example: `  watchfed testnet restart --dir ./tn FR-SBDU`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := os.Stat(filepath.Join(dir, args[0], "node.yaml")); err != nil {
+				return usagef("%s: no agency %s in this testnet", dir, args[0])
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			m, err := testnet.RestartNode(ctx, testnet.Options{Dir: dir}, args[0])
+			if err != nil {
+				return err
+			}
+			printMember(cmd, m)
+			return nil
+		},
+	}
+	restart.Flags().StringVar(&dir, "dir", "testnet-data", "directory of the testnet")
+	cmd.AddCommand(up, down, restart, newTestnetComposeCmd())
 	return cmd
+}
+
+// printMember prints the line of one agency: id, address and its env file.
+func printMember(cmd *cobra.Command, m *testnet.Member) {
+	fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t. %s\n", m.Agency, m.Addr, filepath.Join(m.Dir, "env"))
+}
+
+// stop stops dir's nodes and says which, and which pid files were stale.
+func stop(ctx context.Context, cmd *cobra.Command, dir string) error {
+	rep, err := testnet.Stop(ctx, dir)
+	for _, s := range rep.Stale {
+		fmt.Fprintln(cmd.ErrOrStderr(), "watchfed:", s)
+	}
+	for _, p := range rep.Stopped {
+		fmt.Fprintf(cmd.ErrOrStderr(), "stopped %s\n", p)
+	}
+	return err
 }
 
 func newTestnetComposeCmd() *cobra.Command {
