@@ -335,7 +335,10 @@ func (b builder) address(a *pb.Address) {
 	if len(b.s.Addresses) >= record.MaxListItems {
 		return
 	}
-	a.Street, a.City, a.Region, a.PostalCode = clip(a.Street, record.MaxShortBytes), clip(a.City, record.MaxShortBytes), clip(a.Region, record.MaxShortBytes), clip(a.PostalCode, 32)
+	// Address lines are one line each: lists wrap long ones (UN XML), and a
+	// record refuses line feeds outside its free-text fields.
+	oneLine := func(s string, n int) string { return clip(strings.Join(strings.Fields(s), " "), n) }
+	a.Street, a.City, a.Region, a.PostalCode = oneLine(a.Street, record.MaxShortBytes), oneLine(a.City, record.MaxShortBytes), oneLine(a.Region, record.MaxShortBytes), oneLine(a.PostalCode, 32)
 	if a.Street == "" && a.City == "" && a.Region == "" && a.PostalCode == "" && a.Country == "" {
 		return
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
@@ -70,6 +69,7 @@ func ParseID(id string) (string, error) {
 // Normalize trims text, upper-cases codes and fills defaults, in place.
 func Normalize(r *pb.Record, now time.Time) {
 	today := now.UTC().Format(time.DateOnly)
+	normalizeNewlines(r.ProtoReflect())
 	r.RelTo = upperAll(r.RelTo)
 	r.ChangeNote = strings.TrimSpace(r.ChangeNote)
 	if s := r.Subject; s != nil {
@@ -198,6 +198,8 @@ func Validate(r *pb.Record) error {
 			c.add(fmt.Sprintf("rel_to[%d]", i), "%v", err)
 		}
 	}
+	// Every string field, named or not below, must be safe to print.
+	c.printable(r.ProtoReflect(), "")
 	c.text("change_note", r.ChangeNote, MaxTextBytes)
 	c.text("source_ref", r.SourceRef, MaxShortBytes)
 	c.subject(r.Subject)
@@ -436,19 +438,14 @@ func (c *checker) name(f, s string) {
 	switch {
 	case s == "":
 		c.add(f, "must not be empty")
-	case !utf8.ValidString(s):
-		c.add(f, "is not valid UTF-8")
 	case utf8.RuneCountInString(s) > MaxNameRunes:
 		c.add(f, "longer than %d characters", MaxNameRunes)
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		c.add(f, "contains control characters")
 	}
 }
 
+// text checks a text field's size; what it may contain is printable's rule.
 func (c *checker) text(f, s string, max int) {
-	if !utf8.ValidString(s) {
-		c.add(f, "is not valid UTF-8")
-	} else if len(s) > max {
+	if len(s) > max {
 		c.add(f, "%d bytes exceed the limit of %d", len(s), max)
 	}
 }

@@ -1,0 +1,167 @@
+package record
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Text that crosses agencies ends up on other agencies' terminals, so every
+// string field of a record must be safe to print. Refused everywhere:
+//
+//   - C0 controls U+0000–U+001F, DEL U+007F and C1 controls U+0080–U+009F:
+//     ESC, CSI and OSC start terminal escape sequences, CR and BS overwrite
+//     what was printed; tab and line feed alone are allowed, and only in
+//     the multi-line fields below;
+//   - the bidirectional controls that reorder what follows them: the
+//     embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069,
+//     and the marks U+200E, U+200F and U+061C (no real name or statement
+//     needs them, and they can make text read differently than it is).
+//
+// Joiners (U+200C, U+200D) stay allowed: Arabic, Persian and Indic names
+// are spelled with them.
+//
+// multiLine lists the free-text fields, by full proto name, that may hold
+// tabs and line feeds. Every other string field is one line.
+var multiLine = map[protoreflect.FullName]bool{
+	"watchfed.v1.Record.change_note":            true,
+	"watchfed.v1.Designation.legal_basis":       true,
+	"watchfed.v1.Designation.statement":         true,
+	"watchfed.v1.Designation.delisting_reason":  true,
+	"watchfed.v1.Denial.item":                   true,
+	"watchfed.v1.Denial.end_use":                true,
+	"watchfed.v1.Denial.status_reason":          true,
+	"watchfed.v1.Consultation.item":             true,
+	"watchfed.v1.Consultation.end_use":          true,
+	"watchfed.v1.Consultation.question":         true,
+	"watchfed.v1.Consultation.decision_reasons": true,
+	"watchfed.v1.ConsultationAnswer.text":       true,
+}
+
+// runeNames names the refused characters people meet most.
+var runeNames = map[rune]string{
+	0x00: "null", 0x07: "bell", 0x08: "backspace", 0x09: "tab", 0x0A: "line feed",
+	0x0B: "vertical tab", 0x0C: "form feed", 0x0D: "carriage return", 0x1B: "escape",
+	0x7F: "delete", 0x85: "next line", 0x9B: "control sequence introducer", 0x9D: "operating system command",
+	0x061C: "Arabic letter mark", 0x200E: "left-to-right mark", 0x200F: "right-to-left mark",
+	0x202A: "left-to-right embedding", 0x202B: "right-to-left embedding", 0x202C: "pop directional formatting",
+	0x202D: "left-to-right override", 0x202E: "right-to-left override",
+	0x2066: "left-to-right isolate", 0x2067: "right-to-left isolate", 0x2068: "first strong isolate",
+	0x2069: "pop directional isolate",
+}
+
+// Unprintable reports whether r is refused in text: a control character
+// (tab and line feed included) or a bidirectional control.
+func Unprintable(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7F && r <= 0x9F:
+		return true
+	case r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+// DescribeRune names a character for an error message: U+202E (right-to-left override).
+func DescribeRune(r rune) string {
+	if name, ok := runeNames[r]; ok {
+		return fmt.Sprintf("U+%04X (%s)", r, name)
+	}
+	if r < 0x20 || r >= 0x7F && r <= 0x9F {
+		return fmt.Sprintf("U+%04X (control character)", r)
+	}
+	return fmt.Sprintf("U+%04X", r)
+}
+
+// checkLine says what is wrong with a string field's text, or "".
+func checkLine(s string, multi bool) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range s {
+		if multi && (r == '\t' || r == '\n') {
+			continue
+		}
+		if Unprintable(r) {
+			return "contains " + DescribeRune(r)
+		}
+	}
+	return ""
+}
+
+// CheckText checks every string field of m, however deep, against the rule
+// above and names each bad field by its path (subject.aliases[2].name). It
+// is the rule for text a node writes, imports, and takes in from partners.
+func CheckText(m proto.Message) error {
+	c := &checker{}
+	c.printable(m.ProtoReflect(), "")
+	if len(c.errs) > 0 {
+		return &ValidationError{Fields: c.errs}
+	}
+	return nil
+}
+
+// printable walks every populated field of m, so no string field, present or
+// added later, escapes the rule.
+func (c *checker) printable(m protoreflect.Message, prefix string) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		path := prefix + string(fd.Name())
+		multi := multiLine[fd.FullName()]
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				c.printableValue(fd, l.Get(i), fmt.Sprintf("%s[%d]", path, i), multi)
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				p := fmt.Sprintf("%s[%q]", path, k.String())
+				if fd.MapKey().Kind() == protoreflect.StringKind {
+					if why := checkLine(k.String(), false); why != "" {
+						c.add(path, "key %s", why)
+					}
+				}
+				c.printableValue(fd.MapValue(), mv, p, multi)
+				return true
+			})
+		default:
+			c.printableValue(fd, v, path, multi)
+		}
+		return true
+	})
+}
+
+func (c *checker) printableValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, multi bool) {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if why := checkLine(v.String(), multi); why != "" {
+			c.add(path, "%s", why)
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		c.printable(v.Message(), path+".")
+	}
+}
+
+// normalizeNewlines turns CRLF and lone CR into LF in the multi-line fields,
+// so a statement written on Windows is not refused for its line ends.
+func normalizeNewlines(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() && multiLine[fd.FullName()]:
+			if s := v.String(); strings.ContainsRune(s, '\r') {
+				m.Set(fd, protoreflect.ValueOfString(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")))
+			}
+		case fd.Kind() == protoreflect.MessageKind && fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				normalizeNewlines(l.Get(i).Message())
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			normalizeNewlines(v.Message())
+		}
+		return true
+	})
+}
