@@ -23,6 +23,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy/seal"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -736,6 +737,10 @@ func (f *federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 		rec := &pb.Record{}
 		if err := proto.Unmarshal(plain, rec); err != nil || rec.Origin != h.Origin || rec.Id != h.EntryId || rec.Version != h.Version {
 			f.n.log.Warn("shared body does not match its header", "entry", h.EntryId, "index", e.Index)
+			return
+		}
+		if err := record.CheckText(rec); err != nil { // a partner's node may send any bytes
+			f.n.log.Warn("shared entry refused: text unsafe to print", "origin", h.Origin, "entry", h.EntryId, "index", e.Index, "err", err)
 			return
 		}
 		se := &pb.SharedEntry{Origin: h.Origin, Record: rec, LogIndex: e.Index}
