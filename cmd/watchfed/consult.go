@@ -210,11 +210,7 @@ func threadState(th *pb.ConsultationThread) string {
 func writeThread(w io.Writer, th *pb.ConsultationThread) error {
 	c := th.Consultation.GetConsultation()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-		}
-	}
+	line := func(k, v string) { fieldLine(tw, k, v) }
 	line("consultation", th.Consultation.Id)
 	line("state", threadState(th))
 	line("consulting", th.Consultation.Origin)

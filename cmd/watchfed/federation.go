@@ -94,7 +94,7 @@ func newPeersCmd() *cobra.Command {
 					return err
 				}
 				if out == "" || out == "-" {
-					_, err = cmd.OutOrStdout().Write(append(data, '\n'))
+					_, err = cmd.OutOrStdout().Write(append(escapeJSON(data), '\n'))
 					return err
 				}
 				return os.WriteFile(out, data, 0o644)
@@ -280,7 +280,7 @@ that index already seen are skipped by their position, so nothing is lost or rep
 						fmt.Fprintln(w, string(protoJSON(resp.Entry)))
 						continue
 					}
-					fmt.Fprintln(w, joinTab(sharedRows([]*pb.SharedEntry{resp.Entry})[0]))
+					fmt.Fprintln(w, joinCells(sharedRows([]*pb.SharedEntry{resp.Entry})[0]))
 				}
 			})
 		},
@@ -288,15 +288,4 @@ that index already seen are skipped by their position, so nothing is lost or rep
 	addClientFlags(cmd, &cf)
 	cmd.Flags().Uint64Var(&from, "from", 1, "first log index")
 	return cmd
-}
-
-func joinTab(cols []string) string {
-	s := ""
-	for i, c := range cols {
-		if i > 0 {
-			s += "\t"
-		}
-		s += c
-	}
-	return s
 }

@@ -173,11 +173,11 @@ func writeRejects(w io.Writer, rs []importReject) {
 	for _, r := range rs {
 		switch {
 		case r.Line > 0 && r.SourceRef != "":
-			fmt.Fprintf(w, "  line %d (%s): %s\n", r.Line, r.SourceRef, r.Reason)
+			fmt.Fprintf(w, "  line %d (%s): %s\n", r.Line, cell(r.SourceRef), cell(r.Reason))
 		case r.Line > 0:
-			fmt.Fprintf(w, "  line %d: %s\n", r.Line, r.Reason)
+			fmt.Fprintf(w, "  line %d: %s\n", r.Line, cell(r.Reason))
 		default:
-			fmt.Fprintf(w, "  %s: %s\n", r.SourceRef, r.Reason)
+			fmt.Fprintf(w, "  %s: %s\n", cell(r.SourceRef), cell(r.Reason))
 		}
 	}
 }

@@ -31,7 +31,7 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "watchfed:", errorMessage(err))
+		fmt.Fprintln(os.Stderr, "watchfed:", escapeText(errorMessage(err), true))
 		os.Exit(exitCode(err))
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/policy"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -36,8 +38,79 @@ func writeJSON(w io.Writer, v any) error {
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, buf.String())
+	_, err := fmt.Fprintln(w, string(escapeJSON(buf.Bytes())))
 	return err
+}
+
+// Whatever the CLI prints may come from a partner's node or an old store, so
+// it is made safe for a terminal here, in the one place output is formatted:
+// a character record.Unprintable refuses (control characters, bidi
+// controls) is printed as an escape, never raw. Tables and "field: value"
+// lines escape tab and line feed too, as they would break the layout.
+
+// cell escapes s for one table cell or one line: every unprintable
+// character, tab and line feed included, and invalid UTF-8 bytes.
+func cell(s string) string { return escapeText(s, false) }
+
+// escapeText escapes what a terminal would act on; keepLines leaves tab and
+// line feed as they are, for text printed as a block.
+func escapeText(s string, keepLines bool) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || record.Unprintable(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+				continue
+			}
+			b.WriteRune(r)
+		case keepLines && (r == '\t' || r == '\n'):
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x80 && record.Unprintable(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case record.Unprintable(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// escapeJSON escapes in JSON text the characters encoding/json and
+// protojson leave raw (DEL, C1 controls, bidi controls, U+2028/U+2029): they
+// can only occur inside strings, where \uXXXX means the same character.
+func escapeJSON(b []byte) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r == 0x2028 || r == 0x2029 || record.Unprintable(r) }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == 0x2028 || r == 0x2029 || (record.Unprintable(r) && r != '\n' && r != '\t') {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // protoList renders messages as a JSON array.
@@ -136,16 +209,41 @@ func writeValue(b *bytes.Buffer, fd protoreflect.FieldDescriptor, v protoreflect
 
 func writeString(b *bytes.Buffer, s string) {
 	q, _ := json.Marshal(s)
-	b.Write(q)
+	b.Write(escapeJSON(q))
 }
 
+// table prints rows under a header, aligned; every cell is escaped.
 func table(w io.Writer, header string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		fmt.Fprintln(tw, joinCells(r))
 	}
 	return tw.Flush()
+}
+
+// joinCells escapes cells and joins them with tabs, for a tabwriter.
+func joinCells(cols []string) string {
+	esc := make([]string, len(cols))
+	for i, c := range cols {
+		esc[i] = cell(c)
+	}
+	return strings.Join(esc, "\t")
+}
+
+// fieldLine prints "key:<tab>value" for a tabwriter; a multi-line value
+// continues on lines of its own under the first, each escaped.
+func fieldLine(w io.Writer, k, v string) {
+	if v == "" {
+		return
+	}
+	for i, l := range strings.Split(v, "\n") {
+		if i == 0 {
+			fmt.Fprintf(w, "%s:\t%s\n", k, cell(l))
+		} else {
+			fmt.Fprintf(w, "\t%s\n", cell(l))
+		}
+	}
 }
 
 func fmtTime(ts *timestamppb.Timestamp) string {
@@ -184,11 +282,7 @@ const recordHeader = "ID\tKIND\tVERSION\tNAME\tSTATUS\tMARKING\tUPDATED"
 // writeRecord shows one record as "field: value" lines for people.
 func writeRecord(w io.Writer, r *pb.Record) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-		}
-	}
+	line := func(k, v string) { fieldLine(tw, k, v) }
 	s := r.GetSubject()
 	line("id", r.Id)
 	line("version", fmt.Sprint(r.Version))
