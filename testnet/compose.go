@@ -191,13 +191,13 @@ const (
 	FaultDisconnect = "disconnect" // a container off the network
 )
 
-// Nodes implements Nemesis.
+// Nodes implements jepsen.Nemesis.
 func (c *Compose) Nodes() []*Member { return c.Members }
 
-// Kinds implements Nemesis: what Docker can do to a container.
+// Kinds implements jepsen.Nemesis: what Docker can do to a container.
 func (c *Compose) Kinds() []string { return []string{FaultDisconnect, FaultKill, FaultPause} }
 
-// Inject implements Nemesis.
+// Inject implements jepsen.Nemesis.
 func (c *Compose) Inject(ctx context.Context, kind string, d Draw) (string, func(context.Context) error, error) {
 	name, m := c.Container(d.A), c.Members[d.A]
 	switch kind {
@@ -230,7 +230,7 @@ func (c *Compose) connect(ctx context.Context, i int) error {
 	return run(ctx, "docker", "network", "connect", "--alias", c.services[i], c.Network(), c.Container(i))
 }
 
-// HealAll implements Nemesis: every container running, unpaused, connected.
+// HealAll implements jepsen.Nemesis: every container running, unpaused, connected.
 func (c *Compose) HealAll(ctx context.Context) error {
 	for i, m := range c.Members {
 		name := c.Container(i)

@@ -89,9 +89,7 @@ certificates made on first start, and the export lines a client needs printed on
 				}
 			}
 			log := newLogger(final)
-			n, err := node.New(final, log, node.Options{Recover: recover,
-				// Only the reliability tests set this, to prove their checker catches a node that acknowledges too early.
-				AckBeforeCommit: os.Getenv("WATCHFED_TEST_ACK_BEFORE_COMMIT") == "1"})
+			n, err := node.New(final, log, node.Options{Recover: recover, AckBeforeCommit: ackBeforeCommit})
 			if err != nil {
 				return err
 			}

@@ -173,11 +173,12 @@ func Load(ctx context.Context, system, workload string, clients int, d time.Dura
 	// have been cut short.
 	slices.Sort(lat)
 	row.Ops = len(lat)
-	row.P50, row.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	row.P50, row.P99 = Percentile(lat, 0.50), Percentile(lat, 0.99)
 	return row, nil
 }
 
-func percentile(sorted []time.Duration, q float64) time.Duration {
+// Percentile is the q-th quantile of sorted latencies, 0 when there are none.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}

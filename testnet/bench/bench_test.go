@@ -75,11 +75,11 @@ func TestPercentile(t *testing.T) {
 		q    float64
 		want time.Duration
 	}{{0.5, 51 * time.Millisecond}, {0.99, 100 * time.Millisecond}, {1, 100 * time.Millisecond}} {
-		if got := percentile(lat, tc.q); got != tc.want {
-			t.Errorf("percentile(%v) = %v, want %v", tc.q, got, tc.want)
+		if got := Percentile(lat, tc.q); got != tc.want {
+			t.Errorf("Percentile(%v) = %v, want %v", tc.q, got, tc.want)
 		}
 	}
-	if got := percentile(nil, 0.5); got != 0 {
+	if got := Percentile(nil, 0.5); got != 0 {
 		t.Errorf("percentile of nothing = %v", got)
 	}
 }
@@ -103,7 +103,7 @@ func BenchmarkCreateRecord(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer closeAll(conns)
-			RunN(b, n, func(ctx context.Context, c int) error {
+			RunN(b, b.N, n, func(ctx context.Context, c int) error {
 				_, _, err := create(ctx, conns[c%len(conns)], int(seq.Add(1)), Defaults().ValueSize)
 				return err
 			})
@@ -217,7 +217,7 @@ func BenchmarkFloor(b *testing.B) {
 	defer f.Close()
 	for _, n := range Defaults().Publishers {
 		b.Run(fmt.Sprintf("publishers=%d", n), func(b *testing.B) {
-			RunN(b, n, func(ctx context.Context, _ int) error { return f.publish(ctx, Defaults().ValueSize) })
+			RunN(b, b.N, n, func(ctx context.Context, _ int) error { return f.publish(ctx, Defaults().ValueSize) })
 		})
 	}
 }

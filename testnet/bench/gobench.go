@@ -5,13 +5,23 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
-// RunN runs b.N calls of op from clients concurrent callers and reports
-// ops/s and the latency percentiles.
-func RunN(b *testing.B, clients int, op Op) {
+// B is the part of a *testing.B that RunN drives. The watchfed binary links
+// this package for its bench command, so the package must not import testing.
+type B interface {
+	Helper()
+	ResetTimer()
+	StopTimer()
+	Elapsed() time.Duration
+	Fatal(args ...any)
+	ReportMetric(n float64, unit string)
+}
+
+// RunN runs n calls of op (a benchmark's b.N) from clients concurrent
+// callers and reports ops/s and the latency percentiles.
+func RunN(b B, n, clients int, op Op) {
 	b.Helper()
 	var (
 		next atomic.Int64
@@ -27,7 +37,7 @@ func RunN(b *testing.B, clients int, op Op) {
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				t := time.Now()
 				if err := op(ctx, c); err != nil {
 					mu.Lock()
@@ -48,7 +58,7 @@ func RunN(b *testing.B, clients int, op Op) {
 		b.Fatal(errs[0])
 	}
 	slices.Sort(lat)
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-	b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
-	b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(ms(Percentile(lat, 0.50)), "p50-ms")
+	b.ReportMetric(ms(Percentile(lat, 0.99)), "p99-ms")
 }

@@ -55,7 +55,7 @@ func BenchmarkScreen(b *testing.B) {
 	for _, clients := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			next := make([]int, clients)
-			RunN(b, clients, func(ctx context.Context, cl int) error {
+			RunN(b, b.N, clients, func(ctx context.Context, cl int) error {
 				q := queries[(next[cl]*clients+cl)%len(queries)]
 				next[cl]++
 				_, err := c.Screen(ctx, &pb.ScreenRequest{Name: q})

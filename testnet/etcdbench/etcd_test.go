@@ -33,7 +33,7 @@ func BenchmarkEtcdPut(b *testing.B) {
 					cl.Close()
 				}
 			}()
-			bench.RunN(b, n, PutOp(clients, bench.Defaults().ValueSize))
+			bench.RunN(b, b.N, n, PutOp(clients, bench.Defaults().ValueSize))
 		})
 	}
 }

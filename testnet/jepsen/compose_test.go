@@ -1,4 +1,4 @@
-package testnet
+package jepsen
 
 import (
 	"context"
@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/watchfed/watchfed/testnet"
 )
 
 // freeBase finds n consecutive free ports on loopback.
@@ -41,9 +44,9 @@ func TestDockerFederation(t *testing.T) {
 		t.Skipf("no Docker engine here (docker info: %v: %s): skipped", err, out)
 	}
 	if os.Getenv("WATCHFED_DOCKER") != "1" {
-		t.Skip("Docker engine present; this test takes minutes: WATCHFED_DOCKER=1 go test ./testnet -run TestDockerFederation")
+		t.Skip("Docker engine present; this test takes minutes: WATCHFED_DOCKER=1 go test ./testnet/jepsen -run TestDockerFederation")
 	}
-	bin := watchfedBinary(t)
+	bin := watchfedBinary(t, "")
 	ctxDir := t.TempDir()
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -55,13 +58,13 @@ func TestDockerFederation(t *testing.T) {
 	image := fmt.Sprintf("watchfed:test-%d", os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := run(ctx, "docker", "build", "-q", "-t", image, "-f", "../Dockerfile", ctxDir); err != nil {
+	if err := docker(ctx, "build", "-q", "-t", image, "-f", "../../Dockerfile", ctxDir); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = run(context.Background(), "docker", "rmi", "-f", image) })
+	t.Cleanup(func() { _ = docker(context.Background(), "rmi", "-f", image) })
 
 	s := seed(t)
-	c, err := PrepareCompose(t.TempDir(), fmt.Sprintf("wfjepsen%d", os.Getpid()), image, 3, freeBase(t, 3))
+	c, err := testnet.PrepareCompose(t.TempDir(), fmt.Sprintf("wfjepsen%d", os.Getpid()), image, 3, freeBase(t, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,4 +89,12 @@ func TestDockerFederation(t *testing.T) {
 	if rep.Cycles < 3 || rep.Acked < 10 {
 		t.Fatalf("too little happened: %d cycles, %d acknowledged", rep.Cycles, rep.Acked)
 	}
+}
+
+// docker runs one docker command, its output in the error.
+func docker(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }

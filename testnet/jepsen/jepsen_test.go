@@ -1,4 +1,4 @@
-package testnet
+package jepsen
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/watchfed/watchfed/testnet"
 )
 
 var (
@@ -19,35 +21,33 @@ var (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu  sync.Mutex
+	binaries = map[string]string{} // build tags → binary
 )
 
-// watchfedBinary builds the real binary once: the reliability tests kill -9
-// and pause node processes.
-func watchfedBinary(t *testing.T) string {
+// watchfedBinary builds the real binary once per set of build tags: the
+// reliability tests kill -9 and pause node processes. Tag watchfed_testbug
+// builds in the deliberate bugs that prove the checker can fail.
+func watchfedBinary(t *testing.T, tags string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "watchfed-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "watchfed")
-		// Static, so that the same binary also runs in the FROM scratch image.
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "../cmd/watchfed")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = err
-			binPath = string(out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build watchfed: %v\n%s", buildErr, binPath)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := binaries[tags]; ok {
+		return bin
 	}
-	return binPath
+	dir, err := os.MkdirTemp("", "watchfed-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "watchfed")
+	// Static, so that the same binary also runs in the FROM scratch image.
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", bin, "../../cmd/watchfed")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build watchfed (tags %q): %v\n%s", tags, err, out)
+	}
+	binaries[tags] = bin
+	return bin
 }
 
 // faultsFromEnv narrows the fault kinds to WATCHFED_FAULTS (comma-separated); nil is all.
@@ -63,7 +63,7 @@ func seed(t *testing.T) uint64 {
 	if s == 0 {
 		s = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (replay: go test ./testnet -run '%s' -seed %d)", s, t.Name(), s)
+	t.Logf("seed %d (replay: go test ./testnet/jepsen -run '%s' -seed %d)", s, t.Name(), s)
 	return s
 }
 
@@ -72,21 +72,16 @@ func seed(t *testing.T) uint64 {
 // otherwise. It must hold the whole run's raft log and state: a node whose
 // disk fills up by itself stops taking in the log, as it should.
 func diskBytes(t *testing.T, size int64) int64 {
-	dir := t.TempDir()
-	nt := &Net{}
-	if err := nt.mountTmpfs(dir, 1<<20); err != nil {
+	if err := testnet.TmpfsAvailable(t.TempDir()); err != nil {
 		t.Logf("disk-full fault skipped: %v", err)
 		return 0
-	}
-	if err := nt.Close(); err != nil {
-		t.Fatal(err)
 	}
 	return size
 }
 
-func startFaultyNet(t *testing.T, o Options) *Net {
+func startFaultyNet(t *testing.T, o testnet.Options, tags string) *testnet.Net {
 	t.Helper()
-	o.Binary, o.Faults = watchfedBinary(t), true
+	o.Binary, o.Faults = watchfedBinary(t, tags), true
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
@@ -96,7 +91,7 @@ func startFaultyNet(t *testing.T, o Options) *Net {
 			o.Dir = filepath.Join(d, t.Name()) // kept for the nodes' logs
 		}
 	}
-	nt, err := Prepare(o)
+	nt, err := testnet.Prepare(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +150,7 @@ func TestJepsenShort(t *testing.T) {
 		t.Skip("starts three node processes for half a minute")
 	}
 	s := seed(t)
-	nt := startFaultyNet(t, Options{Seed: s, DiskBytes: diskBytes(t, 256<<20)})
+	nt := startFaultyNet(t, testnet.Options{Seed: s, DiskBytes: diskBytes(t, 256<<20)}, "")
 	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: 25 * time.Second, Hold: 2 * time.Second, Quiet: time.Second})
 	requireOK(t, rep)
 	if rep.Cycles < 3 || rep.Acked < 10 || rep.Reads < 10 {
@@ -164,14 +159,15 @@ func TestJepsenShort(t *testing.T) {
 }
 
 // TestJepsenCatchesEarlyAck proves the checker can fail: nodes that
-// acknowledge a write before it commits (a test-only switch) must be caught.
+// acknowledge a write before it commits (built with the watchfed_testbug
+// tag, which only tests use) must be caught.
 func TestJepsenCatchesEarlyAck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three node processes")
 	}
 	s := seed(t)
-	nt := startFaultyNet(t, Options{Seed: s, Env: []string{"WATCHFED_TEST_ACK_BEFORE_COMMIT=1"}})
-	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: 12 * time.Second, Faults: []string{FaultLatency}, Hold: 3 * time.Second, Quiet: 500 * time.Millisecond})
+	nt := startFaultyNet(t, testnet.Options{Seed: s}, "watchfed_testbug")
+	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: 12 * time.Second, Faults: []string{testnet.FaultLatency}, Hold: 3 * time.Second, Quiet: 500 * time.Millisecond})
 	if rep.OK() {
 		t.Fatalf("the checker passed nodes that acknowledge before commit:\n%s", rep.Table())
 	}
@@ -188,7 +184,7 @@ func TestJepsenCatchesEarlyAck(t *testing.T) {
 // WATCHFED_FAULTS (comma-separated kinds) narrows the faults, WATCHFED_LONG_NODES sets the size.
 func TestJepsenLong(t *testing.T) {
 	if !*longRun && os.Getenv("WATCHFED_LONG") != "1" {
-		t.Skip("long reliability run: go test ./testnet -run TestJepsenLong -long -timeout 2h")
+		t.Skip("long reliability run: go test ./testnet/jepsen -run TestJepsenLong -long -timeout 2h")
 	}
 	d := 10 * time.Minute
 	if v := os.Getenv("WATCHFED_LONG_DURATION"); v != "" {
@@ -203,7 +199,7 @@ func TestJepsenLong(t *testing.T) {
 	}
 	faults := faultsFromEnv()
 	s := seed(t)
-	nt := startFaultyNet(t, Options{Nodes: nodes, Seed: s, DiskBytes: diskBytes(t, 1<<30)})
+	nt := startFaultyNet(t, testnet.Options{Nodes: nodes, Seed: s, DiskBytes: diskBytes(t, 1<<30)}, "")
 	rep := runJepsen(t, &Jepsen{Target: nt, Seed: s, Duration: d, Faults: faults, Hold: 2 * time.Second, Quiet: time.Second})
 	for _, l := range rep.FaultLog {
 		t.Log(l)
