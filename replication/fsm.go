@@ -56,7 +56,9 @@ type FSM struct {
 	path   string
 	verify VerifyFunc
 
-	mu      sync.RWMutex // guards db across Restore
+	// mu guards db (and applied, changed) across Restore, which closes the
+	// file and opens another: every read of db holds it.
+	mu      sync.RWMutex
 	db      *bolt.DB
 	applied uint64
 	changed chan struct{} // closed and replaced on every apply: wakes Watch streams
@@ -695,6 +697,8 @@ func (f *FSM) Backup(w io.Writer) (int64, error) {
 // and value, in bbolt's sorted order) and the applied index it was taken at,
 // read in one transaction: members at the same index must agree byte for byte.
 func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	h := sha256.New()
 	err = f.db.View(func(tx *bolt.Tx) error {
 		index = u64(tx.Bucket(bucketMeta).Get(keyApplied))
@@ -722,6 +726,8 @@ func writeField(h hash.Hash, b []byte) {
 
 // LastEntry is the index of the last stored entry at or below index (0 if none).
 func (f *FSM) LastEntry(index uint64) (uint64, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	var last uint64
 	err := f.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
