@@ -29,7 +29,9 @@ func newAuditCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Show audit events: who, what, when, outcome",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed audit list --after 100 --limit 20
+  watchfed audit list -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				resp, err := pb.NewAuditServiceClient(conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{AfterSeq: after, Limit: limit})
@@ -53,7 +55,9 @@ func newAuditCmd() *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Walk the whole chain; name the first broken link (exit 1 if broken)",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed audit verify
+  watchfed audit verify --data-dir ./watchfed-data   # offline, node stopped`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res *pb.VerifyAuditLogResponse
 			if dataDir != "" {

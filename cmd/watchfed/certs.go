@@ -23,9 +23,10 @@ node, operator, analyst, consumer); the node authorises every call by them.`,
 	}
 	var agency, dir string
 	ca := &cobra.Command{
-		Use:   "ca",
-		Short: "Make a CA for an agency in DIR (ca.pem, ca-key.pem)",
-		Args:  cobra.NoArgs,
+		Use:     "ca",
+		Short:   "Make a CA for an agency in DIR (ca.pem, ca-key.pem)",
+		Example: `  watchfed certs ca --agency DE-BAFA --dir certs`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := record.ValidateAgencyID(agency); err != nil {
 				return usagef("--agency: %v", err)
@@ -48,7 +49,9 @@ node, operator, analyst, consumer); the node authorises every call by them.`,
 	issue := &cobra.Command{
 		Use:   "issue",
 		Short: "Issue a certificate with the CA in --dir (NAME.pem, NAME-key.pem)",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed certs issue --dir certs --agency DE-BAFA --name node1 --role node --host localhost --host 127.0.0.1
+  watchfed certs issue --dir certs --agency DE-BAFA --name alice --role analyst --role operator`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := pki.LoadCA(dir)
 			if err != nil {

@@ -53,7 +53,9 @@ func consultOpenCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "open",
 		Short: "Open a consultation to the agency that issued a denial",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed consult open --denial DE-BAFA/01J... --application FR-2026-0042 --party "Tech Trade LLC" \\
+      --question "The end user now certifies civil use; do you still object?"`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.DenialId == "" || req.Application == "" || req.Party == "" {
 				return usagef("--denial, --application and --party are required")
@@ -80,9 +82,10 @@ func consultOpenCmd(cf *clientFlags) *cobra.Command {
 func consultAnswerCmd(cf *clientFlags) *cobra.Command {
 	var answer, text string
 	cmd := &cobra.Command{
-		Use:   "answer CONSULTATION_ID",
-		Short: "Answer a consultation addressed to this agency: uphold, withdraw or more-information",
-		Args:  cobra.ExactArgs(1),
+		Use:     "answer CONSULTATION_ID",
+		Short:   "Answer a consultation addressed to this agency: uphold, withdraw or more-information",
+		Example: `  watchfed consult answer FR-SBDU/01J... --answer uphold --text "diversion risk unchanged"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, ok := pb.ConsultationAnswerKind_value["CONSULTATION_ANSWER_KIND_"+strings.ToUpper(strings.ReplaceAll(answer, "-", "_"))]
 			if !ok || v == 0 {
@@ -102,9 +105,10 @@ func consultAnswerCmd(cf *clientFlags) *cobra.Command {
 func consultExtendCmd(cf *clientFlags) *cobra.Command {
 	var deadline, reason string
 	cmd := &cobra.Command{
-		Use:   "extend CONSULTATION_ID",
-		Short: "Extend the deadline once (at most thirty working days after opening)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "extend CONSULTATION_ID",
+		Short:   "Extend the deadline once (at most thirty working days after opening)",
+		Example: `  watchfed consult extend FR-SBDU/01J... --reason "waiting for the end-user certificate"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.consultCall(cmd, func(ctx context.Context, c pb.ConsultationServiceClient) (*pb.ConsultationThread, error) {
 				resp, err := c.ExtendConsultation(ctx, &pb.ExtendConsultationRequest{ConsultationId: args[0], Deadline: deadline, Reason: reason})
@@ -121,9 +125,10 @@ func consultDecideCmd(cf *clientFlags) *cobra.Command {
 	var approved, refused bool
 	var reasons string
 	cmd := &cobra.Command{
-		Use:   "decide CONSULTATION_ID",
-		Short: "Record this agency's final decision: --approved (notified to every holder of the denial) or --refused",
-		Args:  cobra.ExactArgs(1),
+		Use:     "decide CONSULTATION_ID",
+		Short:   "Record this agency's final decision: --approved (notified to every holder of the denial) or --refused",
+		Example: `  watchfed consult decide FR-SBDU/01J... --refused --reasons "partner upholds its denial"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if approved == refused {
 				return usagef("give exactly one of --approved and --refused")
@@ -149,7 +154,9 @@ func consultListCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Consultations this agency opened or received, with their state: open, answered, overdue, decided",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed consult list --state open
+  watchfed consult list -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st pb.ConsultationState
 			if state != "" {
@@ -186,9 +193,10 @@ func consultListCmd(cf *clientFlags) *cobra.Command {
 
 func consultShowCmd(cf *clientFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show CONSULTATION_ID",
-		Short: "The whole thread: every step of both agencies, oldest first",
-		Args:  cobra.ExactArgs(1),
+		Use:     "show CONSULTATION_ID",
+		Short:   "The whole thread: every step of both agencies, oldest first",
+		Example: `  watchfed consult show FR-SBDU/01J...`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.consultCall(cmd, func(ctx context.Context, c pb.ConsultationServiceClient) (*pb.ConsultationThread, error) {
 				resp, err := c.GetConsultation(ctx, &pb.GetConsultationRequest{ConsultationId: args[0]})

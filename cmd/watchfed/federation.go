@@ -54,7 +54,9 @@ func newPeersCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "Every member: address, voter, role, reachable, applied index, lag behind the leader",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed peers list
+  watchfed peers list -o json | jq '.[] | select(.reachable | not)'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				resp, err := pb.NewFederationServiceClient(conn).ListPeers(ctx, &pb.ListPeersRequest{})
@@ -76,9 +78,10 @@ func newPeersCmd() *cobra.Command {
 	var agency, address, caCert, out string
 	var nonVoter bool
 	invite := &cobra.Command{
-		Use:   "invite",
-		Short: "Register another agency's CA and address; write the invitation its node starts with (--join)",
-		Args:  cobra.NoArgs,
+		Use:     "invite",
+		Short:   "Register another agency's CA and address; write the invitation its node starts with (--join)",
+		Example: `  watchfed peers invite --agency BE-FPS --address be.example:7400 --ca-cert be-ca.pem --out be-invite.json`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ca, err := os.ReadFile(caCert)
 			if err != nil {
@@ -108,9 +111,10 @@ func newPeersCmd() *cobra.Command {
 	invite.Flags().StringVar(&out, "out", "", "write the invitation to this file (default stdout)")
 	cmd.AddCommand(invite)
 	cmd.AddCommand(&cobra.Command{
-		Use:   "remove AGENCY",
-		Short: "Remove a member: it receives nothing more (run on the leader)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "remove AGENCY",
+		Short:   "Remove a member: it receives nothing more (run on the leader)",
+		Example: `  watchfed peers remove BE-FPS`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				_, err := pb.NewFederationServiceClient(conn).RemovePeer(ctx, &pb.RemovePeerRequest{Agency: args[0]})
@@ -155,7 +159,9 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "This node's replication status: role, term, indexes, leader, last contact (operator role)",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed status
+  watchfed status -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
@@ -200,7 +206,9 @@ func newSharedCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Current version of every readable shared entry, with origin, version and log index",
-		Args:  cobra.NoArgs,
+		Example: `  watchfed shared list
+  watchfed shared list --origin DE-BAFA --all -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				req := &pb.ListSharedRequest{Origin: origin, IncludeInactive: all, MinIndex: minIndex, PageSize: 1000}
@@ -227,7 +235,9 @@ func newSharedCmd() *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get ID",
 		Short: "Show one shared entry",
-		Args:  cobra.ExactArgs(1),
+		Example: `  watchfed shared get DE-BAFA/01J...
+  watchfed shared get DE-BAFA/01J... --min-index 42 -o json   # after a write that returned log_index 42`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				resp, err := pb.NewSharedServiceClient(conn).GetShared(ctx, &pb.GetSharedRequest{Id: args[0], MinIndex: minIndex})

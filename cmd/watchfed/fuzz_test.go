@@ -16,7 +16,7 @@ func FuzzRecordJSON(f *testing.F) {
 	f.Add(`{"denial":{"item":"FPGA","controlListEntry":"3A001.a.1","destination":"IR"}}`)
 	f.Add(`{"subject":{"birthDates":["1965-02-30"]}}`)
 	f.Fuzz(func(t *testing.T, doc string) {
-		fl := &recordFlags{file: "-"}
+		fl := &recordFlags{fromJSON: "-"}
 		cmd := &cobra.Command{}
 		cmd.SetIn(bytes.NewReader([]byte(doc)))
 		rec, err := fl.readJSON(cmd)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -72,7 +73,45 @@ Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 permission d
 		newPolicyCmd(),
 		newConsultCmd(),
 	)
+	markRun(root)
 	return root
+}
+
+// runError is an error of a command's own work (its RunE), as opposed to
+// one cobra returns before running it: an unknown command or flag, a bad
+// flag value, a missing required flag, a wrong number of arguments. Those
+// are usage errors (exit 2).
+type runError struct{ err error }
+
+func (e runError) Error() string { return e.err.Error() }
+func (e runError) Unwrap() error { return e.err }
+
+// markRun wraps the RunE of c and of every command below it so that their
+// errors are runErrors, and gives each command group a RunE that refuses
+// an unknown subcommand (cobra would print the group's help and exit 0).
+func markRun(c *cobra.Command) {
+	if c.RunE == nil && c.Run == nil && c.HasSubCommands() {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+			}
+			return fmt.Errorf("%s; run '%s --help' for its commands", msg, cmd.CommandPath())
+		}
+	} else if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if err := run(cmd, args); err != nil {
+				return runError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		markRun(sub)
+	}
 }
 
 // usageError marks an error as the user's input, for exit code 2.
@@ -92,7 +131,8 @@ func (e conflictError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
+	var re runError
+	if !errors.As(err, &re) || errors.As(err, &ue) {
 		return exitUsage
 	}
 	var ce conflictError

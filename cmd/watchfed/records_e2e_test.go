@@ -26,8 +26,8 @@ func TestRecordLifecycle(t *testing.T) {
 		t.Fatalf("list table lacks the record:\n%s", table)
 	}
 
-	amended := decode[rec](t, n.ok("designations", "amend", added.ID, "-o", "json", "--alias", "Ivan Petrov", "--weak-alias", "Vanya", "--note", "MFA update"))
-	if amended.Version != 2 || len(amended.Subject.Aliases) != 2 || amended.Subject.Name != "Ivan PETROV" {
+	amended := decode[rec](t, n.ok("designations", "amend", added.ID, "-o", "json", "--add-alias", "Ivan Petrov", "--add-weak-alias", "Vanya", "--note", "MFA update"))
+	if amended.Version != 2 || len(amended.Subject.Aliases) != 3 || amended.Subject.Name != "Ivan PETROV" {
 		t.Fatalf("amended: %+v", amended)
 	}
 
@@ -72,7 +72,7 @@ func TestDenialFromJSON(t *testing.T) {
 	    "reason":"WMD","regime":"WASSENAAR","denied_on":"2026-01-15",
 	    "parties":[{"role":"PARTY_ROLE_CONSIGNEE","name":"Tech Trade LLC","country":"IR"}]},
 	  "marking":"MARKING_AMBER"}`
-	r := n.cli(doc, nil, "denials", "add", "-o", "json")
+	r := n.cli(doc, nil, "denials", "add", "--from-json", "-", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("denials add: exit %d: %s", r.code, r.stderr)
 	}
@@ -108,7 +108,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Errorf("stdout on failure: %q", r.stdout)
 	}
 	r = n.cli(`{"subject":{"schema":"SCHEMA_ORGANIZATION","name":"X"},"denial":{"control_list_entry":"3Z9","item":"i","destination":"IR",
-		"parties":[{"role":"PARTY_ROLE_CONSIGNEE","name":"X"}]},"marking":"MARKING_GREEN"}`, nil, "denials", "add")
+		"parties":[{"role":"PARTY_ROLE_CONSIGNEE","name":"X"}]},"marking":"MARKING_GREEN"}`, nil, "denials", "add", "--from-json", "-")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "denial.control_list_entry") {
 		t.Fatalf("bad control-list entry: exit %d, stderr %s", r.code, r.stderr)
 	}

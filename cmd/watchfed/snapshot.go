@@ -31,9 +31,10 @@ partners are removed (peers remove) and invited again.`,
 	}
 	addClientFlags(cmd, &cf)
 	cmd.AddCommand(&cobra.Command{
-		Use:   "save FILE",
-		Short: "Write a backup of the running node to FILE",
-		Args:  cobra.ExactArgs(1),
+		Use:     "save FILE",
+		Short:   "Write a backup of the running node to FILE",
+		Example: `  watchfed snapshot save de-bafa.backup`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				stream, err := pb.NewFederationServiceClient(conn).SaveSnapshot(ctx, &pb.SaveSnapshotRequest{})
@@ -80,9 +81,10 @@ partners are removed (peers remove) and invited again.`,
 	})
 	var dataDir, agency, advertise string
 	restore := &cobra.Command{
-		Use:   "restore FILE",
-		Short: "Unpack a backup into an empty data directory (node stopped); then start the node with --recover",
-		Args:  cobra.ExactArgs(1),
+		Use:     "restore FILE",
+		Short:   "Unpack a backup into an empty data directory (node stopped); then start the node with --recover",
+		Example: `  watchfed snapshot restore de-bafa.backup --data-dir /var/lib/watchfed --agency DE-BAFA --advertise de.example:7400`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataDir == "" || agency == "" || advertise == "" {
 				return usagef("--data-dir, --agency and --advertise are required")

@@ -28,6 +28,8 @@ func newTestnetCmd() *cobra.Command {
 		Long: `Start N nodes of N agencies on loopback. Each agency's data, certificates, node.yaml
 and log lie under DIR/<agency>/, beside DIR/<agency>/env: export lines for a
 certificate of that agency with the operator and analyst roles.`,
+		Example: `  watchfed testnet up --nodes 3 --dir ./tn --detach
+  watchfed testnet up --nodes 5 --dir ./tn5 --base-port 7400   # foreground; Ctrl-C stops every node`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Checked before Prepare touches the directory, and again by Start.
