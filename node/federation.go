@@ -26,6 +26,7 @@ import (
 	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 	"github.com/watchfed/watchfed/replication/transport"
@@ -189,7 +190,7 @@ func (f *federation) dial(target string) (*grpc.ClientConn, error) {
 // applied it and taken in every entry before it: a read after that reflects
 // every write acknowledged before the barrier started.
 func (f *federation) barrier(ctx context.Context) error {
-	idx, err := f.apply(ctx, &pb.Command{Command: &pb.Command_Barrier{Barrier: &pb.Barrier{}}})
+	idx, err := f.apply(ctx, &peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}})
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,7 @@ func (f *federation) joined() bool {
 }
 
 // apply commits a command, through the leader if this node is not it.
-func (f *federation) apply(ctx context.Context, cmd *pb.Command) (uint64, error) {
+func (f *federation) apply(ctx context.Context, cmd *peerpb.Command) (uint64, error) {
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return 0, err
@@ -299,7 +300,7 @@ func (f *federation) forward(ctx context.Context, addr string, data []byte) (uin
 		return 0, err
 	}
 	defer conn.Close()
-	resp, err := pb.NewPeerServiceClient(conn).Forward(ctx, &pb.ForwardRequest{Command: data})
+	resp, err := peerpb.NewPeerServiceClient(conn).Forward(ctx, &peerpb.ForwardRequest{Command: data})
 	if err != nil {
 		return 0, err
 	}
@@ -579,13 +580,13 @@ func (f *federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient
 			}
 			bodies = []seal.BodyPlain{{Plaintext: plain}}
 		}
-		items = append(items, seal.Item{Header: &pb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies})
+		items = append(items, seal.Item{Header: &peerpb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies})
 	}
 	pub, err := f.sealer.Seal(items, rcpt)
 	if err != nil {
 		return nil, err
 	}
-	return proto.Marshal(&pb.Command{Command: &pb.Command_Publication{Publication: pub}})
+	return proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
 }
 
 // expectPublished registers a waiter for a record version's log index. It is
@@ -733,7 +734,7 @@ func (f *federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 	if e.Body.Origin == self {
 		return r // this agency's own entries are its records already
 	}
-	add := func(h *pb.EnvelopeHeader, plain []byte) {
+	add := func(h *peerpb.EnvelopeHeader, plain []byte) {
 		rec := &pb.Record{}
 		if err := proto.Unmarshal(plain, rec); err != nil || rec.Origin != h.Origin || rec.Id != h.EntryId || rec.Version != h.Version {
 			f.n.log.Warn("shared body does not match its header", "entry", h.EntryId, "index", e.Index)

@@ -18,6 +18,7 @@ import (
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/record"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 )
@@ -70,7 +71,7 @@ func (s *federationService) InvitePeer(ctx context.Context, req *pb.InvitePeerRe
 		return nil, status.Error(codes.FailedPrecondition, "this node is in no federation: run `watchfed federation init` first")
 	}
 	m := &pb.Member{Agency: req.Agency, Address: req.Address, CaCert: req.CaCert, Voter: req.Voter, InvitedAt: timestamppb.New(s.n.now())}
-	if _, err := f.apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Invite{Invite: m}}}}); err != nil {
+	if _, err := f.apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}}); err != nil {
 		return nil, applyError(err)
 	}
 	members, err := f.rep.FSM.Members()
@@ -92,7 +93,7 @@ func (s *federationService) RemovePeer(ctx context.Context, req *pb.RemovePeerRe
 	if _, err := f.rep.FSM.Member(req.GetAgency()); err != nil {
 		return nil, status.Errorf(codes.NotFound, "%s is not a member", req.GetAgency())
 	}
-	if _, err := f.apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Remove{Remove: req.Agency}}}}); err != nil {
+	if _, err := f.apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: req.Agency}}}}); err != nil {
 		return nil, applyError(err)
 	}
 	if err := f.onLeader(ctx, func(ctx context.Context) error {
@@ -203,7 +204,7 @@ func (s *federationService) ListPeers(ctx context.Context, _ *pb.ListPeersReques
 				return
 			}
 			defer conn.Close()
-			if resp, err := pb.NewPeerServiceClient(conn).GetNodeStatus(cctx, &pb.GetNodeStatusRequest{}); err == nil {
+			if resp, err := peerpb.NewPeerServiceClient(conn).GetNodeStatus(cctx, &peerpb.GetNodeStatusRequest{}); err == nil {
 				statuses[i] = resp.Status
 			}
 		}()
@@ -245,31 +246,31 @@ func applyError(err error) error {
 
 // peerService is node-to-node.
 type peerService struct {
-	pb.UnimplementedPeerServiceServer
+	peerpb.UnimplementedPeerServiceServer
 	n *Node
 }
 
-func (s *peerService) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+func (s *peerService) Forward(ctx context.Context, req *peerpb.ForwardRequest) (*peerpb.ForwardResponse, error) {
 	f := s.n.fed
 	if err := f.authorizeNode(ctx); err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	// A member may only forward commands in its own name: publications it
 	// signed (the FSM checks the signature) and no membership changes.
-	var cmd pb.Command
+	var cmd peerpb.Command
 	if err := proto.Unmarshal(req.Command, &cmd); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
 	}
 	id, _ := auth.FromContext(ctx)
 	switch c := cmd.Command.(type) {
-	case *pb.Command_Publication:
+	case *peerpb.Command_Publication:
 		if c.Publication.GetOrigin() != id.Agency {
 			return nil, status.Errorf(codes.PermissionDenied, "%s cannot publish for %s", id.Agency, c.Publication.GetOrigin())
 		}
-	case *pb.Command_MemberChange:
+	case *peerpb.Command_MemberChange:
 		// Invitations and removals come from members' operators through their
 		// nodes; a join must go through Join, which checks the joiner's certificate.
-		if _, isJoin := c.MemberChange.Change.(*pb.MemberChange_Join); isJoin {
+		if _, isJoin := c.MemberChange.Change.(*peerpb.MemberChange_Join); isJoin {
 			return nil, status.Error(codes.PermissionDenied, "joins are not forwarded; the joining node calls Join on the leader")
 		}
 	}
@@ -280,20 +281,20 @@ func (s *peerService) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.
 	if err != nil {
 		return nil, applyError(err)
 	}
-	return &pb.ForwardResponse{Index: idx}, nil
+	return &peerpb.ForwardResponse{Index: idx}, nil
 }
 
-func (s *peerService) GetNodeStatus(ctx context.Context, _ *pb.GetNodeStatusRequest) (*pb.GetNodeStatusResponse, error) {
+func (s *peerService) GetNodeStatus(ctx context.Context, _ *peerpb.GetNodeStatusRequest) (*peerpb.GetNodeStatusResponse, error) {
 	if err := s.n.fed.authorizeNode(ctx); err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	return &pb.GetNodeStatusResponse{Status: s.n.fed.status()}, nil
+	return &peerpb.GetNodeStatusResponse{Status: s.n.fed.status()}, nil
 }
 
 // Join completes an invited agency's membership. The caller's certificate
 // must be a node certificate of that agency, issued by the CA the
 // invitation registered.
-func (s *peerService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerpb.JoinResponse, error) {
 	f := s.n.fed
 	id, _ := auth.FromContext(ctx)
 	m := req.GetMember()
@@ -305,7 +306,7 @@ func (s *peerService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRe
 		return nil, status.Errorf(codes.PermissionDenied, "%s was not invited", m.Agency)
 	}
 	if invited.Joined {
-		return &pb.JoinResponse{Index: invited.JoinedIndex}, nil
+		return &peerpb.JoinResponse{Index: invited.JoinedIndex}, nil
 	}
 	if f.rep.Raft.State() != raft.Leader {
 		// The joiner tries every member of its invitation; one of them leads.
@@ -317,7 +318,7 @@ func (s *peerService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRe
 	if join.Address == "" {
 		join.Address = invited.Address
 	}
-	idx, err := f.rep.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Join{Join: join}}}})
+	idx, err := f.rep.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: join}}}})
 	if err != nil {
 		return nil, applyError(err)
 	}
@@ -325,7 +326,7 @@ func (s *peerService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRe
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	s.n.log.Info("member joined", "agency", join.Agency, "voter", join.Voter, "index", idx)
-	return &pb.JoinResponse{Index: idx}, nil
+	return &peerpb.JoinResponse{Index: idx}, nil
 }
 
 // joinLoop asks the invitation's members to let this node in, following
@@ -367,7 +368,7 @@ func (f *federation) joinVia(ctx context.Context, addr string) error {
 		return err
 	}
 	defer conn.Close()
-	_, err = pb.NewPeerServiceClient(conn).Join(cctx, &pb.JoinRequest{Member: f.self(f.invite.Voter)})
+	_, err = peerpb.NewPeerServiceClient(conn).Join(cctx, &peerpb.JoinRequest{Member: f.self(f.invite.Voter)})
 	return err
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -138,7 +139,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	pb.RegisterImportServiceServer(n.server, &importService{n: n})
 	pb.RegisterAuditServiceServer(n.server, &auditService{n: n})
 	pb.RegisterFederationServiceServer(n.server, &federationService{n: n})
-	pb.RegisterPeerServiceServer(n.server, &peerService{n: n})
+	peerpb.RegisterPeerServiceServer(n.server, &peerService{n: n})
 	pb.RegisterSharedServiceServer(n.server, &sharedService{n: n})
 	pb.RegisterPolicyServiceServer(n.server, &policyService{n: n})
 	pb.RegisterConsultationServiceServer(n.server, &consultService{n: n})

@@ -11,6 +11,7 @@ import (
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy"
 	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -222,7 +223,7 @@ func (f *federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 		n := h.reseals[key]
 		h.mu.Unlock()
 		item := seal.Item{
-			Header: &pb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
+			Header: &peerpb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
 			Bodies: []seal.BodyPlain{{Recipients: []string{partner}, Plaintext: want}},
 		}
 		pub, err := f.sealer.Seal([]seal.Item{item}, map[string]seal.Recipient{partner: rc})
@@ -262,10 +263,10 @@ func (f *federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool,
 	return seal.GrantRef{}, false, nil
 }
 
-func (f *federation) publish(ctx context.Context, pub *pb.Publication) error {
+func (f *federation) publish(ctx context.Context, pub *peerpb.Publication) error {
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	idx, err := f.apply(actx, &pb.Command{Command: &pb.Command_Publication{Publication: pub}})
+	idx, err := f.apply(actx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
 	f.lastPub = max(f.lastPub, idx)
 	return err
 }

@@ -23,6 +23,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication/boltcheck"
 )
@@ -30,7 +31,7 @@ import (
 // VerifyFunc checks a publication's signature and structure against the
 // signing key of its claimed origin. It must be deterministic: every FSM
 // runs it on the same bytes and must reach the same verdict.
-type VerifyFunc func(pub *pb.Publication, signingKey []byte) (*pb.PublicationBody, error)
+type VerifyFunc func(pub *peerpb.Publication, signingKey []byte) (*peerpb.PublicationBody, error)
 
 var (
 	bucketMeta    = []byte("meta")
@@ -190,23 +191,23 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 }
 
 func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
-	var cmd pb.Command
+	var cmd peerpb.Command
 	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
 		return fmt.Errorf("%w: undecodable command: %v", ErrRejected, err)
 	}
 	switch c := cmd.Command.(type) {
-	case *pb.Command_Publication:
+	case *peerpb.Command_Publication:
 		return f.applyPublication(tx, l.Index, l.Data, c.Publication)
-	case *pb.Command_MemberChange:
+	case *peerpb.Command_MemberChange:
 		f.registry.Store(nil)
 		return applyMemberChange(tx, l.Index, c.MemberChange)
-	case *pb.Command_Barrier:
+	case *peerpb.Command_Barrier:
 		return nil // orders reads; changes nothing
 	}
 	return fmt.Errorf("%w: empty command", ErrRejected)
 }
 
-func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *pb.Publication) error {
+func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerpb.Publication) error {
 	m, err := getMember(tx, pub.GetOrigin())
 	if err != nil || !m.Joined {
 		return fmt.Errorf("%w: origin %q is not a joined member", ErrRejected, pub.GetOrigin())
@@ -295,10 +296,10 @@ func grantKey(origin, recipient string, epoch uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(origin+"\x00"+recipient+"\x00"), epoch)
 }
 
-func applyMemberChange(tx *bolt.Tx, index uint64, mc *pb.MemberChange) error {
+func applyMemberChange(tx *bolt.Tx, index uint64, mc *peerpb.MemberChange) error {
 	members := tx.Bucket(bucketMembers)
 	switch c := mc.Change.(type) {
-	case *pb.MemberChange_Invite:
+	case *peerpb.MemberChange_Invite:
 		m := c.Invite
 		if m.GetAgency() == "" || m.GetAddress() == "" || len(m.GetCaCert()) == 0 {
 			return fmt.Errorf("%w: invite needs agency, address and ca_cert", ErrRejected)
@@ -308,7 +309,7 @@ func applyMemberChange(tx *bolt.Tx, index uint64, mc *pb.MemberChange) error {
 		}
 		m.Joined = false
 		return putMember(members, m)
-	case *pb.MemberChange_Join:
+	case *peerpb.MemberChange_Join:
 		m := c.Join
 		old, err := getMember(tx, m.GetAgency())
 		if err != nil {
@@ -323,7 +324,7 @@ func applyMemberChange(tx *bolt.Tx, index uint64, mc *pb.MemberChange) error {
 			old.Address = m.Address
 		}
 		return putMember(members, old)
-	case *pb.MemberChange_Remove:
+	case *peerpb.MemberChange_Remove:
 		if members.Get([]byte(c.Remove)) == nil {
 			return fmt.Errorf("%w: %s is not a member", ErrRejected, c.Remove)
 		}
@@ -407,7 +408,7 @@ func (f *FSM) Changed() <-chan struct{} {
 // was verified when applied).
 type Entry struct {
 	Index uint64
-	Body  *pb.PublicationBody
+	Body  *peerpb.PublicationBody
 }
 
 // Entries returns up to limit accepted publications with index > after, in log order.
@@ -422,11 +423,11 @@ func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
 				out = append(out, Entry{Index: u64(k), Body: body})
 				continue
 			}
-			var cmd pb.Command
+			var cmd peerpb.Command
 			if err := proto.Unmarshal(v, &cmd); err != nil {
 				return fmt.Errorf("entry %d: %w", u64(k), err)
 			}
-			body := &pb.PublicationBody{}
+			body := &peerpb.PublicationBody{}
 			if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
 				return fmt.Errorf("entry %d body: %w", u64(k), err)
 			}
@@ -595,10 +596,10 @@ func u64(b []byte) uint64 {
 
 // Envelope returns the published envelope of an entry version. It is
 // shared with other callers: read it, do not change it.
-func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
+func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	var body *pb.PublicationBody
+	var body *peerpb.PublicationBody
 	err := f.db.View(func(tx *bolt.Tx) error {
 		k := tx.Bucket(bucketEntries).Get(entryKey(id, version))
 		if k == nil {
@@ -608,11 +609,11 @@ func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
 		if body = f.bodies.get(idx); body != nil {
 			return nil
 		}
-		var cmd pb.Command
+		var cmd peerpb.Command
 		if err := proto.Unmarshal(tx.Bucket(bucketLog).Get(k), &cmd); err != nil {
 			return err
 		}
-		body = &pb.PublicationBody{}
+		body = &peerpb.PublicationBody{}
 		if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
 			return err
 		}
@@ -640,7 +641,7 @@ func (f *FSM) Envelope(id string, version uint64) (*pb.Envelope, error) {
 type bodyCache struct {
 	mu    sync.Mutex
 	order []cached // oldest first
-	m     map[uint64]*pb.PublicationBody
+	m     map[uint64]*peerpb.PublicationBody
 	bytes int
 }
 
@@ -656,17 +657,17 @@ const (
 	bodyCacheBytes = 16 << 20
 )
 
-func (c *bodyCache) get(idx uint64) *pb.PublicationBody {
+func (c *bodyCache) get(idx uint64) *peerpb.PublicationBody {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[idx]
 }
 
-func (c *bodyCache) put(idx uint64, b *pb.PublicationBody, size int) {
+func (c *bodyCache) put(idx uint64, b *peerpb.PublicationBody, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[uint64]*pb.PublicationBody{}
+		c.m = map[uint64]*peerpb.PublicationBody{}
 	}
 	if _, ok := c.m[idx]; ok || size > bodyCacheBytes {
 		return

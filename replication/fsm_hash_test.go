@@ -8,14 +8,14 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
 // TestStateHashAndBarrier: a barrier is applied without changing anything
 // but the applied index; two FSMs that applied the same log hash the same,
 // and differ as soon as one applied more.
 func TestStateHashAndBarrier(t *testing.T) {
-	barrier, err := proto.Marshal(&pb.Command{Command: &pb.Command_Barrier{Barrier: &pb.Barrier{}}})
+	barrier, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

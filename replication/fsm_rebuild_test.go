@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
 // TestFSMRebuiltFromSnapshotAndLog: the FSM's file is written without fsync,
@@ -146,7 +146,7 @@ func sameStateHash(t *testing.T, nodes []*testNode) {
 // TestBodyCacheKeepsTheLatest: the cache holds the bodies put last, within
 // its count and its bytes, oldest out first.
 func TestBodyCacheKeepsTheLatest(t *testing.T) {
-	body := func(i uint64) *pb.PublicationBody { return &pb.PublicationBody{Origin: fmt.Sprint(i)} }
+	body := func(i uint64) *peerpb.PublicationBody { return &peerpb.PublicationBody{Origin: fmt.Sprint(i)} }
 	for _, tc := range []struct {
 		name  string
 		n     uint64
@@ -171,7 +171,7 @@ func TestBodyCacheKeepsTheLatest(t *testing.T) {
 	}
 	var c bodyCache
 	c.put(5, body(5), 10)
-	c.put(5, &pb.PublicationBody{Origin: "again"}, 10)
+	c.put(5, &peerpb.PublicationBody{Origin: "again"}, 10)
 	if c.get(5).Origin != "5" {
 		t.Fatal("a second put replaced the held body")
 	}

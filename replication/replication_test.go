@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication/transport"
 )
@@ -77,11 +78,11 @@ func testRaftConfig() *raft.Config {
 	return c
 }
 
-func verifyEd25519(pub *pb.Publication, key []byte) (*pb.PublicationBody, error) {
+func verifyEd25519(pub *peerpb.Publication, key []byte) (*peerpb.PublicationBody, error) {
 	if !ed25519.Verify(key, pub.Body, pub.Signature) {
 		return nil, errors.New("bad signature")
 	}
-	body := &pb.PublicationBody{}
+	body := &peerpb.PublicationBody{}
 	return body, proto.Unmarshal(pub.Body, body)
 }
 
@@ -146,9 +147,9 @@ func (n *testNode) member() *pb.Member {
 	return &pb.Member{Agency: n.id, Address: n.addr, CaCert: []byte("test CA"), SigningKey: n.sign.Public().(ed25519.PublicKey), SealingKey: []byte("k"), Voter: true}
 }
 
-func (n *testNode) publication(entry string, version uint64) *pb.Command {
-	body, _ := proto.Marshal(&pb.PublicationBody{Origin: n.id, Envelopes: []*pb.Envelope{{Header: &pb.EnvelopeHeader{EntryId: entry, Version: version, Origin: n.id}}}})
-	return &pb.Command{Command: &pb.Command_Publication{Publication: &pb.Publication{Origin: n.id, Body: body, Signature: ed25519.Sign(n.sign, body)}}}
+func (n *testNode) publication(entry string, version uint64) *peerpb.Command {
+	body, _ := proto.Marshal(&peerpb.PublicationBody{Origin: n.id, Envelopes: []*peerpb.Envelope{{Header: &peerpb.EnvelopeHeader{EntryId: entry, Version: version, Origin: n.id}}}})
+	return &peerpb.Command{Command: &peerpb.Command_Publication{Publication: &peerpb.Publication{Origin: n.id, Body: body, Signature: ed25519.Sign(n.sign, body)}}}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -179,19 +180,19 @@ func join(t *testing.T, leader, n *testNode) {
 	t.Helper()
 	ctx := ctxT(t)
 	m := n.member()
-	if _, err := leader.rep.Apply(ctx, memberCmd(&pb.MemberChange{Change: &pb.MemberChange_Invite{Invite: m}})); err != nil {
+	if _, err := leader.rep.Apply(ctx, memberCmd(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}})); err != nil {
 		t.Fatal(err)
 	}
 	if err := leader.rep.AddMember(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leader.rep.Apply(ctx, memberCmd(&pb.MemberChange{Change: &pb.MemberChange_Join{Join: m}})); err != nil {
+	if _, err := leader.rep.Apply(ctx, memberCmd(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}})); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func memberCmd(mc *pb.MemberChange) *pb.Command {
-	return &pb.Command{Command: &pb.Command_MemberChange{MemberChange: mc}}
+func memberCmd(mc *peerpb.MemberChange) *peerpb.Command {
+	return &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: mc}}
 }
 
 func leaderOf(t *testing.T, nodes []*testNode) *testNode {
@@ -344,7 +345,7 @@ func TestSnapshotCatchUpAndForgeryRejected(t *testing.T) {
 	lagging.stop()
 	// On a loaded machine the leader can lose its lease to the other live
 	// node; a write then goes to whichever leads (l's publications still).
-	apply := func(cmd *pb.Command) (uint64, error) {
+	apply := func(cmd *peerpb.Command) (uint64, error) {
 		for {
 			idx, err := leaderOf(t, nodes).rep.Apply(ctx, cmd)
 			if !errors.Is(err, ErrNotLeader) {
@@ -379,8 +380,8 @@ func TestSnapshotCatchUpAndForgeryRejected(t *testing.T) {
 	// A publication claiming l's agency but signed by another key is
 	// rejected by every FSM, identically.
 	_, forger, _ := ed25519.GenerateKey(rand.Reader)
-	body, _ := proto.Marshal(&pb.PublicationBody{Origin: l.id, Envelopes: []*pb.Envelope{{Header: &pb.EnvelopeHeader{EntryId: l.id + "/forged", Version: 1, Origin: l.id}}}})
-	forged := &pb.Command{Command: &pb.Command_Publication{Publication: &pb.Publication{Origin: l.id, Body: body, Signature: ed25519.Sign(forger, body)}}}
+	body, _ := proto.Marshal(&peerpb.PublicationBody{Origin: l.id, Envelopes: []*peerpb.Envelope{{Header: &peerpb.EnvelopeHeader{EntryId: l.id + "/forged", Version: 1, Origin: l.id}}}})
+	forged := &peerpb.Command{Command: &peerpb.Command_Publication{Publication: &peerpb.Publication{Origin: l.id, Body: body, Signature: ed25519.Sign(forger, body)}}}
 	idx, err := apply(forged)
 	if !errors.Is(err, ErrRejected) {
 		t.Fatalf("forged publication: %v, want rejected", err)
@@ -420,11 +421,11 @@ func TestFollowerBehindALargeBacklog(t *testing.T) {
 	var last uint64
 	for i := 0; i < 40; i++ {
 		cmd := l.publication(fmt.Sprintf("%s/big%d", l.id, i), 1)
-		body := &pb.PublicationBody{}
+		body := &peerpb.PublicationBody{}
 		if err := proto.Unmarshal(cmd.GetPublication().Body, body); err != nil {
 			t.Fatal(err)
 		}
-		body.Envelopes[0].Bodies = []*pb.Body{{Ciphertext: pad}}
+		body.Envelopes[0].Bodies = []*peerpb.Body{{Ciphertext: pad}}
 		b, _ := proto.Marshal(body)
 		cmd.GetPublication().Body, cmd.GetPublication().Signature = b, ed25519.Sign(l.sign, b)
 		idx, err := l.rep.Apply(ctx, cmd)

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication/logstore"
 )
@@ -197,10 +198,10 @@ func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member) error {
 	}
 	self = proto.Clone(self).(*pb.Member)
 	self.Voter = true
-	if _, err := r.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Invite{Invite: self}}}}); err != nil {
+	if _, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: self}}}}); err != nil {
 		return err
 	}
-	_, err := r.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Join{Join: self}}}})
+	_, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: self}}}})
 	return err
 }
 
@@ -224,7 +225,7 @@ var ErrNotLeader = errors.New("not the leader")
 
 // Apply commits a command through the log and returns its index once this
 // node has applied it. Leader only.
-func (r *Replicator) Apply(ctx context.Context, cmd *pb.Command) (uint64, error) {
+func (r *Replicator) Apply(ctx context.Context, cmd *peerpb.Command) (uint64, error) {
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return 0, err
@@ -293,7 +294,7 @@ func (r *Replicator) AddMember(ctx context.Context, m *pb.Member) error {
 
 // RemoveMember takes an agency out of the raft configuration and the registry.
 func (r *Replicator) RemoveMember(ctx context.Context, agency string) error {
-	if _, err := r.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: &pb.MemberChange{Change: &pb.MemberChange_Remove{Remove: agency}}}}); err != nil {
+	if _, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: agency}}}}); err != nil {
 		return err
 	}
 	if err := r.Raft.RemoveServer(raft.ServerID(agency), 0, 30*time.Second).Error(); err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
 // Limits a verified publication must respect, so a member cannot bloat
@@ -38,7 +38,7 @@ type Recipient struct {
 
 // Item is one entry version to seal.
 type Item struct {
-	Header *pb.EnvelopeHeader
+	Header *peerpb.EnvelopeHeader
 	Bodies []BodyPlain
 }
 
@@ -69,8 +69,8 @@ func (s *Sealer) EpochKey(recipient string, epoch uint64) ([]byte, error) {
 // (one HPKE encapsulation per recipient, however many items). The origin
 // always wraps each content key for itself too, so it can later grant old
 // bodies to a new partner without re-sending them.
-func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*pb.Publication, error) {
-	body := &pb.PublicationBody{Origin: s.origin}
+func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*peerpb.Publication, error) {
+	body := &peerpb.PublicationBody{Origin: s.origin}
 	granted := map[string]bool{}
 	epochKeys := map[string][]byte{}
 	epochKey := func(r string) ([]byte, uint64, error) {
@@ -101,10 +101,10 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*pb.Public
 		return k, rc.Epoch, nil
 	}
 	for _, it := range items {
-		h := proto.Clone(it.Header).(*pb.EnvelopeHeader)
+		h := proto.Clone(it.Header).(*peerpb.EnvelopeHeader)
 		h.Origin = s.origin
 		h.Recipients = nil
-		env := &pb.Envelope{Header: h}
+		env := &peerpb.Envelope{Header: h}
 		for bi, bp := range it.Bodies {
 			ck := make([]byte, 32)
 			if _, err := rand.Read(ck); err != nil {
@@ -114,7 +114,7 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*pb.Public
 			if err != nil {
 				return nil, err
 			}
-			b := &pb.Body{Recipients: slices.Clone(bp.Recipients), Nonce: nonce, Ciphertext: ct}
+			b := &peerpb.Body{Recipients: slices.Clone(bp.Recipients), Nonce: nonce, Ciphertext: ct}
 			for _, r := range append([]string{s.origin}, bp.Recipients...) {
 				ek, epoch, err := epochKey(r)
 				if err != nil {
@@ -142,8 +142,8 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*pb.Public
 // Grant makes a signed publication of key grants: it shares already
 // published bodies with a recipient by wrapping their content keys again.
 // ref names each body; the origin recovers the content key from its own wrap.
-func (s *Sealer) Grant(bodies []GrantRef, recipient string, rc Recipient) (*pb.Publication, error) {
-	body := &pb.PublicationBody{Origin: s.origin}
+func (s *Sealer) Grant(bodies []GrantRef, recipient string, rc Recipient) (*peerpb.Publication, error) {
+	body := &peerpb.PublicationBody{Origin: s.origin}
 	ek, err := s.EpochKey(recipient, rc.Epoch)
 	if err != nil {
 		return nil, err
@@ -169,19 +169,19 @@ func (s *Sealer) Grant(bodies []GrantRef, recipient string, rc Recipient) (*pb.P
 		if err != nil {
 			return nil, err
 		}
-		body.KeyGrants = append(body.KeyGrants, &pb.KeyGrant{EntryId: h.EntryId, Version: h.Version, BodyIndex: ref.Index, Key: wk})
+		body.KeyGrants = append(body.KeyGrants, &peerpb.KeyGrant{EntryId: h.EntryId, Version: h.Version, BodyIndex: ref.Index, Key: wk})
 	}
 	return s.sign(body)
 }
 
 // GrantRef names a published body.
 type GrantRef struct {
-	Header *pb.EnvelopeHeader
+	Header *peerpb.EnvelopeHeader
 	Index  uint32
-	Body   *pb.Body
+	Body   *peerpb.Body
 }
 
-func (s *Sealer) grantEpoch(recipient string, rc Recipient, epochKey []byte) (*pb.EpochGrant, error) {
+func (s *Sealer) grantEpoch(recipient string, rc Recipient, epochKey []byte) (*peerpb.EpochGrant, error) {
 	pk, err := kem.NewPublicKey(rc.SealingKey)
 	if err != nil {
 		return nil, fmt.Errorf("sealing key of %s: %w", recipient, err)
@@ -194,28 +194,28 @@ func (s *Sealer) grantEpoch(recipient string, rc Recipient, epochKey []byte) (*p
 	if err != nil {
 		return nil, err
 	}
-	return &pb.EpochGrant{Origin: s.origin, Recipient: recipient, Epoch: rc.Epoch, HpkeEnc: enc, WrappedEpochKey: ct}, nil
+	return &peerpb.EpochGrant{Origin: s.origin, Recipient: recipient, Epoch: rc.Epoch, HpkeEnc: enc, WrappedEpochKey: ct}, nil
 }
 
-func (s *Sealer) sign(body *pb.PublicationBody) (*pb.Publication, error) {
+func (s *Sealer) sign(body *peerpb.PublicationBody) (*peerpb.Publication, error) {
 	b, err := proto.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Publication{Origin: s.origin, Body: b, Signature: ed25519.Sign(s.keys.Signing, b)}, nil
+	return &peerpb.Publication{Origin: s.origin, Body: b, Signature: ed25519.Sign(s.keys.Signing, b)}, nil
 }
 
 // Verify checks a publication's signature against its origin's signing key
 // and its structure, and returns the body. It is deterministic: every FSM
 // reaches the same verdict on the same bytes.
-func Verify(pub *pb.Publication, signingKey []byte) (*pb.PublicationBody, error) {
+func Verify(pub *peerpb.Publication, signingKey []byte) (*peerpb.PublicationBody, error) {
 	if len(signingKey) != ed25519.PublicKeySize {
 		return nil, errors.New("no valid signing key for origin")
 	}
 	if !ed25519.Verify(ed25519.PublicKey(signingKey), pub.GetBody(), pub.GetSignature()) {
 		return nil, errors.New("signature does not verify: not signed by the claimed origin")
 	}
-	body := &pb.PublicationBody{}
+	body := &peerpb.PublicationBody{}
 	if err := proto.Unmarshal(pub.GetBody(), body); err != nil {
 		return nil, fmt.Errorf("body: %w", err)
 	}
@@ -261,7 +261,7 @@ type Opener struct {
 func NewOpener(self string, keys *Keys) *Opener { return &Opener{self: self, keys: keys} }
 
 // OpenEpochGrant recovers an epoch key sealed to this agency.
-func (o *Opener) OpenEpochGrant(g *pb.EpochGrant) ([]byte, error) {
+func (o *Opener) OpenEpochGrant(g *peerpb.EpochGrant) ([]byte, error) {
 	if g.Recipient != o.self {
 		return nil, ErrNotRecipient
 	}
@@ -281,7 +281,7 @@ func (o *Opener) OpenEpochGrant(g *pb.EpochGrant) ([]byte, error) {
 type EpochKeys func(origin string, epoch uint64) ([]byte, bool)
 
 // OpenBody decrypts body index of an envelope if it was sealed to this agency.
-func (o *Opener) OpenBody(h *pb.EnvelopeHeader, index uint32, b *pb.Body, keys EpochKeys) ([]byte, error) {
+func (o *Opener) OpenBody(h *peerpb.EnvelopeHeader, index uint32, b *peerpb.Body, keys EpochKeys) ([]byte, error) {
 	ck, err := unwrapFor(o.self, b, h, index, keys)
 	if err != nil {
 		return nil, err
@@ -290,7 +290,7 @@ func (o *Opener) OpenBody(h *pb.EnvelopeHeader, index uint32, b *pb.Body, keys E
 }
 
 // OpenGranted decrypts a body through a key grant to this agency.
-func (o *Opener) OpenGranted(h *pb.EnvelopeHeader, b *pb.Body, g *pb.KeyGrant, keys EpochKeys) ([]byte, error) {
+func (o *Opener) OpenGranted(h *peerpb.EnvelopeHeader, b *peerpb.Body, g *peerpb.KeyGrant, keys EpochKeys) ([]byte, error) {
 	if g.GetKey().GetRecipient() != o.self {
 		return nil, ErrNotRecipient
 	}
@@ -305,7 +305,7 @@ func (o *Opener) OpenGranted(h *pb.EnvelopeHeader, b *pb.Body, g *pb.KeyGrant, k
 	return decrypt(ck, b.Nonce, b.Ciphertext, bodyAD(h))
 }
 
-func unwrapFor(self string, b *pb.Body, h *pb.EnvelopeHeader, index uint32, keys EpochKeys) ([]byte, error) {
+func unwrapFor(self string, b *peerpb.Body, h *peerpb.EnvelopeHeader, index uint32, keys EpochKeys) ([]byte, error) {
 	for _, wk := range b.Keys {
 		if wk.Recipient != self {
 			continue
@@ -321,7 +321,7 @@ func unwrapFor(self string, b *pb.Body, h *pb.EnvelopeHeader, index uint32, keys
 
 // bodyAD binds a body to its header: a body moved under another entry,
 // version, origin or kind does not open.
-func bodyAD(h *pb.EnvelopeHeader) []byte {
+func bodyAD(h *peerpb.EnvelopeHeader) []byte {
 	ad := []byte("watchfed body v1")
 	ad = appendField(ad, h.EntryId)
 	ad = binary.BigEndian.AppendUint64(ad, h.Version)
@@ -347,15 +347,15 @@ func appendField(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func wrap(epochKey, contentKey []byte, entry string, version uint64, index uint32, recipient string, epoch uint64) (*pb.WrappedKey, error) {
+func wrap(epochKey, contentKey []byte, entry string, version uint64, index uint32, recipient string, epoch uint64) (*peerpb.WrappedKey, error) {
 	nonce, ct, err := encrypt(epochKey, contentKey, wrapAD(entry, version, index, recipient, epoch))
 	if err != nil {
 		return nil, err
 	}
-	return &pb.WrappedKey{Recipient: recipient, Epoch: epoch, Nonce: nonce, Wrapped: ct}, nil
+	return &peerpb.WrappedKey{Recipient: recipient, Epoch: epoch, Nonce: nonce, Wrapped: ct}, nil
 }
 
-func unwrap(epochKey []byte, wk *pb.WrappedKey, entry string, version uint64, index uint32) ([]byte, error) {
+func unwrap(epochKey []byte, wk *peerpb.WrappedKey, entry string, version uint64, index uint32) ([]byte, error) {
 	return decrypt(epochKey, wk.Nonce, wk.Wrapped, wrapAD(entry, version, index, wk.Recipient, wk.Epoch))
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -26,7 +27,7 @@ func newAgency(t testing.TB, name string) *agency {
 }
 
 // receive processes a publication as a member's node would.
-func (a *agency) receive(t testing.TB, pub *pb.Publication, origin *agency) *pb.PublicationBody {
+func (a *agency) receive(t testing.TB, pub *peerpb.Publication, origin *agency) *peerpb.PublicationBody {
 	t.Helper()
 	body, err := Verify(pub, origin.keys.Public().Signing)
 	if err != nil {
@@ -61,8 +62,8 @@ func recipients(as ...*agency) map[string]Recipient {
 	return m
 }
 
-func header(id string) *pb.EnvelopeHeader {
-	return &pb.EnvelopeHeader{EntryId: id, Version: 1, Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_AMBER}
+func header(id string) *peerpb.EnvelopeHeader {
+	return &peerpb.EnvelopeHeader{EntryId: id, Version: 1, Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_AMBER}
 }
 
 func TestSealOpenAcrossRecipients(t *testing.T) {
@@ -109,7 +110,7 @@ func TestSealOpenAcrossRecipients(t *testing.T) {
 		t.Fatal("JP received an epoch key not meant for it")
 	}
 	// A body moved under another header does not open.
-	moved := proto.Clone(env.Header).(*pb.EnvelopeHeader)
+	moved := proto.Clone(env.Header).(*peerpb.EnvelopeHeader)
 	moved.EntryId = "DE/2"
 	if _, err := NewOpener("FR", fr.keys).OpenBody(moved, 0, env.Bodies[0], fr.keysFn()); err == nil {
 		t.Fatal("body opened under another header")
@@ -128,13 +129,13 @@ func TestForgeryAndTampering(t *testing.T) {
 	}
 	pub, _ := NewSealer("DE", de.keys).Seal([]Item{item}, recipients(fr))
 	for i := range pub.Body {
-		tampered := proto.Clone(pub).(*pb.Publication)
+		tampered := proto.Clone(pub).(*peerpb.Publication)
 		tampered.Body[i] ^= 0x01
 		if _, err := Verify(tampered, de.keys.Public().Signing); err == nil {
 			t.Fatalf("flipped byte %d of the body still verifies", i)
 		}
 	}
-	relabelled := proto.Clone(pub).(*pb.Publication)
+	relabelled := proto.Clone(pub).(*peerpb.Publication)
 	relabelled.Origin = "FR"
 	if _, err := Verify(relabelled, de.keys.Public().Signing); err == nil {
 		t.Fatal("publication with a changed origin verified")
@@ -209,7 +210,7 @@ func FuzzVerify(f *testing.F) {
 	raw, _ := proto.Marshal(pub)
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := &pb.Publication{}
+		p := &peerpb.Publication{}
 		if proto.Unmarshal(data, p) != nil {
 			return
 		}
@@ -250,7 +251,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(raw)
 	opener := NewOpener("FR", fr)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := &pb.Publication{}
+		p := &peerpb.Publication{}
 		if proto.Unmarshal(data, p) != nil {
 			return
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 	"github.com/watchfed/watchfed/replication/transport"
@@ -113,17 +114,17 @@ func startFloor(ctx context.Context, dir string, rc *raft.Config) (*floor, error
 // joinFloor registers a member and adds it to raft, as an invitation and a
 // join do on a node.
 func joinFloor(ctx context.Context, lead *replication.Replicator, m *pb.Member) error {
-	change := func(mc *pb.MemberChange) error {
-		_, err := lead.Apply(ctx, &pb.Command{Command: &pb.Command_MemberChange{MemberChange: mc}})
+	change := func(mc *peerpb.MemberChange) error {
+		_, err := lead.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: mc}})
 		return err
 	}
-	if err := change(&pb.MemberChange{Change: &pb.MemberChange_Invite{Invite: m}}); err != nil {
+	if err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}); err != nil {
 		return err
 	}
 	if err := lead.AddMember(ctx, m); err != nil {
 		return err
 	}
-	return change(&pb.MemberChange{Change: &pb.MemberChange_Join{Join: m}})
+	return change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}})
 }
 
 func startFloorMember(id, dir string, serverTLS, clientTLS *tls.Config, rc *raft.Config) (*floorMember, error) {
@@ -175,14 +176,14 @@ func (f *floor) Close() {
 // size bytes, through the leader, and waits until it is applied there.
 func (f *floor) publish(ctx context.Context, size int) error {
 	i := f.seq.Add(1)
-	body, err := proto.Marshal(&pb.PublicationBody{Origin: f.origin, Envelopes: []*pb.Envelope{{
-		Header: &pb.EnvelopeHeader{EntryId: fmt.Sprintf("%s/%d", f.origin, i), Version: 1, Origin: f.origin},
-		Bodies: []*pb.Body{{Ciphertext: make([]byte, size)}},
+	body, err := proto.Marshal(&peerpb.PublicationBody{Origin: f.origin, Envelopes: []*peerpb.Envelope{{
+		Header: &peerpb.EnvelopeHeader{EntryId: fmt.Sprintf("%s/%d", f.origin, i), Version: 1, Origin: f.origin},
+		Bodies: []*peerpb.Body{{Ciphertext: make([]byte, size)}},
 	}}})
 	if err != nil {
 		return err
 	}
-	cmd := &pb.Command{Command: &pb.Command_Publication{Publication: &pb.Publication{Origin: f.origin, Body: body, Signature: ed25519.Sign(f.sign, body)}}}
+	cmd := &peerpb.Command{Command: &peerpb.Command_Publication{Publication: &peerpb.Publication{Origin: f.origin, Body: body, Signature: ed25519.Sign(f.sign, body)}}}
 	idx, err := f.members[0].rep.Apply(ctx, cmd)
 	if err != nil {
 		return err

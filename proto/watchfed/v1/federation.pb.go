@@ -23,7 +23,8 @@ const (
 )
 
 // Member is one agency of the federation as the replicated member registry
-// holds it. It changes only through the log.
+// holds it. It changes only through the log, and is part of the log's format
+// (watchfed.peer.v1.MemberChange): its field numbers never change.
 type Member struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Agency string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
@@ -1020,366 +1021,6 @@ func (x *ListPeersResponse) GetPeers() []*Peer {
 	return nil
 }
 
-// MemberChange is a log command that changes the member registry.
-type MemberChange struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Change:
-	//
-	//	*MemberChange_Invite
-	//	*MemberChange_Join
-	//	*MemberChange_Remove
-	Change        isMemberChange_Change `protobuf_oneof:"change"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MemberChange) Reset() {
-	*x = MemberChange{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MemberChange) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MemberChange) ProtoMessage() {}
-
-func (x *MemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
-func (*MemberChange) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *MemberChange) GetChange() isMemberChange_Change {
-	if x != nil {
-		return x.Change
-	}
-	return nil
-}
-
-func (x *MemberChange) GetInvite() *Member {
-	if x != nil {
-		if x, ok := x.Change.(*MemberChange_Invite); ok {
-			return x.Invite
-		}
-	}
-	return nil
-}
-
-func (x *MemberChange) GetJoin() *Member {
-	if x != nil {
-		if x, ok := x.Change.(*MemberChange_Join); ok {
-			return x.Join
-		}
-	}
-	return nil
-}
-
-func (x *MemberChange) GetRemove() string {
-	if x != nil {
-		if x, ok := x.Change.(*MemberChange_Remove); ok {
-			return x.Remove
-		}
-	}
-	return ""
-}
-
-type isMemberChange_Change interface {
-	isMemberChange_Change()
-}
-
-type MemberChange_Invite struct {
-	// Invite registers an agency's CA and address (joined = false).
-	Invite *Member `protobuf:"bytes,1,opt,name=invite,proto3,oneof"`
-}
-
-type MemberChange_Join struct {
-	// Join completes a member with its keys (joined = true).
-	Join *Member `protobuf:"bytes,2,opt,name=join,proto3,oneof"`
-}
-
-type MemberChange_Remove struct {
-	// Remove takes an agency out of the registry and the raft configuration.
-	Remove string `protobuf:"bytes,3,opt,name=remove,proto3,oneof"`
-}
-
-func (*MemberChange_Invite) isMemberChange_Change() {}
-
-func (*MemberChange_Join) isMemberChange_Change() {}
-
-func (*MemberChange_Remove) isMemberChange_Change() {}
-
-type JoinRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The joining node's registry entry; agency must match its certificate.
-	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JoinRequest) Reset() {
-	*x = JoinRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JoinRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JoinRequest) ProtoMessage() {}
-
-func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
-func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *JoinRequest) GetMember() *Member {
-	if x != nil {
-		return x.Member
-	}
-	return nil
-}
-
-type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JoinResponse) Reset() {
-	*x = JoinResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[19]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JoinResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JoinResponse) ProtoMessage() {}
-
-func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[19]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
-func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{19}
-}
-
-func (x *JoinResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-type ForwardRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// An encoded watchfed.v1.Command.
-	Command       []byte `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ForwardRequest) Reset() {
-	*x = ForwardRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[20]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ForwardRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ForwardRequest) ProtoMessage() {}
-
-func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[20]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
-func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{20}
-}
-
-func (x *ForwardRequest) GetCommand() []byte {
-	if x != nil {
-		return x.Command
-	}
-	return nil
-}
-
-type ForwardResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ForwardResponse) Reset() {
-	*x = ForwardResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[21]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ForwardResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ForwardResponse) ProtoMessage() {}
-
-func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[21]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
-func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{21}
-}
-
-func (x *ForwardResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-type GetNodeStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GetNodeStatusRequest) Reset() {
-	*x = GetNodeStatusRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[22]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GetNodeStatusRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GetNodeStatusRequest) ProtoMessage() {}
-
-func (x *GetNodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[22]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GetNodeStatusRequest.ProtoReflect.Descriptor instead.
-func (*GetNodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{22}
-}
-
-type GetNodeStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        *GetStatusResponse     `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GetNodeStatusResponse) Reset() {
-	*x = GetNodeStatusResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[23]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GetNodeStatusResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GetNodeStatusResponse) ProtoMessage() {}
-
-func (x *GetNodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[23]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GetNodeStatusResponse.ProtoReflect.Descriptor instead.
-func (*GetNodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{23}
-}
-
-func (x *GetNodeStatusResponse) GetStatus() *GetStatusResponse {
-	if x != nil {
-		return x.Status
-	}
-	return nil
-}
-
 var File_watchfed_v1_federation_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_federation_proto_rawDesc = "" +
@@ -1456,23 +1097,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x03lag\x18\b \x01(\x04R\x03lag\x12=\n" +
 	"\flast_contact\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\"<\n" +
 	"\x11ListPeersResponse\x12'\n" +
-	"\x05peers\x18\x01 \x03(\v2\x11.watchfed.v1.PeerR\x05peers\"\x8c\x01\n" +
-	"\fMemberChange\x12-\n" +
-	"\x06invite\x18\x01 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x06invite\x12)\n" +
-	"\x04join\x18\x02 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x04join\x12\x18\n" +
-	"\x06remove\x18\x03 \x01(\tH\x00R\x06removeB\b\n" +
-	"\x06change\":\n" +
-	"\vJoinRequest\x12+\n" +
-	"\x06member\x18\x01 \x01(\v2\x13.watchfed.v1.MemberR\x06member\"$\n" +
-	"\fJoinResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"*\n" +
-	"\x0eForwardRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"'\n" +
-	"\x0fForwardResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x16\n" +
-	"\x14GetNodeStatusRequest\"O\n" +
-	"\x15GetNodeStatusResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\v2\x1e.watchfed.v1.GetStatusResponseR\x06status2\xe2\x04\n" +
+	"\x05peers\x18\x01 \x03(\v2\x11.watchfed.v1.PeerR\x05peers2\xe2\x04\n" +
 	"\x11FederationService\x12Y\n" +
 	"\x0eInitFederation\x12\".watchfed.v1.InitFederationRequest\x1a#.watchfed.v1.InitFederationResponse\x12M\n" +
 	"\n" +
@@ -1482,11 +1107,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x12TransferLeadership\x12&.watchfed.v1.TransferLeadershipRequest\x1a'.watchfed.v1.TransferLeadershipResponse\x12J\n" +
 	"\tGetStatus\x12\x1d.watchfed.v1.GetStatusRequest\x1a\x1e.watchfed.v1.GetStatusResponse\x12J\n" +
 	"\tListPeers\x12\x1d.watchfed.v1.ListPeersRequest\x1a\x1e.watchfed.v1.ListPeersResponse\x12U\n" +
-	"\fSaveSnapshot\x12 .watchfed.v1.SaveSnapshotRequest\x1a!.watchfed.v1.SaveSnapshotResponse0\x012\xe8\x01\n" +
-	"\vPeerService\x12;\n" +
-	"\x04Join\x12\x18.watchfed.v1.JoinRequest\x1a\x19.watchfed.v1.JoinResponse\x12D\n" +
-	"\aForward\x12\x1b.watchfed.v1.ForwardRequest\x1a\x1c.watchfed.v1.ForwardResponse\x12V\n" +
-	"\rGetNodeStatus\x12!.watchfed.v1.GetNodeStatusRequest\x1a\".watchfed.v1.GetNodeStatusResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"\fSaveSnapshot\x12 .watchfed.v1.SaveSnapshotRequest\x1a!.watchfed.v1.SaveSnapshotResponse0\x01B;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
 
 var (
 	file_watchfed_v1_federation_proto_rawDescOnce sync.Once
@@ -1500,7 +1121,7 @@ func file_watchfed_v1_federation_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_federation_proto_rawDescData
 }
 
-var file_watchfed_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_watchfed_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_watchfed_v1_federation_proto_goTypes = []any{
 	(*Member)(nil),                     // 0: watchfed.v1.Member
 	(*SaveSnapshotRequest)(nil),        // 1: watchfed.v1.SaveSnapshotRequest
@@ -1519,52 +1140,35 @@ var file_watchfed_v1_federation_proto_goTypes = []any{
 	(*ListPeersRequest)(nil),           // 14: watchfed.v1.ListPeersRequest
 	(*Peer)(nil),                       // 15: watchfed.v1.Peer
 	(*ListPeersResponse)(nil),          // 16: watchfed.v1.ListPeersResponse
-	(*MemberChange)(nil),               // 17: watchfed.v1.MemberChange
-	(*JoinRequest)(nil),                // 18: watchfed.v1.JoinRequest
-	(*JoinResponse)(nil),               // 19: watchfed.v1.JoinResponse
-	(*ForwardRequest)(nil),             // 20: watchfed.v1.ForwardRequest
-	(*ForwardResponse)(nil),            // 21: watchfed.v1.ForwardResponse
-	(*GetNodeStatusRequest)(nil),       // 22: watchfed.v1.GetNodeStatusRequest
-	(*GetNodeStatusResponse)(nil),      // 23: watchfed.v1.GetNodeStatusResponse
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
 }
 var file_watchfed_v1_federation_proto_depIdxs = []int32{
-	24, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
+	17, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: watchfed.v1.InitFederationResponse.member:type_name -> watchfed.v1.Member
 	0,  // 2: watchfed.v1.Invitation.members:type_name -> watchfed.v1.Member
 	6,  // 3: watchfed.v1.InvitePeerResponse.invitation:type_name -> watchfed.v1.Invitation
-	24, // 4: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
-	24, // 5: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
+	17, // 4: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
+	17, // 5: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
 	15, // 6: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
-	0,  // 7: watchfed.v1.MemberChange.invite:type_name -> watchfed.v1.Member
-	0,  // 8: watchfed.v1.MemberChange.join:type_name -> watchfed.v1.Member
-	0,  // 9: watchfed.v1.JoinRequest.member:type_name -> watchfed.v1.Member
-	13, // 10: watchfed.v1.GetNodeStatusResponse.status:type_name -> watchfed.v1.GetStatusResponse
-	3,  // 11: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
-	5,  // 12: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
-	8,  // 13: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
-	10, // 14: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
-	12, // 15: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
-	14, // 16: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
-	1,  // 17: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
-	18, // 18: watchfed.v1.PeerService.Join:input_type -> watchfed.v1.JoinRequest
-	20, // 19: watchfed.v1.PeerService.Forward:input_type -> watchfed.v1.ForwardRequest
-	22, // 20: watchfed.v1.PeerService.GetNodeStatus:input_type -> watchfed.v1.GetNodeStatusRequest
-	4,  // 21: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
-	7,  // 22: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
-	9,  // 23: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
-	11, // 24: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
-	13, // 25: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
-	16, // 26: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
-	2,  // 27: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
-	19, // 28: watchfed.v1.PeerService.Join:output_type -> watchfed.v1.JoinResponse
-	21, // 29: watchfed.v1.PeerService.Forward:output_type -> watchfed.v1.ForwardResponse
-	23, // 30: watchfed.v1.PeerService.GetNodeStatus:output_type -> watchfed.v1.GetNodeStatusResponse
-	21, // [21:31] is the sub-list for method output_type
-	11, // [11:21] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 7: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
+	5,  // 8: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
+	8,  // 9: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
+	10, // 10: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
+	12, // 11: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
+	14, // 12: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
+	1,  // 13: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
+	4,  // 14: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
+	7,  // 15: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
+	9,  // 16: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
+	11, // 17: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
+	13, // 18: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
+	16, // 19: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
+	2,  // 20: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
+	14, // [14:21] is the sub-list for method output_type
+	7,  // [7:14] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_federation_proto_init() }
@@ -1572,20 +1176,15 @@ func file_watchfed_v1_federation_proto_init() {
 	if File_watchfed_v1_federation_proto != nil {
 		return
 	}
-	file_watchfed_v1_federation_proto_msgTypes[17].OneofWrappers = []any{
-		(*MemberChange_Invite)(nil),
-		(*MemberChange_Join)(nil),
-		(*MemberChange_Remove)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_federation_proto_rawDesc), len(file_watchfed_v1_federation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   17,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   1,
 		},
 		GoTypes:           file_watchfed_v1_federation_proto_goTypes,
 		DependencyIndexes: file_watchfed_v1_federation_proto_depIdxs,

@@ -2,11 +2,16 @@
 // versions:
 // 	protoc-gen-go v1.36.12-devel
 // 	protoc        (unknown)
-// source: watchfed/v1/envelope.proto
+// source: watchfed/peer/v1/log.proto
 
-package watchfedv1
+// The raft log's entry format: what members order and apply. Field numbers
+// are the log's on-disk format; entries already in a log must decode the
+// same, so a field is never renumbered or reused.
+
+package peerv1
 
 import (
+	v1 "github.com/watchfed/watchfed/proto/watchfed/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -36,7 +41,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[0]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +53,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[0]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +66,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{0}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Command) GetCommand() isCommand_Command {
@@ -130,7 +135,7 @@ type Barrier struct {
 
 func (x *Barrier) Reset() {
 	*x = Barrier{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +147,7 @@ func (x *Barrier) String() string {
 func (*Barrier) ProtoMessage() {}
 
 func (x *Barrier) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +160,7 @@ func (x *Barrier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Barrier.ProtoReflect.Descriptor instead.
 func (*Barrier) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{1}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
 }
 
 // Publication is what an origin agency puts in the log at once. The body is
@@ -174,7 +179,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +191,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +204,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{2}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Publication) GetOrigin() string {
@@ -237,7 +242,7 @@ type PublicationBody struct {
 
 func (x *PublicationBody) Reset() {
 	*x = PublicationBody{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +254,7 @@ func (x *PublicationBody) String() string {
 func (*PublicationBody) ProtoMessage() {}
 
 func (x *PublicationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +267,7 @@ func (x *PublicationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicationBody.ProtoReflect.Descriptor instead.
 func (*PublicationBody) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{3}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublicationBody) GetOrigin() string {
@@ -308,7 +313,7 @@ type EpochGrant struct {
 
 func (x *EpochGrant) Reset() {
 	*x = EpochGrant{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +325,7 @@ func (x *EpochGrant) String() string {
 func (*EpochGrant) ProtoMessage() {}
 
 func (x *EpochGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +338,7 @@ func (x *EpochGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochGrant.ProtoReflect.Descriptor instead.
 func (*EpochGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EpochGrant) GetOrigin() string {
@@ -377,9 +382,9 @@ type EnvelopeHeader struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	EntryId string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
 	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Kind    Kind                   `protobuf:"varint,3,opt,name=kind,proto3,enum=watchfed.v1.Kind" json:"kind,omitempty"`
+	Kind    v1.Kind                `protobuf:"varint,3,opt,name=kind,proto3,enum=watchfed.v1.Kind" json:"kind,omitempty"`
 	Origin  string                 `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
-	Marking Marking                `protobuf:"varint,5,opt,name=marking,proto3,enum=watchfed.v1.Marking" json:"marking,omitempty"`
+	Marking v1.Marking             `protobuf:"varint,5,opt,name=marking,proto3,enum=watchfed.v1.Marking" json:"marking,omitempty"`
 	RelTo   []string               `protobuf:"bytes,6,rep,name=rel_to,json=relTo,proto3" json:"rel_to,omitempty"`
 	// Union of the bodies' recipients.
 	Recipients []string `protobuf:"bytes,7,rep,name=recipients,proto3" json:"recipients,omitempty"`
@@ -393,7 +398,7 @@ type EnvelopeHeader struct {
 
 func (x *EnvelopeHeader) Reset() {
 	*x = EnvelopeHeader{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +410,7 @@ func (x *EnvelopeHeader) String() string {
 func (*EnvelopeHeader) ProtoMessage() {}
 
 func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +423,7 @@ func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeHeader.ProtoReflect.Descriptor instead.
 func (*EnvelopeHeader) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EnvelopeHeader) GetEntryId() string {
@@ -435,11 +440,11 @@ func (x *EnvelopeHeader) GetVersion() uint64 {
 	return 0
 }
 
-func (x *EnvelopeHeader) GetKind() Kind {
+func (x *EnvelopeHeader) GetKind() v1.Kind {
 	if x != nil {
 		return x.Kind
 	}
-	return Kind_KIND_UNSPECIFIED
+	return v1.Kind(0)
 }
 
 func (x *EnvelopeHeader) GetOrigin() string {
@@ -449,11 +454,11 @@ func (x *EnvelopeHeader) GetOrigin() string {
 	return ""
 }
 
-func (x *EnvelopeHeader) GetMarking() Marking {
+func (x *EnvelopeHeader) GetMarking() v1.Marking {
 	if x != nil {
 		return x.Marking
 	}
-	return Marking_MARKING_UNSPECIFIED
+	return v1.Marking(0)
 }
 
 func (x *EnvelopeHeader) GetRelTo() []string {
@@ -489,7 +494,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +506,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +519,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{6}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Envelope) GetHeader() *EnvelopeHeader {
@@ -545,7 +550,7 @@ type Body struct {
 
 func (x *Body) Reset() {
 	*x = Body{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +562,7 @@ func (x *Body) String() string {
 func (*Body) ProtoMessage() {}
 
 func (x *Body) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +575,7 @@ func (x *Body) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Body.ProtoReflect.Descriptor instead.
 func (*Body) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{7}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Body) GetRecipients() []string {
@@ -613,7 +618,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +630,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +643,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{8}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -683,7 +688,7 @@ type KeyGrant struct {
 
 func (x *KeyGrant) Reset() {
 	*x = KeyGrant{}
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +700,7 @@ func (x *KeyGrant) String() string {
 func (*KeyGrant) ProtoMessage() {}
 
 func (x *KeyGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_envelope_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +713,7 @@ func (x *KeyGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyGrant.ProtoReflect.Descriptor instead.
 func (*KeyGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_envelope_proto_rawDescGZIP(), []int{9}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeyGrant) GetEntryId() string {
@@ -739,27 +744,129 @@ func (x *KeyGrant) GetKey() *WrappedKey {
 	return nil
 }
 
-var File_watchfed_v1_envelope_proto protoreflect.FileDescriptor
+// MemberChange is a log command that changes the member registry.
+type MemberChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Change:
+	//
+	//	*MemberChange_Invite
+	//	*MemberChange_Join
+	//	*MemberChange_Remove
+	Change        isMemberChange_Change `protobuf_oneof:"change"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
 
-const file_watchfed_v1_envelope_proto_rawDesc = "" +
+func (x *MemberChange) Reset() {
+	*x = MemberChange{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberChange) ProtoMessage() {}
+
+func (x *MemberChange) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
+func (*MemberChange) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MemberChange) GetChange() isMemberChange_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *MemberChange) GetInvite() *v1.Member {
+	if x != nil {
+		if x, ok := x.Change.(*MemberChange_Invite); ok {
+			return x.Invite
+		}
+	}
+	return nil
+}
+
+func (x *MemberChange) GetJoin() *v1.Member {
+	if x != nil {
+		if x, ok := x.Change.(*MemberChange_Join); ok {
+			return x.Join
+		}
+	}
+	return nil
+}
+
+func (x *MemberChange) GetRemove() string {
+	if x != nil {
+		if x, ok := x.Change.(*MemberChange_Remove); ok {
+			return x.Remove
+		}
+	}
+	return ""
+}
+
+type isMemberChange_Change interface {
+	isMemberChange_Change()
+}
+
+type MemberChange_Invite struct {
+	// Invite registers an agency's CA and address (joined = false).
+	Invite *v1.Member `protobuf:"bytes,1,opt,name=invite,proto3,oneof"`
+}
+
+type MemberChange_Join struct {
+	// Join completes a member with its keys (joined = true).
+	Join *v1.Member `protobuf:"bytes,2,opt,name=join,proto3,oneof"`
+}
+
+type MemberChange_Remove struct {
+	// Remove takes an agency out of the registry and the raft configuration.
+	Remove string `protobuf:"bytes,3,opt,name=remove,proto3,oneof"`
+}
+
+func (*MemberChange_Invite) isMemberChange_Change() {}
+
+func (*MemberChange_Join) isMemberChange_Change() {}
+
+func (*MemberChange_Remove) isMemberChange_Change() {}
+
+var File_watchfed_peer_v1_log_proto protoreflect.FileDescriptor
+
+const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x1awatchfed/v1/envelope.proto\x12\vwatchfed.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\xc6\x01\n" +
-	"\aCommand\x12<\n" +
-	"\vpublication\x18\x01 \x01(\v2\x18.watchfed.v1.PublicationH\x00R\vpublication\x12@\n" +
-	"\rmember_change\x18\x02 \x01(\v2\x19.watchfed.v1.MemberChangeH\x00R\fmemberChange\x120\n" +
-	"\abarrier\x18\x03 \x01(\v2\x14.watchfed.v1.BarrierH\x00R\abarrierB\t\n" +
+	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\xd5\x01\n" +
+	"\aCommand\x12A\n" +
+	"\vpublication\x18\x01 \x01(\v2\x1d.watchfed.peer.v1.PublicationH\x00R\vpublication\x12E\n" +
+	"\rmember_change\x18\x02 \x01(\v2\x1e.watchfed.peer.v1.MemberChangeH\x00R\fmemberChange\x125\n" +
+	"\abarrier\x18\x03 \x01(\v2\x19.watchfed.peer.v1.BarrierH\x00R\abarrierB\t\n" +
 	"\acommand\"\t\n" +
 	"\aBarrier\"W\n" +
 	"\vPublication\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xd0\x01\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xdf\x01\n" +
 	"\x0fPublicationBody\x12\x16\n" +
-	"\x06origin\x18\x01 \x01(\tR\x06origin\x12:\n" +
-	"\fepoch_grants\x18\x02 \x03(\v2\x17.watchfed.v1.EpochGrantR\vepochGrants\x123\n" +
-	"\tenvelopes\x18\x03 \x03(\v2\x15.watchfed.v1.EnvelopeR\tenvelopes\x124\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12?\n" +
+	"\fepoch_grants\x18\x02 \x03(\v2\x1c.watchfed.peer.v1.EpochGrantR\vepochGrants\x128\n" +
+	"\tenvelopes\x18\x03 \x03(\v2\x1a.watchfed.peer.v1.EnvelopeR\tenvelopes\x129\n" +
 	"\n" +
-	"key_grants\x18\x04 \x03(\v2\x15.watchfed.v1.KeyGrantR\tkeyGrants\"\x9f\x01\n" +
+	"key_grants\x18\x04 \x03(\v2\x1a.watchfed.peer.v1.KeyGrantR\tkeyGrants\"\x9f\x01\n" +
 	"\n" +
 	"EpochGrant\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1c\n" +
@@ -777,10 +884,10 @@ const file_watchfed_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\a \x03(\tR\n" +
 	"recipients\x12\x16\n" +
-	"\x06reseal\x18\b \x01(\rR\x06reseal\"j\n" +
-	"\bEnvelope\x123\n" +
-	"\x06header\x18\x01 \x01(\v2\x1b.watchfed.v1.EnvelopeHeaderR\x06header\x12)\n" +
-	"\x06bodies\x18\x02 \x03(\v2\x11.watchfed.v1.BodyR\x06bodies\"\x89\x01\n" +
+	"\x06reseal\x18\b \x01(\rR\x06reseal\"t\n" +
+	"\bEnvelope\x128\n" +
+	"\x06header\x18\x01 \x01(\v2 .watchfed.peer.v1.EnvelopeHeaderR\x06header\x12.\n" +
+	"\x06bodies\x18\x02 \x03(\v2\x16.watchfed.peer.v1.BodyR\x06bodies\"\x8e\x01\n" +
 	"\x04Body\x12\x1e\n" +
 	"\n" +
 	"recipients\x18\x01 \x03(\tR\n" +
@@ -788,96 +895,107 @@ const file_watchfed_v1_envelope_proto_rawDesc = "" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
-	"ciphertext\x12+\n" +
-	"\x04keys\x18\x04 \x03(\v2\x17.watchfed.v1.WrappedKeyR\x04keys\"p\n" +
+	"ciphertext\x120\n" +
+	"\x04keys\x18\x04 \x03(\v2\x1c.watchfed.peer.v1.WrappedKeyR\x04keys\"p\n" +
 	"\n" +
 	"WrappedKey\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x18\n" +
-	"\awrapped\x18\x04 \x01(\fR\awrapped\"\x89\x01\n" +
+	"\awrapped\x18\x04 \x01(\fR\awrapped\"\x8e\x01\n" +
 	"\bKeyGrant\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
-	"body_index\x18\x03 \x01(\rR\tbodyIndex\x12)\n" +
-	"\x03key\x18\x04 \x01(\v2\x17.watchfed.v1.WrappedKeyR\x03keyB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"body_index\x18\x03 \x01(\rR\tbodyIndex\x12.\n" +
+	"\x03key\x18\x04 \x01(\v2\x1c.watchfed.peer.v1.WrappedKeyR\x03key\"\x8c\x01\n" +
+	"\fMemberChange\x12-\n" +
+	"\x06invite\x18\x01 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x06invite\x12)\n" +
+	"\x04join\x18\x02 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x04join\x12\x18\n" +
+	"\x06remove\x18\x03 \x01(\tH\x00R\x06removeB\b\n" +
+	"\x06changeB<Z:github.com/watchfed/watchfed/proto/watchfed/peer/v1;peerv1b\x06proto3"
 
 var (
-	file_watchfed_v1_envelope_proto_rawDescOnce sync.Once
-	file_watchfed_v1_envelope_proto_rawDescData []byte
+	file_watchfed_peer_v1_log_proto_rawDescOnce sync.Once
+	file_watchfed_peer_v1_log_proto_rawDescData []byte
 )
 
-func file_watchfed_v1_envelope_proto_rawDescGZIP() []byte {
-	file_watchfed_v1_envelope_proto_rawDescOnce.Do(func() {
-		file_watchfed_v1_envelope_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_watchfed_v1_envelope_proto_rawDesc), len(file_watchfed_v1_envelope_proto_rawDesc)))
+func file_watchfed_peer_v1_log_proto_rawDescGZIP() []byte {
+	file_watchfed_peer_v1_log_proto_rawDescOnce.Do(func() {
+		file_watchfed_peer_v1_log_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_log_proto_rawDesc), len(file_watchfed_peer_v1_log_proto_rawDesc)))
 	})
-	return file_watchfed_v1_envelope_proto_rawDescData
+	return file_watchfed_peer_v1_log_proto_rawDescData
 }
 
-var file_watchfed_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
-var file_watchfed_v1_envelope_proto_goTypes = []any{
-	(*Command)(nil),         // 0: watchfed.v1.Command
-	(*Barrier)(nil),         // 1: watchfed.v1.Barrier
-	(*Publication)(nil),     // 2: watchfed.v1.Publication
-	(*PublicationBody)(nil), // 3: watchfed.v1.PublicationBody
-	(*EpochGrant)(nil),      // 4: watchfed.v1.EpochGrant
-	(*EnvelopeHeader)(nil),  // 5: watchfed.v1.EnvelopeHeader
-	(*Envelope)(nil),        // 6: watchfed.v1.Envelope
-	(*Body)(nil),            // 7: watchfed.v1.Body
-	(*WrappedKey)(nil),      // 8: watchfed.v1.WrappedKey
-	(*KeyGrant)(nil),        // 9: watchfed.v1.KeyGrant
-	(*MemberChange)(nil),    // 10: watchfed.v1.MemberChange
-	(Kind)(0),               // 11: watchfed.v1.Kind
-	(Marking)(0),            // 12: watchfed.v1.Marking
+var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_watchfed_peer_v1_log_proto_goTypes = []any{
+	(*Command)(nil),         // 0: watchfed.peer.v1.Command
+	(*Barrier)(nil),         // 1: watchfed.peer.v1.Barrier
+	(*Publication)(nil),     // 2: watchfed.peer.v1.Publication
+	(*PublicationBody)(nil), // 3: watchfed.peer.v1.PublicationBody
+	(*EpochGrant)(nil),      // 4: watchfed.peer.v1.EpochGrant
+	(*EnvelopeHeader)(nil),  // 5: watchfed.peer.v1.EnvelopeHeader
+	(*Envelope)(nil),        // 6: watchfed.peer.v1.Envelope
+	(*Body)(nil),            // 7: watchfed.peer.v1.Body
+	(*WrappedKey)(nil),      // 8: watchfed.peer.v1.WrappedKey
+	(*KeyGrant)(nil),        // 9: watchfed.peer.v1.KeyGrant
+	(*MemberChange)(nil),    // 10: watchfed.peer.v1.MemberChange
+	(v1.Kind)(0),            // 11: watchfed.v1.Kind
+	(v1.Marking)(0),         // 12: watchfed.v1.Marking
+	(*v1.Member)(nil),       // 13: watchfed.v1.Member
 }
-var file_watchfed_v1_envelope_proto_depIdxs = []int32{
-	2,  // 0: watchfed.v1.Command.publication:type_name -> watchfed.v1.Publication
-	10, // 1: watchfed.v1.Command.member_change:type_name -> watchfed.v1.MemberChange
-	1,  // 2: watchfed.v1.Command.barrier:type_name -> watchfed.v1.Barrier
-	4,  // 3: watchfed.v1.PublicationBody.epoch_grants:type_name -> watchfed.v1.EpochGrant
-	6,  // 4: watchfed.v1.PublicationBody.envelopes:type_name -> watchfed.v1.Envelope
-	9,  // 5: watchfed.v1.PublicationBody.key_grants:type_name -> watchfed.v1.KeyGrant
-	11, // 6: watchfed.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
-	12, // 7: watchfed.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
-	5,  // 8: watchfed.v1.Envelope.header:type_name -> watchfed.v1.EnvelopeHeader
-	7,  // 9: watchfed.v1.Envelope.bodies:type_name -> watchfed.v1.Body
-	8,  // 10: watchfed.v1.Body.keys:type_name -> watchfed.v1.WrappedKey
-	8,  // 11: watchfed.v1.KeyGrant.key:type_name -> watchfed.v1.WrappedKey
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+var file_watchfed_peer_v1_log_proto_depIdxs = []int32{
+	2,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
+	10, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
+	1,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
+	4,  // 3: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
+	6,  // 4: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
+	9,  // 5: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
+	11, // 6: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
+	12, // 7: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
+	5,  // 8: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
+	7,  // 9: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
+	8,  // 10: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
+	8,  // 11: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
+	13, // 12: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
+	13, // 13: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
-func init() { file_watchfed_v1_envelope_proto_init() }
-func file_watchfed_v1_envelope_proto_init() {
-	if File_watchfed_v1_envelope_proto != nil {
+func init() { file_watchfed_peer_v1_log_proto_init() }
+func file_watchfed_peer_v1_log_proto_init() {
+	if File_watchfed_peer_v1_log_proto != nil {
 		return
 	}
-	file_watchfed_v1_federation_proto_init()
-	file_watchfed_v1_record_proto_init()
-	file_watchfed_v1_envelope_proto_msgTypes[0].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Publication)(nil),
 		(*Command_MemberChange)(nil),
 		(*Command_Barrier)(nil),
+	}
+	file_watchfed_peer_v1_log_proto_msgTypes[10].OneofWrappers = []any{
+		(*MemberChange_Invite)(nil),
+		(*MemberChange_Join)(nil),
+		(*MemberChange_Remove)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_envelope_proto_rawDesc), len(file_watchfed_v1_envelope_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_log_proto_rawDesc), len(file_watchfed_peer_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_watchfed_v1_envelope_proto_goTypes,
-		DependencyIndexes: file_watchfed_v1_envelope_proto_depIdxs,
-		MessageInfos:      file_watchfed_v1_envelope_proto_msgTypes,
+		GoTypes:           file_watchfed_peer_v1_log_proto_goTypes,
+		DependencyIndexes: file_watchfed_peer_v1_log_proto_depIdxs,
+		MessageInfos:      file_watchfed_peer_v1_log_proto_msgTypes,
 	}.Build()
-	File_watchfed_v1_envelope_proto = out.File
-	file_watchfed_v1_envelope_proto_goTypes = nil
-	file_watchfed_v1_envelope_proto_depIdxs = nil
+	File_watchfed_peer_v1_log_proto = out.File
+	file_watchfed_peer_v1_log_proto_goTypes = nil
+	file_watchfed_peer_v1_log_proto_depIdxs = nil
 }
