@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/internal/boltcheck"
 )
 
 // The FSM's bbolt file is written without fsync. What makes a write durable

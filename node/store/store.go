@@ -18,8 +18,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/watchfed/watchfed/internal/boltcheck"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
-	"github.com/watchfed/watchfed/replication/boltcheck"
 )
 
 var (

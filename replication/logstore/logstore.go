@@ -25,7 +25,7 @@ import (
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/internal/boltcheck"
 )
 
 var (

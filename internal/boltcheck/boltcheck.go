@@ -1,4 +1,5 @@
-// Package boltcheck verifies a bbolt file before a node serves from it: a
+// Package boltcheck verifies a bbolt file before a node serves from it (the
+// record store and the replication files alike, so it sits below both): a
 // file whose meta pages or B+tree pages are damaged is refused at start
 // with an error that names it, instead of crashing later or serving
 // whatever the damaged pages happen to decode to.
