@@ -470,11 +470,11 @@ func consultationBodies(r *pb.Record, members []string) ([]seal.BodyPlain, error
 // as the clear log says: those it was sealed to, and those granted it later
 // (a member that joined since, a partner a widened policy entitled).
 func (f *federation) holders(id string, version uint64) ([]string, error) {
-	env, err := f.rep.FSM.Envelope(id, version)
+	env, err := f.rep.Envelope(id, version)
 	if err != nil {
 		return nil, err
 	}
-	granted, err := f.rep.FSM.Grantees(id, version)
+	granted, err := f.rep.Grantees(id, version)
 	if err != nil {
 		return nil, err
 	}

@@ -151,7 +151,7 @@ func (f *federation) trustPool() *x509.CertPool {
 // knownMembers is the registry, or the invitation's members until the
 // registry has reached a joining node.
 func (f *federation) knownMembers() []*pb.Member {
-	ms, _ := f.rep.FSM.Members()
+	ms, _ := f.rep.Members()
 	if len(ms) == 0 && f.invite != nil {
 		return f.invite.Members
 	}
@@ -195,8 +195,8 @@ func (f *federation) barrier(ctx context.Context) error {
 		return err
 	}
 	for {
-		changed := f.rep.FSM.Changed()
-		if f.rep.FSM.Applied() >= idx {
+		changed := f.rep.Changed()
+		if f.rep.Applied() >= idx {
 			break
 		}
 		select {
@@ -205,7 +205,7 @@ func (f *federation) barrier(ctx context.Context) error {
 		case <-changed:
 		}
 	}
-	last, err := f.rep.FSM.LastEntry(idx)
+	last, err := f.rep.LastEntry(idx)
 	if err != nil {
 		return err
 	}
@@ -258,7 +258,7 @@ func (f *federation) self(voter bool) *pb.Member {
 
 // joined reports whether this agency is a joined member.
 func (f *federation) joined() bool {
-	m, err := f.rep.FSM.Member(f.n.cfg.Agency)
+	m, err := f.rep.Member(f.n.cfg.Agency)
 	return err == nil && m.Joined
 }
 
@@ -310,7 +310,7 @@ func (f *federation) forward(ctx context.Context, addr string, data []byte) (uin
 // recipients are the joined members other than this agency, with their
 // current epoch (1 until rotation) and whether its key already travelled.
 func (f *federation) recipients() (map[string]seal.Recipient, error) {
-	ms, err := f.rep.FSM.Members()
+	ms, err := f.rep.Members()
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +319,7 @@ func (f *federation) recipients() (map[string]seal.Recipient, error) {
 		if !m.Joined || m.Agency == f.n.cfg.Agency {
 			continue
 		}
-		out[m.Agency] = seal.Recipient{SealingKey: m.SealingKey, Epoch: 1, Granted: f.rep.FSM.Granted(f.n.cfg.Agency, m.Agency, 1)}
+		out[m.Agency] = seal.Recipient{SealingKey: m.SealingKey, Epoch: 1, Granted: f.rep.Granted(f.n.cfg.Agency, m.Agency, 1)}
 	}
 	return out, nil
 }
@@ -661,7 +661,7 @@ func (f *federation) needsCatchUp(rcpt map[string]seal.Recipient) bool {
 // epoch keys sealed to it, and the entries it can open.
 func (f *federation) receiveLoop(ctx context.Context) {
 	for {
-		changed := f.rep.FSM.Changed()
+		changed := f.rep.Changed()
 		if err := f.receiveAvailable(ctx); err != nil && ctx.Err() == nil {
 			f.n.log.Error("take in shared entries", "err", err)
 		}
@@ -680,7 +680,7 @@ func (f *federation) receiveAvailable(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		es, err := f.rep.FSM.Entries(from, 256)
+		es, err := f.rep.Entries(from, 256)
 		if err != nil || len(es) == 0 {
 			return err
 		}
@@ -767,7 +767,7 @@ func (f *federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 		if g.GetKey().GetRecipient() != self {
 			continue
 		}
-		env, err := f.rep.FSM.Envelope(g.EntryId, g.Version)
+		env, err := f.rep.Envelope(g.EntryId, g.Version)
 		if err != nil || int(g.BodyIndex) >= len(env.Bodies) {
 			f.n.log.Warn("key grant for an unknown body", "entry", g.EntryId, "err", err)
 			continue

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -47,7 +46,7 @@ func (s *federationService) InitFederation(ctx context.Context, _ *pb.InitFedera
 		return nil, status.Errorf(codes.FailedPrecondition, "init federation: %v", err)
 	}
 	draftFrom(ctx).ev.Target = s.n.cfg.Agency
-	m, _ := f.rep.FSM.Member(s.n.cfg.Agency)
+	m, _ := f.rep.Member(s.n.cfg.Agency)
 	return &pb.InitFederationResponse{Member: m}, nil
 }
 
@@ -74,7 +73,7 @@ func (s *federationService) InvitePeer(ctx context.Context, req *pb.InvitePeerRe
 	if _, err := f.apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}}); err != nil {
 		return nil, applyError(err)
 	}
-	members, err := f.rep.FSM.Members()
+	members, err := f.rep.Members()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "registry: %v", err)
 	}
@@ -90,16 +89,16 @@ func (s *federationService) InvitePeer(ctx context.Context, req *pb.InvitePeerRe
 func (s *federationService) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
 	draftFrom(ctx).ev.Target = req.GetAgency()
 	f := s.n.fed
-	if _, err := f.rep.FSM.Member(req.GetAgency()); err != nil {
+	if _, err := f.rep.Member(req.GetAgency()); err != nil {
 		return nil, status.Errorf(codes.NotFound, "%s is not a member", req.GetAgency())
 	}
 	if _, err := f.apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: req.Agency}}}}); err != nil {
 		return nil, applyError(err)
 	}
 	if err := f.onLeader(ctx, func(ctx context.Context) error {
-		return f.rep.Raft.RemoveServer(raft.ServerID(req.Agency), 0, 30*time.Second).Error()
+		return f.rep.RemoveServer(ctx, req.Agency)
 	}); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "remove %s from raft: %v", req.Agency, err)
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	return &pb.RemovePeerResponse{}, nil
 }
@@ -107,7 +106,7 @@ func (s *federationService) RemovePeer(ctx context.Context, req *pb.RemovePeerRe
 // onLeader runs a raft configuration change; only the leader can, so a
 // follower asks the operator to run it there.
 func (f *federation) onLeader(ctx context.Context, fn func(context.Context) error) error {
-	if f.rep.Raft.State() != raft.Leader {
+	if !f.rep.IsLeader() {
 		id, _ := f.rep.Leader()
 		return fmt.Errorf("run this on the leader (%s)", id)
 	}
@@ -116,22 +115,20 @@ func (f *federation) onLeader(ctx context.Context, fn func(context.Context) erro
 
 func (s *federationService) TransferLeadership(ctx context.Context, req *pb.TransferLeadershipRequest) (*pb.TransferLeadershipResponse, error) {
 	draftFrom(ctx).ev.Target = req.GetTo()
-	r := s.n.fed.rep.Raft
-	if r.State() != raft.Leader {
-		id, _ := s.n.fed.rep.Leader()
+	rep := s.n.fed.rep
+	if !rep.IsLeader() {
+		id, _ := rep.Leader()
 		return nil, status.Errorf(codes.FailedPrecondition, "this node does not lead; run this on the leader (%s)", id)
 	}
-	var fut raft.Future
-	if req.GetTo() == "" {
-		fut = r.LeadershipTransfer()
-	} else {
-		m, err := s.n.fed.rep.FSM.Member(req.To)
+	var to, addr string
+	if req.GetTo() != "" {
+		m, err := rep.Member(req.To)
 		if err != nil {
 			return nil, status.Errorf(codes.NotFound, "%s is not a member", req.To)
 		}
-		fut = r.LeadershipTransferToServer(raft.ServerID(m.Agency), raft.ServerAddress(m.Address))
+		to, addr = m.Agency, m.Address
 	}
-	if err := fut.Error(); err != nil {
+	if err := rep.TransferLeadership(to, addr); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "leadership transfer: %v", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -151,7 +148,7 @@ func (s *federationService) TransferLeadership(ctx context.Context, req *pb.Tran
 func (s *federationService) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
 	out := s.n.fed.status()
 	if req.GetWithStateHash() {
-		idx, sum, err := s.n.fed.rep.FSM.StateHash()
+		idx, sum, err := s.n.fed.rep.StateHash()
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
@@ -178,15 +175,11 @@ func (f *federation) status() *pb.GetStatusResponse {
 
 func (s *federationService) ListPeers(ctx context.Context, _ *pb.ListPeersRequest) (*pb.ListPeersResponse, error) {
 	f := s.n.fed
-	members, err := f.rep.FSM.Members()
+	members, err := f.rep.Members()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "registry: %v", err)
 	}
-	servers, _ := f.rep.Servers()
-	voter := map[string]bool{}
-	for _, sv := range servers {
-		voter[string(sv.ID)] = sv.Suffrage == raft.Voter
-	}
+	voter, _ := f.rep.Voters()
 	peers := make([]*pb.Peer, len(members))
 	statuses := make([]*pb.GetStatusResponse, len(members))
 	done := make(chan struct{}, len(members))
@@ -301,14 +294,14 @@ func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 	if m.GetAgency() != id.Agency || !id.Has(pki.RoleNode) {
 		return nil, status.Errorf(codes.PermissionDenied, "certificate %s cannot join as %s", id, m.GetAgency())
 	}
-	invited, err := f.rep.FSM.Member(m.Agency)
+	invited, err := f.rep.Member(m.Agency)
 	if err != nil {
 		return nil, status.Errorf(codes.PermissionDenied, "%s was not invited", m.Agency)
 	}
 	if invited.Joined {
 		return &peerpb.JoinResponse{Index: invited.JoinedIndex}, nil
 	}
-	if f.rep.Raft.State() != raft.Leader {
+	if !f.rep.IsLeader() {
 		// The joiner tries every member of its invitation; one of them leads.
 		id, _ := f.rep.Leader()
 		return nil, status.Errorf(codes.Unavailable, "not the leader (the leader is %s)", id)
@@ -348,7 +341,7 @@ func (f *federation) joinLoop(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		for !f.joined() && wctx.Err() == nil {
 			select {
-			case <-f.rep.FSM.Changed():
+			case <-f.rep.Changed():
 			case <-wctx.Done():
 			}
 		}

@@ -40,7 +40,7 @@ func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicy
 	pol := s.n.policy()
 	f := s.n.fed
 	members := map[string]bool{}
-	if ms, err := f.rep.FSM.Members(); err == nil {
+	if ms, err := f.rep.Members(); err == nil {
 		for _, m := range ms {
 			if m.Joined && m.Agency != s.n.cfg.Agency {
 				members[m.Agency] = true

@@ -42,7 +42,7 @@ func (f *federation) holdings() (*holdings, error) {
 		h.held[id][partner] = max(h.held[id][partner], v)
 	}
 	for {
-		es, err := f.rep.FSM.Entries(h.upTo, 1024)
+		es, err := f.rep.Entries(h.upTo, 1024)
 		if err != nil {
 			return nil, err
 		}
@@ -242,7 +242,7 @@ func (f *federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 // sameBody finds a body of the version's first publication whose plaintext
 // is exactly want (the origin opens its own wrap of every body).
 func (f *federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool, error) {
-	env, err := f.rep.FSM.Envelope(rec.Id, rec.Version)
+	env, err := f.rep.Envelope(rec.Id, rec.Version)
 	if err != nil {
 		return seal.GrantRef{}, false, err
 	}
@@ -276,9 +276,9 @@ func (f *federation) waitApplied(ctx context.Context) error {
 	target := f.lastPub
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for f.rep.FSM.Applied() < target {
-		ch := f.rep.FSM.Changed()
-		if f.rep.FSM.Applied() >= target {
+	for f.rep.Applied() < target {
+		ch := f.rep.Changed()
+		if f.rep.Applied() >= target {
 			break
 		}
 		select {

@@ -73,7 +73,7 @@ func TestFSMRebuiltFromSnapshotAndLog(t *testing.T) {
 			waitApplied(t, nodes, last)
 			// A snapshot on the member, then more log after it: the rebuild
 			// needs both.
-			if err := f.rep.Raft.Snapshot().Error(); err != nil {
+			if err := f.rep.raft.Snapshot().Error(); err != nil {
 				t.Fatal(err)
 			}
 			last = publish(60, 90)
@@ -83,8 +83,8 @@ func TestFSMRebuiltFromSnapshotAndLog(t *testing.T) {
 			d.harm(t, path)
 
 			back := startTestNode(t, pki, f.id, f.addr, f.dir, small())
-			if got := back.rep.FSM.Rebuilt() != ""; got != d.rebuilt {
-				t.Fatalf("rebuilt = %v (%q), want %v", got, back.rep.FSM.Rebuilt(), d.rebuilt)
+			if got := back.rep.fsm.Rebuilt() != ""; got != d.rebuilt {
+				t.Fatalf("rebuilt = %v (%q), want %v", got, back.rep.fsm.Rebuilt(), d.rebuilt)
 			}
 			if d.rebuilt {
 				if _, err := os.Stat(path + ".untrusted"); err != nil {
@@ -92,10 +92,10 @@ func TestFSMRebuiltFromSnapshotAndLog(t *testing.T) {
 				}
 			}
 			// Replayed before raft ran: no leader was needed.
-			if got := back.rep.FSM.Applied(); got < f.stoppedApplied {
+			if got := back.rep.fsm.Applied(); got < f.stoppedApplied {
 				t.Fatalf("applied %d right after start, want at least %d", got, f.stoppedApplied)
 			}
-			members, err := back.rep.FSM.Members()
+			members, err := back.rep.fsm.Members()
 			if err != nil || len(members) != 3 {
 				t.Fatalf("registry after the rebuild: %d members, %v", len(members), err)
 			}
@@ -118,7 +118,7 @@ func sameStateHash(t *testing.T, nodes []*testNode) {
 		var idx []uint64
 		var sums [][]byte
 		for _, n := range nodes {
-			i, s, err := n.rep.FSM.StateHash()
+			i, s, err := n.rep.fsm.StateHash()
 			if err != nil {
 				t.Fatal(err)
 			}

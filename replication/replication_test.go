@@ -133,7 +133,7 @@ func (n *testNode) stop() {
 	if n.rep == nil {
 		return
 	}
-	n.stoppedApplied = n.rep.FSM.Applied()
+	n.stoppedApplied = n.rep.fsm.Applied()
 	n.rep.Close()
 	n.trans.Close()
 	n.srv.Stop()
@@ -200,7 +200,7 @@ func leaderOf(t *testing.T, nodes []*testNode) *testNode {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range nodes {
-			if n.rep != nil && n.rep.Raft.State() == raft.Leader {
+			if n.rep != nil && n.rep.raft.State() == raft.Leader {
 				return n
 			}
 		}
@@ -239,12 +239,12 @@ func waitApplied(t *testing.T, nodes []*testNode, index uint64) {
 		if n.rep == nil {
 			continue
 		}
-		for n.rep.FSM.Applied() < index {
+		for n.rep.fsm.Applied() < index {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s applied %d, want %d", n.id, n.rep.FSM.Applied(), index)
+				t.Fatalf("%s applied %d, want %d", n.id, n.rep.fsm.Applied(), index)
 			}
 			select {
-			case <-n.rep.FSM.Changed():
+			case <-n.rep.fsm.Changed():
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
@@ -253,7 +253,7 @@ func waitApplied(t *testing.T, nodes []*testNode, index uint64) {
 
 func entryIDs(t *testing.T, n *testNode) []string {
 	t.Helper()
-	es, err := n.rep.FSM.Entries(0, 1<<30)
+	es, err := n.rep.fsm.Entries(0, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestReplicateKillLeaderRestartFollower(t *testing.T) {
 	}
 	waitApplied(t, nodes, last)
 	sameEntries(t, nodes, 100)
-	members, _ := nodes[2].rep.FSM.Members()
+	members, _ := nodes[2].rep.fsm.Members()
 	if len(members) != 3 {
 		t.Fatalf("registry on a follower has %d members", len(members))
 	}
@@ -363,7 +363,7 @@ func TestSnapshotCatchUpAndForgeryRejected(t *testing.T) {
 	}
 	// Compact the log past what the lagging node has.
 	cur := leaderOf(t, nodes)
-	if err := cur.rep.Raft.Snapshot().Error(); err != nil {
+	if err := cur.rep.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	if first, _ := cur.rep.logs.FirstIndex(); first <= lagging.stoppedApplied {

@@ -50,12 +50,14 @@ func DefaultRaftConfig() *raft.Config {
 	return c
 }
 
-// Replicator is a node's member of the federation's raft group.
+// Replicator is a node's member of the federation's raft group. It keeps
+// raft and the FSM to itself: callers order commands, change the
+// configuration and read the replicated state through its methods.
 type Replicator struct {
 	cfg   Config
 	log   *slog.Logger
-	Raft  *raft.Raft
-	FSM   *FSM
+	raft  *raft.Raft
+	fsm   *FSM
 	logs  *logstore.Store
 	snaps *raft.FileSnapshotStore
 }
@@ -113,7 +115,7 @@ func Open(cfg Config) (*Replicator, error) {
 		logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Replicator{cfg: cfg, log: cfg.Logger, Raft: r, FSM: fsm, logs: logs, snaps: snaps}, nil
+	return &Replicator{cfg: cfg, log: cfg.Logger, raft: r, fsm: fsm, logs: logs, snaps: snaps}, nil
 }
 
 // replay brings the FSM up to what this node knows is committed before raft
@@ -189,7 +191,7 @@ func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member) error {
 	} else if ok {
 		return errors.New("this node already belongs to a federation")
 	}
-	f := r.Raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(r.cfg.ID), Address: raft.ServerAddress(r.cfg.Addr), Suffrage: raft.Voter}}})
+	f := r.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(r.cfg.ID), Address: raft.ServerAddress(r.cfg.Addr), Suffrage: raft.Voter}}})
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -208,7 +210,7 @@ func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member) error {
 // WaitLeader waits until some member leads (or ctx ends).
 func (r *Replicator) WaitLeader(ctx context.Context) error {
 	for {
-		if addr, _ := r.Raft.LeaderWithID(); addr != "" {
+		if addr, _ := r.raft.LeaderWithID(); addr != "" {
 			return nil
 		}
 		select {
@@ -235,11 +237,7 @@ func (r *Replicator) Apply(ctx context.Context, cmd *peerpb.Command) (uint64, er
 
 // ApplyRaw is Apply for an already encoded command (forwarded by a follower).
 func (r *Replicator) ApplyRaw(ctx context.Context, data []byte) (uint64, error) {
-	timeout := 30 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	wait, err := r.Submit(data, timeout)
+	wait, err := r.Submit(data, timeoutOf(ctx))
 	if err != nil {
 		return 0, err
 	}
@@ -252,10 +250,10 @@ func (r *Replicator) ApplyRaw(ctx context.Context, data []byte) (uint64, error) 
 // the log in that order. wait blocks until the command is applied on this
 // node and returns its index. Leader only; timeout bounds the enqueueing.
 func (r *Replicator) Submit(data []byte, timeout time.Duration) (wait func() (uint64, error), err error) {
-	if r.Raft.State() != raft.Leader {
+	if r.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
-	f := r.Raft.Apply(data, timeout)
+	f := r.raft.Apply(data, timeout)
 	return func() (uint64, error) {
 		if err := f.Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
@@ -273,7 +271,7 @@ func (r *Replicator) Submit(data []byte, timeout time.Duration) (wait func() (ui
 
 // Leader returns the current leader's id and address, empty if none is known.
 func (r *Replicator) Leader() (id, addr string) {
-	a, i := r.Raft.LeaderWithID()
+	a, i := r.raft.LeaderWithID()
 	return string(i), string(a)
 }
 
@@ -282,9 +280,9 @@ func (r *Replicator) AddMember(ctx context.Context, m *pb.Member) error {
 	timeout := 30 * time.Second
 	var f raft.IndexFuture
 	if m.Voter {
-		f = r.Raft.AddVoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
+		f = r.raft.AddVoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
 	} else {
-		f = r.Raft.AddNonvoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
+		f = r.raft.AddNonvoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
 	}
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("add %s to raft: %w", m.Agency, err)
@@ -292,15 +290,43 @@ func (r *Replicator) AddMember(ctx context.Context, m *pb.Member) error {
 	return nil
 }
 
-// RemoveMember takes an agency out of the raft configuration and the registry.
-func (r *Replicator) RemoveMember(ctx context.Context, agency string) error {
-	if _, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: agency}}}}); err != nil {
-		return err
+// RemoveServer takes an agency's node out of the raft configuration (its
+// registry entry goes by a MemberChange through the log). Leader only.
+func (r *Replicator) RemoveServer(ctx context.Context, agency string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
 	}
-	if err := r.Raft.RemoveServer(raft.ServerID(agency), 0, 30*time.Second).Error(); err != nil {
+	if err := r.raft.RemoveServer(raft.ServerID(agency), 0, timeoutOf(ctx)).Error(); err != nil {
 		return fmt.Errorf("remove %s from raft: %w", agency, err)
 	}
 	return nil
+}
+
+// IsLeader reports whether this member leads the federation's raft group.
+func (r *Replicator) IsLeader() bool { return r.raft.State() == raft.Leader }
+
+// TransferLeadership hands leadership to the member with id and address, or,
+// with id empty, to the most up-to-date voter. Leader only.
+func (r *Replicator) TransferLeadership(id, addr string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if id == "" {
+		f = r.raft.LeadershipTransfer()
+	} else {
+		f = r.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	}
+	return f.Error()
+}
+
+// timeoutOf is what is left of ctx's deadline, 30 s without one: raft's
+// calls take a timeout, not a context.
+func timeoutOf(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return 30 * time.Second
 }
 
 // Status is this member's view of raft.
@@ -315,12 +341,12 @@ type Status struct {
 func (r *Replicator) Status() Status {
 	st := Status{
 		ID:          r.cfg.ID,
-		Role:        stateName(r.Raft.State()),
-		Term:        r.Raft.CurrentTerm(),
-		LastIndex:   r.Raft.LastIndex(),
-		CommitIndex: r.Raft.CommitIndex(),
-		Applied:     r.Raft.AppliedIndex(),
-		LastContact: r.Raft.LastContact(),
+		Role:        stateName(r.raft.State()),
+		Term:        r.raft.CurrentTerm(),
+		LastIndex:   r.raft.LastIndex(),
+		CommitIndex: r.raft.CommitIndex(),
+		Applied:     r.raft.AppliedIndex(),
+		LastContact: r.raft.LastContact(),
 	}
 	st.Leader, _ = r.Leader()
 	if metas, err := r.snaps.List(); err == nil && len(metas) > 0 {
@@ -341,19 +367,24 @@ func stateName(s raft.RaftState) string {
 	return "shutdown"
 }
 
-// Servers returns raft's configuration: who votes, who only receives.
-func (r *Replicator) Servers() ([]raft.Server, error) {
-	f := r.Raft.GetConfiguration()
+// Voters returns raft's configuration: each server's id, and whether it
+// votes (true) or only receives (false).
+func (r *Replicator) Voters() (map[string]bool, error) {
+	f := r.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, err
 	}
-	return f.Configuration().Servers, nil
+	out := map[string]bool{}
+	for _, s := range f.Configuration().Servers {
+		out[string(s.ID)] = s.Suffrage == raft.Voter
+	}
+	return out, nil
 }
 
 // Close stops raft and closes the stores.
 func (r *Replicator) Close() error {
-	err := r.Raft.Shutdown().Error()
-	if cerr := r.FSM.Close(); err == nil {
+	err := r.raft.Shutdown().Error()
+	if cerr := r.fsm.Close(); err == nil {
 		err = cerr
 	}
 	if cerr := r.logs.Close(); err == nil {

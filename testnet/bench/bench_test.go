@@ -50,13 +50,13 @@ func TestFloorReplicates(t *testing.T) {
 		t.Error("a publication signed by another key was applied")
 	}
 	f.sign = forged
-	last := f.members[0].rep.FSM.Applied()
+	last := f.members[0].rep.Applied()
 	for _, m := range f.members {
-		err := waitFor(ctx, 10*time.Second, func() (bool, error) { return m.rep.FSM.Applied() >= last, nil })
+		err := waitFor(ctx, 10*time.Second, func() (bool, error) { return m.rep.Applied() >= last, nil })
 		if err != nil {
-			t.Fatalf("%s applied %d, want %d", m.id, m.rep.FSM.Applied(), last)
+			t.Fatalf("%s applied %d, want %d", m.id, m.rep.Applied(), last)
 		}
-		es, err := m.rep.FSM.Entries(0, 1000)
+		es, err := m.rep.Entries(0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
