@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
 // TestReadersDuringRestore: Restore closes the FSM's file and opens the
@@ -19,7 +19,7 @@ import (
 // must hold the FSM's lock: none may see a closed file or fail, and under
 // -race none may race with the swap.
 func TestReadersDuringRestore(t *testing.T) {
-	barrier, err := proto.Marshal(&pb.Command{Command: &pb.Command_Barrier{Barrier: &pb.Barrier{}}})
+	barrier, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
