@@ -89,7 +89,7 @@ func (s *screeningService) query(req *pb.ScreenRequest) (screen.Query, error) {
 		Schema:    req.GetSchema(),
 		BirthDate: strings.TrimSpace(req.GetBirthDate()),
 		IDs:       req.GetIdentifiers(),
-		Threshold: req.GetThreshold(),
+		Threshold: threshold(req.Threshold),
 		Limit:     int(req.GetLimit()),
 	}
 	if q.Name == "" && len(q.IDs) == 0 {
@@ -138,6 +138,15 @@ func (n *Node) screenFilter(kind pb.Kind) func(*screen.Entry) bool {
 		}
 		return !e.Shared || pol.Trusts(e.Origin, e.Kind)
 	}
+}
+
+// threshold is the score from which results are returned: as asked, 0
+// included, or the default when the request leaves it unset.
+func threshold(t *float64) float64 {
+	if t == nil {
+		return screen.DefaultThreshold
+	}
+	return *t
 }
 
 func validPartialDate(s string) bool {
@@ -328,7 +337,7 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 		if strings.TrimSpace(party) == "" {
 			return nil, status.Errorf(codes.InvalidArgument, "parties[%d]: must not be empty", i)
 		}
-		base := screen.Query{Name: party, Threshold: req.GetThreshold(), Limit: maxScreenLimit}
+		base := screen.Query{Name: party, Threshold: threshold(req.Threshold), Limit: maxScreenLimit}
 		dq := base
 		dq.Filter = s.n.screenFilter(pb.Kind_KIND_DENIAL)
 		hits, err := s.n.results(ctx, s.n.index.Search(dq), time.Time{})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -64,7 +65,7 @@ func (f *screenFlags) request(name string) (*pb.ScreenRequest, error) {
 		return nil, usagef("--limit: at least 1")
 	}
 	return &pb.ScreenRequest{Name: name, Schema: schema, Countries: f.countries, BirthDate: f.birthDate, Identifiers: f.ids,
-		AsOf: asOf, Threshold: f.threshold, Limit: f.limit, Kind: kind}, nil
+		AsOf: asOf, Threshold: proto.Float64(f.threshold), Limit: f.limit, Kind: kind}, nil
 }
 
 func newScreenCmd() *cobra.Command {
@@ -173,9 +174,12 @@ transaction, the no-undercut rule asks the agency to consult the denying partner
 			if len(parties) == 0 || item == "" || destination == "" {
 				return usagef("--party, --item and --destination are required")
 			}
+			if threshold < 0 || threshold > 1 {
+				return usagef("--threshold: %v is not within 0..1", threshold)
+			}
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				resp, err := pb.NewScreeningServiceClient(conn).ScreenApplication(ctx, &pb.ScreenApplicationRequest{
-					Parties: parties, ControlListEntry: item, Destination: destination, Threshold: threshold})
+					Parties: parties, ControlListEntry: item, Destination: destination, Threshold: proto.Float64(threshold)})
 				if err != nil {
 					return err
 				}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/watchfed/watchfed/node/record"
-	"github.com/watchfed/watchfed/node/screen"
+	"github.com/watchfed/watchfed/node/names"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -73,7 +73,7 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 			res.reject(line, "", "Effective_Date %q is not MM/DD/YYYY", get("Effective_Date"))
 			continue
 		}
-		key := screen.Normalize(name) + "@" + eff.Format(time.DateOnly)
+		key := names.Normalize(name) + "@" + eff.Format(time.DateOnly)
 		ref := source + ":" + strings.ReplaceAll(key, " ", "-")
 		country := Country(get("Country"))
 		addr := &pb.Address{Street: clip(get("Street_Address"), record.MaxShortBytes), City: clip(get("City"), record.MaxShortBytes), Region: clip(get("State"), record.MaxShortBytes), PostalCode: clip(get("Postal_Code"), 32), Country: country}
@@ -102,7 +102,7 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 			dest = "US"
 		}
 		schema := pb.Schema_SCHEMA_PERSON
-		if screen.LooksLikeOrganization(name) {
+		if names.LooksLikeOrganization(name) {
 			schema = pb.Schema_SCHEMA_ORGANIZATION
 		}
 		subj := &pb.Subject{Schema: schema, Name: name}

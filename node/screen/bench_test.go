@@ -67,7 +67,7 @@ func benchSearch(b *testing.B, items []importer.Item) {
 	queries = append(queries, bench.Unrelated(250, 3)...)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		x.Search(screen.Query{Name: queries[i%len(queries)]})
+		x.Search(screen.Query{Name: queries[i%len(queries)], Threshold: screen.DefaultThreshold})
 	}
 	b.ReportMetric(float64(after-before)/float64(names), "index-B/name")
 	b.ReportMetric(float64(after-before)/(1<<20), "index-MiB")

@@ -1,3 +1,7 @@
+// Package screen matches names and identifiers against the records an agency
+// holds: its own and those partners shared with it. Names (normalised by
+// node/names) are indexed by word, character trigram and phonetic key, and
+// candidates from the index are scored with an explanation.
 package screen
 
 import (
@@ -6,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/watchfed/watchfed/node/names"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -172,7 +177,7 @@ func (x *Index) Put(e *Entry) {
 	x.byID[e.ID] = slot
 	var nids []uint32
 	for _, n := range e.Names {
-		ts := tokens(n.Text)
+		ts := names.Words(n.Text)
 		if len(ts) == 0 {
 			continue
 		}
@@ -195,7 +200,7 @@ func (x *Index) Put(e *Entry) {
 	}
 	x.enames[slot] = nids
 	for _, id := range e.Identifiers {
-		if k := NormalizeID(id.Value); k != "" {
+		if k := names.ID(id.Value); k != "" {
 			x.ids[k] = append(x.ids[k], slot)
 		}
 	}
@@ -243,7 +248,7 @@ func (x *Index) remove(id string) {
 		x.live--
 	}
 	for _, ident := range e.Identifiers {
-		k := NormalizeID(ident.Value)
+		k := names.ID(ident.Value)
 		x.ids[k] = slices.DeleteFunc(x.ids[k], func(s uint32) bool { return s == slot })
 		if len(x.ids[k]) == 0 {
 			delete(x.ids, k)
@@ -256,17 +261,17 @@ func (x *Index) remove(id string) {
 
 // token returns the id of a word, adding it to the dictionary and its
 // trigrams and phonetic key to the lookup tables when new.
-func (x *Index) token(t token) uint32 {
-	if id, ok := x.tokID[t.text]; ok {
-		x.toks[id].abjad = x.toks[id].abjad || t.abjad
+func (x *Index) token(t names.Word) uint32 {
+	if id, ok := x.tokID[t.Text]; ok {
+		x.toks[id].abjad = x.toks[id].abjad || t.Abjad
 		return id
 	}
 	id := uint32(len(x.toks))
-	x.tokID[t.text] = id
-	k := skeleton(t.text)
-	x.toks = append(x.toks, tokInfo{text: t.text, skel: k, abjad: t.abjad, ascii: isASCII(t.text), bag: letterBag(t.text)})
-	for _, g := range trigrams(t.text) {
-		k := gramKey(g, len(t.text))
+	x.tokID[t.Text] = id
+	k := names.Skeleton(t.Text)
+	x.toks = append(x.toks, tokInfo{text: t.Text, skel: k, abjad: t.Abjad, ascii: isASCII(t.Text), bag: letterBag(t.Text)})
+	for _, g := range trigrams(t.Text) {
+		k := gramKey(g, len(t.Text))
 		x.grams[k] = append(x.grams[k], id)
 	}
 	if len(k) >= 2 {
@@ -322,7 +327,7 @@ func (x *Index) idf(df int) float64 {
 // tokenSim is the similarity of two words in 0..1 and how they matched.
 // Below minTokenSim two words count as different.
 func tokenSim(a, b string, abjad bool) (float64, string) {
-	return tokenSimK(a, b, skeleton(a), skeleton(b), abjad, isASCII(a) && isASCII(b))
+	return tokenSimK(a, b, names.Skeleton(a), names.Skeleton(b), abjad, isASCII(a) && isASCII(b))
 }
 
 // tokenSimK is tokenSim with the words' phonetic keys and whether both are

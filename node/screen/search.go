@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/watchfed/watchfed/node/names"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -24,7 +25,7 @@ type Query struct {
 	Countries  []string
 	BirthDate  string // "1965", "1965-03" or "1965-03-14"
 	IDs        []string
-	Threshold  float64 // 0: DefaultThreshold
+	Threshold  float64 // results from this score on; DefaultThreshold unless asked otherwise
 	Limit      int     // 0: 10
 	Filter     func(*Entry) bool
 	Candidates int // names scored in full; 0: 60
@@ -120,9 +121,6 @@ type scratch struct {
 // Search returns the entries whose names or identifiers match the query,
 // best first, at or above the threshold.
 func (x *Index) Search(q Query) []Result {
-	if q.Threshold == 0 {
-		q.Threshold = DefaultThreshold
-	}
 	if q.Limit <= 0 {
 		q.Limit = 10
 	}
@@ -135,7 +133,7 @@ func (x *Index) Search(q Query) []Result {
 	best := map[uint32]Result{}
 	// Identifiers match exactly, whatever the name.
 	for _, v := range q.IDs {
-		k := NormalizeID(v)
+		k := names.ID(v)
 		for _, slot := range x.ids[k] {
 			e := x.entries[slot]
 			if q.Filter != nil && !q.Filter(e) {
@@ -143,7 +141,7 @@ func (x *Index) Search(q Query) []Result {
 			}
 			var listed Identifier
 			for _, id := range e.Identifiers {
-				if NormalizeID(id.Value) == k {
+				if names.ID(id.Value) == k {
 					listed = id
 				}
 			}
@@ -154,14 +152,14 @@ func (x *Index) Search(q Query) []Result {
 		}
 	}
 
-	qt := tokens(q.Name)
+	qt := names.Words(q.Name)
 	if len(qt) > 0 && len(qt) < 250 {
 		qk := make([]string, len(qt))
 		for i, t := range qt {
-			qk[i] = skeleton(t.text)
+			qk[i] = names.Skeleton(t.Text)
 		}
 		cache := map[uint64]pairSim{}
-		normQuery := Normalize(q.Name)
+		normQuery := names.Normalize(q.Name)
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
@@ -214,9 +212,9 @@ type simTok struct {
 // similar returns the dictionary words close to a query word: the same word,
 // words sharing its phonetic key, and words sharing enough trigrams that are
 // similar by Jaro-Winkler.
-func (x *Index) similar(t token, s *scratch) []simTok {
+func (x *Index) similar(t names.Word, s *scratch) []simTok {
 	var out []simTok
-	tk, tASCII, tBag := skeleton(t.text), isASCII(t.text), letterBag(t.text)
+	tk, tASCII, tBag := names.Skeleton(t.Text), isASCII(t.Text), letterBag(t.Text)
 	if cap(s.mark) < len(x.toks) {
 		s.mark = make([]uint32, len(x.toks))
 	}
@@ -228,19 +226,19 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 		}
 		s.mark[id] = s.gen
 		ti := &x.toks[id]
-		if d := len(ti.text) - len(t.text); len(ti.post) == 0 || d < -3 || d > 3 {
+		if d := len(ti.text) - len(t.Text); len(ti.post) == 0 || d < -3 || d > 3 {
 			return
 		}
 		// Spelling variants and typos change few letters; transliterations
 		// from abjads drop vowels, so the check only applies among Latin words.
-		if !t.abjad && !ti.abjad && (bits.OnesCount32(tBag&^ti.bag) > 2 || bits.OnesCount32(ti.bag&^tBag) > 2) {
+		if !t.Abjad && !ti.abjad && (bits.OnesCount32(tBag&^ti.bag) > 2 || bits.OnesCount32(ti.bag&^tBag) > 2) {
 			return
 		}
-		if sim, _ := tokenSimK(t.text, ti.text, tk, ti.skel, t.abjad || ti.abjad, tASCII && ti.ascii); sim > 0 {
+		if sim, _ := tokenSimK(t.Text, ti.text, tk, ti.skel, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 {
 			out = append(out, simTok{id, sim})
 		}
 	}
-	if id, ok := x.tokID[t.text]; ok {
+	if id, ok := x.tokID[t.Text]; ok {
 		add(id)
 	}
 	// A phonetic key shared by very many words (short keys) says little:
@@ -250,14 +248,14 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 			add(id)
 		}
 	}
-	if len(t.text) < 3 {
+	if len(t.Text) < 3 {
 		return out
 	}
 	// Two edits spoil at most six trigrams, so a word within two edits
 	// shares at least one of any seven of the query word's trigrams: count
 	// only the seven rarest (the shortest lists) and verify by Jaro-Winkler.
 	// Two edits change a word's length by two at most.
-	lo, hi := max(1, len(t.text)-2), len(t.text)+2
+	lo, hi := max(1, len(t.Text)-2), len(t.Text)+2
 	gramLen := func(g uint32) int {
 		n := 0
 		for l := lo; l <= hi; l++ {
@@ -265,7 +263,7 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 		}
 		return n
 	}
-	gs := trigrams(t.text)
+	gs := trigrams(t.Text)
 	lens := make(map[uint32]int, len(gs))
 	for _, g := range gs {
 		lens[g] = gramLen(g)
@@ -310,7 +308,7 @@ func (x *Index) similar(t token, s *scratch) []simTok {
 // words found in it, and returns the names with the highest estimate. Very
 // common words (on a fifth of all names) only add candidates when the query
 // has nothing rarer.
-func (x *Index) candidates(qt []token, q Query) []uint32 {
+func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 	s := <-x.scratch
 	defer func() { x.scratch <- s }()
 	n := len(x.names)
@@ -387,7 +385,7 @@ func (x *Index) candidates(qt []token, q Query) []uint32 {
 // word is paired with its most similar listed word (one to one, best pairs
 // first), and the score combines how much of the query's weight and how much
 // of the name's weight is covered: qcov^0.6 · ncov^0.4.
-func (x *Index) nameScore(qt []token, qk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
+func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
 	type pair struct {
 		qi, ni int
 		sim    float64
@@ -400,7 +398,7 @@ func (x *Index) nameScore(qt []token, qk []string, n *nameRec, cache map[uint64]
 			c, ok := cache[key]
 			if !ok {
 				ti := &x.toks[tid]
-				c.sim, c.how = tokenSimK(t.text, ti.text, qk[qi], ti.skel, t.abjad || ti.abjad, ti.ascii && isASCII(t.text))
+				c.sim, c.how = tokenSimK(t.Text, ti.text, qk[qi], ti.skel, t.Abjad || ti.abjad, ti.ascii && isASCII(t.Text))
 				cache[key] = c
 			}
 			if c.sim > 0 {
@@ -434,17 +432,17 @@ func (x *Index) nameScore(qt []token, qk []string, n *nameRec, cache map[uint64]
 			qw += w
 			qm += w * p.sim
 			nm += nWeight[p.ni] * p.sim
-			words = append(words, WordMatch{Query: t.text, Listed: x.toks[n.toks[p.ni]].text, Similarity: round(p.sim), How: p.how})
+			words = append(words, WordMatch{Query: t.Text, Listed: x.toks[n.toks[p.ni]].text, Similarity: round(p.sim), How: p.how})
 			continue
 		}
 		// An unmatched query word weighs as a rare word unless the
 		// dictionary knows it.
 		w := x.idf(0)
-		if id, ok := x.tokID[t.text]; ok {
+		if id, ok := x.tokID[t.Text]; ok {
 			w = x.idf(len(x.toks[id].post))
 		}
 		qw += w
-		words = append(words, WordMatch{Query: t.text, How: "extra"})
+		words = append(words, WordMatch{Query: t.Text, How: "extra"})
 	}
 	for ni, used := range nUsed {
 		if !used {

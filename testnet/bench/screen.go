@@ -5,22 +5,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/node"
 	"github.com/watchfed/watchfed/node/importer"
 	"github.com/watchfed/watchfed/node/pki"
-	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/testnet/shareddata"
@@ -36,8 +34,11 @@ type ScreenConfig struct {
 	// Clients are the numbers of concurrent callers, one row each.
 	Clients  []int
 	Duration time.Duration
-	// Variants is the number of variant queries in the quality report.
+	// Variants is the number of variant queries in the load mix.
 	Variants int
+	// PerKind is the number of queries of each kind in each split of the
+	// quality evaluation (variants of each kind, near names).
+	PerKind int
 	// Dir holds the nodes' data; empty makes (and removes) a temporary one.
 	Dir      string
 	Progress io.Writer
@@ -45,7 +46,7 @@ type ScreenConfig struct {
 
 // ScreenDefaults are the figures the README reports.
 func ScreenDefaults() ScreenConfig {
-	return ScreenConfig{Data: shareddata.Dir(), Synthetic: 1_000_000, Clients: []int{1, 8, 32}, Duration: 10 * time.Second, Variants: 2000}
+	return ScreenConfig{Data: shareddata.Dir(), Synthetic: 1_000_000, Clients: []int{1, 8, 32}, Duration: 10 * time.Second, Variants: 2000, PerKind: 200}
 }
 
 // ScreenRun is the result for one dataset.
@@ -64,28 +65,11 @@ type ScreenRun struct {
 	// index plus the node's and the benchmark's own.
 	HeapBytes uint64
 	Rows      []Row
-	Quality   Quality
+	// Quality is the evaluation on each split; Ordinary says where its
+	// ordinary names came from.
+	Quality  []Quality
+	Ordinary string
 }
-
-// Quality is recall and precision on variant names of listed entries and on
-// unrelated names.
-type Quality struct {
-	Variants int // variant queries (typos, transliteration, reordering, dropped words, legal forms)
-	InTop10  int // variant queries whose source entry was among the top 10 (any score)
-	// Queries (variants and unrelated) whose best result scored at or above
-	// the default threshold, and how many of those were the right entry.
-	TopAbove, TopRight int
-	Unrelated          int // unrelated names screened
-	UnrelatedHits      int // of them, with a result at or above the threshold
-	ByKind             map[string][2]int
-}
-
-// Recall is the share of variant queries that found their entry in the top 10.
-func (q Quality) Recall() float64 { return ratio(q.InTop10, q.Variants) }
-
-// Precision is the share of queries answered above the threshold whose best
-// result was right.
-func (q Quality) Precision() float64 { return ratio(q.TopRight, q.TopAbove) }
 
 func ratio(a, b int) float64 {
 	if b == 0 {
@@ -225,7 +209,11 @@ func screenReal(ctx context.Context, dir string, cfg ScreenConfig) (ScreenRun, e
 		items = append(items, res.Items...)
 	}
 	run.Names = countNames(items)
-	qs := newQuerySet(items, cfg)
+	qs, err := newQuerySet(items, cfg, TuneSplit(cfg.Data))
+	if err != nil {
+		return run, err
+	}
+	run.Ordinary = qs.ordinary
 	parsed, items = nil, nil
 	run.HeapBytes = heapNow()
 	cfg.progress("%s: %d entries, %d names imported in %s", run.Dataset, run.Entries, run.Names, run.LoadTime.Round(time.Millisecond))
@@ -277,7 +265,11 @@ func screenSynthetic(ctx context.Context, dir string, cfg ScreenConfig) (ScreenR
 	}
 	run.LoadTime, run.Load, run.Entries = time.Since(t0), "store", len(items)
 	run.Names = countNames(items)
-	qs := newQuerySet(items, cfg)
+	qs, err := newQuerySet(items, cfg, TuneSplit(""))
+	if err != nil {
+		return run, err
+	}
+	run.Ordinary = qs.ordinary
 	items = nil // the heap measured below is the node's
 	cfg.progress("%s: %d records written to the store in %s; starting the node", run.Dataset, run.Entries, run.LoadTime.Round(time.Millisecond))
 	sn, err := startScreenNode(dir)
@@ -291,37 +283,33 @@ func screenSynthetic(ctx context.Context, dir string, cfg ScreenConfig) (ScreenR
 	return measure(ctx, sn, run, qs, cfg)
 }
 
-// querySet is what the load and the quality report screen, and the names
-// each listed entry goes by: derived from the items before the node starts,
-// so that the items need not stay in memory.
+// querySet is what the load and the quality evaluation screen: derived
+// from the items before the node starts, so that the items need not stay in
+// memory.
 type querySet struct {
-	variants  []Variant
-	unrelated []string
-	sameName  map[string]map[string]bool // normalised name → source refs
+	variants  []Variant // the load mix: variants of today's kinds
+	unrelated []string  // and ordinary Western European names
+	evals     []EvalSet
+	ordinary  string // where the ordinary names came from
 }
 
-func newQuerySet(items []importer.Item, cfg ScreenConfig) querySet {
-	qs := querySet{variants: Variants(items, cfg.Variants, 2), unrelated: Unrelated(max(200, cfg.Variants/4), 3), sameName: map[string]map[string]bool{}}
-	want := map[string]bool{}
-	for _, v := range qs.variants {
-		want[screen.Normalize(v.Source)] = true
+func newQuerySet(items []importer.Item, cfg ScreenConfig, tune func(ref string) bool) (querySet, error) {
+	qs := querySet{variants: Variants(items, cfg.Variants, 2), unrelated: Unrelated(max(200, cfg.Variants/4), 3)}
+	ordinary, from, err := LoadOrdinary(cfg.Data)
+	if err != nil {
+		return qs, err
 	}
-	for _, it := range items {
-		for _, n := range names(it.Record) {
-			if k := screen.Normalize(n); want[k] {
-				if qs.sameName[k] == nil {
-					qs.sameName[k] = map[string]bool{}
-				}
-				qs.sameName[k][it.Record.SourceRef] = true
-			}
-		}
-	}
-	return qs
+	qs.ordinary = fmt.Sprintf("%d ordinary names from %s", len(ordinary), from)
+	qs.evals = EvalSplits(items, ordinary, tune, max(1, cfg.PerKind))
+	return qs, nil
 }
 
 // measure runs the load rows and the quality report.
 func measure(ctx context.Context, sn *screenNode, run ScreenRun, qs querySet, cfg ScreenConfig) (ScreenRun, error) {
 	variants, unrelated := qs.variants, qs.unrelated
+	if len(variants) == 0 {
+		return run, fmt.Errorf("%s: no names of two words or more to derive queries from", run.Dataset)
+	}
 	queries := make([]string, 0, len(variants)+len(unrelated))
 	for _, v := range variants {
 		queries = append(queries, v.Query)
@@ -342,63 +330,30 @@ func measure(ctx context.Context, sn *screenNode, run ScreenRun, qs querySet, cf
 		run.Rows = append(run.Rows, row)
 		cfg.progress("%d clients: %.0f screens/s, p50 %.2f ms, p99 %.2f ms", clients, row.PerSecond(), ms(row.P50), ms(row.P99))
 	}
-	q, err := quality(ctx, c, qs)
-	if err != nil {
-		return run, err
+	search := func(ctx context.Context, name string) ([]Hit, error) {
+		resp, err := c.Screen(ctx, &pb.ScreenRequest{Name: name, Threshold: proto.Float64(0), Limit: 10})
+		if err != nil {
+			return nil, err
+		}
+		hits := make([]Hit, len(resp.Results))
+		for i, r := range resp.Results {
+			hits[i] = Hit{Ref: r.GetRecord().GetSourceRef(), Score: r.Score, Explanation: r.GetExplanation().GetSummary()}
+		}
+		return hits, nil
 	}
-	run.Quality = q
+	for _, set := range qs.evals {
+		q, err := Evaluate(ctx, set, search)
+		if err != nil {
+			return run, err
+		}
+		run.Quality = append(run.Quality, q)
+	}
 	return run, nil
 }
 
-// quality screens every variant and unrelated name once. The right entry
-// for a variant is its source, or any entry listed under the same name
-// (lists carry the same party more than once, e.g. OFAC and the UN).
-func quality(ctx context.Context, c pb.ScreeningServiceClient, qs querySet) (Quality, error) {
-	variants, unrelated, sameName := qs.variants, qs.unrelated, qs.sameName
-	q := Quality{Variants: len(variants), Unrelated: len(unrelated), ByKind: map[string][2]int{}}
-	for _, v := range variants {
-		resp, err := c.Screen(ctx, &pb.ScreenRequest{Name: v.Query, Threshold: 0.01, Limit: 10})
-		if err != nil {
-			return q, fmt.Errorf("screen %q: %w", v.Query, err)
-		}
-		right := func(r *pb.ScreenResult) bool {
-			ref := r.GetRecord().GetSourceRef()
-			return ref == v.Ref || sameName[screen.Normalize(v.Source)][ref]
-		}
-		found := false
-		for _, r := range resp.Results {
-			found = found || right(r)
-		}
-		k := q.ByKind[v.Kind]
-		k[1]++
-		if found {
-			q.InTop10++
-			k[0]++
-		}
-		q.ByKind[v.Kind] = k
-		if len(resp.Results) > 0 && resp.Results[0].Score >= screen.DefaultThreshold {
-			q.TopAbove++
-			if right(resp.Results[0]) {
-				q.TopRight++
-			}
-		}
-	}
-	for _, name := range unrelated {
-		resp, err := c.Screen(ctx, &pb.ScreenRequest{Name: name})
-		if err != nil {
-			return q, fmt.Errorf("screen %q: %w", name, err)
-		}
-		if len(resp.Results) > 0 {
-			q.UnrelatedHits++
-			q.TopAbove++
-		}
-	}
-	return q, nil
-}
-
-func names(r *pb.Record) []string {
-	out := []string{r.GetSubject().GetName()}
-	for _, a := range r.GetSubject().GetAliases() {
+func recordNames(it importer.Item) []string {
+	out := []string{it.Record.GetSubject().GetName()}
+	for _, a := range it.Record.GetSubject().GetAliases() {
 		out = append(out, a.Name)
 	}
 	return out
@@ -422,221 +377,36 @@ func WriteScreenTable(w io.Writer, runs []ScreenRun) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataset\tvariants\trecall@10\tunrelated\tunrelated hits\tanswered ≥ 0.8\tprecision\t")
 	for _, r := range runs {
-		q := r.Quality
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%d\t%d\t%d\t%.3f\t\n", r.Dataset, q.Variants, q.Recall(), q.Unrelated, q.UnrelatedHits, q.TopAbove, q.Precision())
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataset\tvariant\tqueries\trecall@10\t")
-	for _, r := range runs {
-		for _, k := range variantKinds {
-			if v, ok := r.Quality.ByKind[k]; ok {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t\n", r.Dataset, k, v[1], ratio(v[0], v[1]))
+		if len(r.Quality) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s: quality (threshold 0, first ten results; %s)\n", r.Dataset, r.Ordinary)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "split\tvariant\tqueries\trecall@10\ttop-1\t")
+		for _, q := range r.Quality {
+			for _, k := range EvalKinds {
+				if v, ok := q.Kinds[k]; ok {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t\n", q.Split, k, v.Queries, v.Recall(), v.Top1Share())
+				}
 			}
 		}
-	}
-	return tw.Flush()
-}
-
-// Variant is a query derived from a listed name.
-type Variant struct {
-	Kind   string // one of variantKinds
-	Query  string
-	Source string // the listed name it came from
-	Ref    string // the source entry's source_ref
-}
-
-var variantKinds = []string{"typo1", "typo2", "reorder", "drop", "cyrillic", "legal-form"}
-
-// Variants derives n variant queries from the primary names of items with
-// at least two identifying words: one and two typos, reordered words, a
-// dropped middle word, Cyrillic transliteration of persons, another legal
-// form for organisations.
-func Variants(items []importer.Item, n int, seed uint64) []Variant {
-	rng := rand.New(rand.NewPCG(seed, 0))
-	var pool []importer.Item
-	for _, it := range items {
-		if len(strings.Fields(screen.Normalize(it.Record.Subject.Name))) >= 2 {
-			pool = append(pool, it)
+		if err := tw.Flush(); err != nil {
+			return err
 		}
-	}
-	if len(pool) == 0 {
-		return nil
-	}
-	var out []Variant
-	for len(out) < n {
-		it := pool[rng.IntN(len(pool))]
-		src := it.Record.Subject.Name
-		words := strings.Fields(screen.Normalize(src))
-		kind := variantKinds[len(out)%len(variantKinds)]
-		var q string
-		switch kind {
-		case "typo1":
-			q = typo(rng, words, 1)
-		case "typo2":
-			q = typo(rng, words, 2)
-		case "reorder":
-			ws := append([]string(nil), words...)
-			for i, j := 0, len(ws)-1; i < j; i, j = i+1, j-1 {
-				ws[i], ws[j] = ws[j], ws[i]
-			}
-			q = strings.Join(ws, " ")
-		case "drop":
-			if len(words) < 3 {
-				continue
-			}
-			i := 1 + rng.IntN(len(words)-2)
-			q = strings.Join(append(append([]string(nil), words[:i]...), words[i+1:]...), " ")
-		case "cyrillic":
-			if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
-				continue
-			}
-			q = toCyrillic(strings.Join(words, " "))
-		case "legal-form":
-			if it.Record.Subject.Schema != pb.Schema_SCHEMA_ORGANIZATION {
-				continue
-			}
-			q = strings.Join(words, " ") + " " + []string{"LLC", "GmbH", "OOO", "S.A.", "Ltd", "JSC"}[rng.IntN(6)]
-		}
-		out = append(out, Variant{Kind: kind, Query: q, Source: src, Ref: it.Record.SourceRef})
-	}
-	return out
-}
-
-// typo applies edits (substitution, deletion, insertion, transposition) to
-// words of four letters or more, at most one per word.
-func typo(rng *rand.Rand, words []string, edits int) string {
-	ws := append([]string(nil), words...)
-	var long []int
-	for i, w := range ws {
-		if len(w) >= 4 {
-			long = append(long, i)
-		}
-	}
-	rng.Shuffle(len(long), func(i, j int) { long[i], long[j] = long[j], long[i] })
-	for e := 0; e < edits; e++ {
-		var i int
-		if e < len(long) {
-			i = long[e]
-		} else if len(long) > 0 {
-			i = long[0] // a second edit in the same word
-		} else {
-			break
-		}
-		w := []byte(ws[i])
-		p := 1 + rng.IntN(len(w)-1) // keep the first letter, as most typos do
-		c := byte('a' + rng.IntN(26))
-		switch rng.IntN(4) {
-		case 0:
-			w[p] = c
-		case 1:
-			w = append(w[:p], w[p+1:]...)
-		case 2:
-			w = append(w[:p], append([]byte{c}, w[p:]...)...)
-		default:
-			if p+1 < len(w) {
-				w[p], w[p+1] = w[p+1], w[p]
-			} else {
-				w[p] = c
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "split\tordinary\tnames\t≥ 0.8\tshare ≥ 0.8\t≥ 0.9\t")
+		for _, q := range r.Quality {
+			for _, k := range OrdinaryKinds {
+				if v, ok := q.Ordinary[k]; ok {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%d\t\n", q.Split, k, v.Names, v.At08, ratio(v.At08, v.Names), v.At09)
+				}
 			}
 		}
-		ws[i] = string(w)
-	}
-	return strings.Join(ws, " ")
-}
-
-var cyrillic = []struct{ lat, cyr string }{
-	{"shch", "щ"}, {"sh", "ш"}, {"ch", "ч"}, {"kh", "х"}, {"zh", "ж"}, {"ts", "ц"}, {"ya", "я"}, {"yu", "ю"}, {"yo", "ё"},
-	{"a", "а"}, {"b", "б"}, {"v", "в"}, {"g", "г"}, {"d", "д"}, {"e", "е"}, {"z", "з"}, {"i", "и"}, {"y", "й"},
-	{"k", "к"}, {"l", "л"}, {"m", "м"}, {"n", "н"}, {"o", "о"}, {"p", "п"}, {"r", "р"}, {"s", "с"}, {"t", "т"},
-	{"u", "у"}, {"f", "ф"}, {"h", "х"}, {"c", "к"}, {"j", "дж"}, {"q", "к"}, {"w", "в"}, {"x", "кс"},
-}
-
-// toCyrillic writes a Latin name in Cyrillic letters, as a Russian
-// document would.
-func toCyrillic(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		matched := false
-		for _, m := range cyrillic {
-			if strings.HasPrefix(s[i:], m.lat) {
-				b.WriteString(m.cyr)
-				i += len(m.lat)
-				matched = true
-				break
-			}
+		if err := tw.Flush(); err != nil {
+			return err
 		}
-		if !matched {
-			b.WriteByte(s[i])
-			i++
-		}
+		fmt.Fprintln(w)
 	}
-	return b.String()
-}
-
-var (
-	commonFirst = strings.Fields(`Emily Oliver Sophie Lukas Hannah Jack Chloe Noah Amelia Leon Laura Thomas Emma Liam Olivia
-		Mia Lucas Ella Felix Grace Henry Isla Oscar Ruby Jonas Clara Elias Lena Paul Julia Max Anna Theo Marie Finn Nora Jan Eva
-		Hugo Alice Louis Camille Mateo Lucia Daniel Sara Martin Ines Pablo Elena David Carla`)
-	commonLast = strings.Fields(`Johnson Schneider Dupont Williams Fischer Martin Brown Weber Bernard Taylor Meyer Dubois Wilson
-		Wagner Moreau Evans Becker Laurent Thompson Hoffmann Simon Walker Schulz Michel Wright Koch Lefebvre Robinson Richter
-		Leroy Wood Klein Roux Hall Wolf Fournier Green Schroeder Girard Clarke Neumann Bonnet Hughes Braun Lambert Edwards
-		Zimmermann Fontaine Jackson Hartmann Rousseau Lewis Lange Vincent Turner Krause Muller Harris Lehmann Blanc`)
-)
-
-// Unrelated returns n names of ordinary Western Europeans, which a
-// sanctions list should not match.
-func Unrelated(n int, seed uint64) []string {
-	rng := rand.New(rand.NewPCG(seed, 0))
-	out := make([]string, n)
-	for i := range out {
-		out[i] = commonFirst[rng.IntN(len(commonFirst))] + " " + commonLast[rng.IntN(len(commonLast))]
-	}
-	return out
-}
-
-var syllables = strings.Fields(`ka ri mo ta ne lu sa vi do re mi ko na be zu fa lo gi ha ru te pa si ya no ma ki bu de
-	ro la tu ze po ni va go su ho me xa qi we jo ba ke ti ra du le sho cha kha zhe ts al am an ar as el em en er es il im in ir is or os un ur`)
-
-// Synthetic returns n synthetic designations: persons (two or three words
-// from a syllable grammar, about 0.8 billion possible names) and
-// organisations (two words and a legal form), with a birth year or a
-// country, so that word frequencies look like a real list's.
-func Synthetic(n int, seed uint64) []importer.Item {
-	rng := rand.New(rand.NewPCG(seed, 0))
-	word := func() string {
-		var b strings.Builder
-		for k := 2 + rng.IntN(2); k > 0; k-- {
-			b.WriteString(syllables[rng.IntN(len(syllables))])
-		}
-		w := b.String()
-		return strings.ToUpper(w[:1]) + w[1:]
-	}
-	forms := []string{"LLC", "Ltd", "GmbH", "Trading", "Group", "S.A.", "JSC", "Holding"}
-	countries := []string{"RU", "IR", "SY", "KP", "CN", "AE", "TR", "VE", "BY", "IQ"}
-	out := make([]importer.Item, n)
-	for i := range out {
-		s := &pb.Subject{Countries: []string{countries[rng.IntN(len(countries))]}}
-		if rng.IntN(4) > 0 {
-			s.Schema = pb.Schema_SCHEMA_PERSON
-			if rng.IntN(2) == 0 {
-				s.Name = word() + " " + word() + " " + word()
-			} else {
-				s.Name = word() + " " + word()
-			}
-			s.BirthDates = []string{fmt.Sprint(1940 + rng.IntN(60))}
-		} else {
-			s.Schema = pb.Schema_SCHEMA_ORGANIZATION
-			s.Name = word() + " " + word() + " " + forms[rng.IntN(len(forms))]
-		}
-		out[i] = importer.Item{Line: i + 1, Record: &pb.Record{Kind: pb.Kind_KIND_DESIGNATION, Subject: s, SourceRef: fmt.Sprintf("synthetic:%d", i),
-			Detail: &pb.Record_Designation{Designation: &pb.Designation{Program: "SYNTHETIC"}}}}
-	}
-	return out
+	return nil
 }

@@ -46,7 +46,10 @@ func BenchmarkScreen(b *testing.B) {
 		}
 		items = append(items, res.Items...)
 	}
-	qs := newQuerySet(items, ScreenConfig{Variants: 1000})
+	qs, err := newQuerySet(items, ScreenConfig{Variants: 1000, PerKind: 1}, TuneSplit(""))
+	if err != nil {
+		b.Fatal(err)
+	}
 	queries := append([]string(nil), qs.unrelated...)
 	for _, v := range qs.variants {
 		queries = append(queries, v.Query)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/watchfed/watchfed/node/screen"
+	"github.com/watchfed/watchfed/node/names"
 )
 
 func TestVariants(t *testing.T) {
@@ -22,7 +22,7 @@ func TestVariants(t *testing.T) {
 		if v.Query == "" || v.Ref == "" {
 			t.Errorf("empty variant %+v", v)
 		}
-		if v.Kind == "reorder" && v.Query == screen.Normalize(v.Source) {
+		if v.Kind == "reorder" && v.Query == names.Normalize(v.Source) {
 			t.Errorf("reorder left %q as it was", v.Source)
 		}
 	}
@@ -47,14 +47,24 @@ func TestScreenBench(t *testing.T) {
 	if len(runs) != 1 || len(runs[0].Rows) != 1 || runs[0].Rows[0].Ops == 0 || runs[0].Entries != 3000 {
 		t.Fatalf("runs: %+v", runs)
 	}
-	if q := runs[0].Quality; q.Recall() < 0.9 || q.Precision() < 0.9 {
-		t.Errorf("recall %.3f, precision %.3f on synthetic variants", q.Recall(), q.Precision())
+	if len(runs[0].Quality) != 2 {
+		t.Fatalf("quality on %d splits, want tuning and held-out", len(runs[0].Quality))
+	}
+	for _, q := range runs[0].Quality {
+		for kind, k := range q.Kinds {
+			if k.Recall() < 0.9 {
+				t.Errorf("%s %s: recall@10 %.3f on synthetic variants", q.Split, kind, k.Recall())
+			}
+		}
+		if o := q.Ordinary["person"]; o == nil || o.Names == 0 {
+			t.Errorf("%s: no ordinary names screened", q.Split)
+		}
 	}
 	var b bytes.Buffer
 	if err := WriteScreenTable(&b, runs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"screens/s", "recall@10", "precision", "3000 synthetic names"} {
+	for _, want := range []string{"screens/s", "recall@10", "top-1", "held-out", "share ≥ 0.8", "3000 synthetic names"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -36,8 +36,9 @@ type ScreenRequest struct {
 	Identifiers []string `protobuf:"bytes,5,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
 	// Screen the list as it stood then (own records; shared entries as held now).
 	AsOf *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
-	// Results from this score on; 0: 0.8.
-	Threshold float64 `protobuf:"fixed64,7,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// Results from this score on (0..1); unset: 0.8. Set to 0, every
+	// candidate is returned, however low it scored.
+	Threshold *float64 `protobuf:"fixed64,7,opt,name=threshold,proto3,oneof" json:"threshold,omitempty"`
 	// At most this many results; 0: 10, at most 100.
 	Limit int32 `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Only records of this kind; unspecified: both.
@@ -121,8 +122,8 @@ func (x *ScreenRequest) GetAsOf() *timestamppb.Timestamp {
 }
 
 func (x *ScreenRequest) GetThreshold() float64 {
-	if x != nil {
-		return x.Threshold
+	if x != nil && x.Threshold != nil {
+		return *x.Threshold
 	}
 	return 0
 }
@@ -605,8 +606,9 @@ type ScreenApplicationRequest struct {
 	// Control-list entry of the item, e.g. 3A001.a.1.
 	ControlListEntry string `protobuf:"bytes,2,opt,name=control_list_entry,json=controlListEntry,proto3" json:"control_list_entry,omitempty"`
 	// ISO 3166-1 alpha-2 destination.
-	Destination string  `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"`
-	Threshold   float64 `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Destination string `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Lowest score of a party match (0..1); unset: 0.8.
+	Threshold *float64 `protobuf:"fixed64,4,opt,name=threshold,proto3,oneof" json:"threshold,omitempty"`
 	// Judge review periods on this date; unset: today.
 	AsOf          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -665,8 +667,8 @@ func (x *ScreenApplicationRequest) GetDestination() string {
 }
 
 func (x *ScreenApplicationRequest) GetThreshold() float64 {
-	if x != nil {
-		return x.Threshold
+	if x != nil && x.Threshold != nil {
+		return *x.Threshold
 	}
 	return 0
 }
@@ -799,7 +801,7 @@ var File_watchfed_v1_screen_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_screen_proto_rawDesc = "" +
 	"\n" +
-	"\x18watchfed/v1/screen.proto\x12\vwatchfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"\xcd\x02\n" +
+	"\x18watchfed/v1/screen.proto\x12\vwatchfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"\xe0\x02\n" +
 	"\rScreenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x06schema\x18\x02 \x01(\x0e2\x13.watchfed.v1.SchemaR\x06schema\x12\x1c\n" +
@@ -807,12 +809,14 @@ const file_watchfed_v1_screen_proto_rawDesc = "" +
 	"\n" +
 	"birth_date\x18\x04 \x01(\tR\tbirthDate\x12 \n" +
 	"\videntifiers\x18\x05 \x03(\tR\videntifiers\x12/\n" +
-	"\x05as_of\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1c\n" +
-	"\tthreshold\x18\a \x01(\x01R\tthreshold\x12\x14\n" +
+	"\x05as_of\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12!\n" +
+	"\tthreshold\x18\a \x01(\x01H\x00R\tthreshold\x88\x01\x01\x12\x14\n" +
 	"\x05limit\x18\b \x01(\x05R\x05limit\x12%\n" +
 	"\x04kind\x18\t \x01(\x0e2\x11.watchfed.v1.KindR\x04kind\x12\x10\n" +
 	"\x03ref\x18\n" +
-	" \x01(\tR\x03ref\"W\n" +
+	" \x01(\tR\x03refB\f\n" +
+	"\n" +
+	"_threshold\"W\n" +
 	"\x0eScreenResponse\x123\n" +
 	"\aresults\x18\x01 \x03(\v2\x19.watchfed.v1.ScreenResultR\aresults\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\"F\n" +
@@ -845,13 +849,15 @@ const file_watchfed_v1_screen_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06agrees\x18\x02 \x01(\bR\x06agrees\x12\x16\n" +
 	"\x06effect\x18\x03 \x01(\x01R\x06effect\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xd3\x01\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xe6\x01\n" +
 	"\x18ScreenApplicationRequest\x12\x18\n" +
 	"\aparties\x18\x01 \x03(\tR\aparties\x12,\n" +
 	"\x12control_list_entry\x18\x02 \x01(\tR\x10controlListEntry\x12 \n" +
-	"\vdestination\x18\x03 \x01(\tR\vdestination\x12\x1c\n" +
-	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12/\n" +
-	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\x8e\x01\n" +
+	"\vdestination\x18\x03 \x01(\tR\vdestination\x12!\n" +
+	"\tthreshold\x18\x04 \x01(\x01H\x00R\tthreshold\x88\x01\x01\x12/\n" +
+	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOfB\f\n" +
+	"\n" +
+	"_threshold\"\x8e\x01\n" +
 	"\x19ScreenApplicationResponse\x122\n" +
 	"\adenials\x18\x01 \x03(\v2\x18.watchfed.v1.DenialMatchR\adenials\x12=\n" +
 	"\fdesignations\x18\x02 \x03(\v2\x19.watchfed.v1.ScreenResultR\fdesignations\"n\n" +
@@ -928,6 +934,8 @@ func file_watchfed_v1_screen_proto_init() {
 		return
 	}
 	file_watchfed_v1_record_proto_init()
+	file_watchfed_v1_screen_proto_msgTypes[0].OneofWrappers = []any{}
+	file_watchfed_v1_screen_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,8 +1,9 @@
-// Package screen matches names and identifiers against the records an agency
-// holds: its own and those partners shared with it. Names are normalised to
-// Latin tokens, indexed by token, character trigram and phonetic key, and
-// candidates from the index are scored with an explanation.
-package screen
+// Package names holds what the node knows about how names and identifiers
+// are written: Unicode folding, transliteration of other scripts to Latin,
+// the words that say what kind of party a name is (honorifics, legal forms),
+// phonetic keys, and identifier normalisation. Matching (node/screen) and the
+// list importers (node/importer) both build on it.
+package names
 
 import (
 	"strings"
@@ -12,12 +13,12 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// token is one normalised word of a name. abjad marks a word transliterated
+// Word is one normalised word of a name. Abjad marks a word transliterated
 // from a script that does not write short vowels (Arabic, Hebrew): it is
 // compared by consonant skeleton too.
-type token struct {
-	text  string
-	abjad bool
+type Word struct {
+	Text  string
+	Abjad bool
 }
 
 // translit maps letters of non-Latin scripts to Latin, after the usual
@@ -82,18 +83,18 @@ func joiner(r rune) bool {
 	return false
 }
 
-// fold returns the words of s in normal form: NFKC, lower case, diacritics
+// Fold returns the words of s in normal form: NFKC, lower case, diacritics
 // removed, other scripts transliterated to Latin.
-func fold(s string) []token {
+func Fold(s string) []Word {
 	s = norm.NFKC.String(s)
 	var (
-		out   []token
+		out   []Word
 		b     strings.Builder
 		abjad bool
 	)
 	flush := func() {
 		if b.Len() > 0 {
-			out = append(out, token{text: b.String(), abjad: abjad})
+			out = append(out, Word{Text: b.String(), Abjad: abjad})
 		}
 		b.Reset()
 		abjad = false
@@ -169,13 +170,13 @@ var noise = func() map[string]bool {
 	return m
 }()
 
-// tokens returns the words of a name that identify it: folded, without
+// Words returns the words of a name that identify it: folded, without
 // noise words (unless nothing else is left).
-func tokens(name string) []token {
-	all := fold(name)
+func Words(name string) []Word {
+	all := Fold(name)
 	out := all[:0:0]
 	for _, t := range all {
-		if !noise[t.text] {
+		if !noise[t.Text] {
 			out = append(out, t)
 		}
 	}
@@ -188,19 +189,19 @@ func tokens(name string) []token {
 // Normalize returns a name as the matcher sees it: its identifying words,
 // space-separated.
 func Normalize(name string) string {
-	ts := tokens(name)
+	ts := Words(name)
 	ws := make([]string, len(ts))
 	for i, t := range ts {
-		ws[i] = t.text
+		ws[i] = t.Text
 	}
 	return strings.Join(ws, " ")
 }
 
-// skeleton is a coarse phonetic key: the consonants of a word with similar
+// Skeleton is a coarse phonetic key: the consonants of a word with similar
 // sounds merged and repeats collapsed, so "Muhammad", "Mohammed" and the
 // transliterated Arabic "mhmd" share the key "mhmt". It serves both for
 // candidate lookup and to compare vowel-less transliterations.
-func skeleton(w string) string {
+func Skeleton(w string) string {
 	var b []byte
 	var last byte
 	for i := 0; i < len(w); i++ {
@@ -231,15 +232,34 @@ func skeleton(w string) string {
 	return string(b)
 }
 
-// NormalizeID returns an identifier in the form used for exact matching:
-// upper case letters and digits only, with a leading "IMO" dropped so that
-// "IMO 9123456" and "9123456" are the same.
-func NormalizeID(v string) string {
+// idWords are the words lists and analysts write before an identifier to
+// say what it is ("Passport 515731854", "National ID No. 1234", "IMO
+// 9187629", "SWIFT/BIC BKCHCNBJ"): they are not part of the number.
+var idWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`passport passeport pasaporte no nr num number numero n id ids identification identity
+		national card cedula dni nie nif cpf curp rfc ruc nit ssn tin ein vat inn ogrn ogrnip kpp okpo edrpou
+		tax taxpayer registration register reg regn company business commercial legal entity lei
+		imo mmsi vessel ship call sign callsign swift bic code`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// ID returns an identifier in the form used for exact matching: upper case
+// letters and digits only, without the type words written before it, so
+// that "IMO 9187629", "Passport 9187629" and "9187629" are the same.
+func ID(v string) string {
+	ws := Fold(v)
+	for len(ws) > 1 && idWords[ws[0].Text] {
+		ws = ws[1:]
+	}
 	var b strings.Builder
-	for _, t := range fold(v) {
-		b.WriteString(strings.ToUpper(t.text))
+	for _, t := range ws {
+		b.WriteString(strings.ToUpper(t.Text))
 	}
 	s := b.String()
+	// "IMO9187629" written as one word.
 	if len(s) > 3 && strings.HasPrefix(s, "IMO") && s[3] >= '0' && s[3] <= '9' {
 		s = s[3:]
 	}
@@ -262,8 +282,8 @@ var legalForms = func() map[string]bool {
 // word only organisations have, for lists that do not say (the BIS Denied
 // Persons List).
 func LooksLikeOrganization(name string) bool {
-	for _, t := range fold(name) {
-		if legalForms[t.text] {
+	for _, t := range Fold(name) {
+		if legalForms[t.Text] {
 			return true
 		}
 	}

@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/names"
+)
+
+// ordinaryFixture is an excerpt of the ordinary-names file (every
+// twelfth row), for runs without the shared data.
+//
+//go:embed testdata/ordinary-names.tsv
+var ordinaryFixture []byte
+
+// EvalSet is one split of the quality evaluation: variant queries of listed
+// entries and ordinary names on no list.
+type EvalSet struct {
+	Split    string // "tuning" or "held-out"
+	Variants []Variant
+	Ordinary []Ordinary
+	// sameName: normalised name → source refs of the entries listed under
+	// it. The right answer for a variant is its source entry or any entry
+	// listed under the same name (lists carry a party more than once).
+	sameName map[string]map[string]bool
+}
+
+// EvalSplits makes the two splits of the evaluation over the items of an
+// index. The tuning split draws its variants from the entries tune accepts
+// and takes the even rows of the ordinary names; the held-out split, with
+// other seeds, the other entries and the odd rows. Figures on the held-out
+// split are the honest ones: the matcher was tuned without looking at it.
+func EvalSplits(items []importer.Item, ordinary []Ordinary, tune func(ref string) bool, perKind int) []EvalSet {
+	sets := []EvalSet{
+		{Split: "tuning", Variants: EvalVariants(items, tune, perKind, 2)},
+		{Split: "held-out", Variants: EvalVariants(items, func(ref string) bool { return !tune(ref) }, perKind, 5)},
+	}
+	for i, o := range ordinary {
+		sets[i%2].Ordinary = append(sets[i%2].Ordinary, o)
+	}
+	for i := range sets {
+		var pool []importer.Item
+		for _, it := range items {
+			if tune(it.Record.SourceRef) == (i == 0) {
+				pool = append(pool, it)
+			}
+		}
+		sets[i].Ordinary = append(sets[i].Ordinary, NearNames(pool, sets[i].Ordinary, perKind, uint64(3+3*i))...)
+		sets[i].sameName = sameNames(items, sets[i].Variants)
+	}
+	return sets
+}
+
+func sameNames(items []importer.Item, vs []Variant) map[string]map[string]bool {
+	want := map[string]bool{}
+	for _, v := range vs {
+		want[names.Normalize(v.Source)] = true
+	}
+	out := map[string]map[string]bool{}
+	for _, it := range items {
+		for _, n := range recordNames(it) {
+			if k := names.Normalize(n); want[k] {
+				if out[k] == nil {
+					out[k] = map[string]bool{}
+				}
+				out[k][it.Record.SourceRef] = true
+			}
+		}
+	}
+	return out
+}
+
+// TuneSplit says which entries the tuning split draws from: those already
+// on the OFAC SDN list of 2021 (by entry number) when that file is in data,
+// else every other entry by a hash of its reference.
+func TuneSplit(data string) func(ref string) bool {
+	if fh, err := os.Open(filepath.Join(data, "ofac-sdn-2021", "sdn.csv")); err == nil {
+		defer fh.Close()
+		if res, err := importer.Parse("ofac-sdn", "", importer.Files{Main: fh}); err == nil {
+			old := map[string]bool{}
+			for _, it := range res.Items {
+				old[it.Record.SourceRef] = true
+			}
+			return func(ref string) bool { return old[ref] }
+		}
+	}
+	return func(ref string) bool {
+		h := fnv.New32a()
+		h.Write([]byte(ref))
+		return h.Sum32()%2 == 0
+	}
+}
+
+// LoadOrdinary reads data/ordinary-names/names.tsv, or the committed
+// excerpt when data lacks it.
+func LoadOrdinary(data string) ([]Ordinary, string, error) {
+	path := filepath.Join(data, "ordinary-names", "names.tsv")
+	if b, err := os.ReadFile(path); err == nil && data != "" {
+		out, err := ReadOrdinary(bytes.NewReader(b))
+		return out, path, err
+	}
+	out, err := ReadOrdinary(bytes.NewReader(ordinaryFixture))
+	return out, "committed excerpt", err
+}
+
+// Hit is one result of a screen, as the evaluation sees it.
+type Hit struct {
+	Ref         string // the entry's source reference
+	Score       float64
+	Explanation string
+}
+
+// Searcher screens one name with threshold 0 and returns up to ten hits,
+// best first.
+type Searcher func(ctx context.Context, name string) ([]Hit, error)
+
+// Quality is the evaluation's result on one split.
+type Quality struct {
+	Split    string
+	Kinds    map[string]*KindQuality
+	Ordinary map[string]*OrdinaryQuality
+	// Misses are examples of failures (a variant not first, an ordinary
+	// name at 0.8 or more), for tuning.
+	Misses []string
+}
+
+// KindQuality counts one kind of variant.
+type KindQuality struct{ Queries, InTop10, Top1 int }
+
+// OrdinaryQuality counts one kind of ordinary name: how many screened,
+// how many had a result at 0.8 or more and at 0.9 or more.
+type OrdinaryQuality struct{ Names, At08, At09 int }
+
+// Recall is the share of variants whose entry was among the first ten.
+func (k KindQuality) Recall() float64 { return ratio(k.InTop10, k.Queries) }
+
+// Top1Share is the share of variants whose entry came first.
+func (k KindQuality) Top1Share() float64 { return ratio(k.Top1, k.Queries) }
+
+// Evaluate screens every query of a split once.
+func Evaluate(ctx context.Context, set EvalSet, search Searcher) (Quality, error) {
+	q := Quality{Split: set.Split, Kinds: map[string]*KindQuality{}, Ordinary: map[string]*OrdinaryQuality{}}
+	for _, v := range set.Variants {
+		hits, err := search(ctx, v.Query)
+		if err != nil {
+			return q, fmt.Errorf("screen %q: %w", v.Query, err)
+		}
+		right := func(h Hit) bool { return h.Ref == v.Ref || set.sameName[names.Normalize(v.Source)][h.Ref] }
+		k := q.Kinds[v.Kind]
+		if k == nil {
+			k = &KindQuality{}
+			q.Kinds[v.Kind] = k
+		}
+		k.Queries++
+		if slices.ContainsFunc(hits, right) {
+			k.InTop10++
+		}
+		if len(hits) > 0 && right(hits[0]) {
+			k.Top1++
+		} else {
+			miss := fmt.Sprintf("%s: %q (listed %q, %s): ", v.Kind, v.Query, v.Source, v.Ref)
+			if i := slices.IndexFunc(hits, right); i >= 0 {
+				miss += fmt.Sprintf("rank %d at %.3f [%s]; ", i+1, hits[i].Score, hits[i].Explanation)
+			}
+			if len(hits) > 0 {
+				miss += fmt.Sprintf("first %s %.3f [%s]", hits[0].Ref, hits[0].Score, hits[0].Explanation)
+			}
+			q.Misses = append(q.Misses, miss)
+		}
+	}
+	for _, o := range set.Ordinary {
+		hits, err := search(ctx, o.Name)
+		if err != nil {
+			return q, fmt.Errorf("screen %q: %w", o.Name, err)
+		}
+		k := q.Ordinary[o.Kind]
+		if k == nil {
+			k = &OrdinaryQuality{}
+			q.Ordinary[o.Kind] = k
+		}
+		k.Names++
+		if len(hits) > 0 && hits[0].Score >= 0.8 {
+			k.At08++
+			if hits[0].Score >= 0.9 {
+				k.At09++
+			}
+			q.Misses = append(q.Misses, fmt.Sprintf("ordinary %s %s: %q: %s %.3f [%s]", o.Kind, o.Locale, o.Name, hits[0].Ref, hits[0].Score, hits[0].Explanation))
+		}
+	}
+	sort.Strings(q.Misses)
+	return q, nil
+}

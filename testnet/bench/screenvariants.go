@@ -1,0 +1,422 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/names"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// EvalKinds are the kinds of variant the quality evaluation draws, each
+// from the listed names it applies to: today's (typos, reordering, a dropped
+// middle word, Cyrillic script, another legal form) and those issue 18 found
+// missed (particles joined or split, repeated words, initials).
+var EvalKinds = []string{"exact", "typo1", "typo2", "reorder", "drop", "cyrillic", "legal-form",
+	"joined", "split", "repeated", "initials", "initial-surname"}
+
+// particles are the words that lists write joined to the next word or apart
+// ("AL-HAQ", "ALHAQ", "AL HAQ"); the evaluation joins and splits them.
+var particles = map[string]bool{"al": true, "el": true, "abu": true, "abd": true, "bin": true, "bint": true, "ibn": true,
+	"ul": true, "van": true, "der": true, "de": true, "la": true, "del": true, "mac": true}
+
+// splitPrefixes are the particles a joined word is split after, when what
+// follows is a word of the list ("ALSAYED" → "AL SAYED", "MACDONALD" → "MAC DONALD").
+var splitPrefixes = []string{"abdul", "abdel", "abu", "abd", "bint", "bin", "ibn", "al", "el", "vander", "van", "dela", "del", "mac"}
+
+// EvalVariants draws, with its own random source, perKind variant queries of
+// each kind from the primary names (and strong aliases, for the exact kind)
+// of the items that pass keep: the entries of one split.
+func EvalVariants(items []importer.Item, keep func(ref string) bool, perKind int, seed uint64) []Variant {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	dict := map[string]bool{}
+	var pool []importer.Item
+	for _, it := range items {
+		for _, w := range strings.Fields(names.Normalize(it.Record.Subject.Name)) {
+			dict[w] = true
+		}
+		if keep(it.Record.SourceRef) {
+			pool = append(pool, it)
+		}
+	}
+	var out []Variant
+	for _, kind := range EvalKinds {
+		var cands []Variant
+		for _, it := range pool {
+			for _, q := range variantsOf(kind, it.Record, dict, rng) {
+				cands = append(cands, Variant{Kind: kind, Query: q, Source: it.Record.Subject.Name, Ref: it.Record.SourceRef})
+			}
+		}
+		rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+		out = append(out, cands[:min(perKind, len(cands))]...)
+	}
+	return out
+}
+
+// variantsOf returns the queries of one kind that a record's primary name
+// gives (none when the kind does not apply to it).
+func variantsOf(kind string, r *pb.Record, dict map[string]bool, rng *rand.Rand) []string {
+	src := r.Subject.Name
+	words := strings.Fields(names.Normalize(src))
+	person := r.Subject.Schema == pb.Schema_SCHEMA_PERSON
+	org := r.Subject.Schema == pb.Schema_SCHEMA_ORGANIZATION
+	switch kind {
+	case "exact":
+		return []string{src}
+	case "typo1", "typo2", "reorder":
+		if len(words) < 2 {
+			return nil
+		}
+		switch kind {
+		case "typo1":
+			return []string{typo(rng, words, 1)}
+		case "typo2":
+			return []string{typo(rng, words, 2)}
+		}
+		ws := slices.Clone(words)
+		slices.Reverse(ws)
+		return []string{strings.Join(ws, " ")}
+	case "drop":
+		if len(words) < 3 {
+			return nil
+		}
+		i := 1 + rng.IntN(len(words)-2)
+		return []string{strings.Join(slices.Delete(slices.Clone(words), i, i+1), " ")}
+	case "cyrillic":
+		if !person || len(words) < 2 {
+			return nil
+		}
+		return []string{toCyrillic(strings.Join(words, " "))}
+	case "legal-form":
+		if !org || len(words) < 2 {
+			return nil
+		}
+		return []string{strings.Join(words, " ") + " " + []string{"LLC", "GmbH", "OOO", "S.A.", "Ltd", "JSC"}[rng.IntN(6)]}
+	case "joined":
+		// Join a run of particles to the word after it: "ABU AL KHAYR" → "ABUALKHAYR".
+		for i := 0; i+1 < len(words); i++ {
+			if !particles[words[i]] {
+				continue
+			}
+			j := i
+			for j+1 < len(words) && particles[words[j]] {
+				j++
+			}
+			if particles[words[j]] {
+				return nil
+			}
+			ws := append(slices.Clone(words[:i]), strings.Join(words[i:j+1], ""))
+			return []string{strings.ToUpper(strings.Join(append(ws, words[j+1:]...), " "))}
+		}
+	case "split":
+		for i, w := range words {
+			for _, p := range splitPrefixes {
+				if rest, ok := strings.CutPrefix(w, p); ok && len(rest) >= 4 && dict[rest] {
+					ws := slices.Clone(words)
+					ws[i] = p + " " + rest
+					return []string{strings.ToUpper(strings.Join(ws, " "))}
+				}
+			}
+		}
+	case "repeated":
+		for i, w := range words {
+			if slices.Contains(words[i+1:], w) {
+				return []string{src}
+			}
+		}
+	case "initials", "initial-surname":
+		surname, given, ok := strings.Cut(src, ",")
+		gs := strings.Fields(names.Normalize(given))
+		if !person || !ok || len(gs) < 2 || len(strings.Fields(names.Normalize(surname))) == 0 {
+			return nil
+		}
+		if kind == "initial-surname" {
+			return []string{strings.TrimSpace(given) + " " + strings.ToUpper(names.Normalize(surname)[:1]) + "."}
+		}
+		var b strings.Builder
+		for i, g := range gs {
+			b.WriteString(strings.ToUpper(g[:1]) + ".")
+			if i%2 == 0 || rng.IntN(2) == 0 {
+				b.WriteByte(' ')
+			}
+		}
+		return []string{strings.TrimSpace(b.String()) + " " + strings.TrimSpace(surname)}
+	}
+	return nil
+}
+
+// Ordinary is a name on no list: an ordinary person or company, or a common
+// first name with a surname one letter off a listed one ("near").
+type Ordinary struct {
+	Kind   string // person, company, near
+	Locale string
+	Name   string
+}
+
+// OrdinaryKinds are the kinds of ordinary names, in table order.
+var OrdinaryKinds = []string{"person", "company", "near"}
+
+// ReadOrdinary reads the ordinary-names file (tab-separated: schema, locale,
+// name, with a header row).
+func ReadOrdinary(r io.Reader) ([]Ordinary, error) {
+	var out []Ordinary
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		f := strings.Split(sc.Text(), "\t")
+		if line == 1 && len(f) > 0 && f[0] == "schema" {
+			continue
+		}
+		if len(f) != 3 || (f[0] != "person" && f[0] != "company") || strings.TrimSpace(f[2]) == "" {
+			return nil, fmt.Errorf("ordinary names line %d: want schema (person or company), locale, name", line)
+		}
+		out = append(out, Ordinary{Kind: f[0], Locale: f[1], Name: f[2]})
+	}
+	return out, sc.Err()
+}
+
+// NearNames makes n names that put a common first name (from the ordinary
+// persons written in Latin letters) before a listed person's surname with
+// one letter changed into a word no listed name has: someone else, whom a
+// matcher too fond of typos would flag.
+func NearNames(items []importer.Item, ordinary []Ordinary, n int, seed uint64) []Ordinary {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	dict := map[string]bool{}
+	var surnames []string
+	for _, it := range items {
+		for _, w := range strings.Fields(names.Normalize(it.Record.Subject.Name)) {
+			dict[w] = true
+		}
+		if sur, _, ok := strings.Cut(it.Record.Subject.Name, ","); ok && it.Record.Subject.Schema == pb.Schema_SCHEMA_PERSON {
+			if ws := strings.Fields(names.Normalize(sur)); len(ws) == 1 && len(ws[0]) >= 5 {
+				surnames = append(surnames, ws[0])
+			}
+		}
+	}
+	var firsts []string
+	for _, o := range ordinary {
+		if f := strings.Fields(o.Name); o.Kind == "person" && len(f) >= 2 && latin(f[0]) && len(f[0]) >= 3 {
+			firsts = append(firsts, f[0])
+		}
+	}
+	var out []Ordinary
+	for tries := 0; len(out) < n && len(surnames) > 0 && len(firsts) > 0 && tries < 100*n; tries++ {
+		s := typo(rng, []string{surnames[rng.IntN(len(surnames))]}, 1)
+		if dict[s] {
+			continue
+		}
+		out = append(out, Ordinary{Kind: "near", Name: firsts[rng.IntN(len(firsts))] + " " + strings.ToUpper(s[:1]) + s[1:]})
+	}
+	return out
+}
+
+func latin(w string) bool {
+	for _, r := range w {
+		if unicode.IsLetter(r) && !unicode.Is(unicode.Latin, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Variant is a query derived from a listed name.
+type Variant struct {
+	Kind   string // one of variantKinds
+	Query  string
+	Source string // the listed name it came from
+	Ref    string // the source entry's source_ref
+}
+
+var variantKinds = []string{"typo1", "typo2", "reorder", "drop", "cyrillic", "legal-form"}
+
+// Variants derives n variant queries from the primary names of items with
+// at least two identifying words: one and two typos, reordered words, a
+// dropped middle word, Cyrillic transliteration of persons, another legal
+// form for organisations.
+func Variants(items []importer.Item, n int, seed uint64) []Variant {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	var pool []importer.Item
+	for _, it := range items {
+		if len(strings.Fields(names.Normalize(it.Record.Subject.Name))) >= 2 {
+			pool = append(pool, it)
+		}
+	}
+	if len(pool) == 0 {
+		return nil
+	}
+	var out []Variant
+	for len(out) < n {
+		it := pool[rng.IntN(len(pool))]
+		src := it.Record.Subject.Name
+		words := strings.Fields(names.Normalize(src))
+		kind := variantKinds[len(out)%len(variantKinds)]
+		var q string
+		switch kind {
+		case "typo1":
+			q = typo(rng, words, 1)
+		case "typo2":
+			q = typo(rng, words, 2)
+		case "reorder":
+			ws := append([]string(nil), words...)
+			for i, j := 0, len(ws)-1; i < j; i, j = i+1, j-1 {
+				ws[i], ws[j] = ws[j], ws[i]
+			}
+			q = strings.Join(ws, " ")
+		case "drop":
+			if len(words) < 3 {
+				continue
+			}
+			i := 1 + rng.IntN(len(words)-2)
+			q = strings.Join(append(append([]string(nil), words[:i]...), words[i+1:]...), " ")
+		case "cyrillic":
+			if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
+				continue
+			}
+			q = toCyrillic(strings.Join(words, " "))
+		case "legal-form":
+			if it.Record.Subject.Schema != pb.Schema_SCHEMA_ORGANIZATION {
+				continue
+			}
+			q = strings.Join(words, " ") + " " + []string{"LLC", "GmbH", "OOO", "S.A.", "Ltd", "JSC"}[rng.IntN(6)]
+		}
+		out = append(out, Variant{Kind: kind, Query: q, Source: src, Ref: it.Record.SourceRef})
+	}
+	return out
+}
+
+// typo applies edits (substitution, deletion, insertion, transposition) to
+// words of four letters or more, at most one per word.
+func typo(rng *rand.Rand, words []string, edits int) string {
+	ws := append([]string(nil), words...)
+	var long []int
+	for i, w := range ws {
+		if len(w) >= 4 {
+			long = append(long, i)
+		}
+	}
+	rng.Shuffle(len(long), func(i, j int) { long[i], long[j] = long[j], long[i] })
+	for e := 0; e < edits; e++ {
+		var i int
+		if e < len(long) {
+			i = long[e]
+		} else if len(long) > 0 {
+			i = long[0] // a second edit in the same word
+		} else {
+			break
+		}
+		w := []byte(ws[i])
+		p := 1 + rng.IntN(len(w)-1) // keep the first letter, as most typos do
+		c := byte('a' + rng.IntN(26))
+		switch rng.IntN(4) {
+		case 0:
+			w[p] = c
+		case 1:
+			w = append(w[:p], w[p+1:]...)
+		case 2:
+			w = append(w[:p], append([]byte{c}, w[p:]...)...)
+		default:
+			if p+1 < len(w) {
+				w[p], w[p+1] = w[p+1], w[p]
+			} else {
+				w[p] = c
+			}
+		}
+		ws[i] = string(w)
+	}
+	return strings.Join(ws, " ")
+}
+
+var cyrillic = []struct{ lat, cyr string }{
+	{"shch", "щ"}, {"sh", "ш"}, {"ch", "ч"}, {"kh", "х"}, {"zh", "ж"}, {"ts", "ц"}, {"ya", "я"}, {"yu", "ю"}, {"yo", "ё"},
+	{"a", "а"}, {"b", "б"}, {"v", "в"}, {"g", "г"}, {"d", "д"}, {"e", "е"}, {"z", "з"}, {"i", "и"}, {"y", "й"},
+	{"k", "к"}, {"l", "л"}, {"m", "м"}, {"n", "н"}, {"o", "о"}, {"p", "п"}, {"r", "р"}, {"s", "с"}, {"t", "т"},
+	{"u", "у"}, {"f", "ф"}, {"h", "х"}, {"c", "к"}, {"j", "дж"}, {"q", "к"}, {"w", "в"}, {"x", "кс"},
+}
+
+// toCyrillic writes a Latin name in Cyrillic letters, as a Russian
+// document would.
+func toCyrillic(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		matched := false
+		for _, m := range cyrillic {
+			if strings.HasPrefix(s[i:], m.lat) {
+				b.WriteString(m.cyr)
+				i += len(m.lat)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+var (
+	commonFirst = strings.Fields(`Emily Oliver Sophie Lukas Hannah Jack Chloe Noah Amelia Leon Laura Thomas Emma Liam Olivia
+		Mia Lucas Ella Felix Grace Henry Isla Oscar Ruby Jonas Clara Elias Lena Paul Julia Max Anna Theo Marie Finn Nora Jan Eva
+		Hugo Alice Louis Camille Mateo Lucia Daniel Sara Martin Ines Pablo Elena David Carla`)
+	commonLast = strings.Fields(`Johnson Schneider Dupont Williams Fischer Martin Brown Weber Bernard Taylor Meyer Dubois Wilson
+		Wagner Moreau Evans Becker Laurent Thompson Hoffmann Simon Walker Schulz Michel Wright Koch Lefebvre Robinson Richter
+		Leroy Wood Klein Roux Hall Wolf Fournier Green Schroeder Girard Clarke Neumann Bonnet Hughes Braun Lambert Edwards
+		Zimmermann Fontaine Jackson Hartmann Rousseau Lewis Lange Vincent Turner Krause Muller Harris Lehmann Blanc`)
+)
+
+// Unrelated returns n names of ordinary Western Europeans, which a
+// sanctions list should not match.
+func Unrelated(n int, seed uint64) []string {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	out := make([]string, n)
+	for i := range out {
+		out[i] = commonFirst[rng.IntN(len(commonFirst))] + " " + commonLast[rng.IntN(len(commonLast))]
+	}
+	return out
+}
+
+var syllables = strings.Fields(`ka ri mo ta ne lu sa vi do re mi ko na be zu fa lo gi ha ru te pa si ya no ma ki bu de
+	ro la tu ze po ni va go su ho me xa qi we jo ba ke ti ra du le sho cha kha zhe ts al am an ar as el em en er es il im in ir is or os un ur`)
+
+// Synthetic returns n synthetic designations: persons (two or three words
+// from a syllable grammar, about 0.8 billion possible names) and
+// organisations (two words and a legal form), with a birth year or a
+// country, so that word frequencies look like a real list's.
+func Synthetic(n int, seed uint64) []importer.Item {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	word := func() string {
+		var b strings.Builder
+		for k := 2 + rng.IntN(2); k > 0; k-- {
+			b.WriteString(syllables[rng.IntN(len(syllables))])
+		}
+		w := b.String()
+		return strings.ToUpper(w[:1]) + w[1:]
+	}
+	forms := []string{"LLC", "Ltd", "GmbH", "Trading", "Group", "S.A.", "JSC", "Holding"}
+	countries := []string{"RU", "IR", "SY", "KP", "CN", "AE", "TR", "VE", "BY", "IQ"}
+	out := make([]importer.Item, n)
+	for i := range out {
+		s := &pb.Subject{Countries: []string{countries[rng.IntN(len(countries))]}}
+		if rng.IntN(4) > 0 {
+			s.Schema = pb.Schema_SCHEMA_PERSON
+			if rng.IntN(2) == 0 {
+				s.Name = word() + " " + word() + " " + word()
+			} else {
+				s.Name = word() + " " + word()
+			}
+			s.BirthDates = []string{fmt.Sprint(1940 + rng.IntN(60))}
+		} else {
+			s.Schema = pb.Schema_SCHEMA_ORGANIZATION
+			s.Name = word() + " " + word() + " " + forms[rng.IntN(len(forms))]
+		}
+		out[i] = importer.Item{Line: i + 1, Record: &pb.Record{Kind: pb.Kind_KIND_DESIGNATION, Subject: s, SourceRef: fmt.Sprintf("synthetic:%d", i),
+			Detail: &pb.Record_Designation{Designation: &pb.Designation{Program: "SYNTHETIC"}}}}
+	}
+	return out
+}
