@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/names"
+	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
