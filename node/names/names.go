@@ -175,8 +175,10 @@ var noise = func() map[string]bool {
 func Words(name string) []Word {
 	all := Fold(name)
 	out := all[:0:0]
-	for _, t := range all {
-		if !noise[t.Text] {
+	for i, t := range all {
+		// The "s" of "obshchestvo s ogranichennoy ..." (a company with
+		// limited liability) is a preposition, not an initial.
+		if !noise[t.Text] && (t.Text != "s" || i == 0 || all[i-1].Text != "obshchestvo") {
 			out = append(out, t)
 		}
 	}
@@ -288,4 +290,116 @@ func LooksLikeOrganization(name string) bool {
 		}
 	}
 	return false
+}
+
+// particles are the short words of Arabic, Dutch, French, Spanish, Gaelic
+// and other names that lists write apart, hyphenated or joined to the next
+// (or, for "ul", "ud", "ur", the previous) word: "AL-HAQ", "ALHAQ",
+// "ABU AL-KHAYR", "ABUALKHAYR", "VAN DER BERG", "MACDONALD", "ZIA UL HAQ".
+var particles = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`al el ul ud ur ad ar as ash at az abu abd abdul abdel bin bint ibn ben bou
+		van vander der den von de la del della da di du dos das le mac mc`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// Particle reports a word that can be written joined to its neighbour.
+func Particle(w string) bool { return particles[w] }
+
+// joinedPrefixes are the particles looked for at the start of a joined
+// word, longest first; connectives are those found inside one ("ziaulhaq").
+var (
+	joinedPrefixes = []string{"abdul", "abdel", "vander", "bint", "abu", "abd", "bin", "ibn", "van", "der", "mac", "al", "el", "mc"}
+	connectives    = []string{"ul", "ud", "ur"}
+)
+
+// SplitJoined returns the words a joined word may have been written as,
+// without its particles ("abualkhayr" → "khayr", "ziaulhaq" → "zia", "haq"),
+// or nil. It serves candidate lookup only: it may split a word that has no
+// particle ("alexander" → "exander"), which then finds nothing.
+func SplitJoined(w string) []string {
+	rest := w
+	for again := true; again; {
+		again = false
+		for _, p := range joinedPrefixes {
+			if r, ok := strings.CutPrefix(rest, p); ok && len(r) >= 3 {
+				rest, again = r, true
+				break
+			}
+		}
+	}
+	var out []string
+	if rest != w {
+		out = append(out, rest)
+	}
+	for _, c := range connectives {
+		if i := strings.Index(rest[min(3, len(rest)):], c); i >= 0 {
+			i += 3
+			if len(rest)-i-len(c) >= 3 {
+				return append(out[:0], rest[:i], rest[i+len(c):])
+			}
+		}
+	}
+	return out
+}
+
+// AbjadKey is the consonant key under which a word transliterated from
+// Arabic or Hebrew script (which write no short vowels) and its Latin
+// spellings meet: vowels and the semi-vowels w and y dropped, the usual
+// digraphs kept as one sound, q written k, doubled letters once ("hussein"
+// and "hsyn" → "hsn"). Finer than Skeleton, which merges more sounds for
+// Latin spellings and would make "zayd" and "saud" one name.
+func AbjadKey(w string) string {
+	var b []byte
+	var last byte
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if i+1 < len(w) && w[i+1] == 'h' {
+			switch c {
+			case 'k', 's', 't', 'd', 'g', 'z', 'c':
+				c = c - 'a' + 'A' // one sound: kh, sh, th, dh, gh, zh, ch
+				i++
+			case 'p':
+				c = 'f'
+				i++
+			}
+		}
+		switch c {
+		case 'a', 'e', 'i', 'o', 'u', 'y', 'w':
+			last = 0
+			continue
+		case 'q', 'c':
+			c = 'k'
+		}
+		if c == last {
+			continue
+		}
+		b = append(b, c)
+		last = c
+	}
+	return string(b)
+}
+
+// translitPairs are the letters that romanisations of the same name write
+// differently (BGN/PCGN Russian against English or French spellings,
+// Arabic q and k): TranslitKey writes each group one way.
+var translitPairs = strings.NewReplacer("shch", "shch", "dzh", "j", "dj", "j", "kh", "h", "ph", "f", "ck", "k",
+	"q", "k", "c", "k", "w", "v", "x", "ks", "y", "i", "ee", "i", "oo", "u", "ou", "u")
+
+// TranslitKey writes a Latin word the way its other romanisations meet:
+// "dzhavkhar" and "jawhar" are both "javhar", "yakoob" and "yaqoob" both
+// "iakub".
+func TranslitKey(w string) string {
+	k := translitPairs.Replace(w)
+	// doubled letters once
+	b := []byte(k)
+	out := b[:0]
+	for i, c := range b {
+		if i == 0 || c != b[i-1] {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/watchfed/watchfed/node/names"
@@ -95,7 +96,13 @@ type tokInfo struct {
 
 type nameRec struct {
 	entry uint32
-	toks  []uint32
+	// toks are the name's words in order, a repeated word as often as it
+	// occurs ("KARIM AHMED KARIM"): order finds particles written apart,
+	// repeats must be matched each time.
+	toks []uint32
+	// inits has a bit for the first letter of each word, so that a query
+	// with initials can rank names having words with those letters.
+	inits uint32
 	// w is the name's word weight when it was indexed: for ranking
 	// candidates only (scores use current weights).
 	w    float32
@@ -185,11 +192,11 @@ func (x *Index) Put(e *Entry) {
 		rec := nameRec{entry: slot, text: n.Text, weak: n.Weak, live: true, toks: make([]uint32, 0, len(ts))}
 		for _, t := range ts {
 			tid := x.token(t)
-			if slices.Contains(rec.toks, tid) {
-				continue
+			rec.inits |= letterBag(t.Text[:1])
+			if !slices.Contains(rec.toks, tid) {
+				x.toks[tid].post = append(x.toks[tid].post, nid)
 			}
 			rec.toks = append(rec.toks, tid)
-			x.toks[tid].post = append(x.toks[tid].post, nid)
 		}
 		for _, tid := range rec.toks {
 			rec.w += float32(x.idf(len(x.toks[tid].post)))
@@ -240,7 +247,7 @@ func (x *Index) remove(id string) {
 		n := &x.names[nid]
 		for _, tid := range n.toks {
 			p := x.toks[tid].post
-			if i, found := slices.BinarySearch(p, nid); found {
+			if i, found := slices.BinarySearch(p, nid); found { // a repeated word: once
 				x.toks[tid].post = slices.Delete(p, i, i+1)
 			}
 		}
@@ -325,46 +332,75 @@ func (x *Index) idf(df int) float64 {
 }
 
 // tokenSim is the similarity of two words in 0..1 and how they matched.
-// Below minTokenSim two words count as different.
-func tokenSim(a, b string, abjad bool) (float64, string) {
-	return tokenSimK(a, b, names.Skeleton(a), names.Skeleton(b), abjad, isASCII(a) && isASCII(b))
+func tokenSim(q, l string, abjad bool) (float64, string) {
+	return tokenSimK(q, l, names.Skeleton(q), names.Skeleton(l), abjad, isASCII(q) && isASCII(l))
 }
 
-// tokenSimK is tokenSim with the words' phonetic keys and whether both are
-// ASCII already known.
-func tokenSimK(a, b, ka, kb string, abjad, ascii bool) (float64, string) {
-	if a == b {
+// tokenSimK is the similarity of a query word q and a listed word l, given
+// their phonetic keys and whether both are ASCII, and how they matched; 0
+// means different words.
+//
+// Jaro-Winkler finds typos, but a one-letter difference is as often another
+// name ("Martin", "Martini"; "Jones", "Jonas") as a typo, so its similarity
+// s counts as 1 − 4·(1 − s): 0.97 gives 0.88, 0.9 gives 0.6. Spellings that
+// sound alike (the same phonetic key) count at least 0.8, and a word from a
+// script without short vowels that has the consonants of the other at least
+// 0.9 (0.85 for two consonants): "mhmd" is "muhammad".
+func tokenSimK(q, l, kq, kl string, abjad, ascii bool) (float64, string) {
+	if q == l {
 		return 1, "exact"
 	}
-	if len(a) == 1 || len(b) == 1 {
-		if a[0] == b[0] {
+	if len(q) == 1 || len(l) == 1 {
+		switch {
+		case q[0] != l[0]:
+			return 0, ""
+		case len(q) == 1:
 			return 0.85, "initial"
+		default:
+			// A listed single letter is as often a letter of a company's
+			// name ("GRUPO W") as an initial.
+			return 0.7, "initial"
 		}
-		return 0, ""
 	}
 	var s float64
 	if ascii {
-		s = jwASCII(a, b)
+		s = jwASCII(q, l)
 	} else {
-		s = jaroWinkler(a, b)
+		s = jaroWinkler(q, l)
 	}
-	how := "similar"
-	if ka == kb && len(ka) >= 2 {
-		switch {
-		case abjad && s < 0.95:
-			// Arabic script writes no short vowels: "mhmd" is "muhammad".
-			s, how = 0.95, "consonants"
-		case len(ka) >= 3 && s >= 0.8 && s < 0.9:
-			s, how = 0.9, "phonetic"
+	if abjad {
+		if aq, al := names.AbjadKey(q), names.AbjadKey(l); aq == al {
+			switch {
+			case len(aq) >= 3:
+				return max(0.9, typoSim(s)), "consonants"
+			case len(aq) == 2 && (q[0] == l[0] || vowel(q[0]) && vowel(l[0])):
+				return max(0.85, typoSim(s)), "consonants"
+			}
 		}
 	}
-	if min(len(a), len(b)) <= 4 && s < 0.9 {
+	if ascii {
+		// Another romanisation of the same name: "dzhavkhar" for "jawhar".
+		if tq, tl := names.TranslitKey(q), names.TranslitKey(l); tq == tl {
+			return max(0.9, typoSim(s)), "transliteration"
+		} else if tq != q || tl != l {
+			s = max(s, jwASCII(tq, tl))
+		}
+	}
+	if min(len(q), len(l)) <= 4 && s < 0.9 {
 		return 0, "" // short words: one letter off is a different word
 	}
 	if s < minTokenSim {
 		return 0, ""
 	}
-	return s, how
+	if kq == kl && len(kq) >= 3 && typoSim(s) < 0.8 {
+		return 0.8, "phonetic"
+	}
+	return typoSim(s), "similar"
 }
+
+func vowel(c byte) bool { return strings.IndexByte("aeiou", c) >= 0 }
+
+// typoSim is what a Jaro-Winkler similarity counts for; see tokenSimK.
+func typoSim(s float64) float64 { return max(0, 1-4*(1-s)) }
 
 const minTokenSim = 0.82

@@ -304,6 +304,42 @@ func (x *Index) similar(t names.Word, s *scratch) []simTok {
 	return out
 }
 
+// lookups are the words looked up in the index for a query: its own, and
+// the forms its particles may be listed in: a joined word's parts
+// ("alhaq" → "haq") and particles joined to the word after them
+// ("abu al khayr" → "abualkhayr", "alkhayr"; "zia ul haq" → "ziaulhaq").
+func lookups(qt []names.Word) []names.Word {
+	out := slices.Clone(qt)
+	for i, t := range qt {
+		if k := names.TranslitKey(t.Text); k != t.Text && isASCII(t.Text) {
+			out = append(out, names.Word{Text: k})
+		}
+		for _, p := range names.SplitJoined(t.Text) {
+			out = append(out, names.Word{Text: p, Abjad: t.Abjad})
+		}
+		if !names.Particle(t.Text) {
+			continue
+		}
+		j := i
+		for j < len(qt) && names.Particle(qt[j].Text) {
+			j++
+		}
+		if j == len(qt) {
+			continue
+		}
+		from := i
+		if (t.Text == "ul" || t.Text == "ud" || t.Text == "ur") && i > 0 {
+			from = i - 1
+		}
+		var b strings.Builder
+		for _, w := range qt[from : j+1] {
+			b.WriteString(w.Text)
+		}
+		out = append(out, names.Word{Text: b.String(), Abjad: t.Abjad || qt[j].Abjad})
+	}
+	return out[:min(len(out), 250)]
+}
+
 // candidates accumulates, per name, the weighted similarity of the query
 // words found in it, and returns the names with the highest estimate. Very
 // common words (on a fifth of all names) only add candidates when the query
@@ -322,9 +358,13 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		sims []simTok
 		df   int
 	}
-	qs := make([]qword, len(qt))
+	look := lookups(qt)
+	qs := make([]qword, len(look))
 	minDF := math.MaxInt
-	for i, t := range qt {
+	for i, t := range look {
+		if len(t.Text) == 1 {
+			continue // an initial: credited below, not looked up
+		}
 		qs[i].sims = x.similar(t, s)
 		for _, st := range qs[i].sims {
 			qs[i].df += len(x.toks[st.id].post)
@@ -360,9 +400,20 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		nid uint32
 		est float32
 	}
+	// Initials in the query find nothing in the index; a name with words
+	// of those letters is credited as if an average word of it matched.
+	var inits uint32
+	for _, t := range qt {
+		if len(t.Text) == 1 {
+			inits |= letterBag(t.Text)
+		}
+	}
 	cs := make([]cand, 0, len(s.seen))
 	for _, nid := range s.seen {
 		nr := &x.names[nid]
+		if inits != 0 {
+			s.acc[nid] += 0.85 * nr.w / float32(len(nr.toks)) * float32(bits.OnesCount32(inits&nr.inits))
+		}
 		if q.Filter == nil || q.Filter(x.entries[nr.entry]) {
 			// Estimate: what matched over the name's own weight, so that a
 			// short name matching fully ranks above a long one matching a part.
@@ -381,17 +432,21 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 	return out
 }
 
-// nameScore compares the query words with a listed name's words: each query
-// word is paired with its most similar listed word (one to one, best pairs
-// first), and the score combines how much of the query's weight and how much
-// of the name's weight is covered: qcov^0.6 · ncov^0.4.
+// match pairs a run of query words with a run of listed words: one with
+// one, or one with two or three written apart (particles joined or split,
+// several initials in one word).
+type match struct {
+	qi, qn, ni, nn int
+	sim            float64
+	how            string
+}
+
+// nameScore compares the query words with a listed name's words: runs of
+// words are paired, most similar first, each word used once, and the score
+// combines how much of the query's weight and how much of the name's weight
+// is covered: qcov^0.6 · ncov^0.4. A pair weighs what its listed words weigh.
 func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
-	type pair struct {
-		qi, ni int
-		sim    float64
-		how    string
-	}
-	var ps []pair
+	var ps []match
 	for qi, t := range qt {
 		for ni, tid := range n.toks {
 			key := uint64(qi)<<32 | uint64(tid)
@@ -402,11 +457,19 @@ func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[ui
 				cache[key] = c
 			}
 			if c.sim > 0 {
-				ps = append(ps, pair{qi, ni, c.sim, c.how})
+				ps = append(ps, match{qi, 1, ni, 1, c.sim, c.how})
 			}
 		}
 	}
-	sort.SliceStable(ps, func(a, b int) bool { return ps[a].sim > ps[b].sim })
+	ps = x.runs(qt, n, ps)
+	// Most similar first; on a tie the longer run, so that the "al" of
+	// "alhaq~al haq" is not taken by another "al" of the query.
+	sort.SliceStable(ps, func(a, b int) bool {
+		if ps[a].sim != ps[b].sim {
+			return ps[a].sim > ps[b].sim
+		}
+		return ps[a].qn+ps[a].nn > ps[b].qn+ps[b].nn
+	})
 	qUsed := make([]int, len(qt))
 	nUsed := make([]bool, len(n.toks))
 	for i := range qUsed {
@@ -419,20 +482,44 @@ func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[ui
 		nWeight[ni] = x.idf(len(x.toks[tid].post))
 		nw += nWeight[ni]
 	}
+	free := func(p match) bool {
+		for k := p.qi; k < p.qi+p.qn; k++ {
+			if qUsed[k] >= 0 {
+				return false
+			}
+		}
+		for k := p.ni; k < p.ni+p.nn; k++ {
+			if nUsed[k] {
+				return false
+			}
+		}
+		return true
+	}
 	for pi, p := range ps {
-		if qUsed[p.qi] >= 0 || nUsed[p.ni] {
+		if !free(p) {
 			continue
 		}
-		qUsed[p.qi], nUsed[p.ni] = pi, true
+		for k := p.qi; k < p.qi+p.qn; k++ {
+			qUsed[k] = pi
+		}
+		for k := p.ni; k < p.ni+p.nn; k++ {
+			nUsed[k] = true
+		}
 	}
 	for qi, t := range qt {
 		if pi := qUsed[qi]; pi >= 0 {
 			p := ps[pi]
-			w := nWeight[p.ni]
+			if p.qi != qi {
+				continue // the rest of a run, counted with its first word
+			}
+			var w float64
+			for k := p.ni; k < p.ni+p.nn; k++ {
+				w += nWeight[k]
+			}
 			qw += w
 			qm += w * p.sim
-			nm += nWeight[p.ni] * p.sim
-			words = append(words, WordMatch{Query: t.Text, Listed: x.toks[n.toks[p.ni]].text, Similarity: round(p.sim), How: p.how})
+			nm += w * p.sim
+			words = append(words, WordMatch{Query: x.runText(qt, p), Listed: x.listedText(n, p), Similarity: round(p.sim), How: p.how})
 			continue
 		}
 		// An unmatched query word weighs as a rare word unless the
@@ -453,6 +540,94 @@ func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[ui
 		return 0, words
 	}
 	return math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4), words
+}
+
+// runs adds to ps the pairs of one word with a run of two or three words
+// on the other side: a query word with listed words written apart around a
+// particle ("alhaq" with "al haq": joined), query words written apart with
+// one listed word ("abd ullah" with "abdullah": split), and a short query
+// word of initials with listed words having those first letters ("jr" from
+// "J.R." with "john robert": initials).
+func (x *Index) runs(qt []names.Word, n *nameRec, ps []match) []match {
+	lt := func(ni int) *tokInfo { return &x.toks[n.toks[ni]] }
+	particleRun := func(ws []string) bool {
+		for _, w := range ws[:len(ws)-1] {
+			if names.Particle(w) {
+				return true
+			}
+		}
+		return names.Particle(ws[len(ws)-1]) && len(ws) == 3 // "zia ul haq"
+	}
+	for nn := 2; nn <= 3; nn++ {
+		// listed runs against single query words
+		for ni := 0; ni+nn <= len(n.toks); ni++ {
+			ws := make([]string, nn)
+			abjad := false
+			for k := range ws {
+				ws[k] = lt(ni + k).text
+				abjad = abjad || lt(ni+k).abjad
+			}
+			joined := strings.Join(ws, "")
+			run := particleRun(ws)
+			for qi, t := range qt {
+				switch {
+				case run && t.Text[0] == joined[0]:
+					if sim, _ := tokenSim(t.Text, joined, abjad || t.Abjad); sim >= 0.6 {
+						ps = append(ps, match{qi, 1, ni, nn, sim, "joined"})
+					}
+				case len(t.Text) == nn && initialsOf(t.Text, ws):
+					ps = append(ps, match{qi, 1, ni, nn, 0.85, "initials"})
+				}
+			}
+		}
+		// query runs against single listed words
+		for qi := 0; qi+nn <= len(qt); qi++ {
+			ws := make([]string, nn)
+			abjad := false
+			for k := range ws {
+				ws[k] = qt[qi+k].Text
+				abjad = abjad || qt[qi+k].Abjad
+			}
+			if !particleRun(ws) {
+				continue
+			}
+			joined := strings.Join(ws, "")
+			for ni := range n.toks {
+				if l := lt(ni); l.text[0] == joined[0] {
+					if sim, _ := tokenSim(joined, l.text, abjad || l.abjad); sim >= 0.6 {
+						ps = append(ps, match{qi, nn, ni, 1, sim, "split"})
+					}
+				}
+			}
+		}
+	}
+	return ps
+}
+
+// initialsOf reports whether the letters of w are the first letters of ws.
+func initialsOf(w string, ws []string) bool {
+	for i := range ws {
+		if ws[i][0] != w[i] || len(ws[i]) < 2 {
+			return false
+		}
+	}
+	return true
+}
+
+func (x *Index) runText(qt []names.Word, p match) string {
+	ws := make([]string, p.qn)
+	for k := range ws {
+		ws[k] = qt[p.qi+k].Text
+	}
+	return strings.Join(ws, " ")
+}
+
+func (x *Index) listedText(n *nameRec, p match) string {
+	ws := make([]string, p.nn)
+	for k := range ws {
+		ws[k] = x.toks[n.toks[p.ni+k]].text
+	}
+	return strings.Join(ws, " ")
 }
 
 // features adjusts a name score by schema, birth date and country.

@@ -83,10 +83,21 @@ func variantsOf(kind string, r *pb.Record, dict map[string]bool, rng *rand.Rand)
 		slices.Reverse(ws)
 		return []string{strings.Join(ws, " ")}
 	case "drop":
-		if len(words) < 3 {
+		// A middle name dropped: a given name after the first of a person
+		// listed "SURNAME, First Middle...", or a word between the first
+		// and the last of a person listed in given-name order.
+		if !person {
 			return nil
 		}
-		i := 1 + rng.IntN(len(words)-2)
+		lo, hi := 1, len(words)-1
+		if surname, given, ok := strings.Cut(src, ","); ok {
+			lo = len(strings.Fields(names.Normalize(surname))) + 1
+			hi = lo + len(strings.Fields(names.Normalize(given))) - 1
+		}
+		if hi-lo < 1 || hi > len(words) {
+			return nil
+		}
+		i := lo + rng.IntN(hi-lo)
 		return []string{strings.Join(slices.Delete(slices.Clone(words), i, i+1), " ")}
 	case "cyrillic":
 		if !person || len(words) < 2 {
