@@ -6,6 +6,7 @@
 package names
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -182,7 +183,8 @@ func Words(name string) []Word {
 			out = append(out, t)
 		}
 	}
-	if len(out) == 0 {
+	// Nothing but initials left ("Y. Y. PAO"): the noise word is the name.
+	if !slices.ContainsFunc(out, func(w Word) bool { return len(w.Text) > 1 }) {
 		return all
 	}
 	return out
@@ -386,11 +388,11 @@ func AbjadKey(w string) string {
 // differently (BGN/PCGN Russian against English or French spellings,
 // Arabic q and k): TranslitKey writes each group one way.
 var translitPairs = strings.NewReplacer("shch", "shch", "dzh", "j", "dj", "j", "kh", "h", "ph", "f", "ck", "k",
-	"q", "k", "c", "k", "w", "v", "x", "ks", "y", "i", "ee", "i", "oo", "u", "ou", "u")
+	"q", "k", "c", "k", "w", "v", "x", "ks", "y", "i")
 
 // TranslitKey writes a Latin word the way its other romanisations meet:
 // "dzhavkhar" and "jawhar" are both "javhar", "yakoob" and "yaqoob" both
-// "iakub".
+// "iakob". Vowels other than y stay: "reed" is not "rid".
 func TranslitKey(w string) string {
 	k := translitPairs.Replace(w)
 	// doubled letters once

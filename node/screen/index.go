@@ -343,7 +343,8 @@ func tokenSim(q, l string, abjad bool) (float64, string) {
 // Jaro-Winkler finds typos, but a one-letter difference is as often another
 // name ("Martin", "Martini"; "Jones", "Jonas") as a typo, so its similarity
 // s counts as 1 − 4·(1 − s): 0.97 gives 0.88, 0.9 gives 0.6. Spellings that
-// sound alike (the same phonetic key) count at least 0.8, and a word from a
+// sound alike (the same phonetic key) count at least 0.75, another
+// romanisation of the same letters ("jawhar", "dzhavkhar") 0.9, and a word from a
 // script without short vowels that has the consonants of the other at least
 // 0.9 (0.85 for two consonants): "mhmd" is "muhammad".
 func tokenSimK(q, l, kq, kl string, abjad, ascii bool) (float64, string) {
@@ -392,8 +393,8 @@ func tokenSimK(q, l, kq, kl string, abjad, ascii bool) (float64, string) {
 	if s < minTokenSim {
 		return 0, ""
 	}
-	if kq == kl && len(kq) >= 3 && typoSim(s) < 0.8 {
-		return 0.8, "phonetic"
+	if kq == kl && len(kq) >= 3 && typoSim(s) < 0.75 {
+		return 0.75, "phonetic"
 	}
 	return typoSim(s), "similar"
 }

@@ -28,7 +28,7 @@ type Query struct {
 	Threshold  float64 // results from this score on; DefaultThreshold unless asked otherwise
 	Limit      int     // 0: 10
 	Filter     func(*Entry) bool
-	Candidates int // names scored in full; 0: 60
+	Candidates int // names scored in full (three times as many for a query with initials); 0: 60
 }
 
 // Result is one entry that matched, with its score and why.
@@ -421,6 +421,10 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		}
 		s.acc[nid], s.lastQ[nid], s.lastS[nid] = 0, 0, 0
 	}
+	if inits != 0 {
+		// Initials rank names loosely: look at more of them.
+		q.Candidates *= 3
+	}
 	if len(cs) > q.Candidates {
 		slices.SortFunc(cs, func(a, b cand) int { return cmp.Compare(b.est, a.est) })
 		cs = cs[:q.Candidates]
@@ -571,7 +575,7 @@ func (x *Index) runs(qt []names.Word, n *nameRec, ps []match) []match {
 			run := particleRun(ws)
 			for qi, t := range qt {
 				switch {
-				case run && t.Text[0] == joined[0]:
+				case run && len(t.Text) >= 3 && t.Text[0] == joined[0]:
 					if sim, _ := tokenSim(t.Text, joined, abjad || t.Abjad); sim >= 0.6 {
 						ps = append(ps, match{qi, 1, ni, nn, sim, "joined"})
 					}

@@ -337,7 +337,7 @@ func measure(ctx context.Context, sn *screenNode, run ScreenRun, qs querySet, cf
 		}
 		hits := make([]Hit, len(resp.Results))
 		for i, r := range resp.Results {
-			hits[i] = Hit{Ref: r.GetRecord().GetSourceRef(), Score: r.Score, Explanation: r.GetExplanation().GetSummary()}
+			hits[i] = Hit{Ref: r.GetRecord().GetSourceRef(), Matched: r.GetExplanation().GetMatchedName(), Score: r.Score, Explanation: r.GetExplanation().GetSummary()}
 		}
 		return hits, nil
 	}

@@ -148,7 +148,12 @@ func variantsOf(kind string, r *pb.Record, dict map[string]bool, rng *rand.Rand)
 			return nil
 		}
 		if kind == "initial-surname" {
-			return []string{strings.TrimSpace(given) + " " + strings.ToUpper(names.Normalize(surname)[:1]) + "."}
+			// the initial of the surname's first word that is not a particle ("AL-MASLI": M.)
+			sw := strings.Fields(names.Normalize(surname))
+			for len(sw) > 1 && particles[sw[0]] {
+				sw = sw[1:]
+			}
+			return []string{strings.TrimSpace(given) + " " + strings.ToUpper(sw[0][:1]) + "."}
 		}
 		var b strings.Builder
 		for i, g := range gs {
