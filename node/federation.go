@@ -52,6 +52,9 @@ type federation struct {
 	caPEM  []byte
 	base   *tls.Config // the node's own certificate and CA
 	invite *pb.Invitation
+	// handshakes holds certificates to their agency's registered CA and
+	// logs, counts and audits refused TLS handshakes, both ways.
+	handshakes *auth.Handshakes
 
 	wake     chan struct{} // a write queued something to publish
 	mu       sync.Mutex
@@ -85,6 +88,11 @@ func newFederation(n *Node, base *tls.Config) (*federation, error) {
 		sealer: seal.NewSealer(n.cfg.Agency, keys), opener: seal.NewOpener(n.cfg.Agency, keys),
 		wake: make(chan struct{}, 1), waiters: map[string][]chan uint64{}, received: make(chan struct{}),
 	}
+	f.handshakes = auth.NewHandshakes(auth.HandshakeConfig{Logger: n.log, Issuers: f.issuers, Now: n.now, Audit: func(ev *pb.AuditEvent) {
+		if _, err := n.store.AppendAudit(context.Background(), ev); err != nil {
+			n.log.Error("audit append failed", "action", ev.Action, "err", err)
+		}
+	}})
 	if data, err := os.ReadFile(filepath.Join(n.cfg.DataDir, InvitationFile)); err == nil {
 		f.invite = &pb.Invitation{}
 		if err := protojson.Unmarshal(data, f.invite); err != nil {
@@ -148,6 +156,16 @@ func (f *federation) trustPool() *x509.CertPool {
 	return pool
 }
 
+// issuers are the CA certificates registered per agency: the registry's (or
+// the invitation's) and this node's own.
+func (f *federation) issuers() map[string][]byte {
+	out := map[string][]byte{f.n.cfg.Agency: f.caPEM}
+	for _, m := range f.knownMembers() {
+		out[m.Agency] = slices.Concat(out[m.Agency], m.CaCert)
+	}
+	return out
+}
+
 // knownMembers is the registry, or the invitation's members until the
 // registry has reached a joining node.
 func (f *federation) knownMembers() []*pb.Member {
@@ -174,7 +192,7 @@ func (f *federation) dial(target string) (*grpc.ClientConn, error) {
 	cfg := f.base.Clone()
 	cfg.ClientCAs, cfg.ClientAuth = nil, tls.NoClientCert
 	cfg.RootCAs = f.trustPool()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(f.handshakes.Client(credentials.NewTLS(cfg))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPeerMessage), grpc.MaxCallSendMsgSize(maxPeerMessage))}
 	if via, ok := f.n.cfg.PeerRoutes[target]; ok {
 		// Connect elsewhere, but keep target as the name TLS verifies.

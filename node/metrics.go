@@ -61,6 +61,7 @@ func newMetrics(n *Node) *metrics {
 			return float64(len(recs))
 		}),
 	)
+	m.reg.MustRegister(n.fed.handshakes.Collectors()...)
 	return m
 }
 

@@ -123,7 +123,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		n.log.Warn("no sharing policy file (policy: / --policy): nothing is shared with partners")
 	}
 	n.server = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.fed.serverTLS())),
+		grpc.Creds(n.fed.handshakes.Server(credentials.NewTLS(n.fed.serverTLS()))),
 		// Raft batches between members may be large; public calls are held
 		// to MaxMessageBytes by the interceptor.
 		grpc.MaxRecvMsgSize(maxPeerMessage),
