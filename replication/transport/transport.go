@@ -8,7 +8,6 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -300,12 +299,11 @@ func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, 
 
 // encode and decode use raft's own msgpack settings (as NetworkTransport).
 func encode(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	h := &codec.MsgpackHandle{}
-	if err := codec.NewEncoder(&buf, h).Encode(v); err != nil {
+	var b []byte
+	if err := codec.NewEncoderBytes(&b, &codec.MsgpackHandle{}).Encode(v); err != nil {
 		return nil, fmt.Errorf("encode %T: %w", v, err)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 func decode(b []byte, v any) error {
