@@ -280,7 +280,9 @@ func recordRows(recs []*pb.Record) [][]string {
 const recordHeader = "ID\tKIND\tVERSION\tNAME\tSTATUS\tMARKING\tUPDATED"
 
 // writeRecord shows one record as "field: value" lines for people.
-func writeRecord(w io.Writer, r *pb.Record) error {
+// writeRecord prints a record as "key: value" lines; extra are more
+// key, value pairs printed after them in the same columns.
+func writeRecord(w io.Writer, r *pb.Record, extra ...string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	line := func(k, v string) { fieldLine(tw, k, v) }
 	s := r.GetSubject()
@@ -335,6 +337,9 @@ func writeRecord(w io.Writer, r *pb.Record) error {
 	line("updated_by", r.UpdatedBy)
 	line("change_note", r.ChangeNote)
 	line("source_ref", r.SourceRef)
+	for i := 0; i+1 < len(extra); i += 2 {
+		line(extra[i], extra[i+1])
+	}
 	return tw.Flush()
 }
 

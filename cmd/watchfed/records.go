@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -113,18 +112,6 @@ func (cf *clientFlags) printRecord(cmd *cobra.Command, r *pb.Record) error {
 	return writeRecord(cmd.OutOrStdout(), r)
 }
 
-// printWritten shows a written record; people also see the log index of its
-// shared entry (0: local-only, or no federation yet).
-func (cf *clientFlags) printWritten(cmd *cobra.Command, r *pb.Record, logIndex uint64) error {
-	if err := cf.printRecord(cmd, r); err != nil || cf.output == "json" {
-		return err
-	}
-	if logIndex > 0 {
-		fmt.Fprintf(cmd.OutOrStdout(), "log_index:          %d\n", logIndex)
-	}
-	return nil
-}
-
 func (cf *clientFlags) printRecords(cmd *cobra.Command, recs []*pb.Record) error {
 	if cf.output == "json" {
 		return writeJSON(cmd.OutOrStdout(), protoList(recs))
@@ -162,7 +149,7 @@ func newDesignationsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printRecord(cmd, resp.Record)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
 			})
 		},
 	}
@@ -199,7 +186,7 @@ func newDenialsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printRecord(cmd, resp.Record)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
 			})
 		},
 	}
