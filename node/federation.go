@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
@@ -760,6 +761,8 @@ func (f *federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 		}
 		if err := record.CheckText(rec); err != nil { // a partner's node may send any bytes
 			f.n.log.Warn("shared entry refused: text unsafe to print", "origin", h.Origin, "entry", h.EntryId, "index", e.Index, "err", err)
+			r.Audit = append(r.Audit, &pb.AuditEvent{Time: timestamppb.New(f.n.now()), Agency: h.Origin, Action: "shared.refused", Target: h.EntryId,
+				Outcome: "invalid", Detail: fmt.Sprintf("version %d at log index %d: %v", h.Version, e.Index, err)})
 			return
 		}
 		se := &pb.SharedEntry{Origin: h.Origin, Record: rec, LogIndex: e.Index}

@@ -60,4 +60,7 @@ func TestPartnerTextUnsafeToPrintRefused(t *testing.T) {
 	if got, ok := shared(t, de)[hostile.Id]; ok {
 		t.Fatalf("DE took in a partner's entry with an escape sequence: %q", got)
 	}
+	if !auditHas(t, de, "shared.refused", "invalid", "subject.name: contains U+001B (escape)") {
+		t.Fatal("DE's audit log does not show the refused entry")
+	}
 }

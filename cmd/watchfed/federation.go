@@ -33,7 +33,7 @@ func newFederationCmd() *cobra.Command {
 				if cf.output == "json" {
 					return writeJSON(cmd.OutOrStdout(), resp.Member)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "federation founded by %s at %s\n", resp.Member.Agency, resp.Member.Address)
+				fmt.Fprintf(cmd.OutOrStdout(), "federation founded by %s at %s\n", cell(resp.Member.Agency), cell(resp.Member.Address))
 				return nil
 			})
 		},
@@ -144,7 +144,7 @@ func newLeaderCmd() *cobra.Command {
 				if cf.output == "json" {
 					return writeJSON(cmd.OutOrStdout(), resp)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s\n", resp.Leader)
+				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s\n", cell(resp.Leader))
 				return nil
 			})
 		},

@@ -269,6 +269,7 @@ func classify(err error) (reason, cert string) {
 	case errors.As(err, &alert):
 		return ReasonAlert, ""
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.As(err, &netErr) && netErr.Timeout():
 		return ReasonAborted, ""
 	case strings.HasPrefix(err.Error(), "certificate ") || strings.Contains(err.Error(), "no verified certificate"):

@@ -2,8 +2,12 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -243,5 +247,26 @@ func TestLimiterBounded(t *testing.T) {
 	}
 	if len(l.seen) > maxKeys+1 {
 		t.Fatalf("%d keys held, at most %d", len(l.seen), maxKeys+1)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&MismatchError{Claimed: "A", Issuer: "B"}, ReasonIdentityMismatch},
+		{x509.UnknownAuthorityError{}, ReasonUnknownCA},
+		{&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, ReasonBadCertificate},
+		{errors.New("tls: client didn't provide a certificate"), ReasonNoCertificate},
+		{tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, ReasonNotTLS},
+		{fmt.Errorf("remote error: %w", tls.AlertError(42)), ReasonAlert},
+		{io.EOF, ReasonAborted},
+		{fmt.Errorf("handshake: %w", context.DeadlineExceeded), ReasonAborted},
+		{errors.New("tls: client offered only unsupported versions: [303]"), ReasonProtocol},
+	} {
+		if got, _ := classify(tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %s, want %s", tc.err, got, tc.want)
+		}
 	}
 }
