@@ -292,23 +292,29 @@ func safe(s string) string {
 	return strconv.Quote(s)
 }
 
-// limiter lets one event per key through per interval and counts the rest.
-// It holds at most maxKeys keys, so a flood from many addresses cannot
-// grow it: past that, addresses share one key.
+// limiter lets one event per key through per interval, and at most
+// maxPerInterval in all, and counts the rest: a flood from many addresses
+// neither floods the log and the audit log nor grows the limiter, which
+// holds at most maxKeys keys (past that, addresses share one key).
 type limiter struct {
-	mu    sync.Mutex
-	every time.Duration
-	seen  map[limitKey]*limitSlot
+	mu          sync.Mutex
+	every       time.Duration
+	seen        map[limitKey]*limitSlot
+	windowStart time.Time
+	windowCount int
 }
 
 type limitKey struct{ dir, host, reason string }
 
 type limitSlot struct {
-	last       time.Time
+	last       time.Time // zero until an event of the key was let through
 	suppressed int
 }
 
-const maxKeys = 4096
+const (
+	maxKeys        = 4096
+	maxPerInterval = 100
+)
 
 func (l *limiter) allow(k limitKey, now time.Time) (bool, int) {
 	l.mu.Lock()
@@ -316,7 +322,7 @@ func (l *limiter) allow(k limitKey, now time.Time) (bool, int) {
 	s, ok := l.seen[k]
 	if !ok && len(l.seen) >= maxKeys {
 		for key, slot := range l.seen {
-			if now.Sub(slot.last) >= l.every {
+			if !slot.last.IsZero() && now.Sub(slot.last) >= l.every { // held-back counts stay until reported
 				delete(l.seen, key)
 			}
 		}
@@ -326,13 +332,21 @@ func (l *limiter) allow(k limitKey, now time.Time) (bool, int) {
 		}
 	}
 	if !ok {
-		l.seen[k] = &limitSlot{last: now}
-		return true, 0
+		s = &limitSlot{}
+		l.seen[k] = s
 	}
-	if now.Sub(s.last) < l.every {
+	if !s.last.IsZero() && now.Sub(s.last) < l.every {
 		s.suppressed++
 		return false, 0
 	}
+	if now.Sub(l.windowStart) >= l.every {
+		l.windowStart, l.windowCount = now, 0
+	}
+	if l.windowCount >= maxPerInterval {
+		s.suppressed++
+		return false, 0
+	}
+	l.windowCount++
 	n := s.suppressed
 	s.last, s.suppressed = now, 0
 	return true, n

@@ -241,12 +241,26 @@ func TestHandshakesRefused(t *testing.T) {
 
 func TestLimiterBounded(t *testing.T) {
 	l := limiter{every: time.Minute, seen: map[limitKey]*limitSlot{}}
-	now := time.Now()
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	key := func(i int) limitKey {
+		return limitKey{"in", net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String(), "unknown_ca"}
+	}
+	let := 0
 	for i := range maxKeys * 2 {
-		l.allow(limitKey{"in", net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String(), "unknown_ca"}, now)
+		if ok, _ := l.allow(key(i), now); ok {
+			let++
+		}
 	}
 	if len(l.seen) > maxKeys+1 {
 		t.Fatalf("%d keys held, at most %d", len(l.seen), maxKeys+1)
+	}
+	if let != maxPerInterval {
+		t.Fatalf("%d events let through from a flood of %d addresses in a minute, want %d", let, maxKeys*2, maxPerInterval)
+	}
+	// A minute later an address held back reports what it was refused meanwhile.
+	ok, suppressed := l.allow(key(maxPerInterval), now.Add(time.Minute))
+	if !ok || suppressed != 1 {
+		t.Fatalf("a minute later: let through %v with %d suppressed, want true with 1", ok, suppressed)
 	}
 }
 
