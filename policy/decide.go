@@ -91,18 +91,18 @@ func (p *Policy) Decide(rec *pb.Record, partner string) Decision {
 	}
 	switch x := rec.GetDetail().(type) {
 	case *pb.Record_Designation:
-		if r, ok := selects("programme", x.Designation.GetProgram(), pt.Programs, pt.ExcludePrograms); !ok {
+		if r, ok := pt.selects("programme", x.Designation.GetProgram(), &pt.Programs, &pt.ExcludePrograms); !ok {
 			return deny("%s", r)
 		} else if r != "" {
 			d.Reasons = append(d.Reasons, r)
 		}
 	case *pb.Record_Denial:
-		if r, ok := selects("regime", x.Denial.GetRegime(), pt.Regimes, pt.ExcludeRegimes); !ok {
+		if r, ok := pt.selects("regime", x.Denial.GetRegime(), &pt.Regimes, &pt.ExcludeRegimes); !ok {
 			return deny("%s", r)
 		} else if r != "" {
 			d.Reasons = append(d.Reasons, r)
 		}
-		if r, ok := selects("destination", x.Denial.GetDestination(), pt.Destinations, pt.ExcludeDestinations); !ok {
+		if r, ok := pt.selects("destination", x.Denial.GetDestination(), &pt.Destinations, &pt.ExcludeDestinations); !ok {
 			return deny("%s", r)
 		} else if r != "" {
 			d.Reasons = append(d.Reasons, r)
@@ -131,17 +131,26 @@ func (p *Policy) Decide(rec *pb.Record, partner string) Decision {
 }
 
 // selects applies an include list (empty or "*": all) and an exclude list.
-func selects(what, v string, include, exclude []string) (string, bool) {
-	if slices.Contains(exclude, v) {
+func (pt *Partner) selects(what, v string, include, exclude *[]string) (string, bool) {
+	if pt.in(exclude, v) {
 		return fmt.Sprintf("%s %s is excluded", what, v), false
 	}
-	if len(include) == 0 || slices.Contains(include, "*") {
+	if len(*include) == 0 || pt.in(include, "*") {
 		return "", true
 	}
-	if !slices.Contains(include, v) {
-		return fmt.Sprintf("%s %q is not among %s", what, v, strings.Join(include, ", ")), false
+	if !pt.in(include, v) {
+		return fmt.Sprintf("%s %q is not among %s", what, v, shortList(*include)), false
 	}
 	return fmt.Sprintf("%s %s is included", what, v), true
+}
+
+// shortList joins a list for a reason, naming at most ten of its items.
+func shortList(l []string) string {
+	const most = 10
+	if len(l) <= most {
+		return strings.Join(l, ", ")
+	}
+	return fmt.Sprintf("%s, ... (%d in all)", strings.Join(l[:most], ", "), len(l))
 }
 
 // Trusts reports whether entries of a kind from a partner enter screening

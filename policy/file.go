@@ -39,6 +39,31 @@ type Partner struct {
 	ExcludeDestinations []string
 	Redact              []string
 	Line                int
+
+	// sets hold the list fields above as sets, built by Parse, so that a
+	// decision costs the same whatever the lists' length.
+	sets map[*[]string]map[string]bool
+}
+
+// index builds the sets of the partner's lists.
+func (pt *Partner) index() {
+	pt.sets = map[*[]string]map[string]bool{}
+	for _, l := range []*[]string{&pt.Programs, &pt.ExcludePrograms, &pt.Regimes, &pt.ExcludeRegimes, &pt.Destinations, &pt.ExcludeDestinations} {
+		set := make(map[string]bool, len(*l))
+		for _, v := range *l {
+			set[v] = true
+		}
+		pt.sets[l] = set
+	}
+}
+
+// in reports whether v is in one of the partner's lists (by its set when
+// Parse built them).
+func (pt *Partner) in(list *[]string, v string) bool {
+	if set, ok := pt.sets[list]; ok {
+		return set[v]
+	}
+	return slices.Contains(*list, v)
 }
 
 // Receive is the receiving side: which partners' entries, of which kinds,
@@ -399,6 +424,7 @@ func (p *parser) partner(id string, n *yaml.Node) *Partner {
 	if len(p.errs) > before {
 		return nil
 	}
+	pt.index()
 	return pt
 }
 

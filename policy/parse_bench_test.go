@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // bigPolicy is a policy of one partner whose programmes and excluded
@@ -40,5 +42,21 @@ func BenchmarkParseItems(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkDecideItems is one sharing decision under a policy whose lists
+// hold 80,000 items: a programme not listed (go test ./policy -run X -bench DecideItems).
+func BenchmarkDecideItems(b *testing.B) {
+	p, err := Parse("big.yaml", bigPolicy(80_000), Options{ValidID: validID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &pb.Record{Origin: "DE-BAFA", Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_GREEN,
+		Detail: &pb.Record_Designation{Designation: &pb.Designation{Program: "NOT-LISTED"}}}
+	for b.Loop() {
+		if d := p.Decide(rec, "FR-SBDU"); d.Share {
+			b.Fatal("shared a programme the policy does not list")
+		}
 	}
 }
