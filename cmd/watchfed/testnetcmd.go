@@ -27,7 +27,9 @@ func newTestnetCmd() *cobra.Command {
 		Short: "Start the nodes (foreground until Ctrl-C, or --detach) and form the federation",
 		Long: `Start N nodes of N agencies on loopback. Each agency's data, certificates, node.yaml
 and log lie under DIR/<agency>/, beside DIR/<agency>/env: export lines for a
-certificate of that agency with the operator and analyst roles.`,
+certificate of that agency with the operator and analyst roles. A directory that
+holds a stopped testnet starts again on its data; one whose nodes (some or all)
+still run is refused, naming them (exit 6): use testnet down or testnet restart.`,
 		Example: `  watchfed testnet up --nodes 3 --dir ./tn --detach
   watchfed testnet up --nodes 5 --dir ./tn5 --base-port 7400   # foreground; Ctrl-C stops every node`,
 		Args: cobra.NoArgs,
