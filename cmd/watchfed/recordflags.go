@@ -51,7 +51,7 @@ type listField struct {
 	ops  func(*pb.Record) listOps
 }
 
-var idHelp = "identifier TYPE:VALUE[:COUNTRY], TYPE one of passport, national-id, tax-id, registration-number, lei, imo, call-sign, other"
+const idHelp = "identifier TYPE:VALUE[:COUNTRY], TYPE one of passport, national-id, tax-id, registration-number, lei, imo, call-sign, other"
 
 // listFields are every list field a record's flags reach, in the order
 // they are applied.
