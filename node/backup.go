@@ -13,15 +13,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/watchfed/watchfed/internal/fileversion"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 )
 
-// Names inside a backup archive.
+// Names inside a backup archive. backupVersion comes first and holds the
+// archive's format version; the files after it carry their own.
 const (
-	backupStore = "node.db"
-	backupFSM   = "fsm.db"
-	backupKeys  = KeysFile
+	backupVersion = "watchfed-backup-format"
+	backupStore   = "node.db"
+	backupFSM     = "fsm.db"
+	backupKeys    = KeysFile
 )
 
 // SaveSnapshot streams a tar of consistent copies of node.db and fsm.db and
@@ -47,6 +50,11 @@ func (s *federationService) SaveSnapshot(_ *pb.SaveSnapshotRequest, stream pb.Fe
 	}
 }
 
+// backupFormat is the layout of a backup archive: which files it holds,
+// under which names. An archive from before versions existed has no
+// backupVersion entry and is read as version 1.
+var backupFormat = fileversion.Format{Name: "backup archive", Current: 1, Reads: []int{1}}
+
 func (n *Node) writeBackup(w io.Writer) error {
 	tw := tar.NewWriter(w)
 	add := func(name string, write func(io.Writer) (int64, error)) error {
@@ -58,6 +66,10 @@ func (n *Node) writeBackup(w io.Writer) error {
 			return err
 		}
 		_, err := tw.Write(b.Bytes())
+		return err
+	}
+	stamp := fileversion.Stamp(backupFormat.Current)
+	if err := add(backupVersion, func(w io.Writer) (int64, error) { k, err := w.Write(stamp); return int64(k), err }); err != nil {
 		return err
 	}
 	if err := add(backupStore, n.store.Backup); err != nil {
@@ -89,7 +101,7 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 	}
 	tr := tar.NewReader(r)
 	seen := map[string]bool{}
-	for {
+	for first := true; ; first = false {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -97,7 +109,24 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 		if err != nil {
 			return fmt.Errorf("backup archive: %w", err)
 		}
+		if first && h.Name != backupVersion {
+			// An archive from before versions existed: version 1.
+			if _, err := backupFormat.Check("", nil, false); err != nil {
+				return err
+			}
+		}
 		switch h.Name {
+		case backupVersion:
+			if !first {
+				return fmt.Errorf("backup archive: %s must come first", backupVersion)
+			}
+			found, err := io.ReadAll(io.LimitReader(tr, 16))
+			if err != nil {
+				return fmt.Errorf("backup archive: %w", err)
+			}
+			if _, err := backupFormat.Check("", bytes.TrimSpace(found), false); err != nil {
+				return err
+			}
 		case backupStore, backupKeys:
 			if err := writeFileSync(filepath.Join(dataDir, h.Name), io.LimitReader(tr, h.Size)); err != nil {
 				return err

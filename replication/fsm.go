@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/internal/boltcheck"
+	"github.com/watchfed/watchfed/internal/fileversion"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -107,6 +108,8 @@ func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
 func (f *FSM) Rebuilt() string { return f.rebuilt }
 
 func (f *FSM) open() error {
+	_, statErr := os.Stat(f.path)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -120,10 +123,17 @@ func (f *FSM) open() error {
 				return err
 			}
 		}
+		if _, err := fsmFormat.CheckBolt(tx.Bucket(bucketMeta), keyFormat, f.path, fresh); err != nil {
+			return err
+		}
 		f.applied = u64(tx.Bucket(bucketMeta).Get(keyApplied))
 		return nil
 	})
 	f.registry.Store(nil)
+	if errors.Is(err, fileversion.ErrUnreadable) {
+		db.Close()
+		return err // names the file already
+	}
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("init fsm %s: %w", f.path, err)
@@ -545,9 +555,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	out.Close()
-	// Check the snapshot opens as a bbolt file before replacing anything.
+	// Check the snapshot opens as a bbolt file, of a format this binary
+	// reads, before replacing anything.
 	if err := boltcheck.Verify(tmp); err != nil {
 		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
+	}
+	if err := checkImage(tmp); err != nil {
+		return fmt.Errorf("restore fsm: %w", err)
 	}
 	f.abandonSnapshots()
 	f.mu.Lock()
@@ -706,6 +720,9 @@ func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			writeField(h, name)
 			return b.ForEach(func(k, v []byte) error {
+				if bytes.Equal(name, bucketMeta) && bytes.Equal(k, keyFormat) {
+					return nil // how this node's file is laid out, not replicated state
+				}
 				writeField(h, k)
 				writeField(h, v)
 				return nil

@@ -6,9 +6,40 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/watchfed/watchfed/internal/boltcheck"
+	"github.com/watchfed/watchfed/internal/fileversion"
 )
+
+// fsmFormat is the layout of fsm.db, and so of the raft snapshots and the
+// backups that copy it: its version sits under meta/format. A change to how
+// the state is stored gets a new version, and this binary reads the old
+// ones it can still read (upgrading them at open) or refuses them.
+var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 1, Reads: []int{1}}
+
+var keyFormat = []byte("format")
+
+// checkImage checks the format of a state file about to replace fsm.db (a
+// raft snapshot): one this binary does not read is refused before anything
+// is replaced. An image without a version predates versions (version 1).
+func checkImage(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		var found []byte
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			found = meta.Get(keyFormat)
+		}
+		_, err := fsmFormat.Check("in the snapshot being restored", found, false)
+		return err
+	})
+}
 
 // The FSM's bbolt file is written without fsync. What makes a write durable
 // is the raft log, fsynced on a majority before the entry commits; the FSM

@@ -94,7 +94,10 @@ partners are removed (peers remove) and invited again.`,
 				return usageError{err}
 			}
 			defer f.Close()
-			return node.RestoreBackup(f, dataDir, agency, advertise)
+			if err := node.RestoreBackup(f, dataDir, agency, advertise); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			return nil
 		},
 	}
 	restore.Flags().StringVar(&dataDir, "data-dir", "", "empty data directory to restore into")

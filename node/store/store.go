@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/internal/boltcheck"
+	"github.com/watchfed/watchfed/internal/fileversion"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -45,8 +47,11 @@ var (
 	keyAuditHead   = []byte("audit_head")     // hash of the last event
 	keyAuditCount  = []byte("audit_count")    // be64(number of events)
 	keyReceived    = []byte("received_index") // be64(last log index whose entries were taken in)
-	formatVersion  = []byte("1")
 )
+
+// format is the layout of node.db (its buckets and their encodings), under
+// meta/format.
+var format = fileversion.Format{Name: "node.db", Current: 1, Reads: []int{1}}
 
 // Options configures a store.
 type Options struct {
@@ -72,6 +77,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := boltcheck.Verify(path); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: time.Second,
 		// The freelist is rebuilt on open instead of written on every commit.
@@ -89,15 +96,13 @@ func Open(path string, opts Options) (*Store, error) {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		switch f := meta.Get(keyFormat); {
-		case f == nil:
-			return meta.Put(keyFormat, formatVersion)
-		case !bytes.Equal(f, formatVersion):
-			return fmt.Errorf("store format %q, this build reads %q", f, formatVersion)
-		}
-		return nil
+		_, err := format.CheckBolt(tx.Bucket(bucketMeta), keyFormat, path, fresh)
+		return err
 	})
+	if errors.Is(err, fileversion.ErrUnreadable) {
+		db.Close()
+		return nil, err // names the file already
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

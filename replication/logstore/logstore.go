@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -26,15 +27,21 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/watchfed/watchfed/internal/boltcheck"
+	"github.com/watchfed/watchfed/internal/fileversion"
 )
 
 var (
 	bucketLogs   = []byte("logs")
 	bucketStable = []byte("stable")
 	keyApplied   = []byte("watchfed.applied") // beside raft's own stable keys
+	keyFormat    = []byte("watchfed.format")
 	// ErrKeyNotFound is what raft expects from a stable store for a missing key.
 	ErrKeyNotFound = errors.New("not found")
 )
+
+// format is the layout of raft.db: its buckets and how an entry is encoded
+// (encode, decode). A change to either gets a new version.
+var format = fileversion.Format{Name: "raft log", Current: 1, Reads: []int{1}}
 
 // Store implements raft.LogStore and raft.StableStore.
 type Store struct {
@@ -51,6 +58,8 @@ func Open(path string) (*Store, error) {
 	if err := boltcheck.Verify(path); err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
+	_, statErr := os.Stat(path)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open raft log %s: in use by another process", path)
@@ -62,9 +71,17 @@ func Open(path string) (*Store, error) {
 		if _, err := tx.CreateBucketIfNotExists(bucketLogs); err != nil {
 			return err
 		}
-		_, err := tx.CreateBucketIfNotExists(bucketStable)
+		stable, err := tx.CreateBucketIfNotExists(bucketStable)
+		if err != nil {
+			return err
+		}
+		_, err = format.CheckBolt(stable, keyFormat, path, fresh)
 		return err
 	})
+	if errors.Is(err, fileversion.ErrUnreadable) {
+		db.Close()
+		return nil, err // names the file already
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init raft log %s: %w", path, err)

@@ -1,0 +1,131 @@
+package node
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/replication"
+)
+
+// backupArchive is a backup as writeBackup lays it out: the version entry
+// (none when version is nil, as before versions existed), node.db, fsm.db
+// and the keys. fsmStamp, if set, overrides the format stamp of fsm.db.
+func backupArchive(t *testing.T, version []byte, versionFirst bool, fsmStamp []byte) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "node.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodeDB bytes.Buffer
+	if _, err := st.Backup(&nodeDB); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	fsmPath := filepath.Join(dir, "fsm.db")
+	fsm, err := replication.OpenFSM(fsmPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm.Close()
+	if fsmStamp != nil {
+		db, err := bolt.Open(fsmPath, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), fsmStamp) })
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsmDB, err := os.ReadFile(fsmPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	add := func(name string, b []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if version != nil && versionFirst {
+		add(backupVersion, version)
+	}
+	add(backupStore, nodeDB.Bytes())
+	if version != nil && !versionFirst {
+		add(backupVersion, version)
+	}
+	add(backupFSM, fsmDB)
+	add(backupKeys, []byte("keys"))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestRestoreBackupFormatVersion: a backup archive of the current version,
+// or from before versions existed, restores; an archive of a newer or
+// unknown version, or holding a state file of one, is refused with a
+// message naming what and which versions this binary reads, and an archive
+// refused by its version writes nothing.
+func TestRestoreBackupFormatVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		version      []byte
+		versionFirst bool
+		fsmStamp     []byte
+		wantErr      []string
+		wroteNothing bool
+	}{
+		{name: "current version", version: []byte("1"), versionFirst: true},
+		{name: "written before versions"},
+		{name: "newer version", version: []byte("2"), versionFirst: true, wroteNothing: true,
+			wantErr: []string{"backup archive: format version 2; this binary reads version 1", "newer watchfed"}},
+		{name: "unknown version", version: []byte("2.0"), versionFirst: true, wroteNothing: true,
+			wantErr: []string{`backup archive: unknown format version "2.0"; this binary reads version 1`}},
+		{name: "version not first", version: []byte("1"), wantErr: []string{backupVersion + " must come first"}},
+		{name: "state file of a newer version", version: []byte("1"), versionFirst: true, fsmStamp: []byte("2"),
+			wantErr: []string{"fsm.db", "format version 2; this binary reads version 1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			archive := backupArchive(t, tc.version, tc.versionFirst, tc.fsmStamp)
+			dataDir := filepath.Join(t.TempDir(), "data")
+			err := RestoreBackup(bytes.NewReader(archive), dataDir, "DE-BAFA", "127.0.0.1:7400")
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range []string{StoreFile, KeysFile, filepath.Join(raftDir, "fsm.db")} {
+					if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
+						t.Errorf("restored data directory lacks %s: %v", f, err)
+					}
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("restored an archive this binary does not read")
+			}
+			for _, s := range tc.wantErr {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); tc.wroteNothing && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a refused archive wrote %s (%v)", StoreFile, err)
+			}
+		})
+	}
+}

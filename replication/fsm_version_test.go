@@ -1,0 +1,150 @@
+package replication
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/watchfed/watchfed/internal/fileversion"
+)
+
+// writeStateFile makes a bbolt file holding a meta bucket with the applied
+// index 7 and, unless stamp is nil, the format version stamp.
+func writeStateFile(t *testing.T, path string, stamp []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyApplied, be64(7)); err != nil {
+			return err
+		}
+		if stamp != nil {
+			return meta.Put(keyFormat, stamp)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func storedFormat(t *testing.T, f *FSM) string {
+	t.Helper()
+	var v []byte
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	_ = f.db.View(func(tx *bolt.Tx) error { v = bytes.Clone(tx.Bucket(bucketMeta).Get(keyFormat)); return nil })
+	return string(v)
+}
+
+// TestFSMFormatVersion: fsm.db is opened at every version this binary reads
+// (one written before versions existed is version 1, and stamped), and a
+// newer or unknown version is refused at start, naming the file, the version
+// found and the versions read.
+func TestFSMFormatVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stamp   []byte // nil: no file (new) or no stamp (old file)
+		exists  bool
+		applied uint64
+		wantErr []string
+	}{
+		{name: "new file", applied: 0},
+		{name: "current version", stamp: []byte("1"), exists: true, applied: 7},
+		{name: "written before versions", exists: true, applied: 7},
+		{name: "newer version", stamp: []byte("2"), exists: true, wantErr: []string{"fsm.db ", "fsm.db: format version 2", "reads version 1"}},
+		{name: "unknown version", stamp: []byte("two"), exists: true, wantErr: []string{"fsm.db ", `unknown format version "two"`, "reads version 1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fsm.db")
+			if tc.exists {
+				writeStateFile(t, path, tc.stamp)
+			}
+			f, err := OpenFSM(path, nil)
+			if tc.wantErr != nil {
+				if err == nil {
+					f.Close()
+					t.Fatal("opened a file of a version this binary does not read")
+				}
+				if !errors.Is(err, fileversion.ErrUnreadable) {
+					t.Fatalf("error %v, want ErrUnreadable", err)
+				}
+				for _, s := range append(tc.wantErr, path) {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q lacks %q", err, s)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Applied() != tc.applied {
+				t.Errorf("applied %d, want %d", f.Applied(), tc.applied)
+			}
+			if got := storedFormat(t, f); got != "1" {
+				t.Errorf("format stamp %q, want \"1\"", got)
+			}
+		})
+	}
+}
+
+// TestSnapshotFormatVersion: a snapshot (an image of fsm.db) of a version
+// this binary does not read is refused before anything is replaced; one
+// from before versions existed is restored and stamped version 1.
+func TestSnapshotFormatVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stamp   []byte
+		wantErr string
+	}{
+		{name: "current version", stamp: []byte("1")},
+		{name: "written before versions"},
+		{name: "newer version", stamp: []byte("3"), wantErr: "fsm.db in the snapshot being restored: format version 3; this binary reads version 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := OpenFSM(filepath.Join(dir, "fsm.db"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			image := filepath.Join(dir, "image.db")
+			writeStateFile(t, image, tc.stamp)
+			b, err := os.ReadFile(image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = f.Restore(io.NopCloser(bytes.NewReader(b)))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("restore: %v, want %q", err, tc.wantErr)
+				}
+				if f.Applied() != 0 {
+					t.Fatalf("a refused snapshot replaced the state (applied %d)", f.Applied())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Applied() != 7 || storedFormat(t, f) != "1" {
+				t.Fatalf("restored: applied %d, format %q; want 7, \"1\"", f.Applied(), storedFormat(t, f))
+			}
+		})
+	}
+}
