@@ -394,7 +394,10 @@ var translitPairs = strings.NewReplacer("shch", "shch", "dzh", "j", "dj", "j", "
 // "dzhavkhar" and "jawhar" are both "javhar", "yakoob" and "yaqoob" both
 // "iakob". Vowels other than y stay: "reed" is not "rid".
 func TranslitKey(w string) string {
-	k := translitPairs.Replace(w)
+	k := w
+	if strings.ContainsAny(w, "dkpcqwxy") {
+		k = translitPairs.Replace(w)
+	}
 	// doubled letters once
 	b := []byte(k)
 	out := b[:0]

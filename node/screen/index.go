@@ -88,6 +88,7 @@ func EntryOf(rec *pb.Record, shared bool) *Entry {
 type tokInfo struct {
 	text  string
 	skel  string // phonetic key, computed once
+	tkey  string // romanisation key (names.TranslitKey), computed once
 	abjad bool
 	ascii bool
 	bag   uint32   // letters present (a-z, digits folded), for a cheap pre-check
@@ -276,7 +277,7 @@ func (x *Index) token(t names.Word) uint32 {
 	id := uint32(len(x.toks))
 	x.tokID[t.Text] = id
 	k := names.Skeleton(t.Text)
-	x.toks = append(x.toks, tokInfo{text: t.Text, skel: k, abjad: t.Abjad, ascii: isASCII(t.Text), bag: letterBag(t.Text)})
+	x.toks = append(x.toks, tokInfo{text: t.Text, skel: k, tkey: names.TranslitKey(t.Text), abjad: t.Abjad, ascii: isASCII(t.Text), bag: letterBag(t.Text)})
 	for _, g := range trigrams(t.Text) {
 		k := gramKey(g, len(t.Text))
 		x.grams[k] = append(x.grams[k], id)
@@ -333,11 +334,12 @@ func (x *Index) idf(df int) float64 {
 
 // tokenSim is the similarity of two words in 0..1 and how they matched.
 func tokenSim(q, l string, abjad bool) (float64, string) {
-	return tokenSimK(q, l, names.Skeleton(q), names.Skeleton(l), abjad, isASCII(q) && isASCII(l))
+	return tokenSimK(q, l, names.Skeleton(q), names.Skeleton(l), names.TranslitKey(q), names.TranslitKey(l), abjad, isASCII(q) && isASCII(l))
 }
 
 // tokenSimK is the similarity of a query word q and a listed word l, given
-// their phonetic keys and whether both are ASCII, and how they matched; 0
+// their phonetic and romanisation keys and whether both are ASCII, and how
+// they matched; 0
 // means different words.
 //
 // Jaro-Winkler finds typos, but a one-letter difference is as often another
@@ -347,7 +349,7 @@ func tokenSim(q, l string, abjad bool) (float64, string) {
 // romanisation of the same letters ("jawhar", "dzhavkhar") 0.9, and a word from a
 // script without short vowels that has the consonants of the other at least
 // 0.9 (0.85 for two consonants): "mhmd" is "muhammad".
-func tokenSimK(q, l, kq, kl string, abjad, ascii bool) (float64, string) {
+func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string) {
 	if q == l {
 		return 1, "exact"
 	}
@@ -381,7 +383,7 @@ func tokenSimK(q, l, kq, kl string, abjad, ascii bool) (float64, string) {
 	}
 	if ascii {
 		// Another romanisation of the same name: "dzhavkhar" for "jawhar".
-		if tq, tl := names.TranslitKey(q), names.TranslitKey(l); tq == tl {
+		if tq == tl {
 			return max(0.9, typoSim(s)), "transliteration"
 		} else if tq != q || tl != l {
 			s = max(s, jwASCII(tq, tl))

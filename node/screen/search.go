@@ -154,16 +154,16 @@ func (x *Index) Search(q Query) []Result {
 
 	qt := names.Words(q.Name)
 	if len(qt) > 0 && len(qt) < 250 {
-		qk := make([]string, len(qt))
+		qk, qtk := make([]string, len(qt)), make([]string, len(qt))
 		for i, t := range qt {
-			qk[i] = names.Skeleton(t.Text)
+			qk[i], qtk[i] = names.Skeleton(t.Text), names.TranslitKey(t.Text)
 		}
 		cache := map[uint64]pairSim{}
 		normQuery := names.Normalize(q.Name)
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
-			ns, words := x.nameScore(qt, qk, n, cache)
+			ns, words := x.nameScore(qt, qk, qtk, n, cache)
 			if n.weak {
 				ns *= 0.95
 			}
@@ -214,7 +214,7 @@ type simTok struct {
 // similar by Jaro-Winkler.
 func (x *Index) similar(t names.Word, s *scratch) []simTok {
 	var out []simTok
-	tk, tASCII, tBag := names.Skeleton(t.Text), isASCII(t.Text), letterBag(t.Text)
+	tk, tt, tASCII, tBag := names.Skeleton(t.Text), names.TranslitKey(t.Text), isASCII(t.Text), letterBag(t.Text)
 	if cap(s.mark) < len(x.toks) {
 		s.mark = make([]uint32, len(x.toks))
 	}
@@ -234,7 +234,7 @@ func (x *Index) similar(t names.Word, s *scratch) []simTok {
 		if !t.Abjad && !ti.abjad && (bits.OnesCount32(tBag&^ti.bag) > 2 || bits.OnesCount32(ti.bag&^tBag) > 2) {
 			return
 		}
-		if sim, _ := tokenSimK(t.Text, ti.text, tk, ti.skel, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 {
+		if sim, _ := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 {
 			out = append(out, simTok{id, sim})
 		}
 	}
@@ -449,7 +449,7 @@ type match struct {
 // words are paired, most similar first, each word used once, and the score
 // combines how much of the query's weight and how much of the name's weight
 // is covered: qcov^0.6 · ncov^0.4. A pair weighs what its listed words weigh.
-func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
+func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
 	var ps []match
 	for qi, t := range qt {
 		for ni, tid := range n.toks {
@@ -457,7 +457,7 @@ func (x *Index) nameScore(qt []names.Word, qk []string, n *nameRec, cache map[ui
 			c, ok := cache[key]
 			if !ok {
 				ti := &x.toks[tid]
-				c.sim, c.how = tokenSimK(t.Text, ti.text, qk[qi], ti.skel, t.Abjad || ti.abjad, ti.ascii && isASCII(t.Text))
+				c.sim, c.how = tokenSimK(t.Text, ti.text, qk[qi], ti.skel, qtk[qi], ti.tkey, t.Abjad || ti.abjad, ti.ascii && isASCII(t.Text))
 				cache[key] = c
 			}
 			if c.sim > 0 {
