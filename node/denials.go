@@ -37,7 +37,7 @@ func (s *recordService) ListDueDenials(ctx context.Context, req *pb.ListDueDenia
 	for _, r := range recs {
 		due, err := time.Parse(time.DateOnly, r.GetDenial().GetReviewBy())
 		if err != nil {
-			continue // validation sets review_by on every denial; older data may lack it
+			continue // an imported order: its publisher reviews it, not this agency
 		}
 		left := int32(due.Sub(today).Hours() / 24)
 		if left <= int32(req.GetWithinDays()) {

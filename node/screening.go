@@ -353,14 +353,14 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 			if err != nil || !(item.Within(denied) || denied.Within(item)) || d.Destination != dest {
 				continue
 			}
-			if d.ReviewBy != "" && d.ReviewBy < today {
-				continue // past its review: no longer binds partners
+			if !denialInForce(d, today) {
+				continue
 			}
 			seenDenial[h.Record.Id] = true
 			resp.Denials = append(resp.Denials, &pb.DenialMatch{
 				Result: h,
 				Party:  party,
-				Reason: fmt.Sprintf("%s within denied %s; destination %s; denied %s, in force until %s", item, denied, dest, d.DeniedOn, d.ReviewBy),
+				Reason: fmt.Sprintf("%s within denied %s; destination %s; denied %s, %s", item, denied, dest, d.DeniedOn, inForceUntil(d)),
 			})
 		}
 		gq := base
@@ -375,4 +375,24 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 	draftFrom(ctx).ev.Target = clipDetail(strings.Join(req.GetParties(), "; "))
 	draftFrom(ctx).ev.Detail = fmt.Sprintf("%s to %s: %d denials, %d designations", item, dest, len(resp.Denials), len(resp.Designations))
 	return resp, nil
+}
+
+// denialInForce says whether a denial binds on a day (YYYY-MM-DD): it has
+// taken effect, has not expired (an imported order's own end), and is not
+// past its review (an own denial not renewed in time no longer binds
+// partners). Status (revoked, annulled) is the index's business.
+func denialInForce(d *pb.Denial, day string) bool {
+	return (d.DeniedOn == "" || d.DeniedOn <= day) &&
+		(d.ExpiresOn == "" || d.ExpiresOn >= day) &&
+		(d.ReviewBy == "" || d.ReviewBy >= day)
+}
+
+func inForceUntil(d *pb.Denial) string {
+	switch {
+	case d.ExpiresOn != "":
+		return "in force until " + d.ExpiresOn
+	case d.ReviewBy != "":
+		return "in force until its review by " + d.ReviewBy
+	}
+	return "in force with no end date"
 }

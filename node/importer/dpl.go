@@ -18,9 +18,10 @@ var dplColumns = []string{"Name", "Street_Address", "City", "State", "Country", 
 // header row) as denials: a denial order withdraws all export privileges,
 // so the control-list entry is ALL, the destination the party's country
 // (the United States when none is given: the order binds US exporters
-// dealing with a party there), denied on the effective date and reviewed by
-// the expiration date. The list has no entry numbers: an entry is known by
-// its name and effective date.
+// dealing with a party there), in force from the effective date until the
+// expiration date, if any (no review date: reviewing the order is BIS's
+// duty, not the importing agency's). The list has no entry numbers: an
+// entry is known by its name and effective date.
 func ParseDPL(source string, r io.Reader) (*Result, error) {
 	res := &Result{Source: source}
 	s, err := text(r)
@@ -86,15 +87,15 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 			}
 			continue
 		}
-		review := ""
+		expires := ""
 		if x := get("Expiration_Date"); x != "" {
 			t, err := time.Parse("01/02/2006", x)
 			if err != nil {
 				res.reject(line, ref, "Expiration_Date %q is not MM/DD/YYYY", x)
 				continue
 			}
-			if t.After(eff) {
-				review = t.Format(time.DateOnly)
+			if !t.Before(eff) {
+				expires = t.Format(time.DateOnly)
 			}
 		}
 		dest := country
@@ -123,7 +124,7 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 				Regime:           "US-EAR",
 				Parties:          []*pb.Party{{Role: pb.PartyRole_PARTY_ROLE_END_USER, Name: name, Country: country, Address: clip(where, 2*record.MaxShortBytes)}},
 				DeniedOn:         eff.Format(time.DateOnly),
-				ReviewBy:         review,
+				ExpiresOn:        expires,
 				StatusReason:     clip(strings.TrimSpace(get("Action")+" "+get("FR_Citation")), record.MaxTextBytes),
 			}},
 		}

@@ -287,6 +287,25 @@ func (b builder) alias(name string, weak bool) {
 	b.s.Aliases = append(b.s.Aliases, &pb.Alias{Name: name, Strength: st, Script: script(name)})
 }
 
+// Vessels' numbers written in free text (OFAC remarks, UN comments):
+// "IMO 9187629", "International Maritime Organization (IMO) Number:
+// 1790183", "MMSI 572469210".
+var (
+	freeIMO  = regexp.MustCompile(`(?i)\bIMO\)?(?:\s+(?:number|no\.?))?[:\s]+(\d{7})\b`)
+	freeMMSI = regexp.MustCompile(`(?i)\bMMSI(?:\s+(?:number|no\.?))?[:\s]+(\d{9})\b`)
+	mmsi     = regexp.MustCompile(`^\d{9}$`)
+)
+
+// freeTextIDs adds the IMO and MMSI numbers written in a text.
+func (b builder) freeTextIDs(text string) {
+	for _, m := range freeIMO.FindAllStringSubmatch(text, -1) {
+		b.id(pb.IdentifierType_IDENTIFIER_TYPE_IMO, m[1], "")
+	}
+	for _, m := range freeMMSI.FindAllStringSubmatch(text, -1) {
+		b.id(pb.IdentifierType_IDENTIFIER_TYPE_MMSI, m[1], "")
+	}
+}
+
 func (b builder) id(t pb.IdentifierType, v, country string) {
 	v = strings.TrimSpace(strings.TrimRight(v, ".;,"))
 	if v == "" || len(b.s.Identifiers) >= record.MaxListItems || len(v) > 64 {
@@ -296,6 +315,9 @@ func (b builder) id(t pb.IdentifierType, v, country string) {
 		t = pb.IdentifierType_IDENTIFIER_TYPE_OTHER
 	}
 	if t == pb.IdentifierType_IDENTIFIER_TYPE_LEI && !record.ValidLEI(v) {
+		t = pb.IdentifierType_IDENTIFIER_TYPE_OTHER
+	}
+	if t == pb.IdentifierType_IDENTIFIER_TYPE_MMSI && !mmsi.MatchString(v) {
 		t = pb.IdentifierType_IDENTIFIER_TYPE_OTHER
 	}
 	for _, x := range b.s.Identifiers {

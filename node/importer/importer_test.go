@@ -3,6 +3,7 @@ package importer
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,13 +141,24 @@ func TestDPL(t *testing.T) {
 		t.Errorf("rejects: %s", rejects(res))
 	}
 	recs := byRef(t, res)
-	if len(recs) != 3 {
-		t.Fatalf("%d records, want 3 (one party at four addresses is one denial)", len(recs))
+	if len(recs) != 4 {
+		t.Fatalf("%d records, want 4 (one party at four addresses is one denial)", len(recs))
 	}
 	for ref, r := range recs {
 		d := r.GetDenial()
 		if d.ControlListEntry != "ALL" || d.DeniedOn == "" || len(d.Parties) != 1 {
 			t.Errorf("%s: %v", ref, d)
+		}
+		// The order's own dates; a review date is the importing agency's
+		// duty for its own denials only.
+		if d.ReviewBy != "" {
+			t.Errorf("%s: review_by %q invented", ref, d.ReviewBy)
+		}
+		switch {
+		case strings.Contains(r.Subject.Name, "ASH") && (d.DeniedOn != "2003-06-19" || d.ExpiresOn != "2056-06-29"):
+			t.Errorf("%s: denied %s expires %s, want 2003-06-19 until 2056-06-29", ref, d.DeniedOn, d.ExpiresOn)
+		case strings.Contains(r.Subject.Name, "MAXWELL") && (d.DeniedOn != "1981-03-02" || d.ExpiresOn != ""):
+			t.Errorf("%s: denied %s expires %q, want 1981-03-02 with no end", ref, d.DeniedOn, d.ExpiresOn)
 		}
 		if strings.Contains(r.Subject.Name, "AIRLINES") && (r.Subject.Schema != pb.Schema_SCHEMA_ORGANIZATION || len(r.Subject.Addresses) < 2) {
 			t.Errorf("%s: want an organisation with its addresses: %v", ref, r.Subject)
@@ -192,5 +204,18 @@ func TestCountry(t *testing.T) {
 		if got := Country(in); got != want {
 			t.Errorf("Country(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestFreeTextIDs(t *testing.T) {
+	s := &pb.Subject{}
+	builder{s}.freeTextIDs("Vessel. International Maritime Organization (IMO) Number: 9187629. MMSI 572469210; IMO number: 1234568 (bad check digit)")
+	var got []string
+	for _, id := range s.Identifiers {
+		got = append(got, id.Type.String()+" "+id.Value)
+	}
+	want := []string{"IDENTIFIER_TYPE_IMO 9187629", "IDENTIFIER_TYPE_OTHER 1234568", "IDENTIFIER_TYPE_MMSI 572469210"}
+	if !slices.Equal(got, want) {
+		t.Errorf("identifiers %v, want %v", got, want)
 	}
 }

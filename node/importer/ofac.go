@@ -60,7 +60,6 @@ func readOFAC(r io.Reader, file string, want int, res *Result) ([]ofacRow, error
 var (
 	remarkDOB         = regexp.MustCompile(`(?i)\bDOB ([^;]+)`)
 	remarkNationality = regexp.MustCompile(`(?i)\b(?:nationality|citizen) ([^;()]+)`)
-	remarkIMO         = regexp.MustCompile(`(?i)\bIMO (\d{7})\b`)
 	remarkAKA         = regexp.MustCompile(`(?i)\ba\.k\.a\.,? '([^']+)'`)
 	remarkIdent       = regexp.MustCompile(`(?i)(?:^|;\s*)(?:alt\. )?(Passport|National ID No\.|Tax ID No\.|Registration (?:Number|ID)|Legal Entity Number|Cedula No\.|Identification Number|SWIFT/BIC) ([^;(]+)(?:\(([^)]+)\))?`)
 )
@@ -169,9 +168,7 @@ func ParseOFAC(source string, f Files) (*Result, error) {
 		for _, m := range remarkNationality.FindAllStringSubmatch(remarks, -1) {
 			addCountry(&s.Nationalities, m[1])
 		}
-		for _, m := range remarkIMO.FindAllStringSubmatch(remarks, -1) {
-			b.id(pb.IdentifierType_IDENTIFIER_TYPE_IMO, m[1], "")
-		}
+		b.freeTextIDs(remarks)
 		for _, m := range remarkIdent.FindAllStringSubmatch(remarks, -1) {
 			b.id(identTypes[strings.ToLower(m[1])], m[2], m[3])
 		}

@@ -161,6 +161,7 @@ func itemRecord(ref string, e unEntry, person bool) *pb.Record {
 		}
 		b.id(t, doc.Number, doc.Country)
 	}
+	b.freeTextIDs(e.Comments)
 	listed := strings.TrimSpace(e.ListedOn)
 	if len(listed) > 10 {
 		listed = listed[:10]

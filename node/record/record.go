@@ -130,8 +130,10 @@ func Normalize(r *pb.Record, now time.Time) {
 		if x.DeniedOn == "" {
 			x.DeniedOn = today
 		}
-		x.ReviewBy = strings.TrimSpace(x.ReviewBy)
-		if d, err := time.Parse(time.DateOnly, x.DeniedOn); err == nil && x.ReviewBy == "" {
+		x.ReviewBy, x.ExpiresOn = strings.TrimSpace(x.ReviewBy), strings.TrimSpace(x.ExpiresOn)
+		// The review duty is the agency's, for its own denials; an order
+		// imported from a published list keeps its publisher's dates.
+		if d, err := time.Parse(time.DateOnly, x.DeniedOn); err == nil && x.ReviewBy == "" && r.SourceRef == "" {
 			x.ReviewBy = d.AddDate(ReviewPeriod, 0, 0).Format(time.DateOnly)
 		}
 	case *pb.Record_Consultation:
@@ -207,7 +209,7 @@ func Validate(r *pb.Record) error {
 	case *pb.Record_Designation:
 		c.designation(d.Designation)
 	case *pb.Record_Denial:
-		c.denial(d.Denial)
+		c.denial(d.Denial, r.SourceRef)
 	case *pb.Record_Consultation:
 		c.consultation(d.Consultation)
 	case *pb.Record_ConsultationAnswer:
@@ -313,7 +315,8 @@ func (c *checker) designation(d *pb.Designation) {
 	}
 }
 
-func (c *checker) denial(d *pb.Denial) {
+// imported is the source_ref of a record imported from a published list.
+func (c *checker) denial(d *pb.Denial, imported string) {
 	if d == nil {
 		c.add("denial", "must be set")
 		return
@@ -351,9 +354,13 @@ func (c *checker) denial(d *pb.Denial) {
 		c.add("denial.status", "must be denied, annulled, suspended, limited or revoked")
 	}
 	denied := c.date("denial.denied_on", d.DeniedOn, true)
-	review := c.date("denial.review_by", d.ReviewBy, true)
+	review := c.date("denial.review_by", d.ReviewBy, imported == "")
 	if !denied.IsZero() && !review.IsZero() && review.Before(denied) {
 		c.add("denial.review_by", "%s is before denied_on %s", d.ReviewBy, d.DeniedOn)
+	}
+	expires := c.date("denial.expires_on", d.ExpiresOn, false)
+	if !denied.IsZero() && !expires.IsZero() && expires.Before(denied) {
+		c.add("denial.expires_on", "%s is before denied_on %s", d.ExpiresOn, d.DeniedOn)
 	}
 }
 

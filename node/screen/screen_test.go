@@ -2,6 +2,7 @@ package screen
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -23,7 +24,14 @@ func listed() *Index {
 	add("bin-laden", P, []string{"BIN LADIN, Usama", "Osama bin Laden"}, []string{"1957"}, []string{"SA"})
 	add("zawahiri", P, []string{"AL-ZAWAHIRI, Ayman Muhammad Rabi"}, []string{"1951-06-19"}, []string{"EG"})
 	add("kim", P, []string{"KIM, Jong Un"}, []string{"1984-01-08"}, []string{"KP"})
-	add("ivan-ivanov", P, []string{"IVANOV, Ivan Petrovich"}, []string{"1970"}, []string{"RU"})
+	add("ivan-ivanov", P, []string{"IVANOV, Ivan Petrovich"}, []string{"1970"}, []string{"RU"}, Identifier{Type: pb.IdentifierType_IDENTIFIER_TYPE_PASSPORT, Value: "515731854"})
+	add("al-haq", O, []string{"AL-HAQ FOUNDATION"}, nil, nil)
+	add("abu-al-khayr", P, []string{"ABUALKHAYR, Muhsin"}, nil, nil)
+	add("van-der-berg", P, []string{"VAN DER BERG, Pieter"}, nil, nil)
+	add("zia-ul-haq", P, []string{"ZIA UL HAQ, Tariq"}, nil, nil)
+	add("karim", P, []string{"KARIM AHMED KARIM"}, nil, nil)
+	add("jj", O, []string{"J & J TRADING"}, nil, nil)
+	add("smith", P, []string{"SMITH, John Robert"}, nil, nil)
 	add("mohammed-ali", P, []string{"ALI, Mohammed Hassan"}, []string{"1975"}, []string{"IQ"})
 	add("sovcomflot", O, []string{"PAO SOVCOMFLOT", "Sovkomflot PJSC"}, nil, []string{"RU"})
 	add("tech-trade", O, []string{"TECH TRADE LLC"}, nil, []string{"AE"})
@@ -66,6 +74,16 @@ func TestScreenFinds(t *testing.T) {
 		{"Russian legal form", Query{Name: "OOO Tech Trade"}, "tech-trade", 1},
 		{"company, Cyrillic", Query{Name: "ПАО Совкомфлот"}, "sovcomflot", 0.9},
 		{"vessel by IMO", Query{Name: "unknown vessel", IDs: []string{"9187629"}}, "aria", 1},
+		{"IMO with its type words", Query{IDs: []string{"IMO number: 9187629"}}, "aria", 1},
+		{"passport with its type word", Query{IDs: []string{"Passport 515731854"}}, "ivan-ivanov", 1},
+		{"particle joined", Query{Name: "Alhaq Foundation"}, "al-haq", 0.95},
+		{"particles split", Query{Name: "Muhsin Abu al-Khayr"}, "abu-al-khayr", 0.95},
+		{"particles joined", Query{Name: "Pieter Vanderberg"}, "van-der-berg", 0.95},
+		{"connective joined", Query{Name: "Tariq Ziaulhaq"}, "zia-ul-haq", 0.95},
+		{"repeated word", Query{Name: "Karim Ahmed Karim"}, "karim", 0.99},
+		{"repeated initial", Query{Name: "J&J Trading"}, "jj", 0.99},
+		{"several initials", Query{Name: "J.R. Smith"}, "smith", 0.8},
+		{"initial for the surname", Query{Name: "John Robert S."}, "smith", 0.8},
 		{"birth date agrees", Query{Name: "Ivan Ivanov", BirthDate: "1970", Schema: pb.Schema_SCHEMA_PERSON}, "ivan-ivanov", 0.8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +124,26 @@ func TestScreenRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestThresholdZero(t *testing.T) {
+	x := listed()
+	q := Query{Name: "Vladimir Karimov"}
+	if rs := x.Search(q); len(rs) == 0 || rs[0].Score >= DefaultThreshold {
+		t.Fatalf("threshold 0: want every candidate, however low, got %d results", len(rs))
+	}
+	q.Threshold = DefaultThreshold
+	if rs := x.Search(q); len(rs) != 0 {
+		t.Errorf("threshold 0.8: want none, got %+v", rs[0])
+	}
+}
+
+func TestExplainsRuns(t *testing.T) {
+	x := listed()
+	rs := x.Search(Query{Name: "Alhaq Foundation"})
+	if len(rs) == 0 || !strings.Contains(rs[0].Explanation.String(), "alhaq~al haq(joined") {
+		t.Errorf("want alhaq~al haq(joined) in the explanation, got %+v", rs)
 	}
 }
 
@@ -156,8 +194,8 @@ func TestIndexFollowsWrites(t *testing.T) {
 		t.Errorf("removed vessel still matches by IMO: %+v", rs)
 	}
 	entries, _ := x.Len()
-	if entries != 311 {
-		t.Errorf("%d entries, want 311", entries)
+	if entries != 318 {
+		t.Errorf("%d entries, want 318", entries)
 	}
 	// A late write of an older version changes nothing.
 	x.Put(&Entry{ID: "v", Version: 3, Names: []Name{{Text: "Version Three"}}})

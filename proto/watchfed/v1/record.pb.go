@@ -258,6 +258,8 @@ const (
 	IdentifierType_IDENTIFIER_TYPE_IMO                 IdentifierType = 6
 	IdentifierType_IDENTIFIER_TYPE_CALL_SIGN           IdentifierType = 7
 	IdentifierType_IDENTIFIER_TYPE_OTHER               IdentifierType = 8
+	// Maritime Mobile Service Identity: a vessel's radio number, nine digits.
+	IdentifierType_IDENTIFIER_TYPE_MMSI IdentifierType = 9
 )
 
 // Enum value maps for IdentifierType.
@@ -272,6 +274,7 @@ var (
 		6: "IDENTIFIER_TYPE_IMO",
 		7: "IDENTIFIER_TYPE_CALL_SIGN",
 		8: "IDENTIFIER_TYPE_OTHER",
+		9: "IDENTIFIER_TYPE_MMSI",
 	}
 	IdentifierType_value = map[string]int32{
 		"IDENTIFIER_TYPE_UNSPECIFIED":         0,
@@ -283,6 +286,7 @@ var (
 		"IDENTIFIER_TYPE_IMO":                 6,
 		"IDENTIFIER_TYPE_CALL_SIGN":           7,
 		"IDENTIFIER_TYPE_OTHER":               8,
+		"IDENTIFIER_TYPE_MMSI":                9,
 	}
 )
 
@@ -1082,11 +1086,16 @@ type Denial struct {
 	Parties  []*Party     `protobuf:"bytes,6,rep,name=parties,proto3" json:"parties,omitempty"`
 	Status   DenialStatus `protobuf:"varint,7,opt,name=status,proto3,enum=watchfed.v1.DenialStatus" json:"status,omitempty"`
 	DeniedOn string       `protobuf:"bytes,8,opt,name=denied_on,json=deniedOn,proto3" json:"denied_on,omitempty"`
-	// Review date; three years after denied_on unless set.
+	// Review date of the agency's own denial; three years after denied_on
+	// unless set. Empty for an order imported from a published list (one with
+	// a source_ref): its publisher reviews it, and it runs until expires_on.
 	ReviewBy string `protobuf:"bytes,9,opt,name=review_by,json=reviewBy,proto3" json:"review_by,omitempty"`
 	// Regime, e.g. "WASSENAAR", "NSG", "AG", "MTCR", "EU-DUAL-USE".
-	Regime        string `protobuf:"bytes,10,opt,name=regime,proto3" json:"regime,omitempty"`
-	StatusReason  string `protobuf:"bytes,11,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	Regime       string `protobuf:"bytes,10,opt,name=regime,proto3" json:"regime,omitempty"`
+	StatusReason string `protobuf:"bytes,11,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	// Last day an imported order is in force, as its publisher gives it
+	// (e.g. the BIS Denied Persons List's expiration date); empty: no end.
+	ExpiresOn     string `protobuf:"bytes,12,opt,name=expires_on,json=expiresOn,proto3" json:"expires_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,6 +1203,13 @@ func (x *Denial) GetRegime() string {
 func (x *Denial) GetStatusReason() string {
 	if x != nil {
 		return x.StatusReason
+	}
+	return ""
+}
+
+func (x *Denial) GetExpiresOn() string {
+	if x != nil {
+		return x.ExpiresOn
 	}
 	return ""
 }
@@ -1721,7 +1737,7 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\x04role\x18\x01 \x01(\x0e2\x16.watchfed.v1.PartyRoleR\x04role\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\acountry\x18\x03 \x01(\tR\acountry\x12\x18\n" +
-	"\aaddress\x18\x04 \x01(\tR\aaddress\"\xf5\x02\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\"\x94\x03\n" +
 	"\x06Denial\x12,\n" +
 	"\x12control_list_entry\x18\x01 \x01(\tR\x10controlListEntry\x12\x12\n" +
 	"\x04item\x18\x02 \x01(\tR\x04item\x12 \n" +
@@ -1734,7 +1750,9 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\treview_by\x18\t \x01(\tR\breviewBy\x12\x16\n" +
 	"\x06regime\x18\n" +
 	" \x01(\tR\x06regime\x12#\n" +
-	"\rstatus_reason\x18\v \x01(\tR\fstatusReason\"\x8e\x06\n" +
+	"\rstatus_reason\x18\v \x01(\tR\fstatusReason\x12\x1d\n" +
+	"\n" +
+	"expires_on\x18\f \x01(\tR\texpiresOn\"\x8e\x06\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12%\n" +
@@ -1806,7 +1824,7 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\fNameStrength\x12\x1d\n" +
 	"\x19NAME_STRENGTH_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14NAME_STRENGTH_STRONG\x10\x01\x12\x16\n" +
-	"\x12NAME_STRENGTH_WEAK\x10\x02*\xa1\x02\n" +
+	"\x12NAME_STRENGTH_WEAK\x10\x02*\xbb\x02\n" +
 	"\x0eIdentifierType\x12\x1f\n" +
 	"\x1bIDENTIFIER_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18IDENTIFIER_TYPE_PASSPORT\x10\x01\x12\x1f\n" +
@@ -1816,7 +1834,8 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\x13IDENTIFIER_TYPE_LEI\x10\x05\x12\x17\n" +
 	"\x13IDENTIFIER_TYPE_IMO\x10\x06\x12\x1d\n" +
 	"\x19IDENTIFIER_TYPE_CALL_SIGN\x10\a\x12\x19\n" +
-	"\x15IDENTIFIER_TYPE_OTHER\x10\b*w\n" +
+	"\x15IDENTIFIER_TYPE_OTHER\x10\b\x12\x18\n" +
+	"\x14IDENTIFIER_TYPE_MMSI\x10\t*w\n" +
 	"\x11DesignationStatus\x12\"\n" +
 	"\x1eDESIGNATION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DESIGNATION_STATUS_ACTIVE\x10\x01\x12\x1f\n" +
