@@ -11,11 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/store"
-	"github.com/watchfed/watchfed/policy/seal"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -199,7 +197,7 @@ func (s *consultService) DecideConsultation(ctx context.Context, req *pb.DecideC
 	if req.GetDecision() == pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED {
 		// The regimes require notifying an approval after consultation to
 		// every partner that holds the denial.
-		holders, err := s.n.fed.holders(c.DenialId, c.DenialVersion)
+		holders, err := s.n.fed.Holders(c.DenialId, c.DenialVersion)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "holders of %s: %v", c.DenialId, err)
 		}
@@ -427,75 +425,4 @@ func (n *Node) sharedVersions(ctx context.Context, id string) ([]*pb.Record, err
 		out[i] = e.Record
 	}
 	return out, nil
-}
-
-// consultationBodies seals a consultation step to exactly its rel_to, past
-// the sharing policy: the consultation to the denying agency, an answer to
-// the consulting agency, and a decided approval also to the partners that
-// hold the denial, without the question (the thread stays between the two).
-func consultationBodies(r *pb.Record, members []string) ([]seal.BodyPlain, error) {
-	consulted := r.GetConsultation().GetConsultedAgency()
-	var to, notified []string
-	for _, a := range r.RelTo {
-		switch {
-		case !slices.Contains(members, a):
-		case r.GetConsultation() != nil && a != consulted:
-			notified = append(notified, a)
-		default:
-			to = append(to, a)
-		}
-	}
-	marshal := proto.MarshalOptions{Deterministic: true}.Marshal
-	var bodies []seal.BodyPlain
-	if len(to) > 0 {
-		plain, err := marshal(r)
-		if err != nil {
-			return nil, err
-		}
-		bodies = append(bodies, seal.BodyPlain{Recipients: slices.Sorted(slices.Values(to)), Plaintext: plain})
-	}
-	if len(notified) > 0 {
-		notice := proto.Clone(r).(*pb.Record)
-		notice.GetConsultation().Question = ""
-		plain, err := marshal(notice)
-		if err != nil {
-			return nil, err
-		}
-		bodies = append(bodies, seal.BodyPlain{Recipients: slices.Sorted(slices.Values(notified)), Plaintext: plain})
-	}
-	return bodies, nil
-}
-
-// holders are the agencies that can read a version of a partner's entry,
-// as the clear log says: those it was sealed to, and those granted it later
-// (a member that joined since, a partner a widened policy entitled).
-func (f *federation) holders(id string, version uint64) ([]string, error) {
-	env, err := f.rep.Envelope(id, version)
-	if err != nil {
-		return nil, err
-	}
-	granted, err := f.rep.Grantees(id, version)
-	if err != nil {
-		return nil, err
-	}
-	out := slices.Clone(env.GetHeader().GetRecipients())
-	for _, g := range granted {
-		if !slices.Contains(out, g) {
-			out = append(out, g)
-		}
-	}
-	return out, nil
-}
-
-// receivedAudit records the taking in of a partner's consultation step, so
-// that every step is in both agencies' audit logs.
-func receivedAudit(e *pb.SharedEntry, now time.Time) *pb.AuditEvent {
-	r := e.GetRecord()
-	if r.GetKind() != pb.Kind_KIND_CONSULTATION {
-		return nil
-	}
-	return &pb.AuditEvent{
-		Time: timestamppb.New(now), Agency: e.Origin, Actor: r.UpdatedBy, Action: "consultation.received",
-		Target: r.Id, Outcome: "ok", Detail: fmt.Sprintf("version %d at log index %d: %s", r.Version, e.LogIndex, r.ChangeNote),
-	}
 }

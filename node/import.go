@@ -218,7 +218,7 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 		return 0, nil
 	}
 	// Listen for the last version's publication before it is stored.
-	wait, drop := n.fed.expectPublished(recs[len(recs)-1])
+	wait, drop := n.fed.ExpectPublished(recs[len(recs)-1])
 	base := draftFrom(ctx).ev
 	by := ""
 	if id, ok := auth.FromContext(ctx); ok {
@@ -242,7 +242,7 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 			drop()
 			return 0, storeError(err, fmt.Sprintf("import batch at %s", batch[0].SourceRef))
 		}
-		n.fed.wakeUp() // publish this batch while the next is stored
+		n.fed.WakeUp() // publish this batch while the next is stored
 		for _, rec := range batch {
 			n.follow(rec, false)
 		}

@@ -38,7 +38,7 @@ func newMetrics(n *Node) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	status := func() (leader, term, last, commit, applied float64) {
-		st := n.fed.rep.Status()
+		st := n.fed.Replicator().Status()
 		if st.Role == "leader" {
 			leader = 1
 		}
@@ -61,7 +61,6 @@ func newMetrics(n *Node) *metrics {
 			return float64(len(recs))
 		}),
 	)
-	m.reg.MustRegister(n.fed.handshakes.Collectors()...)
 	return m
 }
 

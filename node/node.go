@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,14 +20,15 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/federation"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
-	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -41,7 +43,7 @@ type Node struct {
 	health   *health.Server
 	lis      net.Listener
 	opts     Options
-	fed      *federation
+	fed      *federation.Federation
 	metrics  *metrics
 	closing  chan struct{}
 	watchers chan struct{} // one token per running Watch stream
@@ -69,8 +71,13 @@ type Options struct {
 	MaxWatchers int
 }
 
-// StoreFile is the bbolt file of a node's records and audit log, in DataDir.
-const StoreFile = "node.db"
+// Files in a node's data directory.
+const (
+	StoreFile      = "node.db"         // records, audit log, received entries
+	KeysFile       = "keys.pem"        // signing, sealing and epoch master keys (0600)
+	InvitationFile = "invitation.json" // the invitation a joining node started with
+	raftDir        = "raft"            // raft.db, fsm.db, snapshots
+)
 
 // New opens the store and binds the listener; Serve starts answering.
 func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
@@ -112,22 +119,23 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	if n.fed, err = newFederation(n, tlsCfg); err != nil {
+	n.metrics = newMetrics(n)
+	if n.fed, err = n.openFederation(tlsCfg); err != nil {
 		lis.Close()
 		st.Close()
 		return nil, err
 	}
-	n.metrics = newMetrics(n)
+	n.metrics.reg.MustRegister(n.fed.Handshakes().Collectors()...)
 	n.reloadPolicy(context.Background())
 	if cfg.Policy == "" {
 		n.log.Warn("no sharing policy file (policy: / --policy): nothing is shared with partners")
 	}
 	n.server = grpc.NewServer(
-		grpc.Creds(n.fed.handshakes.Server(credentials.NewTLS(n.fed.serverTLS()))),
+		grpc.Creds(n.fed.Handshakes().Server(credentials.NewTLS(n.fed.ServerTLS()))),
 		// Raft batches between members may be large; public calls are held
 		// to MaxMessageBytes by the interceptor.
-		grpc.MaxRecvMsgSize(maxPeerMessage),
-		grpc.MaxSendMsgSize(maxPeerMessage),
+		grpc.MaxRecvMsgSize(federation.MaxPeerMessage),
+		grpc.MaxSendMsgSize(federation.MaxPeerMessage),
 		grpc.MaxConcurrentStreams(1024),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -139,14 +147,48 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	pb.RegisterImportServiceServer(n.server, &importService{n: n})
 	pb.RegisterAuditServiceServer(n.server, &auditService{n: n})
 	pb.RegisterFederationServiceServer(n.server, &federationService{n: n})
-	peerpb.RegisterPeerServiceServer(n.server, &peerService{n: n})
 	pb.RegisterSharedServiceServer(n.server, &sharedService{n: n})
 	pb.RegisterPolicyServiceServer(n.server, &policyService{n: n})
 	pb.RegisterConsultationServiceServer(n.server, &consultService{n: n})
-	n.fed.trans.Register(n.server)
+	n.fed.Register(n.server) // raft transport and PeerService
 	healthpb.RegisterHealthServer(n.server, n.health)
 	reflection.Register(n.server)
 	return n, nil
+}
+
+// openFederation starts the node's federation side with what it needs of
+// the node: the store, the policy in force, metrics, the screening index
+// and the audit log.
+func (n *Node) openFederation(tlsCfg *tls.Config) (*federation.Federation, error) {
+	caPEM, err := os.ReadFile(n.cfg.TLS.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("tls.ca_cert: %w", err)
+	}
+	var inv *pb.Invitation
+	if data, err := os.ReadFile(filepath.Join(n.cfg.DataDir, InvitationFile)); err == nil {
+		inv = &pb.Invitation{}
+		if err := protojson.Unmarshal(data, inv); err != nil {
+			return nil, fmt.Errorf("%s: %w", InvitationFile, err)
+		}
+	}
+	return federation.New(federation.Config{
+		Agency: n.cfg.Agency, Advertise: n.advertise(),
+		KeysFile: filepath.Join(n.cfg.DataDir, KeysFile), RaftDir: filepath.Join(n.cfg.DataDir, raftDir),
+		TLS: tlsCfg, CACert: caPEM, PeerRoutes: n.cfg.PeerRoutes, Invitation: inv,
+		Raft: n.opts.Raft, Recover: n.opts.Recover, Logger: n.log,
+	}, federation.Deps{
+		Store:      n.store,
+		Policy:     policySource{n},
+		Metrics:    federation.Metrics{Published: n.metrics.published, Received: n.metrics.received, PublishLatency: n.metrics.publishLat},
+		OnReceived: func(rec *pb.Record) { n.follow(rec, true) },
+		Audit:      n.auditEvent,
+		AppendAudit: func(ev *pb.AuditEvent) {
+			if _, err := n.store.AppendAudit(context.Background(), ev); err != nil {
+				n.log.Error("audit append failed", "action", ev.Action, "err", err)
+			}
+		},
+		Now: n.now,
+	})
 }
 
 // checkNodeCert refuses to start with a certificate of another agency or
@@ -193,12 +235,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	go func() { errc <- n.server.Serve(n.lis) }()
 	loops, stopLoops := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); n.fed.publishLoop(loops) }()
-	go func() { defer wg.Done(); n.fed.receiveLoop(loops) }()
-	if n.fed.invite != nil && !n.fed.joined() {
-		go n.fed.joinLoop(loops)
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); n.fed.Run(loops) }()
 	if n.cfg.MetricsListen != "" {
 		wg.Add(1)
 		go func() {
@@ -218,7 +256,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	close(n.closing) // ends Watch streams
 	stopLoops()
 	wg.Wait()
-	if cerr := n.fed.close(); cerr != nil && err == nil {
+	if cerr := n.fed.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	done := make(chan struct{})

@@ -58,7 +58,7 @@ func (n *Node) policyOptions() policy.Options {
 	if n.fed == nil {
 		return o
 	}
-	if ms, err := n.fed.rep.Members(); err == nil && len(ms) > 0 {
+	if ms, err := n.fed.Replicator().Members(); err == nil && len(ms) > 0 {
 		for _, m := range ms {
 			o.Members = append(o.Members, m.Agency)
 		}
@@ -135,7 +135,21 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 	diff := policy.Diff(oldSrc, pol.Source)
 	n.log.Info("policy in force", "path", path, "partners", strings.Join(pol.PartnerIDs(), ","))
 	n.auditPolicy(ctx, "ok", diff)
-	n.fed.wakeUp()
+	n.fed.WakeUp()
+}
+
+// policySource is the policy in force as the federation side sees it.
+type policySource struct{ n *Node }
+
+func (p policySource) Current() *policy.Policy    { return p.n.policy() }
+func (p policySource) Reload(ctx context.Context) { p.n.reloadPolicy(ctx) }
+func (p policySource) Generation() uint64 {
+	_, gen := p.n.policyState()
+	return gen
+}
+func (p policySource) Error() string {
+	msg, _ := p.n.policyState()
+	return msg
 }
 
 func (n *Node) auditPolicy(ctx context.Context, outcome, detail string) {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 
 	"google.golang.org/grpc/codes"
@@ -40,7 +41,7 @@ func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicy
 	pol := s.n.policy()
 	f := s.n.fed
 	members := map[string]bool{}
-	if ms, err := f.rep.Members(); err == nil {
+	if ms, err := f.Replicator().Members(); err == nil {
 		for _, m := range ms {
 			if m.Joined && m.Agency != s.n.cfg.Agency {
 				members[m.Agency] = true
@@ -51,11 +52,11 @@ func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicy
 	if req.GetPartner() != "" {
 		partners = []string{req.Partner}
 	} else {
-		partners = append(sortedKeys(members), pol.PartnerIDs()...)
+		partners = append(slices.Sorted(maps.Keys(members)), pol.PartnerIDs()...)
 		slices.Sort(partners)
 		partners = slices.Compact(partners)
 	}
-	h, err := f.holdings()
+	held, err := f.Holds(rec.Id)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "holdings: %v", err)
 	}
@@ -71,7 +72,7 @@ func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicy
 		}
 		out.Decisions = append(out.Decisions, &pb.PartnerDecision{
 			Partner: p, Share: d.Share, Marking: d.Marking, OriginatorControl: d.OriginatorControl,
-			Kept: d.Kept, Redacted: d.Redacted, Reasons: d.Reasons, HoldsVersion: h.holds(rec.Id, p), Member: members[p],
+			Kept: d.Kept, Redacted: d.Redacted, Reasons: d.Reasons, HoldsVersion: held[p], Member: members[p],
 		})
 	}
 	return out, nil

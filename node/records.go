@@ -283,18 +283,18 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 	d.ev.Target = rec.Id
 	d.ev.Outcome = "ok"
 	d.ev.Detail = fmt.Sprintf("version %d", rec.Version)
-	wait, drop := n.fed.expectPublished(rec)
+	wait, drop := n.fed.ExpectPublished(rec)
 	if _, err := n.store.Put(ctx, rec, d.ev); err != nil {
 		drop()
 		return 0, storeError(err, rec.Id)
 	}
 	d.written = true
-	n.fed.wakeUp() // publish while the screening index takes the version in
+	n.fed.WakeUp() // publish while the screening index takes the version in
 	n.follow(rec, false)
 	if n.opts.AckBeforeCommit {
 		// The deliberate bug the reliability checker must catch: claim a
 		// log index for a version that is only queued.
-		return n.fed.rep.Status().LastIndex + 1, nil
+		return n.fed.Replicator().Status().LastIndex + 1, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
 	defer cancel()

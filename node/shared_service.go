@@ -59,7 +59,7 @@ func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
-		wake := s.n.fed.receivedCh()
+		wake := s.n.fed.Received()
 		have, err := s.n.store.ReceivedIndex()
 		if err != nil {
 			return status.Errorf(codes.Internal, "received index: %v", err)
@@ -105,7 +105,7 @@ func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest)
 		return nil, err
 	}
 	if req.GetConsistent() {
-		if err := s.n.fed.barrier(ctx); err != nil {
+		if err := s.n.fed.Barrier(ctx); err != nil {
 			return nil, status.Errorf(status.Code(err), "consistent read: %v", err)
 		}
 	}
@@ -136,7 +136,7 @@ func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 	}
 	index, pos := req.GetFromIndex(), req.GetFromPosition()
 	for {
-		wake := s.n.fed.receivedCh()
+		wake := s.n.fed.Received()
 		es, err := s.n.store.SharedFrom(ctx, index, pos, watchBatchBytes)
 		if err != nil {
 			return status.Errorf(codes.Internal, "watch: %v", err)

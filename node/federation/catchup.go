@@ -1,4 +1,4 @@
-package node
+package federation
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy"
@@ -28,7 +30,7 @@ type holdings struct {
 }
 
 // refresh scans the log entries applied since the last call.
-func (f *federation) holdings() (*holdings, error) {
+func (f *Federation) holdings() (*holdings, error) {
 	h := &f.held
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -51,7 +53,7 @@ func (f *federation) holdings() (*holdings, error) {
 		}
 		for _, e := range es {
 			h.upTo = e.Index
-			if e.Body.Origin != f.n.cfg.Agency {
+			if e.Body.Origin != f.cfg.Agency {
 				continue
 			}
 			for _, env := range e.Body.Envelopes {
@@ -87,7 +89,7 @@ func (h *holdings) holds(id, partner string) uint64 {
 // out get none. A delisting (or a denial's end) also reaches every partner
 // that holds an earlier version but is no longer entitled to the record, as
 // a withdrawal notice that carries no redactable field.
-func (f *federation) bodiesFor(pol *policy.Policy, rec *pb.Record, partners []string, h *holdings) ([]seal.BodyPlain, error) {
+func (f *Federation) bodiesFor(pol *policy.Policy, rec *pb.Record, partners []string, h *holdings) ([]seal.BodyPlain, error) {
 	if rec.Kind == pb.Kind_KIND_CONSULTATION {
 		return consultationBodies(rec, partners)
 	}
@@ -96,7 +98,7 @@ func (f *federation) bodiesFor(pol *policy.Policy, rec *pb.Record, partners []st
 	for _, p := range partners {
 		d := pol.Decide(rec, p)
 		if !d.Share {
-			if store.Active(rec) || h.holds(rec.Id, p) == 0 || rec.Origin != f.n.cfg.Agency || rec.Local {
+			if store.Active(rec) || h.holds(rec.Id, p) == 0 || rec.Origin != f.cfg.Agency || rec.Local {
 				continue
 			}
 			d = policy.Withdrawal(rec, p)
@@ -125,7 +127,7 @@ func (f *federation) bodiesFor(pol *policy.Policy, rec *pb.Record, partners []st
 // published, and for each reuses a published body by a key grant when that
 // body is exactly what the partner is entitled to, else seals a further
 // body for it. It returns the number of entries delivered.
-func (f *federation) catchUp(ctx context.Context) (int, error) {
+func (f *Federation) catchUp(ctx context.Context) (int, error) {
 	h, err := f.holdings()
 	if err != nil {
 		return 0, err
@@ -134,7 +136,7 @@ func (f *federation) catchUp(ctx context.Context) (int, error) {
 	if err != nil || len(rcpt) == 0 {
 		return 0, err
 	}
-	pol := f.n.policy()
+	pol := f.policy.Current()
 	h.mu.Lock()
 	order := slices.Clone(h.order)
 	h.mu.Unlock()
@@ -145,7 +147,7 @@ func (f *federation) catchUp(ctx context.Context) (int, error) {
 			return delivered, err
 		}
 		if n := delivered - before; n > 0 {
-			f.n.auditEvent(ctx, "policy.deliver", partner, fmt.Sprintf("%d earlier entries delivered to %s, newly entitled by the policy or newly joined", n, partner))
+			f.audit(ctx, "policy.deliver", partner, fmt.Sprintf("%d earlier entries delivered to %s, newly entitled by the policy or newly joined", n, partner))
 		}
 	}
 	if delivered > 0 {
@@ -156,13 +158,13 @@ func (f *federation) catchUp(ctx context.Context) (int, error) {
 		if _, err := f.holdings(); err != nil {
 			return delivered, err
 		}
-		f.n.log.Info("delivered earlier entries to newly entitled partners", "entries", delivered)
+		f.log.Info("delivered earlier entries to newly entitled partners", "entries", delivered)
 	}
 	return delivered, nil
 }
 
 // catchUpPartner is catchUp for one partner; it adds what it delivered to *delivered.
-func (f *federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *holdings, order []string, partner string, rc seal.Recipient, delivered *int) error {
+func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *holdings, order []string, partner string, rc seal.Recipient, delivered *int) error {
 	var grants []seal.GrantRef
 	flush := func() error {
 		if len(grants) == 0 {
@@ -187,7 +189,7 @@ func (f *federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 		if h.holds(id, partner) >= v {
 			continue
 		}
-		rec, err := f.n.store.Version(ctx, id, v)
+		rec, err := f.store.Version(ctx, id, v)
 		if err != nil {
 			return fmt.Errorf("catch up %s v%d: %w", id, v, err)
 		}
@@ -241,12 +243,12 @@ func (f *federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 
 // sameBody finds a body of the version's first publication whose plaintext
 // is exactly want (the origin opens its own wrap of every body).
-func (f *federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool, error) {
+func (f *Federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool, error) {
 	env, err := f.rep.Envelope(rec.Id, rec.Version)
 	if err != nil {
 		return seal.GrantRef{}, false, err
 	}
-	self, err := f.sealer.EpochKey(f.n.cfg.Agency, 0)
+	self, err := f.sealer.EpochKey(f.cfg.Agency, 0)
 	if err != nil {
 		return seal.GrantRef{}, false, err
 	}
@@ -263,16 +265,16 @@ func (f *federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool,
 	return seal.GrantRef{}, false, nil
 }
 
-func (f *federation) publish(ctx context.Context, pub *peerpb.Publication) error {
+func (f *Federation) publish(ctx context.Context, pub *peerpb.Publication) error {
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	idx, err := f.apply(actx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
+	idx, err := f.Apply(actx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
 	f.lastPub = max(f.lastPub, idx)
 	return err
 }
 
 // waitApplied waits until this node's FSM applied its last publication.
-func (f *federation) waitApplied(ctx context.Context) error {
+func (f *Federation) waitApplied(ctx context.Context) error {
 	target := f.lastPub
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -297,4 +299,107 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// catchUpIfChanged runs a catch-up when the policy in force or the joined
+// members changed since the last one that completed.
+func (f *Federation) catchUpIfChanged(ctx context.Context) error {
+	rcpt, err := f.recipients()
+	if err != nil {
+		return err
+	}
+	fp := f.catchUpPrint(rcpt)
+	if fp == f.caughtUp {
+		return nil
+	}
+	if _, err := f.catchUp(ctx); err != nil {
+		return err
+	}
+	f.caughtUp = fp
+	return nil
+}
+
+// catchUpPrint identifies the policy in force and the joined members.
+func (f *Federation) catchUpPrint(rcpt map[string]seal.Recipient) string {
+	return fmt.Sprint(f.policy.Generation(), sortedKeys(rcpt))
+}
+
+// needsCatchUp reports whether the policy or the members changed since the
+// last catch-up that completed.
+func (f *Federation) needsCatchUp(rcpt map[string]seal.Recipient) bool {
+	return f.catchUpPrint(rcpt) != f.caughtUp
+}
+
+// consultationBodies seals a consultation step to exactly its rel_to, past
+// the sharing policy: the consultation to the denying agency, an answer to
+// the consulting agency, and a decided approval also to the partners that
+// hold the denial, without the question (the thread stays between the two).
+func consultationBodies(r *pb.Record, members []string) ([]seal.BodyPlain, error) {
+	consulted := r.GetConsultation().GetConsultedAgency()
+	var to, notified []string
+	for _, a := range r.RelTo {
+		switch {
+		case !slices.Contains(members, a):
+		case r.GetConsultation() != nil && a != consulted:
+			notified = append(notified, a)
+		default:
+			to = append(to, a)
+		}
+	}
+	marshal := proto.MarshalOptions{Deterministic: true}.Marshal
+	var bodies []seal.BodyPlain
+	if len(to) > 0 {
+		plain, err := marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		bodies = append(bodies, seal.BodyPlain{Recipients: slices.Sorted(slices.Values(to)), Plaintext: plain})
+	}
+	if len(notified) > 0 {
+		notice := proto.Clone(r).(*pb.Record)
+		notice.GetConsultation().Question = ""
+		plain, err := marshal(notice)
+		if err != nil {
+			return nil, err
+		}
+		bodies = append(bodies, seal.BodyPlain{Recipients: slices.Sorted(slices.Values(notified)), Plaintext: plain})
+	}
+	return bodies, nil
+}
+
+// Holders are the agencies that can read a version of a partner's entry,
+// as the clear log says: those it was sealed to, and those granted it later
+// (a member that joined since, a partner a widened policy entitled).
+func (f *Federation) Holders(id string, version uint64) ([]string, error) {
+	env, err := f.rep.Envelope(id, version)
+	if err != nil {
+		return nil, err
+	}
+	granted, err := f.rep.Grantees(id, version)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(env.GetHeader().GetRecipients())
+	for _, g := range granted {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// Holds is, for one of this agency's entries, the highest version each
+// partner can read, as the log says up to now.
+func (f *Federation) Holds(id string) (map[string]uint64, error) {
+	h, err := f.holdings()
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]uint64, len(h.held[id]))
+	for p, v := range h.held[id] {
+		out[p] = v
+	}
+	return out, nil
 }

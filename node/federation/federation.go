@@ -1,0 +1,450 @@
+// Package federation is a node's side of the federation: its keys, its raft
+// member, the trust of partners' node certificates, and the loops that
+// publish this agency's records (sealed per the sharing policy), take in
+// what partners sealed to it, and catch newly entitled partners up. It also
+// answers the node-to-node PeerService. It reaches the rest of the node only
+// through what New is given (Config and Deps), never back through the node.
+package federation
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/policy"
+	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/replication/transport"
+)
+
+// Config is what the federation side needs to know of its node.
+type Config struct {
+	Agency string
+	// Advertise is the address partners reach this node at (gRPC and raft).
+	Advertise string
+	// KeysFile holds the signing, sealing and epoch master keys (made if absent).
+	KeysFile string
+	// RaftDir holds raft.db, fsm.db and the snapshots.
+	RaftDir string
+	// TLS is the node's own certificate and CA; CACert is that CA in PEM.
+	TLS    *tls.Config
+	CACert []byte
+	// PeerRoutes maps a member's address to the address to connect to.
+	PeerRoutes map[string]string
+	// Invitation is the one a joining node started with (nil otherwise).
+	Invitation *pb.Invitation
+	// Raft overrides raft's timing; Recover restarts as a one-member federation.
+	Raft    *raft.Config
+	Recover bool
+	Logger  *slog.Logger
+}
+
+// Store is what the federation side reads and writes of the record store:
+// the outbox of versions to publish, and the entries and epoch keys taken in.
+type Store interface {
+	OutboxExcept(ctx context.Context, limit int, except map[string]bool) ([]*pb.Record, error)
+	MarkPublished(ctx context.Context, recs []*pb.Record) error
+	Version(ctx context.Context, id string, version uint64) (*pb.Record, error)
+	ReceivedIndex() (uint64, error)
+	TakeIn(ctx context.Context, batch []store.Received, upTo uint64) error
+	EpochKey(origin string, epoch uint64) ([]byte, bool)
+}
+
+// Policy is the sharing policy in force: Current never returns nil,
+// Generation changes whenever it does, and Reload reads the file again if
+// it changed (the publish loop calls it every round).
+type Policy interface {
+	Current() *policy.Policy
+	Generation() uint64
+	Error() string
+	Reload(ctx context.Context)
+}
+
+// Metrics are the node's counters the loops feed.
+type Metrics struct {
+	Published      prometheus.Counter
+	Received       prometheus.Counter
+	PublishLatency prometheus.Observer
+}
+
+// Deps are the other parts of the node the federation side works with.
+type Deps struct {
+	Store   Store
+	Policy  Policy
+	Metrics Metrics
+	// OnReceived follows each shared entry taken in (the screening index).
+	OnReceived func(*pb.Record)
+	// Audit records what the node did on its own (a catch-up delivery).
+	Audit func(ctx context.Context, action, target, detail string)
+	// AppendAudit appends an event as it is (a refused TLS handshake).
+	AppendAudit func(*pb.AuditEvent)
+	Now         func() time.Time
+}
+
+// Federation is the node's membership of the federation: its keys, its raft
+// member, and the loops that publish its records and take in what partners
+// sealed to it.
+type Federation struct {
+	cfg        Config
+	log        *slog.Logger
+	store      Store
+	policy     Policy
+	metrics    Metrics
+	onReceived func(*pb.Record)
+	audit      func(ctx context.Context, action, target, detail string)
+	now        func() time.Time
+
+	keys   *seal.Keys
+	sealer *seal.Sealer
+	opener *seal.Opener
+	trans  *transport.Transport
+	rep    *replication.Replicator
+	caPEM  []byte
+	base   *tls.Config // the node's own certificate and CA
+	invite *pb.Invitation
+	// handshakes holds certificates to their agency's registered CA and
+	// logs, counts and audits refused TLS handshakes, both ways.
+	handshakes *auth.Handshakes
+
+	wake     chan struct{} // a write queued something to publish
+	mu       sync.Mutex
+	waiters  map[string][]chan uint64 // versionKey → callers waiting for its log index
+	received chan struct{}            // closed and replaced when entries were taken in
+
+	held     holdings // what partners can read of this agency's entries
+	lastPub  uint64   // log index of the last publication (publish loop only)
+	caughtUp string   // policy generation and members the last catch-up ran for
+}
+
+// New loads or makes the node's keys and starts its raft member; Run starts
+// the loops.
+func New(cfg Config, deps Deps) (*Federation, error) {
+	keys, err := loadOrMakeKeys(cfg.KeysFile)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Federation{
+		cfg: cfg, log: cfg.Logger, store: deps.Store, policy: deps.Policy, metrics: deps.Metrics,
+		onReceived: deps.OnReceived, audit: deps.Audit, now: deps.Now,
+		keys: keys, caPEM: cfg.CACert, base: cfg.TLS, invite: cfg.Invitation,
+		sealer: seal.NewSealer(cfg.Agency, keys), opener: seal.NewOpener(cfg.Agency, keys),
+		wake: make(chan struct{}, 1), waiters: map[string][]chan uint64{}, received: make(chan struct{}),
+	}
+	f.handshakes = auth.NewHandshakes(auth.HandshakeConfig{Logger: cfg.Logger, Issuers: f.issuers, Now: deps.Now, Audit: deps.AppendAudit})
+	f.trans, err = transport.New(transport.Config{
+		LocalAddr:  raft.ServerAddress(cfg.Advertise),
+		Dial:       func(ctx context.Context, target string) (*grpc.ClientConn, error) { return f.Dial(target) },
+		Authorize:  f.AuthorizeNode,
+		MaxMessage: MaxPeerMessage,
+		Logger:     cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.rep, err = replication.Open(replication.Config{
+		ID: cfg.Agency, Addr: cfg.Advertise, Dir: cfg.RaftDir,
+		Transport: f.trans, Verify: seal.Verify, Logger: cfg.Logger, Raft: cfg.Raft, Recover: cfg.Recover,
+	})
+	if err != nil {
+		f.trans.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Replicator is the node's raft member, for the operators' calls
+// (bootstrap, membership, leadership, status).
+func (f *Federation) Replicator() *replication.Replicator { return f.rep }
+
+// Handshakes checks, logs, counts and audits the TLS handshakes of the
+// node's server and of its calls to partners.
+func (f *Federation) Handshakes() *auth.Handshakes { return f.handshakes }
+
+// Invitation is the invitation this node started with (nil if none).
+func (f *Federation) Invitation() *pb.Invitation { return f.invite }
+
+// Register adds the raft transport and the PeerService to the node's server.
+func (f *Federation) Register(s *grpc.Server) {
+	f.trans.Register(s)
+	peerpb.RegisterPeerServiceServer(s, &peerService{f: f})
+}
+
+// Run runs the publish and receive loops, and the join loop of a node that
+// was invited and has not joined yet, until ctx ends.
+func (f *Federation) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); f.publishLoop(ctx) }()
+	go func() { defer wg.Done(); f.receiveLoop(ctx) }()
+	if f.invite != nil && !f.Joined() {
+		go f.joinLoop(ctx)
+	}
+	wg.Wait()
+}
+
+// Close stops the raft member and its transport.
+func (f *Federation) Close() error {
+	err := f.rep.Close()
+	if cerr := f.trans.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// WakeUp asks the publish loop for a round now.
+func (f *Federation) WakeUp() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func loadOrMakeKeys(path string) (*seal.Keys, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		k, err := seal.UnmarshalKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k, err := seal.GenerateKeys()
+	if err != nil {
+		return nil, err
+	}
+	data, err = seal.MarshalKeys(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// trustPool is the node's own CA plus every registered member's CA (or,
+// before the registry reached this node, those of its invitation).
+func (f *Federation) trustPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(f.caPEM)
+	for _, m := range f.knownMembers() {
+		pool.AppendCertsFromPEM(m.CaCert)
+	}
+	return pool
+}
+
+// issuers are the CA certificates registered per agency: the registry's (or
+// the invitation's) and this node's own.
+func (f *Federation) issuers() map[string][]byte {
+	out := map[string][]byte{f.cfg.Agency: f.caPEM}
+	for _, m := range f.knownMembers() {
+		out[m.Agency] = slices.Concat(out[m.Agency], m.CaCert)
+	}
+	return out
+}
+
+// knownMembers is the registry, or the invitation's members until the
+// registry has reached a joining node.
+func (f *Federation) knownMembers() []*pb.Member {
+	ms, _ := f.rep.Members()
+	if len(ms) == 0 && f.invite != nil {
+		return f.invite.Members
+	}
+	return ms
+}
+
+// ServerTLS builds each handshake's config with the current trust pool:
+// membership changes take effect without a restart.
+func (f *Federation) ServerTLS() *tls.Config {
+	cfg := f.base.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := f.base.Clone()
+		c.ClientCAs = f.trustPool()
+		return c, nil
+	}
+	return cfg
+}
+
+func (f *Federation) Dial(target string) (*grpc.ClientConn, error) {
+	cfg := f.base.Clone()
+	cfg.ClientCAs, cfg.ClientAuth = nil, tls.NoClientCert
+	cfg.RootCAs = f.trustPool()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(f.handshakes.Client(credentials.NewTLS(cfg))),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxPeerMessage), grpc.MaxCallSendMsgSize(MaxPeerMessage))}
+	if via, ok := f.cfg.PeerRoutes[target]; ok {
+		// Connect elsewhere, but keep target as the name TLS verifies.
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", via)
+		}))
+	}
+	return grpc.NewClient(target, opts...)
+}
+
+// Barrier commits a barrier through the log and waits until this node has
+// applied it and taken in every entry before it: a read after that reflects
+// every write acknowledged before the barrier started.
+func (f *Federation) Barrier(ctx context.Context) error {
+	idx, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}})
+	if err != nil {
+		return err
+	}
+	for {
+		changed := f.rep.Changed()
+		if f.rep.Applied() >= idx {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-changed:
+		}
+	}
+	last, err := f.rep.LastEntry(idx)
+	if err != nil {
+		return err
+	}
+	for {
+		received := f.Received()
+		got, err := f.store.ReceivedIndex()
+		if err != nil {
+			return err
+		}
+		if got >= last {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-received:
+		}
+	}
+}
+
+// MaxPeerMessage bounds node-to-node messages (raft batches of publications).
+const MaxPeerMessage = 64 << 20
+
+// AuthorizeNode admits raft and peer calls only from the node certificates
+// of registered members (invited or joined).
+func (f *Federation) AuthorizeNode(ctx context.Context) error {
+	id, err := auth.PeerIdentity(ctx)
+	if err != nil {
+		return err
+	}
+	if !id.Has(pki.RoleNode) {
+		return fmt.Errorf("certificate %s lacks the node role", id)
+	}
+	for _, m := range f.knownMembers() {
+		if m.Agency == id.Agency {
+			return nil
+		}
+	}
+	if id.Agency == f.cfg.Agency {
+		return nil
+	}
+	return fmt.Errorf("agency %s is not a federation member", id.Agency)
+}
+
+// Self is this node's registry entry.
+func (f *Federation) Self(voter bool) *pb.Member {
+	pub := f.keys.Public()
+	return &pb.Member{Agency: f.cfg.Agency, Address: f.cfg.Advertise, CaCert: f.caPEM, SigningKey: pub.Signing, SealingKey: pub.Sealing, Voter: voter}
+}
+
+// Joined reports whether this agency is a joined member.
+func (f *Federation) Joined() bool {
+	m, err := f.rep.Member(f.cfg.Agency)
+	return err == nil && m.Joined
+}
+
+// Apply commits a command, through the leader if this node is not it.
+func (f *Federation) Apply(ctx context.Context, cmd *peerpb.Command) (uint64, error) {
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return 0, err
+	}
+	return f.applyRaw(ctx, data)
+}
+
+// applyRaw is apply for an encoded command.
+func (f *Federation) applyRaw(ctx context.Context, data []byte) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		idx, err := f.rep.ApplyRaw(ctx, data)
+		if !errors.Is(err, replication.ErrNotLeader) {
+			return idx, err
+		}
+		_, addr := f.rep.Leader()
+		if addr != "" && addr != f.cfg.Advertise {
+			idx, err = f.forward(ctx, addr, data)
+			if err == nil || status.Code(err) != codes.Unavailable {
+				return idx, err
+			}
+		}
+		// No leader known yet (an election is under way): wait a little.
+		select {
+		case <-ctx.Done():
+			return 0, status.Errorf(codes.Unavailable, "no federation leader: %v", ctx.Err())
+		case <-time.After(time.Duration(min(attempt+1, 10)) * 50 * time.Millisecond):
+		}
+	}
+}
+
+func (f *Federation) forward(ctx context.Context, addr string, data []byte) (uint64, error) {
+	conn, err := f.Dial(addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	resp, err := peerpb.NewPeerServiceClient(conn).Forward(ctx, &peerpb.ForwardRequest{Command: data})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Index, nil
+}
+
+// recipients are the joined members other than this agency, with their
+// current epoch (1 until rotation) and whether its key already travelled.
+func (f *Federation) recipients() (map[string]seal.Recipient, error) {
+	ms, err := f.rep.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]seal.Recipient{}
+	for _, m := range ms {
+		if !m.Joined || m.Agency == f.cfg.Agency {
+			continue
+		}
+		out[m.Agency] = seal.Recipient{SealingKey: m.SealingKey, Epoch: 1, Granted: f.rep.Granted(f.cfg.Agency, m.Agency, 1)}
+	}
+	return out, nil
+}

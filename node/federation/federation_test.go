@@ -1,0 +1,355 @@
+package federation
+
+import (
+	"context"
+	"crypto/tls"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/policy"
+	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
+)
+
+// These tests run the federation side of one node as it runs in a node: a
+// real bbolt store, a real raft member (a one-voter federation, so no
+// network), real sealing. The partner is a registry entry with keys the test
+// holds: it publishes to this node, and opens what this node seals to it,
+// exactly as a partner's node would.
+
+const (
+	self    = "DE-BAFA"
+	partner = "FR-SBDU"
+)
+
+// fixedPolicy is a sharing policy set by the test.
+type fixedPolicy struct {
+	mu  sync.Mutex
+	cur *policy.Policy
+	gen uint64
+}
+
+func (p *fixedPolicy) Current() *policy.Policy {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+func (p *fixedPolicy) Generation() uint64     { p.mu.Lock(); defer p.mu.Unlock(); return p.gen }
+func (p *fixedPolicy) Error() string          { return "" }
+func (p *fixedPolicy) Reload(context.Context) {}
+
+// set parses a policy file's text and puts it in force.
+func (p *fixedPolicy) set(t *testing.T, src string) {
+	t.Helper()
+	pol, err := policy.Parse("policy.yaml", []byte(src), policy.Options{ValidID: record.ValidateAgencyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.cur, p.gen = pol, p.gen+1
+	p.mu.Unlock()
+}
+
+const shareWithPartner = "agency: DE-BAFA\ndefault: deny\npartners:\n  FR-SBDU:\n    kinds: [designation]\n    max_marking: AMBER\n    redact: [statement]\n"
+const shareNothing = "agency: DE-BAFA\ndefault: deny\npartners: {}\n"
+
+type harness struct {
+	fed      *Federation
+	store    *store.Store
+	policy   *fixedPolicy
+	partner  *seal.Keys
+	mu       sync.Mutex
+	received []*pb.Record
+	audited  []string
+}
+
+func (h *harness) auditLog() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.audited)
+}
+
+func testRaft() *raft.Config {
+	c := replication.DefaultRaftConfig()
+	c.HeartbeatTimeout = 300 * time.Millisecond
+	c.ElectionTimeout = 300 * time.Millisecond
+	c.LeaderLeaseTimeout = 200 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	return c
+}
+
+// start bootstraps a one-member federation, registers the partner (invited
+// and, if joined, with its keys) and runs the loops until the test ends.
+func start(t *testing.T, pol string, partnerJoined bool) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "node.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{store: st, policy: &fixedPolicy{}}
+	h.policy.set(t, pol)
+	if h.partner, err = seal.GenerateKeys(); err != nil {
+		t.Fatal(err)
+	}
+	h.fed, err = New(Config{
+		Agency: self, Advertise: "127.0.0.1:1", TLS: &tls.Config{}, CACert: []byte("DE-BAFA CA"),
+		KeysFile: filepath.Join(dir, "keys.pem"), RaftDir: filepath.Join(dir, "raft"), Raft: testRaft(),
+	}, Deps{
+		Store:  st,
+		Policy: h.policy,
+		Metrics: Metrics{
+			Published: prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), Received: prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}),
+			PublishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "l"}),
+		},
+		OnReceived: func(r *pb.Record) { h.mu.Lock(); h.received = append(h.received, r); h.mu.Unlock() },
+		Audit: func(_ context.Context, action, target, _ string) {
+			h.mu.Lock()
+			h.audited = append(h.audited, action+" "+target)
+			h.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	if err := h.fed.Replicator().Bootstrap(ctx, h.fed.Self(true)); err != nil {
+		t.Fatal(err)
+	}
+	loops, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.fed.Run(loops); close(done) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+		cancel()
+		h.fed.Close()
+		st.Close()
+	})
+	h.addPartner(t, ctx, !partnerJoined)
+	return h
+}
+
+// addPartner registers the partner: invited only, or joined with its keys.
+func (h *harness) addPartner(t *testing.T, ctx context.Context, inviteOnly bool) {
+	t.Helper()
+	pub := h.partner.Public()
+	m := &pb.Member{Agency: partner, Address: "127.0.0.1:2", CaCert: []byte("FR-SBDU CA"), InvitedAt: timestamppb.Now()}
+	change := &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}
+	if !inviteOnly {
+		j := proto.Clone(m).(*pb.Member)
+		j.SigningKey, j.SealingKey = pub.Signing, pub.Sealing
+		change = &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: j}}
+		if _, err := h.fed.Replicator().Member(partner); err != nil {
+			h.apply(t, ctx, &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}})
+		}
+	}
+	h.apply(t, ctx, change)
+}
+
+func (h *harness) apply(t *testing.T, ctx context.Context, c *peerpb.MemberChange) {
+	t.Helper()
+	if _, err := h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: c}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// write stores a designation as an analyst's write does, and waits for its
+// publication's log index.
+func (h *harness) write(t *testing.T, ctx context.Context, statement string) *pb.Record {
+	t.Helper()
+	now := time.Now().UTC()
+	rec := &pb.Record{
+		Id: record.NewID(self, now), Version: 1, Origin: self, Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_GREEN,
+		Subject:   &pb.Subject{Schema: pb.Schema_SCHEMA_PERSON, Name: "Ivan Petrov"},
+		Detail:    &pb.Record_Designation{Designation: &pb.Designation{Program: "RUSSIA-EO14024", Statement: statement}},
+		CreatedAt: timestamppb.New(now), UpdatedAt: timestamppb.New(now),
+	}
+	wait, drop := h.fed.ExpectPublished(rec)
+	if _, err := h.store.Put(ctx, rec, &pb.AuditEvent{Action: "test"}); err != nil {
+		drop()
+		t.Fatal(err)
+	}
+	if idx := wait(ctx); idx == 0 {
+		t.Fatalf("%s: no log index before the deadline", rec.Id)
+	}
+	return rec
+}
+
+// partnerReads opens, as the partner would, what the log holds for it of an
+// entry: the record after redaction, or nil if nothing is sealed to it.
+func (h *harness) partnerReads(t *testing.T, id string) *pb.Record {
+	t.Helper()
+	opener := seal.NewOpener(partner, h.partner)
+	es, err := h.fed.Replicator().Entries(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[uint64][]byte{}
+	epochKey := func(_ string, epoch uint64) ([]byte, bool) { k, ok := keys[epoch]; return k, ok }
+	var got *pb.Record
+	open := func(plain []byte) {
+		got = &pb.Record{}
+		if err := proto.Unmarshal(plain, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range es {
+		for _, g := range e.Body.EpochGrants {
+			if g.Recipient == partner {
+				k, err := opener.OpenEpochGrant(g)
+				if err != nil {
+					t.Fatalf("epoch grant: %v", err)
+				}
+				keys[g.Epoch] = k
+			}
+		}
+		for _, env := range e.Body.Envelopes {
+			for i, b := range env.Bodies {
+				if env.Header.EntryId != id || !slices.Contains(b.Recipients, partner) {
+					continue
+				}
+				plain, err := opener.OpenBody(env.Header, uint32(i), b, epochKey)
+				if err != nil {
+					t.Fatalf("body of %s: %v", id, err)
+				}
+				open(plain)
+			}
+		}
+		for _, g := range e.Body.KeyGrants {
+			if g.EntryId != id || g.GetKey().GetRecipient() != partner {
+				continue
+			}
+			env, err := h.fed.Replicator().Envelope(g.EntryId, g.Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := opener.OpenGranted(env.Header, env.Bodies[g.BodyIndex], g, epochKey)
+			if err != nil {
+				t.Fatalf("granted body of %s: %v", id, err)
+			}
+			open(plain)
+		}
+	}
+	return got
+}
+
+// TestPublish: a written record reaches the log sealed as the policy says:
+// the partner opens it with the statement of reasons redacted, and the
+// version leaves the outbox.
+func TestPublish(t *testing.T) {
+	h := start(t, shareWithPartner, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec := h.write(t, ctx, "secret reasons")
+	got := h.partnerReads(t, rec.Id)
+	if got == nil {
+		t.Fatalf("%s: nothing sealed to %s", rec.Id, partner)
+	}
+	if got.GetSubject().GetName() != "Ivan Petrov" || got.GetDesignation().GetStatement() != "" {
+		t.Fatalf("partner reads name %q, statement %q; want the name and no statement", got.GetSubject().GetName(), got.GetDesignation().GetStatement())
+	}
+	waitUntil(t, ctx, func() bool {
+		out, err := h.store.Outbox(ctx, 10)
+		return err == nil && len(out) == 0
+	}, "the outbox to empty")
+	if held, err := h.fed.Holds(rec.Id); err != nil || held[partner] != 1 {
+		t.Fatalf("holds = %v, %v; want %s at version 1", held, err, partner)
+	}
+}
+
+// TestReceive: an entry the partner sealed to this agency is taken in: it
+// is stored as a shared entry and handed to OnReceived.
+func TestReceive(t *testing.T) {
+	h := start(t, shareNothing, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	now := time.Now().UTC()
+	rec := &pb.Record{
+		Id: record.NewID(partner, now), Version: 1, Origin: partner, Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_GREEN,
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Acme Trading"},
+		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "IRAN"}},
+	}
+	plain, err := proto.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := h.fed.Self(true)
+	pub, err := seal.NewSealer(partner, h.partner).Seal([]seal.Item{{
+		Header: &peerpb.EnvelopeHeader{EntryId: rec.Id, Version: 1, Kind: rec.Kind, Marking: rec.Marking},
+		Bodies: []seal.BodyPlain{{Recipients: []string{self}, Plaintext: plain}},
+	}}, map[string]seal.Recipient{self: {SealingKey: me.SealingKey, Epoch: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, func() bool {
+		got, err := h.store.ReceivedIndex()
+		return err == nil && got >= idx
+	}, "the entry to be taken in")
+	e, err := h.store.Shared(ctx, rec.Id)
+	if err != nil {
+		t.Fatalf("shared entry %s: %v", rec.Id, err)
+	}
+	if e.Origin != partner || e.Record.GetSubject().GetName() != "Acme Trading" || e.LogIndex != idx {
+		t.Fatalf("stored %v", e)
+	}
+	// OnReceived follows the store's write.
+	waitUntil(t, ctx, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.received) == 1 && h.received[0].Id == rec.Id
+	}, "OnReceived to see the entry")
+}
+
+// TestCatchUp: entries published while the partner was only invited reach
+// it by key grants once it joins, and the delivery is audited.
+func TestCatchUp(t *testing.T) {
+	h := start(t, shareWithPartner, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := h.write(t, ctx, "first")
+	b := h.write(t, ctx, "second")
+	if h.partnerReads(t, a.Id) != nil {
+		t.Fatalf("%s was sealed to %s before it joined", a.Id, partner)
+	}
+	h.addPartner(t, ctx, false)
+	h.fed.WakeUp()
+	for _, rec := range []*pb.Record{a, b} {
+		waitUntil(t, ctx, func() bool {
+			held, err := h.fed.Holds(rec.Id)
+			return err == nil && held[partner] == 1
+		}, rec.Id+" to reach "+partner)
+		got := h.partnerReads(t, rec.Id)
+		if got == nil || got.GetDesignation().GetStatement() != "" {
+			t.Fatalf("%s: partner reads %v, want the record without its statement", rec.Id, got)
+		}
+	}
+	waitUntil(t, ctx, func() bool { return slices.Contains(h.auditLog(), "policy.deliver "+partner) }, "the delivery's audit event")
+}
+
+func waitUntil(t *testing.T, ctx context.Context, cond func() bool, what string) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

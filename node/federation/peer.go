@@ -1,0 +1,176 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/pki"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
+)
+
+// Status is this node's view of the federation: raft's counters, and the
+// error of the last refused policy file.
+func (f *Federation) Status() *pb.GetStatusResponse {
+	st := f.rep.Status()
+	out := &pb.GetStatusResponse{
+		Id: st.ID, Agency: f.cfg.Agency, Role: st.Role, Term: st.Term, LastIndex: st.LastIndex,
+		CommitIndex: st.CommitIndex, AppliedIndex: st.Applied, Leader: st.Leader, SnapshotIndex: st.SnapshotIndex,
+	}
+	out.PolicyError = f.policy.Error()
+	if ok, _ := f.rep.Bootstrapped(); !ok {
+		out.Role = "none"
+	}
+	if !st.LastContact.IsZero() {
+		out.LastContact = timestamppb.New(st.LastContact)
+	}
+	return out
+}
+
+// ApplyError turns an error of committing a command into the gRPC status a
+// caller sees.
+func ApplyError(err error) error {
+	switch {
+	case errors.Is(err, replication.ErrRejected):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case status.Code(err) != codes.Unknown:
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "federation: %v", err)
+}
+
+// peerService is node-to-node.
+type peerService struct {
+	peerpb.UnimplementedPeerServiceServer
+	f *Federation
+}
+
+func (s *peerService) Forward(ctx context.Context, req *peerpb.ForwardRequest) (*peerpb.ForwardResponse, error) {
+	f := s.f
+	if err := f.AuthorizeNode(ctx); err != nil {
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	// A member may only forward commands in its own name: publications it
+	// signed (the FSM checks the signature) and no membership changes.
+	var cmd peerpb.Command
+	if err := proto.Unmarshal(req.Command, &cmd); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
+	}
+	id, _ := auth.FromContext(ctx)
+	switch c := cmd.Command.(type) {
+	case *peerpb.Command_Publication:
+		if c.Publication.GetOrigin() != id.Agency {
+			return nil, status.Errorf(codes.PermissionDenied, "%s cannot publish for %s", id.Agency, c.Publication.GetOrigin())
+		}
+	case *peerpb.Command_MemberChange:
+		// Invitations and removals come from members' operators through their
+		// nodes; a join must go through Join, which checks the joiner's certificate.
+		if _, isJoin := c.MemberChange.Change.(*peerpb.MemberChange_Join); isJoin {
+			return nil, status.Error(codes.PermissionDenied, "joins are not forwarded; the joining node calls Join on the leader")
+		}
+	}
+	idx, err := f.rep.ApplyRaw(ctx, req.Command)
+	if errors.Is(err, replication.ErrNotLeader) {
+		return nil, status.Error(codes.Unavailable, "not the leader")
+	}
+	if err != nil {
+		return nil, ApplyError(err)
+	}
+	return &peerpb.ForwardResponse{Index: idx}, nil
+}
+
+func (s *peerService) GetNodeStatus(ctx context.Context, _ *peerpb.GetNodeStatusRequest) (*peerpb.GetNodeStatusResponse, error) {
+	if err := s.f.AuthorizeNode(ctx); err != nil {
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	return &peerpb.GetNodeStatusResponse{Status: s.f.Status()}, nil
+}
+
+// Join completes an invited agency's membership. The caller's certificate
+// must be a node certificate of that agency, issued by the CA the
+// invitation registered.
+func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerpb.JoinResponse, error) {
+	f := s.f
+	id, _ := auth.FromContext(ctx)
+	m := req.GetMember()
+	if m.GetAgency() != id.Agency || !id.Has(pki.RoleNode) {
+		return nil, status.Errorf(codes.PermissionDenied, "certificate %s cannot join as %s", id, m.GetAgency())
+	}
+	invited, err := f.rep.Member(m.Agency)
+	if err != nil {
+		return nil, status.Errorf(codes.PermissionDenied, "%s was not invited", m.Agency)
+	}
+	if invited.Joined {
+		return &peerpb.JoinResponse{Index: invited.JoinedIndex}, nil
+	}
+	if !f.rep.IsLeader() {
+		// The joiner tries every member of its invitation; one of them leads.
+		id, _ := f.rep.Leader()
+		return nil, status.Errorf(codes.Unavailable, "not the leader (the leader is %s)", id)
+	}
+	join := proto.Clone(m).(*pb.Member)
+	join.Voter = invited.Voter
+	if join.Address == "" {
+		join.Address = invited.Address
+	}
+	idx, err := f.rep.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: join}}}})
+	if err != nil {
+		return nil, ApplyError(err)
+	}
+	if err := f.rep.AddMember(ctx, join); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	s.f.log.Info("member joined", "agency", join.Agency, "voter", join.Voter, "index", idx)
+	return &peerpb.JoinResponse{Index: idx}, nil
+}
+
+// joinLoop asks the invitation's members to let this node in, following
+// redirects to the leader, until it is a joined member.
+func (f *Federation) joinLoop(ctx context.Context) {
+	targets := []string{}
+	for _, m := range f.invite.Members {
+		targets = append(targets, m.Address)
+	}
+	for !f.Joined() {
+		for _, addr := range targets {
+			err := f.joinVia(ctx, addr)
+			if err == nil {
+				break
+			}
+			f.log.Info("join attempt", "via", addr, "err", err)
+		}
+		// Wait for the registry to show this node joined, then check again.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		for !f.Joined() && wctx.Err() == nil {
+			select {
+			case <-f.rep.Changed():
+			case <-wctx.Done():
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	f.log.Info("joined the federation", "agency", f.cfg.Agency)
+}
+
+func (f *Federation) joinVia(ctx context.Context, addr string) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := f.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = peerpb.NewPeerServiceClient(conn).Join(cctx, &peerpb.JoinRequest{Member: f.Self(f.invite.Voter)})
+	return err
+}

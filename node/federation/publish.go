@@ -1,0 +1,318 @@
+package federation
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/watchfed/watchfed/node/store"
+	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// publishLoop drains the outbox: every record version written locally and
+// not local-only becomes a sealed entry in the log. It also grants the
+// history of this agency's entries to members that joined since.
+//
+// On the leader it keeps up to maxInFlight publications submitted to raft at
+// once: while one is stored and replicated the next is sealed, and raft
+// writes and fsyncs those waiting together. A write is acknowledged as soon
+// as its publication is applied; taking it off the outbox (one more fsync)
+// happens after, off the write's path.
+func (f *Federation) publishLoop(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	p := &publisher{
+		f: f, inflight: map[string]bool{},
+		results: make(chan publishResult, maxInFlight), markWake: make(chan struct{}, 1),
+	}
+	go p.markLoop(ctx)
+	for {
+		f.policy.Reload(ctx)
+		if f.Joined() {
+			p.publish(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-p.results:
+			p.done(ctx, r)
+		case <-f.wake:
+		case <-tick.C:
+			p.failed = false
+		}
+	}
+}
+
+// maxBatch and maxBatchBytes bound one publication: a bulk import becomes
+// many publications of this many entries (or this many bytes of records),
+// each one signature, each well within a message between nodes.
+const (
+	maxBatch      = 1024
+	maxBatchBytes = 4 << 20
+)
+
+// boundBytes keeps the records that fit in maxBatchBytes (at least one).
+func boundBytes(recs []*pb.Record) []*pb.Record {
+	size := 0
+	for i, r := range recs {
+		if size += proto.Size(r); size > maxBatchBytes && i > 0 {
+			return recs[:i]
+		}
+	}
+	return recs
+}
+
+// maxInFlight bounds the publications submitted and not yet applied.
+const maxInFlight = 8
+
+// publisher is publishLoop's state; only its goroutine touches it, but for
+// inflight and toMark, shared with markLoop.
+type publisher struct {
+	f *Federation
+	// submitted counts publications awaiting their result.
+	submitted int
+	results   chan publishResult
+
+	mu sync.Mutex
+	// inflight holds the versions submitted and not yet off the outbox.
+	inflight map[string]bool
+	// toMark are published versions for markLoop to take off the outbox.
+	toMark   []*pb.Record
+	markWake chan struct{}
+
+	// failed stops submitting after an error until the next tick.
+	failed bool
+}
+
+type publishResult struct {
+	recs  []*pb.Record
+	idx   uint64
+	err   error
+	start time.Time
+}
+
+func versionKey(r *pb.Record) string { return store.OutboxKey(r.Id, r.Version) }
+
+// publish grants history when nothing is in flight, then submits
+// publications while there is room.
+func (p *publisher) publish(ctx context.Context) {
+	f := p.f
+	for !p.failed && p.submitted < maxInFlight {
+		rcpt, err := f.recipients()
+		if err != nil {
+			f.log.Warn("publish", "err", err)
+			return
+		}
+		if f.needsCatchUp(rcpt) {
+			// The policy or the members changed. Entries sealed before must
+			// be in the log before the catch-up looks for what partners lack:
+			// drain, then catch up.
+			if p.submitted > 0 {
+				return
+			}
+			if err := f.catchUpIfChanged(ctx); err != nil {
+				if ctx.Err() == nil {
+					f.log.Warn("deliver earlier entries", "err", err)
+				}
+				p.failed = true
+				return
+			}
+			continue
+		}
+		p.mu.Lock()
+		recs, err := f.store.OutboxExcept(ctx, maxBatch, p.inflight)
+		p.mu.Unlock()
+		if err != nil || len(recs) == 0 {
+			if err != nil {
+				f.log.Warn("publish", "err", err)
+			}
+			return
+		}
+		recs = boundBytes(recs)
+		data, err := f.sealBatch(recs, rcpt)
+		if err != nil {
+			f.log.Warn("publish", "err", err)
+			p.failed = true
+			return
+		}
+		p.mu.Lock()
+		for _, r := range recs {
+			p.inflight[versionKey(r)] = true
+		}
+		p.mu.Unlock()
+		p.submitted++
+		start := time.Now()
+		if wait, err := f.rep.Submit(data, 30*time.Second); err == nil {
+			go func() {
+				idx, err := wait()
+				if err == nil {
+					// The writers hear at once, not after this loop's turn.
+					f.acknowledge(recs, idx)
+				}
+				p.results <- publishResult{recs: recs, idx: idx, err: err, start: start}
+			}()
+			continue
+		}
+		// Not the leader: forward, one publication at a time, so that they
+		// reach the log in order.
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		idx, err := f.applyRaw(actx, data)
+		cancel()
+		if err == nil {
+			f.acknowledge(recs, idx)
+		}
+		p.done(ctx, publishResult{recs: recs, idx: idx, err: err, start: start})
+	}
+}
+
+// acknowledge gives the writers of the versions a publication carried its
+// log index.
+func (f *Federation) acknowledge(recs []*pb.Record, idx uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, rec := range recs {
+		key := versionKey(rec)
+		for _, ch := range f.waiters[key] {
+			ch <- idx
+		}
+		delete(f.waiters, key)
+	}
+}
+
+// done takes an acknowledged publication's versions off the outbox, or puts
+// a failed one's back.
+func (p *publisher) done(ctx context.Context, r publishResult) {
+	f := p.f
+	p.submitted--
+	if r.err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("publish", "err", r.err)
+		}
+		// They stay in the outbox and go again; the FSM keeps the first copy
+		// of a version if this one was committed after all.
+		p.mu.Lock()
+		for _, rec := range r.recs {
+			delete(p.inflight, versionKey(rec))
+		}
+		p.mu.Unlock()
+		p.failed = true
+		return
+	}
+	f.metrics.PublishLatency.Observe(time.Since(r.start).Seconds())
+	p.mu.Lock()
+	p.toMark = append(p.toMark, r.recs...)
+	p.mu.Unlock()
+	select {
+	case p.markWake <- struct{}{}:
+	default:
+	}
+}
+
+// markLoop takes published versions off the outbox, many publications'
+// worth in one transaction, and only then out of inflight.
+func (p *publisher) markLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.markWake:
+		}
+		p.mu.Lock()
+		recs := p.toMark
+		p.toMark = nil
+		p.mu.Unlock()
+		if len(recs) == 0 {
+			continue
+		}
+		if err := p.f.store.MarkPublished(ctx, recs); err != nil && ctx.Err() == nil {
+			// They stay in the outbox and are published again: a duplicate
+			// the FSM ignores.
+			p.f.log.Warn("take published records off the outbox", "err", err)
+		}
+		// Counted once off the outbox, so that the outbox gauge and this
+		// counter agree.
+		p.f.metrics.Published.Add(float64(len(recs)))
+		p.mu.Lock()
+		for _, r := range recs {
+			delete(p.inflight, versionKey(r))
+		}
+		p.mu.Unlock()
+	}
+}
+
+// sealBatch seals record versions, each with the bodies the policy gives
+// each partner, into one encoded publication command.
+func (f *Federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient) ([]byte, error) {
+	h, err := f.holdings()
+	if err != nil {
+		return nil, err
+	}
+	names := sortedKeys(rcpt)
+	pol := f.policy.Current()
+	items := make([]seal.Item, 0, len(recs))
+	for _, r := range recs {
+		bodies, err := f.bodiesFor(pol, r, names, h)
+		if err != nil {
+			return nil, err
+		}
+		if len(bodies) == 0 {
+			// Shared with no partner (yet): the entry is still ordered in the
+			// log, with a body only the origin can open, so a partner the
+			// policy names later gets it by a key grant.
+			plain, err := pol.Decide(r, "").Plaintext(r)
+			if err != nil {
+				return nil, err
+			}
+			bodies = []seal.BodyPlain{{Plaintext: plain}}
+		}
+		items = append(items, seal.Item{Header: &peerpb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies})
+	}
+	pub, err := f.sealer.Seal(items, rcpt)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
+}
+
+// ExpectPublished registers a waiter for a record version's log index. It is
+// called before the version is stored, so that the publish loop cannot take
+// it up before anyone listens. wait wakes the loop and waits until the
+// version is committed, returning its index; 0 if the node is in no
+// federation or ctx ends first (the version stays queued and is published
+// later). drop forgets the waiter when the write did not happen.
+func (f *Federation) ExpectPublished(r *pb.Record) (wait func(ctx context.Context) uint64, drop func()) {
+	if r.Local || !f.Joined() {
+		return func(context.Context) uint64 { return 0 }, func() {}
+	}
+	ch := make(chan uint64, 1)
+	key := versionKey(r)
+	f.mu.Lock()
+	f.waiters[key] = append(f.waiters[key], ch)
+	f.mu.Unlock()
+	drop = func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		ws := slices.DeleteFunc(f.waiters[key], func(c chan uint64) bool { return c == ch })
+		if len(ws) == 0 {
+			delete(f.waiters, key)
+		} else {
+			f.waiters[key] = ws
+		}
+	}
+	wait = func(ctx context.Context) uint64 {
+		f.WakeUp()
+		select {
+		case idx := <-ch:
+			return idx
+		case <-ctx.Done():
+			drop()
+			return 0
+		}
+	}
+	return wait, drop
+}
