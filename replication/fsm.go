@@ -86,8 +86,13 @@ type ApplyResult struct {
 // OpenFSM opens (or creates) the FSM's bbolt file. A file that may have lost
 // writes or is damaged (see fsmfile.go) is set aside and the FSM starts
 // empty; Rebuilt says why, and the caller replays snapshot and log into it.
+// The file, or a raft snapshot beside it, of a format version this binary
+// does not read is refused (fsmFormat).
 func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
 	f := &FSM{path: path, verify: verify, changed: make(chan struct{})}
+	if err := checkSnapshots(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
 	boot := bootID()
 	if why := untrusted(path, boot); why != "" {
 		if err := setAside(path); err != nil {
@@ -560,7 +565,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := boltcheck.Verify(tmp); err != nil {
 		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
 	}
-	if err := checkImage(tmp); err != nil {
+	if err := checkImage(tmp, "in the snapshot being restored"); err != nil {
 		return fmt.Errorf("restore fsm: %w", err)
 	}
 	f.abandonSnapshots()

@@ -148,3 +148,43 @@ func TestSnapshotFormatVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotFormatCheckedAtStart: a raft snapshot kept beside fsm.db, of
+// a version this binary does not read, stops the node at start naming it
+// (raft would otherwise pass over it for an older one); one of a version it
+// reads, or from before versions, does not.
+func TestSnapshotFormatCheckedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stamp   []byte
+		wantErr string
+	}{
+		{name: "current version", stamp: []byte("1")},
+		{name: "written before versions"},
+		{name: "newer version", stamp: []byte("2"), wantErr: "state.bin: format version 2; this binary reads version 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			snap := filepath.Join(dir, "snapshots", "2-40-1700000000000")
+			if err := os.MkdirAll(snap, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			writeStateFile(t, filepath.Join(snap, "state.bin"), tc.stamp)
+			f, err := OpenFSM(filepath.Join(dir, "fsm.db"), nil)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+				return
+			}
+			if err == nil {
+				f.Close()
+				t.Fatal("started beside a snapshot this binary does not read")
+			}
+			if !errors.Is(err, fileversion.ErrUnreadable) || !strings.Contains(err.Error(), "fsm.db in snapshot "+snap) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %q, want one naming the snapshot and %q", err, tc.wantErr)
+			}
+		})
+	}
+}

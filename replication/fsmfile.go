@@ -23,9 +23,10 @@ var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 1, Reads: []int{1}}
 var keyFormat = []byte("format")
 
 // checkImage checks the format of a state file about to replace fsm.db (a
-// raft snapshot): one this binary does not read is refused before anything
-// is replaced. An image without a version predates versions (version 1).
-func checkImage(path string) error {
+// raft snapshot, named by where in messages): one this binary does not read
+// is refused before anything is replaced. An image without a version
+// predates versions (version 1).
+func checkImage(path, where string) error {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return err
@@ -36,9 +37,31 @@ func checkImage(path string) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			found = meta.Get(keyFormat)
 		}
-		_, err := fsmFormat.Check("in the snapshot being restored", found, false)
+		_, err := fsmFormat.Check(where, found, false)
 		return err
 	})
+}
+
+// checkSnapshots checks, at open, the raft snapshots kept beside the FSM's
+// file (raft's file snapshot store: snapshots/<id>/state.bin, each an image
+// of fsm.db). raft restores the newest snapshot it can at start, passing
+// over one that Restore refuses for an older one; a snapshot of a version
+// this binary does not read stops the node here instead, naming it. A
+// damaged snapshot is left to Restore, which refuses it.
+func checkSnapshots(dir string) error {
+	images, err := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
+	if err != nil {
+		return err
+	}
+	for _, img := range images {
+		if strings.HasSuffix(filepath.Dir(img), ".tmp") || boltcheck.Verify(img) != nil {
+			continue // being written, or damaged
+		}
+		if err := checkImage(img, "in snapshot "+img); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // The FSM's bbolt file is written without fsync. What makes a write durable
