@@ -224,9 +224,15 @@ func openBatchOut(path, format string, stdout io.Writer) (io.Writer, int, func()
 	return f, done, func() { f.Close() }, nil
 }
 
+// writeCSV writes one CSV row, its fields escaped for a terminal like all
+// the CLI prints (CSV quotes tabs and line feeds itself).
 func writeCSV(b *bytes.Buffer, rec []string) {
+	esc := make([]string, len(rec))
+	for i, f := range rec {
+		esc[i] = escapeText(f, true)
+	}
 	w := csv.NewWriter(b)
-	_ = w.Write(rec)
+	_ = w.Write(esc)
 	w.Flush()
 }
 
@@ -277,7 +283,7 @@ func runBatch(ctx context.Context, conn *grpc.ClientConn, rows []batchRow, w io.
 			if err != nil {
 				return err
 			}
-			buf.Write(line)
+			buf.Write(escapeJSON(line))
 			buf.WriteByte('\n')
 		} else {
 			base := []string{strconv.Itoa(r.n), r.req.Ref, r.req.Name}
