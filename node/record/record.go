@@ -201,7 +201,7 @@ func Validate(r *pb.Record) error {
 		}
 	}
 	// Every string field, named or not below, must be safe to print.
-	c.printable(r.ProtoReflect(), "")
+	c.printable(r.ProtoReflect(), make([]pathElem, 0, 8))
 	c.text("change_note", r.ChangeNote, MaxTextBytes)
 	c.text("source_ref", r.SourceRef, MaxShortBytes)
 	c.subject(r.Subject)

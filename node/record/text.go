@@ -97,51 +97,75 @@ func checkLine(s string, multi bool) string {
 // is the rule for text a node writes, imports, and takes in from partners.
 func CheckText(m proto.Message) error {
 	c := &checker{}
-	c.printable(m.ProtoReflect(), "")
+	c.printable(m.ProtoReflect(), make([]pathElem, 0, 8))
 	if len(c.errs) > 0 {
 		return &ValidationError{Fields: c.errs}
 	}
 	return nil
 }
 
+// pathElem is one step of a field's path; the path is spelled out only for
+// an error, so a clean record costs no strings.
+type pathElem struct {
+	name   protoreflect.Name
+	index  int    // list index, or -1
+	key    string // map key, if hasKey
+	hasKey bool
+}
+
+func pathString(path []pathElem) string {
+	var b strings.Builder
+	for i, e := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(string(e.name))
+		switch {
+		case e.index >= 0:
+			fmt.Fprintf(&b, "[%d]", e.index)
+		case e.hasKey:
+			fmt.Fprintf(&b, "[%q]", e.key)
+		}
+	}
+	return b.String()
+}
+
 // printable walks every populated field of m, so no string field, present or
 // added later, escapes the rule.
-func (c *checker) printable(m protoreflect.Message, prefix string) {
+func (c *checker) printable(m protoreflect.Message, path []pathElem) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		path := prefix + string(fd.Name())
 		multi := multiLine[fd.FullName()]
 		switch {
 		case fd.IsList():
 			l := v.List()
 			for i := range l.Len() {
-				c.printableValue(fd, l.Get(i), fmt.Sprintf("%s[%d]", path, i), multi)
+				c.printableValue(fd, l.Get(i), append(path, pathElem{name: fd.Name(), index: i}), multi)
 			}
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				p := fmt.Sprintf("%s[%q]", path, k.String())
 				if fd.MapKey().Kind() == protoreflect.StringKind {
 					if why := checkLine(k.String(), false); why != "" {
-						c.add(path, "key %s", why)
+						c.add(pathString(append(path, pathElem{name: fd.Name(), index: -1})), "key %s", why)
 					}
 				}
-				c.printableValue(fd.MapValue(), mv, p, multi)
+				c.printableValue(fd.MapValue(), mv, append(path, pathElem{name: fd.Name(), index: -1, key: k.String(), hasKey: true}), multi)
 				return true
 			})
 		default:
-			c.printableValue(fd, v, path, multi)
+			c.printableValue(fd, v, append(path, pathElem{name: fd.Name(), index: -1}), multi)
 		}
 		return true
 	})
 }
 
-func (c *checker) printableValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, multi bool) {
+func (c *checker) printableValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path []pathElem, multi bool) {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		if why := checkLine(v.String(), multi); why != "" {
-			c.add(path, "%s", why)
+			c.add(pathString(path), "%s", why)
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		c.printable(v.Message(), path+".")
+		c.printable(v.Message(), path)
 	}
 }
 

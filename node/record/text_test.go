@@ -175,3 +175,25 @@ func TestUnprintable(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkValidate measures a typical designation's validation, the text
+// walk over every field included (go test ./node/record -bench Validate).
+func BenchmarkValidate(b *testing.B) {
+	r := validDesignation()
+	r.GetDesignation().Statement = strings.Repeat("Listed for providing support to the armed forces. ", 20)
+	Normalize(r, time.Now())
+	b.Run("Validate", func(b *testing.B) {
+		for b.Loop() {
+			if err := Validate(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CheckText", func(b *testing.B) {
+		for b.Loop() {
+			if err := CheckText(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
