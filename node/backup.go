@@ -10,11 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/watchfed/watchfed/internal/fileversion"
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 )
 
@@ -26,29 +22,6 @@ const (
 	backupFSM     = "fsm.db"
 	backupKeys    = KeysFile
 )
-
-// SaveSnapshot streams a tar of consistent copies of node.db and fsm.db and
-// the node's keys. The keys make the backup as secret as the node itself.
-func (s *federationService) SaveSnapshot(_ *pb.SaveSnapshotRequest, stream pb.FederationService_SaveSnapshotServer) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(s.n.writeBackup(pw)) }()
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := io.ReadFull(pr, buf)
-		if n > 0 {
-			if serr := stream.Send(&pb.SaveSnapshotResponse{Chunk: buf[:n]}); serr != nil {
-				pr.CloseWithError(serr)
-				return serr
-			}
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err != nil {
-			return status.Errorf(codes.Internal, "backup: %v", err)
-		}
-	}
-}
 
 // backupFormat is the layout of a backup archive: which files it holds,
 // under which names. An archive from before versions existed has no

@@ -24,7 +24,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/watchfed/watchfed/node/auth"
+	"github.com/watchfed/watchfed/node/api"
 	"github.com/watchfed/watchfed/node/federation"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/screen"
@@ -37,7 +37,6 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	store    *store.Store
-	rules    auth.Rules
 	now      func() time.Time
 	server   *grpc.Server
 	health   *health.Server
@@ -109,7 +108,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	n := &Node{cfg: cfg, log: log, store: st, rules: rules(), now: opts.Now, lis: lis, health: health.NewServer(), opts: opts, closing: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, store: st, now: opts.Now, lis: lis, health: health.NewServer(), opts: opts, closing: make(chan struct{})}
 	if opts.MaxWatchers <= 0 {
 		opts.MaxWatchers = 128
 	}
@@ -130,6 +129,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	if cfg.Policy == "" {
 		n.log.Warn("no sharing policy file (policy: / --policy): nothing is shared with partners")
 	}
+	guard := api.NewGuard(cfg.Agency, cfg.MaxMessageBytes, st, n.now, log)
 	n.server = grpc.NewServer(
 		grpc.Creds(n.fed.Handshakes().Server(credentials.NewTLS(n.fed.ServerTLS()))),
 		// Raft batches between members may be large; public calls are held
@@ -139,17 +139,15 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		grpc.MaxConcurrentStreams(1024),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(n.unaryInterceptor),
-		grpc.ChainStreamInterceptor(n.streamInterceptor),
+		grpc.ChainUnaryInterceptor(guard.Unary),
+		grpc.ChainStreamInterceptor(guard.Stream),
 	)
-	pb.RegisterRecordServiceServer(n.server, &recordService{n: n})
-	pb.RegisterScreeningServiceServer(n.server, &screeningService{n: n})
-	pb.RegisterImportServiceServer(n.server, &importService{n: n})
-	pb.RegisterAuditServiceServer(n.server, &auditService{n: n})
-	pb.RegisterFederationServiceServer(n.server, &federationService{n: n})
-	pb.RegisterSharedServiceServer(n.server, &sharedService{n: n})
-	pb.RegisterPolicyServiceServer(n.server, &policyService{n: n})
-	pb.RegisterConsultationServiceServer(n.server, &consultService{n: n})
+	api.Register(n.server, guard, api.Config{
+		Agency: cfg.Agency, PolicyFile: cfg.Policy, Holidays: cfg.Holidays,
+		PublishWait: opts.PublishWait, AckBeforeCommit: opts.AckBeforeCommit, Now: n.now, Logger: log,
+		Store: st, Federation: n.fed, Index: indexSource{n}, Policy: policySource{n},
+		Backup: n.writeBackup, Closing: n.closing, MaxWatchers: opts.MaxWatchers,
+	})
 	n.fed.Register(n.server) // raft transport and PeerService
 	healthpb.RegisterHealthServer(n.server, n.health)
 	reflection.Register(n.server)
@@ -274,4 +272,16 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.log.Info("node stopped")
 	return err
+}
+
+// WriteInvitation stores the invitation a joining node starts with.
+func WriteInvitation(dataDir string, inv *pb.Invitation) error {
+	data, err := protojson.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dataDir, InvitationFile), data, 0o600)
 }

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -19,10 +19,14 @@ import (
 
 type recordService struct {
 	pb.UnimplementedRecordServiceServer
-	n *Node
+	writer
 }
 
 func (s *recordService) CreateRecord(ctx context.Context, req *pb.CreateRecordRequest) (*pb.CreateRecordResponse, error) {
+	return unary(ctx, s.audit, req, s.createRecord)
+}
+
+func (s *recordService) createRecord(ctx context.Context, req *pb.CreateRecordRequest, ev *Event) (*pb.CreateRecordResponse, error) {
 	rec := proto.Clone(req.GetRecord()).(*pb.Record)
 	if rec == nil {
 		return nil, status.Error(codes.InvalidArgument, "record: must be set")
@@ -30,7 +34,7 @@ func (s *recordService) CreateRecord(ctx context.Context, req *pb.CreateRecordRe
 	if err := assignedByNode(rec); err != nil {
 		return nil, err
 	}
-	idx, err := s.n.create(ctx, rec)
+	idx, err := s.create(ctx, ev, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -39,17 +43,17 @@ func (s *recordService) CreateRecord(ctx context.Context, req *pb.CreateRecordRe
 
 // create normalises and validates a new record, gives it this agency's
 // identity and stores it as version 1.
-func (n *Node) create(ctx context.Context, rec *pb.Record) (uint64, error) {
-	now := n.now().UTC()
+func (w *writer) create(ctx context.Context, ev *Event, rec *pb.Record) (uint64, error) {
+	now := w.now().UTC()
 	record.Normalize(rec, now)
 	if err := record.Validate(rec); err != nil {
 		return 0, status.Error(codes.InvalidArgument, err.Error())
 	}
-	rec.Id = record.NewID(n.cfg.Agency, now)
+	rec.Id = record.NewID(w.agency, now)
 	rec.Version = 1
-	rec.Origin = n.cfg.Agency
+	rec.Origin = w.agency
 	rec.CreatedAt = timestamppb.New(now)
-	return n.put(ctx, rec, nil, now)
+	return w.put(ctx, ev, rec, nil, now)
 }
 
 // assignedByNode refuses identity fields in a new record: they are the
@@ -90,6 +94,10 @@ func notConsultation(rec *pb.Record) error {
 }
 
 func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequest) (*pb.AmendRecordResponse, error) {
+	return unary(ctx, s.audit, req, s.amendRecord)
+}
+
+func (s *recordService) amendRecord(ctx context.Context, req *pb.AmendRecordRequest, ev *Event) (*pb.AmendRecordResponse, error) {
 	in := req.GetRecord()
 	if in == nil {
 		return nil, status.Error(codes.InvalidArgument, "record: must be set")
@@ -97,7 +105,7 @@ func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequ
 	if err := notConsultation(in); err != nil {
 		return nil, err
 	}
-	cur, err := s.n.current(ctx, in.GetId(), req.GetExpectedVersion())
+	cur, err := s.current(ctx, ev, in.GetId(), req.GetExpectedVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +116,7 @@ func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequ
 	if next.Origin != "" && next.Origin != cur.Origin {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid record: record.origin: is %s and cannot change", cur.Origin)
 	}
-	now := s.n.now().UTC()
+	now := s.now().UTC()
 	record.Normalize(next, now)
 	if next.Kind != cur.Kind {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid record: record.kind: is %s and cannot change", cur.Kind)
@@ -116,7 +124,7 @@ func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequ
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	idx, err := s.n.put(ctx, next, cur, now)
+	idx, err := s.put(ctx, ev, next, cur, now)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +132,11 @@ func (s *recordService) AmendRecord(ctx context.Context, req *pb.AmendRecordRequ
 }
 
 func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDesignationRequest) (*pb.DelistDesignationResponse, error) {
-	cur, err := s.n.current(ctx, req.GetId(), req.GetExpectedVersion())
+	return unary(ctx, s.audit, req, s.delistDesignation)
+}
+
+func (s *recordService) delistDesignation(ctx context.Context, req *pb.DelistDesignationRequest, ev *Event) (*pb.DelistDesignationResponse, error) {
+	cur, err := s.current(ctx, ev, req.GetId(), req.GetExpectedVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +147,7 @@ func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDes
 	if des.Status == pb.DesignationStatus_DESIGNATION_STATUS_DELISTED {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is already delisted (version %d)", cur.Id, cur.Version)
 	}
-	now := s.n.now().UTC()
+	now := s.now().UTC()
 	next := proto.Clone(cur).(*pb.Record)
 	d := next.GetDesignation()
 	d.Status = pb.DesignationStatus_DESIGNATION_STATUS_DELISTED
@@ -149,7 +161,7 @@ func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDes
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	idx, err := s.n.put(ctx, next, cur, now)
+	idx, err := s.put(ctx, ev, next, cur, now)
 	if err != nil {
 		return nil, err
 	}
@@ -157,13 +169,17 @@ func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDes
 }
 
 func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialStatusRequest) (*pb.SetDenialStatusResponse, error) {
+	return unary(ctx, s.audit, req, s.setDenialStatus)
+}
+
+func (s *recordService) setDenialStatus(ctx context.Context, req *pb.SetDenialStatusRequest, ev *Event) (*pb.SetDenialStatusResponse, error) {
 	if _, ok := pb.DenialStatus_name[int32(req.GetStatus())]; !ok || req.GetStatus() == pb.DenialStatus_DENIAL_STATUS_UNSPECIFIED {
 		return nil, status.Errorf(codes.InvalidArgument, "status: %d is not a denial status", req.GetStatus())
 	}
 	if req.GetReason() == "" {
 		return nil, status.Error(codes.InvalidArgument, "reason: must not be empty: a status change is notified to partners with its reason")
 	}
-	cur, err := s.n.current(ctx, req.GetId(), req.GetExpectedVersion())
+	cur, err := s.current(ctx, ev, req.GetId(), req.GetExpectedVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +189,7 @@ func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialSt
 	if cur.GetDenial().Status == req.GetStatus() {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s already has status %s", cur.Id, req.GetStatus())
 	}
-	now := s.n.now().UTC()
+	now := s.now().UTC()
 	next := proto.Clone(cur).(*pb.Record)
 	next.GetDenial().Status = req.GetStatus()
 	next.GetDenial().StatusReason = req.GetReason()
@@ -181,7 +197,7 @@ func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialSt
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	idx, err := s.n.put(ctx, next, cur, now)
+	idx, err := s.put(ctx, ev, next, cur, now)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +205,11 @@ func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialSt
 }
 
 func (s *recordService) GetRecord(ctx context.Context, req *pb.GetRecordRequest) (*pb.GetRecordResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetId()
+	return unary(ctx, s.audit, req, s.getRecord)
+}
+
+func (s *recordService) getRecord(ctx context.Context, req *pb.GetRecordRequest, ev *Event) (*pb.GetRecordResponse, error) {
+	ev.Target = req.GetId()
 	if req.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: must not be empty")
 	}
@@ -201,20 +221,24 @@ func (s *recordService) GetRecord(ctx context.Context, req *pb.GetRecordRequest)
 	case req.GetVersion() != 0 && req.GetAsOf() != nil:
 		return nil, status.Error(codes.InvalidArgument, "version, as_of: give one, not both")
 	case req.GetVersion() != 0:
-		rec, err = s.n.store.Version(ctx, req.GetId(), req.GetVersion())
+		rec, err = s.records.Version(ctx, req.GetId(), req.GetVersion())
 	case req.GetAsOf() != nil:
-		rec, err = s.n.store.At(ctx, req.GetId(), req.GetAsOf().AsTime())
+		rec, err = s.records.At(ctx, req.GetId(), req.GetAsOf().AsTime())
 	default:
-		rec, err = s.n.store.Current(ctx, req.GetId())
+		rec, err = s.records.Current(ctx, req.GetId())
 	}
 	if err != nil {
 		return nil, storeError(err, req.GetId())
 	}
-	draftFrom(ctx).ev.Detail = fmt.Sprintf("version %d", rec.Version)
+	ev.Detail = fmt.Sprintf("version %d", rec.Version)
 	return &pb.GetRecordResponse{Record: rec}, nil
 }
 
 func (s *recordService) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (*pb.ListRecordsResponse, error) {
+	return unary(ctx, s.audit, req, s.listRecords)
+}
+
+func (s *recordService) listRecords(ctx context.Context, req *pb.ListRecordsRequest, ev *Event) (*pb.ListRecordsResponse, error) {
 	limit, err := pageSize(req.GetPageSize(), "page_size")
 	if err != nil {
 		return nil, err
@@ -223,20 +247,24 @@ func (s *recordService) ListRecords(ctx context.Context, req *pb.ListRecordsRequ
 	if req.GetAsOf() != nil {
 		opts.AsOf = req.GetAsOf().AsTime()
 	}
-	recs, next, err := s.n.store.List(ctx, opts)
+	recs, next, err := s.records.List(ctx, opts)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list records: %v", err)
 	}
-	draftFrom(ctx).ev.Detail = fmt.Sprintf("%d records", len(recs))
+	ev.Detail = fmt.Sprintf("%d records", len(recs))
 	return &pb.ListRecordsResponse{Records: recs, NextPageToken: next}, nil
 }
 
 func (s *recordService) GetRecordHistory(ctx context.Context, req *pb.GetRecordHistoryRequest) (*pb.GetRecordHistoryResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetId()
+	return unary(ctx, s.audit, req, s.getRecordHistory)
+}
+
+func (s *recordService) getRecordHistory(ctx context.Context, req *pb.GetRecordHistoryRequest, ev *Event) (*pb.GetRecordHistoryResponse, error) {
+	ev.Target = req.GetId()
 	if req.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: must not be empty")
 	}
-	recs, err := s.n.store.History(ctx, req.GetId())
+	recs, err := s.records.History(ctx, req.GetId())
 	if err != nil {
 		return nil, storeError(err, req.GetId())
 	}
@@ -244,16 +272,16 @@ func (s *recordService) GetRecordHistory(ctx context.Context, req *pb.GetRecordH
 }
 
 // current loads the record to change and checks the caller's expected version.
-func (n *Node) current(ctx context.Context, id string, expected uint64) (*pb.Record, error) {
-	draftFrom(ctx).ev.Target = id
+func (w *writer) current(ctx context.Context, ev *Event, id string, expected uint64) (*pb.Record, error) {
+	ev.Target = id
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: must not be empty")
 	}
-	cur, err := n.store.Current(ctx, id)
+	cur, err := w.records.Current(ctx, id)
 	if err != nil {
 		return nil, storeError(err, id)
 	}
-	if cur.Origin != n.cfg.Agency {
+	if cur.Origin != w.agency {
 		return nil, status.Errorf(codes.PermissionDenied, "%s belongs to %s: only the originator changes its records", id, cur.Origin)
 	}
 	if expected != 0 && cur.Version != expected {
@@ -265,7 +293,7 @@ func (n *Node) current(ctx context.Context, id string, expected uint64) (*pb.Rec
 // put stores rec as the version after prev (or as the first version) together
 // with the call's audit event, in one fsynced transaction, then waits (up to
 // PublishWait) for its shared entry to commit and returns the log index.
-func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (uint64, error) {
+func (w *writer) put(ctx context.Context, ev *Event, rec, prev *pb.Record, now time.Time) (uint64, error) {
 	if prev != nil {
 		rec.Id, rec.Origin, rec.CreatedAt = prev.Id, prev.Origin, prev.CreatedAt
 		rec.Version = prev.Version + 1
@@ -279,24 +307,23 @@ func (n *Node) put(ctx context.Context, rec, prev *pb.Record, now time.Time) (ui
 	if id, ok := auth.FromContext(ctx); ok {
 		rec.UpdatedBy = id.String()
 	}
-	d := draftFrom(ctx)
-	d.ev.Target = rec.Id
-	d.ev.Outcome = "ok"
-	d.ev.Detail = fmt.Sprintf("version %d", rec.Version)
-	wait, drop := n.fed.ExpectPublished(rec)
-	if _, err := n.store.Put(ctx, rec, d.ev); err != nil {
+	ev.Target = rec.Id
+	ev.Outcome = "ok"
+	ev.Detail = fmt.Sprintf("version %d", rec.Version)
+	wait, drop := w.pub.ExpectPublished(rec)
+	if _, err := w.records.Put(ctx, rec, ev.AuditEvent); err != nil {
 		drop()
 		return 0, storeError(err, rec.Id)
 	}
-	d.written = true
-	n.fed.WakeUp() // publish while the screening index takes the version in
-	n.follow(rec, false)
-	if n.opts.AckBeforeCommit {
+	ev.written = true
+	w.pub.WakeUp() // publish while the screening index takes the version in
+	w.index.Follow(rec, false)
+	if w.ackEarly {
 		// The deliberate bug the reliability checker must catch: claim a
 		// log index for a version that is only queued.
-		return n.fed.Replicator().Status().LastIndex + 1, nil
+		return w.pub.LastIndex() + 1, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
+	wctx, cancel := context.WithTimeout(ctx, w.publishWait)
 	defer cancel()
 	return wait(wctx), nil
 }

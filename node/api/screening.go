@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -17,68 +17,14 @@ import (
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
-// buildIndex fills the screening index from the store: own records in force
-// and the shared entries this agency can read. It runs at start; afterwards
-// the index follows every write and every received entry.
-func (n *Node) buildIndex(ctx context.Context) error {
-	start := time.Now()
-	x := screen.NewIndex()
-	own, err := n.ownInForce(ctx, time.Time{})
-	if err != nil {
-		return err
-	}
-	for _, rec := range own {
-		if screened(rec) {
-			x.Put(screen.EntryOf(rec, false))
-		}
-	}
-	shared, err := n.store.SharedCurrent(ctx, "", false)
-	if err != nil {
-		return fmt.Errorf("screening index: %w", err)
-	}
-	for _, e := range shared {
-		if screened(e.Record) {
-			x.Put(screen.EntryOf(e.Record, true))
-		}
-	}
-	n.index = x
-	entries, names := x.Len()
-	n.log.Info("screening index built", "entries", entries, "names", names, "took", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-// screened says which records the index holds: designations and denials.
-// A consultation names a party too, but it is a thread between two
-// agencies, not a listing.
-func screened(rec *pb.Record) bool {
-	return rec.Kind == pb.Kind_KIND_DESIGNATION || rec.Kind == pb.Kind_KIND_DENIAL
-}
-
-// ownInForce lists the agency's records in force (at asOf, or now).
-func (n *Node) ownInForce(ctx context.Context, asOf time.Time) ([]*pb.Record, error) {
-	recs, _, err := n.store.List(ctx, store.ListOptions{AsOf: asOf})
-	if err != nil {
-		return nil, fmt.Errorf("screening index: %w", err)
-	}
-	return recs, nil
-}
-
-// follow keeps the index in step with one written or received record
-// version: in force, it is (re)indexed; delisted or revoked, it leaves.
-func (n *Node) follow(rec *pb.Record, shared bool) {
-	if !screened(rec) {
-		return
-	}
-	if store.Active(rec) {
-		n.index.Put(screen.EntryOf(rec, shared))
-	} else {
-		n.index.Remove(rec.Id, rec.Version)
-	}
-}
-
 type screeningService struct {
 	pb.UnimplementedScreeningServiceServer
-	n *Node
+	audit   *auditor
+	records RecordStore
+	shared  SharedStore
+	index   Index
+	policy  Policy
+	now     func() time.Time
 }
 
 const maxScreenLimit = 100
@@ -122,7 +68,7 @@ func (s *screeningService) query(req *pb.ScreenRequest) (screen.Query, error) {
 	if _, ok := pb.Kind_name[int32(k)]; !ok {
 		return q, status.Errorf(codes.InvalidArgument, "kind: %d is not a kind", k)
 	}
-	q.Filter = s.n.screenFilter(k)
+	q.Filter = s.screenFilter(k)
 	return q, nil
 }
 
@@ -130,8 +76,8 @@ func (s *screeningService) query(req *pb.ScreenRequest) (screen.Query, error) {
 // uses: its own, and shared ones from partners and kinds the receive block
 // of the policy trusts. Trust is applied when screening, not when indexing,
 // so a policy change takes effect at once without a rebuild.
-func (n *Node) screenFilter(kind pb.Kind) func(*screen.Entry) bool {
-	pol := n.policy()
+func (s *screeningService) screenFilter(kind pb.Kind) func(*screen.Entry) bool {
+	pol := s.policy.Current()
 	return func(e *screen.Entry) bool {
 		if kind != pb.Kind_KIND_UNSPECIFIED && e.Kind != kind {
 			return false
@@ -161,13 +107,16 @@ func validPartialDate(s string) bool {
 }
 
 func (s *screeningService) Screen(ctx context.Context, req *pb.ScreenRequest) (*pb.ScreenResponse, error) {
+	return unary(ctx, s.audit, req, s.screenOne)
+}
+
+func (s *screeningService) screenOne(ctx context.Context, req *pb.ScreenRequest, ev *Event) (*pb.ScreenResponse, error) {
 	resp, err := s.screen(ctx, req, nil)
 	if err != nil {
 		return nil, err
 	}
-	d := draftFrom(ctx)
-	d.ev.Target = clipDetail(req.GetName())
-	d.ev.Detail = screenDetail(resp)
+	ev.Target = clipDetail(req.GetName())
+	ev.Detail = screenDetail(resp)
 	return resp, nil
 }
 
@@ -179,66 +128,40 @@ func (s *screeningService) screen(ctx context.Context, req *pb.ScreenRequest, as
 	if err != nil {
 		return nil, err
 	}
-	x, asOf := s.n.index, time.Time{}
+	x, asOf := s.index.Current(), time.Time{}
 	if req.GetAsOf() != nil {
 		asOf = req.GetAsOf().AsTime()
 		if cached, ok := asOfIndexes[asOf]; ok {
 			x = cached
-		} else if x, err = s.n.indexAsOf(ctx, asOf); err != nil {
+		} else if x, err = s.index.AsOf(ctx, asOf); err != nil {
 			return nil, err
 		} else if asOfIndexes != nil && len(asOfIndexes) < 4 {
 			asOfIndexes[asOf] = x
 		}
 	}
-	results, err := s.n.results(ctx, x.Search(q), asOf)
+	results, err := s.results(ctx, x.Search(q), asOf)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.ScreenResponse{Results: results, Ref: req.GetRef()}, nil
 }
 
-// indexAsOf builds a throwaway index of the own records in force at a past
-// date, plus the shared entries held now (their history is the originator's).
-// It costs a pass over the store: as-of screens are for audits, not volume.
-func (n *Node) indexAsOf(ctx context.Context, asOf time.Time) (*screen.Index, error) {
-	own, err := n.ownInForce(ctx, asOf)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	x := screen.NewIndex()
-	for _, rec := range own {
-		if screened(rec) {
-			x.Put(screen.EntryOf(rec, false))
-		}
-	}
-	shared, err := n.store.SharedCurrent(ctx, "", false)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "shared entries: %v", err)
-	}
-	for _, e := range shared {
-		if screened(e.Record) {
-			x.Put(screen.EntryOf(e.Record, true))
-		}
-	}
-	return x, nil
-}
-
 // results loads the records of matched entries and turns scores and
 // explanations into their wire form.
-func (n *Node) results(ctx context.Context, rs []screen.Result, asOf time.Time) ([]*pb.ScreenResult, error) {
+func (s *screeningService) results(ctx context.Context, rs []screen.Result, asOf time.Time) ([]*pb.ScreenResult, error) {
 	out := make([]*pb.ScreenResult, 0, len(rs))
 	for _, r := range rs {
 		var rec *pb.Record
 		var err error
 		if r.Entry.Shared {
 			var e *pb.SharedEntry
-			if e, err = n.store.Shared(ctx, r.Entry.ID); err == nil {
+			if e, err = s.shared.Shared(ctx, r.Entry.ID); err == nil {
 				rec = e.Record
 			}
 		} else if !asOf.IsZero() {
-			rec, err = n.store.At(ctx, r.Entry.ID, asOf)
+			rec, err = s.records.At(ctx, r.Entry.ID, asOf)
 		} else {
-			rec, err = n.store.Current(ctx, r.Entry.ID)
+			rec, err = s.records.Current(ctx, r.Entry.ID)
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			continue // gone since the index saw it (as-of indexes only)
@@ -284,11 +207,15 @@ func clipDetail(s string) string {
 }
 
 func (s *screeningService) ScreenBatch(stream pb.ScreeningService_ScreenBatchServer) error {
+	return streaming(stream.Context(), s.audit, func(ev *Event) error { return s.screenBatch(stream, ev) })
+}
+
+func (s *screeningService) screenBatch(stream pb.ScreeningService_ScreenBatchServer, ev *Event) error {
 	ctx := stream.Context()
 	var queries, matched int
 	asOfIndexes := map[time.Time]*screen.Index{}
 	defer func() {
-		draftFrom(ctx).ev.Detail = fmt.Sprintf("%d queries, %d with matches", queries, matched)
+		ev.Detail = fmt.Sprintf("%d queries, %d with matches", queries, matched)
 	}()
 	for {
 		req, err := stream.Recv()
@@ -313,6 +240,10 @@ func (s *screeningService) ScreenBatch(stream pb.ScreeningService_ScreenBatchSer
 }
 
 func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.ScreenApplicationRequest) (*pb.ScreenApplicationResponse, error) {
+	return unary(ctx, s.audit, req, s.screenApplication)
+}
+
+func (s *screeningService) screenApplication(ctx context.Context, req *pb.ScreenApplicationRequest, ev *Event) (*pb.ScreenApplicationResponse, error) {
 	item, err := record.ParseControlListEntry(req.GetControlListEntry())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "control_list_entry: %v", err)
@@ -327,7 +258,7 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 	if t := req.GetThreshold(); t < 0 || t > 1 {
 		return nil, status.Errorf(codes.InvalidArgument, "threshold: %v is not within 0..1", t)
 	}
-	today := s.n.now().UTC().Format(time.DateOnly)
+	today := s.now().UTC().Format(time.DateOnly)
 	if req.GetAsOf() != nil {
 		today = req.GetAsOf().AsTime().UTC().Format(time.DateOnly)
 	}
@@ -339,8 +270,8 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 		}
 		base := screen.Query{Name: party, Threshold: threshold(req.Threshold), Limit: maxScreenLimit}
 		dq := base
-		dq.Filter = s.n.screenFilter(pb.Kind_KIND_DENIAL)
-		hits, err := s.n.results(ctx, s.n.index.Search(dq), time.Time{})
+		dq.Filter = s.screenFilter(pb.Kind_KIND_DENIAL)
+		hits, err := s.results(ctx, s.index.Current().Search(dq), time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -364,16 +295,16 @@ func (s *screeningService) ScreenApplication(ctx context.Context, req *pb.Screen
 			})
 		}
 		gq := base
-		gq.Filter = s.n.screenFilter(pb.Kind_KIND_DESIGNATION)
+		gq.Filter = s.screenFilter(pb.Kind_KIND_DESIGNATION)
 		gq.Limit = 10
-		des, err := s.n.results(ctx, s.n.index.Search(gq), time.Time{})
+		des, err := s.results(ctx, s.index.Current().Search(gq), time.Time{})
 		if err != nil {
 			return nil, err
 		}
 		resp.Designations = append(resp.Designations, des...)
 	}
-	draftFrom(ctx).ev.Target = clipDetail(strings.Join(req.GetParties(), "; "))
-	draftFrom(ctx).ev.Detail = fmt.Sprintf("%s to %s: %d denials, %d designations", item, dest, len(resp.Denials), len(resp.Designations))
+	ev.Target = clipDetail(strings.Join(req.GetParties(), "; "))
+	ev.Detail = fmt.Sprintf("%s to %s: %d denials, %d designations", item, dest, len(resp.Denials), len(resp.Designations))
 	return resp, nil
 }
 

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -28,10 +28,14 @@ const (
 
 type importService struct {
 	pb.UnimplementedImportServiceServer
-	n *Node
+	writer
 }
 
 func (s *importService) Import(stream pb.ImportService_ImportServer) error {
+	return streaming(stream.Context(), s.audit, func(ev *Event) error { return s.doImport(stream, ev) })
+}
+
+func (s *importService) doImport(stream pb.ImportService_ImportServer, ev *Event) error {
 	ctx := stream.Context()
 	var (
 		source  string
@@ -64,19 +68,18 @@ func (s *importService) Import(stream pb.ImportService_ImportServer) error {
 	if _, ok := pb.Marking_name[int32(marking)]; !ok {
 		return status.Errorf(codes.InvalidArgument, "marking: %d is not a marking", marking)
 	}
-	plan, err := s.n.planImport(ctx, source, marking, recs)
+	plan, err := s.planImport(ctx, source, marking, recs)
 	if err != nil {
 		return err
 	}
 	resp := plan.summary()
-	d := draftFrom(ctx)
-	d.ev.Target = source
-	d.ev.Detail = fmt.Sprintf("added %d, changed %d, delisted %d, unchanged %d, rejected %d", resp.Added, resp.Changed, resp.Delisted, resp.Unchanged, len(resp.Rejected))
+	ev.Target = source
+	ev.Detail = fmt.Sprintf("added %d, changed %d, delisted %d, unchanged %d, rejected %d", resp.Added, resp.Changed, resp.Delisted, resp.Unchanged, len(resp.Rejected))
 	if dryRun {
-		d.ev.Detail = "dry run: " + d.ev.Detail
+		ev.Detail = "dry run: " + ev.Detail
 		return stream.SendAndClose(resp)
 	}
-	if resp.LogIndex, err = s.n.putMany(ctx, plan.writes, "import "+source); err != nil {
+	if resp.LogIndex, err = s.putMany(ctx, ev, plan.writes, "import "+source); err != nil {
 		return err
 	}
 	return stream.SendAndClose(resp)
@@ -101,18 +104,18 @@ func (p *importPlan) summary() *pb.ImportResponse {
 // content differs an amendment, a held ref in force that the edition lacks a
 // delisting (designations) or revocation (denials). Re-importing the same
 // edition plans nothing.
-func (n *Node) planImport(ctx context.Context, source string, marking pb.Marking, in []*pb.Record) (*importPlan, error) {
-	held, _, err := n.store.List(ctx, store.ListOptions{SourcePrefix: source + ":", IncludeInactive: true})
+func (s *importService) planImport(ctx context.Context, source string, marking pb.Marking, in []*pb.Record) (*importPlan, error) {
+	held, _, err := s.records.List(ctx, store.ListOptions{SourcePrefix: source + ":", IncludeInactive: true})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list %s records: %v", source, err)
 	}
 	byRef := make(map[string]*pb.Record, len(held))
 	for _, r := range held {
-		if r.Origin == n.cfg.Agency {
+		if r.Origin == s.agency {
 			byRef[r.SourceRef] = r
 		}
 	}
-	now := n.now().UTC()
+	now := s.now().UTC()
 	today := now.Format(time.DateOnly)
 	p := &importPlan{}
 	seen := make(map[string]bool, len(in))
@@ -153,9 +156,9 @@ func (n *Node) planImport(ctx context.Context, source string, marking pb.Marking
 			continue
 		}
 		if prev == nil {
-			rec.Id = record.NewID(n.cfg.Agency, now)
+			rec.Id = record.NewID(s.agency, now)
 			rec.Version = 1
-			rec.Origin = n.cfg.Agency
+			rec.Origin = s.agency
 			rec.CreatedAt = timestamppb.New(now)
 			rec.ChangeNote = "added by import of " + source
 			p.writes = append(p.writes, rec)
@@ -176,7 +179,7 @@ func (n *Node) planImport(ctx context.Context, source string, marking pb.Marking
 		p.changed++
 	}
 	for _, prev := range held {
-		if seen[prev.SourceRef] || prev.Origin != n.cfg.Agency || !store.Active(prev) {
+		if seen[prev.SourceRef] || prev.Origin != s.agency || !store.Active(prev) {
 			continue
 		}
 		next := proto.Clone(prev).(*pb.Record)
@@ -213,20 +216,20 @@ func sameContent(held, rec *pb.Record) bool {
 // transaction with one audit event per version, and keeps the screening
 // index in step. Publication follows from the outbox; it waits (up to
 // PublishWait) for the last version's shared entry and returns its index.
-func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uint64, error) {
+func (w *writer) putMany(ctx context.Context, ev *Event, recs []*pb.Record, note string) (uint64, error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
 	// Listen for the last version's publication before it is stored.
-	wait, drop := n.fed.ExpectPublished(recs[len(recs)-1])
-	base := draftFrom(ctx).ev
+	wait, drop := w.pub.ExpectPublished(recs[len(recs)-1])
+	base := ev.AuditEvent
 	by := ""
 	if id, ok := auth.FromContext(ctx); ok {
 		by = id.String()
 	}
 	for start := 0; start < len(recs); start += importBatch {
 		batch := recs[start:min(start+importBatch, len(recs))]
-		now := n.now().UTC()
+		now := w.now().UTC()
 		evs := make([]*pb.AuditEvent, len(batch))
 		for i, rec := range batch {
 			t := now
@@ -238,16 +241,16 @@ func (n *Node) putMany(ctx context.Context, recs []*pb.Record, note string) (uin
 			evs[i] = &pb.AuditEvent{Time: timestamppb.New(now), Agency: base.Agency, Actor: base.Actor, Roles: base.Roles,
 				Action: base.Action, Target: rec.Id, Outcome: "ok", Detail: fmt.Sprintf("%s: version %d (%s)", note, rec.Version, rec.SourceRef)}
 		}
-		if _, err := n.store.PutBatch(ctx, batch, evs); err != nil {
+		if _, err := w.records.PutBatch(ctx, batch, evs); err != nil {
 			drop()
 			return 0, storeError(err, fmt.Sprintf("import batch at %s", batch[0].SourceRef))
 		}
-		n.fed.WakeUp() // publish this batch while the next is stored
+		w.pub.WakeUp() // publish this batch while the next is stored
 		for _, rec := range batch {
-			n.follow(rec, false)
+			w.index.Follow(rec, false)
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, n.opts.PublishWait)
+	wctx, cancel := context.WithTimeout(ctx, w.publishWait)
 	defer cancel()
 	return wait(wctx), nil
 }

@@ -1,45 +1,56 @@
-package node
+package api
 
 import (
 	"context"
-	"os"
-	"path/filepath"
+	"errors"
+	"io"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/node/federation"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/record"
-	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // federationService is the operators' API for membership and status.
 type federationService struct {
 	pb.UnimplementedFederationServiceServer
-	n *Node
+	audit  *auditor
+	fed    Membership
+	agency string
+	now    func() time.Time
+	// backup writes the node's backup archive.
+	backup func(io.Writer) error
 }
 
-func (s *federationService) InitFederation(ctx context.Context, _ *pb.InitFederationRequest) (*pb.InitFederationResponse, error) {
-	f := s.n.fed
+func (s *federationService) InitFederation(ctx context.Context, req *pb.InitFederationRequest) (*pb.InitFederationResponse, error) {
+	return unary(ctx, s.audit, req, s.initFederation)
+}
+
+func (s *federationService) initFederation(ctx context.Context, _ *pb.InitFederationRequest, ev *Event) (*pb.InitFederationResponse, error) {
+	f := s.fed
 	if f.Invitation() != nil {
 		return nil, status.Error(codes.FailedPrecondition, "this node was started to join a federation (--join); it cannot found another")
 	}
 	self := f.Self(true)
-	if err := f.Replicator().Bootstrap(ctx, self); err != nil {
+	if err := f.Bootstrap(ctx, self); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "init federation: %v", err)
 	}
-	draftFrom(ctx).ev.Target = s.n.cfg.Agency
-	m, _ := f.Replicator().Member(s.n.cfg.Agency)
+	ev.Target = s.agency
+	m, _ := f.Member(s.agency)
 	return &pb.InitFederationResponse{Member: m}, nil
 }
 
 func (s *federationService) InvitePeer(ctx context.Context, req *pb.InvitePeerRequest) (*pb.InvitePeerResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetAgency()
+	return unary(ctx, s.audit, req, s.invitePeer)
+}
+
+func (s *federationService) invitePeer(ctx context.Context, req *pb.InvitePeerRequest, ev *Event) (*pb.InvitePeerResponse, error) {
+	ev.Target = req.GetAgency()
 	if err := record.ValidateAgencyID(req.GetAgency()); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "agency: %v", err)
 	}
@@ -53,15 +64,15 @@ func (s *federationService) InvitePeer(ctx context.Context, req *pb.InvitePeerRe
 	if len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] != req.Agency {
 		return nil, status.Errorf(codes.InvalidArgument, "ca_cert: names agency %v, not %s", cert.Subject.Organization, req.Agency)
 	}
-	f := s.n.fed
+	f := s.fed
 	if !f.Joined() {
 		return nil, status.Error(codes.FailedPrecondition, "this node is in no federation: run `watchfed federation init` first")
 	}
-	m := &pb.Member{Agency: req.Agency, Address: req.Address, CaCert: req.CaCert, Voter: req.Voter, InvitedAt: timestamppb.New(s.n.now())}
-	if _, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}}); err != nil {
+	m := &pb.Member{Agency: req.Agency, Address: req.Address, CaCert: req.CaCert, Voter: req.Voter, InvitedAt: timestamppb.New(s.now())}
+	if _, err := f.Invite(ctx, m); err != nil {
 		return nil, federation.ApplyError(err)
 	}
-	members, err := f.Replicator().Members()
+	members, err := f.Members()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "registry: %v", err)
 	}
@@ -75,29 +86,37 @@ func (s *federationService) InvitePeer(ctx context.Context, req *pb.InvitePeerRe
 }
 
 func (s *federationService) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetAgency()
-	f := s.n.fed
-	if _, err := f.Replicator().Member(req.GetAgency()); err != nil {
+	return unary(ctx, s.audit, req, s.removePeer)
+}
+
+func (s *federationService) removePeer(ctx context.Context, req *pb.RemovePeerRequest, ev *Event) (*pb.RemovePeerResponse, error) {
+	ev.Target = req.GetAgency()
+	f := s.fed
+	if _, err := f.Member(req.GetAgency()); err != nil {
 		return nil, status.Errorf(codes.NotFound, "%s is not a member", req.GetAgency())
 	}
-	if _, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: req.Agency}}}}); err != nil {
+	if _, err := f.Remove(ctx, req.Agency); err != nil {
 		return nil, federation.ApplyError(err)
 	}
 	// Only the leader changes raft's configuration: a follower asks the
 	// operator to run this there.
-	if !f.Replicator().IsLeader() {
-		id, _ := f.Replicator().Leader()
+	if !f.IsLeader() {
+		id, _ := f.Leader()
 		return nil, status.Errorf(codes.Unavailable, "run this on the leader (%s)", id)
 	}
-	if err := f.Replicator().RemoveServer(ctx, req.Agency); err != nil {
+	if err := f.RemoveServer(ctx, req.Agency); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	return &pb.RemovePeerResponse{}, nil
 }
 
 func (s *federationService) TransferLeadership(ctx context.Context, req *pb.TransferLeadershipRequest) (*pb.TransferLeadershipResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetTo()
-	rep := s.n.fed.Replicator()
+	return unary(ctx, s.audit, req, s.transferLeadership)
+}
+
+func (s *federationService) transferLeadership(ctx context.Context, req *pb.TransferLeadershipRequest, ev *Event) (*pb.TransferLeadershipResponse, error) {
+	ev.Target = req.GetTo()
+	rep := s.fed
 	if !rep.IsLeader() {
 		id, _ := rep.Leader()
 		return nil, status.Errorf(codes.FailedPrecondition, "this node does not lead; run this on the leader (%s)", id)
@@ -116,7 +135,7 @@ func (s *federationService) TransferLeadership(ctx context.Context, req *pb.Tran
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		if id, _ := s.n.fed.Replicator().Leader(); id != "" && id != s.n.cfg.Agency {
+		if id, _ := s.fed.Leader(); id != "" && id != s.agency {
 			return &pb.TransferLeadershipResponse{Leader: id}, nil
 		}
 		select {
@@ -128,9 +147,13 @@ func (s *federationService) TransferLeadership(ctx context.Context, req *pb.Tran
 }
 
 func (s *federationService) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
-	out := s.n.fed.Status()
+	return unary(ctx, s.audit, req, s.getStatus)
+}
+
+func (s *federationService) getStatus(ctx context.Context, req *pb.GetStatusRequest, ev *Event) (*pb.GetStatusResponse, error) {
+	out := s.fed.Status()
 	if req.GetWithStateHash() {
-		idx, sum, err := s.n.fed.Replicator().StateHash()
+		idx, sum, err := s.fed.StateHash()
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
@@ -139,32 +162,31 @@ func (s *federationService) GetStatus(ctx context.Context, req *pb.GetStatusRequ
 	return out, nil
 }
 
-func (s *federationService) ListPeers(ctx context.Context, _ *pb.ListPeersRequest) (*pb.ListPeersResponse, error) {
-	f := s.n.fed
-	members, err := f.Replicator().Members()
+func (s *federationService) ListPeers(ctx context.Context, req *pb.ListPeersRequest) (*pb.ListPeersResponse, error) {
+	return unary(ctx, s.audit, req, s.listPeers)
+}
+
+func (s *federationService) listPeers(ctx context.Context, _ *pb.ListPeersRequest, ev *Event) (*pb.ListPeersResponse, error) {
+	f := s.fed
+	members, err := f.Members()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "registry: %v", err)
 	}
-	voter, _ := f.Replicator().Voters()
+	voter, _ := f.Voters()
 	peers := make([]*pb.Peer, len(members))
 	statuses := make([]*pb.GetStatusResponse, len(members))
 	done := make(chan struct{}, len(members))
 	for i, m := range members {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			if m.Agency == s.n.cfg.Agency {
+			if m.Agency == s.agency {
 				statuses[i] = f.Status()
 				return
 			}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			conn, err := f.Dial(m.Address)
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			if resp, err := peerpb.NewPeerServiceClient(conn).GetNodeStatus(cctx, &peerpb.GetNodeStatusRequest{}); err == nil {
-				statuses[i] = resp.Status
+			if st, err := f.PeerStatus(cctx, m.Address); err == nil {
+				statuses[i] = st
 			}
 		}()
 	}
@@ -193,14 +215,29 @@ func (s *federationService) ListPeers(ctx context.Context, _ *pb.ListPeersReques
 	return &pb.ListPeersResponse{Peers: peers}, nil
 }
 
-// WriteInvitation stores the invitation a joining node starts with.
-func WriteInvitation(dataDir string, inv *pb.Invitation) error {
-	data, err := protojson.Marshal(inv)
-	if err != nil {
-		return err
+// SaveSnapshot streams a tar of consistent copies of node.db and fsm.db and
+// the node's keys. The keys make the backup as secret as the node itself.
+func (s *federationService) SaveSnapshot(_ *pb.SaveSnapshotRequest, stream pb.FederationService_SaveSnapshotServer) error {
+	return streaming(stream.Context(), s.audit, func(*Event) error { return s.saveSnapshot(stream) })
+}
+
+func (s *federationService) saveSnapshot(stream pb.FederationService_SaveSnapshotServer) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(s.backup(pw)) }()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := io.ReadFull(pr, buf)
+		if n > 0 {
+			if serr := stream.Send(&pb.SaveSnapshotResponse{Chunk: buf[:n]}); serr != nil {
+				pr.CloseWithError(serr)
+				return serr
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return status.Errorf(codes.Internal, "backup: %v", err)
+		}
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dataDir, InvitationFile), data, 0o600)
 }

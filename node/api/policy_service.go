@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -16,19 +16,29 @@ import (
 // policyService answers `watchfed policy explain`.
 type policyService struct {
 	pb.UnimplementedPolicyServiceServer
-	n *Node
+	audit      *auditor
+	records    RecordStore
+	shared     SharedStore
+	policy     Policy
+	fed        Holdings
+	agency     string
+	policyFile string
 }
 
 func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicyRequest) (*pb.ExplainPolicyResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetRecordId()
+	return unary(ctx, s.audit, req, s.explainPolicy)
+}
+
+func (s *policyService) explainPolicy(ctx context.Context, req *pb.ExplainPolicyRequest, ev *Event) (*pb.ExplainPolicyResponse, error) {
+	ev.Target = req.GetRecordId()
 	if req.GetRecordId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "record_id: required")
 	}
-	rec, err := s.n.store.Current(ctx, req.RecordId)
+	rec, err := s.records.Current(ctx, req.RecordId)
 	if errors.Is(err, store.ErrNotFound) {
 		// A received entry: the policy explains that only its originator shares it.
 		var e *pb.SharedEntry
-		if e, err = s.n.store.Shared(ctx, req.RecordId); err == nil {
+		if e, err = s.shared.Shared(ctx, req.RecordId); err == nil {
 			rec = e.Record
 		}
 	}
@@ -38,12 +48,12 @@ func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicy
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "record %s: %v", req.RecordId, err)
 	}
-	pol := s.n.policy()
-	f := s.n.fed
+	pol := s.policy.Current()
+	f := s.fed
 	members := map[string]bool{}
-	if ms, err := f.Replicator().Members(); err == nil {
+	if ms, err := f.Members(); err == nil {
 		for _, m := range ms {
-			if m.Joined && m.Agency != s.n.cfg.Agency {
+			if m.Joined && m.Agency != s.agency {
 				members[m.Agency] = true
 			}
 		}
@@ -60,9 +70,9 @@ func (s *policyService) ExplainPolicy(ctx context.Context, req *pb.ExplainPolicy
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "holdings: %v", err)
 	}
-	perr, _ := s.n.policyState()
-	out := &pb.ExplainPolicyResponse{RecordId: rec.Id, Version: rec.Version, PolicyFile: s.n.cfg.Policy, PolicyError: perr}
-	if s.n.cfg.Policy == "" {
+	perr := s.policy.Error()
+	out := &pb.ExplainPolicyResponse{RecordId: rec.Id, Version: rec.Version, PolicyFile: s.policyFile, PolicyError: perr}
+	if s.policyFile == "" {
 		out.PolicyError = "no policy file configured: nothing is shared with partners"
 	}
 	for _, p := range partners {

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -25,11 +25,15 @@ import (
 const maxReviewHorizon = 366 * record.ReviewPeriod
 
 func (s *recordService) ListDueDenials(ctx context.Context, req *pb.ListDueDenialsRequest) (*pb.ListDueDenialsResponse, error) {
+	return unary(ctx, s.audit, req, s.listDueDenials)
+}
+
+func (s *recordService) listDueDenials(ctx context.Context, req *pb.ListDueDenialsRequest, ev *Event) (*pb.ListDueDenialsResponse, error) {
 	if req.GetWithinDays() > maxReviewHorizon {
 		return nil, status.Errorf(codes.InvalidArgument, "within_days: %d is more than a review period (%d days)", req.GetWithinDays(), maxReviewHorizon)
 	}
-	today := day(s.n.now())
-	recs, _, err := s.n.store.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_DENIAL})
+	today := day(s.now())
+	recs, _, err := s.records.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_DENIAL})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list denials: %v", err)
 	}
@@ -45,15 +49,19 @@ func (s *recordService) ListDueDenials(ctx context.Context, req *pb.ListDueDenia
 		}
 	}
 	slices.SortFunc(out, func(a, b *pb.DueDenial) int { return int(a.DaysLeft - b.DaysLeft) })
-	draftFrom(ctx).ev.Detail = fmt.Sprintf("%d due", len(out))
+	ev.Detail = fmt.Sprintf("%d due", len(out))
 	return &pb.ListDueDenialsResponse{Denials: out, Today: today.Format(time.DateOnly)}, nil
 }
 
 func (s *recordService) ReviewDenial(ctx context.Context, req *pb.ReviewDenialRequest) (*pb.ReviewDenialResponse, error) {
+	return unary(ctx, s.audit, req, s.reviewDenial)
+}
+
+func (s *recordService) reviewDenial(ctx context.Context, req *pb.ReviewDenialRequest, ev *Event) (*pb.ReviewDenialResponse, error) {
 	if req.GetReason() == "" {
 		return nil, status.Error(codes.InvalidArgument, "reason: must not be empty: the review's result is notified to partners with its reason")
 	}
-	cur, err := s.n.current(ctx, req.GetId(), req.GetExpectedVersion())
+	cur, err := s.current(ctx, ev, req.GetId(), req.GetExpectedVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +72,7 @@ func (s *recordService) ReviewDenial(ctx context.Context, req *pb.ReviewDenialRe
 	if !store.Active(cur) {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is %s: only a denial in force is reviewed", cur.Id, d.Status)
 	}
-	now := s.n.now().UTC()
+	now := s.now().UTC()
 	today := day(now)
 	next := proto.Clone(cur).(*pb.Record)
 	nd := next.GetDenial()
@@ -91,7 +99,7 @@ func (s *recordService) ReviewDenial(ctx context.Context, req *pb.ReviewDenialRe
 	if err := record.Validate(next); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	idx, err := s.n.put(ctx, next, cur, now)
+	idx, err := s.put(ctx, ev, next, cur, now)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"cmp"
@@ -33,7 +33,10 @@ const (
 
 type consultService struct {
 	pb.UnimplementedConsultationServiceServer
-	n *Node
+	writer
+	shared   SharedStore
+	holders  Holders
+	holidays []string
 	// mu serialises the steps of this node's analysts, so two answers to
 	// one consultation do not both create an answer record.
 	mu sync.Mutex
@@ -54,7 +57,11 @@ func addWorkingDays(d time.Time, n int, holidays []string) time.Time {
 func dateOnly(t time.Time) string { return t.Format(time.DateOnly) }
 
 func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsultationRequest) (*pb.OpenConsultationResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetDenialId()
+	return unary(ctx, s.audit, req, s.openConsultation)
+}
+
+func (s *consultService) openConsultation(ctx context.Context, req *pb.OpenConsultationRequest, ev *Event) (*pb.OpenConsultationResponse, error) {
+	ev.Target = req.GetDenialId()
 	var bad []string
 	if req.GetApplication() == "" {
 		bad = append(bad, "application: must name this agency's application")
@@ -65,7 +72,7 @@ func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsu
 	if len(bad) > 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid consultation: %v", bad)
 	}
-	e, err := s.n.store.Shared(ctx, req.GetDenialId())
+	e, err := s.shared.Shared(ctx, req.GetDenialId())
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "denial %s: not among the entries partners shared with this agency", req.GetDenialId())
 	}
@@ -76,7 +83,7 @@ func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsu
 	if !store.Active(e.Record) {
 		return nil, status.Errorf(codes.FailedPrecondition, "denial %s is %s: no consultation is needed", e.Record.Id, den.Status)
 	}
-	today := day(s.n.now())
+	today := day(s.now())
 	var countries []string
 	if req.GetPartyCountry() != "" {
 		countries = []string{req.GetPartyCountry()}
@@ -96,15 +103,15 @@ func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsu
 			EndUse:           cmp.Or(req.GetEndUse(), den.EndUse),
 			Question:         req.GetQuestion(),
 			OpenedOn:         dateOnly(today),
-			Deadline:         dateOnly(addWorkingDays(today, consultWorkingDays, s.n.cfg.Holidays)),
+			Deadline:         dateOnly(addWorkingDays(today, consultWorkingDays, s.holidays)),
 		}},
 		ChangeNote: "consultation opened",
 	}
-	idx, err := s.n.create(ctx, rec)
+	idx, err := s.create(ctx, ev, rec)
 	if err != nil {
 		return nil, err
 	}
-	th, err := s.n.thread(ctx, rec.Id)
+	th, err := s.thread(ctx, ev, rec.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -113,9 +120,13 @@ func (s *consultService) OpenConsultation(ctx context.Context, req *pb.OpenConsu
 }
 
 func (s *consultService) AnswerConsultation(ctx context.Context, req *pb.AnswerConsultationRequest) (*pb.AnswerConsultationResponse, error) {
+	return unary(ctx, s.audit, req, s.answerConsultation)
+}
+
+func (s *consultService) answerConsultation(ctx context.Context, req *pb.AnswerConsultationRequest, ev *Event) (*pb.AnswerConsultationResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	th, err := s.n.thread(ctx, req.GetConsultationId())
+	th, err := s.thread(ctx, ev, req.GetConsultationId())
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +137,7 @@ func (s *consultService) AnswerConsultation(ctx context.Context, req *pb.AnswerC
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is decided already: %s", th.Consultation.Id, th.Consultation.GetConsultation().Decision)
 	}
 	answer := &pb.Record_ConsultationAnswer{ConsultationAnswer: &pb.ConsultationAnswer{
-		ConsultationId: th.Consultation.Id, Answer: req.GetAnswer(), Text: req.GetText(), AnsweredOn: dateOnly(day(s.n.now())),
+		ConsultationId: th.Consultation.Id, Answer: req.GetAnswer(), Text: req.GetText(), AnsweredOn: dateOnly(day(s.now())),
 	}}
 	note := fmt.Sprintf("answer: %s", req.GetAnswer())
 	var idx uint64
@@ -135,25 +146,29 @@ func (s *consultService) AnswerConsultation(ctx context.Context, req *pb.AnswerC
 			Marking: pb.Marking_MARKING_AMBER_STRICT, RelTo: []string{th.Consultation.Origin},
 			Subject: proto.Clone(th.Consultation.Subject).(*pb.Subject), Detail: answer, ChangeNote: note,
 		}
-		idx, err = s.n.create(ctx, rec)
+		idx, err = s.create(ctx, ev, rec)
 	} else {
 		next := proto.Clone(prev).(*pb.Record)
 		next.Detail, next.ChangeNote = answer, note
-		idx, err = s.n.amend(ctx, next, prev)
+		idx, err = s.amend(ctx, ev, next, prev)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &pb.AnswerConsultationResponse{Thread: s.n.threadAfter(ctx, th.Consultation.Id, idx)}, nil
+	return &pb.AnswerConsultationResponse{Thread: s.threadAfter(ctx, th.Consultation.Id, idx)}, nil
 }
 
 func (s *consultService) ExtendConsultation(ctx context.Context, req *pb.ExtendConsultationRequest) (*pb.ExtendConsultationResponse, error) {
+	return unary(ctx, s.audit, req, s.extendConsultation)
+}
+
+func (s *consultService) extendConsultation(ctx context.Context, req *pb.ExtendConsultationRequest, ev *Event) (*pb.ExtendConsultationResponse, error) {
 	if req.GetReason() == "" {
 		return nil, status.Error(codes.InvalidArgument, "reason: must not be empty")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, c, err := s.ownUndecided(ctx, req.GetConsultationId())
+	cur, c, err := s.ownUndecided(ctx, ev, req.GetConsultationId())
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +176,7 @@ func (s *consultService) ExtendConsultation(ctx context.Context, req *pb.ExtendC
 		return nil, status.Errorf(codes.FailedPrecondition, "%s was extended once already, to %s", cur.Id, c.Deadline)
 	}
 	opened, _ := time.Parse(time.DateOnly, c.OpenedOn)
-	limit := dateOnly(addWorkingDays(opened, consultMaxWorkingDays, s.n.cfg.Holidays))
+	limit := dateOnly(addWorkingDays(opened, consultMaxWorkingDays, s.holidays))
 	deadline := cmp.Or(req.GetDeadline(), limit)
 	if _, err := time.Parse(time.DateOnly, deadline); err != nil || deadline <= c.Deadline || deadline > limit {
 		return nil, status.Errorf(codes.InvalidArgument, "deadline: %q is not a date after %s and at most %s (thirty working days after opening)", deadline, c.Deadline, limit)
@@ -169,21 +184,25 @@ func (s *consultService) ExtendConsultation(ctx context.Context, req *pb.ExtendC
 	next := proto.Clone(cur).(*pb.Record)
 	next.GetConsultation().Deadline, next.GetConsultation().Extended = deadline, true
 	next.ChangeNote = "deadline extended: " + req.GetReason()
-	idx, err := s.n.amend(ctx, next, cur)
+	idx, err := s.amend(ctx, ev, next, cur)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ExtendConsultationResponse{Thread: s.n.threadAfter(ctx, cur.Id, idx)}, nil
+	return &pb.ExtendConsultationResponse{Thread: s.threadAfter(ctx, cur.Id, idx)}, nil
 }
 
 func (s *consultService) DecideConsultation(ctx context.Context, req *pb.DecideConsultationRequest) (*pb.DecideConsultationResponse, error) {
+	return unary(ctx, s.audit, req, s.decideConsultation)
+}
+
+func (s *consultService) decideConsultation(ctx context.Context, req *pb.DecideConsultationRequest, ev *Event) (*pb.DecideConsultationResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, c, err := s.ownUndecided(ctx, req.GetConsultationId())
+	cur, c, err := s.ownUndecided(ctx, ev, req.GetConsultationId())
 	if err != nil {
 		return nil, err
 	}
-	th, err := s.n.thread(ctx, cur.Id)
+	th, err := s.thread(ctx, ev, cur.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -192,31 +211,31 @@ func (s *consultService) DecideConsultation(ctx context.Context, req *pb.DecideC
 	}
 	next := proto.Clone(cur).(*pb.Record)
 	nc := next.GetConsultation()
-	nc.Decision, nc.DecisionReasons, nc.DecidedOn = req.GetDecision(), req.GetReasons(), dateOnly(day(s.n.now()))
+	nc.Decision, nc.DecisionReasons, nc.DecidedOn = req.GetDecision(), req.GetReasons(), dateOnly(day(s.now()))
 	next.ChangeNote = fmt.Sprintf("decision: %s", req.GetDecision())
 	if req.GetDecision() == pb.ConsultationDecision_CONSULTATION_DECISION_APPROVED {
 		// The regimes require notifying an approval after consultation to
 		// every partner that holds the denial.
-		holders, err := s.n.fed.Holders(c.DenialId, c.DenialVersion)
+		holders, err := s.holders.Holders(c.DenialId, c.DenialVersion)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "holders of %s: %v", c.DenialId, err)
 		}
 		for _, h := range holders {
-			if h != s.n.cfg.Agency && !slices.Contains(next.RelTo, h) {
+			if h != s.agency && !slices.Contains(next.RelTo, h) {
 				next.RelTo = append(next.RelTo, h)
 			}
 		}
 	}
-	idx, err := s.n.amend(ctx, next, cur)
+	idx, err := s.amend(ctx, ev, next, cur)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.DecideConsultationResponse{Thread: s.n.threadAfter(ctx, cur.Id, idx)}, nil
+	return &pb.DecideConsultationResponse{Thread: s.threadAfter(ctx, cur.Id, idx)}, nil
 }
 
 // ownUndecided loads this agency's own consultation that is still undecided.
-func (s *consultService) ownUndecided(ctx context.Context, id string) (*pb.Record, *pb.Consultation, error) {
-	cur, err := s.n.current(ctx, id, 0)
+func (s *consultService) ownUndecided(ctx context.Context, ev *Event, id string) (*pb.Record, *pb.Consultation, error) {
+	cur, err := s.current(ctx, ev, id, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -231,7 +250,11 @@ func (s *consultService) ownUndecided(ctx context.Context, id string) (*pb.Recor
 }
 
 func (s *consultService) GetConsultation(ctx context.Context, req *pb.GetConsultationRequest) (*pb.GetConsultationResponse, error) {
-	th, err := s.n.thread(ctx, req.GetConsultationId())
+	return unary(ctx, s.audit, req, s.getConsultation)
+}
+
+func (s *consultService) getConsultation(ctx context.Context, req *pb.GetConsultationRequest, ev *Event) (*pb.GetConsultationResponse, error) {
+	th, err := s.thread(ctx, ev, req.GetConsultationId())
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +262,17 @@ func (s *consultService) GetConsultation(ctx context.Context, req *pb.GetConsult
 }
 
 func (s *consultService) ListConsultations(ctx context.Context, req *pb.ListConsultationsRequest) (*pb.ListConsultationsResponse, error) {
-	held, err := s.n.heldConsultations(ctx)
+	return unary(ctx, s.audit, req, s.listConsultations)
+}
+
+func (s *consultService) listConsultations(ctx context.Context, req *pb.ListConsultationsRequest, ev *Event) (*pb.ListConsultationsResponse, error) {
+	held, err := s.heldConsultations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []*pb.ConsultationThread
-	for _, id := range held.threadIDs(s.n.cfg.Agency) {
-		th, err := s.n.threadOf(ctx, id, held)
+	for _, id := range held.threadIDs(s.agency) {
+		th, err := s.threadOf(ctx, ev, id, held)
 		if err != nil {
 			return nil, err
 		}
@@ -253,18 +280,18 @@ func (s *consultService) ListConsultations(ctx context.Context, req *pb.ListCons
 			out = append(out, th)
 		}
 	}
-	draftFrom(ctx).ev.Detail = fmt.Sprintf("%d threads", len(out))
+	ev.Detail = fmt.Sprintf("%d threads", len(out))
 	return &pb.ListConsultationsResponse{Threads: out}, nil
 }
 
 // amend stores next as the version after cur, validated.
-func (n *Node) amend(ctx context.Context, next, cur *pb.Record) (uint64, error) {
-	now := n.now().UTC()
+func (w *writer) amend(ctx context.Context, ev *Event, next, cur *pb.Record) (uint64, error) {
+	now := w.now().UTC()
 	record.Normalize(next, now)
 	if err := record.Validate(next); err != nil {
 		return 0, status.Error(codes.InvalidArgument, err.Error())
 	}
-	return n.put(ctx, next, cur, now)
+	return w.put(ctx, ev, next, cur, now)
 }
 
 // heldConsultations is what this node holds of consultation threads: its
@@ -275,12 +302,12 @@ type heldConsultations struct {
 	received []*pb.SharedEntry
 }
 
-func (n *Node) heldConsultations(ctx context.Context) (*heldConsultations, error) {
-	own, _, err := n.store.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_CONSULTATION, IncludeInactive: true})
+func (s *consultService) heldConsultations(ctx context.Context) (*heldConsultations, error) {
+	own, _, err := s.records.List(ctx, store.ListOptions{Kind: pb.Kind_KIND_CONSULTATION, IncludeInactive: true})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list consultations: %v", err)
 	}
-	received, _, err := n.store.SharedList(ctx, store.SharedListOptions{IncludeInactive: true,
+	received, _, err := s.shared.SharedList(ctx, store.SharedListOptions{IncludeInactive: true,
 		Filter: func(e *pb.SharedEntry) bool { return e.GetRecord().GetKind() == pb.Kind_KIND_CONSULTATION }})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
@@ -336,8 +363,9 @@ func ulidOf(id string) string {
 
 // threadAfter is the thread after a step this call wrote at log index idx.
 // The step is stored; only reading the thread back failed if th is bare.
-func (n *Node) threadAfter(ctx context.Context, id string, idx uint64) *pb.ConsultationThread {
-	th, err := n.thread(ctx, id)
+func (s *consultService) threadAfter(ctx context.Context, id string, idx uint64) *pb.ConsultationThread {
+	// The write's audit event is already written: a throwaway one here.
+	th, err := s.thread(ctx, &Event{AuditEvent: &pb.AuditEvent{}}, id)
 	if err != nil {
 		th = &pb.ConsultationThread{}
 	}
@@ -346,32 +374,32 @@ func (n *Node) threadAfter(ctx context.Context, id string, idx uint64) *pb.Consu
 }
 
 // thread assembles both sides of a consultation as this agency holds them.
-func (n *Node) thread(ctx context.Context, id string) (*pb.ConsultationThread, error) {
-	held, err := n.heldConsultations(ctx)
+func (s *consultService) thread(ctx context.Context, ev *Event, id string) (*pb.ConsultationThread, error) {
+	held, err := s.heldConsultations(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return n.threadOf(ctx, id, held)
+	return s.threadOf(ctx, ev, id, held)
 }
 
-func (n *Node) threadOf(ctx context.Context, id string, held *heldConsultations) (*pb.ConsultationThread, error) {
-	draftFrom(ctx).ev.Target = id
+func (s *consultService) threadOf(ctx context.Context, ev *Event, id string, held *heldConsultations) (*pb.ConsultationThread, error) {
+	ev.Target = id
 	origin, err := record.ParseID(id)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "consultation_id: %v", err)
 	}
-	th := &pb.ConsultationThread{Consulting: origin == n.cfg.Agency}
+	th := &pb.ConsultationThread{Consulting: origin == s.agency}
 	var consultation []*pb.Record
 	if th.Consulting {
-		consultation, err = n.store.History(ctx, id)
+		consultation, err = s.records.History(ctx, id)
 	} else {
-		consultation, err = n.sharedVersions(ctx, id)
+		consultation, err = s.sharedVersions(ctx, id)
 	}
 	if err != nil || len(consultation) == 0 || consultation[0].GetConsultation() == nil {
 		return nil, status.Errorf(codes.NotFound, "consultation %s: not found", id)
 	}
 	c := consultation[len(consultation)-1]
-	if !th.Consulting && c.GetConsultation().ConsultedAgency != n.cfg.Agency {
+	if !th.Consulting && c.GetConsultation().ConsultedAgency != s.agency {
 		// A partner notified of an approval holds the decision, not the thread.
 		return nil, status.Errorf(codes.NotFound, "consultation %s: not a thread of this agency", id)
 	}
@@ -383,9 +411,9 @@ func (n *Node) threadOf(ctx context.Context, id string, held *heldConsultations)
 	switch aid := held.answerID(id, th.Consulting); {
 	case aid == "":
 	case th.Consulting:
-		answers, err = n.sharedVersions(ctx, aid)
+		answers, err = s.sharedVersions(ctx, aid)
 	default:
-		answers, err = n.store.History(ctx, aid)
+		answers, err = s.records.History(ctx, aid)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "answer to %s: %v", id, err)
@@ -399,7 +427,7 @@ func (n *Node) threadOf(ctx context.Context, id string, held *heldConsultations)
 	slices.SortStableFunc(th.Steps, func(a, b *pb.ThreadStep) int {
 		return a.Record.UpdatedAt.AsTime().Compare(b.Record.UpdatedAt.AsTime())
 	})
-	th.State = consultationState(c.GetConsultation(), th.Answer != nil, day(n.now()))
+	th.State = consultationState(c.GetConsultation(), th.Answer != nil, day(s.now()))
 	return th, nil
 }
 
@@ -415,8 +443,8 @@ func consultationState(c *pb.Consultation, answered bool, today time.Time) pb.Co
 	return pb.ConsultationState_CONSULTATION_STATE_OPEN
 }
 
-func (n *Node) sharedVersions(ctx context.Context, id string) ([]*pb.Record, error) {
-	es, err := n.store.SharedHistory(ctx, id)
+func (s *consultService) sharedVersions(ctx context.Context, id string) ([]*pb.Record, error) {
+	es, err := s.shared.SharedHistory(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -17,7 +17,14 @@ import (
 // sharedService serves what partners sealed to this agency.
 type sharedService struct {
 	pb.UnimplementedSharedServiceServer
-	n *Node
+	audit  *auditor
+	shared SharedStore
+	fresh  Freshness
+	policy Policy
+	// closing ends Watch streams when the node stops; watchers holds a
+	// token per running Watch stream.
+	closing  <-chan struct{}
+	watchers chan struct{}
 }
 
 // visible applies the third-party rule on the receiving side: RED,
@@ -30,14 +37,7 @@ func (s *sharedService) visible(ctx context.Context, e *pb.SharedEntry) bool {
 	if id.Has(pki.RoleAnalyst) {
 		return true
 	}
-	return policy.ConsumerMayGet(e.GetRecord()) && s.n.Trusted(e)
-}
-
-// Trusted reports whether a received entry enters screening and consumers'
-// feeds: the receive block of the policy (trust per partner and kind). It
-// never changes what is replicated or stored.
-func (n *Node) Trusted(e *pb.SharedEntry) bool {
-	return n.policy().Trusts(e.GetOrigin(), e.GetRecord().GetKind())
+	return policy.ConsumerMayGet(e.GetRecord()) && s.policy.Current().Trusts(e.GetOrigin(), e.GetRecord().GetKind())
 }
 
 // caughtUp waits until this node has taken in the log up to index: a read
@@ -59,8 +59,8 @@ func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
-		wake := s.n.fed.Received()
-		have, err := s.n.store.ReceivedIndex()
+		wake := s.fresh.Received()
+		have, err := s.shared.ReceivedIndex()
 		if err != nil {
 			return status.Errorf(codes.Internal, "received index: %v", err)
 		}
@@ -69,7 +69,7 @@ func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
 		}
 		select {
 		case <-wake:
-		case <-s.n.closing:
+		case <-s.closing:
 			return status.Error(codes.Unavailable, "node shutting down")
 		case <-ctx.Done():
 			return status.Errorf(codes.Unavailable, "this node has taken in the log up to index %d, not yet %d", have, index)
@@ -82,6 +82,10 @@ func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
 const maxFreshnessWait = 10 * time.Second
 
 func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedRequest) (*pb.ListSharedResponse, error) {
+	return unary(ctx, s.audit, req, s.listShared)
+}
+
+func (s *sharedService) listShared(ctx context.Context, req *pb.ListSharedRequest, ev *Event) (*pb.ListSharedResponse, error) {
 	if err := s.caughtUp(ctx, req.GetMinIndex()); err != nil {
 		return nil, err
 	}
@@ -89,7 +93,7 @@ func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedReques
 	if err != nil {
 		return nil, err
 	}
-	es, next, err := s.n.store.SharedList(ctx, store.SharedListOptions{
+	es, next, err := s.shared.SharedList(ctx, store.SharedListOptions{
 		Origin: req.GetOrigin(), IncludeInactive: req.GetIncludeInactive(), After: req.GetPageToken(), Limit: limit,
 		Filter: func(e *pb.SharedEntry) bool { return s.visible(ctx, e) },
 	})
@@ -100,16 +104,20 @@ func (s *sharedService) ListShared(ctx context.Context, req *pb.ListSharedReques
 }
 
 func (s *sharedService) GetShared(ctx context.Context, req *pb.GetSharedRequest) (*pb.GetSharedResponse, error) {
-	draftFrom(ctx).ev.Target = req.GetId()
+	return unary(ctx, s.audit, req, s.getShared)
+}
+
+func (s *sharedService) getShared(ctx context.Context, req *pb.GetSharedRequest, ev *Event) (*pb.GetSharedResponse, error) {
+	ev.Target = req.GetId()
 	if err := s.caughtUp(ctx, req.GetMinIndex()); err != nil {
 		return nil, err
 	}
 	if req.GetConsistent() {
-		if err := s.n.fed.Barrier(ctx); err != nil {
+		if err := s.fresh.Barrier(ctx); err != nil {
 			return nil, status.Errorf(status.Code(err), "consistent read: %v", err)
 		}
 	}
-	e, err := s.n.store.Shared(ctx, req.GetId())
+	e, err := s.shared.Shared(ctx, req.GetId())
 	if err != nil || !s.visible(ctx, e) {
 		return nil, status.Errorf(codes.NotFound, "shared entry %s: not found", req.GetId())
 	}
@@ -124,20 +132,24 @@ const watchBatchBytes = 512 << 10
 // (log_index, position + 1) of the last entry received gives no gap and no
 // duplicate.
 func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_WatchServer) error {
+	return streaming(stream.Context(), s.audit, func(*Event) error { return s.watch(req, stream) })
+}
+
+func (s *sharedService) watch(req *pb.WatchRequest, stream pb.SharedService_WatchServer) error {
 	ctx := stream.Context()
 	// Each watcher holds at most one batch; a consumer that stops reading
 	// blocks its Send on gRPC flow control, so it costs that batch and the
 	// stream's window, never the backlog. The number of watchers is bounded.
 	select {
-	case s.n.watchers <- struct{}{}:
-		defer func() { <-s.n.watchers }()
+	case s.watchers <- struct{}{}:
+		defer func() { <-s.watchers }()
 	default:
-		return status.Errorf(codes.ResourceExhausted, "this node serves at most %d Watch streams at once", cap(s.n.watchers))
+		return status.Errorf(codes.ResourceExhausted, "this node serves at most %d Watch streams at once", cap(s.watchers))
 	}
 	index, pos := req.GetFromIndex(), req.GetFromPosition()
 	for {
-		wake := s.n.fed.Received()
-		es, err := s.n.store.SharedFrom(ctx, index, pos, watchBatchBytes)
+		wake := s.fresh.Received()
+		es, err := s.shared.SharedFrom(ctx, index, pos, watchBatchBytes)
 		if err != nil {
 			return status.Errorf(codes.Internal, "watch: %v", err)
 		}
@@ -156,7 +168,7 @@ func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case <-s.n.closing:
+		case <-s.closing:
 			return status.Error(codes.Unavailable, "node shutting down")
 		case <-wake:
 		}

@@ -1,0 +1,67 @@
+package federation
+
+import (
+	"context"
+	"io"
+
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// The operators' calls on membership, leadership and status, as the public
+// FederationService makes them. Each goes through the log or the replicator.
+
+// Bootstrap founds a federation with this node as its only member.
+func (f *Federation) Bootstrap(ctx context.Context, self *pb.Member) error {
+	return f.rep.Bootstrap(ctx, self)
+}
+
+// Invite registers an agency (its CA and address) in the member registry.
+func (f *Federation) Invite(ctx context.Context, m *pb.Member) (uint64, error) {
+	return f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}})
+}
+
+// Remove takes an agency out of the member registry (RemoveServer takes its
+// node out of raft's configuration).
+func (f *Federation) Remove(ctx context.Context, agency string) (uint64, error) {
+	return f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: agency}}}})
+}
+
+// Member is one agency's registry entry; Members the whole registry.
+func (f *Federation) Member(agency string) (*pb.Member, error) { return f.rep.Member(agency) }
+func (f *Federation) Members() ([]*pb.Member, error)           { return f.rep.Members() }
+
+// IsLeader, Leader, RemoveServer, TransferLeadership and Voters are the
+// replicator's.
+func (f *Federation) IsLeader() bool                   { return f.rep.IsLeader() }
+func (f *Federation) Leader() (id, addr string)        { return f.rep.Leader() }
+func (f *Federation) Voters() (map[string]bool, error) { return f.rep.Voters() }
+func (f *Federation) RemoveServer(ctx context.Context, agency string) error {
+	return f.rep.RemoveServer(ctx, agency)
+}
+func (f *Federation) TransferLeadership(id, addr string) error {
+	return f.rep.TransferLeadership(id, addr)
+}
+
+// StateHash hashes the replicated state at the applied index.
+func (f *Federation) StateHash() (uint64, []byte, error) { return f.rep.StateHash() }
+
+// LastIndex is the last index in this node's raft log.
+func (f *Federation) LastIndex() uint64 { return f.rep.Status().LastIndex }
+
+// BackupState writes a consistent copy of the replicated state (fsm.db).
+func (f *Federation) BackupState(w io.Writer) (int64, error) { return f.rep.Backup(w) }
+
+// PeerStatus asks a member's node for its status (PeerService.GetNodeStatus).
+func (f *Federation) PeerStatus(ctx context.Context, addr string) (*pb.GetStatusResponse, error) {
+	conn, err := f.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp, err := peerpb.NewPeerServiceClient(conn).GetNodeStatus(ctx, &peerpb.GetNodeStatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Status, nil
+}
