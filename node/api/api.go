@@ -100,6 +100,9 @@ type Guard struct {
 
 // NewGuard makes the interceptors' guard.
 func NewGuard(agency string, maxMessageBytes int, log AuditLog, now func() time.Time, logger *slog.Logger) *Guard {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Guard{auditor: auditor{rules: Rules(), log: log, now: now, slog: logger}, agency: agency, maxBytes: maxMessageBytes}
 }
 
