@@ -1,5 +1,9 @@
-// Package node is one agency's node: its record store, its gRPC services
-// under mutual TLS, the authorisation of every call and the audit log.
+// Package node is one agency's node. It owns the node's configuration, its
+// data directory, the sharing policy in force, the screening index's upkeep,
+// metrics and backups, and wires the parts, as cmd/rqlited and etcd's embed
+// do: the record store (node/store), the federation side (node/federation:
+// publishing, receiving, catch-up, the raft member) and the public gRPC
+// services (node/api), all on one gRPC server under mutual TLS.
 package node
 
 import (
@@ -34,19 +38,18 @@ import (
 
 // Node is a running agency node.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Store
-	now      func() time.Time
-	server   *grpc.Server
-	health   *health.Server
-	lis      net.Listener
-	opts     Options
-	fed      *federation.Federation
-	metrics  *metrics
-	closing  chan struct{}
-	watchers chan struct{} // one token per running Watch stream
-	sharing  sharing
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	now     func() time.Time
+	server  *grpc.Server
+	health  *health.Server
+	lis     net.Listener
+	opts    Options
+	fed     *federation.Federation
+	metrics *metrics
+	closing chan struct{}
+	sharing sharing
 	// index is the screening index over own records in force and readable
 	// shared entries; it follows every write and every received entry.
 	index *screen.Index
@@ -112,7 +115,6 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	if opts.MaxWatchers <= 0 {
 		opts.MaxWatchers = 128
 	}
-	n.watchers = make(chan struct{}, opts.MaxWatchers)
 	if err := n.buildIndex(context.Background()); err != nil {
 		lis.Close()
 		st.Close()
