@@ -48,7 +48,7 @@ func (n *Node) writeBackup(w io.Writer) error {
 	if err := add(backupStore, n.store.Backup); err != nil {
 		return err
 	}
-	if err := add(backupFSM, n.fed.Replicator().Backup); err != nil {
+	if err := add(backupFSM, n.fed.BackupState); err != nil {
 		return err
 	}
 	keys, err := os.ReadFile(filepath.Join(n.cfg.DataDir, KeysFile))

@@ -38,7 +38,7 @@ func newMetrics(n *Node) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	status := func() (leader, term, last, commit, applied float64) {
-		st := n.fed.Replicator().Status()
+		st := n.fed.RaftStatus()
 		if st.Role == "leader" {
 			leader = 1
 		}

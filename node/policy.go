@@ -58,7 +58,7 @@ func (n *Node) policyOptions() policy.Options {
 	if n.fed == nil {
 		return o
 	}
-	if ms, err := n.fed.Replicator().Members(); err == nil && len(ms) > 0 {
+	if ms, err := n.fed.Members(); err == nil && len(ms) > 0 {
 		for _, m := range ms {
 			o.Members = append(o.Members, m.Agency)
 		}

@@ -179,10 +179,6 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 	return f, nil
 }
 
-// Replicator is the node's raft member, for the operators' calls
-// (bootstrap, membership, leadership, status).
-func (f *Federation) Replicator() *replication.Replicator { return f.rep }
-
 // Handshakes checks, logs, counts and audits the TLS handshakes of the
 // node's server and of its calls to partners.
 func (f *Federation) Handshakes() *auth.Handshakes { return f.handshakes }

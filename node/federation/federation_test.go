@@ -125,7 +125,7 @@ func start(t *testing.T, pol string, partnerJoined bool) *harness {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	if err := h.fed.Replicator().Bootstrap(ctx, h.fed.Self(true)); err != nil {
+	if err := h.fed.Bootstrap(ctx, h.fed.Self(true)); err != nil {
 		t.Fatal(err)
 	}
 	loops, stop := context.WithCancel(context.Background())
@@ -152,7 +152,7 @@ func (h *harness) addPartner(t *testing.T, ctx context.Context, inviteOnly bool)
 		j := proto.Clone(m).(*pb.Member)
 		j.SigningKey, j.SealingKey = pub.Signing, pub.Sealing
 		change = &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: j}}
-		if _, err := h.fed.Replicator().Member(partner); err != nil {
+		if _, err := h.fed.Member(partner); err != nil {
 			h.apply(t, ctx, &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}})
 		}
 	}
@@ -193,7 +193,7 @@ func (h *harness) write(t *testing.T, ctx context.Context, statement string) *pb
 func (h *harness) partnerReads(t *testing.T, id string) *pb.Record {
 	t.Helper()
 	opener := seal.NewOpener(partner, h.partner)
-	es, err := h.fed.Replicator().Entries(0, 1<<20)
+	es, err := h.fed.rep.Entries(0, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func (h *harness) partnerReads(t *testing.T, id string) *pb.Record {
 			if g.EntryId != id || g.GetKey().GetRecipient() != partner {
 				continue
 			}
-			env, err := h.fed.Replicator().Envelope(g.EntryId, g.Version)
+			env, err := h.fed.rep.Envelope(g.EntryId, g.Version)
 			if err != nil {
 				t.Fatal(err)
 			}

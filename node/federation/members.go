@@ -6,6 +6,7 @@ import (
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // The operators' calls on membership, leadership and status, as the public
@@ -45,6 +46,9 @@ func (f *Federation) TransferLeadership(id, addr string) error {
 
 // StateHash hashes the replicated state at the applied index.
 func (f *Federation) StateHash() (uint64, []byte, error) { return f.rep.StateHash() }
+
+// RaftStatus is raft's counters as this member sees them.
+func (f *Federation) RaftStatus() replication.Status { return f.rep.Status() }
 
 // LastIndex is the last index in this node's raft log.
 func (f *Federation) LastIndex() uint64 { return f.rep.Status().LastIndex }
