@@ -71,9 +71,9 @@ type testNode struct {
 
 func testRaftConfig() *raft.Config {
 	c := DefaultRaftConfig()
-	c.HeartbeatTimeout = 300 * time.Millisecond
-	c.ElectionTimeout = 300 * time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
+	c.HeartbeatTimeout = raceSlowdown * 300 * time.Millisecond
+	c.ElectionTimeout = raceSlowdown * 300 * time.Millisecond
+	c.LeaderLeaseTimeout = raceSlowdown * 200 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	return c
 }

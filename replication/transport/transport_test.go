@@ -217,7 +217,10 @@ func pipelinePair(t *testing.T) (follower *Transport, p raft.AppendPipeline) {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg))
 	follower.Register(srv)
 	go srv.Serve(lis)
-	leader, err := New(Config{LocalAddr: "leader", Dial: dial, MaxMessage: maxMsg})
+	// The tests hold a request unanswered, as a stalled disk would: the
+	// leader's response watchdog (10 s by default) must not break the
+	// pipeline first when the run is slow (-race on a loaded machine).
+	leader, err := New(Config{LocalAddr: "leader", Dial: dial, MaxMessage: maxMsg, Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +247,9 @@ func appendRequest(i uint64, data []byte) *raft.AppendEntriesRequest {
 // stalled disk), the follower reads no more than its read-ahead bound of the
 // leader's stream, and delivers all of it, in order, once raft goes on.
 func TestPipelineReadAheadBounded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// 36 MiB through gRPC: seconds normally, far longer under -race on a
+	// loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	follower, p := pipelinePair(t)
 	const n, size = 12, 3 << 20
