@@ -361,8 +361,9 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 	look := lookups(qt)
 	qs := make([]qword, len(look))
 	minDF := math.MaxInt
+	onlyInitials := !slices.ContainsFunc(qt, func(t names.Word) bool { return len(t.Text) > 1 })
 	for i, t := range look {
-		if len(t.Text) == 1 {
+		if len(t.Text) == 1 && !onlyInitials {
 			continue // an initial: credited below, not looked up
 		}
 		qs[i].sims = x.similar(t, s)
