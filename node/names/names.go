@@ -28,7 +28,7 @@ type Word struct {
 // written, so only consonants and long vowels come out.
 var translit = map[rune]string{
 	// Cyrillic (Russian, Ukrainian, Belarusian, Serbian, Bulgarian, Kazakh extras)
-	'а': "a", 'б': "b", 'в': "v", 'г': "g", 'д': "d", 'е': "e", 'ё': "e", 'ж': "zh",
+	'а': "a", 'б': "b", 'в': "v", 'г': "g", 'д': "d", 'е': "e", 'ё': "yo", 'ж': "zh",
 	'з': "z", 'и': "i", 'й': "y", 'к': "k", 'л': "l", 'м': "m", 'н': "n", 'о': "o",
 	'п': "p", 'р': "r", 'с': "s", 'т': "t", 'у': "u", 'ф': "f", 'х': "kh", 'ц': "ts",
 	'ч': "ch", 'ш': "sh", 'щ': "shch", 'ъ': "", 'ы': "y", 'ь': "", 'э': "e", 'ю': "yu",
@@ -176,7 +176,19 @@ var noise = func() map[string]bool {
 func Words(name string) []Word {
 	all := Fold(name)
 	out := all[:0:0]
-	for i, t := range all {
+	// In "SURNAME, Given names" what stands before the comma is the
+	// surname, even when it is a word that is elsewhere an honorific
+	// ("HAJJI, Muhammad", "SHEIKH, Umair").
+	keep := 0
+	if i := strings.IndexByte(name, ','); i > 0 {
+		head := Fold(name[:i])
+		if !slices.ContainsFunc(head, func(w Word) bool { return !noise[w.Text] || legalForms[w.Text] }) {
+			keep = len(head)
+		}
+	}
+	out = append(out, all[:keep]...)
+	for i, t := range all[keep:] {
+		i += keep
 		// The "s" of "obshchestvo s ogranichennoy ..." (a company with
 		// limited liability) is a preposition, not an initial.
 		if !noise[t.Text] && (t.Text != "s" || i == 0 || all[i-1].Text != "obshchestvo") {
