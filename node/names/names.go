@@ -245,6 +245,11 @@ func Skeleton(w string) string {
 		b = append(b, c)
 		last = c
 	}
+	// A final i or y (the Arabic nisba, "husseini", "hsyny") is kept as
+	// one mark: "hsyny" is not "hisn".
+	if n := len(w); n > 1 && (w[n-1] == 'i' || w[n-1] == 'y') {
+		b = append(b, 'Y')
+	}
 	return string(b)
 }
 
@@ -363,7 +368,8 @@ func SplitJoined(w string) []string {
 // Arabic or Hebrew script (which write no short vowels) and its Latin
 // spellings meet: vowels and the semi-vowels w and y dropped, the usual
 // digraphs kept as one sound, q written k, doubled letters once ("hussein"
-// and "hsyn" → "hsn"). Finer than Skeleton, which merges more sounds for
+// and "hsyn" → "hsn"); y and w count at the start of a word, and a final i
+// or y is kept as one mark. Finer than Skeleton, which merges more sounds for
 // Latin spellings and would make "zayd" and "saud" one name.
 func AbjadKey(w string) string {
 	var b []byte
@@ -381,7 +387,13 @@ func AbjadKey(w string) string {
 			}
 		}
 		switch c {
-		case 'a', 'e', 'i', 'o', 'u', 'y', 'w':
+		case 'y', 'w':
+			if i == 0 { // a consonant at the start: "yasmin" is not "osman"
+				break
+			}
+			last = 0
+			continue
+		case 'a', 'e', 'i', 'o', 'u':
 			last = 0
 			continue
 		case 'q', 'c':

@@ -544,7 +544,13 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 	if qw == 0 || nw == 0 {
 		return 0, words
 	}
-	return math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4), words
+	score := math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4)
+	if len(n.toks) == 1 && score < 1 {
+		// A name of one word, not written the same: nothing else in the
+		// name tells a typo ("Salina" for "Salinas") from another name.
+		score *= score
+	}
+	return score, words
 }
 
 // runs adds to ps the pairs of one word with a run of two or three words

@@ -395,11 +395,11 @@ func WriteScreenTable(w io.Writer, runs []ScreenRun) error {
 			return err
 		}
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "split\tordinary\tnames\t≥ 0.8\tshare ≥ 0.8\t≥ 0.9\t")
+		fmt.Fprintln(tw, "split\tordinary\tnames\t≥ 0.8\tshare ≥ 0.8\t≥ 0.9\tof them a listed name as written\t")
 		for _, q := range r.Quality {
 			for _, k := range OrdinaryKinds {
 				if v, ok := q.Ordinary[k]; ok {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%d\t\n", q.Split, k, v.Names, v.At08, ratio(v.At08, v.Names), v.At09)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%d\t%d\t\n", q.Split, k, v.Names, v.At08, ratio(v.At08, v.Names), v.At09, v.At09Listed)
 				}
 			}
 		}

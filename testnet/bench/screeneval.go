@@ -181,8 +181,11 @@ type Quality struct {
 type KindQuality struct{ Queries, InTop10, Top1 int }
 
 // OrdinaryQuality counts one kind of ordinary name: how many screened,
-// how many had a result at 0.8 or more and at 0.9 or more.
-type OrdinaryQuality struct{ Names, At08, At09 int }
+// how many had a result at 0.8 or more and at 0.9 or more, and of those at
+// 0.9 how many hold a listed name as written (every word of it: "Martin
+// Inc" and a company listed as "MARTIN"), which no matcher can tell from the
+// listed party by the name alone.
+type OrdinaryQuality struct{ Names, At08, At09, At09Listed int }
 
 // Recall is the share of variants whose entry was among the first ten.
 func (k KindQuality) Recall() float64 { return ratio(k.InTop10, k.Queries) }
@@ -236,6 +239,9 @@ func Evaluate(ctx context.Context, set EvalSet, search Searcher) (Quality, error
 			k.At08++
 			if hits[0].Score >= 0.9 {
 				k.At09++
+				if holds(o.Name, hits[0].Matched) {
+					k.At09Listed++
+				}
 			}
 			q.Misses = append(q.Misses, fmt.Sprintf("ordinary %s %s: %q: %s %.3f [%s]", o.Kind, o.Locale, o.Name, hits[0].Ref, hits[0].Score, hits[0].Explanation))
 		}
