@@ -85,6 +85,7 @@ type Membership interface {
 	Self(voter bool) *pb.Member
 	Joined() bool
 	Bootstrap(ctx context.Context, self *pb.Member) error
+	// Invite and Remove change the member registry; their errors are gRPC statuses.
 	Invite(ctx context.Context, m *pb.Member) (uint64, error)
 	Remove(ctx context.Context, agency string) (uint64, error)
 	Member(agency string) (*pb.Member, error)

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/watchfed/watchfed/node/federation"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -70,7 +69,7 @@ func (s *federationService) invitePeer(ctx context.Context, req *pb.InvitePeerRe
 	}
 	m := &pb.Member{Agency: req.Agency, Address: req.Address, CaCert: req.CaCert, Voter: req.Voter, InvitedAt: timestamppb.New(s.now())}
 	if _, err := f.Invite(ctx, m); err != nil {
-		return nil, federation.ApplyError(err)
+		return nil, err
 	}
 	members, err := f.Members()
 	if err != nil {
@@ -96,7 +95,7 @@ func (s *federationService) removePeer(ctx context.Context, req *pb.RemovePeerRe
 		return nil, status.Errorf(codes.NotFound, "%s is not a member", req.GetAgency())
 	}
 	if _, err := f.Remove(ctx, req.Agency); err != nil {
-		return nil, federation.ApplyError(err)
+		return nil, err
 	}
 	// Only the leader changes raft's configuration: a follower asks the
 	// operator to run this there.

@@ -18,14 +18,23 @@ func (f *Federation) Bootstrap(ctx context.Context, self *pb.Member) error {
 }
 
 // Invite registers an agency (its CA and address) in the member registry.
+// Its error is a gRPC status (ApplyError).
 func (f *Federation) Invite(ctx context.Context, m *pb.Member) (uint64, error) {
-	return f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}})
+	idx, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}})
+	if err != nil {
+		return 0, ApplyError(err)
+	}
+	return idx, nil
 }
 
 // Remove takes an agency out of the member registry (RemoveServer takes its
-// node out of raft's configuration).
+// node out of raft's configuration). Its error is a gRPC status (ApplyError).
 func (f *Federation) Remove(ctx context.Context, agency string) (uint64, error) {
-	return f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: agency}}}})
+	idx, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: agency}}}})
+	if err != nil {
+		return 0, ApplyError(err)
+	}
+	return idx, nil
 }
 
 // Member is one agency's registry entry; Members the whole registry.
