@@ -84,7 +84,9 @@ func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 			return nil, err
 		}
 		var inv *pb.Invitation
-		err = l.Nodes[0].call(ctx, func(c pb.FederationServiceClient) error {
+		// Membership changes are made on the leader: a node forwards only
+		// what its agency signed.
+		err = l.leader(ctx).call(ctx, func(c pb.FederationServiceClient) error {
 			resp, err := c.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: m.Addr, CaCert: ca, Voter: true})
 			if err == nil {
 				inv = resp.Invitation
@@ -119,6 +121,21 @@ func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 		}
 	}
 	return ln, ln.waitJoined(ctx)
+}
+
+// leader is the node that says it leads (the first node if none does).
+func (l *Local) leader(ctx context.Context) *LocalNode {
+	for _, ln := range l.Nodes {
+		var st *pb.GetStatusResponse
+		_ = ln.call(ctx, func(c pb.FederationServiceClient) (err error) {
+			st, err = c.GetStatus(ctx, &pb.GetStatusRequest{})
+			return err
+		})
+		if st.GetRole() == "leader" {
+			return ln
+		}
+	}
+	return l.Nodes[0]
 }
 
 func (l *Local) run(ln *LocalNode) error {

@@ -113,7 +113,10 @@ type Federation struct {
 	metrics    Metrics
 	onReceived func(*pb.Record)
 	audit      func(ctx context.Context, action, target, detail string)
-	now        func() time.Time
+	// appendAudit appends an event as it is (a refused partner request).
+	appendAudit func(*pb.AuditEvent)
+	now         func() time.Time
+	refusals    refusals
 
 	keys   *seal.Keys
 	sealer *seal.Sealer
@@ -152,7 +155,7 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 	}
 	f := &Federation{
 		cfg: cfg, log: cfg.Logger, store: deps.Store, policy: deps.Policy, metrics: deps.Metrics,
-		onReceived: deps.OnReceived, audit: deps.Audit, now: deps.Now,
+		onReceived: deps.OnReceived, audit: deps.Audit, appendAudit: deps.AppendAudit, now: deps.Now,
 		keys: keys, caPEM: cfg.CACert, base: cfg.TLS, invite: cfg.Invitation,
 		sealer: seal.NewSealer(cfg.Agency, keys), opener: seal.NewOpener(cfg.Agency, keys),
 		wake: make(chan struct{}, 1), waiters: map[string][]chan uint64{}, received: make(chan struct{}),
@@ -353,22 +356,28 @@ const MaxPeerMessage = 64 << 20
 // AuthorizeNode admits raft and peer calls only from the node certificates
 // of registered members (invited or joined).
 func (f *Federation) AuthorizeNode(ctx context.Context) error {
+	_, err := f.nodeIdentity(ctx)
+	return err
+}
+
+// nodeIdentity is AuthorizeNode returning the caller it admitted.
+func (f *Federation) nodeIdentity(ctx context.Context) (pki.Identity, error) {
 	id, err := auth.PeerIdentity(ctx)
 	if err != nil {
-		return err
+		return id, err
 	}
 	if !id.Has(pki.RoleNode) {
-		return fmt.Errorf("certificate %s lacks the node role", id)
+		return id, fmt.Errorf("certificate %s lacks the node role", id)
 	}
 	for _, m := range f.knownMembers() {
 		if m.Agency == id.Agency {
-			return nil
+			return id, nil
 		}
 	}
 	if id.Agency == f.cfg.Agency {
-		return nil
+		return id, nil
 	}
-	return fmt.Errorf("agency %s is not a federation member", id.Agency)
+	return id, fmt.Errorf("agency %s is not a federation member", id.Agency)
 }
 
 // Self is this node's registry entry.
@@ -383,23 +392,29 @@ func (f *Federation) Joined() bool {
 	return err == nil && m.Joined
 }
 
-// Apply commits a command, through the leader if this node is not it.
+// Apply commits a command, through the leader if this node is not it and
+// the command is this agency's to forward (notForwardable).
 func (f *Federation) Apply(ctx context.Context, cmd *peerpb.Command) (uint64, error) {
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return 0, err
 	}
-	return f.applyRaw(ctx, data)
+	return f.applyRaw(ctx, data, notForwardable(cmd, f.cfg.Agency))
 }
 
-// applyRaw is apply for an encoded command.
-func (f *Federation) applyRaw(ctx context.Context, data []byte) (uint64, error) {
+// applyRaw is Apply for an encoded command; notOurs, if not nil, says why
+// it must not be forwarded (it is then applied only if this node leads).
+func (f *Federation) applyRaw(ctx context.Context, data []byte, notOurs error) (uint64, error) {
 	for attempt := 0; ; attempt++ {
 		idx, err := f.rep.ApplyRaw(ctx, data)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return idx, err
 		}
-		_, addr := f.rep.Leader()
+		id, addr := f.rep.Leader()
+		if notOurs != nil && id != "" {
+			// Refused before anything changed, so nothing is left half made.
+			return 0, status.Errorf(codes.FailedPrecondition, "this node does not lead; run this on the leader (%s): %v", id, notOurs)
+		}
 		if addr != "" && addr != f.cfg.Advertise {
 			idx, err = f.forward(ctx, addr, data)
 			if err == nil || status.Code(err) != codes.Unavailable {

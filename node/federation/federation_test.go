@@ -73,6 +73,7 @@ type harness struct {
 	mu       sync.Mutex
 	received []*pb.Record
 	audited  []string
+	appended []*pb.AuditEvent // events appended as they are (refusals)
 }
 
 func (h *harness) auditLog() []string {
@@ -120,6 +121,7 @@ func start(t *testing.T, pol string, partnerJoined bool) *harness {
 			h.audited = append(h.audited, action+" "+target)
 			h.mu.Unlock()
 		},
+		AppendAudit: func(ev *pb.AuditEvent) { h.mu.Lock(); h.appended = append(h.appended, ev); h.mu.Unlock() },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -55,27 +56,19 @@ type peerService struct {
 
 func (s *peerService) Forward(ctx context.Context, req *peerpb.ForwardRequest) (*peerpb.ForwardResponse, error) {
 	f := s.f
-	if err := f.AuthorizeNode(ctx); err != nil {
+	id, err := f.nodeIdentity(ctx)
+	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	// A member may only forward commands in its own name: publications it
-	// signed (the FSM checks the signature) and no membership changes.
 	var cmd peerpb.Command
 	if err := proto.Unmarshal(req.Command, &cmd); err != nil {
+		f.refused(id, "peer.forward", "undecodable command", err)
 		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
 	}
-	id, _ := auth.FromContext(ctx)
-	switch c := cmd.Command.(type) {
-	case *peerpb.Command_Publication:
-		if c.Publication.GetOrigin() != id.Agency {
-			return nil, status.Errorf(codes.PermissionDenied, "%s cannot publish for %s", id.Agency, c.Publication.GetOrigin())
-		}
-	case *peerpb.Command_MemberChange:
-		// Invitations and removals come from members' operators through their
-		// nodes; a join must go through Join, which checks the joiner's certificate.
-		if _, isJoin := c.MemberChange.Change.(*peerpb.MemberChange_Join); isJoin {
-			return nil, status.Error(codes.PermissionDenied, "joins are not forwarded; the joining node calls Join on the leader")
-		}
+	// A member's node forwards only what its agency signed (forward.go).
+	if err := f.checkForwarded(&cmd, id.Agency); err != nil {
+		f.refused(id, "peer.forward", forwardTarget(&cmd), err)
+		return nil, status.Errorf(codes.PermissionDenied, "%s's node: %v", id.Agency, err)
 	}
 	idx, err := f.rep.ApplyRaw(ctx, req.Command)
 	if errors.Is(err, replication.ErrNotLeader) {
@@ -102,11 +95,15 @@ func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 	id, _ := auth.FromContext(ctx)
 	m := req.GetMember()
 	if m.GetAgency() != id.Agency || !id.Has(pki.RoleNode) {
-		return nil, status.Errorf(codes.PermissionDenied, "certificate %s cannot join as %s", id, m.GetAgency())
+		err := fmt.Errorf("certificate %s cannot join as %s", id, m.GetAgency())
+		f.refused(id, "peer.join", "join "+m.GetAgency(), err)
+		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	invited, err := f.rep.Member(m.Agency)
 	if err != nil {
-		return nil, status.Errorf(codes.PermissionDenied, "%s was not invited", m.Agency)
+		err := fmt.Errorf("%s was not invited", m.Agency)
+		f.refused(id, "peer.join", "join "+m.GetAgency(), err)
+		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	if invited.Joined {
 		return &peerpb.JoinResponse{Index: invited.JoinedIndex}, nil

@@ -161,7 +161,7 @@ func (p *publisher) publish(ctx context.Context) {
 		// Not the leader: forward, one publication at a time, so that they
 		// reach the log in order.
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		idx, err := f.applyRaw(actx, data)
+		idx, err := f.applyRaw(actx, data, nil) // this agency's own publication
 		cancel()
 		if err == nil {
 			f.acknowledge(recs, idx)
