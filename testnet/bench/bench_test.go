@@ -44,24 +44,24 @@ func TestFloorReplicates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	forged := f.sign
-	_, f.sign, _ = ed25519.GenerateKey(rand.Reader)
+	signer := f.origin.Sign
+	_, f.origin.Sign, _ = ed25519.GenerateKey(rand.Reader)
 	if err := f.publish(ctx, 512); err == nil {
 		t.Error("a publication signed by another key was applied")
 	}
-	f.sign = forged
-	last := f.members[0].rep.Applied()
-	for _, m := range f.members {
-		err := waitFor(ctx, 10*time.Second, func() (bool, error) { return m.rep.Applied() >= last, nil })
+	f.origin.Sign = signer
+	last := f.origin.Rep.Applied()
+	for _, m := range f.c.Members {
+		err := waitFor(ctx, 10*time.Second, func() (bool, error) { return m.Rep.Applied() >= last, nil })
 		if err != nil {
-			t.Fatalf("%s applied %d, want %d", m.id, m.rep.Applied(), last)
+			t.Fatalf("%s applied %d, want %d", m.ID, m.Rep.Applied(), last)
 		}
-		es, err := m.rep.Entries(0, 1000)
+		es, err := m.Rep.Entries(0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(es) != n {
-			t.Errorf("%s holds %d publications, want %d", m.id, len(es), n)
+			t.Errorf("%s holds %d publications, want %d", m.ID, len(es), n)
 		}
 	}
 }
