@@ -56,6 +56,15 @@ func newMetrics(n *Node) *metrics {
 			_, _, last, _, applied := status()
 			return max(last-applied, 0)
 		}),
+		gauge("watchfed_protocol", "The federation protocol version entries are applied by.", func() float64 {
+			return float64(n.fed.Protocol().Active)
+		}),
+		gauge("watchfed_halted", "1 if this node stopped applying the log at an entry its binary cannot apply (see status).", func() float64 {
+			if n.fed.Protocol().Halted != nil {
+				return 1
+			}
+			return 0
+		}),
 		gauge("watchfed_outbox_entries", "Record versions waiting to be published.", func() float64 {
 			recs, _ := n.store.Outbox(context.Background(), 100000)
 			return float64(len(recs))

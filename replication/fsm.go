@@ -53,6 +53,12 @@ var ErrRejected = errors.New("rejected")
 type FSM struct {
 	path   string
 	verify VerifyFunc
+	// supported are the protocol versions this binary applies entries by
+	// (protocol.go); halt is set once an entry could not be applied, and
+	// onHalt is told.
+	supported []uint32
+	halt      *Halt
+	onHalt    func(*Halt)
 
 	// mu guards db (and applied, changed) across Restore, which closes the
 	// file and opens another: every read of db holds it.
@@ -85,7 +91,11 @@ type ApplyResult struct {
 // The file, or a raft snapshot beside it, of a format version this binary
 // does not read is refused (fsmFormat).
 func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
-	f := &FSM{path: path, verify: verify, changed: make(chan struct{})}
+	return openFSM(path, verify, SupportedProtocols())
+}
+
+func openFSM(path string, verify VerifyFunc, supported []uint32) (*FSM, error) {
+	f := &FSM{path: path, verify: verify, supported: supported, changed: make(chan struct{})}
 	if err := checkSnapshots(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
@@ -128,6 +138,7 @@ func (f *FSM) open() error {
 			return err
 		}
 		f.applied = u64(tx.Bucket(bucketMeta).Get(keyApplied))
+		f.checkOpenProtocol(tx)
 		return nil
 	})
 	f.registry.Store(nil)
@@ -160,11 +171,14 @@ func (f *FSM) Close() error {
 // Apply implements raft.FSM for a single log.
 func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch implements raft.BatchingFSM: the whole batch in one transaction.
+// ApplyBatch implements raft.BatchingFSM: the whole batch in one
+// transaction. Once halted (protocol.go), it applies nothing and the applied
+// mark stays before the entry it halted at.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	wasHalted := f.halt
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		applied := f.applied
 		for i, l := range logs {
@@ -173,10 +187,20 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 				out[i] = res // replayed after a restart: already in the state
 				continue
 			}
-			applied = l.Index
+			if f.halt != nil {
+				res.Err = fmt.Errorf("entry %d not applied: %w", l.Index, f.halt)
+				out[i] = res
+				continue
+			}
 			if l.Type == raft.LogCommand {
 				res.Err = f.applyCommand(tx, l)
+				if h := (*Halt)(nil); errors.As(res.Err, &h) {
+					f.halt = h
+					out[i] = res
+					continue
+				}
 			}
+			applied = l.Index
 			out[i] = res
 		}
 		if applied == f.applied {
@@ -196,6 +220,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if f.noteApplied != nil {
 		f.noteApplied(f.applied)
 	}
+	if f.halt != nil && wasHalted == nil && f.onHalt != nil {
+		f.onHalt(f.halt)
+	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return out
@@ -210,10 +237,20 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 	case *peerpb.Command_Publication:
 		return f.applyPublication(tx, l.Index, l.Data, c.Publication)
 	case *peerpb.Command_MemberChange:
+		if c.MemberChange.Change == nil && hasUnknown(c.MemberChange) {
+			return f.unknownCommand(l.Index, "member change")
+		}
 		f.registry.Store(nil)
 		return applyMemberChange(tx, l.Index, c.MemberChange)
 	case *peerpb.Command_Barrier:
 		return nil // orders reads; changes nothing
+	case *peerpb.Command_ProtocolAnnouncement:
+		return f.applyAnnouncement(tx, c.ProtocolAnnouncement)
+	case *peerpb.Command_ProtocolActivation:
+		return f.applyActivation(tx, l.Index, c.ProtocolActivation)
+	}
+	if hasUnknown(&cmd) {
+		return f.unknownCommand(l.Index, "command")
 	}
 	return fmt.Errorf("%w: empty command", ErrRejected)
 }

@@ -18,8 +18,14 @@ import (
 // file, and Restore, which replaces the file with one.
 
 // Snapshot implements raft.FSM: a consistent copy of the bbolt file.
+// Refused while halted: raft would then compact the log up to its own
+// applied index, past the entries this FSM has not applied.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
+	if f.halt != nil {
+		f.mu.RUnlock()
+		return nil, fmt.Errorf("no snapshot while halted at entry %d: %w", f.halt.Index, f.halt)
+	}
 	tx, err := f.db.Begin(false)
 	f.mu.RUnlock()
 	if err != nil {
@@ -130,6 +136,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
 	}
 	if err := checkImage(tmp, "in the snapshot being restored"); err != nil {
+		return fmt.Errorf("restore fsm: %w", err)
+	}
+	if err := f.checkImageProtocol(tmp); err != nil {
 		return fmt.Errorf("restore fsm: %w", err)
 	}
 	f.abandonSnapshots()

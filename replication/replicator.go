@@ -78,6 +78,11 @@ func Open(cfg Config) (*Replicator, error) {
 		return nil, err
 	}
 	fsm.noteApplied = logs.NoteApplied
+	fsm.onHalt = func(h *Halt) {
+		if cfg.Logger != nil {
+			cfg.Logger.Error("stopped applying the federation log", "index", h.Index, "reason", h.Reason)
+		}
+	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
@@ -349,6 +354,9 @@ func (r *Replicator) Status() Status {
 		LastContact: r.raft.LastContact(),
 	}
 	st.Leader, _ = r.Leader()
+	if h := r.fsm.Protocol().Halted; h != nil {
+		st.Applied = h.Index - 1 // raft moved on; the state did not
+	}
 	if metas, err := r.snaps.List(); err == nil && len(metas) > 0 {
 		st.SnapshotIndex = metas[0].Index
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -158,7 +159,7 @@ func newStatusCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "This node's replication status: role, term, indexes, leader, last contact (operator role)",
+		Short: "This node's replication status: role, term, indexes, leader, last contact, federation protocol (operator role)",
 		Example: `  watchfed status
   watchfed status -o json`,
 		Args: cobra.NoArgs,
@@ -176,6 +177,9 @@ func newStatusCmd() *cobra.Command {
 					{"last_index", fmt.Sprint(st.LastIndex)}, {"commit_index", fmt.Sprint(st.CommitIndex)},
 					{"applied_index", fmt.Sprint(st.AppliedIndex)}, {"last_contact", fmtTime(st.LastContact)},
 					{"leader", st.Leader}, {"snapshot_index", fmt.Sprint(st.SnapshotIndex)}, {"policy_error", st.PolicyError},
+					{"protocol", fmt.Sprint(st.Protocol)}, {"protocol_since_index", fmt.Sprint(st.ProtocolSinceIndex)},
+					{"protocols_supported", strings.Trim(fmt.Sprint(st.ProtocolsSupported), "[]")},
+					{"halted_index", fmt.Sprint(st.HaltedIndex)}, {"halted_reason", st.HaltedReason},
 				})
 			})
 		},

@@ -199,9 +199,10 @@ func (f *Federation) Register(s *grpc.Server) {
 // was invited and has not joined yet, until ctx ends.
 func (f *Federation) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); f.publishLoop(ctx) }()
 	go func() { defer wg.Done(); f.receiveLoop(ctx) }()
+	go func() { defer wg.Done(); f.protocolLoop(ctx) }()
 	if f.invite != nil && !f.Joined() {
 		go f.joinLoop(ctx)
 	}

@@ -35,6 +35,14 @@ func notForwardable(cmd *peerpb.Command, agency string) error {
 		return nil
 	case *peerpb.Command_MemberChange:
 		return fmt.Errorf("a membership change (%s) carries no agency's signature, and a node forwards only what its agency signed", describeChange(c.MemberChange))
+	case *peerpb.Command_ProtocolAnnouncement:
+		// Signed by its agency; every FSM checks the signature.
+		if a := c.ProtocolAnnouncement.GetAgency(); a != agency {
+			return fmt.Errorf("a protocol announcement of %s is not %s's to forward", a, agency)
+		}
+		return nil
+	case *peerpb.Command_ProtocolActivation:
+		return fmt.Errorf("a protocol activation is committed by the leader alone, once every member announced the version")
 	}
 	return fmt.Errorf("an empty or unknown command")
 }
@@ -70,6 +78,10 @@ func forwardTarget(cmd *peerpb.Command) string {
 		return describeChange(c.MemberChange)
 	case *peerpb.Command_Barrier:
 		return "barrier"
+	case *peerpb.Command_ProtocolAnnouncement:
+		return "protocol announcement of " + c.ProtocolAnnouncement.GetAgency()
+	case *peerpb.Command_ProtocolActivation:
+		return fmt.Sprintf("activation of protocol %d", c.ProtocolActivation.GetVersion())
 	}
 	return "empty command"
 }

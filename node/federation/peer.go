@@ -27,6 +27,11 @@ func (f *Federation) Status() *pb.GetStatusResponse {
 		CommitIndex: st.CommitIndex, AppliedIndex: st.Applied, Leader: st.Leader, SnapshotIndex: st.SnapshotIndex,
 	}
 	out.PolicyError = f.policy.Error()
+	p := f.rep.Protocol()
+	out.Protocol, out.ProtocolSinceIndex, out.ProtocolsSupported = p.Active, p.Since, p.Supported
+	if p.Halted != nil {
+		out.HaltedIndex, out.HaltedReason = p.Halted.Index, p.Halted.Reason
+	}
 	if ok, _ := f.rep.Bootstrapped(); !ok {
 		out.Role = "none"
 	}

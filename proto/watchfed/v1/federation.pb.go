@@ -707,8 +707,18 @@ type GetStatusResponse struct {
 	// applied index it was taken at: two members at the same index must agree.
 	StateHash      []byte `protobuf:"bytes,12,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
 	StateHashIndex uint64 `protobuf:"varint,13,opt,name=state_hash_index,json=stateHashIndex,proto3" json:"state_hash_index,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The federation protocol version entries are applied by, and the log
+	// index from which it applies (0: since the start).
+	Protocol           uint32 `protobuf:"varint,14,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	ProtocolSinceIndex uint64 `protobuf:"varint,15,opt,name=protocol_since_index,json=protocolSinceIndex,proto3" json:"protocol_since_index,omitempty"`
+	// The protocol versions this node's binary applies entries by.
+	ProtocolsSupported []uint32 `protobuf:"varint,16,rep,packed,name=protocols_supported,json=protocolsSupported,proto3" json:"protocols_supported,omitempty"`
+	// Set when this node stopped applying: the index of the entry it cannot
+	// apply and why (an upgraded binary applies again from there).
+	HaltedIndex   uint64 `protobuf:"varint,17,opt,name=halted_index,json=haltedIndex,proto3" json:"halted_index,omitempty"`
+	HaltedReason  string `protobuf:"bytes,18,opt,name=halted_reason,json=haltedReason,proto3" json:"halted_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -830,6 +840,41 @@ func (x *GetStatusResponse) GetStateHashIndex() uint64 {
 		return x.StateHashIndex
 	}
 	return 0
+}
+
+func (x *GetStatusResponse) GetProtocol() uint32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetProtocolSinceIndex() uint64 {
+	if x != nil {
+		return x.ProtocolSinceIndex
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetProtocolsSupported() []uint32 {
+	if x != nil {
+		return x.ProtocolsSupported
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetHaltedIndex() uint64 {
+	if x != nil {
+		return x.HaltedIndex
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetHaltedReason() string {
+	if x != nil {
+		return x.HaltedReason
+	}
+	return ""
 }
 
 type ListPeersRequest struct {
@@ -1067,7 +1112,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\":\n" +
 	"\x10GetStatusRequest\x12&\n" +
-	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xb4\x03\n" +
+	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xfb\x04\n" +
 	"\x11GetStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -1084,7 +1129,12 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\fpolicy_error\x18\v \x01(\tR\vpolicyError\x12\x1d\n" +
 	"\n" +
 	"state_hash\x18\f \x01(\fR\tstateHash\x12(\n" +
-	"\x10state_hash_index\x18\r \x01(\x04R\x0estateHashIndex\"\x12\n" +
+	"\x10state_hash_index\x18\r \x01(\x04R\x0estateHashIndex\x12\x1a\n" +
+	"\bprotocol\x18\x0e \x01(\rR\bprotocol\x120\n" +
+	"\x14protocol_since_index\x18\x0f \x01(\x04R\x12protocolSinceIndex\x12/\n" +
+	"\x13protocols_supported\x18\x10 \x03(\rR\x12protocolsSupported\x12!\n" +
+	"\fhalted_index\x18\x11 \x01(\x04R\vhaltedIndex\x12#\n" +
+	"\rhalted_reason\x18\x12 \x01(\tR\fhaltedReason\"\x12\n" +
 	"\x10ListPeersRequest\"\x86\x02\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +

@@ -34,6 +34,8 @@ type Command struct {
 	//	*Command_Publication
 	//	*Command_MemberChange
 	//	*Command_Barrier
+	//	*Command_ProtocolAnnouncement
+	//	*Command_ProtocolActivation
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -103,6 +105,24 @@ func (x *Command) GetBarrier() *Barrier {
 	return nil
 }
 
+func (x *Command) GetProtocolAnnouncement() *ProtocolAnnouncement {
+	if x != nil {
+		if x, ok := x.Command.(*Command_ProtocolAnnouncement); ok {
+			return x.ProtocolAnnouncement
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetProtocolActivation() *ProtocolActivation {
+	if x != nil {
+		if x, ok := x.Command.(*Command_ProtocolActivation); ok {
+			return x.ProtocolActivation
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -119,11 +139,156 @@ type Command_Barrier struct {
 	Barrier *Barrier `protobuf:"bytes,3,opt,name=barrier,proto3,oneof"`
 }
 
+type Command_ProtocolAnnouncement struct {
+	ProtocolAnnouncement *ProtocolAnnouncement `protobuf:"bytes,8,opt,name=protocol_announcement,json=protocolAnnouncement,proto3,oneof"`
+}
+
+type Command_ProtocolActivation struct {
+	ProtocolActivation *ProtocolActivation `protobuf:"bytes,9,opt,name=protocol_activation,json=protocolActivation,proto3,oneof"`
+}
+
 func (*Command_Publication) isCommand_Command() {}
 
 func (*Command_MemberChange) isCommand_Command() {}
 
 func (*Command_Barrier) isCommand_Command() {}
+
+func (*Command_ProtocolAnnouncement) isCommand_Command() {}
+
+func (*Command_ProtocolActivation) isCommand_Command() {}
+
+// ProtocolAnnouncement is a member's list of the federation protocol versions
+// its binary applies entries by. It is signed with the agency's Ed25519
+// signing key (registered at join), over the bytes replication's
+// AnnouncementMessage builds, since any member can forward commands: a
+// forged announcement could activate a version a member cannot apply.
+// joined_index and sequence bind it to one membership and order it, so an
+// old announcement cannot be replayed.
+type ProtocolAnnouncement struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Agency string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	// The JoinedIndex of the agency's registry entry.
+	JoinedIndex uint64 `protobuf:"varint,2,opt,name=joined_index,json=joinedIndex,proto3" json:"joined_index,omitempty"`
+	// Greater than the sequence of the agency's last accepted announcement.
+	Sequence      uint64   `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Versions      []uint32 `protobuf:"varint,4,rep,packed,name=versions,proto3" json:"versions,omitempty"`
+	Signature     []byte   `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProtocolAnnouncement) Reset() {
+	*x = ProtocolAnnouncement{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtocolAnnouncement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtocolAnnouncement) ProtoMessage() {}
+
+func (x *ProtocolAnnouncement) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtocolAnnouncement.ProtoReflect.Descriptor instead.
+func (*ProtocolAnnouncement) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProtocolAnnouncement) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *ProtocolAnnouncement) GetJoinedIndex() uint64 {
+	if x != nil {
+		return x.JoinedIndex
+	}
+	return 0
+}
+
+func (x *ProtocolAnnouncement) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ProtocolAnnouncement) GetVersions() []uint32 {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *ProtocolAnnouncement) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// ProtocolActivation makes a protocol version the federation's from the next
+// log index. Every FSM accepts it only if every joined member announced that
+// version; a node whose binary does not know the version stops applying at
+// it rather than apply later entries by rules it does not have.
+type ProtocolActivation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProtocolActivation) Reset() {
+	*x = ProtocolActivation{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtocolActivation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtocolActivation) ProtoMessage() {}
+
+func (x *ProtocolActivation) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtocolActivation.ProtoReflect.Descriptor instead.
+func (*ProtocolActivation) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProtocolActivation) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
 
 // Barrier changes no state: committing one proves that everything committed
 // before it is applied, which is how a consistent read starts.
@@ -135,7 +300,7 @@ type Barrier struct {
 
 func (x *Barrier) Reset() {
 	*x = Barrier{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +312,7 @@ func (x *Barrier) String() string {
 func (*Barrier) ProtoMessage() {}
 
 func (x *Barrier) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +325,7 @@ func (x *Barrier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Barrier.ProtoReflect.Descriptor instead.
 func (*Barrier) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
 }
 
 // Publication is what an origin agency puts in the log at once. The body is
@@ -179,7 +344,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +356,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +369,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Publication) GetOrigin() string {
@@ -242,7 +407,7 @@ type PublicationBody struct {
 
 func (x *PublicationBody) Reset() {
 	*x = PublicationBody{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +419,7 @@ func (x *PublicationBody) String() string {
 func (*PublicationBody) ProtoMessage() {}
 
 func (x *PublicationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +432,7 @@ func (x *PublicationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicationBody.ProtoReflect.Descriptor instead.
 func (*PublicationBody) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PublicationBody) GetOrigin() string {
@@ -313,7 +478,7 @@ type EpochGrant struct {
 
 func (x *EpochGrant) Reset() {
 	*x = EpochGrant{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +490,7 @@ func (x *EpochGrant) String() string {
 func (*EpochGrant) ProtoMessage() {}
 
 func (x *EpochGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +503,7 @@ func (x *EpochGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochGrant.ProtoReflect.Descriptor instead.
 func (*EpochGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EpochGrant) GetOrigin() string {
@@ -398,7 +563,7 @@ type EnvelopeHeader struct {
 
 func (x *EnvelopeHeader) Reset() {
 	*x = EnvelopeHeader{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +575,7 @@ func (x *EnvelopeHeader) String() string {
 func (*EnvelopeHeader) ProtoMessage() {}
 
 func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +588,7 @@ func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeHeader.ProtoReflect.Descriptor instead.
 func (*EnvelopeHeader) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EnvelopeHeader) GetEntryId() string {
@@ -494,7 +659,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +671,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +684,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Envelope) GetHeader() *EnvelopeHeader {
@@ -550,7 +715,7 @@ type Body struct {
 
 func (x *Body) Reset() {
 	*x = Body{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +727,7 @@ func (x *Body) String() string {
 func (*Body) ProtoMessage() {}
 
 func (x *Body) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +740,7 @@ func (x *Body) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Body.ProtoReflect.Descriptor instead.
 func (*Body) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Body) GetRecipients() []string {
@@ -618,7 +783,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +795,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +808,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -688,7 +853,7 @@ type KeyGrant struct {
 
 func (x *KeyGrant) Reset() {
 	*x = KeyGrant{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +865,7 @@ func (x *KeyGrant) String() string {
 func (*KeyGrant) ProtoMessage() {}
 
 func (x *KeyGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +878,7 @@ func (x *KeyGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyGrant.ProtoReflect.Descriptor instead.
 func (*KeyGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KeyGrant) GetEntryId() string {
@@ -759,7 +924,7 @@ type MemberChange struct {
 
 func (x *MemberChange) Reset() {
 	*x = MemberChange{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +936,7 @@ func (x *MemberChange) String() string {
 func (*MemberChange) ProtoMessage() {}
 
 func (x *MemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +949,7 @@ func (x *MemberChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
 func (*MemberChange) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MemberChange) GetChange() isMemberChange_Change {
@@ -850,12 +1015,22 @@ var File_watchfed_peer_v1_log_proto protoreflect.FileDescriptor
 
 const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\xd5\x01\n" +
+	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\x8d\x03\n" +
 	"\aCommand\x12A\n" +
 	"\vpublication\x18\x01 \x01(\v2\x1d.watchfed.peer.v1.PublicationH\x00R\vpublication\x12E\n" +
 	"\rmember_change\x18\x02 \x01(\v2\x1e.watchfed.peer.v1.MemberChangeH\x00R\fmemberChange\x125\n" +
-	"\abarrier\x18\x03 \x01(\v2\x19.watchfed.peer.v1.BarrierH\x00R\abarrierB\t\n" +
-	"\acommand\"\t\n" +
+	"\abarrier\x18\x03 \x01(\v2\x19.watchfed.peer.v1.BarrierH\x00R\abarrier\x12]\n" +
+	"\x15protocol_announcement\x18\b \x01(\v2&.watchfed.peer.v1.ProtocolAnnouncementH\x00R\x14protocolAnnouncement\x12W\n" +
+	"\x13protocol_activation\x18\t \x01(\v2$.watchfed.peer.v1.ProtocolActivationH\x00R\x12protocolActivationB\t\n" +
+	"\acommand\"\xa7\x01\n" +
+	"\x14ProtocolAnnouncement\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12!\n" +
+	"\fjoined_index\x18\x02 \x01(\x04R\vjoinedIndex\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12\x1a\n" +
+	"\bversions\x18\x04 \x03(\rR\bversions\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\".\n" +
+	"\x12ProtocolActivation\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\"\t\n" +
 	"\aBarrier\"W\n" +
 	"\vPublication\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
@@ -927,43 +1102,47 @@ func file_watchfed_peer_v1_log_proto_rawDescGZIP() []byte {
 	return file_watchfed_peer_v1_log_proto_rawDescData
 }
 
-var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_watchfed_peer_v1_log_proto_goTypes = []any{
-	(*Command)(nil),         // 0: watchfed.peer.v1.Command
-	(*Barrier)(nil),         // 1: watchfed.peer.v1.Barrier
-	(*Publication)(nil),     // 2: watchfed.peer.v1.Publication
-	(*PublicationBody)(nil), // 3: watchfed.peer.v1.PublicationBody
-	(*EpochGrant)(nil),      // 4: watchfed.peer.v1.EpochGrant
-	(*EnvelopeHeader)(nil),  // 5: watchfed.peer.v1.EnvelopeHeader
-	(*Envelope)(nil),        // 6: watchfed.peer.v1.Envelope
-	(*Body)(nil),            // 7: watchfed.peer.v1.Body
-	(*WrappedKey)(nil),      // 8: watchfed.peer.v1.WrappedKey
-	(*KeyGrant)(nil),        // 9: watchfed.peer.v1.KeyGrant
-	(*MemberChange)(nil),    // 10: watchfed.peer.v1.MemberChange
-	(v1.Kind)(0),            // 11: watchfed.v1.Kind
-	(v1.Marking)(0),         // 12: watchfed.v1.Marking
-	(*v1.Member)(nil),       // 13: watchfed.v1.Member
+	(*Command)(nil),              // 0: watchfed.peer.v1.Command
+	(*ProtocolAnnouncement)(nil), // 1: watchfed.peer.v1.ProtocolAnnouncement
+	(*ProtocolActivation)(nil),   // 2: watchfed.peer.v1.ProtocolActivation
+	(*Barrier)(nil),              // 3: watchfed.peer.v1.Barrier
+	(*Publication)(nil),          // 4: watchfed.peer.v1.Publication
+	(*PublicationBody)(nil),      // 5: watchfed.peer.v1.PublicationBody
+	(*EpochGrant)(nil),           // 6: watchfed.peer.v1.EpochGrant
+	(*EnvelopeHeader)(nil),       // 7: watchfed.peer.v1.EnvelopeHeader
+	(*Envelope)(nil),             // 8: watchfed.peer.v1.Envelope
+	(*Body)(nil),                 // 9: watchfed.peer.v1.Body
+	(*WrappedKey)(nil),           // 10: watchfed.peer.v1.WrappedKey
+	(*KeyGrant)(nil),             // 11: watchfed.peer.v1.KeyGrant
+	(*MemberChange)(nil),         // 12: watchfed.peer.v1.MemberChange
+	(v1.Kind)(0),                 // 13: watchfed.v1.Kind
+	(v1.Marking)(0),              // 14: watchfed.v1.Marking
+	(*v1.Member)(nil),            // 15: watchfed.v1.Member
 }
 var file_watchfed_peer_v1_log_proto_depIdxs = []int32{
-	2,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
-	10, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
-	1,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
-	4,  // 3: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
-	6,  // 4: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
-	9,  // 5: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
-	11, // 6: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
-	12, // 7: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
-	5,  // 8: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
-	7,  // 9: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
-	8,  // 10: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
-	8,  // 11: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
-	13, // 12: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
-	13, // 13: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	4,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
+	12, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
+	3,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
+	1,  // 3: watchfed.peer.v1.Command.protocol_announcement:type_name -> watchfed.peer.v1.ProtocolAnnouncement
+	2,  // 4: watchfed.peer.v1.Command.protocol_activation:type_name -> watchfed.peer.v1.ProtocolActivation
+	6,  // 5: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
+	8,  // 6: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
+	11, // 7: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
+	13, // 8: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
+	14, // 9: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
+	7,  // 10: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
+	9,  // 11: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
+	10, // 12: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
+	10, // 13: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
+	15, // 14: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
+	15, // 15: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_peer_v1_log_proto_init() }
@@ -975,8 +1154,10 @@ func file_watchfed_peer_v1_log_proto_init() {
 		(*Command_Publication)(nil),
 		(*Command_MemberChange)(nil),
 		(*Command_Barrier)(nil),
+		(*Command_ProtocolAnnouncement)(nil),
+		(*Command_ProtocolActivation)(nil),
 	}
-	file_watchfed_peer_v1_log_proto_msgTypes[10].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[12].OneofWrappers = []any{
 		(*MemberChange_Invite)(nil),
 		(*MemberChange_Join)(nil),
 		(*MemberChange_Remove)(nil),
@@ -987,7 +1168,7 @@ func file_watchfed_peer_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_log_proto_rawDesc), len(file_watchfed_peer_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
