@@ -537,9 +537,16 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 		words = append(words, WordMatch{Query: t.Text, How: "extra"})
 	}
 	for ni, used := range nUsed {
-		if !used {
-			words = append(words, WordMatch{Listed: x.toks[n.toks[ni]].text, How: "missing"})
+		if used {
+			continue
 		}
+		// A particle repeated in a chain of names ("BIN LADIN, Usama bin
+		// Muhammad bin Awad") is not missing again once matched.
+		if tid := n.toks[ni]; names.Particle(x.toks[tid].text) && particleMatched(n.toks, nUsed, tid) {
+			nw -= nWeight[ni]
+			continue
+		}
+		words = append(words, WordMatch{Listed: x.toks[n.toks[ni]].text, How: "missing"})
 	}
 	if qw == 0 || nw == 0 {
 		return 0, words
@@ -551,6 +558,16 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 		score *= score
 	}
 	return score, words
+}
+
+// particleMatched reports whether an occurrence of a word of a name was matched.
+func particleMatched(toks []uint32, used []bool, tid uint32) bool {
+	for i, t := range toks {
+		if t == tid && used[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // runs adds to ps the pairs of one word with a run of two or three words

@@ -45,16 +45,24 @@ func EvalVariants(items []importer.Item, keep func(ref string) bool, perKind int
 			pool = append(pool, it)
 		}
 	}
+	// Entries in a random order; each kind takes the first perKind that
+	// it applies to, looking at no more than maxScan (a million synthetic
+	// names have no particles to join: scanning them all for each kind
+	// would take minutes).
+	const maxScan = 100_000
 	var out []Variant
 	for _, kind := range EvalKinds {
-		var cands []Variant
-		for _, it := range pool {
+		n := 0
+		for k, i := range rng.Perm(len(pool)) {
+			if n == perKind || k == maxScan {
+				break
+			}
+			it := pool[i]
 			for _, q := range variantsOf(kind, it.Record, dict, rng) {
-				cands = append(cands, Variant{Kind: kind, Query: q, Source: it.Record.Subject.Name, Ref: it.Record.SourceRef})
+				out = append(out, Variant{Kind: kind, Query: q, Source: it.Record.Subject.Name, Ref: it.Record.SourceRef})
+				n++
 			}
 		}
-		rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-		out = append(out, cands[:min(perKind, len(cands))]...)
 	}
 	return out
 }
