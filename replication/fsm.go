@@ -59,6 +59,11 @@ type FSM struct {
 	supported []uint32
 	halt      *Halt
 	onHalt    func(*Halt)
+	// stall is set while the disk under the file is full (fsmdiskfull.go);
+	// onStall is told when it starts (err) and ends (nil).
+	stall   *stall
+	onStall func(index uint64, err error)
+	closing chan struct{} // closed by Close: ends the stall's retries
 
 	// mu guards db (and applied, changed) across Restore, which closes the
 	// file and opens another: every read of db holds it.
@@ -95,7 +100,7 @@ func OpenFSM(path string, verify VerifyFunc) (*FSM, error) {
 }
 
 func openFSM(path string, verify VerifyFunc, supported []uint32) (*FSM, error) {
-	f := &FSM{path: path, verify: verify, supported: supported, changed: make(chan struct{})}
+	f := &FSM{path: path, verify: verify, supported: supported, changed: make(chan struct{}), closing: make(chan struct{})}
 	if err := checkSnapshots(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
@@ -158,6 +163,11 @@ func (f *FSM) open() error {
 func (f *FSM) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	select {
+	case <-f.closing:
+	default:
+		close(f.closing)
+	}
 	if err := f.db.Sync(); err != nil {
 		f.db.Close()
 		return fmt.Errorf("sync fsm %s: %w", f.path, err)
@@ -173,12 +183,31 @@ func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch implements raft.BatchingFSM: the whole batch in one
 // transaction. Once halted (protocol.go), it applies nothing and the applied
-// mark stays before the entry it halted at.
+// mark stays before the entry it halted at. On a full disk it applies
+// nothing either, keeps the entries and retries them (fsmdiskfull.go).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
-	out := make([]any, len(logs))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	wasHalted := f.halt
+	batch := logs
+	if f.stall != nil {
+		batch = slices.Concat(f.stall.pending, logs)
+	}
+	out, err := f.applyLocked(batch)
+	if err != nil {
+		f.stallLocked(batch, err)
+		return f.stall.refusals(logs)
+	}
+	f.resumedLocked()
+	f.appliedLocked(wasHalted)
+	return out[len(out)-len(logs):]
+}
+
+// applyLocked applies logs in one transaction. If the transaction fails
+// nothing of it stays, in the file or in memory.
+func (f *FSM) applyLocked(logs []*raft.Log) ([]any, error) {
+	out := make([]any, len(logs))
+	appliedBefore, haltBefore := f.applied, f.halt
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		applied := f.applied
 		for i, l := range logs {
@@ -213,10 +242,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return nil
 	})
 	if err != nil {
-		// A storage failure here would make this node diverge: stop rather
-		// than acknowledge state it does not hold.
-		panic(fmt.Sprintf("fsm apply: %v", err))
+		f.applied, f.halt = appliedBefore, haltBefore
+		f.registry.Store(nil)
+		return nil, err
 	}
+	return out, nil
+}
+
+// appliedLocked tells the log store, the halt's watcher and Watch streams
+// what was applied.
+func (f *FSM) appliedLocked(wasHalted *Halt) {
 	if f.noteApplied != nil {
 		f.noteApplied(f.applied)
 	}
@@ -225,7 +260,6 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
-	return out
 }
 
 func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/watchfed/watchfed/internal/boltcheck"
+	"github.com/watchfed/watchfed/internal/diskfull"
 )
 
 // Snapshots of the FSM for raft: a read transaction's copy of the bbolt
@@ -25,6 +26,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if f.halt != nil {
 		f.mu.RUnlock()
 		return nil, fmt.Errorf("no snapshot while halted at entry %d: %w", f.halt.Index, f.halt)
+	}
+	if f.stall != nil {
+		f.mu.RUnlock()
+		return nil, fmt.Errorf("no snapshot while stalled at entry %d: %w", f.stall.index, f.stall.err)
 	}
 	tx, err := f.db.Begin(false)
 	f.mu.RUnlock()
@@ -123,11 +128,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if _, err := io.Copy(out, rc); err != nil {
 		out.Close()
-		return fmt.Errorf("restore fsm: %w", err)
+		os.Remove(tmp) // give back the space a full disk lacks
+		return fmt.Errorf("restore fsm: %w", diskfull.Wrap(tmp, err))
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()
-		return err
+		os.Remove(tmp)
+		return diskfull.Wrap(tmp, err)
 	}
 	out.Close()
 	// Check the snapshot opens as a bbolt file, of a format this binary

@@ -78,6 +78,7 @@ func Open(cfg Config) (*Replicator, error) {
 		return nil, err
 	}
 	fsm.noteApplied = logs.NoteApplied
+	watchDiskFull(cfg.Logger, fsm, logs)
 	fsm.onHalt = func(h *Halt) {
 		if cfg.Logger != nil {
 			cfg.Logger.Error("stopped applying the federation log", "index", h.Index, "reason", h.Reason)
@@ -258,6 +259,9 @@ func (r *Replicator) Submit(data []byte, timeout time.Duration) (wait func() (ui
 	if r.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
+	if d := r.fsm.DiskFull(); d != nil {
+		return nil, d.Err // refused before it enters the log
+	}
 	f := r.raft.Apply(data, timeout)
 	return func() (uint64, error) {
 		if err := f.Error(); err != nil {
@@ -357,6 +361,9 @@ func (r *Replicator) Status() Status {
 	if h := r.fsm.Protocol().Halted; h != nil {
 		st.Applied = h.Index - 1 // raft moved on; the state did not
 	}
+	if d := r.fsm.DiskFull(); d != nil && d.Index-1 < st.Applied {
+		st.Applied = d.Index - 1
+	}
 	if metas, err := r.snaps.List(); err == nil && len(metas) > 0 {
 		st.SnapshotIndex = metas[0].Index
 	}
@@ -391,6 +398,7 @@ func (r *Replicator) Voters() (map[string]bool, error) {
 
 // Close stops raft and closes the stores.
 func (r *Replicator) Close() error {
+	r.logs.Stopping() // a stable write waiting for space gives up
 	err := r.raft.Shutdown().Error()
 	if cerr := r.fsm.Close(); err == nil {
 		err = cerr

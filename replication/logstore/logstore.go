@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,14 @@ type Store struct {
 	// cut: entries from here on are cut with the next StoreLogs; 0 if
 	// none. Only raft's main loop cuts and stores; others only read.
 	cut atomic.Uint64
+
+	path string
+	// full is the last write's full-disk error, nil once a write succeeds;
+	// onFull is told of each change (diskfull.go).
+	full    atomic.Pointer[error]
+	onFull  atomic.Pointer[func(error)]
+	closing chan struct{}
+	stop    sync.Once
 }
 
 // Open opens or creates the file; another process holding it is an error
@@ -86,11 +95,12 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init raft log %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, path: path, closing: make(chan struct{})}, nil
 }
 
 // Close writes the applied mark and closes the file.
 func (s *Store) Close() error {
+	s.Stopping()
 	err := s.db.Update(s.writeApplied)
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
@@ -185,7 +195,7 @@ func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l})
 func (s *Store) StoreLogs(logs []*raft.Log) error {
 	cut := s.cut.Load()
 	defer s.cut.Store(0)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
 		if cut > 0 {
 			if err := deleteFrom(b.Cursor(), cut, math.MaxUint64); err != nil {
@@ -221,7 +231,7 @@ func (s *Store) DeleteRange(min, max uint64) error {
 		}
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return deleteFrom(tx.Bucket(bucketLogs).Cursor(), min, max) })
+	return s.update(func(tx *bolt.Tx) error { return deleteFrom(tx.Bucket(bucketLogs).Cursor(), min, max) })
 }
 
 func deleteFrom(c *bolt.Cursor, min, max uint64) error {
@@ -233,9 +243,12 @@ func deleteFrom(c *bolt.Cursor, min, max uint64) error {
 	return nil
 }
 
-// Set stores a stable key.
+// Set stores a stable key. On a full disk it waits for space (see
+// setRetry): raft panics when it cannot save its term.
 func (s *Store) Set(k, v []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStable).Put(k, v) })
+	return s.retryFull(func() error {
+		return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStable).Put(k, v) })
+	})
 }
 
 // Get reads a stable key; ErrKeyNotFound if absent.
