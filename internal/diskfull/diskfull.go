@@ -34,5 +34,5 @@ func Wrap(path string, err error) error {
 	if !Is(err) || errors.Is(err, ErrDiskFull) {
 		return err
 	}
-	return fmt.Errorf("%w: %s: %v", ErrDiskFull, path, err)
+	return fmt.Errorf("%w: %s: %w", ErrDiskFull, path, err)
 }
