@@ -192,7 +192,9 @@ func (f *Federation) Invitation() *pb.Invitation { return f.invite }
 // Register adds the raft transport and the PeerService to the node's server.
 func (f *Federation) Register(s *grpc.Server) {
 	f.trans.Register(s)
-	peerpb.RegisterPeerServiceServer(s, &peerService{f: f})
+	ps := &peerService{f: f}
+	peerpb.RegisterPeerServiceServer(s, ps)
+	registerLegacyPeerService(s, ps)
 }
 
 // Run runs the publish and receive loops, and the join loop of a node that
@@ -437,7 +439,7 @@ func (f *Federation) forward(ctx context.Context, addr string, data []byte) (uin
 		return 0, err
 	}
 	defer conn.Close()
-	resp, err := peerpb.NewPeerServiceClient(conn).Forward(ctx, &peerpb.ForwardRequest{Command: data})
+	resp, err := peerClient{conn}.Forward(ctx, &peerpb.ForwardRequest{Command: data})
 	if err != nil {
 		return 0, err
 	}

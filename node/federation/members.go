@@ -72,7 +72,7 @@ func (f *Federation) PeerStatus(ctx context.Context, addr string) (*pb.GetStatus
 		return nil, err
 	}
 	defer conn.Close()
-	resp, err := peerpb.NewPeerServiceClient(conn).GetNodeStatus(ctx, &peerpb.GetNodeStatusRequest{})
+	resp, err := peerClient{conn}.GetNodeStatus(ctx, &peerpb.GetNodeStatusRequest{})
 	if err != nil {
 		return nil, err
 	}

@@ -173,6 +173,6 @@ func (f *Federation) joinVia(ctx context.Context, addr string) error {
 		return err
 	}
 	defer conn.Close()
-	_, err = peerpb.NewPeerServiceClient(conn).Join(cctx, &peerpb.JoinRequest{Member: f.Self(f.invite.Voter)})
+	_, err = peerClient{conn}.Join(cctx, &peerpb.JoinRequest{Member: f.Self(f.invite.Voter)})
 	return err
 }
