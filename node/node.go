@@ -146,7 +146,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	)
 	api.Register(n.server, guard, api.Config{
 		Agency: cfg.Agency, PolicyFile: cfg.Policy, Holidays: cfg.Holidays,
-		PublishWait: opts.PublishWait, AckBeforeCommit: opts.AckBeforeCommit, Now: n.now, Logger: log,
+		PublishWait: opts.PublishWait, AckBeforeCommit: opts.AckBeforeCommit, Now: n.now,
 		Store: st, Federation: n.fed, Index: indexSource{n}, Policy: policySource{n},
 		Backup: n.writeBackup, Closing: n.closing, MaxWatchers: opts.MaxWatchers,
 	})

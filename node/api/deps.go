@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"io"
-	"log/slog"
 	"time"
 
 	"google.golang.org/grpc"
@@ -142,7 +141,6 @@ type Config struct {
 	// AckBeforeCommit is the reliability checker's deliberate bug (test builds).
 	AckBeforeCommit bool
 	Now             func() time.Time
-	Logger          *slog.Logger
 
 	Store      Store
 	Federation Federation
