@@ -1,5 +1,11 @@
 package replication
 
+import (
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
 // What the external tests (package replication_test, which run on
 // replicationtest's cluster) read of the replicator's insides.
 
@@ -16,3 +22,9 @@ func FirstIndex(r *Replicator) (uint64, error) { return r.logs.FirstIndex() }
 
 // OpenMarker is the file that marks the FSM's file open since a boot.
 var OpenMarker = openMarker
+
+// AddBehindRegistry adds a non-voter to raft's configuration directly, as a
+// command that changed raft without the registry once did.
+func AddBehindRegistry(r *Replicator, id, addr string) error {
+	return r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 5*time.Second).Error()
+}

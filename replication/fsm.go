@@ -78,6 +78,9 @@ type FSM struct {
 	// registry is Members' result until the next member change: the
 	// publisher and the TLS handshakes read it for every publication.
 	registry atomic.Pointer[[]*pb.Member]
+	// registryGen counts registry changes (and restores), so that the
+	// leader reconciles raft's configuration only when the registry moved.
+	registryGen atomic.Uint64
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released
@@ -146,7 +149,7 @@ func (f *FSM) open() error {
 		f.checkOpenProtocol(tx)
 		return nil
 	})
-	f.registry.Store(nil)
+	f.registryChanged()
 	if errors.Is(err, fileversion.ErrUnreadable) {
 		db.Close()
 		return err // names the file already
@@ -274,7 +277,7 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 		if c.MemberChange.Change == nil && hasUnknown(c.MemberChange) {
 			return f.unknownCommand(l.Index, "member change")
 		}
-		f.registry.Store(nil)
+		f.registryChanged()
 		return applyMemberChange(tx, l.Index, c.MemberChange)
 	case *peerpb.Command_Barrier:
 		return nil // orders reads; changes nothing
@@ -431,6 +434,15 @@ func putMember(b *bolt.Bucket, m *pb.Member) error {
 	}
 	return b.Put([]byte(m.Agency), v)
 }
+
+// registryChanged drops the cached registry and counts the change.
+func (f *FSM) registryChanged() {
+	f.registry.Store(nil)
+	f.registryGen.Add(1)
+}
+
+// RegistryGeneration changes whenever the member registry may have changed.
+func (f *FSM) RegistryGeneration() uint64 { return f.registryGen.Load() }
 
 // Members returns the registry, ordered by agency. The members are shared
 // with other callers: read them, do not change them.

@@ -36,6 +36,12 @@ type Config struct {
 	// starting: the way out of a lost quorum (see the README). Partners then
 	// join again by invitation.
 	Recover bool
+	// MaxVoters caps the members that vote (DefaultMaxVoters if 0).
+	MaxVoters int
+	// PeerApplied asks a member's node, at its address, how far it has
+	// applied the log: the leader promotes a non-voter once it caught up.
+	// Nil promotes at once.
+	PeerApplied func(ctx context.Context, addr string) (uint64, error)
 }
 
 // DefaultRaftConfig is raft's default revisited for a federation on WAN links
@@ -60,6 +66,9 @@ type Replicator struct {
 	fsm   *FSM
 	logs  *logstore.Store
 	snaps *raft.FileSnapshotStore
+	// stop ends the reconcile loop, which closes reconciled when it returns.
+	stop       chan struct{}
+	reconciled chan struct{}
 }
 
 // Open starts the raft member. It neither bootstraps nor joins: see Bootstrap
@@ -121,7 +130,9 @@ func Open(cfg Config) (*Replicator, error) {
 		logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Replicator{cfg: cfg, log: cfg.Logger, raft: r, fsm: fsm, logs: logs, snaps: snaps}, nil
+	rep := &Replicator{cfg: cfg, log: cfg.Logger, raft: r, fsm: fsm, logs: logs, snaps: snaps, stop: make(chan struct{}), reconciled: make(chan struct{})}
+	go rep.reconcileLoop()
+	return rep, nil
 }
 
 // replay brings the FSM up to what this node knows is committed before raft
@@ -284,33 +295,6 @@ func (r *Replicator) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
-// AddMember registers an invited agency's node in the raft configuration.
-func (r *Replicator) AddMember(ctx context.Context, m *pb.Member) error {
-	timeout := 30 * time.Second
-	var f raft.IndexFuture
-	if m.Voter {
-		f = r.raft.AddVoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
-	} else {
-		f = r.raft.AddNonvoter(raft.ServerID(m.Agency), raft.ServerAddress(m.Address), 0, timeout)
-	}
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("add %s to raft: %w", m.Agency, err)
-	}
-	return nil
-}
-
-// RemoveServer takes an agency's node out of the raft configuration (its
-// registry entry goes by a MemberChange through the log). Leader only.
-func (r *Replicator) RemoveServer(ctx context.Context, agency string) error {
-	if !r.IsLeader() {
-		return ErrNotLeader
-	}
-	if err := r.raft.RemoveServer(raft.ServerID(agency), 0, timeoutOf(ctx)).Error(); err != nil {
-		return fmt.Errorf("remove %s from raft: %w", agency, err)
-	}
-	return nil
-}
-
 // IsLeader reports whether this member leads the federation's raft group.
 func (r *Replicator) IsLeader() bool { return r.raft.State() == raft.Leader }
 
@@ -399,7 +383,9 @@ func (r *Replicator) Voters() (map[string]bool, error) {
 // Close stops raft and closes the stores.
 func (r *Replicator) Close() error {
 	r.logs.Stopping() // a stable write waiting for space gives up
+	close(r.stop)
 	err := r.raft.Shutdown().Error()
+	<-r.reconciled
 	if cerr := r.fsm.Close(); err == nil {
 		err = cerr
 	}

@@ -92,7 +92,6 @@ type Membership interface {
 	IsLeader() bool
 	Leader() (id, addr string)
 	Voters() (map[string]bool, error)
-	RemoveServer(ctx context.Context, agency string) error
 	TransferLeadership(id, addr string) error
 	Status() *pb.GetStatusResponse
 	StateHash() (uint64, []byte, error)

@@ -97,15 +97,6 @@ func (s *federationService) removePeer(ctx context.Context, req *pb.RemovePeerRe
 	if _, err := f.Remove(ctx, req.Agency); err != nil {
 		return nil, err
 	}
-	// Only the leader changes raft's configuration: a follower asks the
-	// operator to run this there.
-	if !f.IsLeader() {
-		id, _ := f.Leader()
-		return nil, status.Errorf(codes.Unavailable, "run this on the leader (%s)", id)
-	}
-	if err := f.RemoveServer(ctx, req.Agency); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "%v", err)
-	}
 	return &pb.RemovePeerResponse{}, nil
 }
 

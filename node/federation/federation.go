@@ -174,6 +174,10 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 	f.rep, err = replication.Open(replication.Config{
 		ID: cfg.Agency, Addr: cfg.Advertise, Dir: cfg.RaftDir,
 		Transport: f.trans, Verify: seal.Verify, Logger: cfg.Logger, Raft: cfg.Raft, Recover: cfg.Recover,
+		PeerApplied: func(ctx context.Context, addr string) (uint64, error) {
+			st, err := f.PeerStatus(ctx, addr)
+			return st.GetAppliedIndex(), err
+		},
 	})
 	if err != nil {
 		f.trans.Close()

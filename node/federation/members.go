@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"io"
+	"time"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -27,28 +28,35 @@ func (f *Federation) Invite(ctx context.Context, m *pb.Member) (uint64, error) {
 	return idx, nil
 }
 
-// Remove takes an agency out of the member registry (RemoveServer takes its
-// node out of raft's configuration). Its error is a gRPC status (ApplyError).
+// Remove takes an agency out of the member registry; the leader then takes
+// its node out of raft's configuration (replication/reconcile.go), which
+// Remove waits for, as this member sees the configuration, until ctx ends or
+// removeWait passed. Its error is a gRPC status (ApplyError).
 func (f *Federation) Remove(ctx context.Context, agency string) (uint64, error) {
 	idx, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: agency}}}})
 	if err != nil {
 		return 0, ApplyError(err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, removeWait)
+	defer cancel()
+	if err := f.rep.WaitConfiguration(wctx, func(s map[string]bool) bool { _, in := s[agency]; return !in }); err != nil {
+		// The registry decided; the leader keeps reconciling.
+		f.log.Warn("removed from the registry, not yet from raft's configuration", "agency", agency, "err", err)
+	}
 	return idx, nil
 }
+
+// removeWait bounds how long Remove waits for raft's configuration to follow.
+const removeWait = 10 * time.Second
 
 // Member is one agency's registry entry; Members the whole registry.
 func (f *Federation) Member(agency string) (*pb.Member, error) { return f.rep.Member(agency) }
 func (f *Federation) Members() ([]*pb.Member, error)           { return f.rep.Members() }
 
-// IsLeader, Leader, RemoveServer, TransferLeadership and Voters are the
-// replicator's.
+// IsLeader, Leader, TransferLeadership and Voters are the replicator's.
 func (f *Federation) IsLeader() bool                   { return f.rep.IsLeader() }
 func (f *Federation) Leader() (id, addr string)        { return f.rep.Leader() }
 func (f *Federation) Voters() (map[string]bool, error) { return f.rep.Voters() }
-func (f *Federation) RemoveServer(ctx context.Context, agency string) error {
-	return f.rep.RemoveServer(ctx, agency)
-}
 func (f *Federation) TransferLeadership(id, addr string) error {
 	return f.rep.TransferLeadership(id, addr)
 }

@@ -127,9 +127,8 @@ func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 	if err != nil {
 		return nil, ApplyError(err)
 	}
-	if err := f.rep.AddMember(ctx, join); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "%v", err)
-	}
+	// The leader adds its node to raft's configuration as it reconciles
+	// the configuration to the registry (replication/reconcile.go).
 	s.f.log.Info("member joined", "agency", join.Agency, "voter", join.Voter, "index", idx)
 	return &peerpb.JoinResponse{Index: idx}, nil
 }

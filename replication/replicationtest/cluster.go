@@ -124,8 +124,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// Join registers a member and adds it to raft through the leader, as an
-// invitation and a join do on a node.
+// Join registers a member through the leader, as an invitation and a join
+// do on a node, and waits until the leader has reconciled raft's
+// configuration to the registry: the member votes if it joined as a voter.
 func Join(ctx context.Context, leader *replication.Replicator, m *pb.Member) error {
 	change := func(mc *peerpb.MemberChange) error {
 		_, err := leader.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: mc}})
@@ -134,10 +135,10 @@ func Join(ctx context.Context, leader *replication.Replicator, m *pb.Member) err
 	if err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}); err != nil {
 		return err
 	}
-	if err := leader.AddMember(ctx, m); err != nil {
+	if err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}}); err != nil {
 		return err
 	}
-	return change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}})
+	return leader.WaitConfiguration(ctx, func(s map[string]bool) bool { voter, in := s[m.Agency]; return in && voter == m.Voter })
 }
 
 // run starts a member's server, transport and replicator on its address
