@@ -158,9 +158,14 @@ func exitCode(err error) int {
 
 // errorMessage shows a gRPC error as its code and message, not Go's
 // "rpc error: code = ... desc = ..." wrapping.
+// The status is looked for through wrapping (a command's errors are
+// runErrors), else its message would be the whole wrapped text.
 func errorMessage(err error) string {
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		if s := se.GRPCStatus(); s.Code() != codes.Unknown {
+			return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+		}
 	}
 	return err.Error()
 }

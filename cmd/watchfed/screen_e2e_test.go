@@ -33,12 +33,12 @@ type screenOut struct {
 func TestImportAndScreenCLI(t *testing.T) {
 	n := startDevNode(t, t.TempDir(), freeAddr(t))
 	sdn := filepath.Join(fixtures, "ofac-sdn-2021")
-	got := decode[importSummary](t, n.ok("import", "--format", "ofac-sdn", "-o", "json",
+	got := decode[importSummary](t, n.ok("import", "--format", "ofac-sdn", "--allow-rejects", "-o", "json",
 		filepath.Join(sdn, "sdn.csv"), filepath.Join(sdn, "alt.csv"), filepath.Join(sdn, "add.csv"), filepath.Join(sdn, "sdn_comments.csv")))
 	if got.Added != 7 || len(got.Rejected) != 2 || got.Rejected[0].Line != 3 || got.Rejected[1].Line != 5 {
 		t.Fatalf("import: %+v", got)
 	}
-	table := n.ok("import", "--format", "ofac-sdn", filepath.Join(sdn, "sdn.csv"), filepath.Join(sdn, "alt.csv"), filepath.Join(sdn, "add.csv"), filepath.Join(sdn, "sdn_comments.csv"))
+	table := n.ok("import", "--format", "ofac-sdn", "--allow-rejects", filepath.Join(sdn, "sdn.csv"), filepath.Join(sdn, "alt.csv"), filepath.Join(sdn, "add.csv"), filepath.Join(sdn, "sdn_comments.csv"))
 	for _, want := range []string{"UNCHANGED", "line 3: ent_num \"abc\" is not a number"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("import table lacks %q:\n%s", want, table)

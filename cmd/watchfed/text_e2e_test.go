@@ -33,7 +33,7 @@ func TestUnsafeTextRefused(t *testing.T) {
 	}
 
 	fixture := "testdata/unsafe-text.ftm.json"
-	got := decode[importSummary](t, n.ok("import", "--format", "ftm", "--source", "fixture", "-o", "json", fixture))
+	got := decode[importSummary](t, n.ok("import", "--format", "ftm", "--source", "fixture", "--allow-rejects", "-o", "json", fixture))
 	if got.Added != 1 || len(got.Rejected) != 2 {
 		t.Fatalf("import: %+v, want 1 added and 2 rejected", got)
 	}
@@ -43,7 +43,7 @@ func TestUnsafeTextRefused(t *testing.T) {
 			t.Errorf("import rejections do not say %q: %s", want, reasons)
 		}
 	}
-	table := n.ok("import", "--format", "ftm", "--source", "fixture", "--dry-run", fixture)
+	table := n.ok("import", "--format", "ftm", "--source", "fixture", "--allow-rejects", "--dry-run", fixture)
 	if strings.ContainsAny(table, "\x1b\u202e") || !strings.Contains(table, "subject.name: contains U+202E") {
 		t.Errorf("import table:\n%s", table)
 	}

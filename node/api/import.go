@@ -41,7 +41,10 @@ func (s *importService) doImport(stream pb.ImportService_ImportServer, ev *Event
 		source  string
 		marking pb.Marking
 		dryRun  bool
+		limits  importLimits
+		rowsRej int
 		recs    []*pb.Record
+		unread  = map[string]bool{}
 	)
 	for first := true; ; first = false {
 		req, err := stream.Recv()
@@ -53,8 +56,12 @@ func (s *importService) doImport(stream pb.ImportService_ImportServer, ev *Event
 		}
 		if first {
 			source, marking, dryRun = strings.TrimSpace(req.GetSource()), req.GetMarking(), req.GetDryRun()
+			limits, rowsRej = limitsOf(req), int(req.GetRowsRejected())
 		}
 		recs = append(recs, req.GetRecords()...)
+		for _, ref := range req.GetUnreadRefs() {
+			unread[ref] = true
+		}
 		if len(recs) > maxImport {
 			return status.Errorf(codes.InvalidArgument, "records: more than %d in one import", maxImport)
 		}
@@ -68,15 +75,30 @@ func (s *importService) doImport(stream pb.ImportService_ImportServer, ev *Event
 	if _, ok := pb.Marking_name[int32(marking)]; !ok {
 		return status.Errorf(codes.InvalidArgument, "marking: %d is not a marking", marking)
 	}
-	plan, err := s.planImport(ctx, source, marking, recs)
+	if err := limits.check(); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	plan, err := s.planImport(ctx, source, marking, recs, unread)
 	if err != nil {
 		return err
 	}
 	resp := plan.summary()
 	ev.Target = source
-	ev.Detail = fmt.Sprintf("added %d, changed %d, delisted %d, unchanged %d, rejected %d", resp.Added, resp.Changed, resp.Delisted, resp.Unchanged, len(resp.Rejected))
+	ev.Detail = fmt.Sprintf("read %d, rows rejected %d, in force %d: added %d, changed %d, delisted %d, unchanged %d, rejected %d",
+		len(recs), rowsRej, plan.inForce, resp.Added, resp.Changed, resp.Delisted, resp.Unchanged, len(resp.Rejected))
+	if o := limits.overrides(); o != "" {
+		ev.Detail += "; limits overridden: " + o
+	}
 	if dryRun {
 		ev.Detail = "dry run: " + ev.Detail
+	}
+	// An edition that looks like a wrong, empty or damaged file is refused
+	// whole: nothing is written, so nothing is published to partners.
+	if why := limits.refusal(source, len(recs), rowsRej, plan.inForce, plan); why != "" {
+		return status.Errorf(codes.InvalidArgument, "import of %s refused, nothing written: %s; read %d, added %d, changed %d, delisted %d, unchanged %d, rejected %d",
+			source, why, len(recs), resp.Added, resp.Changed, resp.Delisted, resp.Unchanged, rowsRej+len(resp.Rejected))
+	}
+	if dryRun {
 		return stream.SendAndClose(resp)
 	}
 	if resp.LogIndex, err = s.putMany(ctx, ev, plan.writes, "import "+source); err != nil {
@@ -92,32 +114,38 @@ type importPlan struct {
 	added, changed, delisted int
 	unchanged                int
 	rejected                 []*pb.ImportRejection
+	inForce                  int  // records of the list in force before
+	revoking                 bool // the delistings are denials' revocations
 }
 
 func (p *importPlan) summary() *pb.ImportResponse {
 	return &pb.ImportResponse{Added: uint32(p.added), Changed: uint32(p.changed), Delisted: uint32(p.delisted),
-		Unchanged: uint32(p.unchanged), Rejected: p.rejected}
+		Unchanged: uint32(p.unchanged), Rejected: p.rejected, InForce: uint32(p.inForce)}
 }
 
 // planImport compares an edition with the records the node holds from the
 // same source (by source_ref): a new ref is an addition, a ref whose
 // content differs an amendment, a held ref in force that the edition lacks a
 // delisting (designations) or revocation (denials). Re-importing the same
-// edition plans nothing.
-func (s *importService) planImport(ctx context.Context, source string, marking pb.Marking, in []*pb.Record) (*importPlan, error) {
+// edition plans nothing. A held ref among unread (rows of the edition the
+// client could not read) is left as it is.
+func (s *importService) planImport(ctx context.Context, source string, marking pb.Marking, in []*pb.Record, unread map[string]bool) (*importPlan, error) {
 	held, _, err := s.records.List(ctx, store.ListOptions{SourcePrefix: source + ":", IncludeInactive: true})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list %s records: %v", source, err)
 	}
 	byRef := make(map[string]*pb.Record, len(held))
+	p := &importPlan{}
 	for _, r := range held {
 		if r.Origin == s.agency {
 			byRef[r.SourceRef] = r
+			if store.Active(r) {
+				p.inForce++
+			}
 		}
 	}
 	now := s.now().UTC()
 	today := now.Format(time.DateOnly)
-	p := &importPlan{}
 	seen := make(map[string]bool, len(in))
 	for _, r := range in {
 		rec := proto.Clone(r).(*pb.Record)
@@ -179,7 +207,7 @@ func (s *importService) planImport(ctx context.Context, source string, marking p
 		p.changed++
 	}
 	for _, prev := range held {
-		if seen[prev.SourceRef] || prev.Origin != s.agency || !store.Active(prev) {
+		if seen[prev.SourceRef] || unread[prev.SourceRef] || prev.Origin != s.agency || !store.Active(prev) {
 			continue
 		}
 		next := proto.Clone(prev).(*pb.Record)
@@ -196,6 +224,7 @@ func (s *importService) planImport(ctx context.Context, source string, marking p
 		case *pb.Record_Denial:
 			d.Denial.Status = pb.DenialStatus_DENIAL_STATUS_REVOKED
 			d.Denial.StatusReason = reason
+			p.revoking = true
 		}
 		next.ChangeNote = reason
 		p.writes = append(p.writes, next)

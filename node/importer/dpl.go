@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/watchfed/watchfed/node/names"
-	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -77,7 +76,7 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 		key := names.Normalize(name) + "@" + eff.Format(time.DateOnly)
 		ref := source + ":" + strings.ReplaceAll(key, " ", "-")
 		country := Country(get("Country"))
-		addr := &pb.Address{Street: clip(get("Street_Address"), record.MaxShortBytes), City: clip(get("City"), record.MaxShortBytes), Region: clip(get("State"), record.MaxShortBytes), PostalCode: clip(get("Postal_Code"), 32), Country: country}
+		addr := &pb.Address{Street: strings.TrimSpace(get("Street_Address")), City: strings.TrimSpace(get("City")), Region: strings.TrimSpace(get("State")), PostalCode: strings.TrimSpace(get("Postal_Code")), Country: country}
 		if i, dup := seen[ref]; dup {
 			// The same order against a party at another address.
 			b := builder{res.Items[i].Record.Subject}
@@ -122,10 +121,10 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 				Destination:      dest,
 				Reason:           "DENIAL-ORDER",
 				Regime:           "US-EAR",
-				Parties:          []*pb.Party{{Role: pb.PartyRole_PARTY_ROLE_END_USER, Name: name, Country: country, Address: clip(where, 2*record.MaxShortBytes)}},
+				Parties:          []*pb.Party{{Role: pb.PartyRole_PARTY_ROLE_END_USER, Name: name, Country: country, Address: strings.TrimSpace(where)}},
 				DeniedOn:         eff.Format(time.DateOnly),
 				ExpiresOn:        expires,
-				StatusReason:     clip(strings.TrimSpace(get("Action")+" "+get("FR_Citation")), record.MaxTextBytes),
+				StatusReason:     strings.TrimSpace(get("Action") + " " + get("FR_Citation")),
 			}},
 		}
 		// Only a row that became an item can take further addresses: a

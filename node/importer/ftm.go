@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -117,14 +116,14 @@ func ParseFTM(source string, r io.Reader) (*Result, error) {
 		if ss := sanctions[e.ID]; len(ss) > 0 {
 			sp := ss[0].Properties
 			if v := first(sp["programId"], sp["program"], sp["authority"]); v != "" {
-				des.Program = clip(v, record.MaxShortBytes)
+				des.Program = strings.TrimSpace(v)
 			}
-			des.LegalBasis = clip(first(sp["authority"]), record.MaxTextBytes)
+			des.LegalBasis = strings.TrimSpace(first(sp["authority"]))
 			des.ListedOn = partialDate(first(sp["listingDate"], sp["startDate"]))
 			if len(des.ListedOn) != 10 {
 				des.ListedOn = ""
 			}
-			des.Statement = clip(first(sp["reason"], sp["summary"]), record.MaxTextBytes)
+			des.Statement = strings.TrimSpace(first(sp["reason"], sp["summary"]))
 		}
 		res.Items = append(res.Items, Item{Line: l.n, Record: &pb.Record{
 			Kind: pb.Kind_KIND_DESIGNATION, Subject: s, SourceRef: ref,

@@ -264,15 +264,15 @@ func script(s string) string {
 	return ""
 }
 
-// builder collects a subject's parts without duplicates and within the
-// record limits, so a long real entry is trimmed rather than refused.
+// builder collects a subject's parts without duplicates. Fields are never
+// cut to the record limits: an entry over one is refused, naming the field.
 type builder struct {
 	s *pb.Subject
 }
 
 func (b builder) alias(name string, weak bool) {
 	name = cleanName(name)
-	if name == "" || name == b.s.Name || len(b.s.Aliases) >= record.MaxAliases {
+	if name == "" || name == b.s.Name {
 		return
 	}
 	for _, a := range b.s.Aliases {
@@ -308,7 +308,9 @@ func (b builder) freeTextIDs(text string) {
 
 func (b builder) id(t pb.IdentifierType, v, country string) {
 	v = strings.TrimSpace(strings.TrimRight(v, ".;,"))
-	if v == "" || len(b.s.Identifiers) >= record.MaxListItems || len(v) > 64 {
+	// A value this long is prose a list's remarks pattern caught (OFAC's
+	// "(Following data derived from ...)"), not a document number.
+	if v == "" || len(v) > 64 {
 		return
 	}
 	if t == pb.IdentifierType_IDENTIFIER_TYPE_IMO && !record.ValidIMO(v) {
@@ -329,7 +331,7 @@ func (b builder) id(t pb.IdentifierType, v, country string) {
 }
 
 func (b builder) birth(d string) {
-	if d == "" || len(b.s.BirthDates) >= record.MaxListItems {
+	if d == "" {
 		return
 	}
 	for _, x := range b.s.BirthDates {
@@ -342,7 +344,7 @@ func (b builder) birth(d string) {
 
 func addCountry(list *[]string, name string) {
 	c := Country(name)
-	if c == "" || len(*list) >= record.MaxListItems {
+	if c == "" {
 		return
 	}
 	for _, x := range *list {
@@ -354,38 +356,21 @@ func addCountry(list *[]string, name string) {
 }
 
 func (b builder) address(a *pb.Address) {
-	if len(b.s.Addresses) >= record.MaxListItems {
-		return
-	}
 	// Address lines are one line each: lists wrap long ones (UN XML), and a
 	// record refuses line feeds outside its free-text fields.
-	oneLine := func(s string, n int) string { return clip(strings.Join(strings.Fields(s), " "), n) }
-	a.Street, a.City, a.Region, a.PostalCode = oneLine(a.Street, record.MaxShortBytes), oneLine(a.City, record.MaxShortBytes), oneLine(a.Region, record.MaxShortBytes), oneLine(a.PostalCode, 32)
+	oneLine := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	a.Street, a.City, a.Region, a.PostalCode = oneLine(a.Street), oneLine(a.City), oneLine(a.Region), oneLine(a.PostalCode)
 	if a.Street == "" && a.City == "" && a.Region == "" && a.PostalCode == "" && a.Country == "" {
 		return
 	}
 	b.s.Addresses = append(b.s.Addresses, a)
 }
 
-// cleanName trims a name and cuts it to the record limit.
+// cleanName trims a name and joins its words with single spaces. A name over
+// the record limit is kept whole: the node refuses the entry naming the field
+// (a clipped name would be screened as another party).
 func cleanName(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > record.MaxNameRunes {
-		s = string([]rune(s)[:record.MaxNameRunes])
-	}
-	return s
-}
-
-// clip cuts s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // sortItems orders items by line, for stable output.

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -200,9 +199,9 @@ func ParseOFAC(source string, f Files) (*Result, error) {
 			Subject:   s,
 			SourceRef: ref,
 			Detail: &pb.Record_Designation{Designation: &pb.Designation{
-				Program:   clip(program, record.MaxShortBytes),
+				Program:   strings.TrimSpace(program),
 				Measures:  []string{"asset-freeze"},
-				Statement: clip(remarks, record.MaxTextBytes),
+				Statement: strings.TrimSpace(remarks),
 			}},
 		}
 		res.Items = append(res.Items, Item{Line: row.line, Record: rec})

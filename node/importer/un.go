@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -74,9 +73,9 @@ func ParseUN(source string, r io.Reader) (*Result, error) {
 			break
 		}
 		if err != nil {
+			// A broken or truncated document is not an edition: none of it is taken.
 			line, _ := d.InputPos()
-			res.reject(line, "", "XML: %v", err)
-			break // the rest of a broken XML document cannot be trusted
+			return nil, fmt.Errorf("line %d: XML: %v (the document is broken or cut short)", line, err)
 		}
 		se, ok := tok.(xml.StartElement)
 		if !ok || (se.Name.Local != "INDIVIDUAL" && se.Name.Local != "ENTITY") {
@@ -85,8 +84,7 @@ func ParseUN(source string, r io.Reader) (*Result, error) {
 		line, _ := d.InputPos()
 		var e unEntry
 		if err := d.DecodeElement(&e, &se); err != nil {
-			res.reject(line, "", "%s: %v", se.Name.Local, err)
-			break
+			return nil, fmt.Errorf("line %d: %s: %v (the document is broken or cut short)", line, se.Name.Local, err)
 		}
 		if it, why := e.record(source, se.Name.Local == "INDIVIDUAL"); why != "" {
 			res.reject(line, it, "%s", why)
@@ -171,11 +169,11 @@ func itemRecord(ref string, e unEntry, person bool) *pb.Record {
 		Subject:   s,
 		SourceRef: ref,
 		Detail: &pb.Record_Designation{Designation: &pb.Designation{
-			Program:    clip("UNSC-"+strings.TrimSpace(e.ListType), record.MaxShortBytes),
-			LegalBasis: clip(fmt.Sprintf("UN Security Council, reference %s", strings.TrimSpace(e.Reference)), record.MaxTextBytes),
+			Program:    strings.TrimSpace("UNSC-" + strings.TrimSpace(e.ListType)),
+			LegalBasis: strings.TrimSpace(fmt.Sprintf("UN Security Council, reference %s", strings.TrimSpace(e.Reference))),
 			Measures:   []string{"asset-freeze", "travel-ban", "arms-embargo"},
 			ListedOn:   listed,
-			Statement:  clip(strings.TrimSpace(e.Comments), record.MaxTextBytes),
+			Statement:  strings.TrimSpace(strings.TrimSpace(e.Comments)),
 		}},
 	}
 }

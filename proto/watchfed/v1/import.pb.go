@@ -29,8 +29,24 @@ type ImportRequest struct {
 	// Marking of the records (first message; default CLEAR: public lists).
 	Marking Marking `protobuf:"varint,2,opt,name=marking,proto3,enum=watchfed.v1.Marking" json:"marking,omitempty"`
 	// Compute and report the difference without writing.
-	DryRun        bool      `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	Records       []*Record `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	DryRun  bool      `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Records []*Record `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	// Rows of the edition the client could not read (reported to the user by
+	// line, not sent): they count towards the reject limit. First message.
+	RowsRejected uint32 `protobuf:"varint,5,opt,name=rows_rejected,json=rowsRejected,proto3" json:"rows_rejected,omitempty"`
+	// The node refuses an edition whole, writing nothing, when more than 1 %
+	// of its rows are rejected, unless this is set (first message; audited).
+	AllowRejects bool `protobuf:"varint,6,opt,name=allow_rejects,json=allowRejects,proto3" json:"allow_rejects,omitempty"`
+	// The node refuses an edition whole when it would delist (designations) or
+	// revoke (denials) more than 10 % of the list's records in force. These
+	// raise the limit (first message; audited): at most max_delist_count
+	// records when set, else at most max_delist_percent of those in force.
+	MaxDelistCount   *uint32  `protobuf:"varint,7,opt,name=max_delist_count,json=maxDelistCount,proto3,oneof" json:"max_delist_count,omitempty"`
+	MaxDelistPercent *float64 `protobuf:"fixed64,8,opt,name=max_delist_percent,json=maxDelistPercent,proto3,oneof" json:"max_delist_percent,omitempty"`
+	// Source refs of rejected rows, where the client could read them: the node
+	// keeps those records as they are (a row that could not be read is not an
+	// entry gone from the list). Any message.
+	UnreadRefs    []string `protobuf:"bytes,9,rep,name=unread_refs,json=unreadRefs,proto3" json:"unread_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +109,41 @@ func (x *ImportRequest) GetRecords() []*Record {
 	return nil
 }
 
+func (x *ImportRequest) GetRowsRejected() uint32 {
+	if x != nil {
+		return x.RowsRejected
+	}
+	return 0
+}
+
+func (x *ImportRequest) GetAllowRejects() bool {
+	if x != nil {
+		return x.AllowRejects
+	}
+	return false
+}
+
+func (x *ImportRequest) GetMaxDelistCount() uint32 {
+	if x != nil && x.MaxDelistCount != nil {
+		return *x.MaxDelistCount
+	}
+	return 0
+}
+
+func (x *ImportRequest) GetMaxDelistPercent() float64 {
+	if x != nil && x.MaxDelistPercent != nil {
+		return *x.MaxDelistPercent
+	}
+	return 0
+}
+
+func (x *ImportRequest) GetUnreadRefs() []string {
+	if x != nil {
+		return x.UnreadRefs
+	}
+	return nil
+}
+
 type ImportResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Added     uint32                 `protobuf:"varint,1,opt,name=added,proto3" json:"added,omitempty"`
@@ -101,7 +152,9 @@ type ImportResponse struct {
 	Unchanged uint32                 `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	Rejected  []*ImportRejection     `protobuf:"bytes,5,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	// Log index of the last write's shared entry, if published in time.
-	LogIndex      uint64 `protobuf:"varint,6,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,6,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// Records of the list in force at the node before the import.
+	InForce       uint32 `protobuf:"varint,7,opt,name=in_force,json=inForce,proto3" json:"in_force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,6 +231,13 @@ func (x *ImportResponse) GetLogIndex() uint64 {
 	return 0
 }
 
+func (x *ImportResponse) GetInForce() uint32 {
+	if x != nil {
+		return x.InForce
+	}
+	return 0
+}
+
 type ImportRejection struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SourceRef     string                 `protobuf:"bytes,1,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
@@ -234,19 +294,28 @@ var File_watchfed_v1_import_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_import_proto_rawDesc = "" +
 	"\n" +
-	"\x18watchfed/v1/import.proto\x12\vwatchfed.v1\x1a\x18watchfed/v1/record.proto\"\x9f\x01\n" +
+	"\x18watchfed/v1/import.proto\x12\vwatchfed.v1\x1a\x18watchfed/v1/record.proto\"\x98\x03\n" +
 	"\rImportRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12.\n" +
 	"\amarking\x18\x02 \x01(\x0e2\x14.watchfed.v1.MarkingR\amarking\x12\x17\n" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12-\n" +
-	"\arecords\x18\x04 \x03(\v2\x13.watchfed.v1.RecordR\arecords\"\xd1\x01\n" +
+	"\arecords\x18\x04 \x03(\v2\x13.watchfed.v1.RecordR\arecords\x12#\n" +
+	"\rrows_rejected\x18\x05 \x01(\rR\frowsRejected\x12#\n" +
+	"\rallow_rejects\x18\x06 \x01(\bR\fallowRejects\x12-\n" +
+	"\x10max_delist_count\x18\a \x01(\rH\x00R\x0emaxDelistCount\x88\x01\x01\x121\n" +
+	"\x12max_delist_percent\x18\b \x01(\x01H\x01R\x10maxDelistPercent\x88\x01\x01\x12\x1f\n" +
+	"\vunread_refs\x18\t \x03(\tR\n" +
+	"unreadRefsB\x13\n" +
+	"\x11_max_delist_countB\x15\n" +
+	"\x13_max_delist_percent\"\xec\x01\n" +
 	"\x0eImportResponse\x12\x14\n" +
 	"\x05added\x18\x01 \x01(\rR\x05added\x12\x18\n" +
 	"\achanged\x18\x02 \x01(\rR\achanged\x12\x1a\n" +
 	"\bdelisted\x18\x03 \x01(\rR\bdelisted\x12\x1c\n" +
 	"\tunchanged\x18\x04 \x01(\rR\tunchanged\x128\n" +
 	"\brejected\x18\x05 \x03(\v2\x1c.watchfed.v1.ImportRejectionR\brejected\x12\x1b\n" +
-	"\tlog_index\x18\x06 \x01(\x04R\blogIndex\"H\n" +
+	"\tlog_index\x18\x06 \x01(\x04R\blogIndex\x12\x19\n" +
+	"\bin_force\x18\a \x01(\rR\ainForce\"H\n" +
 	"\x0fImportRejection\x12\x1d\n" +
 	"\n" +
 	"source_ref\x18\x01 \x01(\tR\tsourceRef\x12\x16\n" +
@@ -293,6 +362,7 @@ func file_watchfed_v1_import_proto_init() {
 		return
 	}
 	file_watchfed_v1_record_proto_init()
+	file_watchfed_v1_import_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
