@@ -19,10 +19,13 @@ import (
 
 // holdings is what each partner can read of this agency's entries, read
 // from the log itself (bodies sealed to it and key grants), so it is exact
-// after a crash and never claims what was not committed.
+// after a crash and never claims what was not committed. Only what reached a
+// partner since it last joined counts: a member that joined again holds new
+// keys, and what was sealed to its old ones is delivered again.
 type holdings struct {
 	mu      sync.Mutex
 	upTo    uint64                       // log index scanned so far
+	joined  map[string]uint64            // partner → the join index its holdings count from
 	held    map[string]map[string]uint64 // entry id → partner → highest version it can read
 	reseals map[string]uint32            // "id@version" → highest reseal number published
 	order   []string                     // entry ids in the order of their first publication
@@ -35,9 +38,27 @@ func (f *Federation) holdings() (*holdings, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.held == nil {
-		h.held, h.reseals, h.latest = map[string]map[string]uint64{}, map[string]uint32{}, map[string]uint64{}
+		h.held, h.reseals, h.latest, h.joined = map[string]map[string]uint64{}, map[string]uint32{}, map[string]uint64{}, map[string]uint64{}
 	}
+	members, err := f.rep.Members()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.Joined && h.joined[m.Agency] != m.JoinedIndex {
+			// Joined again since the last scan: what it held before is
+			// sealed to keys it no longer has.
+			for _, byPartner := range h.held {
+				delete(byPartner, m.Agency)
+			}
+			h.joined[m.Agency] = m.JoinedIndex
+		}
+	}
+	var index uint64 // of the entry being scanned
 	note := func(id, partner string, v uint64) {
+		if index < h.joined[partner] {
+			return // sealed to keys of an earlier membership
+		}
 		if h.held[id] == nil {
 			h.held[id] = map[string]uint64{}
 		}
@@ -52,7 +73,7 @@ func (f *Federation) holdings() (*holdings, error) {
 			return h, nil
 		}
 		for _, e := range es {
-			h.upTo = e.Index
+			h.upTo, index = e.Index, e.Index
 			if e.Body.Origin != f.cfg.Agency {
 				continue
 			}
@@ -321,7 +342,11 @@ func (f *Federation) catchUpIfChanged(ctx context.Context) error {
 
 // catchUpPrint identifies the policy in force and the joined members.
 func (f *Federation) catchUpPrint(rcpt map[string]seal.Recipient) string {
-	return fmt.Sprint(f.policy.Generation(), sortedKeys(rcpt))
+	var ms []string
+	for _, a := range sortedKeys(rcpt) {
+		ms = append(ms, fmt.Sprintf("%s@%d", a, rcpt[a].Epoch)) // a member joined again is new
+	}
+	return fmt.Sprint(f.policy.Generation(), ms)
 }
 
 // needsCatchUp reports whether the policy or the members changed since the

@@ -451,7 +451,7 @@ func (f *Federation) forward(ctx context.Context, addr string, data []byte) (uin
 }
 
 // recipients are the joined members other than this agency, with their
-// current epoch (1 until rotation) and whether its key already travelled.
+// current epoch (epochOf) and whether its key already travelled.
 func (f *Federation) recipients() (map[string]seal.Recipient, error) {
 	ms, err := f.rep.Members()
 	if err != nil {
@@ -462,7 +462,16 @@ func (f *Federation) recipients() (map[string]seal.Recipient, error) {
 		if !m.Joined || m.Agency == f.cfg.Agency {
 			continue
 		}
-		out[m.Agency] = seal.Recipient{SealingKey: m.SealingKey, Epoch: 1, Granted: f.rep.Granted(f.cfg.Agency, m.Agency, 1)}
+		epoch := epochOf(m)
+		out[m.Agency] = seal.Recipient{SealingKey: m.SealingKey, Epoch: epoch, Granted: f.rep.Granted(f.cfg.Agency, m.Agency, epoch)}
 	}
 	return out, nil
 }
+
+// epochOf is the epoch of the origin→member keys: the log index at which the
+// member joined. Keys follow membership: a member that leaves and joins
+// again (with new keys, or an impostor under its id) starts a new epoch, so
+// nothing published after its departure is wrapped under an epoch key it
+// held, and its new sealing key is granted the new epoch's key. (A member
+// from before join indexes were recorded keeps epoch 1.)
+func epochOf(m *pb.Member) uint64 { return max(m.JoinedIndex, 1) }
