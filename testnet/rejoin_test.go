@@ -1,0 +1,91 @@
+package testnet
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/watchfed/watchfed/node"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// TestRejoinWithNewKeys: a removed member reads nothing published while it
+// is out (no byte of it in its data directory); invited again, its node
+// starts afresh with new keys and reads everything its partners' policies
+// entitle it to, from before its removal, while it was out, and after.
+func TestRejoinWithNewKeys(t *testing.T) {
+	l := startLocal(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	before := add(t, de, "Entitled Before Removal")
+	waitFor(t, "NL takes in DE's entry", func() bool { _, ok := shared(t, nl)[before.Record.Id]; return ok })
+
+	lead := l.leader(ctx)
+	if lead == nl {
+		if err := nl.call(ctx, func(c pb.FederationServiceClient) error {
+			_, err := c.TransferLeadership(ctx, &pb.TransferLeadershipRequest{To: de.Agency})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "DE to lead", func() bool { return l.leader(ctx) == de })
+		lead = de
+	}
+	if err := lead.call(ctx, func(c pb.FederationServiceClient) error {
+		_, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: nl.Agency})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	away := add(t, de, "Published While Away")
+	waitFor(t, "FR takes in the entry published while NL is out", func() bool { _, ok := shared(t, fr)[away.Record.Id]; return ok })
+	if err := nl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if hit := grep(t, nl.Dir, "Published While Away"); hit != "" {
+		t.Fatalf("the removed member's data holds an entry published after its removal, in %s", hit)
+	}
+	oldKeys, err := os.ReadFile(filepath.Join(nl.Dir, node.KeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// NL comes back afresh: new keys, empty stores, a new invitation.
+	for _, name := range []string{node.StoreFile, node.KeysFile, "raft", node.InvitationFile} {
+		if err := os.RemoveAll(filepath.Join(nl.Dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, err := os.ReadFile(nl.Env.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv *pb.Invitation
+	if err := lead.call(ctx, func(c pb.FederationServiceClient) error {
+		resp, err := c.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: nl.Agency, Address: nl.Addr, CaCert: ca, Voter: true})
+		inv = resp.GetInvitation()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.WriteInvitation(nl.Dir, inv); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.run(nl); err != nil {
+		t.Fatal(err)
+	}
+	if err := nl.waitJoined(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newKeys, err := os.ReadFile(filepath.Join(nl.Dir, node.KeysFile))
+	if err != nil || string(newKeys) == string(oldKeys) {
+		t.Fatalf("NL's keys after rejoining: %v; want new keys", err)
+	}
+	after := add(t, de, "Published After Rejoining")
+	for _, id := range []string{before.Record.Id, away.Record.Id, after.Record.Id} {
+		waitFor(t, "NL, back with new keys, reads "+id, func() bool { _, ok := shared(t, nl)[id]; return ok })
+	}
+}
