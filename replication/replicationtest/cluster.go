@@ -34,7 +34,8 @@ import (
 // Options shape a cluster; the zero value of each field has a default.
 type Options struct {
 	// Size is the number of members (default 3). The first bootstraps the
-	// group; the others are invited and join as voters.
+	// group; the others are invited and join as voters, through whichever
+	// member leads at the time.
 	Size int
 	// Dir holds each member's directory, Dir/<id>.
 	Dir string
@@ -116,7 +117,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	for _, m := range c.Members[1:] {
-		if err := Join(ctx, first.Rep, m.Registry()); err != nil {
+		if err := c.Join(ctx, m.Registry()); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("join %s: %w", m.ID, err)
 		}
@@ -124,21 +125,78 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
+// Join registers a member through whichever running member leads, as an
+// invitation and a join do on a node, and waits until the leader has
+// reconciled raft's configuration to the registry: the member votes if it
+// joined as a voter. On a loaded machine leadership can move while the
+// group forms (a leader of two voters steps down when the other misses a
+// heartbeat); Join then carries on through the new leader from where the
+// registry is, until ctx ends.
+func (c *Cluster) Join(ctx context.Context, m *pb.Member) error {
+	for {
+		l, err := c.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		err = Join(ctx, l.Rep, m)
+		if !leadershipMoved(err) {
+			return err
+		}
+	}
+}
+
 // Join registers a member through the leader, as an invitation and a join
 // do on a node, and waits until the leader has reconciled raft's
-// configuration to the registry: the member votes if it joined as a voter.
+// configuration to the registry. It starts from where the registry is, so
+// it may be called again, on a new leader, after a leadership change cut it
+// short (see leadershipMoved): an agency already invited is invited again
+// (an invitation is replaced until its join), one already joined is not.
 func Join(ctx context.Context, leader *replication.Replicator, m *pb.Member) error {
 	change := func(mc *peerpb.MemberChange) error {
 		_, err := leader.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: mc}})
 		return err
 	}
-	if err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}); err != nil {
-		return err
-	}
-	if err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}}); err != nil {
-		return err
+	joined := func() bool { reg, err := leader.Member(m.Agency); return err == nil && reg.Joined }
+	if !joined() {
+		// A new leader may not have applied a join committed under the
+		// last one yet: the invitation is then refused, and applying that
+		// refusal applied the join before it.
+		err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}})
+		if err != nil && !(errors.Is(err, replication.ErrRejected) && joined()) {
+			return fmt.Errorf("invite: %w", err)
+		}
+		if err == nil {
+			if err := change(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}}); err != nil {
+				return fmt.Errorf("join: %w", err)
+			}
+		}
 	}
 	return leader.WaitConfiguration(ctx, func(s map[string]bool) bool { voter, in := s[m.Agency]; return in && voter == m.Voter })
+}
+
+// Apply commits cmd through whichever running member leads and returns its
+// index once the leader applied it. When leadership moves before the
+// command is known to have committed, it is applied again through the new
+// leader, so cmd must be one the FSM takes twice as once: a publication
+// (a version published again is skipped), not a member change (see Join).
+func (c *Cluster) Apply(ctx context.Context, cmd *peerpb.Command) (uint64, error) {
+	for {
+		l, err := c.Leader(ctx)
+		if err != nil {
+			return 0, err
+		}
+		idx, err := l.Rep.Apply(ctx, cmd)
+		if !leadershipMoved(err) {
+			return idx, err
+		}
+	}
+}
+
+// leadershipMoved says whether a leader-only call failed because the
+// member was not, or stopped being, the leader: the call is to be made
+// again on whichever member leads now.
+func leadershipMoved(err error) bool {
+	return errors.Is(err, replication.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress)
 }
 
 // run starts a member's server, transport and replicator on its address

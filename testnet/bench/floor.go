@@ -28,7 +28,9 @@ const (
 )
 
 // floor is a running 3-member raft group of the node's replication parts
-// (replicationtest's cluster); the first member publishes everything.
+// (replicationtest's cluster); the first member's agency publishes
+// everything, through whichever member leads (the first, unless leadership
+// moved on a loaded machine).
 type floor struct {
 	c      *replicationtest.Cluster
 	origin *replicationtest.Member
@@ -55,7 +57,7 @@ func (f *floor) Close() { f.c.Close() }
 // size bytes, through the leader, and waits until it is applied there.
 func (f *floor) publish(ctx context.Context, size int) error {
 	i := f.seq.Add(1)
-	idx, err := f.origin.Rep.Apply(ctx, f.origin.Publication(fmt.Sprintf("%s/%d", f.origin.ID, i), 1, size))
+	idx, err := f.c.Apply(ctx, f.origin.Publication(fmt.Sprintf("%s/%d", f.origin.ID, i), 1, size))
 	if err != nil {
 		return err
 	}
