@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -159,13 +160,13 @@ func newStatusCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "This node's replication status: role, term, indexes, leader, last contact, federation protocol (operator role)",
+		Short: "This node's replication status: role, term, indexes, leader, last contact, federation protocol, replicated-state hash, disk full (operator role)",
 		Example: `  watchfed status
   watchfed status -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+				st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{WithStateHash: true})
 				if err != nil {
 					return err
 				}
@@ -180,6 +181,8 @@ func newStatusCmd() *cobra.Command {
 					{"protocol", fmt.Sprint(st.Protocol)}, {"protocol_since_index", fmt.Sprint(st.ProtocolSinceIndex)},
 					{"protocols_supported", strings.Trim(fmt.Sprint(st.ProtocolsSupported), "[]")},
 					{"halted_index", fmt.Sprint(st.HaltedIndex)}, {"halted_reason", st.HaltedReason},
+					{"state_hash", hex.EncodeToString(st.StateHash)}, {"state_hash_index", fmt.Sprint(st.StateHashIndex)},
+					{"disk_full", fmt.Sprint(st.DiskFull)}, {"disk_full_path", st.DiskFullPath},
 				})
 			})
 		},

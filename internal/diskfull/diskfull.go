@@ -28,11 +28,31 @@ func Is(err error) bool {
 	return strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error())
 }
 
-// Wrap turns a full-disk error of a write to path into one wrapping
-// ErrDiskFull and naming the file; any other error is returned as it is.
+// Error is a write to Path refused for a full disk.
+type Error struct {
+	Path string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("disk full: %s: %v", e.Path, e.Err) }
+
+// Is makes errors.Is(e, ErrDiskFull) hold.
+func (e *Error) Is(target error) bool { return target == ErrDiskFull }
+func (e *Error) Unwrap() error        { return e.Err }
+
+// Wrap turns a full-disk error of a write to path into an *Error naming the
+// file; any other error, or one already wrapped, is returned as it is.
 func Wrap(path string, err error) error {
 	if !Is(err) || errors.Is(err, ErrDiskFull) {
 		return err
 	}
-	return fmt.Errorf("%w: %s: %w", ErrDiskFull, path, err)
+	return &Error{Path: path, Err: err}
+}
+
+// Path is the file a full-disk error names ("" if none).
+func Path(err error) string {
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return e.Path
+	}
+	return ""
 }

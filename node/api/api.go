@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/auth"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -67,7 +68,8 @@ func (a *auditor) end(ctx context.Context, ev *Event, err error) {
 		ev.Detail = status.Convert(err).Message()
 	}
 	// The call's context may be cancelled already; the audit entry must still land.
-	if _, aerr := a.log.AppendAudit(context.WithoutCancel(ctx), ev.AuditEvent); aerr != nil {
+	// On a full disk the store logs the outage once, not each event it refuses.
+	if _, aerr := a.log.AppendAudit(context.WithoutCancel(ctx), ev.AuditEvent); aerr != nil && !diskfull.Is(aerr) {
 		a.slog.Error("audit append failed", "action", ev.Action, "err", aerr)
 	}
 }

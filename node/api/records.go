@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/store"
@@ -336,6 +337,8 @@ func storeError(err error, id string) error {
 		return status.Errorf(codes.Aborted, "%s changed concurrently, read it again and retry: %v", id, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case diskfull.Is(err):
+		return status.Errorf(codes.Unavailable, "%v", diskfull.Wrap("node.db", err))
 	}
 	return status.Errorf(codes.Internal, "%s: %v", id, err)
 }

@@ -65,6 +65,8 @@ type Config struct {
 type Store interface {
 	OutboxExcept(ctx context.Context, limit int, except map[string]bool) ([]*pb.Record, error)
 	MarkPublished(ctx context.Context, recs []*pb.Record) error
+	// DiskFull is the last write's full-disk error, nil once one succeeds.
+	DiskFull() error
 	Version(ctx context.Context, id string, version uint64) (*pb.Record, error)
 	ReceivedIndex() (uint64, error)
 	TakeIn(ctx context.Context, batch []store.Received, upTo uint64) error

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
@@ -32,6 +33,7 @@ func (f *Federation) Status() *pb.GetStatusResponse {
 	if p.Halted != nil {
 		out.HaltedIndex, out.HaltedReason = p.Halted.Index, p.Halted.Reason
 	}
+	out.DiskFull, out.DiskFullPath = f.diskFull()
 	if ok, _ := f.rep.Bootstrapped(); !ok {
 		out.Role = "none"
 	}
@@ -47,6 +49,8 @@ func ApplyError(err error) error {
 	switch {
 	case errors.Is(err, replication.ErrRejected):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case diskfull.Is(err):
+		return status.Errorf(codes.Unavailable, "%v", diskfull.Wrap("the federation log", err))
 	case status.Code(err) != codes.Unknown:
 		return err
 	}

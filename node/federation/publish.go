@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
@@ -229,7 +230,7 @@ func (p *publisher) markLoop(ctx context.Context) {
 		if len(recs) == 0 {
 			continue
 		}
-		if err := p.f.store.MarkPublished(ctx, recs); err != nil && ctx.Err() == nil {
+		if err := p.f.store.MarkPublished(ctx, recs); err != nil && ctx.Err() == nil && !diskfull.Is(err) {
 			// They stay in the outbox and are published again: a duplicate
 			// the FSM ignores.
 			p.f.log.Warn("take published records off the outbox", "err", err)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy/seal"
@@ -22,7 +23,8 @@ import (
 func (f *Federation) receiveLoop(ctx context.Context) {
 	for {
 		changed := f.rep.Changed()
-		if err := f.receiveAvailable(ctx); err != nil && ctx.Err() == nil {
+		// A full disk is logged once by the store.
+		if err := f.receiveAvailable(ctx); err != nil && ctx.Err() == nil && !diskfull.Is(err) {
 			f.log.Error("take in shared entries", "err", err)
 		}
 		select {

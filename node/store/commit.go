@@ -103,6 +103,7 @@ func (s *Store) commit(calls []*commitCall) {
 			return nil
 		})
 		if failed < 0 {
+			err = s.noteCommit(err)
 			for _, c := range calls {
 				c.err <- err // nil, or the commit's own failure for all
 			}

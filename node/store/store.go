@@ -65,6 +65,9 @@ type Store struct {
 	gc  groupCommit
 	// received is the received index noted in memory (see TakeIn).
 	received atomic.Uint64
+
+	path string
+	full atomic.Pointer[error] // the last commit's full-disk error (diskfull.go)
 }
 
 // Open opens or creates the store file. A second process opening the same
@@ -107,7 +110,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Store{db: db, log: opts.Logger}, nil
+	return &Store{db: db, log: opts.Logger, path: path}, nil
 }
 
 // Close writes the received index noted in memory and closes the file.
@@ -130,6 +133,9 @@ func (s *Store) Put(ctx context.Context, rec *pb.Record, ev *pb.AuditEvent) (*pb
 	return evs[0], nil
 }
 
+// update is one write transaction of its own.
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.noteCommit(s.db.Update(fn)) }
+
 // PutBatch stores records and audit events all or nothing, in one transaction.
 func (s *Store) PutBatch(ctx context.Context, recs []*pb.Record, evs []*pb.AuditEvent) ([]*pb.AuditEvent, error) {
 	if err := ctx.Err(); err != nil {
@@ -138,7 +144,7 @@ func (s *Store) PutBatch(ctx context.Context, recs []*pb.Record, evs []*pb.Audit
 	var stored []*pb.AuditEvent
 	update := s.batch
 	if len(recs) > 1 {
-		update = s.db.Update // a bulk write is its own batch
+		update = s.update // a bulk write is its own batch
 	}
 	err := update(func(tx *bolt.Tx) error {
 		// Batch may run this function again: build results afresh each time.

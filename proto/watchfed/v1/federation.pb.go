@@ -715,10 +715,24 @@ type GetStatusResponse struct {
 	ProtocolsSupported []uint32 `protobuf:"varint,16,rep,packed,name=protocols_supported,json=protocolsSupported,proto3" json:"protocols_supported,omitempty"`
 	// Set when this node stopped applying: the index of the entry it cannot
 	// apply and why (an upgraded binary applies again from there).
-	HaltedIndex   uint64 `protobuf:"varint,17,opt,name=halted_index,json=haltedIndex,proto3" json:"halted_index,omitempty"`
-	HaltedReason  string `protobuf:"bytes,18,opt,name=halted_reason,json=haltedReason,proto3" json:"halted_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HaltedIndex  uint64 `protobuf:"varint,17,opt,name=halted_index,json=haltedIndex,proto3" json:"halted_index,omitempty"`
+	HaltedReason string `protobuf:"bytes,18,opt,name=halted_reason,json=haltedReason,proto3" json:"halted_reason,omitempty"`
+	// Set while a write of this node failed for a full disk (ENOSPC, EDQUOT)
+	// and none has succeeded since: writes are refused (Unavailable: disk
+	// full), reads are served, and the node resumes by itself once space
+	// returns. disk_full_path names the file.
+	DiskFull     bool   `protobuf:"varint,30,opt,name=disk_full,json=diskFull,proto3" json:"disk_full,omitempty"`
+	DiskFullPath string `protobuf:"bytes,31,opt,name=disk_full_path,json=diskFullPath,proto3" json:"disk_full_path,omitempty"`
+	// Checkpoints (protocol 4): the index of the last checkpoint entry this
+	// node applied, how many disagreed with its own state hash, and whether
+	// its replicated state still differs from the federation's after a
+	// rebuild (then it serves no shared reads; diverged_reason says why).
+	LastCheckpointIndex     uint64 `protobuf:"varint,32,opt,name=last_checkpoint_index,json=lastCheckpointIndex,proto3" json:"last_checkpoint_index,omitempty"`
+	CheckpointDisagreements uint64 `protobuf:"varint,33,opt,name=checkpoint_disagreements,json=checkpointDisagreements,proto3" json:"checkpoint_disagreements,omitempty"`
+	Diverged                bool   `protobuf:"varint,34,opt,name=diverged,proto3" json:"diverged,omitempty"`
+	DivergedReason          string `protobuf:"bytes,35,opt,name=diverged_reason,json=divergedReason,proto3" json:"diverged_reason,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -873,6 +887,48 @@ func (x *GetStatusResponse) GetHaltedIndex() uint64 {
 func (x *GetStatusResponse) GetHaltedReason() string {
 	if x != nil {
 		return x.HaltedReason
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetDiskFull() bool {
+	if x != nil {
+		return x.DiskFull
+	}
+	return false
+}
+
+func (x *GetStatusResponse) GetDiskFullPath() string {
+	if x != nil {
+		return x.DiskFullPath
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetLastCheckpointIndex() uint64 {
+	if x != nil {
+		return x.LastCheckpointIndex
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetCheckpointDisagreements() uint64 {
+	if x != nil {
+		return x.CheckpointDisagreements
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetDiverged() bool {
+	if x != nil {
+		return x.Diverged
+	}
+	return false
+}
+
+func (x *GetStatusResponse) GetDivergedReason() string {
+	if x != nil {
+		return x.DivergedReason
 	}
 	return ""
 }
@@ -1112,7 +1168,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\":\n" +
 	"\x10GetStatusRequest\x12&\n" +
-	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xfb\x04\n" +
+	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xf2\x06\n" +
 	"\x11GetStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -1134,7 +1190,13 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x14protocol_since_index\x18\x0f \x01(\x04R\x12protocolSinceIndex\x12/\n" +
 	"\x13protocols_supported\x18\x10 \x03(\rR\x12protocolsSupported\x12!\n" +
 	"\fhalted_index\x18\x11 \x01(\x04R\vhaltedIndex\x12#\n" +
-	"\rhalted_reason\x18\x12 \x01(\tR\fhaltedReason\"\x12\n" +
+	"\rhalted_reason\x18\x12 \x01(\tR\fhaltedReason\x12\x1b\n" +
+	"\tdisk_full\x18\x1e \x01(\bR\bdiskFull\x12$\n" +
+	"\x0edisk_full_path\x18\x1f \x01(\tR\fdiskFullPath\x122\n" +
+	"\x15last_checkpoint_index\x18  \x01(\x04R\x13lastCheckpointIndex\x129\n" +
+	"\x18checkpoint_disagreements\x18! \x01(\x04R\x17checkpointDisagreements\x12\x1a\n" +
+	"\bdiverged\x18\" \x01(\bR\bdiverged\x12'\n" +
+	"\x0fdiverged_reason\x18# \x01(\tR\x0edivergedReason\"\x12\n" +
 	"\x10ListPeersRequest\"\x86\x02\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +

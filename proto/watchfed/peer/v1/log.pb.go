@@ -36,6 +36,7 @@ type Command struct {
 	//	*Command_Barrier
 	//	*Command_ProtocolAnnouncement
 	//	*Command_ProtocolActivation
+	//	*Command_Checkpoint
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -123,6 +124,15 @@ func (x *Command) GetProtocolActivation() *ProtocolActivation {
 	return nil
 }
 
+func (x *Command) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		if x, ok := x.Command.(*Command_Checkpoint); ok {
+			return x.Checkpoint
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -147,6 +157,10 @@ type Command_ProtocolActivation struct {
 	ProtocolActivation *ProtocolActivation `protobuf:"bytes,9,opt,name=protocol_activation,json=protocolActivation,proto3,oneof"`
 }
 
+type Command_Checkpoint struct {
+	Checkpoint *Checkpoint `protobuf:"bytes,20,opt,name=checkpoint,proto3,oneof"`
+}
+
 func (*Command_Publication) isCommand_Command() {}
 
 func (*Command_MemberChange) isCommand_Command() {}
@@ -156,6 +170,65 @@ func (*Command_Barrier) isCommand_Command() {}
 func (*Command_ProtocolAnnouncement) isCommand_Command() {}
 
 func (*Command_ProtocolActivation) isCommand_Command() {}
+
+func (*Command_Checkpoint) isCommand_Command() {}
+
+// Checkpoint is the leader's replicated-state hash at the entry before it
+// (index - 1 of the checkpoint's own log index): every FSM compares its own
+// when it applies the checkpoint (protocol 4).
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The log index the hash was taken at: the checkpoint's index - 1.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// SHA-256 of the replicated state at index (replication's StateHash).
+	StateHash     []byte `protobuf:"bytes,2,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Checkpoint) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetStateHash() []byte {
+	if x != nil {
+		return x.StateHash
+	}
+	return nil
+}
 
 // ProtocolAnnouncement is a member's list of the federation protocol versions
 // its binary applies entries by. It is signed with the agency's Ed25519
@@ -179,7 +252,7 @@ type ProtocolAnnouncement struct {
 
 func (x *ProtocolAnnouncement) Reset() {
 	*x = ProtocolAnnouncement{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +264,7 @@ func (x *ProtocolAnnouncement) String() string {
 func (*ProtocolAnnouncement) ProtoMessage() {}
 
 func (x *ProtocolAnnouncement) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +277,7 @@ func (x *ProtocolAnnouncement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProtocolAnnouncement.ProtoReflect.Descriptor instead.
 func (*ProtocolAnnouncement) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ProtocolAnnouncement) GetAgency() string {
@@ -255,7 +328,7 @@ type ProtocolActivation struct {
 
 func (x *ProtocolActivation) Reset() {
 	*x = ProtocolActivation{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +340,7 @@ func (x *ProtocolActivation) String() string {
 func (*ProtocolActivation) ProtoMessage() {}
 
 func (x *ProtocolActivation) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +353,7 @@ func (x *ProtocolActivation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProtocolActivation.ProtoReflect.Descriptor instead.
 func (*ProtocolActivation) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProtocolActivation) GetVersion() uint32 {
@@ -300,7 +373,7 @@ type Barrier struct {
 
 func (x *Barrier) Reset() {
 	*x = Barrier{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +385,7 @@ func (x *Barrier) String() string {
 func (*Barrier) ProtoMessage() {}
 
 func (x *Barrier) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +398,7 @@ func (x *Barrier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Barrier.ProtoReflect.Descriptor instead.
 func (*Barrier) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
 }
 
 // Publication is what an origin agency puts in the log at once. The body is
@@ -344,7 +417,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +429,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +442,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Publication) GetOrigin() string {
@@ -407,7 +480,7 @@ type PublicationBody struct {
 
 func (x *PublicationBody) Reset() {
 	*x = PublicationBody{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +492,7 @@ func (x *PublicationBody) String() string {
 func (*PublicationBody) ProtoMessage() {}
 
 func (x *PublicationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +505,7 @@ func (x *PublicationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicationBody.ProtoReflect.Descriptor instead.
 func (*PublicationBody) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PublicationBody) GetOrigin() string {
@@ -478,7 +551,7 @@ type EpochGrant struct {
 
 func (x *EpochGrant) Reset() {
 	*x = EpochGrant{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +563,7 @@ func (x *EpochGrant) String() string {
 func (*EpochGrant) ProtoMessage() {}
 
 func (x *EpochGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +576,7 @@ func (x *EpochGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochGrant.ProtoReflect.Descriptor instead.
 func (*EpochGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EpochGrant) GetOrigin() string {
@@ -563,7 +636,7 @@ type EnvelopeHeader struct {
 
 func (x *EnvelopeHeader) Reset() {
 	*x = EnvelopeHeader{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +648,7 @@ func (x *EnvelopeHeader) String() string {
 func (*EnvelopeHeader) ProtoMessage() {}
 
 func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +661,7 @@ func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeHeader.ProtoReflect.Descriptor instead.
 func (*EnvelopeHeader) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EnvelopeHeader) GetEntryId() string {
@@ -659,7 +732,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +744,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +757,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Envelope) GetHeader() *EnvelopeHeader {
@@ -715,7 +788,7 @@ type Body struct {
 
 func (x *Body) Reset() {
 	*x = Body{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +800,7 @@ func (x *Body) String() string {
 func (*Body) ProtoMessage() {}
 
 func (x *Body) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +813,7 @@ func (x *Body) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Body.ProtoReflect.Descriptor instead.
 func (*Body) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Body) GetRecipients() []string {
@@ -783,7 +856,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +868,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +881,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -853,7 +926,7 @@ type KeyGrant struct {
 
 func (x *KeyGrant) Reset() {
 	*x = KeyGrant{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +938,7 @@ func (x *KeyGrant) String() string {
 func (*KeyGrant) ProtoMessage() {}
 
 func (x *KeyGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +951,7 @@ func (x *KeyGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyGrant.ProtoReflect.Descriptor instead.
 func (*KeyGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeyGrant) GetEntryId() string {
@@ -924,7 +997,7 @@ type MemberChange struct {
 
 func (x *MemberChange) Reset() {
 	*x = MemberChange{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1009,7 @@ func (x *MemberChange) String() string {
 func (*MemberChange) ProtoMessage() {}
 
 func (x *MemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1022,7 @@ func (x *MemberChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
 func (*MemberChange) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MemberChange) GetChange() isMemberChange_Change {
@@ -1015,14 +1088,22 @@ var File_watchfed_peer_v1_log_proto protoreflect.FileDescriptor
 
 const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\x8d\x03\n" +
+	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\xcd\x03\n" +
 	"\aCommand\x12A\n" +
 	"\vpublication\x18\x01 \x01(\v2\x1d.watchfed.peer.v1.PublicationH\x00R\vpublication\x12E\n" +
 	"\rmember_change\x18\x02 \x01(\v2\x1e.watchfed.peer.v1.MemberChangeH\x00R\fmemberChange\x125\n" +
 	"\abarrier\x18\x03 \x01(\v2\x19.watchfed.peer.v1.BarrierH\x00R\abarrier\x12]\n" +
 	"\x15protocol_announcement\x18\b \x01(\v2&.watchfed.peer.v1.ProtocolAnnouncementH\x00R\x14protocolAnnouncement\x12W\n" +
-	"\x13protocol_activation\x18\t \x01(\v2$.watchfed.peer.v1.ProtocolActivationH\x00R\x12protocolActivationB\t\n" +
-	"\acommand\"\xa7\x01\n" +
+	"\x13protocol_activation\x18\t \x01(\v2$.watchfed.peer.v1.ProtocolActivationH\x00R\x12protocolActivation\x12>\n" +
+	"\n" +
+	"checkpoint\x18\x14 \x01(\v2\x1c.watchfed.peer.v1.CheckpointH\x00R\n" +
+	"checkpointB\t\n" +
+	"\acommand\"A\n" +
+	"\n" +
+	"Checkpoint\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
+	"\n" +
+	"state_hash\x18\x02 \x01(\fR\tstateHash\"\xa7\x01\n" +
 	"\x14ProtocolAnnouncement\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\x12!\n" +
 	"\fjoined_index\x18\x02 \x01(\x04R\vjoinedIndex\x12\x1a\n" +
@@ -1102,47 +1183,49 @@ func file_watchfed_peer_v1_log_proto_rawDescGZIP() []byte {
 	return file_watchfed_peer_v1_log_proto_rawDescData
 }
 
-var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_watchfed_peer_v1_log_proto_goTypes = []any{
 	(*Command)(nil),              // 0: watchfed.peer.v1.Command
-	(*ProtocolAnnouncement)(nil), // 1: watchfed.peer.v1.ProtocolAnnouncement
-	(*ProtocolActivation)(nil),   // 2: watchfed.peer.v1.ProtocolActivation
-	(*Barrier)(nil),              // 3: watchfed.peer.v1.Barrier
-	(*Publication)(nil),          // 4: watchfed.peer.v1.Publication
-	(*PublicationBody)(nil),      // 5: watchfed.peer.v1.PublicationBody
-	(*EpochGrant)(nil),           // 6: watchfed.peer.v1.EpochGrant
-	(*EnvelopeHeader)(nil),       // 7: watchfed.peer.v1.EnvelopeHeader
-	(*Envelope)(nil),             // 8: watchfed.peer.v1.Envelope
-	(*Body)(nil),                 // 9: watchfed.peer.v1.Body
-	(*WrappedKey)(nil),           // 10: watchfed.peer.v1.WrappedKey
-	(*KeyGrant)(nil),             // 11: watchfed.peer.v1.KeyGrant
-	(*MemberChange)(nil),         // 12: watchfed.peer.v1.MemberChange
-	(v1.Kind)(0),                 // 13: watchfed.v1.Kind
-	(v1.Marking)(0),              // 14: watchfed.v1.Marking
-	(*v1.Member)(nil),            // 15: watchfed.v1.Member
+	(*Checkpoint)(nil),           // 1: watchfed.peer.v1.Checkpoint
+	(*ProtocolAnnouncement)(nil), // 2: watchfed.peer.v1.ProtocolAnnouncement
+	(*ProtocolActivation)(nil),   // 3: watchfed.peer.v1.ProtocolActivation
+	(*Barrier)(nil),              // 4: watchfed.peer.v1.Barrier
+	(*Publication)(nil),          // 5: watchfed.peer.v1.Publication
+	(*PublicationBody)(nil),      // 6: watchfed.peer.v1.PublicationBody
+	(*EpochGrant)(nil),           // 7: watchfed.peer.v1.EpochGrant
+	(*EnvelopeHeader)(nil),       // 8: watchfed.peer.v1.EnvelopeHeader
+	(*Envelope)(nil),             // 9: watchfed.peer.v1.Envelope
+	(*Body)(nil),                 // 10: watchfed.peer.v1.Body
+	(*WrappedKey)(nil),           // 11: watchfed.peer.v1.WrappedKey
+	(*KeyGrant)(nil),             // 12: watchfed.peer.v1.KeyGrant
+	(*MemberChange)(nil),         // 13: watchfed.peer.v1.MemberChange
+	(v1.Kind)(0),                 // 14: watchfed.v1.Kind
+	(v1.Marking)(0),              // 15: watchfed.v1.Marking
+	(*v1.Member)(nil),            // 16: watchfed.v1.Member
 }
 var file_watchfed_peer_v1_log_proto_depIdxs = []int32{
-	4,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
-	12, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
-	3,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
-	1,  // 3: watchfed.peer.v1.Command.protocol_announcement:type_name -> watchfed.peer.v1.ProtocolAnnouncement
-	2,  // 4: watchfed.peer.v1.Command.protocol_activation:type_name -> watchfed.peer.v1.ProtocolActivation
-	6,  // 5: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
-	8,  // 6: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
-	11, // 7: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
-	13, // 8: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
-	14, // 9: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
-	7,  // 10: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
-	9,  // 11: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
-	10, // 12: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
-	10, // 13: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
-	15, // 14: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
-	15, // 15: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
+	13, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
+	4,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
+	2,  // 3: watchfed.peer.v1.Command.protocol_announcement:type_name -> watchfed.peer.v1.ProtocolAnnouncement
+	3,  // 4: watchfed.peer.v1.Command.protocol_activation:type_name -> watchfed.peer.v1.ProtocolActivation
+	1,  // 5: watchfed.peer.v1.Command.checkpoint:type_name -> watchfed.peer.v1.Checkpoint
+	7,  // 6: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
+	9,  // 7: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
+	12, // 8: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
+	14, // 9: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
+	15, // 10: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
+	8,  // 11: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
+	10, // 12: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
+	11, // 13: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
+	11, // 14: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
+	16, // 15: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
+	16, // 16: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_peer_v1_log_proto_init() }
@@ -1156,8 +1239,9 @@ func file_watchfed_peer_v1_log_proto_init() {
 		(*Command_Barrier)(nil),
 		(*Command_ProtocolAnnouncement)(nil),
 		(*Command_ProtocolActivation)(nil),
+		(*Command_Checkpoint)(nil),
 	}
-	file_watchfed_peer_v1_log_proto_msgTypes[12].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[13].OneofWrappers = []any{
 		(*MemberChange_Invite)(nil),
 		(*MemberChange_Join)(nil),
 		(*MemberChange_Remove)(nil),
@@ -1168,7 +1252,7 @@ func file_watchfed_peer_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_log_proto_rawDesc), len(file_watchfed_peer_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
