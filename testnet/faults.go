@@ -112,7 +112,12 @@ func (nt *Net) Inject(ctx context.Context, kind string, d Draw) (string, func(co
 			if err := nt.FreeDisk(ms[a]); err != nil {
 				return err
 			}
-			return nt.Restart(ctx, ms[a]) // a node that stopped on ENOSPC starts again
+			// A full disk is an outage, not a crash: the node refuses
+			// writes meanwhile and resumes by itself, without a restart.
+			if !ms[a].Running() {
+				return fmt.Errorf("%s exited on a full disk (see its log)", ms[a].Agency)
+			}
+			return nil
 		}, nil
 	}
 	return "", nil, fmt.Errorf("unknown fault %q", kind)
