@@ -199,7 +199,10 @@ func (x *Index) Put(e *Entry) {
 			}
 			rec.toks = append(rec.toks, tid)
 		}
-		for _, tid := range rec.toks {
+		for i, tid := range rec.toks {
+			if slices.Index(rec.toks, tid) < i {
+				continue // a repeated word weighs once in the ranking estimate
+			}
 			rec.w += float32(x.idf(len(x.toks[tid].post)))
 		}
 		x.names = append(x.names, rec)

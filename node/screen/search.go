@@ -337,6 +337,10 @@ func lookups(qt []names.Word) []names.Word {
 		}
 		out = append(out, names.Word{Text: b.String(), Abjad: t.Abjad || qt[j].Abjad})
 	}
+	// Each word once: a repeated query word would count twice towards
+	// names that have it once.
+	slices.SortStableFunc(out, func(a, b names.Word) int { return strings.Compare(a.Text, b.Text) })
+	out = slices.CompactFunc(out, func(a, b names.Word) bool { return a.Text == b.Text })
 	return out[:min(len(out), 250)]
 }
 
