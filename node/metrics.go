@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -73,7 +74,29 @@ func newMetrics(n *Node) *metrics {
 	return m
 }
 
-// serveMetrics serves /metrics on addr until ctx ends.
+// notReady says why the node should not be sent traffic, or "" when it is
+// ready: it serves, is in a federation, knows a leader and applies the log.
+// (A rebuild of the replicated state happens before the node serves.)
+func (n *Node) notReady() string {
+	select {
+	case <-n.closing:
+		return "shutting down"
+	default:
+	}
+	if !n.fed.Joined() {
+		return "in no federation (federation init, or start with --join)"
+	}
+	if id, _ := n.fed.Leader(); id == "" {
+		return "no leader known (no quorum reachable)"
+	}
+	if h := n.fed.Protocol().Halted; h != nil {
+		return "stopped applying the log (see status)"
+	}
+	return ""
+}
+
+// serveMetrics serves /metrics on addr until ctx ends, and beside it
+// /healthz (the process answers) and /readyz (200, or 503 with the reason).
 func (n *Node) serveMetrics(ctx context.Context, addr string) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -81,6 +104,14 @@ func (n *Node) serveMetrics(ctx context.Context, addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := n.notReady(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

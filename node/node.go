@@ -30,6 +30,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/api"
 	"github.com/watchfed/watchfed/node/federation"
+	"github.com/watchfed/watchfed/node/peerwatch"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
@@ -47,6 +48,7 @@ type Node struct {
 	lis     net.Listener
 	opts    Options
 	fed     *federation.Federation
+	peers   *peerwatch.Watch // what this node last learned of each member
 	metrics *metrics
 	closing chan struct{}
 	sharing sharing
@@ -127,6 +129,8 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.metrics.reg.MustRegister(n.fed.Handshakes().Collectors()...)
+	n.peers = peerwatch.New(cfg.Agency, n.fed, n.now)
+	n.metrics.reg.MustRegister(n.peers.Collector())
 	n.reloadPolicy(context.Background())
 	if cfg.Policy == "" {
 		n.log.Warn("no sharing policy file (policy: / --policy): nothing is shared with partners")
@@ -147,7 +151,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	api.Register(n.server, guard, api.Config{
 		Agency: cfg.Agency, PolicyFile: cfg.Policy, Holidays: cfg.Holidays,
 		PublishWait: opts.PublishWait, AckBeforeCommit: opts.AckBeforeCommit, Now: n.now,
-		Store: st, Federation: n.fed, Index: indexSource{n}, Policy: policySource{n},
+		Store: st, Federation: n.fed, Peers: n.peers, Index: indexSource{n}, Policy: policySource{n},
 		Backup: n.writeBackup, Closing: n.closing, MaxWatchers: opts.MaxWatchers,
 	})
 	n.fed.Register(n.server) // raft transport and PeerService
@@ -226,6 +230,10 @@ func (n *Node) advertise() string {
 	return n.Addr()
 }
 
+// peerPoll is how often the node asks every member for its status, for
+// /metrics and for what peers list shows of a member that stopped answering.
+const peerPoll = 2 * time.Second
+
 // Serve answers until ctx is cancelled, then stops gracefully and closes the
 // store. Every acknowledged write is already on disk, so a hard kill instead
 // loses nothing either.
@@ -237,6 +245,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); n.fed.Run(loops) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.peers.Run(loops, peerPoll) }()
 	if n.cfg.MetricsListen != "" {
 		wg.Add(1)
 		go func() {

@@ -98,6 +98,12 @@ type Membership interface {
 	PeerStatus(ctx context.Context, addr string) (*pb.GetStatusResponse, error)
 }
 
+// Peers lists the federation's members as this node knows them: each
+// asked for its status, an unreachable one with its last known state.
+type Peers interface {
+	Poll(ctx context.Context) ([]*pb.Peer, error)
+}
+
 // Index is the screening index.
 type Index interface {
 	// Current is the index of what is in force now.
@@ -143,6 +149,7 @@ type Config struct {
 
 	Store      Store
 	Federation Federation
+	Peers      Peers
 	Index      Index
 	Policy     Policy
 	// Backup writes the node's backup archive.
@@ -162,7 +169,7 @@ func Register(s *grpc.Server, g *Guard, c Config) {
 	pb.RegisterScreeningServiceServer(s, &screeningService{audit: a, records: c.Store, shared: c.Store, index: c.Index, policy: c.Policy, now: c.Now})
 	pb.RegisterImportServiceServer(s, &importService{writer: w})
 	pb.RegisterAuditServiceServer(s, &auditService{audit: a, log: c.Store})
-	pb.RegisterFederationServiceServer(s, &federationService{audit: a, fed: c.Federation, agency: c.Agency, now: c.Now, backup: c.Backup})
+	pb.RegisterFederationServiceServer(s, &federationService{audit: a, fed: c.Federation, peers: c.Peers, agency: c.Agency, now: c.Now, backup: c.Backup})
 	pb.RegisterSharedServiceServer(s, &sharedService{audit: a, shared: c.Store, fresh: c.Federation, policy: c.Policy,
 		closing: c.Closing, watchers: make(chan struct{}, max(c.MaxWatchers, 1))})
 	pb.RegisterPolicyServiceServer(s, &policyService{audit: a, records: c.Store, shared: c.Store, policy: c.Policy, fed: c.Federation,

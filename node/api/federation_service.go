@@ -20,6 +20,7 @@ type federationService struct {
 	pb.UnimplementedFederationServiceServer
 	audit  *auditor
 	fed    Membership
+	peers  Peers
 	agency string
 	now    func() time.Time
 	// backup writes the node's backup archive.
@@ -157,50 +158,9 @@ func (s *federationService) ListPeers(ctx context.Context, req *pb.ListPeersRequ
 }
 
 func (s *federationService) listPeers(ctx context.Context, _ *pb.ListPeersRequest, ev *Event) (*pb.ListPeersResponse, error) {
-	f := s.fed
-	members, err := f.Members()
+	peers, err := s.peers.Poll(ctx)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "registry: %v", err)
-	}
-	voter, _ := f.Voters()
-	peers := make([]*pb.Peer, len(members))
-	statuses := make([]*pb.GetStatusResponse, len(members))
-	done := make(chan struct{}, len(members))
-	for i, m := range members {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			if m.Agency == s.agency {
-				statuses[i] = f.Status()
-				return
-			}
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			if st, err := f.PeerStatus(cctx, m.Address); err == nil {
-				statuses[i] = st
-			}
-		}()
-	}
-	for range members {
-		<-done
-	}
-	var leaderLast uint64
-	for _, st := range statuses {
-		if st != nil && st.Role == "leader" {
-			leaderLast = st.LastIndex
-		}
-	}
-	for i, m := range members {
-		p := &pb.Peer{Id: m.Agency, Agency: m.Agency, Address: m.Address, Voter: voter[m.Agency], Role: "unreachable"}
-		if !m.Joined {
-			p.Role = "invited"
-		}
-		if st := statuses[i]; st != nil {
-			p.Reachable, p.Role, p.AppliedIndex, p.LastContact = true, st.Role, st.AppliedIndex, st.LastContact
-			if leaderLast > st.AppliedIndex {
-				p.Lag = leaderLast - st.AppliedIndex
-			}
-		}
-		peers[i] = p
 	}
 	return &pb.ListPeersResponse{Peers: peers}, nil
 }
