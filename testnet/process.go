@@ -150,6 +150,9 @@ func (nt *Net) Close() error {
 type NodeProcess struct {
 	Agency string
 	PID    int
+	// start is the process's start time, which tells it from a later
+	// process given the same pid.
+	start uint64
 }
 
 func (p NodeProcess) String() string { return fmt.Sprintf("%s (pid %d)", p.Agency, p.PID) }
@@ -198,8 +201,12 @@ func Running(dir string) ([]NodeProcess, error) {
 		if err != nil {
 			continue
 		}
-		if agency, ok := nodeOf(pid, abs); ok {
-			out = append(out, NodeProcess{Agency: agency, PID: pid})
+		agency, ok := nodeOf(pid, abs)
+		if !ok {
+			continue
+		}
+		if _, start, err := procStat(pid); err == nil {
+			out = append(out, NodeProcess{Agency: agency, PID: pid, start: start})
 		}
 	}
 	slices.SortFunc(out, func(a, b NodeProcess) int {
@@ -264,15 +271,22 @@ func resolvePath(path string) (string, error) {
 
 // StopReport is what Stop did.
 type StopReport struct {
-	Stopped []NodeProcess
+	// Stopped have exited; Killed are those of them that had to be killed
+	// (SIGKILL) after StopGrace.
+	Stopped, Killed []NodeProcess
 	// Stale are the pid files that named no running node of the directory,
 	// one line each; they were removed and their pids left alone.
 	Stale []string
 }
 
-// Stop stops every node of dir: SIGTERM, then SIGKILL for one still running
-// when ctx ends. Only processes that run a node of dir are signalled,
-// whatever the pid files say.
+// StopGrace is how long a node has after SIGTERM to shut down cleanly
+// before it is killed.
+const StopGrace = 15 * time.Second
+
+// Stop stops every node of dir: SIGTERM, then SIGKILL for one still
+// running after StopGrace or when ctx ends, and returns once each has
+// exited. Only processes that run a node of dir are signalled, whatever the
+// pid files say.
 func Stop(ctx context.Context, dir string) (StopReport, error) {
 	var rep StopReport
 	if _, err := os.Stat(dir); err != nil {
@@ -283,20 +297,21 @@ func Stop(ctx context.Context, dir string) (StopReport, error) {
 		return rep, err
 	}
 	rep.Stale = removeStalePIDFiles(dir, procs)
-	abs, err := resolvePath(dir)
-	if err != nil {
-		return rep, err
-	}
 	var errs []error
 	for _, p := range procs {
 		if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("%s: %w", p, err))
 		}
 	}
+	grace := time.Now().Add(StopGrace)
 	for _, p := range procs {
-		if err := waitGone(ctx, p, abs); err != nil {
+		killed, err := waitExited(ctx, p, grace)
+		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if killed {
+			rep.Killed = append(rep.Killed, p)
 		}
 		rep.Stopped = append(rep.Stopped, p)
 		os.Remove(filepath.Join(dir, p.Agency, "pid"))
@@ -304,19 +319,67 @@ func Stop(ctx context.Context, dir string) (StopReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-// waitGone waits until p no longer runs dir's node, and kills it when ctx ends first.
-func waitGone(ctx context.Context, p NodeProcess, dir string) error {
+// killWait bounds the wait for a killed process to be gone: SIGKILL
+// cannot be ignored, but a process in uninterruptible disk sleep dies
+// only when the disk answers.
+const killWait = 10 * time.Second
+
+// waitExited waits until p has exited, after SIGTERM was sent to it. It
+// sends SIGKILL once grace passes or ctx ends, and then waits up to
+// killWait more; killed says whether it had to.
+//
+// A process has exited when /proc holds it no more, holds it as a zombie,
+// or holds another process under its pid. Its command line alone does not
+// say so: the kernel empties it early in the exit, while the process still
+// holds its files (bbolt's lock) and its ports.
+func waitExited(ctx context.Context, p NodeProcess, grace time.Time) (killed bool, err error) {
+	var killedAt time.Time
 	for {
-		if _, ok := nodeOf(p.PID, dir); !ok {
-			return nil
+		if procExited(p) {
+			return killed, nil
 		}
-		select {
-		case <-ctx.Done():
-			_ = syscall.Kill(p.PID, syscall.SIGKILL)
-			return fmt.Errorf("%s: killed (SIGKILL) after %v", p, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		if !killed && (time.Now().After(grace) || ctx.Err() != nil) {
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return false, fmt.Errorf("%s: kill: %w", p, err)
+			}
+			killed, killedAt = true, time.Now()
 		}
+		if killed && time.Since(killedAt) > killWait {
+			return true, fmt.Errorf("%s still running %v after SIGKILL", p, killWait)
+		}
+		time.Sleep(20 * time.Millisecond) // polling /proc for the exit, bounded above
 	}
+}
+
+// procExited says whether p has exited (see waitExited).
+func procExited(p NodeProcess) bool {
+	state, start, err := procStat(p.PID)
+	return err != nil || state == 'Z' || state == 'X' || start != p.start
+}
+
+// procStat reads a process's state and start time (in clock ticks after
+// boot) from /proc/PID/stat.
+func procStat(pid int) (state byte, start uint64, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// pid (comm) state ppid ... starttime is field 22; comm may hold spaces
+	// and parentheses, the fields follow its last ')'.
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields)+2)
+	}
+	start, err = strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	return fields[0][0], start, nil
 }
 
 // removeStalePIDFiles removes the pid files of dir's agencies that name no
@@ -363,10 +426,6 @@ func RestartNode(ctx context.Context, o Options, agency string) (*Member, error)
 	if err := m.prepare(0, nil); err != nil {
 		return nil, err
 	}
-	abs, err := resolvePath(o.Dir)
-	if err != nil {
-		return nil, err
-	}
 	procs, err := Running(o.Dir)
 	if err != nil {
 		return nil, err
@@ -378,7 +437,7 @@ func RestartNode(ctx context.Context, o Options, agency string) (*Member, error)
 		if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return nil, fmt.Errorf("stop %s: %w", p, err)
 		}
-		if err := waitGone(ctx, p, abs); err != nil {
+		if _, err := waitExited(ctx, p, time.Now().Add(StopGrace)); err != nil {
 			return nil, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,9 +76,11 @@ still run is refused, naming them (exit 6): use testnet down or testnet restart.
 		Use:   "down",
 		Short: "Stop the nodes of a detached testnet",
 		Long: `Stop every node of the testnet in DIR: the processes that run
-` + "`watchfed node --config DIR/<agency>/node.yaml`" + `, whatever the pid files say. A pid
-file that names no such process (its node died, or its pid went to another
-process) is reported as stale and removed; its pid is never signalled.`,
+` + "`watchfed node --config DIR/<agency>/node.yaml`" + `, whatever the pid files say.
+Each gets SIGTERM, and SIGKILL if it still runs ` + testnet.StopGrace.String() + ` later; down returns
+once they have exited. A pid file that names no such process (its node died,
+or its pid went to another process) is reported as stale and removed; its pid
+is never signalled.`,
 		Example: `  watchfed testnet down --dir ./tn`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -125,6 +128,10 @@ func stop(ctx context.Context, cmd *cobra.Command, dir string) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), "watchfed:", s)
 	}
 	for _, p := range rep.Stopped {
+		if slices.Contains(rep.Killed, p) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "stopped %s: killed (SIGKILL), still running %v after SIGTERM\n", p, testnet.StopGrace)
+			continue
+		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "stopped %s\n", p)
 	}
 	return err
