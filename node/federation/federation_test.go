@@ -141,7 +141,29 @@ func start(t *testing.T, pol string, partnerJoined bool) *harness {
 		st.Close()
 	})
 	h.addPartner(t, ctx, !partnerJoined)
+	h.waitProtocolSettled(t)
 	return h
+}
+
+// waitProtocolSettled waits until the node's own writes after start are in
+// the log: Run announces its binary's protocol versions, and commits their
+// activation if every joined member announced them, on its next tick. A
+// test that checks that nothing reached the log must not count them.
+func (h *harness) waitProtocolSettled(t *testing.T) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		changed := h.fed.rep.Changed() // before the check: no change missed
+		_, activate := h.fed.rep.ProtocolToActivate()
+		if h.fed.rep.NextAnnouncement(self) == nil && !activate {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("the node's protocol announcement or activation not in the log after 20s: %+v", h.fed.rep.Protocol())
+		}
+	}
 }
 
 // addPartner registers the partner: invited only, or joined with its keys.
