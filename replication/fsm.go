@@ -278,13 +278,15 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 			return f.unknownCommand(l.Index, "member change")
 		}
 		f.registryChanged()
-		return applyMemberChange(tx, l.Index, c.MemberChange)
+		return f.memberChange(tx, l.Index, c.MemberChange)
 	case *peerpb.Command_Barrier:
 		return nil // orders reads; changes nothing
 	case *peerpb.Command_ProtocolAnnouncement:
 		return f.applyAnnouncement(tx, c.ProtocolAnnouncement)
 	case *peerpb.Command_ProtocolActivation:
 		return f.applyActivation(tx, l.Index, c.ProtocolActivation)
+	case *peerpb.Command_Governance:
+		return f.applyGovernance(tx, l.Index, c.Governance)
 	}
 	if hasUnknown(&cmd) {
 		return f.unknownCommand(l.Index, "command")

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // What a member's node may put in the log through another member. A node
@@ -43,6 +45,12 @@ func notForwardable(cmd *peerpb.Command, agency string) error {
 		return nil
 	case *peerpb.Command_ProtocolActivation:
 		return fmt.Errorf("a protocol activation is committed by the leader alone, once every member announced the version")
+	case *peerpb.Command_Governance:
+		// Signed by its agency; checkForwarded and every FSM check the signature.
+		if a := c.Governance.GetAgency(); a != agency {
+			return fmt.Errorf("a governance act of %s is not %s's to forward", a, agency)
+		}
+		return nil
 	}
 	return fmt.Errorf("an empty or unknown command")
 }
@@ -53,6 +61,14 @@ func notForwardable(cmd *peerpb.Command, agency string) error {
 func (f *Federation) checkForwarded(cmd *peerpb.Command, caller string) error {
 	if err := notForwardable(cmd, caller); err != nil {
 		return err
+	}
+	if g := cmd.GetGovernance(); g != nil {
+		m, err := f.rep.Member(caller)
+		if err != nil || !m.Joined || len(m.SigningKey) != ed25519.PublicKeySize ||
+			!ed25519.Verify(m.SigningKey, replication.GovernanceMessage(g.Agency, g.Act), g.Signature) {
+			return fmt.Errorf("governance act of %s: not signed with its registered signing key", caller)
+		}
+		return nil
 	}
 	pub := cmd.GetPublication()
 	if pub == nil {
@@ -74,6 +90,8 @@ func forwardTarget(cmd *peerpb.Command) string {
 	switch c := cmd.Command.(type) {
 	case *peerpb.Command_Publication:
 		return "publication of " + c.Publication.GetOrigin()
+	case *peerpb.Command_Governance:
+		return "governance act of " + c.Governance.GetAgency()
 	case *peerpb.Command_MemberChange:
 		return describeChange(c.MemberChange)
 	case *peerpb.Command_Barrier:

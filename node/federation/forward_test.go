@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // nodeCaller is the context of a call by agency's node, as the server's TLS
@@ -94,6 +96,8 @@ func TestForwardSpeaksOnlyForItsAgency(t *testing.T) {
 		{"publication under this agency's id", publication(t, self, h.partner), "publication of " + self},
 		{"publication in its name, signed by another key", publication(t, partner, other), "publication of " + partner},
 		{"empty command", &peerpb.Command{}, "empty command"},
+		{"governance act of another agency", governance(self, h.partner), "governance act of " + self},
+		{"governance act in its name, signed by another key", governance(partner, other), "governance act of " + partner},
 		{"its own publication", publication(t, partner, h.partner), ""},
 		{"barrier", &peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}}, ""},
 	}
@@ -194,4 +198,13 @@ func (h *harness) refusals() []*pb.AuditEvent {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]*pb.AuditEvent(nil), h.appended...)
+}
+
+// governance is a removal proposal in agency's name, signed with keys.
+func governance(agency string, keys *seal.Keys) *peerpb.Command {
+	act, _ := proto.Marshal(&peerpb.GovernanceAct{Agency: agency, SignedAt: timestamppb.Now(),
+		Act: &peerpb.GovernanceAct_Propose{Propose: &peerpb.Proposal{Change: &peerpb.Proposal_Remove{Remove: "XX"}}}})
+	return &peerpb.Command{Command: &peerpb.Command_Governance{Governance: &peerpb.Governance{
+		Agency: agency, Act: act, Signature: ed25519.Sign(keys.Signing, replication.GovernanceMessage(agency, act)),
+	}}}
 }

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/watchfed/watchfed/proto/watchfed/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -37,6 +38,7 @@ type Command struct {
 	//	*Command_ProtocolAnnouncement
 	//	*Command_ProtocolActivation
 	//	*Command_Checkpoint
+	//	*Command_Governance
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -133,6 +135,15 @@ func (x *Command) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+func (x *Command) GetGovernance() *Governance {
+	if x != nil {
+		if x, ok := x.Command.(*Command_Governance); ok {
+			return x.Governance
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -161,6 +172,11 @@ type Command_Checkpoint struct {
 	Checkpoint *Checkpoint `protobuf:"bytes,20,opt,name=checkpoint,proto3,oneof"`
 }
 
+type Command_Governance struct {
+	// From protocol 3: a membership act signed by a member agency.
+	Governance *Governance `protobuf:"bytes,10,opt,name=governance,proto3,oneof"`
+}
+
 func (*Command_Publication) isCommand_Command() {}
 
 func (*Command_MemberChange) isCommand_Command() {}
@@ -172,6 +188,8 @@ func (*Command_ProtocolAnnouncement) isCommand_Command() {}
 func (*Command_ProtocolActivation) isCommand_Command() {}
 
 func (*Command_Checkpoint) isCommand_Command() {}
+
+func (*Command_Governance) isCommand_Command() {}
 
 // Checkpoint is the leader's replicated-state hash at the entry before it
 // (index - 1 of the checkpoint's own log index): every FSM compares its own
@@ -1084,11 +1102,605 @@ func (*MemberChange_Join) isMemberChange_Change() {}
 
 func (*MemberChange_Remove) isMemberChange_Change() {}
 
+// Governance is a membership act of one member agency (protocol 3): act is
+// a serialized GovernanceAct and signature the agency's Ed25519 signature
+// over the bytes replication's GovernanceMessage builds from agency and act.
+// Every FSM verifies it against the registry, so no member's node, and no
+// leader, can act for another agency.
+type Governance struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agency        string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	Act           []byte                 `protobuf:"bytes,2,opt,name=act,proto3" json:"act,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Governance) Reset() {
+	*x = Governance{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Governance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Governance) ProtoMessage() {}
+
+func (x *Governance) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Governance.ProtoReflect.Descriptor instead.
+func (*Governance) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Governance) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *Governance) GetAct() []byte {
+	if x != nil {
+		return x.Act
+	}
+	return nil
+}
+
+func (x *Governance) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// GovernanceAct is what an agency signs.
+type GovernanceAct struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signing agency; equal to Governance.agency.
+	Agency string `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	// When the agency signed, by its own clock: a proposal expires a fixed
+	// time after its proposer signed it, judged by the signed times of later
+	// acts, never by a node's clock, so every FSM decides alike.
+	SignedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// Types that are valid to be assigned to Act:
+	//
+	//	*GovernanceAct_Propose
+	//	*GovernanceAct_Approve
+	//	*GovernanceAct_Reject
+	//	*GovernanceAct_Leave
+	Act           isGovernanceAct_Act `protobuf_oneof:"act"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GovernanceAct) Reset() {
+	*x = GovernanceAct{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GovernanceAct) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GovernanceAct) ProtoMessage() {}
+
+func (x *GovernanceAct) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GovernanceAct.ProtoReflect.Descriptor instead.
+func (*GovernanceAct) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GovernanceAct) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *GovernanceAct) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *GovernanceAct) GetAct() isGovernanceAct_Act {
+	if x != nil {
+		return x.Act
+	}
+	return nil
+}
+
+func (x *GovernanceAct) GetPropose() *Proposal {
+	if x != nil {
+		if x, ok := x.Act.(*GovernanceAct_Propose); ok {
+			return x.Propose
+		}
+	}
+	return nil
+}
+
+func (x *GovernanceAct) GetApprove() string {
+	if x != nil {
+		if x, ok := x.Act.(*GovernanceAct_Approve); ok {
+			return x.Approve
+		}
+	}
+	return ""
+}
+
+func (x *GovernanceAct) GetReject() string {
+	if x != nil {
+		if x, ok := x.Act.(*GovernanceAct_Reject); ok {
+			return x.Reject
+		}
+	}
+	return ""
+}
+
+func (x *GovernanceAct) GetLeave() *Leave {
+	if x != nil {
+		if x, ok := x.Act.(*GovernanceAct_Leave); ok {
+			return x.Leave
+		}
+	}
+	return nil
+}
+
+type isGovernanceAct_Act interface {
+	isGovernanceAct_Act()
+}
+
+type GovernanceAct_Propose struct {
+	// A change of membership, approved by its proposer.
+	Propose *Proposal `protobuf:"bytes,3,opt,name=propose,proto3,oneof"`
+}
+
+type GovernanceAct_Approve struct {
+	// The id of a pending proposal this agency approves.
+	Approve string `protobuf:"bytes,4,opt,name=approve,proto3,oneof"`
+}
+
+type GovernanceAct_Reject struct {
+	// The id of a pending proposal this agency rejects.
+	Reject string `protobuf:"bytes,5,opt,name=reject,proto3,oneof"`
+}
+
+type GovernanceAct_Leave struct {
+	// The agency leaves the federation (takes effect at once).
+	Leave *Leave `protobuf:"bytes,6,opt,name=leave,proto3,oneof"`
+}
+
+func (*GovernanceAct_Propose) isGovernanceAct_Act() {}
+
+func (*GovernanceAct_Approve) isGovernanceAct_Act() {}
+
+func (*GovernanceAct_Reject) isGovernanceAct_Act() {}
+
+func (*GovernanceAct_Leave) isGovernanceAct_Act() {}
+
+type Leave struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Leave) Reset() {
+	*x = Leave{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Leave) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Leave) ProtoMessage() {}
+
+func (x *Leave) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Leave.ProtoReflect.Descriptor instead.
+func (*Leave) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{16}
+}
+
+// Proposal is a change of membership that takes effect once enough member
+// agencies approved it.
+type Proposal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Change:
+	//
+	//	*Proposal_Invite
+	//	*Proposal_Remove
+	//	*Proposal_Promote
+	//	*Proposal_Rebind
+	//	*Proposal_Threshold
+	Change        isProposal_Change `protobuf_oneof:"change"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Proposal) Reset() {
+	*x = Proposal{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proposal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proposal) ProtoMessage() {}
+
+func (x *Proposal) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
+func (*Proposal) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Proposal) GetChange() isProposal_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *Proposal) GetInvite() *v1.Member {
+	if x != nil {
+		if x, ok := x.Change.(*Proposal_Invite); ok {
+			return x.Invite
+		}
+	}
+	return nil
+}
+
+func (x *Proposal) GetRemove() string {
+	if x != nil {
+		if x, ok := x.Change.(*Proposal_Remove); ok {
+			return x.Remove
+		}
+	}
+	return ""
+}
+
+func (x *Proposal) GetPromote() string {
+	if x != nil {
+		if x, ok := x.Change.(*Proposal_Promote); ok {
+			return x.Promote
+		}
+	}
+	return ""
+}
+
+func (x *Proposal) GetRebind() *v1.Member {
+	if x != nil {
+		if x, ok := x.Change.(*Proposal_Rebind); ok {
+			return x.Rebind
+		}
+	}
+	return nil
+}
+
+func (x *Proposal) GetThreshold() *ApprovalThreshold {
+	if x != nil {
+		if x, ok := x.Change.(*Proposal_Threshold); ok {
+			return x.Threshold
+		}
+	}
+	return nil
+}
+
+type isProposal_Change interface {
+	isProposal_Change()
+}
+
+type Proposal_Invite struct {
+	// Let an agency in: its agency id, address, CA certificate and voter flag.
+	Invite *v1.Member `protobuf:"bytes,1,opt,name=invite,proto3,oneof"`
+}
+
+type Proposal_Remove struct {
+	// Take another member out.
+	Remove string `protobuf:"bytes,2,opt,name=remove,proto3,oneof"`
+}
+
+type Proposal_Promote struct {
+	// Make a non-voter a voter.
+	Promote string `protobuf:"bytes,3,opt,name=promote,proto3,oneof"`
+}
+
+type Proposal_Rebind struct {
+	// Bind an agency id to another CA certificate (ca_cert) and/or other
+	// keys (signing_key and sealing_key, for its next join).
+	Rebind *v1.Member `protobuf:"bytes,4,opt,name=rebind,proto3,oneof"`
+}
+
+type Proposal_Threshold struct {
+	// Change how many approvals a proposal needs.
+	Threshold *ApprovalThreshold `protobuf:"bytes,5,opt,name=threshold,proto3,oneof"`
+}
+
+func (*Proposal_Invite) isProposal_Change() {}
+
+func (*Proposal_Remove) isProposal_Change() {}
+
+func (*Proposal_Promote) isProposal_Change() {}
+
+func (*Proposal_Rebind) isProposal_Change() {}
+
+func (*Proposal_Threshold) isProposal_Change() {}
+
+// ApprovalThreshold is how many of the agencies entitled to approve a
+// proposal (the joined members; for a removal, the others) must approve it.
+type ApprovalThreshold struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Rule:
+	//
+	//	*ApprovalThreshold_Majority
+	//	*ApprovalThreshold_All
+	//	*ApprovalThreshold_Count
+	Rule          isApprovalThreshold_Rule `protobuf_oneof:"rule"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovalThreshold) Reset() {
+	*x = ApprovalThreshold{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovalThreshold) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovalThreshold) ProtoMessage() {}
+
+func (x *ApprovalThreshold) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovalThreshold.ProtoReflect.Descriptor instead.
+func (*ApprovalThreshold) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ApprovalThreshold) GetRule() isApprovalThreshold_Rule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+func (x *ApprovalThreshold) GetMajority() bool {
+	if x != nil {
+		if x, ok := x.Rule.(*ApprovalThreshold_Majority); ok {
+			return x.Majority
+		}
+	}
+	return false
+}
+
+func (x *ApprovalThreshold) GetAll() bool {
+	if x != nil {
+		if x, ok := x.Rule.(*ApprovalThreshold_All); ok {
+			return x.All
+		}
+	}
+	return false
+}
+
+func (x *ApprovalThreshold) GetCount() uint32 {
+	if x != nil {
+		if x, ok := x.Rule.(*ApprovalThreshold_Count); ok {
+			return x.Count
+		}
+	}
+	return 0
+}
+
+type isApprovalThreshold_Rule interface {
+	isApprovalThreshold_Rule()
+}
+
+type ApprovalThreshold_Majority struct {
+	// More than half of them (the default).
+	Majority bool `protobuf:"varint,1,opt,name=majority,proto3,oneof"`
+}
+
+type ApprovalThreshold_All struct {
+	// All of them.
+	All bool `protobuf:"varint,2,opt,name=all,proto3,oneof"`
+}
+
+type ApprovalThreshold_Count struct {
+	// This many of them (all, if fewer).
+	Count uint32 `protobuf:"varint,3,opt,name=count,proto3,oneof"`
+}
+
+func (*ApprovalThreshold_Majority) isApprovalThreshold_Rule() {}
+
+func (*ApprovalThreshold_All) isApprovalThreshold_Rule() {}
+
+func (*ApprovalThreshold_Count) isApprovalThreshold_Rule() {}
+
+// ProposalState is a proposal as the replicated state holds it.
+type ProposalState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The log index of the proposal, in decimal.
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Proposal   *Proposal              `protobuf:"bytes,2,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	ProposedBy string                 `protobuf:"bytes,3,opt,name=proposed_by,json=proposedBy,proto3" json:"proposed_by,omitempty"`
+	ProposedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=proposed_at,json=proposedAt,proto3" json:"proposed_at,omitempty"`
+	ExpiresAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Agencies that approved (the proposer first) and rejected it.
+	Approvals  []string `protobuf:"bytes,6,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	Rejections []string `protobuf:"bytes,7,rep,name=rejections,proto3" json:"rejections,omitempty"`
+	// "pending", "applied", "rejected" or "expired".
+	State string `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
+	// The log index at which it was applied, rejected or expired.
+	DecidedIndex  uint64 `protobuf:"varint,9,opt,name=decided_index,json=decidedIndex,proto3" json:"decided_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposalState) Reset() {
+	*x = ProposalState{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposalState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposalState) ProtoMessage() {}
+
+func (x *ProposalState) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposalState.ProtoReflect.Descriptor instead.
+func (*ProposalState) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ProposalState) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ProposalState) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
+func (x *ProposalState) GetProposedBy() string {
+	if x != nil {
+		return x.ProposedBy
+	}
+	return ""
+}
+
+func (x *ProposalState) GetProposedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProposedAt
+	}
+	return nil
+}
+
+func (x *ProposalState) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *ProposalState) GetApprovals() []string {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+func (x *ProposalState) GetRejections() []string {
+	if x != nil {
+		return x.Rejections
+	}
+	return nil
+}
+
+func (x *ProposalState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ProposalState) GetDecidedIndex() uint64 {
+	if x != nil {
+		return x.DecidedIndex
+	}
+	return 0
+}
+
 var File_watchfed_peer_v1_log_proto protoreflect.FileDescriptor
 
 const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x18watchfed/v1/record.proto\"\xcd\x03\n" +
+	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"\x8d\x04\n" +
 	"\aCommand\x12A\n" +
 	"\vpublication\x18\x01 \x01(\v2\x1d.watchfed.peer.v1.PublicationH\x00R\vpublication\x12E\n" +
 	"\rmember_change\x18\x02 \x01(\v2\x1e.watchfed.peer.v1.MemberChangeH\x00R\fmemberChange\x125\n" +
@@ -1097,7 +1709,11 @@ const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\x13protocol_activation\x18\t \x01(\v2$.watchfed.peer.v1.ProtocolActivationH\x00R\x12protocolActivation\x12>\n" +
 	"\n" +
 	"checkpoint\x18\x14 \x01(\v2\x1c.watchfed.peer.v1.CheckpointH\x00R\n" +
-	"checkpointB\t\n" +
+	"checkpoint\x12>\n" +
+	"\n" +
+	"governance\x18\n" +
+	" \x01(\v2\x1c.watchfed.peer.v1.GovernanceH\x00R\n" +
+	"governanceB\t\n" +
 	"\acommand\"A\n" +
 	"\n" +
 	"Checkpoint\x12\x14\n" +
@@ -1169,7 +1785,48 @@ const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\x06invite\x18\x01 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x06invite\x12)\n" +
 	"\x04join\x18\x02 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x04join\x12\x18\n" +
 	"\x06remove\x18\x03 \x01(\tH\x00R\x06removeB\b\n" +
-	"\x06changeB<Z:github.com/watchfed/watchfed/proto/watchfed/peer/v1;peerv1b\x06proto3"
+	"\x06change\"T\n" +
+	"\n" +
+	"Governance\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x10\n" +
+	"\x03act\x18\x02 \x01(\fR\x03act\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x86\x02\n" +
+	"\rGovernanceAct\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x127\n" +
+	"\tsigned_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x126\n" +
+	"\apropose\x18\x03 \x01(\v2\x1a.watchfed.peer.v1.ProposalH\x00R\apropose\x12\x1a\n" +
+	"\aapprove\x18\x04 \x01(\tH\x00R\aapprove\x12\x18\n" +
+	"\x06reject\x18\x05 \x01(\tH\x00R\x06reject\x12/\n" +
+	"\x05leave\x18\x06 \x01(\v2\x17.watchfed.peer.v1.LeaveH\x00R\x05leaveB\x05\n" +
+	"\x03act\"\a\n" +
+	"\x05Leave\"\xed\x01\n" +
+	"\bProposal\x12-\n" +
+	"\x06invite\x18\x01 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x06invite\x12\x18\n" +
+	"\x06remove\x18\x02 \x01(\tH\x00R\x06remove\x12\x1a\n" +
+	"\apromote\x18\x03 \x01(\tH\x00R\apromote\x12-\n" +
+	"\x06rebind\x18\x04 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x06rebind\x12C\n" +
+	"\tthreshold\x18\x05 \x01(\v2#.watchfed.peer.v1.ApprovalThresholdH\x00R\tthresholdB\b\n" +
+	"\x06change\"e\n" +
+	"\x11ApprovalThreshold\x12\x1c\n" +
+	"\bmajority\x18\x01 \x01(\bH\x00R\bmajority\x12\x12\n" +
+	"\x03all\x18\x02 \x01(\bH\x00R\x03all\x12\x16\n" +
+	"\x05count\x18\x03 \x01(\rH\x00R\x05countB\x06\n" +
+	"\x04rule\"\xe9\x02\n" +
+	"\rProposalState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
+	"\bproposal\x18\x02 \x01(\v2\x1a.watchfed.peer.v1.ProposalR\bproposal\x12\x1f\n" +
+	"\vproposed_by\x18\x03 \x01(\tR\n" +
+	"proposedBy\x12;\n" +
+	"\vproposed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"proposedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1c\n" +
+	"\tapprovals\x18\x06 \x03(\tR\tapprovals\x12\x1e\n" +
+	"\n" +
+	"rejections\x18\a \x03(\tR\n" +
+	"rejections\x12\x14\n" +
+	"\x05state\x18\b \x01(\tR\x05state\x12#\n" +
+	"\rdecided_index\x18\t \x01(\x04R\fdecidedIndexB<Z:github.com/watchfed/watchfed/proto/watchfed/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_watchfed_peer_v1_log_proto_rawDescOnce sync.Once
@@ -1183,25 +1840,32 @@ func file_watchfed_peer_v1_log_proto_rawDescGZIP() []byte {
 	return file_watchfed_peer_v1_log_proto_rawDescData
 }
 
-var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_watchfed_peer_v1_log_proto_goTypes = []any{
-	(*Command)(nil),              // 0: watchfed.peer.v1.Command
-	(*Checkpoint)(nil),           // 1: watchfed.peer.v1.Checkpoint
-	(*ProtocolAnnouncement)(nil), // 2: watchfed.peer.v1.ProtocolAnnouncement
-	(*ProtocolActivation)(nil),   // 3: watchfed.peer.v1.ProtocolActivation
-	(*Barrier)(nil),              // 4: watchfed.peer.v1.Barrier
-	(*Publication)(nil),          // 5: watchfed.peer.v1.Publication
-	(*PublicationBody)(nil),      // 6: watchfed.peer.v1.PublicationBody
-	(*EpochGrant)(nil),           // 7: watchfed.peer.v1.EpochGrant
-	(*EnvelopeHeader)(nil),       // 8: watchfed.peer.v1.EnvelopeHeader
-	(*Envelope)(nil),             // 9: watchfed.peer.v1.Envelope
-	(*Body)(nil),                 // 10: watchfed.peer.v1.Body
-	(*WrappedKey)(nil),           // 11: watchfed.peer.v1.WrappedKey
-	(*KeyGrant)(nil),             // 12: watchfed.peer.v1.KeyGrant
-	(*MemberChange)(nil),         // 13: watchfed.peer.v1.MemberChange
-	(v1.Kind)(0),                 // 14: watchfed.v1.Kind
-	(v1.Marking)(0),              // 15: watchfed.v1.Marking
-	(*v1.Member)(nil),            // 16: watchfed.v1.Member
+	(*Command)(nil),               // 0: watchfed.peer.v1.Command
+	(*Checkpoint)(nil),            // 1: watchfed.peer.v1.Checkpoint
+	(*ProtocolAnnouncement)(nil),  // 2: watchfed.peer.v1.ProtocolAnnouncement
+	(*ProtocolActivation)(nil),    // 3: watchfed.peer.v1.ProtocolActivation
+	(*Barrier)(nil),               // 4: watchfed.peer.v1.Barrier
+	(*Publication)(nil),           // 5: watchfed.peer.v1.Publication
+	(*PublicationBody)(nil),       // 6: watchfed.peer.v1.PublicationBody
+	(*EpochGrant)(nil),            // 7: watchfed.peer.v1.EpochGrant
+	(*EnvelopeHeader)(nil),        // 8: watchfed.peer.v1.EnvelopeHeader
+	(*Envelope)(nil),              // 9: watchfed.peer.v1.Envelope
+	(*Body)(nil),                  // 10: watchfed.peer.v1.Body
+	(*WrappedKey)(nil),            // 11: watchfed.peer.v1.WrappedKey
+	(*KeyGrant)(nil),              // 12: watchfed.peer.v1.KeyGrant
+	(*MemberChange)(nil),          // 13: watchfed.peer.v1.MemberChange
+	(*Governance)(nil),            // 14: watchfed.peer.v1.Governance
+	(*GovernanceAct)(nil),         // 15: watchfed.peer.v1.GovernanceAct
+	(*Leave)(nil),                 // 16: watchfed.peer.v1.Leave
+	(*Proposal)(nil),              // 17: watchfed.peer.v1.Proposal
+	(*ApprovalThreshold)(nil),     // 18: watchfed.peer.v1.ApprovalThreshold
+	(*ProposalState)(nil),         // 19: watchfed.peer.v1.ProposalState
+	(v1.Kind)(0),                  // 20: watchfed.v1.Kind
+	(v1.Marking)(0),               // 21: watchfed.v1.Marking
+	(*v1.Member)(nil),             // 22: watchfed.v1.Member
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_watchfed_peer_v1_log_proto_depIdxs = []int32{
 	5,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
@@ -1210,22 +1874,32 @@ var file_watchfed_peer_v1_log_proto_depIdxs = []int32{
 	2,  // 3: watchfed.peer.v1.Command.protocol_announcement:type_name -> watchfed.peer.v1.ProtocolAnnouncement
 	3,  // 4: watchfed.peer.v1.Command.protocol_activation:type_name -> watchfed.peer.v1.ProtocolActivation
 	1,  // 5: watchfed.peer.v1.Command.checkpoint:type_name -> watchfed.peer.v1.Checkpoint
-	7,  // 6: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
-	9,  // 7: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
-	12, // 8: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
-	14, // 9: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
-	15, // 10: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
-	8,  // 11: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
-	10, // 12: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
-	11, // 13: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
-	11, // 14: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
-	16, // 15: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
-	16, // 16: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	14, // 6: watchfed.peer.v1.Command.governance:type_name -> watchfed.peer.v1.Governance
+	7,  // 7: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
+	9,  // 8: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
+	12, // 9: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
+	20, // 10: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
+	21, // 11: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
+	8,  // 12: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
+	10, // 13: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
+	11, // 14: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
+	11, // 15: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
+	22, // 16: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
+	22, // 17: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
+	23, // 18: watchfed.peer.v1.GovernanceAct.signed_at:type_name -> google.protobuf.Timestamp
+	17, // 19: watchfed.peer.v1.GovernanceAct.propose:type_name -> watchfed.peer.v1.Proposal
+	16, // 20: watchfed.peer.v1.GovernanceAct.leave:type_name -> watchfed.peer.v1.Leave
+	22, // 21: watchfed.peer.v1.Proposal.invite:type_name -> watchfed.v1.Member
+	22, // 22: watchfed.peer.v1.Proposal.rebind:type_name -> watchfed.v1.Member
+	18, // 23: watchfed.peer.v1.Proposal.threshold:type_name -> watchfed.peer.v1.ApprovalThreshold
+	17, // 24: watchfed.peer.v1.ProposalState.proposal:type_name -> watchfed.peer.v1.Proposal
+	23, // 25: watchfed.peer.v1.ProposalState.proposed_at:type_name -> google.protobuf.Timestamp
+	23, // 26: watchfed.peer.v1.ProposalState.expires_at:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_peer_v1_log_proto_init() }
@@ -1240,11 +1914,30 @@ func file_watchfed_peer_v1_log_proto_init() {
 		(*Command_ProtocolAnnouncement)(nil),
 		(*Command_ProtocolActivation)(nil),
 		(*Command_Checkpoint)(nil),
+		(*Command_Governance)(nil),
 	}
 	file_watchfed_peer_v1_log_proto_msgTypes[13].OneofWrappers = []any{
 		(*MemberChange_Invite)(nil),
 		(*MemberChange_Join)(nil),
 		(*MemberChange_Remove)(nil),
+	}
+	file_watchfed_peer_v1_log_proto_msgTypes[15].OneofWrappers = []any{
+		(*GovernanceAct_Propose)(nil),
+		(*GovernanceAct_Approve)(nil),
+		(*GovernanceAct_Reject)(nil),
+		(*GovernanceAct_Leave)(nil),
+	}
+	file_watchfed_peer_v1_log_proto_msgTypes[17].OneofWrappers = []any{
+		(*Proposal_Invite)(nil),
+		(*Proposal_Remove)(nil),
+		(*Proposal_Promote)(nil),
+		(*Proposal_Rebind)(nil),
+		(*Proposal_Threshold)(nil),
+	}
+	file_watchfed_peer_v1_log_proto_msgTypes[18].OneofWrappers = []any{
+		(*ApprovalThreshold_Majority)(nil),
+		(*ApprovalThreshold_All)(nil),
+		(*ApprovalThreshold_Count)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1252,7 +1945,7 @@ func file_watchfed_peer_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_log_proto_rawDesc), len(file_watchfed_peer_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
