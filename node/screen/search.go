@@ -311,7 +311,10 @@ func (x *Index) similar(t names.Word, s *scratch) []simTok {
 func lookups(qt []names.Word) []names.Word {
 	out := slices.Clone(qt)
 	for i, t := range qt {
-		if k := names.TranslitKey(t.Text); k != t.Text && isASCII(t.Text) {
+		// Another romanisation that changes the word's length ("dzh" for
+		// "j", "kh" for "h") escapes the trigram lookup; a letter for a
+		// letter does not.
+		if k := names.TranslitKey(t.Text); len(k) != len(t.Text) && isASCII(t.Text) {
 			out = append(out, names.Word{Text: k})
 		}
 		for _, p := range names.SplitJoined(t.Text) {
