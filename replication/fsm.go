@@ -303,6 +303,11 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 	if err != nil {
 		return fmt.Errorf("%w: publication of %s: %v", ErrRejected, pub.GetOrigin(), err)
 	}
+	if v, _ := protocolOf(tx); v >= 2 {
+		if err := checkClearParts(pub, body); err != nil {
+			return fmt.Errorf("%w: publication of %s (protocol %d): %v", ErrRejected, pub.GetOrigin(), v, err)
+		}
+	}
 	entries, grants := tx.Bucket(bucketEntries), tx.Bucket(bucketGrants)
 	fresh := len(body.KeyGrants)
 	for _, env := range body.GetEnvelopes() {

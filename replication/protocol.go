@@ -30,8 +30,9 @@ import (
 // every FSM) while an earlier protocol is active: then a binary that does
 // not know the kind only meets it after an activation it halted at.
 
-// SupportedProtocols are the protocol versions this binary applies entries by.
-func SupportedProtocols() []uint32 { return []uint32{1} }
+// SupportedProtocols are the protocol versions this binary applies entries
+// by: 1, and 2 (protocol2.go: a publication's clear ids checked).
+func SupportedProtocols() []uint32 { return []uint32{1, 2} }
 
 // ErrHalted is wrapped by the result of every entry a halted FSM did not apply.
 var ErrHalted = errors.New("halted")

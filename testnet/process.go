@@ -45,6 +45,24 @@ func (nt *Net) Kill(m *Member) error {
 	return nil
 }
 
+// Stop stops the member's node as an operator would (SIGTERM) and waits for
+// it to exit; one still running after timeout is killed.
+func (nt *Net) Stop(m *Member, timeout time.Duration) error {
+	if m.process == nil {
+		return nil
+	}
+	if err := m.process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("stop %s: %w", m.Agency, err)
+	}
+	select {
+	case <-m.exited:
+		m.process = nil
+		return nil
+	case <-time.After(timeout):
+		return nt.Kill(m)
+	}
+}
+
 // Restart starts a member's node again on its data (after Kill, or after
 // it stopped by itself) and waits until it serves.
 func (nt *Net) Restart(ctx context.Context, m *Member) error {

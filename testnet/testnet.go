@@ -39,10 +39,13 @@ func AgencyID(i int) string {
 
 // Member is one agency of a testnet.
 type Member struct {
-	Agency  string
-	Dir     string // D/<agency>: data, certificates, node.yaml, env
-	Addr    string
-	Env     node.ClientEnv // operator+analyst client certificate
+	Agency string
+	Dir    string // D/<agency>: data, certificates, node.yaml, env
+	Addr   string
+	Env    node.ClientEnv // operator+analyst client certificate
+	// Binary is the watchfed binary this member's node runs, from its next
+	// start (a rolling upgrade swaps it); empty: Options.Binary.
+	Binary  string
 	process *os.Process
 	exited  chan error // receives the process's end
 }
@@ -287,7 +290,11 @@ func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
 	if invitation != "" {
 		args = append(args, "--join", invitation)
 	}
-	cmd := exec.Command(nt.Binary, args...)
+	bin := nt.Binary
+	if m.Binary != "" {
+		bin = m.Binary
+	}
+	cmd := exec.Command(bin, args...)
 	logf, err := os.OpenFile(filepath.Join(m.Dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err

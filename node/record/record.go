@@ -5,7 +5,6 @@ package record
 import (
 	"crypto/rand"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/watchfed/watchfed/internal/safetext"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -29,15 +29,9 @@ const (
 	ReviewPeriod   = 3 // years until a denial is reviewed, by default
 )
 
-var agencyID = regexp.MustCompile(`^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,16})?$`)
-
-// ValidateAgencyID checks an agency id such as DE-BAFA, US-BIS or UN.
-func ValidateAgencyID(s string) error {
-	if !agencyID.MatchString(s) {
-		return fmt.Errorf("%q is not an agency id (upper-case letters and digits, one optional dash: DE-BAFA)", s)
-	}
-	return nil
-}
+// ValidateAgencyID checks an agency id such as DE-BAFA, US-BIS or UN (the
+// rule is internal/safetext's, shared with the replicated state machine).
+func ValidateAgencyID(s string) error { return safetext.ValidateAgencyID(s) }
 
 var (
 	entropyMu sync.Mutex
@@ -51,20 +45,8 @@ func NewID(agency string, now time.Time) string {
 	return agency + "/" + ulid.MustNew(ulid.Timestamp(now), entropy).String()
 }
 
-// ParseID splits a record id and returns its agency.
-func ParseID(id string) (string, error) {
-	agency, u, ok := strings.Cut(id, "/")
-	if !ok {
-		return "", fmt.Errorf("%q is not AGENCY/ULID", id)
-	}
-	if err := ValidateAgencyID(agency); err != nil {
-		return "", err
-	}
-	if _, err := ulid.ParseStrict(u); err != nil {
-		return "", fmt.Errorf("%q: %v", id, err)
-	}
-	return agency, nil
-}
+// ParseID splits a record id, AGENCY/ULID, and returns its agency.
+func ParseID(id string) (string, error) { return safetext.ParseID(id) }
 
 // Normalize trims text, upper-cases codes and fills defaults, in place.
 func Normalize(r *pb.Record, now time.Time) {

@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/watchfed/watchfed/internal/safetext"
 )
 
 // Text that crosses agencies ends up on other agencies' terminals, so every
@@ -55,15 +57,7 @@ var runeNames = map[rune]string{
 
 // Unprintable reports whether r is refused in text: a control character
 // (tab and line feed included) or a bidirectional control.
-func Unprintable(r rune) bool {
-	switch {
-	case r < 0x20, r >= 0x7F && r <= 0x9F:
-		return true
-	case r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
-}
+func Unprintable(r rune) bool { return safetext.Unprintable(r) }
 
 // DescribeRune names a character for an error message: U+202E (right-to-left override).
 func DescribeRune(r rune) string {

@@ -1,0 +1,109 @@
+package replication
+
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/watchfed/watchfed/internal/safetext"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+)
+
+// Protocol 2: a publication's clear parts must be what they claim. Under
+// protocol 1 the FSM checked only the signature and structure (VerifyFunc),
+// so a member could publish, under its own signature, an entry id of
+// another agency, or ids holding terminal escapes and bidi controls that
+// every partner's operator would be shown. From protocol 2 every FSM refuses
+// such a publication whole. Entries applied under protocol 1 keep their
+// verdict: replaying an old log gives the same state.
+
+// checkClearParts is protocol 2's rule for a verified publication: every id
+// in clear is well formed, and every entry, grant and key it carries is the
+// origin's own.
+func checkClearParts(pub *peerpb.Publication, body *peerpb.PublicationBody) error {
+	origin := pub.GetOrigin()
+	if err := agency("origin", origin); err != nil {
+		return err
+	}
+	ownEntry := func(field, id string) error {
+		if err := printable(field, id); err != nil {
+			return err
+		}
+		a, err := safetext.ParseID(id)
+		if err != nil {
+			return fmt.Errorf("%s: %v", field, err)
+		}
+		if a != origin {
+			return fmt.Errorf("%s %s: an entry of %s published by %s", field, id, a, origin)
+		}
+		return nil
+	}
+	for i, g := range body.GetEpochGrants() {
+		if err := agency(fmt.Sprintf("epoch_grants[%d].recipient", i), g.GetRecipient()); err != nil {
+			return err
+		}
+	}
+	for i, env := range body.GetEnvelopes() {
+		h, at := env.GetHeader(), fmt.Sprintf("envelopes[%d].header", i)
+		if err := ownEntry(at+".entry_id", h.GetEntryId()); err != nil {
+			return err
+		}
+		if h.GetOrigin() != origin {
+			return fmt.Errorf("%s.origin %q: the publication's origin is %s", at, h.GetOrigin(), origin)
+		}
+		for j, r := range h.GetRelTo() {
+			if err := agency(fmt.Sprintf("%s.rel_to[%d]", at, j), r); err != nil {
+				return err
+			}
+		}
+		for j, r := range h.GetRecipients() {
+			if err := agency(fmt.Sprintf("%s.recipients[%d]", at, j), r); err != nil {
+				return err
+			}
+		}
+		for j, b := range env.GetBodies() {
+			for k, r := range b.GetRecipients() {
+				if err := agency(fmt.Sprintf("envelopes[%d].bodies[%d].recipients[%d]", i, j, k), r); err != nil {
+					return err
+				}
+			}
+			for k, w := range b.GetKeys() {
+				if err := agency(fmt.Sprintf("envelopes[%d].bodies[%d].keys[%d].recipient", i, j, k), w.GetRecipient()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i, g := range body.GetKeyGrants() {
+		if err := ownEntry(fmt.Sprintf("key_grants[%d].entry_id", i), g.GetEntryId()); err != nil {
+			return err
+		}
+		if err := agency(fmt.Sprintf("key_grants[%d].key.recipient", i), g.GetKey().GetRecipient()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func agency(field, id string) error {
+	if err := printable(field, id); err != nil {
+		return err
+	}
+	if err := safetext.ValidateAgencyID(id); err != nil {
+		return fmt.Errorf("%s: %v", field, err)
+	}
+	return nil
+}
+
+// printable names a control or bidi control in clear text, so that the
+// refusal says what was wrong rather than only that an id is malformed.
+func printable(field, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		if safetext.Unprintable(r) {
+			return fmt.Errorf("%s contains U+%04X (a control or bidi control)", field, r)
+		}
+	}
+	return nil
+}

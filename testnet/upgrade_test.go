@@ -1,0 +1,487 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+)
+
+// protocol1Commit is the commit of main that introduced protocol versions
+// and supports protocol 1 only: the binary a rolling upgrade starts from.
+const protocol1Commit = "523d57c2f401b008af5f03a2386f723cbbe2e153"
+
+var (
+	buildMu  sync.Mutex
+	binaries = map[string]string{} // commit ("" for this tree) → binary
+)
+
+// watchfedAt builds the watchfed binary of a commit of this repository
+// ("" for the tree under test), once per test run. A commit that is not in
+// the local history (a shallow clone, an export without .git) skips the test.
+func watchfedAt(t *testing.T, commit string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := binaries[commit]; ok {
+		return bin
+	}
+	dir, err := os.MkdirTemp("", "watchfed-upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := ".."
+	if commit != "" {
+		root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+		if err != nil {
+			t.Skipf("the rolling upgrade builds watchfed from commit %s and needs git history: %v", commit, err)
+		}
+		top := strings.TrimSpace(string(root))
+		if err := exec.Command("git", "-C", top, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+			t.Skipf("commit %s (protocol 1) is not in this clone's history (shallow clone?): the rolling upgrade from it is skipped", commit)
+		}
+		src = filepath.Join(dir, "src")
+		if err := os.Mkdir(src, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		archive := exec.Command("git", "-C", top, "archive", "--format=tar", commit)
+		untar := exec.Command("tar", "-x", "-C", src)
+		untar.Stdin, _ = archive.StdoutPipe()
+		if err := untar.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := archive.CombinedOutput(); err != nil {
+			t.Fatalf("git archive %s: %v\n%s", commit, err, out)
+		}
+		if err := untar.Wait(); err != nil {
+			t.Fatalf("extract %s: %v", commit, err)
+		}
+	}
+	bin := filepath.Join(dir, "watchfed")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/watchfed")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build watchfed at %q: %v\n%s", commit, err, out)
+	}
+	binaries[commit] = bin
+	return bin
+}
+
+// upgradeNet starts a federation whose member i runs bins[i].
+func upgradeNet(t *testing.T, bins ...string) (*Net, []*grpc.ClientConn) {
+	t.Helper()
+	nt, err := Prepare(Options{Nodes: len(bins), Dir: t.TempDir(), Binary: bins[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range nt.Members {
+		m.Binary = bins[i]
+	}
+	t.Cleanup(func() {
+		if err := nt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := nt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]*grpc.ClientConn, len(nt.Members))
+	for i, m := range nt.Members {
+		if conns[i], err = m.Dial(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conns[i].Close() })
+	}
+	return nt, conns
+}
+
+func statusOf(ctx context.Context, conn *grpc.ClientConn, hash bool) (*pb.GetStatusResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{WithStateHash: hash})
+}
+
+// waitUntil polls cond until it holds or the deadline passes; last says what
+// was seen, for the failure.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v (last: %s)", what, within, last)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// ack is an acknowledged write: its record version and the log index of its
+// shared entry.
+type ack struct {
+	origin, id string
+	version    uint64
+	index      uint64
+}
+
+// writers create and amend records on every member until stopped, keeping
+// each write acknowledged with a log index.
+type writers struct {
+	mu   sync.Mutex
+	acks []ack
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+func startWriters(nt *Net, conns []*grpc.ClientConn) *writers {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writers{stop: cancel}
+	for i, m := range nt.Members {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			rc := pb.NewRecordServiceClient(conns[i])
+			var id string
+			var version uint64
+			for n := 0; ctx.Err() == nil; n++ {
+				rec := &pb.Record{
+					Id: id, Marking: pb.Marking_MARKING_GREEN, ChangeNote: fmt.Sprintf("upgrade %s %d", m.Agency, n),
+					Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: fmt.Sprintf("Upgrade Trading %s %d", m.Agency, n), Countries: []string{"RU"}},
+					Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "UPGRADE"}},
+				}
+				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+				var got *pb.Record
+				var idx uint64
+				var err error
+				if id == "" || n%3 == 0 {
+					rec.Id = ""
+					var resp *pb.CreateRecordResponse
+					resp, err = rc.CreateRecord(wctx, &pb.CreateRecordRequest{Record: rec})
+					got, idx = resp.GetRecord(), resp.GetLogIndex()
+				} else {
+					var resp *pb.AmendRecordResponse
+					resp, err = rc.AmendRecord(wctx, &pb.AmendRecordRequest{Record: rec, ExpectedVersion: version})
+					got, idx = resp.GetRecord(), resp.GetLogIndex()
+				}
+				wcancel()
+				if err != nil {
+					id = "" // the outcome is unknown (a node restarting): start a new record
+					select {
+					case <-ctx.Done():
+					case <-time.After(200 * time.Millisecond): // back off while the node restarts
+					}
+					continue
+				}
+				id, version = got.Id, got.Version
+				if idx > 0 {
+					w.mu.Lock()
+					w.acks = append(w.acks, ack{origin: m.Agency, id: got.Id, version: got.Version, index: idx})
+					w.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *writers) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acks)
+}
+
+// waitWrites waits until n more writes were acknowledged.
+func (w *writers) waitWrites(t *testing.T, n int) {
+	t.Helper()
+	want := w.count() + n
+	waitUntil(t, 60*time.Second, fmt.Sprintf("%d more acknowledged writes", n), func() (bool, string) {
+		c := w.count()
+		return c >= want, fmt.Sprint(c, " of ", want)
+	})
+}
+
+// TestRollingUpgrade: a federation of three agencies running the protocol 1
+// binary (built from git) is upgraded to this tree's binary one node at a
+// time, the leader included, with writes flowing on every member. While any
+// member runs the old binary the federation stays on protocol 1; once all
+// announced protocol 2 the leader activates it, at one index on every node.
+// Nothing acknowledged is lost, no node diverges, and a publication only
+// protocol 2 refuses (an entry id of another agency) is refused everywhere.
+func TestRollingUpgrade(t *testing.T) {
+	old, cur := watchfedAt(t, protocol1Commit), watchfedAt(t, "")
+	nt, conns := upgradeNet(t, old, old, old)
+	ctx := context.Background()
+	for i, m := range nt.Members {
+		st, err := statusOf(ctx, conns[i], false)
+		if err != nil || st.Protocol != 1 || !slices.Equal(st.ProtocolsSupported, []uint32{1}) {
+			t.Fatalf("%s on the old binary: %v, status %v", m.Agency, err, st)
+		}
+	}
+	w := startWriters(nt, conns)
+	defer func() { w.stop(); w.wg.Wait() }()
+	w.waitWrites(t, 6)
+
+	// The leader last but one: it is upgraded while a follower already runs
+	// the new binary, and the last follower keeps the federation mixed.
+	order := slices.Clone(nt.Members)
+	if st, err := statusOf(ctx, conns[0], false); err == nil {
+		slices.SortStableFunc(order, func(a, b *Member) int {
+			if a.Agency == st.Leader {
+				return -1
+			}
+			if b.Agency == st.Leader {
+				return 1
+			}
+			return 0
+		})
+		order[0], order[1] = order[1], order[0]
+	}
+	for n, m := range order {
+		i := slices.Index(nt.Members, m)
+		start := time.Now()
+		if err := nt.Stop(m, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		m.Binary = cur
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := nt.Restart(rctx, m)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Caught up: applied what the others had committed when it came back.
+		var target uint64
+		for j := range nt.Members {
+			if st, err := statusOf(ctx, conns[j], false); j != i && err == nil {
+				target = max(target, st.CommitIndex)
+			}
+		}
+		waitUntil(t, time.Minute, m.Agency+" caught up after its upgrade", func() (bool, string) {
+			st, err := statusOf(ctx, conns[i], false)
+			return err == nil && st.AppliedIndex >= target && st.HaltedIndex == 0 && len(st.ProtocolsSupported) == 2,
+				fmt.Sprintf("%v %v", err, st)
+		})
+		t.Logf("%s upgraded and caught up (index %d) in %v", m.Agency, target, time.Since(start).Round(time.Millisecond))
+		w.waitWrites(t, 3)
+		if n < len(order)-1 {
+			announced(t, m, "[1,2]")
+			for j := range nt.Members {
+				if st, err := statusOf(ctx, conns[j], false); err == nil && st.Protocol != 1 {
+					t.Fatalf("%s is on protocol %d while a member runs the protocol 1 binary", nt.Members[j].Agency, st.Protocol)
+				}
+			}
+		}
+	}
+
+	// Every member announced 2: the leader activates it.
+	waitUntil(t, 30*time.Second, "protocol 2 active on every node", func() (bool, string) {
+		var seen []string
+		ok := true
+		for j := range nt.Members {
+			st, err := statusOf(ctx, conns[j], false)
+			seen = append(seen, fmt.Sprintf("%s: %v %d@%d", nt.Members[j].Agency, err, st.GetProtocol(), st.GetProtocolSinceIndex()))
+			ok = ok && err == nil && st.Protocol == 2
+		}
+		return ok, strings.Join(seen, "; ")
+	})
+	w.waitWrites(t, 6)
+
+	refusedEverywhere(t, nt, conns)
+
+	w.stop()
+	w.wg.Wait()
+	w.mu.Lock()
+	acks := slices.Clone(w.acks)
+	w.mu.Unlock()
+	t.Logf("%d writes acknowledged across the upgrade", len(acks))
+
+	// One state at one index, the protocol switched at one index.
+	var final []*pb.GetStatusResponse
+	waitUntil(t, time.Minute, "every node at the same applied index and state hash", func() (bool, string) {
+		final = final[:0]
+		var seen []string
+		for j := range nt.Members {
+			st, err := statusOf(ctx, conns[j], true)
+			if err != nil {
+				return false, err.Error()
+			}
+			final = append(final, st)
+			seen = append(seen, fmt.Sprintf("%s %d/%d %x", st.Agency, st.StateHashIndex, st.CommitIndex, st.StateHash[:min(4, len(st.StateHash))]))
+		}
+		for _, st := range final[1:] {
+			if st.StateHashIndex != final[0].StateHashIndex || !bytes.Equal(st.StateHash, final[0].StateHash) {
+				return false, strings.Join(seen, "; ")
+			}
+		}
+		return true, ""
+	})
+	for _, st := range final {
+		if st.Protocol != 2 || st.ProtocolSinceIndex == 0 || st.ProtocolSinceIndex != final[0].ProtocolSinceIndex || st.HaltedIndex != 0 {
+			t.Fatalf("%s: protocol %d since %d (halted %d %q); %s: protocol %d since %d", st.Agency, st.Protocol, st.ProtocolSinceIndex,
+				st.HaltedIndex, st.HaltedReason, final[0].Agency, final[0].Protocol, final[0].ProtocolSinceIndex)
+		}
+	}
+	t.Logf("protocol 2 since index %d on every node; state %x at index %d", final[0].ProtocolSinceIndex, final[0].StateHash[:8], final[0].StateHashIndex)
+
+	// Every acknowledged write is on its origin and every partner.
+	var top uint64
+	for _, a := range acks {
+		top = max(top, a.index)
+	}
+	for j, m := range nt.Members {
+		held := map[string]uint64{}
+		token := ""
+		for {
+			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			resp, err := pb.NewSharedServiceClient(conns[j]).ListShared(lctx, &pb.ListSharedRequest{IncludeInactive: true, MinIndex: top, PageSize: 1000, PageToken: token})
+			cancel()
+			if err != nil {
+				t.Fatalf("%s shared: %v", m.Agency, err)
+			}
+			for _, e := range resp.Entries {
+				held[e.Record.Id] = max(held[e.Record.Id], e.Record.Version)
+			}
+			if token = resp.NextPageToken; token == "" {
+				break
+			}
+		}
+		for _, a := range acks {
+			if a.origin == m.Agency {
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				r, err := pb.NewRecordServiceClient(conns[j]).GetRecord(rctx, &pb.GetRecordRequest{Id: a.id})
+				cancel()
+				if err != nil || r.GetRecord().GetVersion() < a.version {
+					t.Errorf("%s lacks its own acknowledged %s v%d: %v", m.Agency, a.id, a.version, err)
+				}
+				continue
+			}
+			if held[a.id] < a.version {
+				t.Errorf("%s lacks acknowledged %s v%d (index %d) of %s: holds v%d", m.Agency, a.id, a.version, a.index, a.origin, held[a.id])
+			}
+		}
+	}
+}
+
+// announced waits until m's node logged its announcement of versions (as
+// JSON, "[1,2]").
+func announced(t *testing.T, m *Member, versions string) {
+	t.Helper()
+	want := `"msg":"announced the protocol versions of this binary","versions":` + versions
+	waitUntil(t, 30*time.Second, m.Agency+" announced "+versions, func() (bool, string) {
+		data, _ := os.ReadFile(filepath.Join(m.Dir, "node.log"))
+		return bytes.Contains(data, []byte(want)), "not in node.log"
+	})
+}
+
+// refusedEverywhere has the leader's agency publish, signed with its own key,
+// an entry under another member's agency id: protocol 2 refuses it on every
+// node (the leader's FSM answers for all: they apply the same entry the
+// same, which the state hash comparison after confirms).
+func refusedEverywhere(t *testing.T, nt *Net, conns []*grpc.ClientConn) {
+	t.Helper()
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		st, err := statusOf(ctx, conns[0], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var leader, other *Member
+		for _, m := range nt.Members {
+			if m.Agency == st.Leader {
+				leader = m
+			} else {
+				other = m
+			}
+		}
+		if leader == nil {
+			t.Fatalf("no leader known: %v", st)
+		}
+		data, err := os.ReadFile(filepath.Join(leader.Dir, "keys.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := seal.UnmarshalKeys(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := other.Agency + "/" + ulid.Make().String()
+		body, _ := proto.Marshal(&peerpb.PublicationBody{Origin: leader.Agency, Envelopes: []*peerpb.Envelope{{
+			Header: &peerpb.EnvelopeHeader{EntryId: forged, Version: 1, Origin: leader.Agency, Marking: pb.Marking_MARKING_GREEN}}}})
+		cmd, _ := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: &peerpb.Publication{
+			Origin: leader.Agency, Body: body, Signature: ed25519.Sign(keys.Signing, body)}}})
+		tlsCfg, err := pki.Files{CACert: filepath.Join(leader.Dir, "certs", "ca.pem"), Cert: filepath.Join(leader.Dir, "certs", "node.pem"),
+			Key: filepath.Join(leader.Dir, "certs", "node-key.pem")}.ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient(leader.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = peerpb.NewPeerServiceClient(conn).Forward(fctx, &peerpb.ForwardRequest{Command: cmd})
+		cancel()
+		conn.Close()
+		if status.Code(err) == codes.Unavailable && attempt < 5 {
+			continue // leadership moved meanwhile
+		}
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "an entry of "+other.Agency+" published by "+leader.Agency) {
+			t.Fatalf("entry %s published by %s under protocol 2: %v, want refused", forged, leader.Agency, err)
+		}
+		t.Logf("refused: %v", status.Convert(err).Message())
+		return
+	}
+}
+
+// TestMixedVersionsStayOnProtocol1: two members run the protocol 2 binary
+// and announce it, the third runs the protocol 1 binary: the leader does not
+// activate protocol 2, and nothing stops applying.
+func TestMixedVersionsStayOnProtocol1(t *testing.T) {
+	old, cur := watchfedAt(t, protocol1Commit), watchfedAt(t, "")
+	nt, conns := upgradeNet(t, cur, cur, old)
+	for _, m := range nt.Members[:2] {
+		announced(t, m, "[1,2]")
+	}
+	announced(t, nt.Members[2], "[1]")
+	// A negative check needs a window: the leader looks every half second,
+	// so writes flowing for some of its rounds give it the chance to
+	// activate wrongly.
+	w := startWriters(nt, conns)
+	defer func() { w.stop(); w.wg.Wait() }()
+	since := time.Now()
+	w.waitWrites(t, 15)
+	waitUntil(t, 10*time.Second, "a window of 3 s with writes", func() (bool, string) { return time.Since(since) > 3*time.Second, "" })
+	for i, m := range nt.Members {
+		st, err := statusOf(context.Background(), conns[i], false)
+		if err != nil || st.Protocol != 1 || st.ProtocolSinceIndex != 0 || st.HaltedIndex != 0 {
+			t.Fatalf("%s in a mixed federation: %v, status %v", m.Agency, err, st)
+		}
+		if data, _ := os.ReadFile(filepath.Join(m.Dir, "node.log")); bytes.Contains(data, []byte("activated a federation protocol version")) {
+			t.Fatalf("%s activated a protocol with a member on the old binary", m.Agency)
+		}
+	}
+}
