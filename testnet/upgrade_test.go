@@ -64,17 +64,12 @@ func watchfedAt(t *testing.T, commit string) string {
 		if err := os.Mkdir(src, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		archive := exec.Command("git", "-C", top, "archive", "--format=tar", commit)
-		untar := exec.Command("tar", "-x", "-C", src)
-		untar.Stdin, _ = archive.StdoutPipe()
-		if err := untar.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := archive.CombinedOutput(); err != nil {
+		tarball := filepath.Join(dir, "src.tar")
+		if out, err := exec.Command("git", "-C", top, "archive", "--format=tar", "-o", tarball, commit).CombinedOutput(); err != nil {
 			t.Fatalf("git archive %s: %v\n%s", commit, err, out)
 		}
-		if err := untar.Wait(); err != nil {
-			t.Fatalf("extract %s: %v", commit, err)
+		if out, err := exec.Command("tar", "-xf", tarball, "-C", src).CombinedOutput(); err != nil {
+			t.Fatalf("extract %s: %v\n%s", commit, err, out)
 		}
 	}
 	bin := filepath.Join(dir, "watchfed")
