@@ -32,13 +32,24 @@ import (
 const protocol1Commit = "523d57c2f401b008af5f03a2386f723cbbe2e153"
 
 var (
-	buildMu  sync.Mutex
-	binaries = map[string]string{} // commit ("" for this tree) → binary
+	buildMu   sync.Mutex
+	binaries  = map[string]string{} // commit ("" for this tree) → binary
+	builtDirs []string              // removed after the tests
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range builtDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // watchfedAt builds the watchfed binary of a commit of this repository
-// ("" for the tree under test), once per test run. A commit that is not in
-// the local history (a shallow clone, an export without .git) skips the test.
+// ("" for the tree under test), once per test run. A commit's binary never
+// changes, so it is kept in the temporary directory under the commit's name
+// for later runs. A commit that is not in the local history (a shallow
+// clone, an export without .git) skips the test.
 func watchfedAt(t *testing.T, commit string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -46,12 +57,20 @@ func watchfedAt(t *testing.T, commit string) string {
 	if bin, ok := binaries[commit]; ok {
 		return bin
 	}
-	dir, err := os.MkdirTemp("", "watchfed-upgrade")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := ".."
-	if commit != "" {
+	var dir, src string
+	if commit == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "watchfed-bin"); err != nil {
+			t.Fatal(err)
+		}
+		builtDirs = append(builtDirs, dir)
+		src = ".."
+	} else {
+		dir = filepath.Join(os.TempDir(), "watchfed-upgrade-"+commit)
+		if bin := filepath.Join(dir, "watchfed"); fileExists(bin) {
+			binaries[commit] = bin
+			return bin
+		}
 		root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 		if err != nil {
 			t.Skipf("the rolling upgrade builds watchfed from commit %s and needs git history: %v", commit, err)
@@ -60,8 +79,13 @@ func watchfedAt(t *testing.T, commit string) string {
 		if err := exec.Command("git", "-C", top, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
 			t.Skipf("commit %s (protocol 1) is not in this clone's history (shallow clone?): the rolling upgrade from it is skipped", commit)
 		}
+		// The same source path every time: the compiled packages of the
+		// commit stay valid in the build cache.
 		src = filepath.Join(dir, "src")
-		if err := os.Mkdir(src, 0o700); err != nil {
+		if err := os.RemoveAll(src); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(src, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		tarball := filepath.Join(dir, "src.tar")
@@ -73,13 +97,23 @@ func watchfedAt(t *testing.T, commit string) string {
 		}
 	}
 	bin := filepath.Join(dir, "watchfed")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/watchfed")
+	// Built under another name and renamed: a build cut short leaves no
+	// binary a later run would take for whole.
+	build := exec.Command("go", "build", "-o", bin+".partial", "./cmd/watchfed")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build watchfed at %q: %v\n%s", commit, err, out)
 	}
+	if err := os.Rename(bin+".partial", bin); err != nil {
+		t.Fatal(err)
+	}
 	binaries[commit] = bin
 	return bin
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // upgradeNet starts a federation whose member i runs bins[i].
@@ -162,7 +196,14 @@ func startWriters(nt *Net, conns []*grpc.ClientConn) *writers {
 			rc := pb.NewRecordServiceClient(conns[i])
 			var id string
 			var version uint64
+			pace := time.NewTicker(25 * time.Millisecond) // a steady flow, not a flood
+			defer pace.Stop()
 			for n := 0; ctx.Err() == nil; n++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-pace.C:
+				}
 				rec := &pb.Record{
 					Id: id, Marking: pb.Marking_MARKING_GREEN, ChangeNote: fmt.Sprintf("upgrade %s %d", m.Agency, n),
 					Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: fmt.Sprintf("Upgrade Trading %s %d", m.Agency, n), Countries: []string{"RU"}},
@@ -227,8 +268,11 @@ func (w *writers) waitWrites(t *testing.T, n int) {
 // Nothing acknowledged is lost, no node diverges, and a publication only
 // protocol 2 refuses (an entry id of another agency) is refused everywhere.
 func TestRollingUpgrade(t *testing.T) {
+	begin := time.Now()
 	old, cur := watchfedAt(t, protocol1Commit), watchfedAt(t, "")
+	t.Logf("binaries built in %v", time.Since(begin).Round(time.Millisecond))
 	nt, conns := upgradeNet(t, old, old, old)
+	t.Logf("federation on the protocol 1 binary formed at %v", time.Since(begin).Round(time.Millisecond))
 	ctx := context.Background()
 	for i, m := range nt.Members {
 		st, err := statusOf(ctx, conns[i], false)
@@ -312,7 +356,7 @@ func TestRollingUpgrade(t *testing.T) {
 	w.mu.Lock()
 	acks := slices.Clone(w.acks)
 	w.mu.Unlock()
-	t.Logf("%d writes acknowledged across the upgrade", len(acks))
+	t.Logf("%d writes acknowledged across the upgrade, at %v", len(acks), time.Since(begin).Round(time.Millisecond))
 
 	// One state at one index, the protocol switched at one index.
 	var final []*pb.GetStatusResponse
@@ -342,6 +386,8 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	t.Logf("protocol 2 since index %d on every node; state %x at index %d", final[0].ProtocolSinceIndex, final[0].StateHash[:8], final[0].StateHashIndex)
 
+	t.Logf("states compared at %v", time.Since(begin).Round(time.Millisecond))
+	defer func() { t.Logf("acknowledged writes checked at %v", time.Since(begin).Round(time.Millisecond)) }()
 	// Every acknowledged write is on its origin and every partner.
 	var top uint64
 	for _, a := range acks {
@@ -388,7 +434,13 @@ func announced(t *testing.T, m *Member, versions string) {
 	want := `"msg":"announced the protocol versions of this binary","versions":` + versions
 	waitUntil(t, 30*time.Second, m.Agency+" announced "+versions, func() (bool, string) {
 		data, _ := os.ReadFile(filepath.Join(m.Dir, "node.log"))
-		return bytes.Contains(data, []byte(want)), "not in node.log"
+		var seen []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "protocol") {
+				seen = append(seen, l)
+			}
+		}
+		return bytes.Contains(data, []byte(want)), "node.log: " + strings.Join(seen, "\n")
 	})
 }
 
@@ -452,16 +504,36 @@ func refusedEverywhere(t *testing.T, nt *Net, conns []*grpc.ClientConn) {
 	}
 }
 
-// TestMixedVersionsStayOnProtocol1: two members run the protocol 2 binary
-// and announce it, the third runs the protocol 1 binary: the leader does not
-// activate protocol 2, and nothing stops applying.
+// TestMixedVersionsStayOnProtocol1: the founder runs the protocol 1
+// binary, the two members that join it run this tree's and announce
+// protocol 2, and one of them leads: it does not activate protocol 2, and
+// nothing stops applying.
 func TestMixedVersionsStayOnProtocol1(t *testing.T) {
 	old, cur := watchfedAt(t, protocol1Commit), watchfedAt(t, "")
-	nt, conns := upgradeNet(t, cur, cur, old)
-	for _, m := range nt.Members[:2] {
+	nt, conns := upgradeNet(t, old, cur, cur)
+	announced(t, nt.Members[0], "[1]")
+	for _, m := range nt.Members[1:] {
 		announced(t, m, "[1,2]")
 	}
-	announced(t, nt.Members[2], "[1]")
+	ctx := context.Background()
+	newer := nt.Members[1].Agency
+	waitUntil(t, 30*time.Second, newer+" leads", func() (bool, string) {
+		st, err := statusOf(ctx, conns[0], false)
+		if err != nil {
+			return false, err.Error()
+		}
+		if st.Leader == newer {
+			return true, ""
+		}
+		for i, m := range nt.Members {
+			if m.Agency == st.Leader {
+				tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err = pb.NewFederationServiceClient(conns[i]).TransferLeadership(tctx, &pb.TransferLeadershipRequest{To: newer})
+				cancel()
+			}
+		}
+		return false, fmt.Sprintf("leader %s: %v", st.Leader, err)
+	})
 	// A negative check needs a window: the leader looks every half second,
 	// so writes flowing for some of its rounds give it the chance to
 	// activate wrongly.
@@ -471,7 +543,7 @@ func TestMixedVersionsStayOnProtocol1(t *testing.T) {
 	w.waitWrites(t, 15)
 	waitUntil(t, 10*time.Second, "a window of 3 s with writes", func() (bool, string) { return time.Since(since) > 3*time.Second, "" })
 	for i, m := range nt.Members {
-		st, err := statusOf(context.Background(), conns[i], false)
+		st, err := statusOf(ctx, conns[i], false)
 		if err != nil || st.Protocol != 1 || st.ProtocolSinceIndex != 0 || st.HaltedIndex != 0 {
 			t.Fatalf("%s in a mixed federation: %v, status %v", m.Agency, err, st)
 		}

@@ -32,7 +32,10 @@ func (f *Federation) protocolLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if a := f.rep.NextAnnouncement(f.cfg.Agency); a != nil && time.Now().After(retryAt) {
+		// Announce from an up-to-date view of the registry: a node catching
+		// up would announce again what it already announced.
+		st := f.rep.Status()
+		if a := f.rep.NextAnnouncement(f.cfg.Agency); a != nil && st.Applied >= st.CommitIndex && time.Now().After(retryAt) {
 			if err := f.announce(ctx, a); err != nil {
 				f.log.Warn("protocol announcement failed; retrying", "versions", a.Versions, "error", err)
 				retryAt = time.Now().Add(10 * time.Second)
