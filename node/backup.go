@@ -21,6 +21,9 @@ const (
 	backupStore   = "node.db"
 	backupFSM     = "fsm.db"
 	backupKeys    = KeysFile
+	// backupAgency names the agency whose node was saved: a backup is
+	// restored only as that agency (archives from before it have none).
+	backupAgency = "watchfed-backup-agency"
 )
 
 // backupFormat is the layout of a backup archive: which files it holds,
@@ -45,6 +48,9 @@ func (n *Node) writeBackup(w io.Writer) error {
 	if err := add(backupVersion, func(w io.Writer) (int64, error) { k, err := w.Write(stamp); return int64(k), err }); err != nil {
 		return err
 	}
+	if err := add(backupAgency, func(w io.Writer) (int64, error) { k, err := io.WriteString(w, n.cfg.Agency); return int64(k), err }); err != nil {
+		return err
+	}
 	if err := add(backupStore, n.store.Backup); err != nil {
 		return err
 	}
@@ -64,7 +70,8 @@ func (n *Node) writeBackup(w io.Writer) error {
 // RestoreBackup unpacks a backup into an empty data directory of a stopped
 // node. Start the node with --recover afterwards: it comes up as a
 // one-member federation holding the saved state, and partners join it again
-// by invitation.
+// by invitation. A backup of another agency is refused, naming both: its
+// node would serve that agency's records and keys under this one's name.
 func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 	if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); err == nil {
 		return fmt.Errorf("%s already holds %s: restore into an empty data directory", dataDir, StoreFile)
@@ -99,6 +106,14 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 			}
 			if _, err := backupFormat.Check("", bytes.TrimSpace(found), false); err != nil {
 				return err
+			}
+		case backupAgency:
+			saved, err := io.ReadAll(io.LimitReader(tr, 256))
+			if err != nil {
+				return fmt.Errorf("backup archive: %w", err)
+			}
+			if string(saved) != agency {
+				return fmt.Errorf("the backup is of agency %s, not %s: restore it only as %s (each agency restores its own node's backup)", saved, agency, saved)
 			}
 		case backupStore, backupKeys:
 			if err := writeFileSync(filepath.Join(dataDir, h.Name), io.LimitReader(tr, h.Size)); err != nil {

@@ -129,3 +129,48 @@ func TestRestoreBackupFormatVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreRefusesAnotherAgency: a backup names its agency; restoring it
+// as another agency is refused naming both, and writes nothing.
+func TestRestoreRefusesAnotherAgency(t *testing.T) {
+	// The archive writeBackup lays out: the version, the agency, the files.
+	tr := tar.NewReader(bytes.NewReader(backupArchive(t, []byte("1"), true, nil)))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	add := func(name string, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		b := new(bytes.Buffer)
+		if _, err := b.ReadFrom(tr); err != nil {
+			t.Fatal(err)
+		}
+		add(h.Name, b.Bytes())
+		if h.Name == backupVersion {
+			add(backupAgency, []byte("DE-BAFA"))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "FR-SBDU", "127.0.0.1:7400")
+	if err == nil || !strings.Contains(err.Error(), "the backup is of agency DE-BAFA, not FR-SBDU") {
+		t.Fatalf("restore as FR-SBDU: %v, want refused naming DE-BAFA and FR-SBDU", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused restore wrote %s (%v)", StoreFile, err)
+	}
+	if err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "DE-BAFA", "127.0.0.1:7400"); err != nil {
+		t.Fatalf("restore as DE-BAFA: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -30,6 +31,11 @@ type sharing struct {
 	readAt   time.Time
 	lastErr  string
 	gen      uint64 // bumped on every change in force
+	// reloading is set while a reload runs in the background: the publish
+	// loop asks for one on every round and never waits for the read and
+	// parse (up to a 1 MiB file), so a policy edit never holds up writes.
+	reloading atomic.Bool
+	reloads   sync.WaitGroup
 }
 
 // policy returns the policy in force (never nil).
@@ -86,7 +92,7 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 	if unchanged {
 		return
 	}
-	data, err := os.ReadFile(path)
+	data, err := policy.ReadFile(path) // bounded: a larger file is refused by Parse
 	n.sharing.mu.Lock()
 	n.sharing.lastStat, n.sharing.readAt = stat, time.Now()
 	n.sharing.mu.Unlock()
@@ -141,8 +147,22 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 // policySource is the policy in force as the federation side sees it.
 type policySource struct{ n *Node }
 
-func (p policySource) Current() *policy.Policy    { return p.n.policy() }
-func (p policySource) Reload(ctx context.Context) { p.n.reloadPolicy(ctx) }
+func (p policySource) Current() *policy.Policy { return p.n.policy() }
+func (p policySource) Reload(context.Context)  { p.n.startPolicyReload() }
+
+// startPolicyReload reloads the policy file in the background unless a
+// reload already runs, and returns at once.
+func (n *Node) startPolicyReload() {
+	if !n.sharing.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	n.sharing.reloads.Add(1)
+	go func() {
+		defer n.sharing.reloads.Done()
+		defer n.sharing.reloading.Store(false)
+		n.reloadPolicy(context.Background())
+	}()
+}
 func (p policySource) Generation() uint64 {
 	_, gen := p.n.policyState()
 	return gen
