@@ -93,6 +93,9 @@ func Open(cfg Config) (*Replicator, error) {
 			cfg.Logger.Error("stopped applying the federation log", "index", h.Index, "reason", h.Reason)
 		}
 	}
+	if h := fsm.Protocol().Halted; h != nil {
+		fsm.onHalt(h) // the state is already of a protocol this binary lacks
+	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {

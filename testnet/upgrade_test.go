@@ -387,7 +387,8 @@ func TestRollingUpgrade(t *testing.T) {
 	t.Logf("protocol 2 since index %d on every node; state %x at index %d", final[0].ProtocolSinceIndex, final[0].StateHash[:8], final[0].StateHashIndex)
 
 	t.Logf("states compared at %v", time.Since(begin).Round(time.Millisecond))
-	defer func() { t.Logf("acknowledged writes checked at %v", time.Since(begin).Round(time.Millisecond)) }()
+	defer func() { t.Logf("done at %v", time.Since(begin).Round(time.Millisecond)) }()
+	defer downgradeHalts(t, nt, conns, old, cur)
 	// Every acknowledged write is on its origin and every partner.
 	var top uint64
 	for _, a := range acks {
@@ -425,6 +426,72 @@ func TestRollingUpgrade(t *testing.T) {
 			}
 		}
 	}
+}
+
+// downgradeHalts puts a follower back on the protocol 1 binary: it stops
+// applying (its state is at protocol 2) and says so in status, applies
+// nothing of what the others commit meanwhile, and applies on once it runs
+// the new binary again, to the same state as the others.
+func downgradeHalts(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur string) {
+	t.Helper()
+	if t.Failed() {
+		return
+	}
+	ctx := context.Background()
+	st, err := statusOf(ctx, conns[0], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(nt.Members, func(m *Member) bool { return m.Agency != st.Leader })
+	j := slices.IndexFunc(nt.Members, func(m *Member) bool { return m.Agency == st.Leader })
+	m := nt.Members[i]
+	restartOn := func(bin string) {
+		if err := nt.Stop(m, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		m.Binary = bin
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := nt.Restart(rctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restartOn(old)
+	var halted *pb.GetStatusResponse
+	waitUntil(t, 30*time.Second, m.Agency+" on the old binary halted", func() (bool, string) {
+		halted, err = statusOf(ctx, conns[i], false)
+		return err == nil && halted.HaltedIndex > 0, fmt.Sprintf("%v %v", err, halted)
+	})
+	want := "the replicated state is at protocol 2 (since entry " + fmt.Sprint(halted.ProtocolSinceIndex) + "); this binary supports 1; upgrade the binary"
+	if halted.HaltedReason != want || halted.AppliedIndex != halted.HaltedIndex-1 {
+		t.Fatalf("%s downgraded: halted at %d (applied %d): %q, want %q", m.Agency, halted.HaltedIndex, halted.AppliedIndex, halted.HaltedReason, want)
+	}
+	t.Logf("%s on the protocol 1 binary: halted at %d: %s", m.Agency, halted.HaltedIndex, halted.HaltedReason)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	w, err := pb.NewRecordServiceClient(conns[j]).CreateRecord(wctx, &pb.CreateRecordRequest{Record: &pb.Record{
+		Marking: pb.Marking_MARKING_GREEN, Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Written While Halted", Countries: []string{"RU"}},
+		Detail: &pb.Record_Designation{Designation: &pb.Designation{Program: "UPGRADE"}}}})
+	cancel()
+	if err != nil || w.LogIndex == 0 {
+		t.Fatalf("write while %s is halted: %v %v", m.Agency, err, w)
+	}
+	waitUntil(t, 30*time.Second, m.Agency+" received the log past the write", func() (bool, string) {
+		st, err := statusOf(ctx, conns[i], false)
+		return err == nil && st.CommitIndex >= w.LogIndex, fmt.Sprintf("%v %v", err, st)
+	})
+	if st, err := statusOf(ctx, conns[i], false); err != nil || st.AppliedIndex != halted.AppliedIndex {
+		t.Fatalf("%s applied while halted: %v %v", m.Agency, err, st)
+	}
+	restartOn(cur)
+	waitUntil(t, time.Minute, m.Agency+" back on the new binary, at the others' state", func() (bool, string) {
+		a, err := statusOf(ctx, conns[i], true)
+		b, err2 := statusOf(ctx, conns[j], true)
+		if err != nil || err2 != nil {
+			return false, fmt.Sprint(err, err2)
+		}
+		return a.HaltedIndex == 0 && a.StateHashIndex >= w.LogIndex && a.StateHashIndex == b.StateHashIndex && bytes.Equal(a.StateHash, b.StateHash),
+			fmt.Sprintf("%s halted %d at %d %x; %s at %d %x", a.Agency, a.HaltedIndex, a.StateHashIndex, a.StateHash, b.Agency, b.StateHashIndex, b.StateHash)
+	})
 }
 
 // announced waits until m's node logged its announcement of versions (as
