@@ -369,9 +369,15 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string)
 		}
 	}
 	var s float64
-	if ascii {
-		s = jwASCII(q, l)
-	} else {
+	switch {
+	case ascii && tq == tl:
+		// Another romanisation of the same name: "dzhavkhar" for "jawhar".
+		return 0.9, "transliteration"
+	case ascii:
+		// Typos are counted between the romanisation keys, so that
+		// "mukhammad" is one letter from "muhammad"'s key, not three.
+		s = jwASCII(tq, tl)
+	default:
 		s = jaroWinkler(q, l)
 	}
 	if abjad {
@@ -382,14 +388,6 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string)
 			case len(aq) == 2 && (q[0] == l[0] || vowel(q[0]) && vowel(l[0])):
 				return max(0.85, typoSim(s)), "consonants"
 			}
-		}
-	}
-	if ascii {
-		// Another romanisation of the same name: "dzhavkhar" for "jawhar".
-		if tq == tl {
-			return max(0.9, typoSim(s)), "transliteration"
-		} else if tq != q || tl != l {
-			s = max(s, jwASCII(tq, tl))
 		}
 	}
 	if min(len(q), len(l)) <= 4 && s < 0.9 {

@@ -593,9 +593,14 @@ func (x *Index) runs(qt []names.Word, n *nameRec, ps []match) []match {
 		}
 		return names.Particle(ws[len(ws)-1]) && len(ws) == 3 // "zia ul haq"
 	}
+	// Most names have no particle and most queries no initials: nothing
+	// to pair across words then.
+	listedParticle := slices.ContainsFunc(n.toks, func(tid uint32) bool { return names.Particle(x.toks[tid].text) })
+	queryParticle := slices.ContainsFunc(qt, func(t names.Word) bool { return names.Particle(t.Text) })
+	queryInitials := slices.ContainsFunc(qt, func(t names.Word) bool { return len(t.Text) == 2 || len(t.Text) == 3 })
 	for nn := 2; nn <= 3; nn++ {
 		// listed runs against single query words
-		for ni := 0; ni+nn <= len(n.toks); ni++ {
+		for ni := 0; ni+nn <= len(n.toks) && (listedParticle || queryInitials); ni++ {
 			ws := make([]string, nn)
 			abjad := false
 			for k := range ws {
@@ -616,7 +621,7 @@ func (x *Index) runs(qt []names.Word, n *nameRec, ps []match) []match {
 			}
 		}
 		// query runs against single listed words
-		for qi := 0; qi+nn <= len(qt); qi++ {
+		for qi := 0; qi+nn <= len(qt) && queryParticle; qi++ {
 			ws := make([]string, nn)
 			abjad := false
 			for k := range ws {
