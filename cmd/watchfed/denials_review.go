@@ -89,7 +89,7 @@ func newDenialsReviewCmd(cf *clientFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex, resp.NotShared)
 			})
 		},
 	}

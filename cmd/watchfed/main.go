@@ -25,6 +25,7 @@ const (
 	exitDenied      = 4 // certificate refused or role missing
 	exitUnavailable = 5 // node unreachable
 	exitConflict    = 6 // the record changed meanwhile, or is in the wrong state
+	exitNotShared   = 7 // written, but not shared within the node's publish wait (in a federation)
 )
 
 func main() {
@@ -138,6 +139,9 @@ func exitCode(err error) int {
 	var ce conflictError
 	if errors.As(err, &ce) {
 		return exitConflict
+	}
+	if errors.As(err, new(errNotShared)) {
+		return exitNotShared
 	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {

@@ -56,7 +56,7 @@ func newWriteCmds(kind pb.Kind, noun string, cf *clientFlags) []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex, resp.NotShared)
 			})
 		},
 	}
@@ -97,7 +97,7 @@ record with a document (the flags apply on top); stdin is read only with
 				if err != nil {
 					return err
 				}
-				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex, resp.NotShared)
 			})
 		},
 	}
@@ -149,7 +149,7 @@ func newDesignationsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex, resp.NotShared)
 			})
 		},
 	}
@@ -186,7 +186,7 @@ func newDenialsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return cf.printWritten(cmd, resp.Record, resp.LogIndex)
+				return cf.printWritten(cmd, resp.Record, resp.LogIndex, resp.NotShared)
 			})
 		},
 	}

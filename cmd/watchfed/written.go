@@ -16,13 +16,31 @@ const (
 	pubLocalOnly = "local_only" // a local-only record: never shared
 	// Not shared yet: the node is in no federation, or the entry did not
 	// commit within the node's publish wait; the node publishes it later.
-	// (The node answers log_index 0 for both; it does not say which.)
+	// The second (the node answers not_shared) exits with exitNotShared.
 	pubNotShared = "not_shared"
 )
 
+// errNotShared ends a write stored but not shared within the node's publish
+// wait while the node is in a federation (exit 7).
+type errNotShared struct{}
+
+func (errNotShared) Error() string {
+	return "written, but not shared: its entry did not commit within the node's publish wait (no quorum reachable?); the node publishes it later"
+}
+
 // printWritten shows a written record with the log index of its shared
 // entry and what became of it.
-func (cf *clientFlags) printWritten(cmd *cobra.Command, r *pb.Record, logIndex uint64) error {
+func (cf *clientFlags) printWritten(cmd *cobra.Command, r *pb.Record, logIndex uint64, notShared bool) error {
+	if err := cf.printWrittenRecord(cmd, r, logIndex); err != nil {
+		return err
+	}
+	if notShared {
+		return errNotShared{}
+	}
+	return nil
+}
+
+func (cf *clientFlags) printWrittenRecord(cmd *cobra.Command, r *pb.Record, logIndex uint64) error {
 	pub := pubCommitted
 	switch {
 	case logIndex > 0:

@@ -57,11 +57,11 @@ func TestWriteSaysWhetherShared(t *testing.T) {
 		}
 		r = as(t, dir, "DE-BAFA", append(add, "Pending Trading")...)
 		w := decode[written](t, r.stdout)
-		if r.code != 0 || w.LogIndex != 0 || w.Publication != "not_shared" || w.Version != 1 {
+		if r.code != exitNotShared || !strings.Contains(r.stderr, "not shared") || w.LogIndex != 0 || w.Publication != "not_shared" || w.Version != 1 {
 			t.Fatalf("write without a quorum: exit %d, %+v\n%s", r.code, w, r.stderr)
 		}
 		table := as(t, dir, "DE-BAFA", "designations", "amend", w.ID, "--note", "still no quorum")
-		if table.code != 0 || !strings.Contains(table.stdout, "log_index:") || !strings.Contains(table.stdout, "- (not yet shared") {
+		if table.code != exitNotShared || !strings.Contains(table.stdout, "log_index:") || !strings.Contains(table.stdout, "- (not yet shared") {
 			t.Fatalf("amend without a quorum: exit %d\n%s%s", table.code, table.stdout, table.stderr)
 		}
 		if got := decode[rec](t, as(t, dir, "DE-BAFA", "records", "get", w.ID, "-o", "json").stdout); got.Version != 2 {

@@ -103,7 +103,7 @@ func (s *recordService) reviewDenial(ctx context.Context, req *pb.ReviewDenialRe
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ReviewDenialResponse{Record: next, LogIndex: idx}, nil
+	return &pb.ReviewDenialResponse{Record: next, LogIndex: idx, NotShared: s.notShared(next, idx)}, nil
 }
 
 // day is the UTC calendar day of t, at midnight.

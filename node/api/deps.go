@@ -164,7 +164,7 @@ type Config struct {
 func Register(s *grpc.Server, g *Guard, c Config) {
 	a := &g.auditor
 	w := writer{audit: a, records: c.Store, pub: c.Federation, index: c.Index, agency: c.Agency, now: c.Now,
-		publishWait: c.PublishWait, ackEarly: c.AckBeforeCommit}
+		publishWait: c.PublishWait, ackEarly: c.AckBeforeCommit, joined: c.Federation.Joined}
 	pb.RegisterRecordServiceServer(s, &recordService{writer: w})
 	pb.RegisterScreeningServiceServer(s, &screeningService{audit: a, records: c.Store, shared: c.Store, index: c.Index, policy: c.Policy, now: c.Now})
 	pb.RegisterImportServiceServer(s, &importService{writer: w})
@@ -189,4 +189,12 @@ type writer struct {
 	now         func() time.Time
 	publishWait time.Duration
 	ackEarly    bool
+	joined      func() bool // whether the node is in a federation (nil: never)
+}
+
+// notShared reports a write whose entry should be in the log by now and is
+// not: the node is in a federation, the record is to be shared, and no
+// log index came within the publish wait.
+func (w *writer) notShared(rec *pb.Record, logIndex uint64) bool {
+	return logIndex == 0 && !rec.GetLocal() && w.joined != nil && w.joined()
 }

@@ -39,7 +39,7 @@ func (s *recordService) createRecord(ctx context.Context, req *pb.CreateRecordRe
 	if err != nil {
 		return nil, err
 	}
-	return &pb.CreateRecordResponse{Record: rec, LogIndex: idx}, nil
+	return &pb.CreateRecordResponse{Record: rec, LogIndex: idx, NotShared: s.notShared(rec, idx)}, nil
 }
 
 // create normalises and validates a new record, gives it this agency's
@@ -129,7 +129,7 @@ func (s *recordService) amendRecord(ctx context.Context, req *pb.AmendRecordRequ
 	if err != nil {
 		return nil, err
 	}
-	return &pb.AmendRecordResponse{Record: next, LogIndex: idx}, nil
+	return &pb.AmendRecordResponse{Record: next, LogIndex: idx, NotShared: s.notShared(next, idx)}, nil
 }
 
 func (s *recordService) DelistDesignation(ctx context.Context, req *pb.DelistDesignationRequest) (*pb.DelistDesignationResponse, error) {
@@ -166,7 +166,7 @@ func (s *recordService) delistDesignation(ctx context.Context, req *pb.DelistDes
 	if err != nil {
 		return nil, err
 	}
-	return &pb.DelistDesignationResponse{Record: next, LogIndex: idx}, nil
+	return &pb.DelistDesignationResponse{Record: next, LogIndex: idx, NotShared: s.notShared(next, idx)}, nil
 }
 
 func (s *recordService) SetDenialStatus(ctx context.Context, req *pb.SetDenialStatusRequest) (*pb.SetDenialStatusResponse, error) {
@@ -202,7 +202,7 @@ func (s *recordService) setDenialStatus(ctx context.Context, req *pb.SetDenialSt
 	if err != nil {
 		return nil, err
 	}
-	return &pb.SetDenialStatusResponse{Record: next, LogIndex: idx}, nil
+	return &pb.SetDenialStatusResponse{Record: next, LogIndex: idx, NotShared: s.notShared(next, idx)}, nil
 }
 
 func (s *recordService) GetRecord(ctx context.Context, req *pb.GetRecordRequest) (*pb.GetRecordResponse, error) {

@@ -122,7 +122,11 @@ type CreateRecordResponse struct {
 	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// Log index of the shared entry once committed; 0 when the record is
 	// local-only or the node is in no federation (yet).
-	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The node is in a federation, the record is to be shared, and its entry
+	// did not commit within the node's publish wait (no quorum reachable): the
+	// record is stored and the node publishes it later.
+	NotShared     bool `protobuf:"varint,3,opt,name=not_shared,json=notShared,proto3" json:"not_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +173,13 @@ func (x *CreateRecordResponse) GetLogIndex() uint64 {
 		return x.LogIndex
 	}
 	return 0
+}
+
+func (x *CreateRecordResponse) GetNotShared() bool {
+	if x != nil {
+		return x.NotShared
+	}
+	return false
 }
 
 type AmendRecordRequest struct {
@@ -231,7 +242,11 @@ type AmendRecordResponse struct {
 	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// Log index of the shared entry once committed; 0 when the record is
 	// local-only or the node is in no federation (yet).
-	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The node is in a federation, the record is to be shared, and its entry
+	// did not commit within the node's publish wait (no quorum reachable): the
+	// record is stored and the node publishes it later.
+	NotShared     bool `protobuf:"varint,3,opt,name=not_shared,json=notShared,proto3" json:"not_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -278,6 +293,13 @@ func (x *AmendRecordResponse) GetLogIndex() uint64 {
 		return x.LogIndex
 	}
 	return 0
+}
+
+func (x *AmendRecordResponse) GetNotShared() bool {
+	if x != nil {
+		return x.NotShared
+	}
+	return false
 }
 
 type DelistDesignationRequest struct {
@@ -354,7 +376,11 @@ type DelistDesignationResponse struct {
 	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// Log index of the shared entry once committed; 0 when the record is
 	// local-only or the node is in no federation (yet).
-	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The node is in a federation, the record is to be shared, and its entry
+	// did not commit within the node's publish wait (no quorum reachable): the
+	// record is stored and the node publishes it later.
+	NotShared     bool `protobuf:"varint,3,opt,name=not_shared,json=notShared,proto3" json:"not_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,6 +427,13 @@ func (x *DelistDesignationResponse) GetLogIndex() uint64 {
 		return x.LogIndex
 	}
 	return 0
+}
+
+func (x *DelistDesignationResponse) GetNotShared() bool {
+	if x != nil {
+		return x.NotShared
+	}
+	return false
 }
 
 type SetDenialStatusRequest struct {
@@ -476,7 +509,11 @@ type SetDenialStatusResponse struct {
 	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// Log index of the shared entry once committed; 0 when the record is
 	// local-only or the node is in no federation (yet).
-	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The node is in a federation, the record is to be shared, and its entry
+	// did not commit within the node's publish wait (no quorum reachable): the
+	// record is stored and the node publishes it later.
+	NotShared     bool `protobuf:"varint,3,opt,name=not_shared,json=notShared,proto3" json:"not_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +560,13 @@ func (x *SetDenialStatusResponse) GetLogIndex() uint64 {
 		return x.LogIndex
 	}
 	return 0
+}
+
+func (x *SetDenialStatusResponse) GetNotShared() bool {
+	if x != nil {
+		return x.NotShared
+	}
+	return false
 }
 
 type GetRecordRequest struct {
@@ -1097,7 +1141,11 @@ type ReviewDenialResponse struct {
 	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// Log index of the shared entry once committed; 0 when the record is
 	// local-only or the node is in no federation (yet).
-	LogIndex      uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The node is in a federation, the record is to be shared, and its entry
+	// did not commit within the node's publish wait (no quorum reachable): the
+	// record is stored and the node publishes it later.
+	NotShared     bool `protobuf:"varint,3,opt,name=not_shared,json=notShared,proto3" json:"not_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1146,39 +1194,54 @@ func (x *ReviewDenialResponse) GetLogIndex() uint64 {
 	return 0
 }
 
+func (x *ReviewDenialResponse) GetNotShared() bool {
+	if x != nil {
+		return x.NotShared
+	}
+	return false
+}
+
 var File_watchfed_v1_record_service_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_record_service_proto_rawDesc = "" +
 	"\n" +
 	" watchfed/v1/record_service.proto\x12\vwatchfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"B\n" +
 	"\x13CreateRecordRequest\x12+\n" +
-	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"`\n" +
+	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"\x7f\n" +
 	"\x14CreateRecordResponse\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
-	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"l\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x12\x1d\n" +
+	"\n" +
+	"not_shared\x18\x03 \x01(\bR\tnotShared\"l\n" +
 	"\x12AmendRecordRequest\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12)\n" +
-	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"_\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"~\n" +
 	"\x13AmendRecordResponse\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
-	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"\x8e\x01\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x12\x1d\n" +
+	"\n" +
+	"not_shared\x18\x03 \x01(\bR\tnotShared\"\x8e\x01\n" +
 	"\x18DelistDesignationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vdelisted_on\x18\x02 \x01(\tR\n" +
 	"delistedOn\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12)\n" +
-	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"e\n" +
+	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"\x84\x01\n" +
 	"\x19DelistDesignationResponse\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
-	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"\x9e\x01\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x12\x1d\n" +
+	"\n" +
+	"not_shared\x18\x03 \x01(\bR\tnotShared\"\x9e\x01\n" +
 	"\x16SetDenialStatusRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.watchfed.v1.DenialStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12)\n" +
-	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"c\n" +
+	"\x10expected_version\x18\x04 \x01(\x04R\x0fexpectedVersion\"\x82\x01\n" +
 	"\x17SetDenialStatusResponse\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
-	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\"m\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x12\x1d\n" +
+	"\n" +
+	"not_shared\x18\x03 \x01(\bR\tnotShared\"m\n" +
 	"\x10GetRecordRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x18\n" +
@@ -1214,10 +1277,12 @@ const file_watchfed_v1_record_service_proto_rawDesc = "" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1a.watchfed.v1.ReviewOutcomeR\aoutcome\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
 	"\treview_by\x18\x04 \x01(\tR\breviewBy\x12)\n" +
-	"\x10expected_version\x18\x05 \x01(\x04R\x0fexpectedVersion\"`\n" +
+	"\x10expected_version\x18\x05 \x01(\x04R\x0fexpectedVersion\"\x7f\n" +
 	"\x14ReviewDenialResponse\x12+\n" +
 	"\x06record\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1b\n" +
-	"\tlog_index\x18\x02 \x01(\x04R\blogIndex*d\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x12\x1d\n" +
+	"\n" +
+	"not_shared\x18\x03 \x01(\bR\tnotShared*d\n" +
 	"\rReviewOutcome\x12\x1e\n" +
 	"\x1aREVIEW_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REVIEW_OUTCOME_RENEW\x10\x01\x12\x19\n" +
