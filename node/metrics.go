@@ -38,6 +38,9 @@ func newMetrics(n *Node) *metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
 	status := func() (leader, term, last, commit, applied float64) {
 		st := n.fed.RaftStatus()
 		if st.Role == "leader" {
@@ -59,6 +62,15 @@ func newMetrics(n *Node) *metrics {
 		}),
 		gauge("watchfed_protocol", "The federation protocol version entries are applied by.", func() float64 {
 			return float64(n.fed.Protocol().Active)
+		}),
+		gauge("watchfed_diverged", "1 if this node's replicated state differs from the federation's after a checkpoint and a rebuild (see status).", func() float64 {
+			if n.fed.Diverged() != "" {
+				return 1
+			}
+			return 0
+		}),
+		counter("watchfed_checkpoint_disagreements_total", "Checkpoints whose state hash differed from this node's.", func() float64 {
+			return float64(n.fed.Checkpoints().Disagreements)
 		}),
 		gauge("watchfed_halted", "1 if this node stopped applying the log at an entry its binary cannot apply (see status).", func() float64 {
 			if n.fed.Protocol().Halted != nil {

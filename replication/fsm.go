@@ -64,6 +64,13 @@ type FSM struct {
 	stall   *stall
 	onStall func(index uint64, err error)
 	closing chan struct{} // closed by Close: ends the stall's retries
+	// Checkpoints (checkpoint.go): the compares of the transaction being
+	// applied, what is known of them, where a diverged state is rebuilt
+	// from, and whether it is being rebuilt.
+	checks    []checkResult
+	ckpt      CheckpointState
+	rebuild   *rebuildSource
+	repairing bool
 
 	// mu guards db (and applied, changed) across Restore, which closes the
 	// file and opens another: every read of db holds it.
@@ -211,6 +218,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 func (f *FSM) applyLocked(logs []*raft.Log) ([]any, error) {
 	out := make([]any, len(logs))
 	appliedBefore, haltBefore := f.applied, f.halt
+	f.checks = nil
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		applied := f.applied
 		for i, l := range logs {
@@ -245,10 +253,11 @@ func (f *FSM) applyLocked(logs []*raft.Log) ([]any, error) {
 		return nil
 	})
 	if err != nil {
-		f.applied, f.halt = appliedBefore, haltBefore
+		f.applied, f.halt, f.checks = appliedBefore, haltBefore, nil
 		f.registry.Store(nil)
 		return nil, err
 	}
+	f.afterChecksLocked()
 	return out, nil
 }
 
@@ -287,6 +296,8 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 		return f.applyActivation(tx, l.Index, c.ProtocolActivation)
 	case *peerpb.Command_Governance:
 		return f.applyGovernance(tx, l.Index, c.Governance)
+	case *peerpb.Command_Checkpoint:
+		return f.applyCheckpoint(tx, l.Index, c.Checkpoint)
 	}
 	if hasUnknown(&cmd) {
 		return f.unknownCommand(l.Index, "command")

@@ -42,6 +42,9 @@ type Config struct {
 	// applied the log: the leader promotes a non-voter once it caught up.
 	// Nil promotes at once.
 	PeerApplied func(ctx context.Context, addr string) (uint64, error)
+	// Checkpoint spacing (checkpointer.go); 0 takes the defaults.
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
 }
 
 // DefaultRaftConfig is raft's default revisited for a federation on WAN links
@@ -87,6 +90,7 @@ func Open(cfg Config) (*Replicator, error) {
 		return nil, err
 	}
 	fsm.noteApplied = logs.NoteApplied
+	fsm.rebuild = &rebuildSource{logs: logs, told: tellCheckpoint(cfg.Logger)}
 	watchDiskFull(cfg.Logger, fsm, logs)
 	fsm.onHalt = func(h *Halt) {
 		if cfg.Logger != nil {
@@ -103,6 +107,7 @@ func Open(cfg Config) (*Replicator, error) {
 		logs.Close()
 		return nil, err
 	}
+	fsm.rebuild.snaps = snaps
 	if why := fsm.Rebuilt(); why != "" && cfg.Logger != nil {
 		cfg.Logger.Warn("rebuilding the replicated state from the raft snapshot and log", "file", filepath.Join(cfg.Dir, "fsm.db"), "why", why)
 	}
@@ -135,6 +140,14 @@ func Open(cfg Config) (*Replicator, error) {
 	}
 	rep := &Replicator{cfg: cfg, log: cfg.Logger, raft: r, fsm: fsm, logs: logs, snaps: snaps, stop: make(chan struct{}), reconciled: make(chan struct{})}
 	go rep.reconcileLoop()
+	every, interval := cfg.CheckpointEvery, cfg.CheckpointInterval
+	if every == 0 {
+		every = DefaultCheckpointEvery
+	}
+	if interval == 0 {
+		interval = DefaultCheckpointInterval
+	}
+	go rep.checkpointLoop(every, interval)
 	return rep, nil
 }
 

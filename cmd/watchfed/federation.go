@@ -183,6 +183,8 @@ func newStatusCmd() *cobra.Command {
 					{"halted_index", fmt.Sprint(st.HaltedIndex)}, {"halted_reason", st.HaltedReason},
 					{"state_hash", hex.EncodeToString(st.StateHash)}, {"state_hash_index", fmt.Sprint(st.StateHashIndex)},
 					{"disk_full", fmt.Sprint(st.DiskFull)}, {"disk_full_path", st.DiskFullPath},
+					{"last_checkpoint_index", fmt.Sprint(st.LastCheckpointIndex)}, {"checkpoint_disagreements", fmt.Sprint(st.CheckpointDisagreements)},
+					{"diverged", fmt.Sprint(st.Diverged)}, {"diverged_reason", st.DivergedReason},
 				})
 			})
 		},

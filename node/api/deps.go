@@ -64,6 +64,9 @@ type Freshness interface {
 	Received() <-chan struct{}
 	// Barrier waits until every write acknowledged before it is taken in here.
 	Barrier(ctx context.Context) error
+	// Diverged says why this node's replicated state differs from the
+	// federation's after a rebuild ("" if it does not).
+	Diverged() string
 }
 
 // Holders says which agencies can read a version of a partner's entry.

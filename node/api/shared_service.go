@@ -41,8 +41,12 @@ func (s *sharedService) visible(ctx context.Context, e *pb.SharedEntry) bool {
 }
 
 // caughtUp waits until this node has taken in the log up to index: a read
-// after a write elsewhere in the federation sees that write.
+// after a write elsewhere in the federation sees that write. A node whose
+// replicated state differs from the federation's serves no shared read.
 func (s *sharedService) caughtUp(ctx context.Context, index uint64) error {
+	if why := s.fresh.Diverged(); why != "" {
+		return status.Errorf(codes.FailedPrecondition, "this node does not serve shared entries: %s", why)
+	}
 	if index == 0 {
 		return nil
 	}
@@ -136,6 +140,9 @@ func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 }
 
 func (s *sharedService) watch(req *pb.WatchRequest, stream pb.SharedService_WatchServer) error {
+	if why := s.fresh.Diverged(); why != "" {
+		return status.Errorf(codes.FailedPrecondition, "this node does not serve shared entries: %s", why)
+	}
 	ctx := stream.Context()
 	// Each watcher holds at most one batch; a consumer that stops reading
 	// blocks its Send on gRPC flow control, so it costs that batch and the

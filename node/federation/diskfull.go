@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/watchfed/watchfed/internal/diskfull"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // diskFull reports whether a write of this node (raft log, replicated
@@ -15,3 +16,10 @@ func (f *Federation) diskFull() (bool, string) {
 	}
 	return true, diskfull.Path(err)
 }
+
+// Diverged says why the replicated state differs from the federation's
+// after a checkpoint and a rebuild ("" if it does not).
+func (f *Federation) Diverged() string { return f.rep.Checkpoints().Diverged }
+
+// Checkpoints is what this node's replicated state knows of checkpoints.
+func (f *Federation) Checkpoints() replication.CheckpointState { return f.rep.Checkpoints() }

@@ -34,6 +34,9 @@ func (f *Federation) Status() *pb.GetStatusResponse {
 		out.HaltedIndex, out.HaltedReason = p.Halted.Index, p.Halted.Reason
 	}
 	out.DiskFull, out.DiskFullPath = f.diskFull()
+	ck := f.rep.Checkpoints()
+	out.LastCheckpointIndex, out.CheckpointDisagreements = ck.LastIndex, ck.Disagreements
+	out.Diverged, out.DivergedReason = ck.Diverged != "", ck.Diverged
 	if ok, _ := f.rep.Bootstrapped(); !ok {
 		out.Role = "none"
 	}

@@ -1,0 +1,149 @@
+package replication
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/watchfed/watchfed/internal/boltcheck"
+)
+
+// rebuildSource is where a state that disagreed with a checkpoint is rebuilt
+// from: this node's raft snapshots and log.
+type rebuildSource struct {
+	snaps raft.SnapshotStore
+	logs  interface {
+		GetLog(index uint64, out *raft.Log) error
+	}
+	// told is told of each disagreement: whether the rebuild repaired it, and why not.
+	told func(at uint64, repaired bool, why string)
+}
+
+// repairLocked sets the state aside (fsm.db.diverged, kept for inspection),
+// rebuilds it from the newest snapshot at or before the checkpoint's index
+// and the log, and compares the hash there again. Still different, or not
+// rebuildable, the FSM is diverged (CheckpointState.Diverged); it goes on
+// applying the log, so a later agreeing checkpoint shows it whole again.
+func (f *FSM) repairLocked(c checkResult) {
+	upTo := f.applied
+	why := f.rebuildLocked(c.at, c.want, upTo)
+	if why == "" {
+		f.ckpt.Diverged = ""
+	} else {
+		f.ckpt.Diverged = fmt.Sprintf("the replicated state differs from the leader's at checkpoint index %d: %s", c.at, why)
+	}
+	if f.rebuild != nil && f.rebuild.told != nil {
+		f.rebuild.told(c.at, why == "", f.ckpt.Diverged)
+	}
+}
+
+// rebuildLocked returns "" if the rebuilt state hashes as want at index at.
+func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) string {
+	if f.rebuild == nil {
+		return "no snapshot and log to rebuild from"
+	}
+	f.repairing = true
+	defer func() { f.repairing = false }()
+	f.abandonSnapshots()
+	if err := f.db.Close(); err != nil {
+		return fmt.Sprintf("close the state: %v", err)
+	}
+	if err := os.Rename(f.path, f.path+".diverged"); err != nil {
+		return fmt.Sprintf("set the state aside: %v", err)
+	}
+	if err := f.placeSnapshot(at); err != nil {
+		_ = f.open()
+		return err.Error()
+	}
+	if err := f.open(); err != nil {
+		return fmt.Sprintf("open the rebuilt state: %v", err)
+	}
+	if err := f.replayLocked(at); err != nil {
+		return err.Error()
+	}
+	var sum []byte
+	err := f.db.View(func(tx *bolt.Tx) error {
+		var err error
+		sum, err = contentHash(tx)
+		return err
+	})
+	if err != nil {
+		return err.Error()
+	}
+	if err := f.replayLocked(upTo); err != nil {
+		return err.Error()
+	}
+	if f.noteApplied != nil {
+		f.noteApplied(f.applied)
+	}
+	if !bytes.Equal(sum, want) {
+		return fmt.Sprintf("rebuilt from snapshot and log, it hashes %x, the leader's %x", sum, want)
+	}
+	return ""
+}
+
+// placeSnapshot puts the newest snapshot at or before index in place of
+// fsm.db; none leaves no file (the state starts empty).
+func (f *FSM) placeSnapshot(index uint64) error {
+	metas, err := f.rebuild.snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, m := range metas {
+		if m.Index > index {
+			continue
+		}
+		_, rc, err := f.rebuild.snaps.Open(m.ID)
+		if err != nil {
+			return fmt.Errorf("open snapshot %s: %w", m.ID, err)
+		}
+		defer rc.Close()
+		out, err := os.OpenFile(f.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(out, rc)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = boltcheck.Verify(f.path)
+		}
+		if err != nil {
+			os.Remove(f.path)
+			return fmt.Errorf("snapshot %s: %w", m.ID, err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// replayLocked applies the log from the applied mark up to index.
+func (f *FSM) replayLocked(index uint64) error {
+	const chunk = 512
+	for f.applied < index {
+		var batch []*raft.Log
+		for i := f.applied + 1; i <= index && len(batch) < chunk; i++ {
+			l := new(raft.Log)
+			if err := f.rebuild.logs.GetLog(i, l); err != nil {
+				if errors.Is(err, raft.ErrLogNotFound) {
+					return fmt.Errorf("entry %d is no longer in the log (and no snapshot covers it)", i)
+				}
+				return fmt.Errorf("read log entry %d: %w", i, err)
+			}
+			batch = append(batch, l)
+		}
+		if _, err := f.applyLocked(batch); err != nil {
+			return fmt.Errorf("replay up to %d: %w", index, err)
+		}
+		if f.applied < batch[len(batch)-1].Index {
+			return fmt.Errorf("replay stopped at %d", f.applied) // halted
+		}
+	}
+	return nil
+}
