@@ -29,6 +29,11 @@ import (
 // hash). A member that disagrees sets its state aside and rebuilds it from
 // its snapshot and log (checkrepair.go); if it still disagrees it is
 // diverged: it says so and its node stops serving shared reads.
+//
+// The leader's hash is the reference: a leader whose own state was damaged
+// makes its honest followers disagree, rebuild, and find themselves
+// diverged. Comparing against a majority (each member's hash in the log)
+// would name the damaged member instead; not done yet.
 
 // ProtocolCheckpoints is the protocol version from which checkpoints apply.
 const ProtocolCheckpoints = 4

@@ -24,17 +24,34 @@ func statusOf(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
 }
 
 // TestCheckpointRepairsATamperedMember: once protocol 4 is active the leader
-// commits checkpoints while entries flow. A stopped member's fsm.db edited
+// commits checkpoints while entries flow. A stopped follower's fsm.db edited
 // (one byte of a stored value) disagrees with the next checkpoint; the node
 // rebuilds its state from snapshot and log and reaches its partners' state
 // hash, and its status says so: state_hash, last_checkpoint_index, one
 // disagreement, not diverged.
 func TestCheckpointRepairsATamperedMember(t *testing.T) {
-	l := startLocal(t, 2)
-	a, b := l.Nodes[0], l.Nodes[1]
-	waitFor(t, "protocol 4 active on both", func() bool {
-		return statusOf(t, a).Protocol >= replication.ProtocolCheckpoints && statusOf(t, b).Protocol >= replication.ProtocolCheckpoints
+	l := startLocal(t, 3)
+	waitFor(t, "protocol 4 active on every member", func() bool {
+		for _, ln := range l.Nodes {
+			if statusOf(t, ln).Protocol < replication.ProtocolCheckpoints {
+				return false
+			}
+		}
+		return true
 	})
+	// a leads, b follows: the checkpoint carries the leader's hash, so the
+	// tampered member must be a follower (see checkpoint.go).
+	a, b := l.Nodes[0], l.Nodes[1]
+	for _, ln := range l.Nodes {
+		if statusOf(t, ln).Role == "leader" {
+			a = ln
+		}
+	}
+	for _, ln := range l.Nodes {
+		if ln != a {
+			b = ln
+		}
+	}
 	for i := range 5 {
 		add(t, a, fmt.Sprintf("Checkpoint Target %d", i))
 	}

@@ -76,14 +76,14 @@ func TestBadEditionsRefusedInFederation(t *testing.T) {
 		r := as(t, dir, "FR-SBDU", "shared", "list", "--origin", "DE-BAFA", "-o", "json")
 		return r.code == 0 && strings.Count(r.stdout, `"source_ref": "ofac-sdn:`) == 13, r.stdout + r.stderr
 	})
+	// Not the log's indexes: the leader's checkpoints (protocol 4) move them
+	// after any activity. A wrongly published entry shows in FR's shared list.
 	snapshot := func() map[string]string {
 		return map[string]string{
 			"DE records":       as(t, dir, "DE-BAFA", "records", "list", "--all", "-o", "json").stdout,
 			"DE screen":        as(t, dir, "DE-BAFA", "screen", "BANCO NACIONAL DE CUBA", "-o", "json").stdout,
 			"FR shared":        as(t, dir, "FR-SBDU", "shared", "list", "--all", "-o", "json").stdout,
 			"FR screen":        as(t, dir, "FR-SBDU", "screen", "BANCO NACIONAL DE CUBA", "-o", "json").stdout,
-			"DE commit_index":  jsonField(t, as(t, dir, "DE-BAFA", "status", "-o", "json").stdout, "commit_index"),
-			"FR applied_index": jsonField(t, as(t, dir, "FR-SBDU", "status", "-o", "json").stdout, "applied_index"),
 		}
 	}
 	before := snapshot()

@@ -51,6 +51,10 @@ func notForwardable(cmd *peerpb.Command, agency string) error {
 			return fmt.Errorf("a governance act of %s is not %s's to forward", a, agency)
 		}
 		return nil
+	case *peerpb.Command_Checkpoint:
+		// A forged state hash would have every member rebuild its state and
+		// stop serving shared reads.
+		return fmt.Errorf("a checkpoint is committed by the leader alone")
 	}
 	return fmt.Errorf("an empty or unknown command")
 }
@@ -100,6 +104,8 @@ func forwardTarget(cmd *peerpb.Command) string {
 		return "protocol announcement of " + c.ProtocolAnnouncement.GetAgency()
 	case *peerpb.Command_ProtocolActivation:
 		return fmt.Sprintf("activation of protocol %d", c.ProtocolActivation.GetVersion())
+	case *peerpb.Command_Checkpoint:
+		return fmt.Sprintf("checkpoint at %d", c.Checkpoint.GetIndex())
 	}
 	return "empty command"
 }

@@ -191,14 +191,15 @@ func (*Command_Checkpoint) isCommand_Command() {}
 
 func (*Command_Governance) isCommand_Command() {}
 
-// Checkpoint is the leader's replicated-state hash at the entry before it
-// (index - 1 of the checkpoint's own log index): every FSM compares its own
-// when it applies the checkpoint (protocol 4).
+// Checkpoint (protocol 4, committed by the leader alone) is one of two
+// entries: a take (index 0, no hash) has every FSM hash its replicated state
+// as it stands before the take's entry; the compare that follows carries the
+// leader's hash taken there, and every FSM compares its own.
 type Checkpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The log index the hash was taken at: the checkpoint's index - 1.
+	// The log index the hash was taken at (the take's index - 1); 0 in a take.
 	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// SHA-256 of the replicated state at index (replication's StateHash).
+	// SHA-256 of the replicated state at index (replication's contentHash).
 	StateHash     []byte `protobuf:"bytes,2,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
