@@ -80,10 +80,10 @@ func TestBadEditionsRefusedInFederation(t *testing.T) {
 	// after any activity. A wrongly published entry shows in FR's shared list.
 	snapshot := func() map[string]string {
 		return map[string]string{
-			"DE records":       as(t, dir, "DE-BAFA", "records", "list", "--all", "-o", "json").stdout,
-			"DE screen":        as(t, dir, "DE-BAFA", "screen", "BANCO NACIONAL DE CUBA", "-o", "json").stdout,
-			"FR shared":        as(t, dir, "FR-SBDU", "shared", "list", "--all", "-o", "json").stdout,
-			"FR screen":        as(t, dir, "FR-SBDU", "screen", "BANCO NACIONAL DE CUBA", "-o", "json").stdout,
+			"DE records": as(t, dir, "DE-BAFA", "records", "list", "--all", "-o", "json").stdout,
+			"DE screen":  as(t, dir, "DE-BAFA", "screen", "BANCO NACIONAL DE CUBA", "-o", "json").stdout,
+			"FR shared":  as(t, dir, "FR-SBDU", "shared", "list", "--all", "-o", "json").stdout,
+			"FR screen":  as(t, dir, "FR-SBDU", "screen", "BANCO NACIONAL DE CUBA", "-o", "json").stdout,
 		}
 	}
 	before := snapshot()
