@@ -14,7 +14,7 @@ import (
 	"github.com/watchfed/watchfed/replication"
 )
 
-func statusOf(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
+func ckStatus(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
 	t.Helper()
 	st, err := pb.NewFederationServiceClient(conn(t, ln)).GetStatus(context.Background(), &pb.GetStatusRequest{WithStateHash: true})
 	if err != nil {
@@ -33,7 +33,7 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 	l := startLocal(t, 3)
 	waitFor(t, "protocol 4 active on every member", func() bool {
 		for _, ln := range l.Nodes {
-			if statusOf(t, ln).Protocol < replication.ProtocolCheckpoints {
+			if ckStatus(t, ln).Protocol < replication.ProtocolCheckpoints {
 				return false
 			}
 		}
@@ -43,7 +43,7 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 	// tampered member must be a follower (see checkpoint.go).
 	a, b := l.Nodes[0], l.Nodes[1]
 	for _, ln := range l.Nodes {
-		if statusOf(t, ln).Role == "leader" {
+		if ckStatus(t, ln).Role == "leader" {
 			a = ln
 		}
 	}
@@ -81,7 +81,7 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; ; i++ {
-		st := statusOf(t, b)
+		st := ckStatus(t, b)
 		if st.CheckpointDisagreements > 0 {
 			if st.Diverged || st.LastCheckpointIndex == 0 {
 				t.Fatalf("after the disagreement: diverged %v (%s), last checkpoint %d", st.Diverged, st.DivergedReason, st.LastCheckpointIndex)
@@ -95,10 +95,10 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)                  // pacing the writes, not a synchronisation
 	}
 	waitFor(t, "both members hold the same state at the same index", func() bool {
-		sa, sb := statusOf(t, a), statusOf(t, b)
+		sa, sb := ckStatus(t, a), ckStatus(t, b)
 		return sa.StateHashIndex == sb.StateHashIndex && bytes.Equal(sa.StateHash, sb.StateHash) && len(sa.StateHash) == 32
 	})
-	if st := statusOf(t, a); st.CheckpointDisagreements != 0 || st.Diverged {
+	if st := ckStatus(t, a); st.CheckpointDisagreements != 0 || st.Diverged {
 		t.Fatalf("the untouched member: %d disagreements, diverged %v", st.CheckpointDisagreements, st.Diverged)
 	}
 	if n := len(shared(t, b)); n < 5 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // protocol1Commit is the commit of main that introduced protocol versions
@@ -321,13 +323,13 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 		waitUntil(t, time.Minute, m.Agency+" caught up after its upgrade", func() (bool, string) {
 			st, err := statusOf(ctx, conns[i], false)
-			return err == nil && st.AppliedIndex >= target && st.HaltedIndex == 0 && len(st.ProtocolsSupported) == 2,
+			return err == nil && st.AppliedIndex >= target && st.HaltedIndex == 0 && len(st.ProtocolsSupported) == len(replication.SupportedProtocols()),
 				fmt.Sprintf("%v %v", err, st)
 		})
 		t.Logf("%s upgraded and caught up (index %d) in %v", m.Agency, target, time.Since(start).Round(time.Millisecond))
 		w.waitWrites(t, 3)
 		if n < len(order)-1 {
-			announced(t, m, "[1,2]")
+			announced(t, m, supportedJSON())
 			for j := range nt.Members {
 				if st, err := statusOf(ctx, conns[j], false); err == nil && st.Protocol != 1 {
 					t.Fatalf("%s is on protocol %d while a member runs the protocol 1 binary", nt.Members[j].Agency, st.Protocol)
@@ -343,7 +345,7 @@ func TestRollingUpgrade(t *testing.T) {
 		for j := range nt.Members {
 			st, err := statusOf(ctx, conns[j], false)
 			seen = append(seen, fmt.Sprintf("%s: %v %d@%d", nt.Members[j].Agency, err, st.GetProtocol(), st.GetProtocolSinceIndex()))
-			ok = ok && err == nil && st.Protocol == 2
+			ok = ok && err == nil && st.Protocol == newestProtocol()
 		}
 		return ok, strings.Join(seen, "; ")
 	})
@@ -379,7 +381,7 @@ func TestRollingUpgrade(t *testing.T) {
 		return true, ""
 	})
 	for _, st := range final {
-		if st.Protocol != 2 || st.ProtocolSinceIndex == 0 || st.ProtocolSinceIndex != final[0].ProtocolSinceIndex || st.HaltedIndex != 0 {
+		if st.Protocol != newestProtocol() || st.ProtocolSinceIndex == 0 || st.ProtocolSinceIndex != final[0].ProtocolSinceIndex || st.HaltedIndex != 0 {
 			t.Fatalf("%s: protocol %d since %d (halted %d %q); %s: protocol %d since %d", st.Agency, st.Protocol, st.ProtocolSinceIndex,
 				st.HaltedIndex, st.HaltedReason, final[0].Agency, final[0].Protocol, final[0].ProtocolSinceIndex)
 		}
@@ -496,6 +498,16 @@ func downgradeHalts(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur st
 
 // announced waits until m's node logged its announcement of versions (as
 // JSON, "[1,2]").
+// supportedJSON is this binary's protocol versions as its log writes them.
+func supportedJSON() string {
+	b, _ := json.Marshal(replication.SupportedProtocols())
+	return string(b)
+}
+
+// newestProtocol is the highest protocol this binary supports: the one the
+// leader activates once every member runs it.
+func newestProtocol() uint32 { return slices.Max(replication.SupportedProtocols()) }
+
 func announced(t *testing.T, m *Member, versions string) {
 	t.Helper()
 	want := `"msg":"announced the protocol versions of this binary","versions":` + versions
@@ -580,7 +592,7 @@ func TestMixedVersionsStayOnProtocol1(t *testing.T) {
 	nt, conns := upgradeNet(t, old, cur, cur)
 	announced(t, nt.Members[0], "[1]")
 	for _, m := range nt.Members[1:] {
-		announced(t, m, "[1,2]")
+		announced(t, m, supportedJSON())
 	}
 	ctx := context.Background()
 	newer := nt.Members[1].Agency
