@@ -104,6 +104,12 @@ func (n *Node) notReady() string {
 	if h := n.fed.Protocol().Halted; h != nil {
 		return "stopped applying the log (see status)"
 	}
+	if full, path := n.fed.DiskFull(); full {
+		return "disk full: " + path + " (writes refused until space returns)"
+	}
+	if n.fed.Diverged() != "" {
+		return "the replicated state is diverged from the federation's (see status)"
+	}
 	return ""
 }
 

@@ -7,9 +7,9 @@ import (
 	"github.com/watchfed/watchfed/replication"
 )
 
-// diskFull reports whether a write of this node (raft log, replicated
+// DiskFull reports whether a write of this node (raft log, replicated
 // state, record store) is failing for a full disk, and the file.
-func (f *Federation) diskFull() (bool, string) {
+func (f *Federation) DiskFull() (bool, string) {
 	err := errors.Join(f.rep.DiskFull(), f.store.DiskFull())
 	if err == nil {
 		return false, ""

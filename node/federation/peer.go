@@ -33,7 +33,7 @@ func (f *Federation) Status() *pb.GetStatusResponse {
 	if p.Halted != nil {
 		out.HaltedIndex, out.HaltedReason = p.Halted.Index, p.Halted.Reason
 	}
-	out.DiskFull, out.DiskFullPath = f.diskFull()
+	out.DiskFull, out.DiskFullPath = f.DiskFull()
 	ck := f.rep.Checkpoints()
 	out.LastCheckpointIndex, out.CheckpointDisagreements = ck.LastIndex, ck.Disagreements
 	out.Diverged, out.DivergedReason = ck.Diverged != "", ck.Diverged
