@@ -273,7 +273,9 @@ func (f *FSM) NextAnnouncement(agency string) *peerpb.ProtocolAnnouncement {
 }
 
 // ProtocolToActivate is the highest version above the active one that this
-// binary supports and every joined member announced (ok false if none).
+// binary supports, with every version between, and every joined member
+// announced (ok false if none). Each version's rules hold from it on
+// (protocol >= v), so a binary that lacks 3 does not activate 4.
 func (f *FSM) ProtocolToActivate() (version uint32, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -282,6 +284,9 @@ func (f *FSM) ProtocolToActivate() (version uint32, ok bool) {
 		for _, v := range slices.Backward(f.supported) {
 			if v <= active {
 				return nil
+			}
+			if !Contiguous(f.supported, active, v) {
+				continue // versions are cumulative: none may be skipped
 			}
 			if missing, err := notAnnounced(tx, v); err == nil && len(missing) == 0 {
 				version, ok = v, true
@@ -305,3 +310,13 @@ func (r *Replicator) NextAnnouncement(agency string) *peerpb.ProtocolAnnouncemen
 
 // ProtocolToActivate is the version the leader should activate, if any.
 func (r *Replicator) ProtocolToActivate() (uint32, bool) { return r.fsm.ProtocolToActivate() }
+
+// Contiguous reports whether supported holds every version from active+1 to v.
+func Contiguous(supported []uint32, active, v uint32) bool {
+	for w := active + 1; w <= v; w++ {
+		if !slices.Contains(supported, w) {
+			return false
+		}
+	}
+	return true
+}

@@ -30,6 +30,10 @@ func ckStatus(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
 // hash, and its status says so: state_hash, last_checkpoint_index, one
 // disagreement, not diverged.
 func TestCheckpointRepairsATamperedMember(t *testing.T) {
+	if !replication.Contiguous(replication.SupportedProtocols(), 1, replication.ProtocolCheckpoints) {
+		t.Skipf("protocol %d (checkpoints) is activated only once this binary supports every version below it; it supports %v",
+			replication.ProtocolCheckpoints, replication.SupportedProtocols())
+	}
 	l := startLocal(t, 3)
 	waitFor(t, "protocol 4 active on every member", func() bool {
 		for _, ln := range l.Nodes {
