@@ -266,7 +266,6 @@ func (n *Node) Serve(ctx context.Context) error {
 	close(n.closing) // ends Watch streams
 	stopLoops()
 	wg.Wait()
-	n.sharing.reloads.Wait() // a policy reload in flight audits to the store
 	if cerr := n.fed.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

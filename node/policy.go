@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -31,11 +30,6 @@ type sharing struct {
 	readAt   time.Time
 	lastErr  string
 	gen      uint64 // bumped on every change in force
-	// reloading is set while a reload runs in the background: the publish
-	// loop asks for one on every round and never waits for the read and
-	// parse (up to a 1 MiB file), so a policy edit never holds up writes.
-	reloading atomic.Bool
-	reloads   sync.WaitGroup
 }
 
 // policy returns the policy in force (never nil).
@@ -148,21 +142,13 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 type policySource struct{ n *Node }
 
 func (p policySource) Current() *policy.Policy { return p.n.policy() }
-func (p policySource) Reload(context.Context)  { p.n.startPolicyReload() }
 
-// startPolicyReload reloads the policy file in the background unless a
-// reload already runs, and returns at once.
-func (n *Node) startPolicyReload() {
-	if !n.sharing.reloading.CompareAndSwap(false, true) {
-		return
-	}
-	n.sharing.reloads.Add(1)
-	go func() {
-		defer n.sharing.reloads.Done()
-		defer n.sharing.reloading.Store(false)
-		n.reloadPolicy(context.Background())
-	}()
-}
+// Reload runs in the publish loop, before each round: a record is sealed
+// under the policy file as it stands when the record is published, so a
+// partner taken out of the file gets nothing published after the edit.
+// Writes never wait for it (they only queue to the outbox), and the read
+// and parse are bounded (1 MiB, linear).
+func (p policySource) Reload(ctx context.Context) { p.n.reloadPolicy(ctx) }
 func (p policySource) Generation() uint64 {
 	_, gen := p.n.policyState()
 	return gen
