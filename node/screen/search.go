@@ -212,7 +212,7 @@ type simTok struct {
 // similar returns the dictionary words close to a query word: the same word,
 // words sharing its phonetic key, and words sharing enough trigrams that are
 // similar by Jaro-Winkler.
-func (x *Index) similar(t names.Word, s *scratch) []simTok {
+func (x *Index) similar(t names.Word, s *scratch, grams bool) []simTok {
 	var out []simTok
 	tk, tt, tASCII, tBag := names.Skeleton(t.Text), names.TranslitKey(t.Text), isASCII(t.Text), letterBag(t.Text)
 	if cap(s.mark) < len(x.toks) {
@@ -248,7 +248,7 @@ func (x *Index) similar(t names.Word, s *scratch) []simTok {
 			add(id)
 		}
 	}
-	if len(t.Text) < 3 {
+	if len(t.Text) < 3 || !grams {
 		return out
 	}
 	// Two edits spoil at most six trigrams, so a word within two edits
@@ -366,6 +366,10 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		df   int
 	}
 	look := lookups(qt)
+	full := make(map[string]bool, 2*len(qt)) // the query's words and their other romanisations
+	for _, t := range qt {
+		full[t.Text], full[names.TranslitKey(t.Text)] = true, true
+	}
 	qs := make([]qword, len(look))
 	minDF := math.MaxInt
 	onlyInitials := !slices.ContainsFunc(qt, func(t names.Word) bool { return len(t.Text) > 1 })
@@ -373,7 +377,10 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		if len(t.Text) == 1 && !onlyInitials {
 			continue // an initial: credited below, not looked up
 		}
-		qs[i].sims = x.similar(t, s)
+		// A particle's form (a joined word's parts, particles joined to the
+		// next word) is looked up as written and by phonetic key only: a
+		// trigram scan for each would double a query's cost.
+		qs[i].sims = x.similar(t, s, full[t.Text])
 		for _, st := range qs[i].sims {
 			qs[i].df += len(x.toks[st.id].post)
 		}
