@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/watchfed/watchfed/internal/fileversion"
 	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // Names inside a backup archive. backupVersion comes first and holds the

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/boltcheck"
+	"github.com/watchfed/watchfed/replication/boltcheck"
 )
 
 // rebuildSource is where a state that disagreed with a checkpoint is rebuilt

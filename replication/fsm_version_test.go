@@ -11,7 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/fileversion"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // writeStateFile makes a bbolt file holding a meta bucket with the applied

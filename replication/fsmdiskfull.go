@@ -6,7 +6,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // A full disk under fsm.db (ENOSPC, EDQUOT) is an outage, not a crash. An

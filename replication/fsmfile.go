@@ -10,8 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/boltcheck"
-	"github.com/watchfed/watchfed/internal/fileversion"
+	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // fsmFormat is the layout of fsm.db, and so of the raft snapshots and the

@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/boltcheck"
-	"github.com/watchfed/watchfed/internal/diskfull"
+	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // Snapshots of the FSM for raft: a read transaction's copy of the bbolt

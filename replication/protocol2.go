@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/watchfed/watchfed/internal/safetext"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	"github.com/watchfed/watchfed/replication/safetext"
 )
 
 // Protocol 2: a publication's clear parts must be what they claim. Under

@@ -20,9 +20,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/auth"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // Event is the audit event of one call. Handlers set its target and detail.

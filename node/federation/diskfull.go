@@ -3,8 +3,8 @@ package federation
 import (
 	"errors"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // DiskFull reports whether a write of this node (raft log, replicated

@@ -8,11 +8,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // publishLoop drains the outbox: every record version written locally and

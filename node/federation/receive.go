@@ -9,13 +9,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
 	"github.com/watchfed/watchfed/node/record"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // receiveLoop takes in, in log order, what the log brings this agency:

@@ -13,8 +13,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/watchfed/watchfed/internal/safetext"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/safetext"
 )
 
 // Limits on a record's size: large enough for any real listing, small enough
@@ -30,7 +30,7 @@ const (
 )
 
 // ValidateAgencyID checks an agency id such as DE-BAFA, US-BIS or UN (the
-// rule is internal/safetext's, shared with the replicated state machine).
+// rule is replication/safetext's, shared with the replicated state machine).
 func ValidateAgencyID(s string) error { return safetext.ValidateAgencyID(s) }
 
 var (

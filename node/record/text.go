@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/watchfed/watchfed/internal/safetext"
+	"github.com/watchfed/watchfed/replication/safetext"
 )
 
 // Text that crosses agencies ends up on other agencies' terminals, so every

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"github.com/watchfed/watchfed/internal/diskfull"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // A full disk under node.db (ENOSPC, EDQUOT) is an outage, not a crash: the

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // TestDiskFullRefusesWritesServesReadsAndResumes: on a full disk a write

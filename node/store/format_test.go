@@ -8,7 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/fileversion"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // TestFormatVersion: node.db is opened at every version this binary reads

@@ -19,9 +19,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/watchfed/watchfed/internal/boltcheck"
-	"github.com/watchfed/watchfed/internal/fileversion"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 var (

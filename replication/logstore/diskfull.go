@@ -5,7 +5,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/diskfull"
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 // A full disk under raft.db is an outage, not a crash. hashicorp/raft

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/fileversion"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // TestFormatVersion: raft.db is opened at every version this binary reads

@@ -27,8 +27,8 @@ import (
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/watchfed/watchfed/internal/boltcheck"
-	"github.com/watchfed/watchfed/internal/fileversion"
+	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 var (

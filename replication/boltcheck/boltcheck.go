@@ -1,5 +1,6 @@
 // Package boltcheck verifies a bbolt file before a node serves from it (the
-// record store and the replication files alike, so it sits below both): a
+// replication files, and the node's record store, which may use what
+// replication offers: node depends on replication, never the reverse): a
 // file whose meta pages or B+tree pages are damaged is refused at start
 // with an error that names it, instead of crashing later or serving
 // whatever the damaged pages happen to decode to.
