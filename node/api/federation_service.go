@@ -57,6 +57,9 @@ func (s *federationService) invitePeer(ctx context.Context, req *pb.InvitePeerRe
 	if req.GetAddress() == "" {
 		return nil, status.Error(codes.InvalidArgument, "address: the invited node's host:port is needed")
 	}
+	if err := record.ValidateAddress("address", req.GetAddress()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	cert, err := pki.ParseCertPEM(req.GetCaCert())
 	if err != nil || !cert.IsCA {
 		return nil, status.Errorf(codes.InvalidArgument, "ca_cert: not a PEM CA certificate: %v", err)

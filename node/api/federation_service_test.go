@@ -58,6 +58,8 @@ func TestInvitePeer(t *testing.T) {
 		{"an analyst may not", analyst, func(*pb.InvitePeerRequest) {}, true, codes.PermissionDenied, "", "denied"},
 		{"a bad agency id", operator, func(r *pb.InvitePeerRequest) { r.Agency = "fr sbdu" }, true, codes.InvalidArgument, "agency:", "invalid"},
 		{"no address", operator, func(r *pb.InvitePeerRequest) { r.Address = "" }, true, codes.InvalidArgument, "address:", "invalid"},
+		{"address with an escape sequence", operator, func(r *pb.InvitePeerRequest) { r.Address = "de\x1b]8;;:7400" }, true, codes.InvalidArgument, "address:", "invalid"},
+		{"address without a port", operator, func(r *pb.InvitePeerRequest) { r.Address = "de-bafa.example.org" }, true, codes.InvalidArgument, "address:", "invalid"},
 		{"not a CA certificate", operator, func(r *pb.InvitePeerRequest) { r.CaCert = []byte("junk") }, true, codes.InvalidArgument, "ca_cert:", "invalid"},
 		{"another agency's CA", operator, func(r *pb.InvitePeerRequest) { r.CaCert = ca.CertPEM() }, true, codes.InvalidArgument, "ca_cert:", "invalid"},
 		{"in no federation", operator, func(*pb.InvitePeerRequest) {}, false, codes.FailedPrecondition, "federation init", "conflict"},

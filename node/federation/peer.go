@@ -13,6 +13,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/record"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
@@ -124,6 +125,13 @@ func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 		// The joiner tries every member of its invitation; one of them leads.
 		id, _ := f.rep.Leader()
 		return nil, status.Errorf(codes.Unavailable, "not the leader (the leader is %s)", id)
+	}
+	if m.GetAddress() != "" {
+		// The joiner's own address enters the registry every member holds.
+		if err := record.ValidateAddress("member.address", m.GetAddress()); err != nil {
+			f.refused(id, "peer.join", "join "+m.GetAgency(), err)
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
 	}
 	join := proto.Clone(m).(*pb.Member)
 	join.Voter = invited.Voter
