@@ -39,17 +39,7 @@ func TestHostilePartnerNode(t *testing.T) {
 	waitFor(t, "NL takes in DE's entry", func() bool { _, ok := shared(t, nl)[honest.Record.Id]; return ok })
 
 	// FR must not lead: a leader applies its own operator's changes.
-	lead := l.leader(ctx)
-	if lead == fr {
-		if err := fr.call(ctx, func(c pb.FederationServiceClient) error {
-			_, err := c.TransferLeadership(ctx, &pb.TransferLeadershipRequest{To: de.Agency})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "DE to lead", func() bool { return l.leader(ctx) == de })
-		lead = de
-	}
+	lead := leaderOtherThan(ctx, t, l, fr, de)
 	peer := peerpb.NewPeerServiceClient(nodeConn(t, fr, lead))
 	keys := agencyKeys(t, fr)
 	forward := func(cmd *peerpb.Command) error {

@@ -414,3 +414,21 @@ func TestDamagedReplicatedStateRebuilt(t *testing.T) {
 		return true
 	})
 }
+
+// leaderOtherThan returns the leader, first moving the leadership from
+// avoid to to if avoid leads (a test whose avoid must act as a follower).
+func leaderOtherThan(ctx context.Context, t *testing.T, l *Local, avoid, to *LocalNode) *LocalNode {
+	t.Helper()
+	lead := l.leader(ctx)
+	if lead != avoid {
+		return lead
+	}
+	if err := avoid.call(ctx, func(c pb.FederationServiceClient) error {
+		_, err := c.TransferLeadership(ctx, &pb.TransferLeadershipRequest{To: to.Agency})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, to.Agency+" to lead", func() bool { return l.leader(ctx) == to })
+	return to
+}

@@ -23,17 +23,7 @@ func TestRejoinWithNewKeys(t *testing.T) {
 	before := add(t, de, "Entitled Before Removal")
 	waitFor(t, "NL takes in DE's entry", func() bool { _, ok := shared(t, nl)[before.Record.Id]; return ok })
 
-	lead := l.leader(ctx)
-	if lead == nl {
-		if err := nl.call(ctx, func(c pb.FederationServiceClient) error {
-			_, err := c.TransferLeadership(ctx, &pb.TransferLeadershipRequest{To: de.Agency})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "DE to lead", func() bool { return l.leader(ctx) == de })
-		lead = de
-	}
+	lead := leaderOtherThan(ctx, t, l, nl, de)
 	if err := lead.call(ctx, func(c pb.FederationServiceClient) error {
 		_, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: nl.Agency})
 		return err
