@@ -32,7 +32,7 @@ type VerifyFunc func(pub *peerpb.Publication, signingKey []byte) (*peerpb.Public
 
 var (
 	bucketMeta    = []byte("meta")
-	bucketLog     = []byte("log")     // index → Command, for every accepted publication
+	bucketLog     = []byte("log")     // index → Command, for every accepted publication and governance act
 	bucketMembers = []byte("members") // agency → Member
 	bucketEntries = []byte("entries") // entry id 0x00 version → index of its publication
 	bucketGrants  = []byte("grants")  // origin 0x00 recipient 0x00 be64(epoch) → index of the epoch grant
@@ -295,7 +295,7 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 	case *peerpb.Command_ProtocolActivation:
 		return f.applyActivation(tx, l.Index, c.ProtocolActivation)
 	case *peerpb.Command_Governance:
-		return f.applyGovernance(tx, l.Index, c.Governance)
+		return f.applyGovernance(tx, l.Index, l.Data, c.Governance)
 	case *peerpb.Command_Checkpoint:
 		return f.applyCheckpoint(tx, l.Index, c.Checkpoint)
 	}
@@ -520,10 +520,13 @@ func (f *FSM) Changed() <-chan struct{} {
 // was verified when applied).
 type Entry struct {
 	Index uint64
-	Body  *peerpb.PublicationBody
+	Body  *peerpb.PublicationBody // empty for a governance act
+	// Governance is an accepted governance act (protocol 3), nil for a publication.
+	Governance *peerpb.Governance
 }
 
-// Entries returns up to limit accepted publications with index > after, in log order.
+// Entries returns up to limit accepted publications and governance acts
+// with index > after, in log order.
 func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -538,6 +541,10 @@ func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
 			var cmd peerpb.Command
 			if err := proto.Unmarshal(v, &cmd); err != nil {
 				return fmt.Errorf("entry %d: %w", u64(k), err)
+			}
+			if g := cmd.GetGovernance(); g != nil {
+				out = append(out, Entry{Index: u64(k), Body: &peerpb.PublicationBody{}, Governance: g})
+				continue
 			}
 			body := &peerpb.PublicationBody{}
 			if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {

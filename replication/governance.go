@@ -42,6 +42,10 @@ const ProtocolGovernance = 3
 // ProposalTTL is how long a proposal waits for approvals.
 const ProposalTTL = 7 * 24 * time.Hour
 
+// MaxPendingProposals bounds the pending proposals of one agency, so that a
+// member flooding proposals cannot grow every member's state without end.
+const MaxPendingProposals = 8
+
 var (
 	// be64(index of the proposal) → ProposalState; created by the first proposal.
 	bucketProposals = []byte("proposals")
@@ -65,7 +69,18 @@ func GovernanceMessage(agency string, act []byte) []byte {
 	return append(append(b, 0), act...)
 }
 
-func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, g *peerpb.Governance) error {
+// applyGovernance applies a governance act and, if it is accepted, keeps it
+// in the log bucket with the publications (raw is the whole command), so
+// that every node takes it in, in log order and exactly once, and audits it
+// (Entries: an Entry with Governance set).
+func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, raw []byte, g *peerpb.Governance) error {
+	if err := f.governance(tx, index, g); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketLog).Put(be64(index), raw)
+}
+
+func (f *FSM) governance(tx *bolt.Tx, index uint64, g *peerpb.Governance) error {
 	if active, _ := protocolOf(tx); active < ProtocolGovernance {
 		return fmt.Errorf("%w: a governance entry needs protocol %d; protocol %d is active", ErrRejected, ProtocolGovernance, active)
 	}
@@ -94,6 +109,9 @@ func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, g *peerpb.Governance) e
 	case *peerpb.GovernanceAct_Propose:
 		if err := checkProposal(tx, g.Agency, a.Propose); err != nil {
 			return fmt.Errorf("%w: proposal of %s: %v", ErrRejected, g.Agency, err)
+		}
+		if n := pendingOf(tx, g.Agency, at); n >= MaxPendingProposals {
+			return fmt.Errorf("%w: proposal of %s: it has %d pending proposals already (at most %d)", ErrRejected, g.Agency, n, MaxPendingProposals)
 		}
 		ps = &peerpb.ProposalState{
 			Id: strconv.FormatUint(index, 10), Proposal: a.Propose, ProposedBy: g.Agency, State: ProposalPending,
@@ -391,6 +409,23 @@ func expireProposals(tx *bolt.Tx, index uint64, at time.Time) error {
 	return nil
 }
 
+// pendingOf counts the proposals of agency still pending at at.
+func pendingOf(tx *bolt.Tx, agency string, at time.Time) int {
+	b := tx.Bucket(bucketProposals)
+	if b == nil {
+		return 0
+	}
+	n := 0
+	_ = b.ForEach(func(_, v []byte) error {
+		ps := &peerpb.ProposalState{}
+		if proto.Unmarshal(v, ps) == nil && ps.ProposedBy == agency && ps.State == ProposalPending && !at.After(ps.ExpiresAt.AsTime()) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
 func getProposal(tx *bolt.Tx, id string) (*peerpb.ProposalState, error) {
 	idx, err := strconv.ParseUint(id, 10, 64)
 	b := tx.Bucket(bucketProposals)
@@ -485,4 +520,10 @@ func (f *FSM) Proposals() ([]*peerpb.ProposalState, *peerpb.ApprovalThreshold, e
 		})
 	})
 	return out, th, err
+}
+
+// Proposals are the proposals in the replicated state, oldest first, and
+// the approval threshold in force.
+func (r *Replicator) Proposals() ([]*peerpb.ProposalState, *peerpb.ApprovalThreshold, error) {
+	return r.fsm.Proposals()
 }

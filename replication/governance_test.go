@@ -265,3 +265,27 @@ func TestProposalOutcomes(t *testing.T) {
 		t.Fatalf("members after B left %v, want [A C D]", got)
 	}
 }
+
+// TestProposalFloodBounded: one agency may have at most MaxPendingProposals
+// pending; more are refused and change nothing, while others may still
+// propose, and an expired proposal no longer counts.
+func TestProposalFloodBounded(t *testing.T) {
+	g := newGovFSM(t, ProtocolGovernance)
+	invite := func(i int) *peerpb.GovernanceAct {
+		a := "X" + strconv.Itoa(i)
+		return propose(&peerpb.Proposal{Change: &peerpb.Proposal_Invite{Invite: &pb.Member{Agency: a, Address: a + ":7400", CaCert: []byte(a + " CA")}}})
+	}
+	for i := range MaxPendingProposals {
+		g.mustApply(g.act("C", "C", invite(i)))
+	}
+	before := g.state()
+	if _, err := g.apply(g.act("C", "C", invite(99))); !errors.Is(err, ErrRejected) {
+		t.Fatalf("proposal %d of C: %v; want rejected", MaxPendingProposals+1, err)
+	}
+	if g.state() != before {
+		t.Fatal("a refused proposal changed the state")
+	}
+	g.mustApply(g.act("A", "A", invite(100)))
+	g.now = g.now.Add(ProposalTTL + time.Hour)
+	g.mustApply(g.act("C", "C", invite(101)))
+}

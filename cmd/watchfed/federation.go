@@ -19,16 +19,18 @@ import (
 
 func newFederationCmd() *cobra.Command {
 	var cf clientFlags
-	cmd := &cobra.Command{Use: "federation", Short: "Found a federation (operator role)"}
+	cmd := &cobra.Command{Use: "federation", Short: "Found or leave a federation (operator role)"}
 	addClientFlags(cmd, &cf)
-	cmd.AddCommand(&cobra.Command{
-		Use:     "init",
-		Short:   "Bootstrap a new federation with this node as its only member",
-		Example: "  watchfed federation init",
-		Args:    cobra.NoArgs,
+	var approvals string
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Bootstrap a new federation with this node as its only member",
+		Example: `  watchfed federation init
+  watchfed federation init --approvals all`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				resp, err := pb.NewFederationServiceClient(conn).InitFederation(ctx, &pb.InitFederationRequest{})
+				resp, err := pb.NewFederationServiceClient(conn).InitFederation(ctx, &pb.InitFederationRequest{Approvals: approvals})
 				if err != nil {
 					return err
 				}
@@ -39,7 +41,9 @@ func newFederationCmd() *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}
+	initCmd.Flags().StringVar(&approvals, "approvals", "majority", "how many member agencies must approve a membership proposal: majority, all or a number")
+	cmd.AddCommand(initCmd, newLeaveCmd(&cf))
 	return cmd
 }
 
@@ -81,7 +85,7 @@ func newPeersCmd() *cobra.Command {
 	var nonVoter bool
 	invite := &cobra.Command{
 		Use:     "invite",
-		Short:   "Register another agency's CA and address; write the invitation its node starts with (--join)",
+		Short:   "Register (from protocol 3: propose) another agency's CA and address; write the invitation its node starts with (--join)",
 		Example: `  watchfed peers invite --agency BE-FPS --address be.example:7400 --ca-cert be-ca.pem --out be-invite.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,8 +103,14 @@ func newPeersCmd() *cobra.Command {
 					return err
 				}
 				if out == "" || out == "-" {
+					if resp.Proposal != nil {
+						printProposal(cmd.ErrOrStderr(), resp.Proposal) // stdout is the invitation
+					}
 					_, err = cmd.OutOrStdout().Write(append(escapeJSON(data), '\n'))
 					return err
+				}
+				if resp.Proposal != nil {
+					printProposal(cmd.OutOrStdout(), resp.Proposal)
 				}
 				return os.WriteFile(out, data, 0o644)
 			})
@@ -114,13 +124,22 @@ func newPeersCmd() *cobra.Command {
 	cmd.AddCommand(invite)
 	cmd.AddCommand(&cobra.Command{
 		Use:     "remove AGENCY",
-		Short:   "Remove a member: it receives nothing more (run on the leader)",
+		Short:   "Remove a member: it receives nothing more (from protocol 3 a proposal the other members approve)",
 		Example: `  watchfed peers remove BE-FPS`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				_, err := pb.NewFederationServiceClient(conn).RemovePeer(ctx, &pb.RemovePeerRequest{Agency: args[0]})
-				return err
+				resp, err := pb.NewFederationServiceClient(conn).RemovePeer(ctx, &pb.RemovePeerRequest{Agency: args[0]})
+				if err != nil {
+					return err
+				}
+				if p := resp.Proposal; p != nil {
+					if cf.output == "json" {
+						return writeJSON(cmd.OutOrStdout(), toProposalJSON(p))
+					}
+					printProposal(cmd.OutOrStdout(), p)
+				}
+				return nil
 			})
 		},
 	})

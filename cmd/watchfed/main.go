@@ -62,6 +62,7 @@ Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 permission d
 		newAuditCmd(),
 		newFederationCmd(),
 		newPeersCmd(),
+		newProposalsCmd(),
 		newLeaderCmd(),
 		newStatusCmd(),
 		newSharedCmd(),

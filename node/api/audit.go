@@ -26,7 +26,8 @@ func Rules() auth.Rules {
 	r.Service("watchfed.v1.ConsultationService", []string{"OpenConsultation", "AnswerConsultation", "ExtendConsultation", "DecideConsultation", "ListConsultations", "GetConsultation"}, analyst)
 	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
-	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot"}, operator)
+	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot",
+		"ListProposals", "ApproveProposal", "RejectProposal", "LeaveFederation"}, operator)
 	r.Service("watchfed.peer.v1.PeerService", []string{"Join", "Forward", "GetNodeStatus"}, partnerNode)
 	r.Service("watchfed.raft.v1.RaftService", []string{"AppendEntries", "AppendEntriesPipeline", "RequestVote", "RequestPreVote", "TimeoutNow", "InstallSnapshot"}, partnerNode)
 	r.Service("watchfed.v1.SharedService", []string{"ListShared", "GetShared", "Watch"}, auth.Rule{Roles: []pki.Role{pki.RoleAnalyst, pki.RoleConsumer}, Audit: true})

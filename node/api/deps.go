@@ -130,6 +130,7 @@ type Federation interface {
 	Holders
 	Holdings
 	Membership
+	Governance
 }
 
 // Store is what node/store gives the services.

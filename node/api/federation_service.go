@@ -20,6 +20,7 @@ type federationService struct {
 	pb.UnimplementedFederationServiceServer
 	audit  *auditor
 	fed    Membership
+	gov    Governance
 	peers  Peers
 	agency string
 	now    func() time.Time
@@ -31,8 +32,12 @@ func (s *federationService) InitFederation(ctx context.Context, req *pb.InitFede
 	return unary(ctx, s.audit, req, s.initFederation)
 }
 
-func (s *federationService) initFederation(ctx context.Context, _ *pb.InitFederationRequest, ev *Event) (*pb.InitFederationResponse, error) {
+func (s *federationService) initFederation(ctx context.Context, req *pb.InitFederationRequest, ev *Event) (*pb.InitFederationResponse, error) {
 	f := s.fed
+	th, err := ParseThreshold(req.GetApprovals())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "approvals: %v", err)
+	}
 	if f.Invitation() != nil {
 		return nil, status.Error(codes.FailedPrecondition, "this node was started to join a federation (--join); it cannot found another")
 	}
@@ -41,6 +46,9 @@ func (s *federationService) initFederation(ctx context.Context, _ *pb.InitFedera
 		return nil, status.Errorf(codes.FailedPrecondition, "init federation: %v", err)
 	}
 	ev.Target = s.agency
+	if err := s.setThreshold(ctx, th); err != nil {
+		return nil, err
+	}
 	m, _ := f.Member(s.agency)
 	return &pb.InitFederationResponse{Member: m}, nil
 }
@@ -72,7 +80,13 @@ func (s *federationService) invitePeer(ctx context.Context, req *pb.InvitePeerRe
 		return nil, status.Error(codes.FailedPrecondition, "this node is in no federation: run `watchfed federation init` first")
 	}
 	m := &pb.Member{Agency: req.Agency, Address: req.Address, CaCert: req.CaCert, Voter: req.Voter, InvitedAt: timestamppb.New(s.now())}
-	if _, err := f.Invite(ctx, m); err != nil {
+	var proposal *pb.Proposal
+	if s.gov != nil && s.gov.GovernanceActive() {
+		if proposal, err = s.proposeInvite(ctx, m); err != nil {
+			return nil, err
+		}
+		ev.Detail = proposalDetail(proposal)
+	} else if _, err := f.Invite(ctx, m); err != nil {
 		return nil, err
 	}
 	members, err := f.Members()
@@ -85,7 +99,7 @@ func (s *federationService) invitePeer(ctx context.Context, req *pb.InvitePeerRe
 			inv.Members = append(inv.Members, &pb.Member{Agency: mm.Agency, Address: mm.Address, CaCert: mm.CaCert, Voter: mm.Voter, Joined: true})
 		}
 	}
-	return &pb.InvitePeerResponse{Invitation: inv}, nil
+	return &pb.InvitePeerResponse{Invitation: inv, Proposal: proposal}, nil
 }
 
 func (s *federationService) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
@@ -97,6 +111,14 @@ func (s *federationService) removePeer(ctx context.Context, req *pb.RemovePeerRe
 	f := s.fed
 	if _, err := f.Member(req.GetAgency()); err != nil {
 		return nil, status.Errorf(codes.NotFound, "%s is not a member", req.GetAgency())
+	}
+	if s.gov != nil && s.gov.GovernanceActive() {
+		p, err := s.proposeRemoval(ctx, req.Agency)
+		if err != nil {
+			return nil, err
+		}
+		ev.Detail = proposalDetail(p)
+		return &pb.RemovePeerResponse{Proposal: p}, nil
 	}
 	if _, err := f.Remove(ctx, req.Agency); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ type fakeMembership struct {
 	Membership
 	joined  bool
 	members []*pb.Member
+	removed string
 }
 
 func (f *fakeMembership) Joined() bool                   { return f.joined }

@@ -220,7 +220,11 @@ func (x *SaveSnapshotResponse) GetChunk() []byte {
 }
 
 type InitFederationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many member agencies must approve a membership proposal (from
+	// protocol 3): "majority" (the default, also when empty), "all", or a
+	// number.
+	Approvals     string `protobuf:"bytes,1,opt,name=approvals,proto3" json:"approvals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +257,13 @@ func (x *InitFederationRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use InitFederationRequest.ProtoReflect.Descriptor instead.
 func (*InitFederationRequest) Descriptor() ([]byte, []int) {
 	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InitFederationRequest) GetApprovals() string {
+	if x != nil {
+		return x.Approvals
+	}
+	return ""
 }
 
 type InitFederationResponse struct {
@@ -431,8 +442,11 @@ func (x *Invitation) GetMembers() []*Member {
 }
 
 type InvitePeerResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Invitation    *Invitation            `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Invitation *Invitation            `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	// From protocol 3 the invitation is a proposal: the newcomer can join
+	// once it is applied (at once where one approval suffices).
+	Proposal      *Proposal `protobuf:"bytes,2,opt,name=proposal,proto3" json:"proposal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,6 +484,13 @@ func (*InvitePeerResponse) Descriptor() ([]byte, []int) {
 func (x *InvitePeerResponse) GetInvitation() *Invitation {
 	if x != nil {
 		return x.Invitation
+	}
+	return nil
+}
+
+func (x *InvitePeerResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
 	}
 	return nil
 }
@@ -519,7 +540,9 @@ func (x *RemovePeerRequest) GetAgency() string {
 }
 
 type RemovePeerResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From protocol 3 the removal of another agency is a proposal.
+	Proposal      *Proposal `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -552,6 +575,13 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
 	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemovePeerResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
 }
 
 type TransferLeadershipRequest struct {
@@ -1126,7 +1156,7 @@ var File_watchfed_v1_federation_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x1cwatchfed/v1/federation.proto\x12\vwatchfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x02\n" +
+	"\x1cwatchfed/v1/federation.proto\x12\vwatchfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cwatchfed/v1/governance.proto\"\xa1\x02\n" +
 	"\x06Member\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x17\n" +
@@ -1142,8 +1172,9 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\fjoined_index\x18\t \x01(\x04R\vjoinedIndex\"\x15\n" +
 	"\x13SaveSnapshotRequest\",\n" +
 	"\x14SaveSnapshotResponse\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"\x17\n" +
-	"\x15InitFederationRequest\"E\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"5\n" +
+	"\x15InitFederationRequest\x12\x1c\n" +
+	"\tapprovals\x18\x01 \x01(\tR\tapprovals\"E\n" +
 	"\x16InitFederationResponse\x12+\n" +
 	"\x06member\x18\x01 \x01(\v2\x13.watchfed.v1.MemberR\x06member\"t\n" +
 	"\x11InvitePeerRequest\x12\x16\n" +
@@ -1155,14 +1186,16 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"Invitation\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x14\n" +
 	"\x05voter\x18\x02 \x01(\bR\x05voter\x12-\n" +
-	"\amembers\x18\x03 \x03(\v2\x13.watchfed.v1.MemberR\amembers\"M\n" +
+	"\amembers\x18\x03 \x03(\v2\x13.watchfed.v1.MemberR\amembers\"\x80\x01\n" +
 	"\x12InvitePeerResponse\x127\n" +
 	"\n" +
 	"invitation\x18\x01 \x01(\v2\x17.watchfed.v1.InvitationR\n" +
-	"invitation\"+\n" +
+	"invitation\x121\n" +
+	"\bproposal\x18\x02 \x01(\v2\x15.watchfed.v1.ProposalR\bproposal\"+\n" +
 	"\x11RemovePeerRequest\x12\x16\n" +
-	"\x06agency\x18\x01 \x01(\tR\x06agency\"\x14\n" +
-	"\x12RemovePeerResponse\"+\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\"G\n" +
+	"\x12RemovePeerResponse\x121\n" +
+	"\bproposal\x18\x01 \x01(\v2\x15.watchfed.v1.ProposalR\bproposal\"+\n" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"4\n" +
 	"\x1aTransferLeadershipResponse\x12\x16\n" +
@@ -1209,7 +1242,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x03lag\x18\b \x01(\x04R\x03lag\x12=\n" +
 	"\flast_contact\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\"<\n" +
 	"\x11ListPeersResponse\x12'\n" +
-	"\x05peers\x18\x01 \x03(\v2\x11.watchfed.v1.PeerR\x05peers2\xe2\x04\n" +
+	"\x05peers\x18\x01 \x03(\v2\x11.watchfed.v1.PeerR\x05peers2\xd1\a\n" +
 	"\x11FederationService\x12Y\n" +
 	"\x0eInitFederation\x12\".watchfed.v1.InitFederationRequest\x1a#.watchfed.v1.InitFederationResponse\x12M\n" +
 	"\n" +
@@ -1219,7 +1252,11 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x12TransferLeadership\x12&.watchfed.v1.TransferLeadershipRequest\x1a'.watchfed.v1.TransferLeadershipResponse\x12J\n" +
 	"\tGetStatus\x12\x1d.watchfed.v1.GetStatusRequest\x1a\x1e.watchfed.v1.GetStatusResponse\x12J\n" +
 	"\tListPeers\x12\x1d.watchfed.v1.ListPeersRequest\x1a\x1e.watchfed.v1.ListPeersResponse\x12U\n" +
-	"\fSaveSnapshot\x12 .watchfed.v1.SaveSnapshotRequest\x1a!.watchfed.v1.SaveSnapshotResponse0\x01B;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"\fSaveSnapshot\x12 .watchfed.v1.SaveSnapshotRequest\x1a!.watchfed.v1.SaveSnapshotResponse0\x01\x12V\n" +
+	"\rListProposals\x12!.watchfed.v1.ListProposalsRequest\x1a\".watchfed.v1.ListProposalsResponse\x12\\\n" +
+	"\x0fApproveProposal\x12#.watchfed.v1.ApproveProposalRequest\x1a$.watchfed.v1.ApproveProposalResponse\x12Y\n" +
+	"\x0eRejectProposal\x12\".watchfed.v1.RejectProposalRequest\x1a#.watchfed.v1.RejectProposalResponse\x12\\\n" +
+	"\x0fLeaveFederation\x12#.watchfed.v1.LeaveFederationRequest\x1a$.watchfed.v1.LeaveFederationResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
 
 var (
 	file_watchfed_v1_federation_proto_rawDescOnce sync.Once
@@ -1253,34 +1290,53 @@ var file_watchfed_v1_federation_proto_goTypes = []any{
 	(*Peer)(nil),                       // 15: watchfed.v1.Peer
 	(*ListPeersResponse)(nil),          // 16: watchfed.v1.ListPeersResponse
 	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
+	(*Proposal)(nil),                   // 18: watchfed.v1.Proposal
+	(*ListProposalsRequest)(nil),       // 19: watchfed.v1.ListProposalsRequest
+	(*ApproveProposalRequest)(nil),     // 20: watchfed.v1.ApproveProposalRequest
+	(*RejectProposalRequest)(nil),      // 21: watchfed.v1.RejectProposalRequest
+	(*LeaveFederationRequest)(nil),     // 22: watchfed.v1.LeaveFederationRequest
+	(*ListProposalsResponse)(nil),      // 23: watchfed.v1.ListProposalsResponse
+	(*ApproveProposalResponse)(nil),    // 24: watchfed.v1.ApproveProposalResponse
+	(*RejectProposalResponse)(nil),     // 25: watchfed.v1.RejectProposalResponse
+	(*LeaveFederationResponse)(nil),    // 26: watchfed.v1.LeaveFederationResponse
 }
 var file_watchfed_v1_federation_proto_depIdxs = []int32{
 	17, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: watchfed.v1.InitFederationResponse.member:type_name -> watchfed.v1.Member
 	0,  // 2: watchfed.v1.Invitation.members:type_name -> watchfed.v1.Member
 	6,  // 3: watchfed.v1.InvitePeerResponse.invitation:type_name -> watchfed.v1.Invitation
-	17, // 4: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
-	17, // 5: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
-	15, // 6: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
-	3,  // 7: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
-	5,  // 8: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
-	8,  // 9: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
-	10, // 10: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
-	12, // 11: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
-	14, // 12: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
-	1,  // 13: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
-	4,  // 14: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
-	7,  // 15: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
-	9,  // 16: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
-	11, // 17: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
-	13, // 18: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
-	16, // 19: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
-	2,  // 20: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
-	14, // [14:21] is the sub-list for method output_type
-	7,  // [7:14] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	18, // 4: watchfed.v1.InvitePeerResponse.proposal:type_name -> watchfed.v1.Proposal
+	18, // 5: watchfed.v1.RemovePeerResponse.proposal:type_name -> watchfed.v1.Proposal
+	17, // 6: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
+	17, // 7: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
+	15, // 8: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
+	3,  // 9: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
+	5,  // 10: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
+	8,  // 11: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
+	10, // 12: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
+	12, // 13: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
+	14, // 14: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
+	1,  // 15: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
+	19, // 16: watchfed.v1.FederationService.ListProposals:input_type -> watchfed.v1.ListProposalsRequest
+	20, // 17: watchfed.v1.FederationService.ApproveProposal:input_type -> watchfed.v1.ApproveProposalRequest
+	21, // 18: watchfed.v1.FederationService.RejectProposal:input_type -> watchfed.v1.RejectProposalRequest
+	22, // 19: watchfed.v1.FederationService.LeaveFederation:input_type -> watchfed.v1.LeaveFederationRequest
+	4,  // 20: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
+	7,  // 21: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
+	9,  // 22: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
+	11, // 23: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
+	13, // 24: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
+	16, // 25: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
+	2,  // 26: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
+	23, // 27: watchfed.v1.FederationService.ListProposals:output_type -> watchfed.v1.ListProposalsResponse
+	24, // 28: watchfed.v1.FederationService.ApproveProposal:output_type -> watchfed.v1.ApproveProposalResponse
+	25, // 29: watchfed.v1.FederationService.RejectProposal:output_type -> watchfed.v1.RejectProposalResponse
+	26, // 30: watchfed.v1.FederationService.LeaveFederation:output_type -> watchfed.v1.LeaveFederationResponse
+	20, // [20:31] is the sub-list for method output_type
+	9,  // [9:20] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_federation_proto_init() }
@@ -1288,6 +1344,7 @@ func file_watchfed_v1_federation_proto_init() {
 	if File_watchfed_v1_federation_proto != nil {
 		return
 	}
+	file_watchfed_v1_governance_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -26,6 +26,10 @@ const (
 	FederationService_GetStatus_FullMethodName          = "/watchfed.v1.FederationService/GetStatus"
 	FederationService_ListPeers_FullMethodName          = "/watchfed.v1.FederationService/ListPeers"
 	FederationService_SaveSnapshot_FullMethodName       = "/watchfed.v1.FederationService/SaveSnapshot"
+	FederationService_ListProposals_FullMethodName      = "/watchfed.v1.FederationService/ListProposals"
+	FederationService_ApproveProposal_FullMethodName    = "/watchfed.v1.FederationService/ApproveProposal"
+	FederationService_RejectProposal_FullMethodName     = "/watchfed.v1.FederationService/RejectProposal"
+	FederationService_LeaveFederation_FullMethodName    = "/watchfed.v1.FederationService/LeaveFederation"
 )
 
 // FederationServiceClient is the client API for FederationService service.
@@ -49,6 +53,15 @@ type FederationServiceClient interface {
 	// node's keys, each a consistent copy. Restore it with `watchfed snapshot
 	// restore` on a stopped node.
 	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveSnapshotResponse], error)
+	// ListProposals lists the membership proposals (governance.proto).
+	ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error)
+	// ApproveProposal and RejectProposal sign this agency's decision on a
+	// pending proposal and commit it through the log.
+	ApproveProposal(ctx context.Context, in *ApproveProposalRequest, opts ...grpc.CallOption) (*ApproveProposalResponse, error)
+	RejectProposal(ctx context.Context, in *RejectProposalRequest, opts ...grpc.CallOption) (*RejectProposalResponse, error)
+	// LeaveFederation takes this agency out of the federation, at once and on
+	// its own word (signed by the agency).
+	LeaveFederation(ctx context.Context, in *LeaveFederationRequest, opts ...grpc.CallOption) (*LeaveFederationResponse, error)
 }
 
 type federationServiceClient struct {
@@ -138,6 +151,46 @@ func (c *federationServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnap
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type FederationService_SaveSnapshotClient = grpc.ServerStreamingClient[SaveSnapshotResponse]
 
+func (c *federationServiceClient) ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProposalsResponse)
+	err := c.cc.Invoke(ctx, FederationService_ListProposals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) ApproveProposal(ctx context.Context, in *ApproveProposalRequest, opts ...grpc.CallOption) (*ApproveProposalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveProposalResponse)
+	err := c.cc.Invoke(ctx, FederationService_ApproveProposal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) RejectProposal(ctx context.Context, in *RejectProposalRequest, opts ...grpc.CallOption) (*RejectProposalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectProposalResponse)
+	err := c.cc.Invoke(ctx, FederationService_RejectProposal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) LeaveFederation(ctx context.Context, in *LeaveFederationRequest, opts ...grpc.CallOption) (*LeaveFederationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaveFederationResponse)
+	err := c.cc.Invoke(ctx, FederationService_LeaveFederation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FederationServiceServer is the server API for FederationService service.
 // All implementations must embed UnimplementedFederationServiceServer
 // for forward compatibility.
@@ -159,6 +212,15 @@ type FederationServiceServer interface {
 	// node's keys, each a consistent copy. Restore it with `watchfed snapshot
 	// restore` on a stopped node.
 	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error
+	// ListProposals lists the membership proposals (governance.proto).
+	ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error)
+	// ApproveProposal and RejectProposal sign this agency's decision on a
+	// pending proposal and commit it through the log.
+	ApproveProposal(context.Context, *ApproveProposalRequest) (*ApproveProposalResponse, error)
+	RejectProposal(context.Context, *RejectProposalRequest) (*RejectProposalResponse, error)
+	// LeaveFederation takes this agency out of the federation, at once and on
+	// its own word (signed by the agency).
+	LeaveFederation(context.Context, *LeaveFederationRequest) (*LeaveFederationResponse, error)
 	mustEmbedUnimplementedFederationServiceServer()
 }
 
@@ -189,6 +251,18 @@ func (UnimplementedFederationServiceServer) ListPeers(context.Context, *ListPeer
 }
 func (UnimplementedFederationServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SaveSnapshotResponse]) error {
 	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
+}
+func (UnimplementedFederationServiceServer) ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProposals not implemented")
+}
+func (UnimplementedFederationServiceServer) ApproveProposal(context.Context, *ApproveProposalRequest) (*ApproveProposalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveProposal not implemented")
+}
+func (UnimplementedFederationServiceServer) RejectProposal(context.Context, *RejectProposalRequest) (*RejectProposalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectProposal not implemented")
+}
+func (UnimplementedFederationServiceServer) LeaveFederation(context.Context, *LeaveFederationRequest) (*LeaveFederationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaveFederation not implemented")
 }
 func (UnimplementedFederationServiceServer) mustEmbedUnimplementedFederationServiceServer() {}
 func (UnimplementedFederationServiceServer) testEmbeddedByValue()                           {}
@@ -330,6 +404,78 @@ func _FederationService_SaveSnapshot_Handler(srv interface{}, stream grpc.Server
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type FederationService_SaveSnapshotServer = grpc.ServerStreamingServer[SaveSnapshotResponse]
 
+func _FederationService_ListProposals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProposalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).ListProposals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_ListProposals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).ListProposals(ctx, req.(*ListProposalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_ApproveProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveProposalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).ApproveProposal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_ApproveProposal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).ApproveProposal(ctx, req.(*ApproveProposalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_RejectProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectProposalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).RejectProposal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_RejectProposal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).RejectProposal(ctx, req.(*RejectProposalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_LeaveFederation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaveFederationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).LeaveFederation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_LeaveFederation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).LeaveFederation(ctx, req.(*LeaveFederationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FederationService_ServiceDesc is the grpc.ServiceDesc for FederationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -360,6 +506,22 @@ var FederationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPeers",
 			Handler:    _FederationService_ListPeers_Handler,
+		},
+		{
+			MethodName: "ListProposals",
+			Handler:    _FederationService_ListProposals_Handler,
+		},
+		{
+			MethodName: "ApproveProposal",
+			Handler:    _FederationService_ApproveProposal_Handler,
+		},
+		{
+			MethodName: "RejectProposal",
+			Handler:    _FederationService_RejectProposal_Handler,
+		},
+		{
+			MethodName: "LeaveFederation",
+			Handler:    _FederationService_LeaveFederation_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
