@@ -28,7 +28,7 @@ func Rules() auth.Rules {
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
 	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot",
 		"ListProposals", "ApproveProposal", "RejectProposal", "LeaveFederation"}, operator)
-	r.Service("watchfed.peer.v1.PeerService", []string{"Join", "Forward", "GetNodeStatus"}, partnerNode)
+	r.Service("watchfed.peer.v1.PeerService", []string{"Join", "Forward", "ForwardStream", "GetNodeStatus"}, partnerNode)
 	r.Service("watchfed.raft.v1.RaftService", []string{"AppendEntries", "AppendEntriesPipeline", "RequestVote", "RequestPreVote", "TimeoutNow", "InstallSnapshot"}, partnerNode)
 	r.Service("watchfed.v1.SharedService", []string{"ListShared", "GetShared", "Watch"}, auth.Rule{Roles: []pki.Role{pki.RoleAnalyst, pki.RoleConsumer}, Audit: true})
 	r.Service("watchfed.v1.ScreeningService", []string{"Screen", "ScreenBatch", "ScreenApplication"}, analyst)

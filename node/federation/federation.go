@@ -22,8 +22,9 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -125,6 +126,7 @@ type Federation struct {
 	opener *seal.Opener
 	trans  *transport.Transport
 	rep    *replication.Replicator
+	conns  *peerConns // one connection per partner for PeerService calls
 	caPEM  []byte
 	base   *tls.Config // the node's own certificate and CA
 	invite *pb.Invitation
@@ -162,6 +164,7 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 		sealer: seal.NewSealer(cfg.Agency, keys), opener: seal.NewOpener(cfg.Agency, keys),
 		wake: make(chan struct{}, 1), waiters: map[string][]chan uint64{}, received: make(chan struct{}),
 	}
+	f.conns = newPeerConns(f.Dial)
 	f.handshakes = auth.NewHandshakes(auth.HandshakeConfig{Logger: cfg.Logger, Issuers: f.issuers, Now: deps.Now, Audit: deps.AppendAudit})
 	f.trans, err = transport.New(transport.Config{
 		LocalAddr:  raft.ServerAddress(cfg.Advertise),
@@ -183,6 +186,7 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 	})
 	if err != nil {
 		f.trans.Close()
+		f.conns.Close()
 		return nil, err
 	}
 	return f, nil
@@ -207,8 +211,9 @@ func (f *Federation) Register(s *grpc.Server) {
 // was invited and has not joined yet, until ctx ends.
 func (f *Federation) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); f.publishLoop(ctx) }()
+	go func() { defer wg.Done(); f.connLoop(ctx) }()
 	go func() { defer wg.Done(); f.receiveLoop(ctx) }()
 	go func() { defer wg.Done(); f.protocolLoop(ctx) }()
 	if f.invite != nil && !f.Joined() {
@@ -217,8 +222,10 @@ func (f *Federation) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// Close stops the raft member and its transport.
+// Close stops the raft member and its transport, and closes the
+// connections to partners.
 func (f *Federation) Close() error {
+	f.conns.Close()
 	err := f.rep.Close()
 	if cerr := f.trans.Close(); err == nil {
 		err = cerr
@@ -303,12 +310,18 @@ func (f *Federation) ServerTLS() *tls.Config {
 	return cfg
 }
 
+// Dial makes a client connection to a partner's node (connected on first
+// use): mutual TLS 1.3 with the node's certificate, trusting the registered
+// CAs as they are at each handshake.
 func (f *Federation) Dial(target string) (*grpc.ClientConn, error) {
-	cfg := f.base.Clone()
-	cfg.ClientCAs, cfg.ClientAuth = nil, tls.NoClientCert
-	cfg.RootCAs = f.trustPool()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(f.handshakes.Client(credentials.NewTLS(cfg))),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxPeerMessage), grpc.MaxCallSendMsgSize(MaxPeerMessage))}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(f.handshakes.Client(peerTLS{f})),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxPeerMessage), grpc.MaxCallSendMsgSize(MaxPeerMessage)),
+		// Ping an idle connection now and then, so that a dead link is
+		// found before a write waits on it (the server allows one per 10 s).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// Reconnect within seconds of a partner's return, not gRPC's default
+		// of up to two minutes: a follower's writes wait on it.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second}, MinConnectTimeout: 10 * time.Second})}
 	if via, ok := f.cfg.PeerRoutes[target]; ok {
 		// Connect elsewhere, but keep target as the name TLS verifies.
 		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
@@ -439,13 +452,13 @@ func (f *Federation) applyRaw(ctx context.Context, data []byte, notOurs error) (
 	}
 }
 
+// forward has the leader at addr apply a command, over the connection kept to it.
 func (f *Federation) forward(ctx context.Context, addr string, data []byte) (uint64, error) {
-	conn, err := f.Dial(addr)
+	pc, err := f.peer(addr)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	resp, err := peerClient{conn}.Forward(ctx, &peerpb.ForwardRequest{Command: data})
+	resp, err := peerClient{pc.conn}.Forward(ctx, &peerpb.ForwardRequest{Command: data})
 	if err != nil {
 		return 0, err
 	}

@@ -74,6 +74,8 @@ type harness struct {
 	received []*pb.Record
 	audited  []string
 	appended []*pb.AuditEvent // events appended as they are (refusals)
+	// partnerCA is the CA registered for the partner.
+	partnerCA []byte
 }
 
 func (h *harness) auditLog() []string {
@@ -95,18 +97,25 @@ func testRaft() *raft.Config {
 // and, if joined, with its keys) and runs the loops until the test ends.
 func start(t *testing.T, pol string, partnerJoined bool) *harness {
 	t.Helper()
+	return startWith(t, pol, partnerJoined, &tls.Config{}, []byte("DE-BAFA CA"), []byte("FR-SBDU CA"))
+}
+
+// startWith is start with the node's TLS configuration, its CA and the CA
+// registered for the partner.
+func startWith(t *testing.T, pol string, partnerJoined bool, tlsCfg *tls.Config, ca, partnerCA []byte) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "node.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{store: st, policy: &fixedPolicy{}}
+	h := &harness{store: st, policy: &fixedPolicy{}, partnerCA: partnerCA}
 	h.policy.set(t, pol)
 	if h.partner, err = seal.GenerateKeys(); err != nil {
 		t.Fatal(err)
 	}
 	h.fed, err = New(Config{
-		Agency: self, Advertise: "127.0.0.1:1", TLS: &tls.Config{}, CACert: []byte("DE-BAFA CA"),
+		Agency: self, Advertise: "127.0.0.1:1", TLS: tlsCfg, CACert: ca,
 		KeysFile: filepath.Join(dir, "keys.pem"), RaftDir: filepath.Join(dir, "raft"), Raft: testRaft(),
 	}, Deps{
 		Store:  st,
@@ -170,7 +179,7 @@ func (h *harness) waitProtocolSettled(t *testing.T) {
 func (h *harness) addPartner(t *testing.T, ctx context.Context, inviteOnly bool) {
 	t.Helper()
 	pub := h.partner.Public()
-	m := &pb.Member{Agency: partner, Address: "127.0.0.1:2", CaCert: []byte("FR-SBDU CA"), InvitedAt: timestamppb.Now()}
+	m := &pb.Member{Agency: partner, Address: "127.0.0.1:2", CaCert: h.partnerCA, InvitedAt: timestamppb.Now()}
 	change := &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}
 	if !inviteOnly {
 		j := proto.Clone(m).(*pb.Member)

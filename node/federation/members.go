@@ -73,14 +73,14 @@ func (f *Federation) LastIndex() uint64 { return f.rep.Status().LastIndex }
 // BackupState writes a consistent copy of the replicated state (fsm.db).
 func (f *Federation) BackupState(w io.Writer) (int64, error) { return f.rep.Backup(w) }
 
-// PeerStatus asks a member's node for its status (PeerService.GetNodeStatus).
+// PeerStatus asks a member's node for its status (PeerService.GetNodeStatus),
+// over the connection kept to it.
 func (f *Federation) PeerStatus(ctx context.Context, addr string) (*pb.GetStatusResponse, error) {
-	conn, err := f.Dial(addr)
+	pc, err := f.peer(addr)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	resp, err := peerClient{conn}.GetNodeStatus(ctx, &peerpb.GetNodeStatusRequest{})
+	resp, err := peerClient{pc.conn}.GetNodeStatus(ctx, &peerpb.GetNodeStatusRequest{})
 	if err != nil {
 		return nil, err
 	}

@@ -182,11 +182,10 @@ func (f *Federation) joinLoop(ctx context.Context) {
 func (f *Federation) joinVia(ctx context.Context, addr string) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := f.Dial(addr)
+	pc, err := f.peer(addr)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	_, err = peerClient{conn}.Join(cctx, &peerpb.JoinRequest{Member: f.Self(f.invite.Voter)})
+	_, err = peerClient{pc.conn}.Join(cctx, &peerpb.JoinRequest{Member: f.Self(f.invite.Voter)})
 	return err
 }

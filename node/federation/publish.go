@@ -19,9 +19,10 @@ import (
 // not local-only becomes a sealed entry in the log. It also grants the
 // history of this agency's entries to members that joined since.
 //
-// On the leader it keeps up to maxInFlight publications submitted to raft at
-// once: while one is stored and replicated the next is sealed, and raft
-// writes and fsyncs those waiting together. A write is acknowledged as soon
+// It keeps up to maxInFlight publications submitted to raft at once (or, on
+// a follower, forwarded to the leader over one stream): while one is stored
+// and replicated the next is sealed, and raft writes and fsyncs those
+// waiting together. A write is acknowledged as soon
 // as its publication is applied; taking it off the outbox (one more fsync)
 // happens after, off the write's path.
 func (f *Federation) publishLoop(ctx context.Context) {
@@ -77,7 +78,10 @@ type publisher struct {
 	f *Federation
 	// submitted counts publications awaiting their result.
 	submitted int
-	results   chan publishResult
+	// target is where those went: this node's address, or the leader's
+	// they were forwarded to.
+	target  string
+	results chan publishResult
 
 	mu sync.Mutex
 	// inflight holds the versions submitted and not yet off the outbox.
@@ -125,6 +129,13 @@ func (p *publisher) publish(ctx context.Context) {
 			}
 			continue
 		}
+		// Publications in flight to one leader are ordered by it; before
+		// sending to another (or putting them in the log here), wait until
+		// they are done, so that none overtakes an earlier one.
+		target := f.leaderAddr()
+		if p.submitted > 0 && target != p.target {
+			return
+		}
 		p.mu.Lock()
 		recs, err := f.store.OutboxExcept(ctx, maxBatch, p.inflight)
 		p.mu.Unlock()
@@ -149,18 +160,26 @@ func (p *publisher) publish(ctx context.Context) {
 		p.submitted++
 		start := time.Now()
 		if wait, err := f.rep.Submit(data, 30*time.Second); err == nil {
-			go func() {
-				idx, err := wait()
-				if err == nil {
-					// The writers hear at once, not after this loop's turn.
-					f.acknowledge(recs, idx)
-				}
-				p.results <- publishResult{recs: recs, idx: idx, err: err, start: start}
-			}()
+			p.target = f.cfg.Advertise
+			go p.await(recs, start, func() (uint64, error) { return wait() })
 			continue
 		}
-		// Not the leader: forward, one publication at a time, so that they
-		// reach the log in order.
+		// Not the leader: forward, pipelined over the stream to the leader.
+		if target != "" && target != f.cfg.Advertise {
+			if pc, err := f.peer(target); err == nil {
+				if wait, err := pc.fwd.submit(data); err == nil {
+					p.target = target
+					go p.await(recs, start, func() (uint64, error) {
+						wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+						defer cancel()
+						return wait(wctx)
+					})
+					continue
+				}
+			}
+		}
+		// No leader known, or one of a release without pipelined forwards:
+		// one publication at a time, so that they reach the log in order.
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		idx, err := f.applyRaw(actx, data, nil) // this agency's own publication
 		cancel()
@@ -169,6 +188,25 @@ func (p *publisher) publish(ctx context.Context) {
 		}
 		p.done(ctx, publishResult{recs: recs, idx: idx, err: err, start: start})
 	}
+}
+
+// await waits for a submitted publication's index, acknowledges its
+// writers at once (not after the loop's turn) and reports it to the loop.
+func (p *publisher) await(recs []*pb.Record, start time.Time, wait func() (uint64, error)) {
+	idx, err := wait()
+	if err == nil {
+		p.f.acknowledge(recs, idx)
+	}
+	p.results <- publishResult{recs: recs, idx: idx, err: err, start: start}
+}
+
+// leaderAddr is the leader's address as this node knows it ("" if none).
+func (f *Federation) leaderAddr() string {
+	if f.rep.IsLeader() {
+		return f.cfg.Advertise
+	}
+	_, addr := f.rep.Leader()
+	return addr
 }
 
 // acknowledge gives the writers of the versions a publication carried its

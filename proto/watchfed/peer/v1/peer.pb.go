@@ -204,6 +204,115 @@ func (x *ForwardResponse) GetIndex() uint64 {
 	return 0
 }
 
+type ForwardStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 for a stream's first command, then one more for each: a gap or a
+	// repeat ends the stream (InvalidArgument) before anything of it applies.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// An encoded watchfed.peer.v1.Command.
+	Command       []byte `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardStreamRequest) Reset() {
+	*x = ForwardStreamRequest{}
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardStreamRequest) ProtoMessage() {}
+
+func (x *ForwardStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardStreamRequest.ProtoReflect.Descriptor instead.
+func (*ForwardStreamRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ForwardStreamRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ForwardStreamRequest) GetCommand() []byte {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+type ForwardStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's sequence.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The log index the command was committed at.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardStreamResponse) Reset() {
+	*x = ForwardStreamResponse{}
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardStreamResponse) ProtoMessage() {}
+
+func (x *ForwardStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardStreamResponse.ProtoReflect.Descriptor instead.
+func (*ForwardStreamResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ForwardStreamResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ForwardStreamResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type GetNodeStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -212,7 +321,7 @@ type GetNodeStatusRequest struct {
 
 func (x *GetNodeStatusRequest) Reset() {
 	*x = GetNodeStatusRequest{}
-	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +333,7 @@ func (x *GetNodeStatusRequest) String() string {
 func (*GetNodeStatusRequest) ProtoMessage() {}
 
 func (x *GetNodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +346,7 @@ func (x *GetNodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 type GetNodeStatusResponse struct {
@@ -249,7 +358,7 @@ type GetNodeStatusResponse struct {
 
 func (x *GetNodeStatusResponse) Reset() {
 	*x = GetNodeStatusResponse{}
-	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +370,7 @@ func (x *GetNodeStatusResponse) String() string {
 func (*GetNodeStatusResponse) ProtoMessage() {}
 
 func (x *GetNodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +383,7 @@ func (x *GetNodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetNodeStatusResponse) GetStatus() *v1.GetStatusResponse {
@@ -296,14 +405,21 @@ const file_watchfed_peer_v1_peer_proto_rawDesc = "" +
 	"\x0eForwardRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"'\n" +
 	"\x0fForwardResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x16\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"L\n" +
+	"\x14ForwardStreamRequest\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\fR\acommand\"I\n" +
+	"\x15ForwardStreamResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x16\n" +
 	"\x14GetNodeStatusRequest\"O\n" +
 	"\x15GetNodeStatusResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\v2\x1e.watchfed.v1.GetStatusResponseR\x06status2\x86\x02\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.watchfed.v1.GetStatusResponseR\x06status2\xec\x02\n" +
 	"\vPeerService\x12E\n" +
 	"\x04Join\x12\x1d.watchfed.peer.v1.JoinRequest\x1a\x1e.watchfed.peer.v1.JoinResponse\x12N\n" +
 	"\aForward\x12 .watchfed.peer.v1.ForwardRequest\x1a!.watchfed.peer.v1.ForwardResponse\x12`\n" +
-	"\rGetNodeStatus\x12&.watchfed.peer.v1.GetNodeStatusRequest\x1a'.watchfed.peer.v1.GetNodeStatusResponseB<Z:github.com/watchfed/watchfed/proto/watchfed/peer/v1;peerv1b\x06proto3"
+	"\rGetNodeStatus\x12&.watchfed.peer.v1.GetNodeStatusRequest\x1a'.watchfed.peer.v1.GetNodeStatusResponse\x12d\n" +
+	"\rForwardStream\x12&.watchfed.peer.v1.ForwardStreamRequest\x1a'.watchfed.peer.v1.ForwardStreamResponse(\x010\x01B<Z:github.com/watchfed/watchfed/proto/watchfed/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_watchfed_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -317,28 +433,32 @@ func file_watchfed_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_watchfed_peer_v1_peer_proto_rawDescData
 }
 
-var file_watchfed_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_watchfed_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_watchfed_peer_v1_peer_proto_goTypes = []any{
 	(*JoinRequest)(nil),           // 0: watchfed.peer.v1.JoinRequest
 	(*JoinResponse)(nil),          // 1: watchfed.peer.v1.JoinResponse
 	(*ForwardRequest)(nil),        // 2: watchfed.peer.v1.ForwardRequest
 	(*ForwardResponse)(nil),       // 3: watchfed.peer.v1.ForwardResponse
-	(*GetNodeStatusRequest)(nil),  // 4: watchfed.peer.v1.GetNodeStatusRequest
-	(*GetNodeStatusResponse)(nil), // 5: watchfed.peer.v1.GetNodeStatusResponse
-	(*v1.Member)(nil),             // 6: watchfed.v1.Member
-	(*v1.GetStatusResponse)(nil),  // 7: watchfed.v1.GetStatusResponse
+	(*ForwardStreamRequest)(nil),  // 4: watchfed.peer.v1.ForwardStreamRequest
+	(*ForwardStreamResponse)(nil), // 5: watchfed.peer.v1.ForwardStreamResponse
+	(*GetNodeStatusRequest)(nil),  // 6: watchfed.peer.v1.GetNodeStatusRequest
+	(*GetNodeStatusResponse)(nil), // 7: watchfed.peer.v1.GetNodeStatusResponse
+	(*v1.Member)(nil),             // 8: watchfed.v1.Member
+	(*v1.GetStatusResponse)(nil),  // 9: watchfed.v1.GetStatusResponse
 }
 var file_watchfed_peer_v1_peer_proto_depIdxs = []int32{
-	6, // 0: watchfed.peer.v1.JoinRequest.member:type_name -> watchfed.v1.Member
-	7, // 1: watchfed.peer.v1.GetNodeStatusResponse.status:type_name -> watchfed.v1.GetStatusResponse
+	8, // 0: watchfed.peer.v1.JoinRequest.member:type_name -> watchfed.v1.Member
+	9, // 1: watchfed.peer.v1.GetNodeStatusResponse.status:type_name -> watchfed.v1.GetStatusResponse
 	0, // 2: watchfed.peer.v1.PeerService.Join:input_type -> watchfed.peer.v1.JoinRequest
 	2, // 3: watchfed.peer.v1.PeerService.Forward:input_type -> watchfed.peer.v1.ForwardRequest
-	4, // 4: watchfed.peer.v1.PeerService.GetNodeStatus:input_type -> watchfed.peer.v1.GetNodeStatusRequest
-	1, // 5: watchfed.peer.v1.PeerService.Join:output_type -> watchfed.peer.v1.JoinResponse
-	3, // 6: watchfed.peer.v1.PeerService.Forward:output_type -> watchfed.peer.v1.ForwardResponse
-	5, // 7: watchfed.peer.v1.PeerService.GetNodeStatus:output_type -> watchfed.peer.v1.GetNodeStatusResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
+	6, // 4: watchfed.peer.v1.PeerService.GetNodeStatus:input_type -> watchfed.peer.v1.GetNodeStatusRequest
+	4, // 5: watchfed.peer.v1.PeerService.ForwardStream:input_type -> watchfed.peer.v1.ForwardStreamRequest
+	1, // 6: watchfed.peer.v1.PeerService.Join:output_type -> watchfed.peer.v1.JoinResponse
+	3, // 7: watchfed.peer.v1.PeerService.Forward:output_type -> watchfed.peer.v1.ForwardResponse
+	7, // 8: watchfed.peer.v1.PeerService.GetNodeStatus:output_type -> watchfed.peer.v1.GetNodeStatusResponse
+	5, // 9: watchfed.peer.v1.PeerService.ForwardStream:output_type -> watchfed.peer.v1.ForwardStreamResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -355,7 +475,7 @@ func file_watchfed_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_peer_proto_rawDesc), len(file_watchfed_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

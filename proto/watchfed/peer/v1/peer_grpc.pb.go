@@ -26,6 +26,7 @@ const (
 	PeerService_Join_FullMethodName          = "/watchfed.peer.v1.PeerService/Join"
 	PeerService_Forward_FullMethodName       = "/watchfed.peer.v1.PeerService/Forward"
 	PeerService_GetNodeStatus_FullMethodName = "/watchfed.peer.v1.PeerService/GetNodeStatus"
+	PeerService_ForwardStream_FullMethodName = "/watchfed.peer.v1.PeerService/ForwardStream"
 )
 
 // PeerServiceClient is the client API for PeerService service.
@@ -42,6 +43,13 @@ type PeerServiceClient interface {
 	Forward(ctx context.Context, in *ForwardRequest, opts ...grpc.CallOption) (*ForwardResponse, error)
 	// GetNodeStatus is what peers list reads from every member.
 	GetNodeStatus(ctx context.Context, in *GetNodeStatusRequest, opts ...grpc.CallOption) (*GetNodeStatusResponse, error)
+	// ForwardStream is Forward pipelined: a follower's node sends its agency's
+	// publications one after another without waiting, and the leader puts
+	// them in the log in the order sent. Each is checked as Forward checks it
+	// (the caller's own agency, signed with its registered key). The answers
+	// come in the same order; the first command refused or not committed ends
+	// the stream with its status, and no command sent after it is applied.
+	ForwardStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse], error)
 }
 
 type peerServiceClient struct {
@@ -82,6 +90,19 @@ func (c *peerServiceClient) GetNodeStatus(ctx context.Context, in *GetNodeStatus
 	return out, nil
 }
 
+func (c *peerServiceClient) ForwardStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[0], PeerService_ForwardStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ForwardStreamRequest, ForwardStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_ForwardStreamClient = grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse]
+
 // PeerServiceServer is the server API for PeerService service.
 // All implementations must embed UnimplementedPeerServiceServer
 // for forward compatibility.
@@ -96,6 +117,13 @@ type PeerServiceServer interface {
 	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
 	// GetNodeStatus is what peers list reads from every member.
 	GetNodeStatus(context.Context, *GetNodeStatusRequest) (*GetNodeStatusResponse, error)
+	// ForwardStream is Forward pipelined: a follower's node sends its agency's
+	// publications one after another without waiting, and the leader puts
+	// them in the log in the order sent. Each is checked as Forward checks it
+	// (the caller's own agency, signed with its registered key). The answers
+	// come in the same order; the first command refused or not committed ends
+	// the stream with its status, and no command sent after it is applied.
+	ForwardStream(grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]) error
 	mustEmbedUnimplementedPeerServiceServer()
 }
 
@@ -114,6 +142,9 @@ func (UnimplementedPeerServiceServer) Forward(context.Context, *ForwardRequest) 
 }
 func (UnimplementedPeerServiceServer) GetNodeStatus(context.Context, *GetNodeStatusRequest) (*GetNodeStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetNodeStatus not implemented")
+}
+func (UnimplementedPeerServiceServer) ForwardStream(grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ForwardStream not implemented")
 }
 func (UnimplementedPeerServiceServer) mustEmbedUnimplementedPeerServiceServer() {}
 func (UnimplementedPeerServiceServer) testEmbeddedByValue()                     {}
@@ -190,6 +221,13 @@ func _PeerService_GetNodeStatus_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerService_ForwardStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServiceServer).ForwardStream(&grpc.GenericServerStream[ForwardStreamRequest, ForwardStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_ForwardStreamServer = grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]
+
 // PeerService_ServiceDesc is the grpc.ServiceDesc for PeerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -210,6 +248,13 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PeerService_GetNodeStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ForwardStream",
+			Handler:       _PeerService_ForwardStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "watchfed/peer/v1/peer.proto",
 }
