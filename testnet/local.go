@@ -23,6 +23,8 @@ import (
 type Local struct {
 	Dir   string
 	Nodes []*LocalNode
+	// Links join every pair of nodes, with StartLocalLinked.
+	Links *Links
 	opts  node.Options
 }
 
@@ -61,6 +63,41 @@ func StartLocal(ctx context.Context, dir string, n int, opts node.Options) (*Loc
 			return nil, err
 		}
 	}
+	return l, nil
+}
+
+// StartLocalLinked is StartLocal with every directed pair of nodes joined
+// through a proxy (Links) that delays what it carries by delay, each way:
+// agencies in different countries.
+func StartLocalLinked(ctx context.Context, dir string, n int, opts node.Options, delay time.Duration) (*Local, error) {
+	// Addresses, certificates and configurations first, so that each node's
+	// peer_routes name the proxies before it starts (Add reuses them).
+	var members []*Member
+	var addrs []string
+	for i := range n {
+		m := &Member{Agency: AgencyID(i), Dir: filepath.Join(dir, AgencyID(i))}
+		if err := m.prepare(0, addrs); err != nil {
+			return nil, err
+		}
+		members, addrs = append(members, m), append(addrs, m.Addr)
+	}
+	links, err := newLinks(addrs, 1)
+	if err != nil {
+		return nil, err
+	}
+	links.Slow(delay, 0)
+	for i, m := range members {
+		if err := m.setRoutes(links.Routes(i, addrs)); err != nil {
+			links.Close()
+			return nil, err
+		}
+	}
+	l, err := StartLocal(ctx, dir, n, opts)
+	if err != nil {
+		links.Close()
+		return nil, err
+	}
+	l.Links = links
 	return l, nil
 }
 
@@ -171,11 +208,14 @@ func (l *Local) Restart(ctx context.Context, ln *LocalNode) error {
 	return ln.waitHealthy(ctx, nil)
 }
 
-// Close stops every node.
+// Close stops every node (and the proxies between them).
 func (l *Local) Close() error {
 	var errs []error
 	for _, ln := range l.Nodes {
 		errs = append(errs, ln.Stop())
+	}
+	if l.Links != nil {
+		l.Links.Close()
 	}
 	return errors.Join(errs...)
 }

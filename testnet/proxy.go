@@ -100,8 +100,45 @@ func (l *Link) serve(c net.Conn) {
 	<-done // one side ended: end both
 }
 
-// pipe copies src to dst chunk by chunk, applying the link's faults.
+// pipe copies src to dst chunk by chunk, applying the link's faults. A
+// latency delays each chunk from the moment it was read, as a long line
+// does: chunks in flight overlap, so the delay costs no bandwidth.
 func (l *Link) pipe(pc *proxyConn, dst, src net.Conn) {
+	line := make(chan chunk, 1024)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		failed := false
+		for c := range line {
+			if failed {
+				continue // drain: the reader ends once the connection is closed
+			}
+			if d := time.Until(c.due); d > 0 {
+				time.Sleep(d) // the fault itself: this link is slow
+			}
+			if _, err := dst.Write(c.data); err != nil {
+				pc.close()
+				failed = true
+			}
+		}
+	}()
+	eof := l.read(pc, src, line)
+	close(line)
+	<-wrote
+	if tc, ok := dst.(*net.TCPConn); ok && eof {
+		_ = tc.CloseWrite()
+	}
+}
+
+// chunk is what one read took from a connection, due at the other end.
+type chunk struct {
+	data []byte
+	due  time.Time
+}
+
+// read puts what src sends on the line, until src ends (eof: cleanly) or
+// the link cuts it.
+func (l *Link) read(pc *proxyConn, src net.Conn, line chan<- chunk) (eof bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -115,25 +152,21 @@ func (l *Link) pipe(pc *proxyConn, dst, src net.Conn) {
 			l.mu.Unlock()
 			if cut {
 				pc.close()
-				return
+				return false
 			}
 			if !dead {
-				if latency > 0 {
-					time.Sleep(latency) // the fault itself: this link is slow
-				}
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
+				line <- chunk{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(latency)}
 			}
 		}
 		if err != nil {
-			if tc, ok := dst.(*net.TCPConn); ok && errors.Is(err, io.EOF) {
-				_ = tc.CloseWrite()
-			}
-			return
+			return errors.Is(err, io.EOF)
 		}
 	}
 }
+
+// NewLink is a proxy to target on a free loopback port, with no fault until
+// Set or Block (for a benchmark's delayed links to other systems).
+func NewLink(target string) (*Link, error) { return newLink(-1, -1, target, 0) }
 
 // Block partitions the link: what From sends to To vanishes, and the answers
 // of connections already open vanish too.

@@ -225,3 +225,29 @@ func BenchmarkFloor(b *testing.B) {
 		})
 	}
 }
+
+func TestParseWAN(t *testing.T) {
+	tests := []struct {
+		in   string
+		want WANCase
+		ok   bool
+	}{
+		{"3x10ms", WANCase{3, 10 * time.Millisecond}, true},
+		{"5x40ms", WANCase{5, 40 * time.Millisecond}, true},
+		{"3x0s", WANCase{3, 0}, true},
+		{"2x10ms", WANCase{}, false}, // fewer than 3 agencies
+		{"8x10ms", WANCase{}, false},
+		{"3x10", WANCase{}, false}, // no unit
+		{"3", WANCase{}, false},
+		{"x10ms", WANCase{}, false},
+	}
+	for _, tc := range tests {
+		got, err := ParseWAN(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("ParseWAN(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if b := (WANCase{3, 10 * time.Millisecond}).FollowerBound(); b != 45*time.Millisecond {
+		t.Errorf("bound of 10 ms one way = %s; want 45ms (two round trips and 5 ms)", b)
+	}
+}

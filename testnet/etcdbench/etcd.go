@@ -1,5 +1,6 @@
 // Command etcdbench prints watchfed's replication benchmark next to the same
-// write load against a 3-member etcd cluster embedded in this process
+// write load against an etcd cluster embedded in this process, 3 members on
+// loopback and the WAN cases' members behind the same delays
 // (go.etcd.io/etcd/server/v3/embed): 512-byte values, fsync on, mutual TLS
 // 1.3 between members and from clients. It is a module of its own so that
 // etcd stays out of watchfed's dependencies:
@@ -26,19 +27,26 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/testnet"
 	"github.com/watchfed/watchfed/testnet/bench"
 )
 
-// Cluster is a 3-member etcd cluster in this process.
+// Cluster is an etcd cluster in this process.
 type Cluster struct {
 	members []*embed.Etcd
 	tls     *tls.Config // a client's: certificate and trusted CA
-	leader  string      // the leader's client URL
+	clients []string    // the members' client URLs
+	leader  int         // the leader's position
+	links   []*testnet.Link
 }
 
-// StartEtcd starts three members under dir with mutual TLS 1.3 between them
-// and towards clients, certificates from watchfed's own pki.
-func StartEtcd(ctx context.Context, dir string) (*Cluster, error) {
+// StartEtcd starts n members under dir with mutual TLS 1.3 between them
+// and towards clients, certificates from watchfed's own pki. With delay > 0
+// every member's peer port is behind a testnet proxy that delays what it
+// carries by delay each way, as watchfed's WAN rows do between agencies: a
+// message between two members takes delay, a round trip twice that.
+// Clients reach their member directly (an agency's own).
+func StartEtcd(ctx context.Context, dir string, n int, delay time.Duration) (*Cluster, error) {
 	ca, err := pki.NewCA("ETCD-BENCH")
 	if err != nil {
 		return nil, err
@@ -57,10 +65,10 @@ func StartEtcd(ctx context.Context, dir string) (*Cluster, error) {
 		}
 		return pki.SaveIssued(is, filepath.Join(certs, name))
 	}
-	const n = 3
-	type ports struct{ peer, client string }
+	type ports struct{ peer, advertise, client string }
 	ps := make([]ports, n)
 	var initial []string
+	c := &Cluster{}
 	for i := range ps {
 		if ps[i].peer, err = freeURL(); err != nil {
 			return nil, err
@@ -68,9 +76,20 @@ func StartEtcd(ctx context.Context, dir string) (*Cluster, error) {
 		if ps[i].client, err = freeURL(); err != nil {
 			return nil, err
 		}
-		initial = append(initial, fmt.Sprintf("m%d=%s", i, ps[i].peer))
+		ps[i].advertise = ps[i].peer
+		if delay > 0 {
+			l, err := testnet.NewLink(strings.TrimPrefix(ps[i].peer, "https://"))
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			l.Set(delay, 0)
+			c.links = append(c.links, l)
+			ps[i].advertise = "https://" + l.Addr
+		}
+		c.clients = append(c.clients, ps[i].client)
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, ps[i].advertise))
 	}
-	c := &Cluster{}
 	for i := range n {
 		cert, key, err := issue(fmt.Sprintf("m%d", i))
 		if err != nil {
@@ -82,8 +101,9 @@ func StartEtcd(ctx context.Context, dir string) (*Cluster, error) {
 		cfg.Dir = filepath.Join(dir, cfg.Name)
 		cfg.Logger, cfg.LogLevel = "zap", "fatal" // its shutdown logs errors that are none
 		pu, _ := url.Parse(ps[i].peer)
+		au, _ := url.Parse(ps[i].advertise)
 		cu, _ := url.Parse(ps[i].client)
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*au}
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 		cfg.InitialCluster = strings.Join(initial, ",")
 		cfg.InitialClusterToken = "watchfed-bench"
@@ -117,12 +137,13 @@ func StartEtcd(ctx context.Context, dir string) (*Cluster, error) {
 		return nil, err
 	}
 	c.tls.MinVersion, c.tls.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
+	c.leader = -1
 	for i, e := range c.members {
 		if e.Server.Leader() == e.Server.MemberID() {
-			c.leader = ps[i].client
+			c.leader = i
 		}
 	}
-	if c.leader == "" {
+	if c.leader < 0 {
 		c.Close()
 		return nil, errors.New("etcd cluster has no leader")
 	}
@@ -143,24 +164,37 @@ func freeURL() (string, error) {
 	return "https://" + l.Addr().String(), nil
 }
 
-// Close stops every member.
+// Close stops every member and proxy.
 func (c *Cluster) Close() {
 	for _, e := range c.members {
 		e.Close()
 	}
+	for _, l := range c.links {
+		l.Close()
+	}
 }
 
-// Client connects to the leader (as watchfed's publishers write to theirs).
-func (c *Cluster) Client() (*clientv3.Client, error) {
+// Client connects to the leader, or to a follower (which forwards the
+// writes to the leader, as a watchfed follower does).
+func (c *Cluster) Client(at bench.Site) (*clientv3.Client, error) {
+	i := c.leader
+	for k, e := range c.members {
+		if e.Server.Leader() == e.Server.MemberID() {
+			i = k // leadership may have moved since the start
+		}
+	}
+	if at == bench.AtFollower {
+		i = (c.leader + 1) % len(c.clients)
+	}
 	// Quiet: the client logs every call cut short at the end of a row.
-	return clientv3.New(clientv3.Config{Endpoints: []string{c.leader}, TLS: c.tls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return clientv3.New(clientv3.Config{Endpoints: []string{c.clients[i]}, TLS: c.tls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
-// Clients is n connections to the leader.
-func (c *Cluster) Clients(n int) ([]*clientv3.Client, error) {
+// Clients is n connections to the leader or to a follower.
+func (c *Cluster) Clients(n int, at bench.Site) ([]*clientv3.Client, error) {
 	var out []*clientv3.Client
 	for range n {
-		cl, err := c.Client()
+		cl, err := c.Client(at)
 		if err != nil {
 			for _, o := range out {
 				o.Close()

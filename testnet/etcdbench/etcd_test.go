@@ -16,7 +16,7 @@ import (
 //	cd testnet/etcdbench && go test -run '^$' -bench . -benchtime 20000x
 func BenchmarkEtcdPut(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	c, err := StartEtcd(ctx, b.TempDir())
+	c, err := StartEtcd(ctx, b.TempDir(), 3, 0)
 	cancel()
 	if err != nil {
 		b.Fatal(err)
@@ -24,7 +24,7 @@ func BenchmarkEtcdPut(b *testing.B) {
 	defer c.Close()
 	for _, n := range bench.Defaults().Publishers {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			clients, err := c.Clients((n + 7) / 8)
+			clients, err := c.Clients((n+7)/8, bench.AtLeader)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -21,17 +21,29 @@ func main() {
 	flag.IntVar(&cfg.CatchUpEntries, "catch-up", cfg.CatchUpEntries, "records a new watchfed member catches up on (0 skips)")
 	flag.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "bytes per record as sent and per etcd value")
 	flag.IntVar(&cfg.ImportRecords, "import", cfg.ImportRecords, "records in watchfed's bulk-import row, one Import call (0 skips)")
-	flag.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after each watchfed row, the same publishers against the replication floor (raft without watchfed's work)")
+	flag.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after each watchfed row at the leader, the same publishers against the replication floor (raft without watchfed's work)")
+	flag.BoolVar(&cfg.Followers, "followers", cfg.Followers, "for each number of publishers, rows of writes at a follower too")
+	var wan []string
+	for _, c := range cfg.WAN {
+		wan = append(wan, fmt.Sprintf("%dx%s", c.Agencies, c.Delay))
+	}
+	wanFlag := flag.String("wan", strings.Join(wan, ","), `federations across delayed links, AGENCIESxONE-WAY-DELAY, comma-separated ("" skips)`)
+	wanPublishers := flag.String("wan-publishers", "1,16", "numbers of publishers (and etcd clients) in the WAN rows")
 	skipEtcd := flag.Bool("skip-etcd", false, "measure watchfed only")
 	flag.Parse()
-	cfg.Publishers = nil
-	for _, s := range strings.Split(*publishers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "etcdbench: --publishers: %q is not a number of publishers\n", s)
+	cfg.Publishers = counts("--publishers", *publishers)
+	cfg.WANPublishers = counts("--wan-publishers", *wanPublishers)
+	cfg.WAN = nil
+	for _, s := range strings.Split(*wanFlag, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		c, err := bench.ParseWAN(strings.TrimSpace(s))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "etcdbench: --wan: %v\n", err)
 			os.Exit(2)
 		}
-		cfg.Publishers = append(cfg.Publishers, n)
+		cfg.WAN = append(cfg.WAN, c)
 	}
 	cfg.Progress = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -42,29 +54,51 @@ func main() {
 	}
 }
 
+// counts parses a flag's comma-separated numbers of publishers.
+func counts(flag, list string) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "etcdbench: %s: %q is not a number of publishers\n", flag, s)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 func run(ctx context.Context, cfg bench.Config, withEtcd bool) error {
 	dir, err := os.MkdirTemp("", "watchfed-etcdbench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var other bench.RowFunc
+	var other bench.Other
+	var loop bench.OtherCluster
 	if withEtcd {
-		fmt.Fprintln(cfg.Progress, "etcd: starting 3 members")
+		sys := &etcdSystem{dir: filepath.Join(dir, "etcd"), cfg: cfg}
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		c, err := StartEtcd(sctx, filepath.Join(dir, "etcd"))
+		c, err := sys.Start(sctx, 3, 0)
 		cancel()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		other = func(ctx context.Context, n int) (bench.Row, error) { return etcdRow(ctx, c, n, cfg) }
+		other, loop = sys, c
 	}
 	// Rows alternate, watchfed, the replication floor, then etcd for each
-	// number of publishers.
-	rows, err := bench.Interleaved(ctx, filepath.Join(dir, "watchfed"), cfg, other)
+	// number of publishers, at the leader, then at a follower.
+	rows, err := bench.Interleaved(ctx, filepath.Join(dir, "watchfed"), cfg, loop)
 	if err != nil {
 		return err
+	}
+	if len(cfg.WAN) > 0 {
+		wrows, err := bench.WAN(ctx, filepath.Join(dir, "wan"), cfg, other)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, wrows...)
 	}
 	var cu *bench.CatchUp
 	if cfg.CatchUpEntries > 0 {
@@ -81,10 +115,35 @@ func run(ctx context.Context, cfg bench.Config, withEtcd bool) error {
 	return bench.WriteTable(os.Stdout, rows, cu)
 }
 
-// etcdRow measures n clients putting values into the cluster.
-func etcdRow(ctx context.Context, c *Cluster, n int, cfg bench.Config) (bench.Row, error) {
-	fmt.Fprintf(cfg.Progress, "etcd: %d clients for %s\n", n, cfg.Duration)
-	clients, err := c.Clients((n + 7) / 8)
+// etcdSystem starts etcd clusters for the rows.
+type etcdSystem struct {
+	dir string
+	cfg bench.Config
+	n   int // clusters started
+}
+
+func (s *etcdSystem) Start(ctx context.Context, members int, delay time.Duration) (bench.OtherCluster, error) {
+	fmt.Fprintf(s.cfg.Progress, "etcd: starting %d members (%s one way between them)\n", members, delay)
+	s.n++
+	c, err := StartEtcd(ctx, filepath.Join(s.dir, strconv.Itoa(s.n)), members, delay)
+	if err != nil {
+		return nil, err
+	}
+	return &etcdCluster{c: c, cfg: s.cfg}, nil
+}
+
+type etcdCluster struct {
+	c   *Cluster
+	cfg bench.Config
+}
+
+func (e *etcdCluster) Close() { e.c.Close() }
+
+// Row measures n clients putting values into the cluster at its leader or
+// at a follower, shared 8 to a connection as watchfed's publishers are.
+func (e *etcdCluster) Row(ctx context.Context, n int, at bench.Site, net string) (bench.Row, error) {
+	fmt.Fprintf(e.cfg.Progress, "etcd (%s): %d clients at the %s for %s\n", net, n, at, e.cfg.Duration)
+	clients, err := e.c.Clients((n+7)/8, at)
 	if err != nil {
 		return bench.Row{}, err
 	}
@@ -93,5 +152,7 @@ func etcdRow(ctx context.Context, c *Cluster, n int, cfg bench.Config) (bench.Ro
 			cl.Close()
 		}
 	}()
-	return bench.Load(ctx, "etcd", Workload, n, cfg.Duration, PutOp(clients, cfg.ValueSize))
+	row, err := bench.Load(ctx, "etcd", Workload, n, e.cfg.Duration, PutOp(clients, e.cfg.ValueSize))
+	row.At, row.Net = at, net
+	return row, err
 }

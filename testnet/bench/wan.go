@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/watchfed/watchfed/node"
+	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/testnet"
+)
+
+// Most agencies are followers, and their links cross borders. The WAN rows
+// run a federation whose every link between two agencies goes through a
+// testnet proxy that delays what it carries by a fixed time each way, so
+// one round trip between agencies is twice the delay. A write at a follower
+// then costs at least a forward round trip to the leader and a replication
+// round trip from it: the bound the rows are read against.
+
+// WANCase is a federation of Agencies whose links delay what they carry by
+// Delay each way.
+type WANCase struct {
+	Agencies int
+	Delay    time.Duration
+}
+
+// String names the case's network in the table.
+func (c WANCase) String() string {
+	return fmt.Sprintf("%d agencies, %s one way", c.Agencies, c.Delay)
+}
+
+// FollowerBound is what a follower's commit should take at the median: one
+// forward round trip, one replication round trip, and 5 ms of work.
+func (c WANCase) FollowerBound() time.Duration { return 4*c.Delay + 5*time.Millisecond }
+
+// DefaultWAN are 3 and 5 agencies, 10 ms (neighbours) and 40 ms (across a
+// continent) apart.
+func DefaultWAN() []WANCase {
+	return []WANCase{{3, 10 * time.Millisecond}, {3, 40 * time.Millisecond}, {5, 10 * time.Millisecond}, {5, 40 * time.Millisecond}}
+}
+
+// ParseWAN reads cases written as AGENCIESxDELAY, e.g. "3x10ms".
+func ParseWAN(s string) (WANCase, error) {
+	var c WANCase
+	var d string
+	if _, err := fmt.Sscanf(s, "%dx%s", &c.Agencies, &d); err != nil {
+		return c, fmt.Errorf("%q: want AGENCIESxDELAY, like 3x10ms", s)
+	}
+	delay, err := time.ParseDuration(d)
+	if err != nil || delay < 0 || c.Agencies < 3 || c.Agencies > 7 {
+		return c, fmt.Errorf("%q: want 3 to 7 agencies and a delay like 10ms", s)
+	}
+	c.Delay = delay
+	return c, nil
+}
+
+// wanRaft is the node's production raft timing: the test timing of the
+// loopback rows would call elections on links this slow.
+func wanRaft() *raft.Config { return replication.DefaultRaftConfig() }
+
+// WAN measures each of cfg.WAN: a federation of that many agencies over
+// delayed links, cfg.WANPublishers publishers at the leader and then at a
+// follower, each row followed by other's same row (other nil: none).
+func WAN(ctx context.Context, dir string, cfg Config, other Other) ([]Row, error) {
+	var rows []Row
+	for k, c := range cfg.WAN {
+		got, err := wanCase(ctx, filepath.Join(dir, fmt.Sprint(k)), c, cfg, other)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		rows = append(rows, got...)
+	}
+	return rows, nil
+}
+
+func wanCase(ctx context.Context, dir string, c WANCase, cfg Config, other Other) ([]Row, error) {
+	cfg.progress("watchfed (%s): starting %d agencies", c, c.Agencies)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	l, err := testnet.StartLocalLinked(sctx, dir, c.Agencies, node.Options{Raft: wanRaft(), PublishWait: 30 * time.Second}, c.Delay)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var oc OtherCluster
+	if other != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		oc, err = other.Start(sctx, c.Agencies, c.Delay)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer oc.Close()
+	}
+	var rows []Row
+	for _, n := range cfg.WANPublishers {
+		for _, at := range []Site{AtLeader, AtFollower} {
+			row, err := watchfedRow(ctx, l, n, at, c.String(), cfg)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+			if oc != nil {
+				row, err := oc.Row(ctx, n, at, c.String())
+				if err != nil {
+					return nil, err
+				}
+				rows = append(rows, row)
+			}
+		}
+	}
+	return rows, nil
+}

@@ -1,0 +1,283 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+
+	"github.com/watchfed/watchfed/node"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/testnet"
+)
+
+// Raft is the raft configuration of the benchmark's federations: the node's
+// production defaults, with test timing for a quick first election (timing
+// does not bear on commit latency on a healthy cluster).
+func Raft() *raft.Config {
+	c := replication.DefaultRaftConfig()
+	fast := testnet.FastRaft()
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = fast.HeartbeatTimeout, fast.ElectionTimeout, fast.LeaderLeaseTimeout
+	return c
+}
+
+// Result is what Watchfed measured.
+type Result struct {
+	Rows    []Row
+	CatchUp *CatchUp
+}
+
+// Watchfed measures a 3-node federation: one row per publisher count and
+// site, then the WAN rows, then the catch-up of a fourth member on
+// CatchUpEntries records.
+func Watchfed(ctx context.Context, cfg Config) (Result, error) {
+	var res Result
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "watchfed-bench-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	if len(cfg.Publishers) > 0 {
+		rows, err := Interleaved(ctx, filepath.Join(dir, "throughput"), cfg, nil)
+		if err != nil {
+			return res, err
+		}
+		res.Rows = rows
+	}
+	if len(cfg.WAN) > 0 {
+		rows, err := WAN(ctx, filepath.Join(dir, "wan"), cfg, nil)
+		if err != nil {
+			return res, err
+		}
+		res.Rows = append(res.Rows, rows...)
+	}
+	if cfg.CatchUpEntries > 0 {
+		cu, err := catchUp(ctx, filepath.Join(dir, "catchup"), cfg)
+		if err != nil {
+			return res, err
+		}
+		res.CatchUp = cu
+	}
+	return res, nil
+}
+
+// Other is another system, started and measured under the same load as
+// watchfed's rows.
+type Other interface {
+	// Start runs its members, agencies of them, with delay added each way
+	// on every link between them (0: loopback as it is).
+	Start(ctx context.Context, agencies int, delay time.Duration) (OtherCluster, error)
+}
+
+// OtherCluster is another system's running members.
+type OtherCluster interface {
+	// Row measures publishers concurrent writers at the leader or at a
+	// follower; net names the network for the row.
+	Row(ctx context.Context, publishers int, at Site, net string) (Row, error)
+	Close()
+}
+
+// Interleaved measures a 3-node federation under dir, one row per publisher
+// count at the leader, followed by the floor's and other's rows for the same
+// count, then the same at a follower (other nil: none), so that every system
+// meets the same weather on a shared machine.
+func Interleaved(ctx context.Context, dir string, cfg Config, other OtherCluster) ([]Row, error) {
+	cfg.progress("watchfed: starting 3 nodes")
+	l, err := start(ctx, dir, Raft())
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var fl *floor
+	if cfg.Floor {
+		cfg.progress("%s: starting 3 members", FloorSystem)
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		fl, err = startFloor(sctx, filepath.Join(dir, "floor"), Raft())
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer fl.Close()
+	}
+	sites := []Site{AtLeader}
+	if cfg.Followers {
+		sites = append(sites, AtFollower)
+	}
+	var rows []Row
+	for _, n := range cfg.Publishers {
+		for _, at := range sites {
+			row, err := watchfedRow(ctx, l, n, at, Loopback, cfg)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, row)
+			if fl != nil && at == AtLeader {
+				row, err := floorRow(ctx, fl, n, cfg)
+				if err != nil {
+					return nil, err
+				}
+				rows = append(rows, row)
+			}
+			if other != nil {
+				row, err := other.Row(ctx, n, at, Loopback)
+				if err != nil {
+					return nil, err
+				}
+				rows = append(rows, row)
+			}
+		}
+	}
+	if cfg.ImportRecords > 0 {
+		cfg.progress("watchfed: bulk import of %d records", cfg.ImportRecords)
+		ln, err := site(ctx, l, AtLeader)
+		if err != nil {
+			return nil, err
+		}
+		row, err := importRecords(ctx, ln, cfg.ImportRecords, cfg.ValueSize)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// watchfedRow runs n publishers at the federation's leader or at a follower.
+func watchfedRow(ctx context.Context, l *testnet.Local, n int, at Site, net string, cfg Config) (Row, error) {
+	ln, err := site(ctx, l, at)
+	if err != nil {
+		return Row{}, err
+	}
+	cfg.progress("watchfed (%s): %d publishers at the %s (%s) for %s", net, n, at, ln.Agency, cfg.Duration)
+	row, err := createRecords(ctx, ln, n, cfg.Duration, cfg.ValueSize)
+	row.At, row.Net = at, net
+	return row, err
+}
+
+// site is the node that leads (AtLeader) or the first that does not.
+func site(ctx context.Context, l *testnet.Local, at Site) (*testnet.LocalNode, error) {
+	for _, ln := range l.Nodes {
+		conn, err := ln.Dial()
+		if err != nil {
+			return nil, err
+		}
+		st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+		conn.Close()
+		if err != nil {
+			return nil, err
+		}
+		if (st.Role == "leader") == (at == AtLeader) {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("no node at the %s", at)
+}
+
+// ImportWorkload names the bulk row.
+const ImportWorkload = "Import, one call, acked with log index"
+
+// importRecords imports n records in one Import call, as `watchfed import`
+// sends a list: the row's rate is records committed per second, and its
+// latency columns are left empty (one call).
+func importRecords(ctx context.Context, ln *testnet.LocalNode, n, size int) (Row, error) {
+	conn, err := ln.Dial()
+	if err != nil {
+		return Row{}, err
+	}
+	defer conn.Close()
+	const perMessage = 1000
+	t0 := time.Now()
+	stream, err := pb.NewImportServiceClient(conn).Import(ctx)
+	if err != nil {
+		return Row{}, err
+	}
+	for start := 0; start < n; start += perMessage {
+		req := &pb.ImportRequest{}
+		if start == 0 {
+			req.Source, req.Marking = "bench", pb.Marking_MARKING_GREEN
+		}
+		for i := start; i < min(start+perMessage, n); i++ {
+			r := Record(i, size)
+			r.SourceRef = fmt.Sprintf("bench:%d", i)
+			req.Records = append(req.Records, r)
+		}
+		if err := stream.Send(req); err != nil {
+			return Row{}, fmt.Errorf("import: %w", err)
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		return Row{}, fmt.Errorf("import: %w", err)
+	}
+	row := Row{System: "watchfed", Workload: ImportWorkload, Clients: 1, Ops: int(resp.Added), Elapsed: time.Since(t0)}
+	if int(resp.Added) != n || resp.LogIndex == 0 {
+		return row, fmt.Errorf("import: %d of %d records added, log index %d", resp.Added, n, resp.LogIndex)
+	}
+	return row, nil
+}
+
+func start(ctx context.Context, dir string, rc *raft.Config) (*testnet.Local, error) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return testnet.StartLocal(sctx, dir, 3, node.Options{Raft: rc, PublishWait: 30 * time.Second})
+}
+
+// Workload names the primary row: what a user's write goes through.
+const Workload = "CreateRecord over gRPC, acked with log index"
+
+// createRecords runs n publishers of CreateRecord against ln.
+// Publishers share connections, 8 to a connection, as an importer would.
+func createRecords(ctx context.Context, ln *testnet.LocalNode, n int, d time.Duration, size int) (Row, error) {
+	conns, err := dialN(ln, (n+7)/8)
+	if err != nil {
+		return Row{}, err
+	}
+	defer closeAll(conns)
+	var seq atomic.Int64
+	return Load(ctx, "watchfed", Workload, n, d, func(ctx context.Context, c int) error {
+		_, _, err := create(ctx, conns[c%len(conns)], int(seq.Add(1)), size)
+		return err
+	})
+}
+
+// create writes the i-th record and returns its id and log index once it is
+// acknowledged.
+func create(ctx context.Context, conn *grpc.ClientConn, i, size int) (string, uint64, error) {
+	resp, err := pb.NewRecordServiceClient(conn).CreateRecord(ctx, &pb.CreateRecordRequest{Record: Record(i, size)})
+	if err != nil {
+		return "", 0, err
+	}
+	if resp.LogIndex == 0 {
+		return "", 0, fmt.Errorf("record %s acknowledged without a log index", resp.Record.GetId())
+	}
+	return resp.Record.GetId(), resp.LogIndex, nil
+}
+
+func dialN(ln *testnet.LocalNode, n int) ([]*grpc.ClientConn, error) {
+	var conns []*grpc.ClientConn
+	for range n {
+		c, err := ln.Dial()
+		if err != nil {
+			closeAll(conns)
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*grpc.ClientConn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
