@@ -48,6 +48,12 @@ type Config struct {
 	// Holidays are this state's public holidays (YYYY-MM-DD): they do not
 	// count as working days in a consultation's deadline.
 	Holidays []string `yaml:"holidays"`
+	// AuditAnchorEvents and AuditAnchorInterval: the head of the audit
+	// chain is anchored (in the federation log, else in the node's anchor
+	// file) once the chain grew by this many events, or grew at all and
+	// this long passed since the last anchor; and at a clean shutdown.
+	AuditAnchorEvents   uint64        `yaml:"audit_anchor_events"`
+	AuditAnchorInterval time.Duration `yaml:"audit_anchor_interval"`
 }
 
 // TLS names the node's PEM files.
@@ -66,6 +72,9 @@ func Defaults() Config {
 		LogLevel:        "info",
 		LogFormat:       "auto",
 		MaxMessageBytes: 4 << 20,
+
+		AuditAnchorEvents:   100,
+		AuditAnchorInterval: time.Minute,
 	}
 }
 
@@ -158,6 +167,12 @@ func (c Config) Validate() error {
 		if _, err := time.Parse(time.DateOnly, h); err != nil {
 			return &FieldError{"holidays", fmt.Sprintf("entry %d: %q is not a date YYYY-MM-DD", i+1, h)}
 		}
+	}
+	if c.AuditAnchorEvents < 1 || c.AuditAnchorEvents > 1_000_000 {
+		return &FieldError{"audit_anchor_events", fmt.Sprintf("%d is outside 1..1000000", c.AuditAnchorEvents)}
+	}
+	if c.AuditAnchorInterval < time.Second || c.AuditAnchorInterval > 24*time.Hour {
+		return &FieldError{"audit_anchor_interval", fmt.Sprintf("%s is outside 1s..24h", c.AuditAnchorInterval)}
 	}
 	if c.MaxMessageBytes < 64<<10 || c.MaxMessageBytes > 64<<20 {
 		return &FieldError{"max_message_bytes", fmt.Sprintf("%d is outside 65536..67108864", c.MaxMessageBytes)}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/watchfed/watchfed/node/anchor"
 	"github.com/watchfed/watchfed/node/api"
 	"github.com/watchfed/watchfed/node/federation"
 	"github.com/watchfed/watchfed/node/peerwatch"
@@ -35,6 +36,7 @@ import (
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // Node is a running agency node.
@@ -55,6 +57,8 @@ type Node struct {
 	// index is the screening index over own records in force and readable
 	// shared entries; it follows every write and every received entry.
 	index *screen.Index
+	// anchors anchors the head of the audit chain (node/anchor).
+	anchors *anchor.Anchorer
 }
 
 // Options are the parts of a node that tests replace.
@@ -129,6 +133,10 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.metrics.reg.MustRegister(n.fed.Handshakes().Collectors()...)
+	n.anchors = anchor.New(anchor.Config{
+		Agency: cfg.Agency, DataDir: cfg.DataDir, Every: cfg.AuditAnchorEvents, Interval: cfg.AuditAnchorInterval,
+		Chain: st, Log: n.fed, Key: n.fed.SigningKey(), Logger: log, Now: n.now,
+	})
 	n.peers = peerwatch.New(cfg.Agency, n.fed, n.now)
 	n.metrics.reg.MustRegister(n.peers.Collector())
 	n.reloadPolicy(context.Background())
@@ -153,6 +161,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		PublishWait: opts.PublishWait, AckBeforeCommit: opts.AckBeforeCommit, Now: n.now,
 		Store: st, Federation: n.fed, Peers: n.peers, Index: indexSource{n}, Policy: policySource{n},
 		Backup: n.writeBackup, Closing: n.closing, MaxWatchers: opts.MaxWatchers,
+		Anchors: auditAnchors{n},
 	})
 	n.fed.Register(n.server) // raft transport and PeerService
 	healthpb.RegisterHealthServer(n.server, n.health)
@@ -247,6 +256,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	go func() { defer wg.Done(); n.fed.Run(loops) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); n.peers.Run(loops, peerPoll) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.anchors.Run(loops) }()
 	if n.cfg.MetricsListen != "" {
 		wg.Add(1)
 		go func() {
@@ -266,6 +277,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	close(n.closing) // ends Watch streams
 	stopLoops()
 	wg.Wait()
+	n.finalAnchor()
 	if cerr := n.fed.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -284,6 +296,26 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.log.Info("node stopped")
 	return err
+}
+
+// auditAnchors are the node's own audit anchors and those the federation
+// log holds, for the audit service.
+type auditAnchors struct{ n *Node }
+
+func (a auditAnchors) Own() ([]store.Anchor, error) { return a.n.anchors.Anchors() }
+func (a auditAnchors) Held(agency string) ([]replication.Anchor, error) {
+	return a.n.fed.Anchors(agency)
+}
+
+// finalAnchor anchors the audit chain's head at shutdown, in the log if it
+// can within a few seconds (a last node without a quorum cannot), else in
+// the node's anchor file.
+func (n *Node) finalAnchor() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := n.anchors.Final(ctx); err != nil {
+		n.log.Warn("audit anchor at shutdown", "error", err)
+	}
 }
 
 // WriteInvitation stores the invitation a joining node starts with.

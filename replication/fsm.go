@@ -298,6 +298,8 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 		return f.applyGovernance(tx, l.Index, l.Data, c.Governance)
 	case *peerpb.Command_Checkpoint:
 		return f.applyCheckpoint(tx, l.Index, c.Checkpoint)
+	case *peerpb.Command_AuditAnchor:
+		return f.applyAnchor(tx, l.Index, c.AuditAnchor)
 	}
 	if hasUnknown(&cmd) {
 		return f.unknownCommand(l.Index, "command")

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/watchfed/watchfed/node"
-	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -21,7 +19,8 @@ func newAuditCmd() *cobra.Command {
 		Short: "Read and verify the node's hash-chained audit log (operator role)",
 		Example: `  watchfed audit list --after 100 --limit 20
   watchfed audit verify
-  watchfed audit verify --data-dir ./watchfed-data   # offline, node stopped`,
+  watchfed audit verify --data-dir ./watchfed-data   # offline, node stopped
+  watchfed audit anchors`,
 	}
 	addClientFlags(cmd, &cf)
 	var after uint64
@@ -54,7 +53,14 @@ func newAuditCmd() *cobra.Command {
 	var dataDir string
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Walk the whole chain; name the first broken link (exit 1 if broken)",
+		Short: "Walk the whole chain and check it against its last anchor; name the first broken link (exit 1 if broken)",
+		Long: `Walk the whole audit chain, name the first broken link, and check the chain
+against its last anchor: a chain shorter than, or different from, what was
+anchored is broken, and the report names the last anchored event. Anchors in
+the federation log (protocol 5) are held by partners; a node outside a
+federation keeps them in its own file (audit-anchors in the data directory),
+which protects less: an insider who can write the data directory can rewrite
+both.`,
 		Example: `  watchfed audit verify
   watchfed audit verify --data-dir ./watchfed-data   # offline, node stopped`,
 		Args: cobra.NoArgs,
@@ -64,16 +70,10 @@ func newAuditCmd() *cobra.Command {
 				if err := cf.check(); err != nil {
 					return err
 				}
-				st, err := store.Open(filepath.Join(dataDir, node.StoreFile), store.Options{})
-				if err != nil {
+				var err error
+				if res, err = node.VerifyAuditOffline(cmd.Context(), dataDir); err != nil {
 					return err
 				}
-				r, err := st.VerifyAudit(cmd.Context())
-				st.Close()
-				if err != nil {
-					return err
-				}
-				res = &pb.VerifyAuditLogResponse{Ok: r.OK, Checked: r.Checked, FirstBrokenSeq: r.FirstBrokenSeq, Reason: r.Reason, HeadHash: r.HeadHash}
 			} else {
 				err := cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 					var err error
@@ -88,8 +88,16 @@ func newAuditCmd() *cobra.Command {
 				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
 					return err
 				}
-			} else if res.Ok {
-				fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d events, head %s\n", res.Checked, hex.EncodeToString(res.HeadHash))
+			} else {
+				if res.Ok {
+					fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d events, head %s\n", res.Checked, hex.EncodeToString(res.HeadHash))
+					if res.AnchoredSeq > 0 {
+						fmt.Fprintf(cmd.OutOrStdout(), "matches its last anchor: event %d (%s)\n", res.AnchoredSeq, res.AnchoredAt)
+					}
+				}
+				if res.AnchorNote != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "note: %s\n", res.AnchorNote)
+				}
 			}
 			if !res.Ok {
 				return fmt.Errorf("audit log broken at event %d: %s (%d events checked)", res.FirstBrokenSeq, res.Reason, res.Checked)
@@ -98,6 +106,31 @@ func newAuditCmd() *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&dataDir, "data-dir", "", "verify the store in this data directory directly (the node must be stopped)")
-	cmd.AddCommand(list, verify)
+	var agency string
+	anchors := &cobra.Command{
+		Use:   "anchors",
+		Short: "Show the audit anchors the federation log holds: each member's last chain heads (no audit content)",
+		Example: `  watchfed audit anchors
+  watchfed audit anchors --agency FR-SBDU -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewAuditServiceClient(conn).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Agency: agency})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), protoList(resp.Anchors))
+				}
+				rows := make([][]string, len(resp.Anchors))
+				for i, a := range resp.Anchors {
+					rows[i] = []string{a.Agency, fmt.Sprint(a.Sequence), hex.EncodeToString(a.HeadHash), fmt.Sprint(a.LogIndex), fmtTime(a.SignedAt)}
+				}
+				return table(cmd.OutOrStdout(), "AGENCY\tSEQ\tHEAD\tLOG INDEX\tSIGNED", rows)
+			})
+		},
+	}
+	anchors.Flags().StringVar(&agency, "agency", "", "only this agency's anchors")
+	cmd.AddCommand(list, verify, anchors)
 	return cmd
 }

@@ -6,9 +6,12 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/node/anchor"
 	"github.com/watchfed/watchfed/node/auth"
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -24,7 +27,7 @@ func Rules() auth.Rules {
 	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory", "ListDueDenials"}, reader)
 	r.Service("watchfed.v1.PolicyService", []string{"ExplainPolicy"}, reader)
 	r.Service("watchfed.v1.ConsultationService", []string{"OpenConsultation", "AnswerConsultation", "ExtendConsultation", "DecideConsultation", "ListConsultations", "GetConsultation"}, analyst)
-	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog"}, operator)
+	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog", "ListAuditAnchors"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
 	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot",
 		"ListProposals", "ApproveProposal", "RejectProposal", "LeaveFederation"}, operator)
@@ -65,8 +68,9 @@ func outcome(err error) string {
 
 type auditService struct {
 	pb.UnimplementedAuditServiceServer
-	audit *auditor
-	log   AuditLog
+	audit   *auditor
+	log     AuditLog
+	anchors AuditAnchors
 }
 
 func (s *auditService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEventsRequest) (*pb.ListAuditEventsResponse, error) {
@@ -90,12 +94,38 @@ func (s *auditService) VerifyAuditLog(ctx context.Context, req *pb.VerifyAuditLo
 }
 
 func (s *auditService) verifyAuditLog(ctx context.Context, _ *pb.VerifyAuditLogRequest, ev *Event) (*pb.VerifyAuditLogResponse, error) {
-	res, err := s.log.VerifyAudit(ctx)
+	own, err := s.anchors.Own()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "audit anchors: %v", err)
+	}
+	res, err := anchor.Verify(ctx, s.log, own)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "verify audit: %v", err)
 	}
 	ev.Detail = res.Reason
-	return &pb.VerifyAuditLogResponse{Ok: res.OK, Checked: res.Checked, FirstBrokenSeq: res.FirstBrokenSeq, Reason: res.Reason, HeadHash: res.HeadHash}, nil
+	return VerifyResponse(res, own), nil
+}
+
+// VerifyResponse is a verification's result as the API reports it.
+func VerifyResponse(res store.VerifyResult, anchors []store.Anchor) *pb.VerifyAuditLogResponse {
+	return &pb.VerifyAuditLogResponse{Ok: res.OK, Checked: res.Checked, FirstBrokenSeq: res.FirstBrokenSeq, Reason: res.Reason, HeadHash: res.HeadHash,
+		AnchoredSeq: res.AnchoredSeq, AnchoredAt: res.AnchoredAt, AnchorNote: anchor.Note(anchors)}
+}
+
+func (s *auditService) ListAuditAnchors(ctx context.Context, req *pb.ListAuditAnchorsRequest) (*pb.ListAuditAnchorsResponse, error) {
+	return unary(ctx, s.audit, req, s.listAuditAnchors)
+}
+
+func (s *auditService) listAuditAnchors(ctx context.Context, req *pb.ListAuditAnchorsRequest, ev *Event) (*pb.ListAuditAnchorsResponse, error) {
+	as, err := s.anchors.Held(req.GetAgency())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "audit anchors: %v", err)
+	}
+	out := &pb.ListAuditAnchorsResponse{}
+	for _, a := range as {
+		out.Anchors = append(out.Anchors, &pb.AuditAnchorInfo{Agency: a.Agency, Sequence: a.Sequence, HeadHash: a.HeadHash, LogIndex: a.Index, SignedAt: timestamppb.New(a.SignedAt)})
+	}
+	return out, nil
 }
 
 // pageSize applies the default of 100 and the cap of 1000.

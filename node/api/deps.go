@@ -11,6 +11,7 @@ import (
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // The parts of the node the services work through. node/store's Store is
@@ -44,6 +45,17 @@ type AuditLog interface {
 	AppendAudit(ctx context.Context, ev *pb.AuditEvent) (*pb.AuditEvent, error)
 	ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]*pb.AuditEvent, error)
 	VerifyAudit(ctx context.Context) (store.VerifyResult, error)
+	CheckAnchor(ctx context.Context, res store.VerifyResult, a store.Anchor) (store.VerifyResult, error)
+}
+
+// AuditAnchors are heads of audit chains anchored outside node.db
+// (node/anchor).
+type AuditAnchors interface {
+	// Own are the last anchors of this node's chain, to verify it against.
+	Own() ([]store.Anchor, error)
+	// Held are the anchors the replicated state holds for agency ("" for
+	// every member), oldest first.
+	Held(agency string) ([]replication.Anchor, error)
 }
 
 // Publisher publishes written versions to the federation.
@@ -156,6 +168,7 @@ type Config struct {
 	Peers      Peers
 	Index      Index
 	Policy     Policy
+	Anchors    AuditAnchors
 	// Backup writes the node's backup archive.
 	Backup func(io.Writer) error
 	// Closing is closed when the node stops (it ends Watch streams).
@@ -172,7 +185,7 @@ func Register(s *grpc.Server, g *Guard, c Config) {
 	pb.RegisterRecordServiceServer(s, &recordService{writer: w})
 	pb.RegisterScreeningServiceServer(s, &screeningService{audit: a, records: c.Store, shared: c.Store, index: c.Index, policy: c.Policy, now: c.Now})
 	pb.RegisterImportServiceServer(s, &importService{writer: w})
-	pb.RegisterAuditServiceServer(s, &auditService{audit: a, log: c.Store})
+	pb.RegisterAuditServiceServer(s, &auditService{audit: a, log: c.Store, anchors: c.Anchors})
 	pb.RegisterFederationServiceServer(s, &federationService{audit: a, fed: c.Federation, peers: c.Peers, agency: c.Agency, now: c.Now, backup: c.Backup})
 	pb.RegisterSharedServiceServer(s, &sharedService{audit: a, shared: c.Store, fresh: c.Federation, policy: c.Policy,
 		closing: c.Closing, watchers: make(chan struct{}, max(c.MaxWatchers, 1))})

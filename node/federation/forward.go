@@ -51,6 +51,12 @@ func notForwardable(cmd *peerpb.Command, agency string) error {
 			return fmt.Errorf("a governance act of %s is not %s's to forward", a, agency)
 		}
 		return nil
+	case *peerpb.Command_AuditAnchor:
+		// Signed by its agency; checkForwarded and every FSM check the signature.
+		if a := c.AuditAnchor.GetAgency(); a != agency {
+			return fmt.Errorf("an audit anchor of %s is not %s's to forward", a, agency)
+		}
+		return nil
 	case *peerpb.Command_Checkpoint:
 		// A forged state hash would have every member rebuild its state and
 		// stop serving shared reads.
@@ -71,6 +77,16 @@ func (f *Federation) checkForwarded(cmd *peerpb.Command, caller string) error {
 		if err != nil || !m.Joined || len(m.SigningKey) != ed25519.PublicKeySize ||
 			!ed25519.Verify(m.SigningKey, replication.GovernanceMessage(g.Agency, g.Act), g.Signature) {
 			return fmt.Errorf("governance act of %s: not signed with its registered signing key", caller)
+		}
+		return nil
+	}
+	if a := cmd.GetAuditAnchor(); a != nil {
+		m, err := f.rep.Member(caller)
+		if err != nil || !m.Joined {
+			return fmt.Errorf("%s is not a joined member and cannot anchor", caller)
+		}
+		if err := replication.CheckAnchor(a, m.SigningKey); err != nil {
+			return fmt.Errorf("audit anchor of %s: %v", caller, err)
 		}
 		return nil
 	}
@@ -106,6 +122,8 @@ func forwardTarget(cmd *peerpb.Command) string {
 		return fmt.Sprintf("activation of protocol %d", c.ProtocolActivation.GetVersion())
 	case *peerpb.Command_Checkpoint:
 		return fmt.Sprintf("checkpoint at %d", c.Checkpoint.GetIndex())
+	case *peerpb.Command_AuditAnchor:
+		return fmt.Sprintf("audit anchor of %s at %d", c.AuditAnchor.GetAgency(), c.AuditAnchor.GetSequence())
 	}
 	return "empty command"
 }

@@ -98,6 +98,8 @@ func TestForwardSpeaksOnlyForItsAgency(t *testing.T) {
 		{"empty command", &peerpb.Command{}, "empty command"},
 		{"governance act of another agency", governance(self, h.partner), "governance act of " + self},
 		{"governance act in its name, signed by another key", governance(partner, other), "governance act of " + partner},
+		{"audit anchor of another agency", anchor(self, 3, h.partner), "audit anchor of " + self + " at 3"},
+		{"audit anchor in its name, signed by another key", anchor(partner, 3, other), "audit anchor of " + partner + " at 3"},
 		{"its own publication", publication(t, partner, h.partner), ""},
 		{"barrier", &peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}}, ""},
 	}
@@ -184,6 +186,8 @@ func TestNotForwardable(t *testing.T) {
 		{"invitation", memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: &pb.Member{Agency: partner}}}), false},
 		{"removal", memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Remove{Remove: partner}}), false},
 		{"empty", &peerpb.Command{}, false},
+		{"own audit anchor", anchor(self, 1, keys), true},
+		{"another agency's audit anchor", anchor(partner, 1, keys), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,4 +211,11 @@ func governance(agency string, keys *seal.Keys) *peerpb.Command {
 	return &peerpb.Command{Command: &peerpb.Command_Governance{Governance: &peerpb.Governance{
 		Agency: agency, Act: act, Signature: ed25519.Sign(keys.Signing, replication.GovernanceMessage(agency, act)),
 	}}}
+}
+
+// anchor is an audit anchor in agency's name at seq, signed with keys.
+func anchor(agency string, seq uint64, keys *seal.Keys) *peerpb.Command {
+	a := &peerpb.AuditAnchor{Agency: agency, Sequence: seq, HeadHash: make([]byte, 32), SignedAt: timestamppb.Now()}
+	a.Signature = ed25519.Sign(keys.Signing, replication.AnchorMessage(a))
+	return &peerpb.Command{Command: &peerpb.Command_AuditAnchor{AuditAnchor: a}}
 }

@@ -108,6 +108,10 @@ type VerifyResult struct {
 	FirstBrokenSeq uint64
 	Reason         string
 	HeadHash       []byte
+	// Set by CheckAnchor: the last anchored sequence number and where the
+	// anchor is kept.
+	AnchoredSeq uint64
+	AnchoredAt  string
 }
 
 // VerifyAudit walks the whole chain and names the first broken link.

@@ -296,8 +296,16 @@ type VerifyAuditLogResponse struct {
 	FirstBrokenSeq uint64 `protobuf:"varint,3,opt,name=first_broken_seq,json=firstBrokenSeq,proto3" json:"first_broken_seq,omitempty"`
 	Reason         string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	HeadHash       []byte `protobuf:"bytes,5,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The last anchored sequence number the chain was checked against (0:
+	// none yet), and where that anchor is kept ("federation log entry N" or
+	// "anchor file PATH").
+	AnchoredSeq uint64 `protobuf:"varint,6,opt,name=anchored_seq,json=anchoredSeq,proto3" json:"anchored_seq,omitempty"`
+	AnchoredAt  string `protobuf:"bytes,7,opt,name=anchored_at,json=anchoredAt,proto3" json:"anchored_at,omitempty"`
+	// Set when the anchors protect less than the federation log's would (kept
+	// only in this node's own file) or the chain has no anchor yet.
+	AnchorNote    string `protobuf:"bytes,8,opt,name=anchor_note,json=anchorNote,proto3" json:"anchor_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyAuditLogResponse) Reset() {
@@ -365,6 +373,196 @@ func (x *VerifyAuditLogResponse) GetHeadHash() []byte {
 	return nil
 }
 
+func (x *VerifyAuditLogResponse) GetAnchoredSeq() uint64 {
+	if x != nil {
+		return x.AnchoredSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetAnchoredAt() string {
+	if x != nil {
+		return x.AnchoredAt
+	}
+	return ""
+}
+
+func (x *VerifyAuditLogResponse) GetAnchorNote() string {
+	if x != nil {
+		return x.AnchorNote
+	}
+	return ""
+}
+
+type ListAuditAnchorsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this agency's anchors ("" for every member's).
+	Agency        string `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditAnchorsRequest) Reset() {
+	*x = ListAuditAnchorsRequest{}
+	mi := &file_watchfed_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditAnchorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditAnchorsRequest) ProtoMessage() {}
+
+func (x *ListAuditAnchorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditAnchorsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditAnchorsRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListAuditAnchorsRequest) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+type ListAuditAnchorsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By agency, then sequence number.
+	Anchors       []*AuditAnchorInfo `protobuf:"bytes,1,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditAnchorsResponse) Reset() {
+	*x = ListAuditAnchorsResponse{}
+	mi := &file_watchfed_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditAnchorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditAnchorsResponse) ProtoMessage() {}
+
+func (x *ListAuditAnchorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditAnchorsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditAnchorsResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListAuditAnchorsResponse) GetAnchors() []*AuditAnchorInfo {
+	if x != nil {
+		return x.Anchors
+	}
+	return nil
+}
+
+// AuditAnchorInfo is an audit anchor held in the federation log: the head
+// of an agency's audit chain as it signed it. No audit content.
+type AuditAnchorInfo struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Agency   string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	Sequence uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	HeadHash []byte                 `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// The log index of the anchor's entry.
+	LogIndex      uint64                 `protobuf:"varint,4,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditAnchorInfo) Reset() {
+	*x = AuditAnchorInfo{}
+	mi := &file_watchfed_v1_audit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAnchorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAnchorInfo) ProtoMessage() {}
+
+func (x *AuditAnchorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_audit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAnchorInfo.ProtoReflect.Descriptor instead.
+func (*AuditAnchorInfo) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_audit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AuditAnchorInfo) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *AuditAnchorInfo) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *AuditAnchorInfo) GetHeadHash() []byte {
+	if x != nil {
+		return x.HeadHash
+	}
+	return nil
+}
+
+func (x *AuditAnchorInfo) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+func (x *AuditAnchorInfo) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
 var File_watchfed_v1_audit_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_audit_proto_rawDesc = "" +
@@ -389,16 +587,32 @@ const file_watchfed_v1_audit_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"J\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.watchfed.v1.AuditEventR\x06events\"\x17\n" +
-	"\x15VerifyAuditLogRequest\"\xa1\x01\n" +
+	"\x15VerifyAuditLogRequest\"\x86\x02\n" +
 	"\x16VerifyAuditLogResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\achecked\x18\x02 \x01(\x04R\achecked\x12(\n" +
 	"\x10first_broken_seq\x18\x03 \x01(\x04R\x0efirstBrokenSeq\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1b\n" +
-	"\thead_hash\x18\x05 \x01(\fR\bheadHash2\xc7\x01\n" +
+	"\thead_hash\x18\x05 \x01(\fR\bheadHash\x12!\n" +
+	"\fanchored_seq\x18\x06 \x01(\x04R\vanchoredSeq\x12\x1f\n" +
+	"\vanchored_at\x18\a \x01(\tR\n" +
+	"anchoredAt\x12\x1f\n" +
+	"\vanchor_note\x18\b \x01(\tR\n" +
+	"anchorNote\"1\n" +
+	"\x17ListAuditAnchorsRequest\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\"R\n" +
+	"\x18ListAuditAnchorsResponse\x126\n" +
+	"\aanchors\x18\x01 \x03(\v2\x1c.watchfed.v1.AuditAnchorInfoR\aanchors\"\xb8\x01\n" +
+	"\x0fAuditAnchorInfo\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1b\n" +
+	"\thead_hash\x18\x03 \x01(\fR\bheadHash\x12\x1b\n" +
+	"\tlog_index\x18\x04 \x01(\x04R\blogIndex\x127\n" +
+	"\tsigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt2\xa8\x02\n" +
 	"\fAuditService\x12\\\n" +
 	"\x0fListAuditEvents\x12#.watchfed.v1.ListAuditEventsRequest\x1a$.watchfed.v1.ListAuditEventsResponse\x12Y\n" +
-	"\x0eVerifyAuditLog\x12\".watchfed.v1.VerifyAuditLogRequest\x1a#.watchfed.v1.VerifyAuditLogResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"\x0eVerifyAuditLog\x12\".watchfed.v1.VerifyAuditLogRequest\x1a#.watchfed.v1.VerifyAuditLogResponse\x12_\n" +
+	"\x10ListAuditAnchors\x12$.watchfed.v1.ListAuditAnchorsRequest\x1a%.watchfed.v1.ListAuditAnchorsResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
 
 var (
 	file_watchfed_v1_audit_proto_rawDescOnce sync.Once
@@ -412,27 +626,34 @@ func file_watchfed_v1_audit_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_audit_proto_rawDescData
 }
 
-var file_watchfed_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_watchfed_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_watchfed_v1_audit_proto_goTypes = []any{
-	(*AuditEvent)(nil),              // 0: watchfed.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),  // 1: watchfed.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 2: watchfed.v1.ListAuditEventsResponse
-	(*VerifyAuditLogRequest)(nil),   // 3: watchfed.v1.VerifyAuditLogRequest
-	(*VerifyAuditLogResponse)(nil),  // 4: watchfed.v1.VerifyAuditLogResponse
-	(*timestamppb.Timestamp)(nil),   // 5: google.protobuf.Timestamp
+	(*AuditEvent)(nil),               // 0: watchfed.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),   // 1: watchfed.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 2: watchfed.v1.ListAuditEventsResponse
+	(*VerifyAuditLogRequest)(nil),    // 3: watchfed.v1.VerifyAuditLogRequest
+	(*VerifyAuditLogResponse)(nil),   // 4: watchfed.v1.VerifyAuditLogResponse
+	(*ListAuditAnchorsRequest)(nil),  // 5: watchfed.v1.ListAuditAnchorsRequest
+	(*ListAuditAnchorsResponse)(nil), // 6: watchfed.v1.ListAuditAnchorsResponse
+	(*AuditAnchorInfo)(nil),          // 7: watchfed.v1.AuditAnchorInfo
+	(*timestamppb.Timestamp)(nil),    // 8: google.protobuf.Timestamp
 }
 var file_watchfed_v1_audit_proto_depIdxs = []int32{
-	5, // 0: watchfed.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	8, // 0: watchfed.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	0, // 1: watchfed.v1.ListAuditEventsResponse.events:type_name -> watchfed.v1.AuditEvent
-	1, // 2: watchfed.v1.AuditService.ListAuditEvents:input_type -> watchfed.v1.ListAuditEventsRequest
-	3, // 3: watchfed.v1.AuditService.VerifyAuditLog:input_type -> watchfed.v1.VerifyAuditLogRequest
-	2, // 4: watchfed.v1.AuditService.ListAuditEvents:output_type -> watchfed.v1.ListAuditEventsResponse
-	4, // 5: watchfed.v1.AuditService.VerifyAuditLog:output_type -> watchfed.v1.VerifyAuditLogResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	7, // 2: watchfed.v1.ListAuditAnchorsResponse.anchors:type_name -> watchfed.v1.AuditAnchorInfo
+	8, // 3: watchfed.v1.AuditAnchorInfo.signed_at:type_name -> google.protobuf.Timestamp
+	1, // 4: watchfed.v1.AuditService.ListAuditEvents:input_type -> watchfed.v1.ListAuditEventsRequest
+	3, // 5: watchfed.v1.AuditService.VerifyAuditLog:input_type -> watchfed.v1.VerifyAuditLogRequest
+	5, // 6: watchfed.v1.AuditService.ListAuditAnchors:input_type -> watchfed.v1.ListAuditAnchorsRequest
+	2, // 7: watchfed.v1.AuditService.ListAuditEvents:output_type -> watchfed.v1.ListAuditEventsResponse
+	4, // 8: watchfed.v1.AuditService.VerifyAuditLog:output_type -> watchfed.v1.VerifyAuditLogResponse
+	6, // 9: watchfed.v1.AuditService.ListAuditAnchors:output_type -> watchfed.v1.ListAuditAnchorsResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_audit_proto_init() }
@@ -446,7 +667,7 @@ func file_watchfed_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_audit_proto_rawDesc), len(file_watchfed_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

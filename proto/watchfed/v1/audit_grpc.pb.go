@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_ListAuditEvents_FullMethodName = "/watchfed.v1.AuditService/ListAuditEvents"
-	AuditService_VerifyAuditLog_FullMethodName  = "/watchfed.v1.AuditService/VerifyAuditLog"
+	AuditService_ListAuditEvents_FullMethodName  = "/watchfed.v1.AuditService/ListAuditEvents"
+	AuditService_VerifyAuditLog_FullMethodName   = "/watchfed.v1.AuditService/VerifyAuditLog"
+	AuditService_ListAuditAnchors_FullMethodName = "/watchfed.v1.AuditService/ListAuditAnchors"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -31,8 +32,13 @@ const (
 // Operators only.
 type AuditServiceClient interface {
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
-	// VerifyAuditLog walks the whole chain and names the first broken link.
+	// VerifyAuditLog walks the whole chain and names the first broken link,
+	// and checks the chain against its last anchor: a chain shorter than, or
+	// different from, what was anchored is broken.
 	VerifyAuditLog(ctx context.Context, in *VerifyAuditLogRequest, opts ...grpc.CallOption) (*VerifyAuditLogResponse, error)
+	// ListAuditAnchors lists the audit anchors the federation log holds (the
+	// last ones of each member agency, this one's and its partners').
+	ListAuditAnchors(ctx context.Context, in *ListAuditAnchorsRequest, opts ...grpc.CallOption) (*ListAuditAnchorsResponse, error)
 }
 
 type auditServiceClient struct {
@@ -63,6 +69,16 @@ func (c *auditServiceClient) VerifyAuditLog(ctx context.Context, in *VerifyAudit
 	return out, nil
 }
 
+func (c *auditServiceClient) ListAuditAnchors(ctx context.Context, in *ListAuditAnchorsRequest, opts ...grpc.CallOption) (*ListAuditAnchorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditAnchorsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListAuditAnchors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -71,8 +87,13 @@ func (c *auditServiceClient) VerifyAuditLog(ctx context.Context, in *VerifyAudit
 // Operators only.
 type AuditServiceServer interface {
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
-	// VerifyAuditLog walks the whole chain and names the first broken link.
+	// VerifyAuditLog walks the whole chain and names the first broken link,
+	// and checks the chain against its last anchor: a chain shorter than, or
+	// different from, what was anchored is broken.
 	VerifyAuditLog(context.Context, *VerifyAuditLogRequest) (*VerifyAuditLogResponse, error)
+	// ListAuditAnchors lists the audit anchors the federation log holds (the
+	// last ones of each member agency, this one's and its partners').
+	ListAuditAnchors(context.Context, *ListAuditAnchorsRequest) (*ListAuditAnchorsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -88,6 +109,9 @@ func (UnimplementedAuditServiceServer) ListAuditEvents(context.Context, *ListAud
 }
 func (UnimplementedAuditServiceServer) VerifyAuditLog(context.Context, *VerifyAuditLogRequest) (*VerifyAuditLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyAuditLog not implemented")
+}
+func (UnimplementedAuditServiceServer) ListAuditAnchors(context.Context, *ListAuditAnchorsRequest) (*ListAuditAnchorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditAnchors not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -146,6 +170,24 @@ func _AuditService_VerifyAuditLog_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ListAuditAnchors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditAnchorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListAuditAnchors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListAuditAnchors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListAuditAnchors(ctx, req.(*ListAuditAnchorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -160,6 +202,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyAuditLog",
 			Handler:    _AuditService_VerifyAuditLog_Handler,
+		},
+		{
+			MethodName: "ListAuditAnchors",
+			Handler:    _AuditService_ListAuditAnchors_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

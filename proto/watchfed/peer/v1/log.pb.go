@@ -39,6 +39,7 @@ type Command struct {
 	//	*Command_ProtocolActivation
 	//	*Command_Checkpoint
 	//	*Command_Governance
+	//	*Command_AuditAnchor
 	Command       isCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -144,6 +145,15 @@ func (x *Command) GetGovernance() *Governance {
 	return nil
 }
 
+func (x *Command) GetAuditAnchor() *AuditAnchor {
+	if x != nil {
+		if x, ok := x.Command.(*Command_AuditAnchor); ok {
+			return x.AuditAnchor
+		}
+	}
+	return nil
+}
+
 type isCommand_Command interface {
 	isCommand_Command()
 }
@@ -177,6 +187,11 @@ type Command_Governance struct {
 	Governance *Governance `protobuf:"bytes,10,opt,name=governance,proto3,oneof"`
 }
 
+type Command_AuditAnchor struct {
+	// From protocol 5: the head of an agency's audit chain, signed by it.
+	AuditAnchor *AuditAnchor `protobuf:"bytes,21,opt,name=audit_anchor,json=auditAnchor,proto3,oneof"`
+}
+
 func (*Command_Publication) isCommand_Command() {}
 
 func (*Command_MemberChange) isCommand_Command() {}
@@ -190,6 +205,95 @@ func (*Command_ProtocolActivation) isCommand_Command() {}
 func (*Command_Checkpoint) isCommand_Command() {}
 
 func (*Command_Governance) isCommand_Command() {}
+
+func (*Command_AuditAnchor) isCommand_Command() {}
+
+// AuditAnchor (protocol 5) commits the head of one agency's audit chain to
+// the federation log, so that a chain later shortened or rewritten on the
+// agency's own node no longer matches what its partners hold. It carries no
+// audit content: the last event's sequence number and chain hash only.
+// signature is the agency's Ed25519 signature (its registered signing key)
+// over the bytes replication's AnchorMessage builds. Every FSM verifies it
+// and accepts only a sequence above the agency's last accepted anchor.
+type AuditAnchor struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Agency string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	// The sequence number of the last event of the chain (1 is the first).
+	Sequence uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// That event's chain hash (SHA-256).
+	HeadHash []byte `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// When the agency's node signed it, by its own clock (informative only:
+	// no FSM decides by it).
+	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditAnchor) Reset() {
+	*x = AuditAnchor{}
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAnchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAnchor) ProtoMessage() {}
+
+func (x *AuditAnchor) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAnchor.ProtoReflect.Descriptor instead.
+func (*AuditAnchor) Descriptor() ([]byte, []int) {
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditAnchor) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *AuditAnchor) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *AuditAnchor) GetHeadHash() []byte {
+	if x != nil {
+		return x.HeadHash
+	}
+	return nil
+}
+
+func (x *AuditAnchor) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *AuditAnchor) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
 
 // Checkpoint (protocol 4, committed by the leader alone) is one of two
 // entries: a take (index 0, no hash) has every FSM hash its replicated state
@@ -207,7 +311,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +323,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[1]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +336,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{1}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Checkpoint) GetIndex() uint64 {
@@ -271,7 +375,7 @@ type ProtocolAnnouncement struct {
 
 func (x *ProtocolAnnouncement) Reset() {
 	*x = ProtocolAnnouncement{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +387,7 @@ func (x *ProtocolAnnouncement) String() string {
 func (*ProtocolAnnouncement) ProtoMessage() {}
 
 func (x *ProtocolAnnouncement) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[2]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +400,7 @@ func (x *ProtocolAnnouncement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProtocolAnnouncement.ProtoReflect.Descriptor instead.
 func (*ProtocolAnnouncement) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{2}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProtocolAnnouncement) GetAgency() string {
@@ -347,7 +451,7 @@ type ProtocolActivation struct {
 
 func (x *ProtocolActivation) Reset() {
 	*x = ProtocolActivation{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +463,7 @@ func (x *ProtocolActivation) String() string {
 func (*ProtocolActivation) ProtoMessage() {}
 
 func (x *ProtocolActivation) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[3]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +476,7 @@ func (x *ProtocolActivation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProtocolActivation.ProtoReflect.Descriptor instead.
 func (*ProtocolActivation) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{3}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProtocolActivation) GetVersion() uint32 {
@@ -392,7 +496,7 @@ type Barrier struct {
 
 func (x *Barrier) Reset() {
 	*x = Barrier{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +508,7 @@ func (x *Barrier) String() string {
 func (*Barrier) ProtoMessage() {}
 
 func (x *Barrier) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[4]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +521,7 @@ func (x *Barrier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Barrier.ProtoReflect.Descriptor instead.
 func (*Barrier) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 // Publication is what an origin agency puts in the log at once. The body is
@@ -436,7 +540,7 @@ type Publication struct {
 
 func (x *Publication) Reset() {
 	*x = Publication{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +552,7 @@ func (x *Publication) String() string {
 func (*Publication) ProtoMessage() {}
 
 func (x *Publication) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[5]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +565,7 @@ func (x *Publication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publication.ProtoReflect.Descriptor instead.
 func (*Publication) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Publication) GetOrigin() string {
@@ -499,7 +603,7 @@ type PublicationBody struct {
 
 func (x *PublicationBody) Reset() {
 	*x = PublicationBody{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +615,7 @@ func (x *PublicationBody) String() string {
 func (*PublicationBody) ProtoMessage() {}
 
 func (x *PublicationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[6]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +628,7 @@ func (x *PublicationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicationBody.ProtoReflect.Descriptor instead.
 func (*PublicationBody) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PublicationBody) GetOrigin() string {
@@ -570,7 +674,7 @@ type EpochGrant struct {
 
 func (x *EpochGrant) Reset() {
 	*x = EpochGrant{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +686,7 @@ func (x *EpochGrant) String() string {
 func (*EpochGrant) ProtoMessage() {}
 
 func (x *EpochGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[7]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +699,7 @@ func (x *EpochGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochGrant.ProtoReflect.Descriptor instead.
 func (*EpochGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EpochGrant) GetOrigin() string {
@@ -655,7 +759,7 @@ type EnvelopeHeader struct {
 
 func (x *EnvelopeHeader) Reset() {
 	*x = EnvelopeHeader{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +771,7 @@ func (x *EnvelopeHeader) String() string {
 func (*EnvelopeHeader) ProtoMessage() {}
 
 func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[8]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +784,7 @@ func (x *EnvelopeHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeHeader.ProtoReflect.Descriptor instead.
 func (*EnvelopeHeader) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EnvelopeHeader) GetEntryId() string {
@@ -751,7 +855,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +867,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[9]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +880,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Envelope) GetHeader() *EnvelopeHeader {
@@ -807,7 +911,7 @@ type Body struct {
 
 func (x *Body) Reset() {
 	*x = Body{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +923,7 @@ func (x *Body) String() string {
 func (*Body) ProtoMessage() {}
 
 func (x *Body) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[10]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +936,7 @@ func (x *Body) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Body.ProtoReflect.Descriptor instead.
 func (*Body) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Body) GetRecipients() []string {
@@ -875,7 +979,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +991,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[11]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1004,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -945,7 +1049,7 @@ type KeyGrant struct {
 
 func (x *KeyGrant) Reset() {
 	*x = KeyGrant{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1061,7 @@ func (x *KeyGrant) String() string {
 func (*KeyGrant) ProtoMessage() {}
 
 func (x *KeyGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[12]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1074,7 @@ func (x *KeyGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyGrant.ProtoReflect.Descriptor instead.
 func (*KeyGrant) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KeyGrant) GetEntryId() string {
@@ -1016,7 +1120,7 @@ type MemberChange struct {
 
 func (x *MemberChange) Reset() {
 	*x = MemberChange{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[13]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1132,7 @@ func (x *MemberChange) String() string {
 func (*MemberChange) ProtoMessage() {}
 
 func (x *MemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[13]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1145,7 @@ func (x *MemberChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
 func (*MemberChange) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{13}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MemberChange) GetChange() isMemberChange_Change {
@@ -1119,7 +1223,7 @@ type Governance struct {
 
 func (x *Governance) Reset() {
 	*x = Governance{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[14]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1235,7 @@ func (x *Governance) String() string {
 func (*Governance) ProtoMessage() {}
 
 func (x *Governance) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[14]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1248,7 @@ func (x *Governance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Governance.ProtoReflect.Descriptor instead.
 func (*Governance) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{14}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Governance) GetAgency() string {
@@ -1190,7 +1294,7 @@ type GovernanceAct struct {
 
 func (x *GovernanceAct) Reset() {
 	*x = GovernanceAct{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[15]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1306,7 @@ func (x *GovernanceAct) String() string {
 func (*GovernanceAct) ProtoMessage() {}
 
 func (x *GovernanceAct) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[15]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1319,7 @@ func (x *GovernanceAct) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GovernanceAct.ProtoReflect.Descriptor instead.
 func (*GovernanceAct) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{15}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GovernanceAct) GetAgency() string {
@@ -1315,7 +1419,7 @@ type Leave struct {
 
 func (x *Leave) Reset() {
 	*x = Leave{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[16]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1431,7 @@ func (x *Leave) String() string {
 func (*Leave) ProtoMessage() {}
 
 func (x *Leave) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[16]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1444,7 @@ func (x *Leave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leave.ProtoReflect.Descriptor instead.
 func (*Leave) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{16}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{17}
 }
 
 // Proposal is a change of membership that takes effect once enough member
@@ -1361,7 +1465,7 @@ type Proposal struct {
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[17]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1477,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[17]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1490,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Proposal) GetChange() isProposal_Change {
@@ -1497,7 +1601,7 @@ type ApprovalThreshold struct {
 
 func (x *ApprovalThreshold) Reset() {
 	*x = ApprovalThreshold{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[18]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1613,7 @@ func (x *ApprovalThreshold) String() string {
 func (*ApprovalThreshold) ProtoMessage() {}
 
 func (x *ApprovalThreshold) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[18]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1626,7 @@ func (x *ApprovalThreshold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalThreshold.ProtoReflect.Descriptor instead.
 func (*ApprovalThreshold) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApprovalThreshold) GetRule() isApprovalThreshold_Rule {
@@ -1606,7 +1710,7 @@ type ProposalState struct {
 
 func (x *ProposalState) Reset() {
 	*x = ProposalState{}
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[19]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1722,7 @@ func (x *ProposalState) String() string {
 func (*ProposalState) ProtoMessage() {}
 
 func (x *ProposalState) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_peer_v1_log_proto_msgTypes[19]
+	mi := &file_watchfed_peer_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1735,7 @@ func (x *ProposalState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalState.ProtoReflect.Descriptor instead.
 func (*ProposalState) Descriptor() ([]byte, []int) {
-	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{19}
+	return file_watchfed_peer_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProposalState) GetId() string {
@@ -1701,7 +1805,7 @@ var File_watchfed_peer_v1_log_proto protoreflect.FileDescriptor
 
 const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"\x8d\x04\n" +
+	"\x1awatchfed/peer/v1/log.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18watchfed/v1/record.proto\"\xd1\x04\n" +
 	"\aCommand\x12A\n" +
 	"\vpublication\x18\x01 \x01(\v2\x1d.watchfed.peer.v1.PublicationH\x00R\vpublication\x12E\n" +
 	"\rmember_change\x18\x02 \x01(\v2\x1e.watchfed.peer.v1.MemberChangeH\x00R\fmemberChange\x125\n" +
@@ -1714,8 +1818,15 @@ const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\n" +
 	"governance\x18\n" +
 	" \x01(\v2\x1c.watchfed.peer.v1.GovernanceH\x00R\n" +
-	"governanceB\t\n" +
-	"\acommand\"A\n" +
+	"governance\x12B\n" +
+	"\faudit_anchor\x18\x15 \x01(\v2\x1d.watchfed.peer.v1.AuditAnchorH\x00R\vauditAnchorB\t\n" +
+	"\acommand\"\xb5\x01\n" +
+	"\vAuditAnchor\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1b\n" +
+	"\thead_hash\x18\x03 \x01(\fR\bheadHash\x127\n" +
+	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"A\n" +
 	"\n" +
 	"Checkpoint\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
@@ -1841,66 +1952,69 @@ func file_watchfed_peer_v1_log_proto_rawDescGZIP() []byte {
 	return file_watchfed_peer_v1_log_proto_rawDescData
 }
 
-var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_watchfed_peer_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_watchfed_peer_v1_log_proto_goTypes = []any{
 	(*Command)(nil),               // 0: watchfed.peer.v1.Command
-	(*Checkpoint)(nil),            // 1: watchfed.peer.v1.Checkpoint
-	(*ProtocolAnnouncement)(nil),  // 2: watchfed.peer.v1.ProtocolAnnouncement
-	(*ProtocolActivation)(nil),    // 3: watchfed.peer.v1.ProtocolActivation
-	(*Barrier)(nil),               // 4: watchfed.peer.v1.Barrier
-	(*Publication)(nil),           // 5: watchfed.peer.v1.Publication
-	(*PublicationBody)(nil),       // 6: watchfed.peer.v1.PublicationBody
-	(*EpochGrant)(nil),            // 7: watchfed.peer.v1.EpochGrant
-	(*EnvelopeHeader)(nil),        // 8: watchfed.peer.v1.EnvelopeHeader
-	(*Envelope)(nil),              // 9: watchfed.peer.v1.Envelope
-	(*Body)(nil),                  // 10: watchfed.peer.v1.Body
-	(*WrappedKey)(nil),            // 11: watchfed.peer.v1.WrappedKey
-	(*KeyGrant)(nil),              // 12: watchfed.peer.v1.KeyGrant
-	(*MemberChange)(nil),          // 13: watchfed.peer.v1.MemberChange
-	(*Governance)(nil),            // 14: watchfed.peer.v1.Governance
-	(*GovernanceAct)(nil),         // 15: watchfed.peer.v1.GovernanceAct
-	(*Leave)(nil),                 // 16: watchfed.peer.v1.Leave
-	(*Proposal)(nil),              // 17: watchfed.peer.v1.Proposal
-	(*ApprovalThreshold)(nil),     // 18: watchfed.peer.v1.ApprovalThreshold
-	(*ProposalState)(nil),         // 19: watchfed.peer.v1.ProposalState
-	(v1.Kind)(0),                  // 20: watchfed.v1.Kind
-	(v1.Marking)(0),               // 21: watchfed.v1.Marking
-	(*v1.Member)(nil),             // 22: watchfed.v1.Member
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*AuditAnchor)(nil),           // 1: watchfed.peer.v1.AuditAnchor
+	(*Checkpoint)(nil),            // 2: watchfed.peer.v1.Checkpoint
+	(*ProtocolAnnouncement)(nil),  // 3: watchfed.peer.v1.ProtocolAnnouncement
+	(*ProtocolActivation)(nil),    // 4: watchfed.peer.v1.ProtocolActivation
+	(*Barrier)(nil),               // 5: watchfed.peer.v1.Barrier
+	(*Publication)(nil),           // 6: watchfed.peer.v1.Publication
+	(*PublicationBody)(nil),       // 7: watchfed.peer.v1.PublicationBody
+	(*EpochGrant)(nil),            // 8: watchfed.peer.v1.EpochGrant
+	(*EnvelopeHeader)(nil),        // 9: watchfed.peer.v1.EnvelopeHeader
+	(*Envelope)(nil),              // 10: watchfed.peer.v1.Envelope
+	(*Body)(nil),                  // 11: watchfed.peer.v1.Body
+	(*WrappedKey)(nil),            // 12: watchfed.peer.v1.WrappedKey
+	(*KeyGrant)(nil),              // 13: watchfed.peer.v1.KeyGrant
+	(*MemberChange)(nil),          // 14: watchfed.peer.v1.MemberChange
+	(*Governance)(nil),            // 15: watchfed.peer.v1.Governance
+	(*GovernanceAct)(nil),         // 16: watchfed.peer.v1.GovernanceAct
+	(*Leave)(nil),                 // 17: watchfed.peer.v1.Leave
+	(*Proposal)(nil),              // 18: watchfed.peer.v1.Proposal
+	(*ApprovalThreshold)(nil),     // 19: watchfed.peer.v1.ApprovalThreshold
+	(*ProposalState)(nil),         // 20: watchfed.peer.v1.ProposalState
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(v1.Kind)(0),                  // 22: watchfed.v1.Kind
+	(v1.Marking)(0),               // 23: watchfed.v1.Marking
+	(*v1.Member)(nil),             // 24: watchfed.v1.Member
 }
 var file_watchfed_peer_v1_log_proto_depIdxs = []int32{
-	5,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
-	13, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
-	4,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
-	2,  // 3: watchfed.peer.v1.Command.protocol_announcement:type_name -> watchfed.peer.v1.ProtocolAnnouncement
-	3,  // 4: watchfed.peer.v1.Command.protocol_activation:type_name -> watchfed.peer.v1.ProtocolActivation
-	1,  // 5: watchfed.peer.v1.Command.checkpoint:type_name -> watchfed.peer.v1.Checkpoint
-	14, // 6: watchfed.peer.v1.Command.governance:type_name -> watchfed.peer.v1.Governance
-	7,  // 7: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
-	9,  // 8: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
-	12, // 9: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
-	20, // 10: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
-	21, // 11: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
-	8,  // 12: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
-	10, // 13: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
-	11, // 14: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
-	11, // 15: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
-	22, // 16: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
-	22, // 17: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
-	23, // 18: watchfed.peer.v1.GovernanceAct.signed_at:type_name -> google.protobuf.Timestamp
-	17, // 19: watchfed.peer.v1.GovernanceAct.propose:type_name -> watchfed.peer.v1.Proposal
-	16, // 20: watchfed.peer.v1.GovernanceAct.leave:type_name -> watchfed.peer.v1.Leave
-	22, // 21: watchfed.peer.v1.Proposal.invite:type_name -> watchfed.v1.Member
-	22, // 22: watchfed.peer.v1.Proposal.rebind:type_name -> watchfed.v1.Member
-	18, // 23: watchfed.peer.v1.Proposal.threshold:type_name -> watchfed.peer.v1.ApprovalThreshold
-	17, // 24: watchfed.peer.v1.ProposalState.proposal:type_name -> watchfed.peer.v1.Proposal
-	23, // 25: watchfed.peer.v1.ProposalState.proposed_at:type_name -> google.protobuf.Timestamp
-	23, // 26: watchfed.peer.v1.ProposalState.expires_at:type_name -> google.protobuf.Timestamp
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	6,  // 0: watchfed.peer.v1.Command.publication:type_name -> watchfed.peer.v1.Publication
+	14, // 1: watchfed.peer.v1.Command.member_change:type_name -> watchfed.peer.v1.MemberChange
+	5,  // 2: watchfed.peer.v1.Command.barrier:type_name -> watchfed.peer.v1.Barrier
+	3,  // 3: watchfed.peer.v1.Command.protocol_announcement:type_name -> watchfed.peer.v1.ProtocolAnnouncement
+	4,  // 4: watchfed.peer.v1.Command.protocol_activation:type_name -> watchfed.peer.v1.ProtocolActivation
+	2,  // 5: watchfed.peer.v1.Command.checkpoint:type_name -> watchfed.peer.v1.Checkpoint
+	15, // 6: watchfed.peer.v1.Command.governance:type_name -> watchfed.peer.v1.Governance
+	1,  // 7: watchfed.peer.v1.Command.audit_anchor:type_name -> watchfed.peer.v1.AuditAnchor
+	21, // 8: watchfed.peer.v1.AuditAnchor.signed_at:type_name -> google.protobuf.Timestamp
+	8,  // 9: watchfed.peer.v1.PublicationBody.epoch_grants:type_name -> watchfed.peer.v1.EpochGrant
+	10, // 10: watchfed.peer.v1.PublicationBody.envelopes:type_name -> watchfed.peer.v1.Envelope
+	13, // 11: watchfed.peer.v1.PublicationBody.key_grants:type_name -> watchfed.peer.v1.KeyGrant
+	22, // 12: watchfed.peer.v1.EnvelopeHeader.kind:type_name -> watchfed.v1.Kind
+	23, // 13: watchfed.peer.v1.EnvelopeHeader.marking:type_name -> watchfed.v1.Marking
+	9,  // 14: watchfed.peer.v1.Envelope.header:type_name -> watchfed.peer.v1.EnvelopeHeader
+	11, // 15: watchfed.peer.v1.Envelope.bodies:type_name -> watchfed.peer.v1.Body
+	12, // 16: watchfed.peer.v1.Body.keys:type_name -> watchfed.peer.v1.WrappedKey
+	12, // 17: watchfed.peer.v1.KeyGrant.key:type_name -> watchfed.peer.v1.WrappedKey
+	24, // 18: watchfed.peer.v1.MemberChange.invite:type_name -> watchfed.v1.Member
+	24, // 19: watchfed.peer.v1.MemberChange.join:type_name -> watchfed.v1.Member
+	21, // 20: watchfed.peer.v1.GovernanceAct.signed_at:type_name -> google.protobuf.Timestamp
+	18, // 21: watchfed.peer.v1.GovernanceAct.propose:type_name -> watchfed.peer.v1.Proposal
+	17, // 22: watchfed.peer.v1.GovernanceAct.leave:type_name -> watchfed.peer.v1.Leave
+	24, // 23: watchfed.peer.v1.Proposal.invite:type_name -> watchfed.v1.Member
+	24, // 24: watchfed.peer.v1.Proposal.rebind:type_name -> watchfed.v1.Member
+	19, // 25: watchfed.peer.v1.Proposal.threshold:type_name -> watchfed.peer.v1.ApprovalThreshold
+	18, // 26: watchfed.peer.v1.ProposalState.proposal:type_name -> watchfed.peer.v1.Proposal
+	21, // 27: watchfed.peer.v1.ProposalState.proposed_at:type_name -> google.protobuf.Timestamp
+	21, // 28: watchfed.peer.v1.ProposalState.expires_at:type_name -> google.protobuf.Timestamp
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_peer_v1_log_proto_init() }
@@ -1916,26 +2030,27 @@ func file_watchfed_peer_v1_log_proto_init() {
 		(*Command_ProtocolActivation)(nil),
 		(*Command_Checkpoint)(nil),
 		(*Command_Governance)(nil),
+		(*Command_AuditAnchor)(nil),
 	}
-	file_watchfed_peer_v1_log_proto_msgTypes[13].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[14].OneofWrappers = []any{
 		(*MemberChange_Invite)(nil),
 		(*MemberChange_Join)(nil),
 		(*MemberChange_Remove)(nil),
 	}
-	file_watchfed_peer_v1_log_proto_msgTypes[15].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[16].OneofWrappers = []any{
 		(*GovernanceAct_Propose)(nil),
 		(*GovernanceAct_Approve)(nil),
 		(*GovernanceAct_Reject)(nil),
 		(*GovernanceAct_Leave)(nil),
 	}
-	file_watchfed_peer_v1_log_proto_msgTypes[17].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[18].OneofWrappers = []any{
 		(*Proposal_Invite)(nil),
 		(*Proposal_Remove)(nil),
 		(*Proposal_Promote)(nil),
 		(*Proposal_Rebind)(nil),
 		(*Proposal_Threshold)(nil),
 	}
-	file_watchfed_peer_v1_log_proto_msgTypes[18].OneofWrappers = []any{
+	file_watchfed_peer_v1_log_proto_msgTypes[19].OneofWrappers = []any{
 		(*ApprovalThreshold_Majority)(nil),
 		(*ApprovalThreshold_All)(nil),
 		(*ApprovalThreshold_Count)(nil),
@@ -1946,7 +2061,7 @@ func file_watchfed_peer_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_peer_v1_log_proto_rawDesc), len(file_watchfed_peer_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

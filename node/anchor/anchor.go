@@ -1,0 +1,221 @@
+package anchor
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/watchfed/watchfed/node/store"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	"github.com/watchfed/watchfed/replication"
+)
+
+// Chain is the node's audit chain, as far as anchoring needs it.
+type Chain interface {
+	// AuditHead is the last event's sequence number and hash (0, nil: none).
+	AuditHead() (uint64, []byte, error)
+}
+
+// Log is the federation log, as far as anchoring needs it.
+type Log interface {
+	// AnchorsInLog reports whether anchors go to the log: the agency is a
+	// joined member and the federation applies protocol 5.
+	AnchorsInLog() bool
+	// CommitAnchor commits a signed anchor of this agency.
+	CommitAnchor(ctx context.Context, a *peerpb.AuditAnchor) (uint64, error)
+	// OwnAnchors are this agency's anchors in the replicated state, oldest first.
+	OwnAnchors() ([]replication.Anchor, error)
+}
+
+// Config sets an Anchorer up.
+type Config struct {
+	Agency string
+	// DataDir holds the anchor file (FileName).
+	DataDir string
+	// Every: anchor once the chain grew by this many events (default 100);
+	// Interval: or once it grew at all and this long passed since the last
+	// anchor (default 1 minute).
+	Every    uint64
+	Interval time.Duration
+	Chain    Chain
+	Log      Log
+	// Key signs anchors (the agency's signing key).
+	Key    ed25519.PrivateKey
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Anchorer anchors the node's audit chain.
+type Anchorer struct {
+	cfg  Config
+	file string
+
+	mu      sync.Mutex // one anchor at a time
+	lastSeq uint64     // the last sequence anchored (or refused), wherever
+	lastAt  time.Time
+}
+
+// New makes an Anchorer; it reads where the chain was last anchored.
+func New(cfg Config) *Anchorer {
+	if cfg.Every == 0 {
+		cfg.Every = 100
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Anchorer{cfg: cfg, file: filepath.Join(cfg.DataDir, FileName), lastAt: cfg.Now()}
+	if as, err := a.Anchors(); err == nil {
+		for _, x := range as {
+			a.lastSeq = max(a.lastSeq, x.Seq)
+		}
+	}
+	return a
+}
+
+// Run anchors the head whenever it is due, until ctx ends.
+func (a *Anchorer) Run(ctx context.Context) {
+	poll := min(a.cfg.Interval, time.Second)
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.anchor(ctx, false); err != nil {
+			a.cfg.Logger.Warn("audit anchor failed; retrying later", "error", err)
+		}
+	}
+}
+
+// Final anchors the head if it moved since the last anchor (at shutdown).
+func (a *Anchorer) Final(ctx context.Context) error { return a.anchor(ctx, true) }
+
+// anchor anchors the chain's head if it is due (or, if always, moved).
+func (a *Anchorer) anchor(ctx context.Context, always bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seq, hash, err := a.cfg.Chain.AuditHead()
+	if err != nil || seq <= a.lastSeq {
+		return err
+	}
+	now := a.cfg.Now()
+	if !always && seq-a.lastSeq < a.cfg.Every && now.Sub(a.lastAt) < a.cfg.Interval {
+		return nil
+	}
+	an := &peerpb.AuditAnchor{Agency: a.cfg.Agency, Sequence: seq, HeadHash: hash, SignedAt: timestamppb.New(now)}
+	an.Signature = ed25519.Sign(a.cfg.Key, replication.AnchorMessage(an))
+	// Whatever the outcome, wait for the next interval or Every events
+	// before trying again: a refused anchor is not retried in a loop.
+	a.lastAt = now
+	if a.cfg.Log != nil && a.cfg.Log.AnchorsInLog() {
+		idx, err := a.cfg.Log.CommitAnchor(ctx, an)
+		if err != nil {
+			err = fmt.Errorf("anchor the audit chain at %d in the federation log: %w", seq, err)
+			if !always {
+				return err
+			}
+			// At shutdown, the file rather than nothing.
+			if ferr := appendFile(a.file, a.cfg.Key.Public().(ed25519.PublicKey), an); ferr != nil {
+				return errors.Join(err, ferr)
+			}
+			a.lastSeq = seq
+			return fmt.Errorf("%w; anchored in %s instead", err, a.file)
+		}
+		a.lastSeq = seq
+		a.cfg.Logger.Debug("audit chain anchored in the federation log", "seq", seq, "index", idx)
+		return nil
+	}
+	if err := appendFile(a.file, a.cfg.Key.Public().(ed25519.PublicKey), an); err != nil {
+		return fmt.Errorf("anchor the audit chain at %d in %s: %w", seq, a.file, err)
+	}
+	a.lastSeq = seq
+	a.cfg.Logger.Debug("audit chain anchored in the node's anchor file", "seq", seq, "file", a.file)
+	return nil
+}
+
+// Anchors are the last anchors to check the chain against: the agency's
+// last in the federation log and the last in the anchor file (either may be
+// missing).
+func (a *Anchorer) Anchors() ([]store.Anchor, error) {
+	var logAnchors []replication.Anchor
+	if a.cfg.Log != nil {
+		var err error
+		if logAnchors, err = a.cfg.Log.OwnAnchors(); err != nil {
+			return nil, err
+		}
+	}
+	return Last(logAnchors, a.file, a.cfg.Key.Public().(ed25519.PublicKey))
+}
+
+// Last picks, from an agency's anchors in the federation log and those in
+// the anchor file at path, the last of each.
+func Last(logAnchors []replication.Anchor, path string, key ed25519.PublicKey) ([]store.Anchor, error) {
+	var out []store.Anchor
+	if n := len(logAnchors); n > 0 {
+		l := logAnchors[n-1]
+		out = append(out, store.Anchor{Seq: l.Sequence, Hash: l.HeadHash, Where: fmt.Sprintf("%s %d", logWhere, l.Index)})
+	}
+	fa, err := ReadFile(path, key)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(fa); n > 0 {
+		out = append(out, store.Anchor{Seq: fa[n-1].Sequence, Hash: fa[n-1].HeadHash, Where: "anchor file " + path})
+	}
+	return out, nil
+}
+
+// logWhere begins the Where of an anchor in the federation log.
+const logWhere = "federation log entry"
+
+// Note says how much the anchors checked protect ("" when one of them is
+// in the federation log).
+func Note(anchors []store.Anchor) string {
+	for _, a := range anchors {
+		if strings.HasPrefix(a.Where, logWhere) {
+			return ""
+		}
+	}
+	if len(anchors) == 0 {
+		return "the chain has not been anchored yet: a shortened or re-chained log cannot be detected until it is"
+	}
+	return "anchored only in this node's own anchor file (not in a federation, or the federation does not apply protocol 5 yet): this protects less, since an insider who can write the data directory can rewrite both the chain and the file; anchors in the federation log are held by partners"
+}
+
+// Verifier is the audit chain's verification.
+type Verifier interface {
+	VerifyAudit(ctx context.Context) (store.VerifyResult, error)
+	CheckAnchor(ctx context.Context, res store.VerifyResult, a store.Anchor) (store.VerifyResult, error)
+}
+
+// Verify walks the chain and checks it against the furthest anchor (a
+// chain that reaches it with the same hash reaches every earlier one).
+func Verify(ctx context.Context, v Verifier, anchors []store.Anchor) (store.VerifyResult, error) {
+	res, err := v.VerifyAudit(ctx)
+	if err != nil || len(anchors) == 0 {
+		return res, err
+	}
+	top := anchors[0]
+	for _, a := range anchors[1:] {
+		if a.Seq > top.Seq {
+			top = a
+		}
+	}
+	return v.CheckAnchor(ctx, res, top)
+}
