@@ -35,7 +35,10 @@ Settings come from the YAML file given by --config (keys as the flag names with
 underscores: agency, listen, data_dir, tls.ca_cert, tls.cert, tls.key, metrics_listen,
 log_level, log_format, max_message_bytes); flags override the file. Defaults:
 listen 127.0.0.1:7400, data_dir ./watchfed-data, log_level info, log_format auto
-(text on a terminal, JSON otherwise), max_message_bytes 4194304.
+(text on a terminal, JSON otherwise), max_message_bytes 4194304. In the file only:
+audit_anchor_events (100) and audit_anchor_interval (1m): the audit chain's head is
+anchored once it grew by that many events, or grew and that long passed, and at
+shutdown (see audit verify).
 
 With --dev the node needs no set-up: agency DEV, data in ./.watchfed/dev, development
 certificates made on first start, and the export lines a client needs printed on stdout.`,

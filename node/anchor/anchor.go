@@ -1,6 +1,7 @@
 package anchor
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -22,6 +23,8 @@ import (
 type Chain interface {
 	// AuditHead is the last event's sequence number and hash (0, nil: none).
 	AuditHead() (uint64, []byte, error)
+	// AuditHashAt is event seq's hash (nil if there is none).
+	AuditHashAt(ctx context.Context, seq uint64) ([]byte, error)
 }
 
 // Log is the federation log, as far as anchoring needs it.
@@ -58,9 +61,13 @@ type Anchorer struct {
 	cfg  Config
 	file string
 
-	mu      sync.Mutex // one anchor at a time
-	lastSeq uint64     // the last sequence anchored (or refused), wherever
-	lastAt  time.Time
+	mu       sync.Mutex // one anchor at a time
+	lastSeq  uint64     // the last anchor, wherever it is kept
+	lastHash []byte
+	lastAt   time.Time
+	// broken is set once the chain no longer reaches the last anchor: it
+	// is not anchored again, so the evidence stays (audit verify reports it).
+	broken bool
 }
 
 // New makes an Anchorer; it reads where the chain was last anchored.
@@ -80,7 +87,9 @@ func New(cfg Config) *Anchorer {
 	a := &Anchorer{cfg: cfg, file: filepath.Join(cfg.DataDir, FileName), lastAt: cfg.Now()}
 	if as, err := a.Anchors(); err == nil {
 		for _, x := range as {
-			a.lastSeq = max(a.lastSeq, x.Seq)
+			if x.Seq > a.lastSeq {
+				a.lastSeq, a.lastHash = x.Seq, x.Hash
+			}
 		}
 	}
 	return a
@@ -110,6 +119,9 @@ func (a *Anchorer) Final(ctx context.Context) error { return a.anchor(ctx, true)
 func (a *Anchorer) anchor(ctx context.Context, always bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.broken {
+		return nil
+	}
 	seq, hash, err := a.cfg.Chain.AuditHead()
 	if err != nil || seq <= a.lastSeq {
 		return err
@@ -117,6 +129,19 @@ func (a *Anchorer) anchor(ctx context.Context, always bool) error {
 	now := a.cfg.Now()
 	if !always && seq-a.lastSeq < a.cfg.Every && now.Sub(a.lastAt) < a.cfg.Interval {
 		return nil
+	}
+	// Anchor only a chain that still reaches the last anchor: anchoring a
+	// rewritten chain would bury the rewrite under a newer anchor.
+	if a.lastSeq > 0 {
+		at, err := a.cfg.Chain.AuditHashAt(ctx, a.lastSeq)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(at, a.lastHash) {
+			a.broken = true
+			a.cfg.Logger.Error("the audit chain no longer reaches its last anchor: it is not anchored again; run `watchfed audit verify`", "anchored_seq", a.lastSeq)
+			return nil
+		}
 	}
 	an := &peerpb.AuditAnchor{Agency: a.cfg.Agency, Sequence: seq, HeadHash: hash, SignedAt: timestamppb.New(now)}
 	an.Signature = ed25519.Sign(a.cfg.Key, replication.AnchorMessage(an))
@@ -134,17 +159,17 @@ func (a *Anchorer) anchor(ctx context.Context, always bool) error {
 			if ferr := appendFile(a.file, a.cfg.Key.Public().(ed25519.PublicKey), an); ferr != nil {
 				return errors.Join(err, ferr)
 			}
-			a.lastSeq = seq
+			a.lastSeq, a.lastHash = seq, hash
 			return fmt.Errorf("%w; anchored in %s instead", err, a.file)
 		}
-		a.lastSeq = seq
+		a.lastSeq, a.lastHash = seq, hash
 		a.cfg.Logger.Debug("audit chain anchored in the federation log", "seq", seq, "index", idx)
 		return nil
 	}
 	if err := appendFile(a.file, a.cfg.Key.Public().(ed25519.PublicKey), an); err != nil {
 		return fmt.Errorf("anchor the audit chain at %d in %s: %w", seq, a.file, err)
 	}
-	a.lastSeq = seq
+	a.lastSeq, a.lastHash = seq, hash
 	a.cfg.Logger.Debug("audit chain anchored in the node's anchor file", "seq", seq, "file", a.file)
 	return nil
 }

@@ -17,12 +17,25 @@ import (
 	"github.com/watchfed/watchfed/replication"
 )
 
-// chain is an audit chain head that tests move.
-type chain struct{ seq uint64 }
+// chain is an audit chain head that tests move; rewritten changes every
+// hash from event from on.
+type chain struct{ seq, from uint64 }
 
-func (c *chain) AuditHead() (uint64, []byte, error) {
-	h := sha256.Sum256(fmt.Appendf(nil, "head %d", c.seq))
-	return c.seq, h[:], nil
+func (c *chain) hash(seq uint64) []byte {
+	if seq == 0 || seq > c.seq {
+		return nil
+	}
+	s := fmt.Sprint("event ", seq)
+	if c.from > 0 && seq >= c.from {
+		s += " rewritten"
+	}
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func (c *chain) AuditHead() (uint64, []byte, error) { return c.seq, c.hash(c.seq), nil }
+func (c *chain) AuditHashAt(_ context.Context, seq uint64) ([]byte, error) {
+	return c.hash(seq), nil
 }
 
 // fedLog is a federation log in which anchors go once inLog is set; it
@@ -160,5 +173,35 @@ func TestAnchorLog(t *testing.T) {
 	}
 	if n := Note(own); n != "" {
 		t.Fatalf("note %q with an anchor in the log", n)
+	}
+}
+
+// TestNoAnchorOverARewrite: a chain that no longer reaches its last anchor
+// (shortened and grown again, or edited and re-chained) is not anchored
+// again, so a newer anchor never buries the rewrite.
+func TestNoAnchorOverARewrite(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rewrite func(c *chain)
+	}{
+		{"shortened, then grown past the anchor", func(c *chain) { c.from = 4; c.seq = 20 }},
+		{"an early event edited and the chain recomputed", func(c *chain) { c.from = 2; c.seq = 20 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ch, c, log := &chain{}, &clock{time.Unix(1_800_000_000, 0)}, &fedLog{inLog: true}
+			a, _ := newAnchorer(t, ch, log, c)
+			ch.seq = 10
+			if err := a.anchor(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			tc.rewrite(ch)
+			if err := a.Final(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(log.held) != 1 || log.held[0].Sequence != 10 {
+				t.Fatalf("log holds %+v; want only the anchor at 10", log.held)
+			}
+		})
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // The chain alone cannot show that its last events were removed, or that
@@ -32,6 +35,18 @@ func (s *Store) AuditHead() (seq uint64, hash []byte, err error) {
 		return nil
 	})
 	return seq, hash, err
+}
+
+// AuditHashAt is the stored hash of event seq (nil if there is none).
+func (s *Store) AuditHashAt(ctx context.Context, seq uint64) ([]byte, error) {
+	if seq == 0 {
+		return nil, nil
+	}
+	evs, err := s.ListAudit(ctx, seq-1, 1)
+	if err != nil || len(evs) == 0 || evs[0].GetSeq() != seq {
+		return nil, err
+	}
+	return evs[0].GetHash(), nil
 }
 
 // CheckAnchor checks a verified chain (res, from VerifyAudit) against an
@@ -66,4 +81,13 @@ func (s *Store) CheckAnchor(ctx context.Context, res VerifyResult, a Anchor) (Ve
 			a.Seq, a.Where, a.Seq)
 	}
 	return res, nil
+}
+
+// ChainHash is the hash event e has in the chain after an event of hash
+// prev (e.Hash aside). Exported for tools that rebuild a chain, as the
+// tests of tampering do: what an insider who knows the format can compute.
+func ChainHash(prev []byte, e *pb.AuditEvent) []byte {
+	c := proto.Clone(e).(*pb.AuditEvent)
+	c.Hash = nil
+	return chainHash(prev, c)
 }
