@@ -120,6 +120,7 @@ type Federation struct {
 	appendAudit func(*pb.AuditEvent)
 	now         func() time.Time
 	refusals    refusals
+	verified    verifiedOnce // forwarded publications checked on arrival
 
 	keys   *seal.Keys
 	sealer *seal.Sealer
@@ -178,7 +179,7 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 	}
 	f.rep, err = replication.Open(replication.Config{
 		ID: cfg.Agency, Addr: cfg.Advertise, Dir: cfg.RaftDir,
-		Transport: f.trans, Verify: seal.Verify, Logger: cfg.Logger, Raft: cfg.Raft, Recover: cfg.Recover,
+		Transport: f.trans, Verify: f.verified.verify, Logger: cfg.Logger, Raft: cfg.Raft, Recover: cfg.Recover,
 		PeerApplied: func(ctx context.Context, addr string) (uint64, error) {
 			st, err := f.PeerStatus(ctx, addr)
 			return st.GetAppliedIndex(), err

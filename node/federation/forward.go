@@ -98,9 +98,12 @@ func (f *Federation) checkForwarded(cmd *peerpb.Command, caller string) error {
 	if err != nil || !m.Joined {
 		return fmt.Errorf("%s is not a joined member and cannot publish", caller)
 	}
-	if _, err := seal.Verify(pub, m.SigningKey); err != nil {
+	body, err := seal.Verify(pub, m.SigningKey)
+	if err != nil {
 		return fmt.Errorf("publication of %s: %v", caller, err)
 	}
+	// The FSM here checks the same bytes when it applies them.
+	f.verified.remember(pub, m.SigningKey, body)
 	return nil
 }
 

@@ -1,0 +1,64 @@
+package federation
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/watchfed/watchfed/policy/seal"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+)
+
+// verifiedOnce lets the leader verify a forwarded publication once. The
+// leader checks a partner's publication when it arrives (checkForwarded),
+// and its FSM checks the same bytes again moments later, as every FSM must:
+// an Ed25519 verification and a decoding of the body twice per publication
+// on the node that carries the federation's writes. The arrival check
+// remembers its result here and the FSM's takes it, once, if the origin,
+// signing key, body and signature are byte for byte the ones checked, so
+// its verdict is the one seal.Verify gave on them. Anything else (a miss, a
+// key changed since) is verified in full.
+type verifiedOnce struct {
+	mu    sync.Mutex
+	m     map[string]verifiedPub // by signature
+	order []string               // oldest first
+}
+
+type verifiedPub struct {
+	origin    string
+	key, body []byte
+	decoded   *peerpb.PublicationBody
+}
+
+// verifiedOnceSize bounds what is remembered: a few windows of forwards.
+const verifiedOnceSize = 256
+
+// verify is seal.Verify, using a remembered result for the same bytes.
+func (v *verifiedOnce) verify(pub *peerpb.Publication, key []byte) (*peerpb.PublicationBody, error) {
+	sig := string(pub.GetSignature())
+	v.mu.Lock()
+	e, ok := v.m[sig]
+	if ok {
+		delete(v.m, sig)
+	}
+	v.mu.Unlock()
+	if ok && e.origin == pub.GetOrigin() && bytes.Equal(e.key, key) && bytes.Equal(e.body, pub.GetBody()) {
+		return e.decoded, nil
+	}
+	return seal.Verify(pub, key)
+}
+
+// remember keeps seal.Verify's result for pub under key.
+func (v *verifiedOnce) remember(pub *peerpb.Publication, key []byte, decoded *peerpb.PublicationBody) {
+	sig := string(pub.GetSignature())
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[string]verifiedPub{}
+	}
+	if len(v.order) >= verifiedOnceSize {
+		delete(v.m, v.order[0])
+		v.order = v.order[1:]
+	}
+	v.m[sig] = verifiedPub{origin: pub.GetOrigin(), key: key, body: pub.GetBody(), decoded: decoded}
+	v.order = append(v.order, sig)
+}
