@@ -32,7 +32,8 @@ type Log interface {
 	// AnchorsInLog reports whether anchors go to the log: the agency is a
 	// joined member and the federation applies protocol 5.
 	AnchorsInLog() bool
-	// CommitAnchor commits a signed anchor of this agency.
+	// CommitAnchor commits a signed anchor of this agency and waits until
+	// this node applied it (an error with an index: committed, not applied).
 	CommitAnchor(ctx context.Context, a *peerpb.AuditAnchor) (uint64, error)
 	// OwnAnchors are this agency's anchors in the replicated state, oldest first.
 	OwnAnchors() ([]replication.Anchor, error)
@@ -150,6 +151,10 @@ func (a *Anchorer) anchor(ctx context.Context, always bool) error {
 	a.lastAt = now
 	if a.cfg.Log != nil && a.cfg.Log.AnchorsInLog() {
 		idx, err := a.cfg.Log.CommitAnchor(ctx, an)
+		if err != nil && idx > 0 {
+			// Committed, not yet applied here: the log holds it.
+			a.lastSeq, a.lastHash = seq, hash
+		}
 		if err != nil {
 			err = fmt.Errorf("anchor the audit chain at %d in the federation log: %w", seq, err)
 			if !always {

@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"time"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
@@ -16,11 +17,27 @@ func (f *Federation) AnchorsInLog() bool {
 }
 
 // CommitAnchor commits an audit anchor of this agency (signed by it),
-// through the leader if this node does not lead.
+// through the leader if this node does not lead, and waits until this
+// node applied it too: its own replicated state then holds the anchor that
+// `audit verify` checks (even offline, once the node stopped).
 func (f *Federation) CommitAnchor(ctx context.Context, a *peerpb.AuditAnchor) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_AuditAnchor{AuditAnchor: a}})
+	idx, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_AuditAnchor{AuditAnchor: a}})
+	if err != nil {
+		return 0, err
+	}
+	for {
+		changed := f.rep.Changed()
+		if f.rep.Applied() >= idx {
+			return idx, nil
+		}
+		select {
+		case <-ctx.Done():
+			return idx, fmt.Errorf("anchor committed at %d, not yet applied here: %w", idx, ctx.Err())
+		case <-changed:
+		}
+	}
 }
 
 // OwnAnchors are this agency's audit anchors in the replicated state.
