@@ -84,7 +84,7 @@ const (
 	StoreFile      = "node.db"         // records, audit log, received entries
 	KeysFile       = "keys.pem"        // signing, sealing and epoch master keys (0600)
 	InvitationFile = "invitation.json" // the invitation a joining node started with
-	raftDir        = "raft"            // raft.db, fsm.db, snapshots
+	raftDir        = "raft"            // wal/ and raft.db (the raft log), fsm.db, snapshots
 )
 
 // New opens the store and binds the listener; Serve starts answering.

@@ -25,7 +25,7 @@ type Config struct {
 	ID string
 	// Addr is the node's gRPC address, its raft server address.
 	Addr string
-	// Dir holds raft.db (log and stable store), fsm.db and snapshots/.
+	// Dir holds wal/ (log and stable store, see logstore), fsm.db and snapshots/.
 	Dir       string
 	Transport raft.Transport
 	Verify    VerifyFunc
@@ -80,8 +80,15 @@ func Open(cfg Config) (*Replicator, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	logs, err := logstore.Open(filepath.Join(cfg.Dir, "raft.db"))
+	logs, err := logstore.Open(cfg.Dir, logstore.Options{Logger: cfg.Logger})
 	if err != nil {
+		return nil, err
+	}
+	// Recent entries from memory: a leader sends what it just stored, a
+	// follower applies what it just stored.
+	cached, err := raft.NewLogCache(logCache, logs)
+	if err != nil {
+		logs.Close()
 		return nil, err
 	}
 	fsm, err := OpenFSM(filepath.Join(cfg.Dir, "fsm.db"), cfg.Verify)
@@ -126,13 +133,13 @@ func Open(cfg Config) (*Replicator, error) {
 	rc.Logger = hl
 	if cfg.Recover {
 		self := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(cfg.Addr), Suffrage: raft.Voter}}}
-		if err := raft.RecoverCluster(rc, fsm, logs, logs, snaps, cfg.Transport, self); err != nil {
+		if err := raft.RecoverCluster(rc, fsm, cached, logs, snaps, cfg.Transport, self); err != nil {
 			fsm.Close()
 			logs.Close()
 			return nil, fmt.Errorf("recover: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, fsm, logs, logs, snaps, cfg.Transport)
+	r, err := raft.NewRaft(rc, fsm, cached, logs, snaps, cfg.Transport)
 	if err != nil {
 		fsm.Close()
 		logs.Close()
@@ -150,6 +157,10 @@ func Open(cfg Config) (*Replicator, error) {
 	go rep.checkpointLoop(every, interval)
 	return rep, nil
 }
+
+// logCache is how many recent entries raft reads from memory: as many as
+// one AppendEntries carries (DefaultRaftConfig's MaxAppendEntries).
+const logCache = 512
 
 // replay brings the FSM up to what this node knows is committed before raft
 // starts: from the latest snapshot if the FSM is behind it (it was rebuilt),
@@ -419,8 +430,10 @@ func InstallBackup(dir, id, addr string, fsmCopy io.Reader) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if ok, _ := filepath.Glob(filepath.Join(dir, "raft.db")); len(ok) > 0 {
-		return fmt.Errorf("%s already holds raft state; restore into an empty data directory", dir)
+	for _, f := range []string{"raft.db", "wal"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return fmt.Errorf("%s already holds raft state; restore into an empty data directory", dir)
+		}
 	}
 	path := filepath.Join(dir, "fsm.db")
 	out, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)

@@ -20,10 +20,11 @@ import (
 func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 	for _, tc := range []struct {
 		file, bucket, key string
+		reads             int // the version this binary reads: one newer is refused
 	}{
-		{node.StoreFile, "meta", "format"},
-		{filepath.Join("raft", "raft.db"), "stable", "watchfed.format"},
-		{filepath.Join("raft", "fsm.db"), "meta", "format"},
+		{node.StoreFile, "meta", "format", 1},
+		{filepath.Join("raft", "wal", "wal-meta.db"), "stable", "watchfed.format", 2},
+		{filepath.Join("raft", "fsm.db"), "meta", "format", 1},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			l := startLocal(t, 1)
@@ -37,7 +38,8 @@ func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put([]byte(tc.key), []byte("2")) })
+			newer := fmt.Sprint(tc.reads + 1)
+			err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put([]byte(tc.key), []byte(newer)) })
 			db.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -46,9 +48,9 @@ func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 			defer cancel()
 			err = l.Restart(ctx, ln)
 			if err == nil {
-				t.Fatalf("node started on a %s of format version 2", tc.file)
+				t.Fatalf("node started on a %s of format version %s", tc.file, newer)
 			}
-			want := fmt.Sprintf("%s: format version 2; this binary reads version 1", path)
+			want := fmt.Sprintf("%s: format version %s; this binary reads version %d", path, newer, tc.reads)
 			if !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %q, want it to contain %q", err, want)
 			}

@@ -338,11 +338,12 @@ func TestCatchUpOpensEpochKeyInSameBatch(t *testing.T) {
 	})
 }
 
-// TestCorruptFileRefusedAtStart: a node whose record store or raft log was
-// damaged on disk refuses to start, naming the file, rather than serving
-// from it. (The replicated state is rebuilt instead: see below.)
+// TestCorruptFileRefusedAtStart: a node whose record store or raft log (its
+// bbolt meta file here; a damaged entry: replication/logstore) was damaged
+// on disk refuses to start, naming the file, rather than serving from it.
+// (The replicated state is rebuilt instead: see below.)
 func TestCorruptFileRefusedAtStart(t *testing.T) {
-	for _, file := range []string{node.StoreFile, filepath.Join("raft", "raft.db")} {
+	for _, file := range []string{node.StoreFile, filepath.Join("raft", "wal", "wal-meta.db")} {
 		t.Run(file, func(t *testing.T) {
 			l := startLocal(t, 1)
 			ln := l.Nodes[0]

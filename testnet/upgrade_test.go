@@ -327,6 +327,7 @@ func TestRollingUpgrade(t *testing.T) {
 				fmt.Sprintf("%v %v", err, st)
 		})
 		t.Logf("%s upgraded and caught up (index %d) in %v", m.Agency, target, time.Since(start).Round(time.Millisecond))
+		migrated(t, m)
 		w.waitWrites(t, 3)
 		if n < len(order)-1 {
 			announced(t, m, supportedJSON())
@@ -390,7 +391,7 @@ func TestRollingUpgrade(t *testing.T) {
 
 	t.Logf("states compared at %v", time.Since(begin).Round(time.Millisecond))
 	defer func() { t.Logf("done at %v", time.Since(begin).Round(time.Millisecond)) }()
-	defer downgradeHalts(t, nt, conns, old, cur)
+	defer downgradeRefused(t, nt, conns, old, cur)
 	// Every acknowledged write is on its origin and every partner.
 	var top uint64
 	for _, a := range acks {
@@ -430,11 +431,14 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 }
 
-// downgradeHalts puts a follower back on the protocol 1 binary: it stops
-// applying (its state is at protocol 2) and says so in status, applies
-// nothing of what the others commit meanwhile, and applies on once it runs
-// the new binary again, to the same state as the others.
-func downgradeHalts(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur string) {
+// downgradeRefused puts a follower back on the protocol 1 binary. That
+// binary keeps its raft log in a bbolt raft.db (format 1), which the
+// upgrade moved to raft-wal (format 2): it refuses to start, naming the file
+// and the version, rather than start on an empty log beside the replicated
+// state. (How a binary halts at an entry it cannot apply is tested in
+// replication: TestProtocolHaltAndResume.) Back on the new binary, the node
+// applies what the others committed meanwhile, to the same state.
+func downgradeRefused(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur string) {
 	t.Helper()
 	if t.Failed() {
 		return
@@ -447,44 +451,32 @@ func downgradeHalts(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur st
 	i := slices.IndexFunc(nt.Members, func(m *Member) bool { return m.Agency != st.Leader })
 	j := slices.IndexFunc(nt.Members, func(m *Member) bool { return m.Agency == st.Leader })
 	m := nt.Members[i]
-	restartOn := func(bin string) {
-		if err := nt.Stop(m, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
+	restartOn := func(bin string) error {
 		m.Binary = bin
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := nt.Restart(rctx, m); err != nil {
-			t.Fatal(err)
-		}
+		return nt.Restart(rctx, m)
 	}
-	restartOn(old)
-	var halted *pb.GetStatusResponse
-	waitUntil(t, 30*time.Second, m.Agency+" on the old binary halted", func() (bool, string) {
-		halted, err = statusOf(ctx, conns[i], false)
-		return err == nil && halted.HaltedIndex > 0, fmt.Sprintf("%v %v", err, halted)
-	})
-	want := "the replicated state is at protocol 2 (since entry " + fmt.Sprint(halted.ProtocolSinceIndex) + "); this binary supports 1; upgrade the binary"
-	if halted.HaltedReason != want || halted.AppliedIndex != halted.HaltedIndex-1 {
-		t.Fatalf("%s downgraded: halted at %d (applied %d): %q, want %q", m.Agency, halted.HaltedIndex, halted.AppliedIndex, halted.HaltedReason, want)
+	if err := nt.Stop(m, 20*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%s on the protocol 1 binary: halted at %d: %s", m.Agency, halted.HaltedIndex, halted.HaltedReason)
+	err = restartOn(old)
+	want := filepath.Join(m.Dir, "raft", "raft.db") + ": format version 2; this binary reads version 1"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s on the protocol 1 binary after the raft log moved to raft-wal: %v; want a refusal saying %q", m.Agency, err, want)
+	}
+	t.Logf("%s on the protocol 1 binary: refused to start: %s", m.Agency, want)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	w, err := pb.NewRecordServiceClient(conns[j]).CreateRecord(wctx, &pb.CreateRecordRequest{Record: &pb.Record{
-		Marking: pb.Marking_MARKING_GREEN, Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Written While Halted", Countries: []string{"RU"}},
+		Marking: pb.Marking_MARKING_GREEN, Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Written While Down", Countries: []string{"RU"}},
 		Detail: &pb.Record_Designation{Designation: &pb.Designation{Program: "UPGRADE"}}}})
 	cancel()
 	if err != nil || w.LogIndex == 0 {
-		t.Fatalf("write while %s is halted: %v %v", m.Agency, err, w)
+		t.Fatalf("write while %s is down: %v %v", m.Agency, err, w)
 	}
-	waitUntil(t, 30*time.Second, m.Agency+" received the log past the write", func() (bool, string) {
-		st, err := statusOf(ctx, conns[i], false)
-		return err == nil && st.CommitIndex >= w.LogIndex, fmt.Sprintf("%v %v", err, st)
-	})
-	if st, err := statusOf(ctx, conns[i], false); err != nil || st.AppliedIndex != halted.AppliedIndex {
-		t.Fatalf("%s applied while halted: %v %v", m.Agency, err, st)
+	if err := restartOn(cur); err != nil {
+		t.Fatal(err)
 	}
-	restartOn(cur)
 	waitUntil(t, time.Minute, m.Agency+" back on the new binary, at the others' state", func() (bool, string) {
 		a, err := statusOf(ctx, conns[i], true)
 		b, err2 := statusOf(ctx, conns[j], true)
@@ -637,5 +629,22 @@ func TestMixedVersionsStayOnProtocol1(t *testing.T) {
 		if data, _ := os.ReadFile(filepath.Join(m.Dir, "node.log")); bytes.Contains(data, []byte("activated a federation protocol version")) {
 			t.Fatalf("%s activated a protocol with a member on the old binary", m.Agency)
 		}
+	}
+}
+
+// migrated checks that m's node moved its bbolt raft log (format 1, as the
+// protocol 1 binary wrote it) into raft-wal at its first start on the new
+// binary, saying so, and kept the old file aside.
+func migrated(t *testing.T, m *Member) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(m.Dir, "raft", "raft.db.pre-wal")); err != nil {
+		t.Fatalf("%s: the old raft log was not kept aside: %v", m.Agency, err)
+	}
+	log, err := os.ReadFile(filepath.Join(m.Dir, "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "migrated the raft log from bbolt to raft-wal") {
+		t.Fatalf("%s: no line in its log says the raft log was migrated", m.Agency)
 	}
 }

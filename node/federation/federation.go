@@ -46,7 +46,7 @@ type Config struct {
 	Advertise string
 	// KeysFile holds the signing, sealing and epoch master keys (made if absent).
 	KeysFile string
-	// RaftDir holds raft.db, fsm.db and the snapshots.
+	// RaftDir holds the raft log (wal/, raft.db), fsm.db and the snapshots.
 	RaftDir string
 	// TLS is the node's own certificate and CA; CACert is that CA in PEM.
 	TLS    *tls.Config

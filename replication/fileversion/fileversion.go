@@ -1,5 +1,5 @@
 // Package fileversion owns the format versions of a node's files (node.db,
-// fsm.db and the snapshots that copy it, raft.db) and of backup archives.
+// fsm.db and the snapshots that copy it, the raft log) and of backup archives.
 // Each file carries its version; a node checks it at start and refuses a
 // version it does not read, naming the file, the version found and the
 // versions it reads, rather than misread the file. A file written before

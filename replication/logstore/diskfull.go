@@ -3,12 +3,10 @@ package logstore
 import (
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
-// A full disk under raft.db is an outage, not a crash. hashicorp/raft
+// A full disk under the raft log is an outage, not a crash. hashicorp/raft
 // handles a failed StoreLogs: a follower answers the AppendEntries with
 // failure and the leader sends the entries again after a backoff; a leader
 // fails the waiting applies and steps down (raft.go, dispatchLogs and
@@ -19,16 +17,16 @@ import (
 // setRetry is how often Set tries a stable write again on a full disk.
 const setRetry = 500 * time.Millisecond
 
-// update runs one write transaction and notes whether the disk is full.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
-	err := s.db.Update(fn)
+// noteFull wraps a full-disk error naming the log's directory and notes
+// whether the disk is full (err nil: a write succeeded). It returns err.
+func (s *Store) noteFull(err error) error {
 	switch {
 	case err == nil:
 		if s.full.Swap(nil) != nil {
 			s.tell(nil)
 		}
 	case diskfull.Is(err):
-		err = diskfull.Wrap(s.path, err)
+		err = diskfull.Wrap(s.dir, err)
 		if s.full.Swap(&err) == nil {
 			s.tell(err)
 		}

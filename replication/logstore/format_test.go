@@ -12,47 +12,40 @@ import (
 	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
-// TestFormatVersion: raft.db is opened at every version this binary reads
-// (one written before versions existed is version 1, and stamped), and a
-// newer or unknown version is refused, naming the file, the version found
-// and the versions read.
+// TestFormatVersion: the raft log is opened at every version this binary
+// reads (version 1, the bbolt raft.db, by migrating it), and a newer or
+// unknown version, in wal/wal-meta.db or in the raft.db marker, is refused
+// naming the file, the version found and the versions read.
 func TestFormatVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		exists  bool
+		file    string // stamped; "" leaves the log as written
 		stamp   []byte
 		wantErr []string
 	}{
-		{name: "new file"},
-		{name: "current version", exists: true, stamp: []byte("1")},
-		{name: "written before versions", exists: true},
-		{name: "newer version", exists: true, stamp: []byte("2"), wantErr: []string{"raft log ", "raft.db: format version 2", "reads version 1"}},
-		{name: "unknown version", exists: true, stamp: []byte("1.5"), wantErr: []string{"raft log ", `unknown format version "1.5"`}},
+		{name: "new log"},
+		{name: "current version", file: "wal/wal-meta.db", stamp: []byte("2")},
+		{name: "newer version", file: "wal/wal-meta.db", stamp: []byte("3"), wantErr: []string{"raft log ", "wal-meta.db: format version 3", "reads version 2", "newer watchfed"}},
+		{name: "unknown version", file: "wal/wal-meta.db", stamp: []byte("2.5"), wantErr: []string{"raft log ", `unknown format version "2.5"`}},
+		{name: "newer marker", file: "raft.db", stamp: []byte("3"), wantErr: []string{"raft log ", "raft.db: format version 3", "reads version 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "raft.db")
-			if tc.exists { // a log holding entry 5, as an older binary left it
-				s, err := Open(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := s.StoreLog(&raft.Log{Index: 5, Term: 1, Type: raft.LogCommand, Data: []byte("x")}); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.db.Update(func(tx *bolt.Tx) error {
-					b := tx.Bucket(bucketStable)
-					if tc.stamp == nil {
-						return b.Delete(keyFormat)
-					}
-					return b.Put(keyFormat, tc.stamp)
-				}); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.Close(); err != nil {
-					t.Fatal(err)
-				}
+			dir := t.TempDir()
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-			s, err := Open(path)
+			if err := s.StoreLog(&raft.Log{Index: 5, Term: 1, Type: raft.LogCommand, Data: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, tc.file)
+			if tc.file != "" {
+				stamp(t, path, tc.stamp)
+			}
+			s, err = Open(dir, Options{})
 			if tc.wantErr != nil {
 				if err == nil {
 					s.Close()
@@ -72,12 +65,25 @@ func TestFormatVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if stamp, err := s.Get(keyFormat); err != nil || string(stamp) != "1" {
-				t.Fatalf("format stamp %q (%v), want \"1\"", stamp, err)
+			if stamp, err := s.Get(keyFormat); err != nil || string(stamp) != "2" {
+				t.Fatalf("format stamp %q (%v), want \"2\"", stamp, err)
 			}
-			if last, _ := s.LastIndex(); tc.exists && last != 5 {
+			if last, _ := s.LastIndex(); last != 5 {
 				t.Fatalf("last index %d, want the stored 5", last)
 			}
 		})
+	}
+}
+
+// stamp writes a format version into the bbolt file at path.
+func stamp(t *testing.T, path string, v []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStable).Put(keyFormat, v) }); err != nil {
+		t.Fatal(err)
 	}
 }

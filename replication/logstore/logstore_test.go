@@ -12,19 +12,21 @@ import (
 
 	"github.com/hashicorp/raft"
 	"golang.org/x/sys/unix"
+
+	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
 func TestLogStore(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := Open(path)
+	path := t.TempDir()
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first, _ := s.FirstIndex(); first != 0 {
 		t.Fatalf("empty store first index %d", first)
 	}
-	if _, err := Open(path); err == nil {
-		t.Fatal("second open of the same file succeeded")
+	if _, err := Open(path, Options{}); err == nil {
+		t.Fatal("second open of the same log succeeded")
 	}
 	at := time.Unix(1700000000, 123)
 	var logs []*raft.Log
@@ -45,7 +47,7 @@ func TestLogStore(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(path) // everything survives a reopen
+	s, err = Open(path, Options{}) // everything survives a reopen
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestLogStore(t *testing.T) {
 }
 
 func BenchmarkStoreLogs64(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "raft.db"))
+	s, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,8 +96,8 @@ func BenchmarkStoreLogs64(b *testing.B) {
 }
 
 // BenchmarkStoreLog times appending one 512-byte entry, as a member does
-// for each batch at light load: one bbolt commit, two fdatasyncs (data pages,
-// then the meta page). "parallel=3" appends to three files at once, as the
+// for each batch at light load: one write and one fdatasync of a segment
+// file (the bbolt raft.db before it: one commit, two fdatasyncs). "parallel=3" appends to three files at once, as the
 // three members of a federation on one machine's disk do.
 //
 //	go test -run '^$' -bench StoreLog$ -benchtime 3000x ./replication/logstore
@@ -104,7 +106,7 @@ func BenchmarkStoreLog(b *testing.B) {
 		b.Run(fmt.Sprintf("parallel=%d", files), func(b *testing.B) {
 			stores := make([]*Store, files)
 			for i := range stores {
-				s, err := Open(filepath.Join(b.TempDir(), fmt.Sprintf("raft%d.db", i)))
+				s, err := Open(filepath.Join(b.TempDir(), fmt.Sprint(i)), Options{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -141,30 +143,27 @@ func BenchmarkStoreLog(b *testing.B) {
 }
 
 // TestAppliedMark: the applied mark noted by the state machine is written
-// with the next batch of entries (never on its own), never goes back, and is
-// written at Close.
+// within markEvery and at Close, and never goes back.
 func TestAppliedMark(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := Open(path)
+	path := t.TempDir()
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.NoteApplied(4)
-	if got, _ := s.Applied(); got != 0 {
-		t.Fatalf("mark %d written before any batch", got)
-	}
-	if err := s.StoreLogs([]*raft.Log{{Index: 5, Term: 1, Type: raft.LogCommand}}); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.Applied(); got != 4 {
-		t.Fatalf("mark %d after a batch, want 4", got)
+	deadline := time.Now().Add(20 * markEvery) // a loaded machine
+	for got, _ := s.Applied(); got != 4; got, _ = s.Applied() {
+		if time.Now().After(deadline) {
+			t.Fatalf("mark %d, want 4 written within %v", got, markEvery)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	s.NoteApplied(3) // late and lower: ignored
 	s.NoteApplied(5)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(path)
+	s, err = Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +213,8 @@ func checkLog(t *testing.T, s *Store, first, last, term, termFrom uint64) {
 // store, and leaves no stale entry past a shorter batch. Compaction from
 // the head is made at once.
 func TestConflictingSuffixCut(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := Open(path)
+	path := t.TempDir()
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +236,7 @@ func TestConflictingSuffixCut(t *testing.T) {
 		t.Fatalf("first index %d after compaction, want 5", first)
 	}
 	s.Close()
-	if s, err = Open(path); err != nil {
+	if s, err = Open(path, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -245,24 +244,34 @@ func TestConflictingSuffixCut(t *testing.T) {
 }
 
 // TestCutUndoneWhenTheStoreFails: on a full disk the store of the leader's
-// entries fails; the log is then as it was before the cut, so raft (which
-// keeps believing its old last index) finds the entries it asks for and cuts
-// again, and succeeds once the disk has room. Before, the cut was committed
-// alone and the follower refused every append until restarted.
+// entries fails; the log is then as raft believes it, as it was before the
+// cut, so raft finds the entries it asks for and cuts again, and succeeds
+// once the disk has room. Before the cut was deferred, it was made alone and
+// the follower refused every append until restarted. A plain append that
+// fails for space leaves the store able to append once space returns
+// (raft-wal's writer does not, on its own), and a restart while the disk is
+// full finds the log raft was told was stored.
 func TestCutUndoneWhenTheStoreFails(t *testing.T) {
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0700"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=8m,mode=0700"); err != nil {
 		t.Skipf("a full disk needs a tmpfs, which needs root (CAP_SYS_ADMIN): %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	s, err := Open(filepath.Join(dir, "raft.db"))
+	o := Options{SegmentSize: 1 << 20}
+	s, err := Open(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { s.Close() }()
 	if err := s.StoreLogs(entries(1, 10, 2, 8)); err != nil {
 		t.Fatal(err)
 	}
+	var (
+		mu   sync.Mutex
+		told []error
+	)
+	s.OnDiskFull(func(err error) { mu.Lock(); told = append(told, err); mu.Unlock() })
+	toldNow := func() []error { mu.Lock(); defer mu.Unlock(); return slices.Clone(told) }
 	filler := filepath.Join(dir, "filler")
 	if err := fill(filler); err != nil {
 		t.Fatal(err)
@@ -271,21 +280,116 @@ func TestCutUndoneWhenTheStoreFails(t *testing.T) {
 	if err := s.DeleteRange(8, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StoreLogs(entries(8, 9, 3, 1<<20)); !errors.Is(err, unix.ENOSPC) {
-		t.Fatalf("store on a full disk: %v, want ENOSPC", err)
+	checkLog(t, s, 1, 7, 2, 8) // the pending cut shows
+	err = s.StoreLogs(entries(8, 9, 3, 2<<20))
+	if !errors.Is(err, diskfull.ErrDiskFull) || !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("store on a full disk: %v, want disk full (ENOSPC)", err)
 	}
 	checkLog(t, s, 1, 10, 2, 11)
+	if told := toldNow(); s.DiskFull() == nil || len(told) != 1 || told[0] == nil {
+		t.Fatalf("disk full not noted: %v, told %v", s.DiskFull(), told)
+	}
+	// A plain append fails too, and a stable write waits.
+	if err := s.StoreLogs(entries(11, 12, 2, 2<<20)); !errors.Is(err, diskfull.ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	checkLog(t, s, 1, 10, 2, 11)
+	setDone := make(chan error, 1)
+	go func() { setDone <- s.SetUint64([]byte("CurrentTerm"), 3) }()
+	select {
+	case err := <-setDone:
+		if err != nil {
+			t.Fatalf("stable write on a full disk: %v (raft panics on it; it must wait)", err)
+		}
+		t.Log("the stable write found room") // bbolt had a free page for it
+		setDone = nil
+	case <-time.After(3 * setRetry):
+	}
 
 	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if setDone != nil {
+		if err := <-setDone; err != nil {
+			t.Fatalf("stable write once space returned: %v", err)
+		}
+	}
+	if err := s.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(8, 9, 3, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 9, 3, 8)
+	if told := toldNow(); s.DiskFull() != nil || told[len(told)-1] != nil {
+		t.Fatalf("disk full still noted: %v, told %v", s.DiskFull(), told)
+	}
+	if err := s.StoreLogs(entries(10, 11, 3, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 11, 3, 8)
+}
+
+// TestGhostsWrittenBack: a cut made on disk whose append then failed keeps
+// raft's view from memory; the next append that does not cut again writes
+// the kept entries back first.
+func TestGhostsWrittenBack(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=8m,mode=0700"); err != nil {
+		t.Skipf("a full disk needs a tmpfs, which needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	o := Options{SegmentSize: 1 << 20} // the cut's new segment fits; the append does not
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	if err := s.StoreLogs(entries(1, 10, 2, 8)); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	if err := fillLeaving(filler, 1<<20+256<<10); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteRange(8, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StoreLogs(entries(8, 9, 3, 1<<20)); err != nil {
+	if err := s.StoreLogs(entries(8, 8, 3, 2<<20)); !errors.Is(err, diskfull.ErrDiskFull) {
+		t.Fatalf("append past the space left: %v", err)
+	}
+	if onDisk, _ := s.wal.LastIndex(); onDisk != 7 || len(s.ghosts) != 3 {
+		t.Fatalf("files hold up to %d, %d entries kept in memory; want the cut made (7) and 3 kept", onDisk, len(s.ghosts))
+	}
+	checkLog(t, s, 1, 10, 2, 11)
+	os.Remove(filler)
+	if err := s.StoreLogs(entries(11, 12, 2, 8)); err != nil {
 		t.Fatal(err)
 	}
-	checkLog(t, s, 1, 9, 3, 8)
+	checkLog(t, s, 1, 12, 2, 13)
+	s.Close()
+	if s, err = Open(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 12, 2, 13)
+}
+
+// fillLeaving fills the disk under path, then frees leave bytes.
+func fillLeaving(path string, leave int64) error {
+	if err := fill(path); err != nil {
+		return err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return os.Truncate(path, max(0, st.Size()-leave))
 }
 
 // fill writes to path until the disk is full.

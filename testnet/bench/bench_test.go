@@ -208,7 +208,7 @@ func countShared(ctx context.Context, ln *testnet.LocalNode) (int, error) {
 	}
 }
 
-// BenchmarkFloor measures the replication floor (floor.go): raft, its bbolt
+// BenchmarkFloor measures the replication floor (floor.go): raft, its raft-wal
 // log store, the FSM and the gRPC transport under mutual TLS, with none of
 // watchfed's work on a record, from 1, 16 and 64 concurrent publishers.
 //

@@ -13,7 +13,7 @@ import (
 )
 
 // The replication floor is the federation's log with nothing of watchfed
-// above it: the same hashicorp/raft, bbolt log store, FSM (which verifies
+// above it: the same hashicorp/raft, raft-wal log store, FSM (which verifies
 // each publication with the node's seal.Verify) and gRPC transport under mutual TLS
 // 1.3, fed signed publications of one envelope by publishers that call raft
 // on the leader directly. No record store, audit chain, sealing, partner
