@@ -91,8 +91,10 @@ type tokInfo struct {
 	tkey  string // romanisation key (names.TranslitKey), computed once
 	abjad bool
 	ascii bool
-	bag   uint32   // letters present (a-z, digits folded), for a cheap pre-check
-	post  []uint32 // ids of the live names holding the token, ascending
+	// particle: a word that may be written joined to its neighbour (names.Particle)
+	particle bool
+	bag      uint32   // letters present (a-z, digits folded), for a cheap pre-check
+	post     []uint32 // ids of the live names holding the token, ascending
 }
 
 type nameRec struct {
@@ -280,7 +282,12 @@ func (x *Index) token(t names.Word) uint32 {
 	id := uint32(len(x.toks))
 	x.tokID[t.Text] = id
 	k := names.Skeleton(t.Text)
-	x.toks = append(x.toks, tokInfo{text: t.Text, skel: k, tkey: names.TranslitKey(t.Text), abjad: t.Abjad, ascii: isASCII(t.Text), bag: letterBag(t.Text)})
+	tk := names.TranslitKey(t.Text)
+	if tk == t.Text {
+		tk = t.Text // most words are their own key: no second copy
+	}
+	x.toks = append(x.toks, tokInfo{text: t.Text, skel: k, tkey: tk, abjad: t.Abjad, ascii: isASCII(t.Text),
+		particle: names.Particle(t.Text), bag: letterBag(t.Text)})
 	for _, g := range trigrams(t.Text) {
 		k := gramKey(g, len(t.Text))
 		x.grams[k] = append(x.grams[k], id)

@@ -1,6 +1,7 @@
 package screen
 
 import (
+	"math/bits"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -19,7 +20,78 @@ func jaroWinkler(a, b string) float64 {
 
 // jwASCII compares ASCII words as bytes, without copying them.
 func jwASCII(a, b string) float64 {
+	if s, ok := jwBits(a, b); ok {
+		return s
+	}
 	return jw(unsafe.Slice(unsafe.StringData(a), len(a)), unsafe.Slice(unsafe.StringData(b), len(b)))
+}
+
+// jwBits is jw for words of letters a-z and digits up to 64 long (what
+// names fold to), with the matched positions and the positions of each
+// letter as bit sets: finding a letter's first unmatched position in the
+// window is one AND, where jw scans the window. The candidate lookup
+// compares a query word with thousands of words, so this is most of its
+// time. ok is false for other words.
+func jwBits(a, b string) (float64, bool) {
+	la, lb := len(a), len(b)
+	if la == 0 || lb == 0 || la > 64 || lb > 64 {
+		return 0, false
+	}
+	if la > lb {
+		a, b, la, lb = b, a, lb, la
+	}
+	// pos[c] has bit j set where b[j] is letter c.
+	var pos [36]uint64
+	for j := 0; j < lb; j++ {
+		k := alnum(b[j])
+		if k < 0 {
+			return 0, false
+		}
+		pos[k] |= 1 << j
+	}
+	window := max(lb/2-1, 0)
+	var matchedA, matchedB uint64
+	for i := 0; i < la; i++ {
+		k := alnum(a[i])
+		if k < 0 {
+			return 0, false
+		}
+		lo, hi := max(0, i-window), min(lb, i+window+1)
+		// bits lo..hi-1
+		inWindow := (^uint64(0) >> (64 - (hi - lo))) << lo
+		if c := pos[k] & inWindow &^ matchedB; c != 0 {
+			matchedB |= c & -c
+			matchedA |= 1 << i
+		}
+	}
+	matches := bits.OnesCount64(matchedA)
+	if matches == 0 {
+		return 0, true
+	}
+	trans := 0
+	for ma, mb := matchedA, matchedB; ma != 0; ma, mb = ma&(ma-1), mb&(mb-1) {
+		if a[bits.TrailingZeros64(ma)] != b[bits.TrailingZeros64(mb)] {
+			trans++
+		}
+	}
+	m := float64(matches)
+	jaro := (m/float64(la) + m/float64(lb) + (m-float64(trans)/2)/m) / 3
+	prefix := 0
+	for prefix < 4 && prefix < la && a[prefix] == b[prefix] {
+		prefix++
+	}
+	return jaro + float64(prefix)*0.1*(1-jaro), true
+}
+
+// alnum numbers a-z 0..25 and 0-9 26..35; -1 for anything else.
+func alnum(c byte) int {
+	switch {
+	case 'a' <= c && c <= 'z':
+		return int(c - 'a')
+	case '0' <= c && c <= '9':
+		return int(c-'0') + 26
+	}
+	return -1
 }
 
 func isASCII(s string) bool {

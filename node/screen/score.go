@@ -4,9 +4,9 @@ package screen
 // with one, joined or split particles, initials) and the coverage score.
 
 import (
+	"cmp"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/watchfed/watchfed/node/names"
@@ -21,43 +21,117 @@ type match struct {
 	how            string
 }
 
+// query is what a search knows of its query once, whatever listed name it
+// scores: the words with their keys, the runs of words across particles, and
+// buffers reused from one listed name to the next.
+type query struct {
+	ws       []qword
+	runs     []qrun // query words written apart around a particle ("abd ullah")
+	initials bool   // a word of two or three letters: perhaps initials written together
+	cache    map[uint64]pairSim
+	ps       []match
+	qUsed    []int
+	nUsed    []bool
+	nWeight  []float64
+}
+
+type qword struct {
+	names.Word
+	skel, tkey string
+	ascii      bool
+	// w is the word's weight when no listed word matches it: as a rare word
+	// unless the dictionary knows it.
+	w float64
+}
+
+// qrun is a run of two or three query words with a particle, written as one.
+type qrun struct {
+	qi, qn             int
+	joined, skel, tkey string
+	abjad, ascii       bool
+}
+
+func (x *Index) newQuery(qt []names.Word) *query {
+	q := &query{ws: make([]qword, len(qt)), cache: make(map[uint64]pairSim, 64)}
+	for i, t := range qt {
+		w := qword{Word: t, skel: names.Skeleton(t.Text), tkey: names.TranslitKey(t.Text), ascii: isASCII(t.Text), w: x.idf(0)}
+		if id, ok := x.tokID[t.Text]; ok {
+			w.w = x.idf(len(x.toks[id].post))
+		}
+		q.ws[i] = w
+		q.initials = q.initials || len(t.Text) == 2 || len(t.Text) == 3
+	}
+	if slices.ContainsFunc(qt, func(t names.Word) bool { return names.Particle(t.Text) }) {
+		for nn := 2; nn <= 3; nn++ {
+			for qi := 0; qi+nn <= len(qt); qi++ {
+				if !particleRun(nn, func(k int) bool { return names.Particle(qt[qi+k].Text) }) {
+					continue
+				}
+				r := qrun{qi: qi, qn: nn}
+				for _, t := range qt[qi : qi+nn] {
+					r.joined += t.Text
+					r.abjad = r.abjad || t.Abjad
+				}
+				r.skel, r.tkey, r.ascii = names.Skeleton(r.joined), names.TranslitKey(r.joined), isASCII(r.joined)
+				q.runs = append(q.runs, r)
+			}
+		}
+	}
+	return q
+}
+
+// particleRun reports whether a run of nn words, of which particle tells
+// which are particles, may be one word written apart: a particle before
+// its last word, or a connective in the middle ("zia ul haq").
+func particleRun(nn int, particle func(k int) bool) bool {
+	for k := range nn - 1 {
+		if particle(k) {
+			return true
+		}
+	}
+	return nn == 3 && particle(nn-1)
+}
+
 // nameScore compares the query words with a listed name's words: runs of
 // words are paired, most similar first, each word used once, and the score
 // combines how much of the query's weight and how much of the name's weight
 // is covered: qcov^0.6 · ncov^0.4. A pair weighs what its listed words weigh.
-func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache map[uint64]pairSim) (float64, []WordMatch) {
-	var ps []match
-	for qi, t := range qt {
+func (x *Index) nameScore(q *query, n *nameRec) (float64, []WordMatch) {
+	ps := q.ps[:0]
+	for qi := range q.ws {
+		t := &q.ws[qi]
 		for ni, tid := range n.toks {
 			key := uint64(qi)<<32 | uint64(tid)
-			c, ok := cache[key]
+			c, ok := q.cache[key]
 			if !ok {
 				ti := &x.toks[tid]
-				c.sim, c.how = tokenSimK(t.Text, ti.text, qk[qi], ti.skel, qtk[qi], ti.tkey, t.Abjad || ti.abjad, ti.ascii && isASCII(t.Text))
-				cache[key] = c
+				c.sim, c.how = tokenSimK(t.Text, ti.text, t.skel, ti.skel, t.tkey, ti.tkey, t.Abjad || ti.abjad, ti.ascii && t.ascii)
+				q.cache[key] = c
 			}
 			if c.sim > 0 {
 				ps = append(ps, match{qi, 1, ni, 1, c.sim, c.how})
 			}
 		}
 	}
-	ps = x.runs(qt, n, ps)
+	ps = x.runs(q, n, ps)
+	q.ps = ps
 	// Most similar first; on a tie the longer run, so that the "al" of
 	// "alhaq~al haq" is not taken by another "al" of the query.
-	sort.SliceStable(ps, func(a, b int) bool {
-		if ps[a].sim != ps[b].sim {
-			return ps[a].sim > ps[b].sim
+	slices.SortStableFunc(ps, func(a, b match) int {
+		if a.sim != b.sim {
+			return cmp.Compare(b.sim, a.sim)
 		}
-		return ps[a].qn+ps[a].nn > ps[b].qn+ps[b].nn
+		return cmp.Compare(b.qn+b.nn, a.qn+a.nn)
 	})
-	qUsed := make([]int, len(qt))
-	nUsed := make([]bool, len(n.toks))
+	qUsed := grow(&q.qUsed, len(q.ws))
+	nUsed := grow(&q.nUsed, len(n.toks))
+	nWeight := grow(&q.nWeight, len(n.toks))
 	for i := range qUsed {
 		qUsed[i] = -1
 	}
-	var words []WordMatch
+	clear(nUsed)
+	words := make([]WordMatch, 0, len(q.ws)+len(n.toks))
 	var qw, qm, nw, nm float64
-	nWeight := make([]float64, len(n.toks))
 	for ni, tid := range n.toks {
 		nWeight[ni] = x.idf(len(x.toks[tid].post))
 		nw += nWeight[ni]
@@ -86,7 +160,8 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 			nUsed[k] = true
 		}
 	}
-	for qi, t := range qt {
+	for qi := range q.ws {
+		t := &q.ws[qi]
 		if pi := qUsed[qi]; pi >= 0 {
 			p := ps[pi]
 			if p.qi != qi {
@@ -99,16 +174,10 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 			qw += w
 			qm += w * p.sim
 			nm += w * p.sim
-			words = append(words, WordMatch{Query: x.runText(qt, p), Listed: x.listedText(n, p), Similarity: round(p.sim), How: p.how})
+			words = append(words, WordMatch{Query: q.runText(p), Listed: x.listedText(n, p), Similarity: round(p.sim), How: p.how})
 			continue
 		}
-		// An unmatched query word weighs as a rare word unless the
-		// dictionary knows it.
-		w := x.idf(0)
-		if id, ok := x.tokID[t.Text]; ok {
-			w = x.idf(len(x.toks[id].post))
-		}
-		qw += w
+		qw += t.w
 		words = append(words, WordMatch{Query: t.Text, How: "extra"})
 	}
 	for ni, used := range nUsed {
@@ -117,7 +186,7 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 		}
 		// A particle repeated in a chain of names ("BIN LADIN, Usama bin
 		// Muhammad bin Awad") is not missing again once matched.
-		if tid := n.toks[ni]; names.Particle(x.toks[tid].text) && particleMatched(n.toks, nUsed, tid) {
+		if tid := n.toks[ni]; x.toks[tid].particle && particleMatched(n.toks, nUsed, tid) {
 			nw -= nWeight[ni]
 			continue
 		}
@@ -133,6 +202,15 @@ func (x *Index) nameScore(qt []names.Word, qk, qtk []string, n *nameRec, cache m
 		score *= score
 	}
 	return score, words
+}
+
+// grow returns *b resized to n, reallocated only when too small.
+func grow[T any](b *[]T, n int) []T {
+	if cap(*b) < n {
+		*b = make([]T, n)
+	}
+	*b = (*b)[:n]
+	return *b
 }
 
 // particleMatched reports whether an occurrence of a word of a name was matched.
@@ -151,59 +229,47 @@ func particleMatched(toks []uint32, used []bool, tid uint32) bool {
 // one listed word ("abd ullah" with "abdullah": split), and a short query
 // word of initials with listed words having those first letters ("jr" from
 // "J.R." with "john robert": initials).
-func (x *Index) runs(qt []names.Word, n *nameRec, ps []match) []match {
+func (x *Index) runs(q *query, n *nameRec, ps []match) []match {
 	lt := func(ni int) *tokInfo { return &x.toks[n.toks[ni]] }
-	particleRun := func(ws []string) bool {
-		for _, w := range ws[:len(ws)-1] {
-			if names.Particle(w) {
-				return true
-			}
-		}
-		return names.Particle(ws[len(ws)-1]) && len(ws) == 3 // "zia ul haq"
-	}
 	// Most names have no particle and most queries no initials: nothing
 	// to pair across words then.
-	listedParticle := slices.ContainsFunc(n.toks, func(tid uint32) bool { return names.Particle(x.toks[tid].text) })
-	queryParticle := slices.ContainsFunc(qt, func(t names.Word) bool { return names.Particle(t.Text) })
-	queryInitials := slices.ContainsFunc(qt, func(t names.Word) bool { return len(t.Text) == 2 || len(t.Text) == 3 })
+	listedParticle := slices.ContainsFunc(n.toks, func(tid uint32) bool { return x.toks[tid].particle })
 	for nn := 2; nn <= 3; nn++ {
 		// listed runs against single query words
-		for ni := 0; ni+nn <= len(n.toks) && (listedParticle || queryInitials); ni++ {
-			ws := make([]string, nn)
-			abjad := false
-			for k := range ws {
-				ws[k] = lt(ni + k).text
-				abjad = abjad || lt(ni+k).abjad
-			}
-			joined := strings.Join(ws, "")
-			run := particleRun(ws)
-			for qi, t := range qt {
+		for ni := 0; ni+nn <= len(n.toks) && (listedParticle || q.initials); ni++ {
+			run := listedParticle && particleRun(nn, func(k int) bool { return lt(ni + k).particle })
+			var joined, skel, tkey string
+			var abjad, ascii bool
+			for qi := range q.ws {
+				t := &q.ws[qi]
 				switch {
-				case run && len(t.Text) >= 3 && t.Text[0] == joined[0]:
-					if sim, _ := tokenSim(t.Text, joined, abjad || t.Abjad); sim >= 0.6 {
+				case run && len(t.Text) >= 3 && t.Text[0] == lt(ni).text[0]:
+					if joined == "" {
+						ascii = true
+						for k := range nn {
+							joined += lt(ni + k).text
+							abjad = abjad || lt(ni+k).abjad
+							ascii = ascii && lt(ni+k).ascii
+						}
+						skel, tkey = names.Skeleton(joined), names.TranslitKey(joined)
+					}
+					if sim, _ := tokenSimK(t.Text, joined, t.skel, skel, t.tkey, tkey, abjad || t.Abjad, t.ascii && ascii); sim >= 0.6 {
 						ps = append(ps, match{qi, 1, ni, nn, sim, "joined"})
 					}
-				case len(t.Text) == nn && initialsOf(t.Text, ws):
+				case len(t.Text) == nn && x.initialsOf(t.Text, n.toks[ni:ni+nn]):
 					ps = append(ps, match{qi, 1, ni, nn, 0.85, "initials"})
 				}
 			}
 		}
 		// query runs against single listed words
-		for qi := 0; qi+nn <= len(qt) && queryParticle; qi++ {
-			ws := make([]string, nn)
-			abjad := false
-			for k := range ws {
-				ws[k] = qt[qi+k].Text
-				abjad = abjad || qt[qi+k].Abjad
-			}
-			if !particleRun(ws) {
+		for _, r := range q.runs {
+			if r.qn != nn {
 				continue
 			}
-			joined := strings.Join(ws, "")
 			for ni := range n.toks {
-				if l := lt(ni); l.text[0] == joined[0] {
-					if sim, _ := tokenSim(joined, l.text, abjad || l.abjad); sim >= 0.6 {
-						ps = append(ps, match{qi, nn, ni, 1, sim, "split"})
+				if l := lt(ni); l.text[0] == r.joined[0] {
+					if sim, _ := tokenSimK(r.joined, l.text, r.skel, l.skel, r.tkey, l.tkey, r.abjad || l.abjad, r.ascii && l.ascii); sim >= 0.6 {
+						ps = append(ps, match{r.qi, nn, ni, 1, sim, "split"})
 					}
 				}
 			}
@@ -212,25 +278,32 @@ func (x *Index) runs(qt []names.Word, n *nameRec, ps []match) []match {
 	return ps
 }
 
-// initialsOf reports whether the letters of w are the first letters of ws.
-func initialsOf(w string, ws []string) bool {
-	for i := range ws {
-		if ws[i][0] != w[i] || len(ws[i]) < 2 {
+// initialsOf reports whether the letters of w are the first letters of the
+// words toks, each of two letters or more.
+func (x *Index) initialsOf(w string, toks []uint32) bool {
+	for i, tid := range toks {
+		if l := x.toks[tid].text; l[0] != w[i] || len(l) < 2 {
 			return false
 		}
 	}
 	return true
 }
 
-func (x *Index) runText(qt []names.Word, p match) string {
+func (q *query) runText(p match) string {
+	if p.qn == 1 {
+		return q.ws[p.qi].Text
+	}
 	ws := make([]string, p.qn)
 	for k := range ws {
-		ws[k] = qt[p.qi+k].Text
+		ws[k] = q.ws[p.qi+k].Text
 	}
 	return strings.Join(ws, " ")
 }
 
 func (x *Index) listedText(n *nameRec, p match) string {
+	if p.nn == 1 {
+		return x.toks[n.toks[p.ni]].text
+	}
 	ws := make([]string, p.nn)
 	for k := range ws {
 		ws[k] = x.toks[n.toks[p.ni+k]].text

@@ -1,7 +1,10 @@
 package screen
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,6 +221,59 @@ func TestJaroWinkler(t *testing.T) {
 	} {
 		if got := jaroWinkler(tc.a, tc.b); got < tc.want-0.001 || got > tc.want+0.001 {
 			t.Errorf("jw(%q, %q) = %.3f, want %.3f", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestJaroWinklerBits checks the bit-set Jaro-Winkler against the plain one
+// on words that share letters in all sorts of places.
+func TestJaroWinklerBits(t *testing.T) {
+	ws := []string{"a", "ab", "ba", "martha", "marhta", "dixon", "dicksonx", "muhammad", "mohammed", "mhmd",
+		"abdullah", "abdallah", "aaaaaaaa", "aaab", "baaa", "abcabcabc", "cbacbacba", "ra86572", "ra85672",
+		"hussein", "husayn", "hsyn", "alkhayr", "khayr", "x1y2z3", "zyx321", strings.Repeat("ab", 32), strings.Repeat("ba", 32)}
+	for _, a := range ws {
+		for _, b := range ws {
+			want := jw([]byte(a), []byte(b))
+			got, ok := jwBits(a, b)
+			if !ok || got != want {
+				t.Errorf("jwBits(%q, %q) = %v, %v; jw says %v", a, b, got, ok, want)
+			}
+		}
+	}
+	// Random words of few letters, where the window and repeats matter.
+	r := rand.New(rand.NewPCG(1, 2))
+	word := func() string {
+		b := make([]byte, 1+r.IntN(20))
+		for i := range b {
+			b[i] = "abc1"[r.IntN(4)]
+		}
+		return string(b)
+	}
+	for range 20000 {
+		a, b := word(), word()
+		if got, _ := jwBits(a, b); got != jw([]byte(a), []byte(b)) {
+			t.Fatalf("jwBits(%q, %q) = %v; jw says %v", a, b, got, jw([]byte(a), []byte(b)))
+		}
+	}
+	if _, ok := jwBits("abc", "a-c"); ok {
+		t.Error("jwBits took a word with a hyphen")
+	}
+}
+
+func TestTopK(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		n := 1 + r.IntN(300)
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(r.IntN(20)) // many ties
+		}
+		want := slices.Clone(s)
+		slices.SortFunc(want, func(a, b float32) int { return cmp.Compare(b, a) })
+		k := 1 + r.IntN(n)
+		got := topK(slices.Clone(s), k, func(v float32) float32 { return v })
+		if !slices.Equal(got, want[:k]) {
+			t.Fatalf("topK(%v, %d) = %v, want %v", s, k, got, want[:k])
 		}
 	}
 }

@@ -153,16 +153,12 @@ func (x *Index) Search(q Query) []Result {
 
 	qt := names.Words(q.Name)
 	if len(qt) > 0 && len(qt) < 250 {
-		qk, qtk := make([]string, len(qt)), make([]string, len(qt))
-		for i, t := range qt {
-			qk[i], qtk[i] = names.Skeleton(t.Text), names.TranslitKey(t.Text)
-		}
-		cache := map[uint64]pairSim{}
+		qq := x.newQuery(qt)
 		normQuery := names.Normalize(q.Name)
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
-			ns, words := x.nameScore(qt, qk, qtk, n, cache)
+			ns, words := x.nameScore(qq, n)
 			if n.weak {
 				ns *= 0.95
 			}
@@ -440,8 +436,7 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		q.Candidates *= 3
 	}
 	if len(cs) > q.Candidates {
-		slices.SortFunc(cs, func(a, b cand) int { return cmp.Compare(b.est, a.est) })
-		cs = cs[:q.Candidates]
+		cs = topK(cs, q.Candidates, func(c cand) float32 { return c.est })
 	}
 	out := make([]uint32, len(cs))
 	for i, c := range cs {
@@ -513,4 +508,41 @@ func features(ns float64, e *Entry, q Query) (float64, []Feature) {
 
 func schemaName(s pb.Schema) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "SCHEMA_"))
+}
+
+// topK returns the k elements of s with the highest key, highest first,
+// reordering s: a quickselect, then a sort of the k alone (thousands of
+// candidates, of which sixty are kept).
+func topK[T any](s []T, k int, key func(T) float32) []T {
+	lo, hi := 0, len(s)
+	for hi-lo > 1 {
+		// Median of three as pivot; partition into > pivot, == pivot, < pivot.
+		a, b, c := key(s[lo]), key(s[lo+(hi-lo)/2]), key(s[hi-1])
+		p := max(min(a, b), min(max(a, b), c))
+		lt, i, gt := lo, lo, hi
+		for i < gt {
+			switch v := key(s[i]); {
+			case v > p:
+				s[lt], s[i] = s[i], s[lt]
+				lt++
+				i++
+			case v < p:
+				gt--
+				s[gt], s[i] = s[i], s[gt]
+			default:
+				i++
+			}
+		}
+		switch {
+		case k < lt:
+			hi = lt
+		case k > gt:
+			lo = gt
+		default:
+			lo = hi // s[:k] holds the k highest
+		}
+	}
+	s = s[:k]
+	slices.SortFunc(s, func(a, b T) int { return cmp.Compare(key(b), key(a)) })
+	return s
 }
