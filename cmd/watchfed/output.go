@@ -331,6 +331,7 @@ func writeRecord(w io.Writer, r *pb.Record, extra ...string) error {
 		}
 		line("denied_on", d.DeniedOn)
 		line("review_by", d.ReviewBy)
+		line("expires_on", d.ExpiresOn)
 	}
 	line("created_at", fmtTime(r.CreatedAt))
 	line("updated_at", fmtTime(r.UpdatedAt))
@@ -351,4 +352,21 @@ func nonEmpty(ss ...string) []string {
 		}
 	}
 	return out
+}
+
+// inForceUntil says until when a denial is in force, for tables: an
+// imported order until its own expiry or without end, the agency's own
+// denial until its review date.
+func inForceUntil(d *pb.Denial) string {
+	var parts []string
+	if d.GetExpiresOn() != "" {
+		parts = append(parts, d.GetExpiresOn()+" (expiry)")
+	}
+	if d.GetReviewBy() != "" {
+		parts = append(parts, d.GetReviewBy()+" (review)")
+	}
+	if len(parts) == 0 {
+		return "no end date"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -126,3 +126,29 @@ func flatten(v any) string {
 	}
 	return ""
 }
+
+// TestDenialTerm: an imported order shows its own expiry or none, the
+// agency's own denial its review date; get prints expires_on.
+func TestDenialTerm(t *testing.T) {
+	for _, tc := range []struct {
+		d    *pb.Denial
+		want string
+	}{
+		{&pb.Denial{ExpiresOn: "2031-04-01"}, "2031-04-01 (expiry)"},
+		{&pb.Denial{}, "no end date"},
+		{&pb.Denial{ReviewBy: "2027-05-01"}, "2027-05-01 (review)"},
+		{&pb.Denial{ExpiresOn: "2031-04-01", ReviewBy: "2027-05-01"}, "2031-04-01 (expiry), 2027-05-01 (review)"},
+	} {
+		if got := inForceUntil(tc.d); got != tc.want {
+			t.Errorf("inForceUntil(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+	var b bytes.Buffer
+	rec := &pb.Record{Id: "X/1", Kind: pb.Kind_KIND_DENIAL, Detail: &pb.Record_Denial{Denial: &pb.Denial{DeniedOn: "1981-06-01", ExpiresOn: "2031-04-01"}}}
+	if err := writeRecord(&b, rec); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "expires_on:") || !strings.Contains(b.String(), "2031-04-01") {
+		t.Errorf("record without expires_on:\n%s", b.String())
+	}
+}

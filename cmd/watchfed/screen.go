@@ -196,9 +196,9 @@ transaction, the no-undercut rule asks the agency to consult the denying partner
 						rec := d.Result.GetRecord()
 						den := rec.GetDenial()
 						rows[i] = []string{fmt.Sprintf("%.3f", d.Result.Score), rec.GetId(), d.Result.Origin, den.GetControlListEntry(), den.GetDestination(),
-							den.GetDeniedOn(), den.GetReviewBy(), d.Party, d.Result.GetExplanation().GetSummary()}
+							den.GetDeniedOn(), inForceUntil(den), d.Party, d.Result.GetExplanation().GetSummary()}
 					}
-					if err := table(out, "SCORE\tID\tORIGIN\tENTRY\tDEST\tDENIED ON\tREVIEW BY\tPARTY\tEXPLANATION", rows); err != nil {
+					if err := table(out, "SCORE\tID\tORIGIN\tENTRY\tDEST\tDENIED ON\tIN FORCE UNTIL\tPARTY\tEXPLANATION", rows); err != nil {
 						return err
 					}
 				}
