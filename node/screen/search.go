@@ -204,10 +204,19 @@ type simTok struct {
 	sim float64
 }
 
+// lookup is how far similar looks for a word.
+type lookup uint8
+
+const (
+	byKey      lookup = iota // the word as written and its phonetic key
+	asWritten                // the word as written only
+	byTrigrams               // as written, by phonetic key and by trigrams
+)
+
 // similar returns the dictionary words close to a query word: the same word,
 // words sharing its phonetic key, and words sharing enough trigrams that are
 // similar by Jaro-Winkler.
-func (x *Index) similar(t names.Word, s *scratch, grams bool) []simTok {
+func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 	var out []simTok
 	tk, tt, tASCII, tBag := names.Skeleton(t.Text), names.TranslitKey(t.Text), isASCII(t.Text), letterBag(t.Text)
 	if cap(s.mark) < len(x.toks) {
@@ -236,6 +245,9 @@ func (x *Index) similar(t names.Word, s *scratch, grams bool) []simTok {
 	if id, ok := x.tokID[t.Text]; ok {
 		add(id)
 	}
+	if how == asWritten {
+		return out
+	}
 	// A phonetic key shared by very many words (short keys) says little:
 	// those are left to the trigrams.
 	if bucket := x.skels[tk]; len(tk) >= 2 && len(bucket) <= 2000 {
@@ -243,7 +255,7 @@ func (x *Index) similar(t names.Word, s *scratch, grams bool) []simTok {
 			add(id)
 		}
 	}
-	if len(t.Text) < 3 || !grams {
+	if len(t.Text) < 3 || how != byTrigrams {
 		return out
 	}
 	// Two edits spoil at most six trigrams, so a word within two edits
@@ -361,9 +373,23 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		df   int
 	}
 	look := lookups(qt)
-	full := make(map[string]bool, 2*len(qt)) // the query's words and their other romanisations
+	// The query's words are looked up by trigrams too, and so is another
+	// romanisation that changes a word's length by two letters or more
+	// ("dzhavkhar", "javhar"); one that changes it by one ("khan", "han";
+	// "hussein", "husein") is one edit from the word, whose trigrams find
+	// the same words: it is looked up as written only. A particle's form (a
+	// joined word's parts, particles joined to the next word) is looked up
+	// as written and by phonetic key: a trigram scan for each would double a
+	// query's cost.
+	how := make(map[string]lookup, 2*len(qt))
 	for _, t := range qt {
-		full[t.Text], full[names.TranslitKey(t.Text)] = true, true
+		k := names.TranslitKey(t.Text)
+		if d := len(k) - len(t.Text); d == 1 || d == -1 {
+			how[k] = max(how[k], asWritten)
+		} else {
+			how[k] = byTrigrams
+		}
+		how[t.Text] = byTrigrams
 	}
 	qs := make([]qword, len(look))
 	minDF := math.MaxInt
@@ -372,10 +398,11 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		if len(t.Text) == 1 && !onlyInitials {
 			continue // an initial: credited below, not looked up
 		}
-		// A particle's form (a joined word's parts, particles joined to the
-		// next word) is looked up as written and by phonetic key only: a
-		// trigram scan for each would double a query's cost.
-		qs[i].sims = x.similar(t, s, full[t.Text])
+		h, ok := how[t.Text]
+		if !ok {
+			h = byKey
+		}
+		qs[i].sims = x.similar(t, s, h)
 		for _, st := range qs[i].sims {
 			qs[i].df += len(x.toks[st.id].post)
 		}
