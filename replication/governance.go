@@ -30,10 +30,9 @@ import (
 // found a federation (the first invite) and complete an invitation (join,
 // with the keys bound to the agency, if any).
 //
-// This binary does not announce protocol 3 yet: the node's side (signing
-// acts, the API and CLI, auditing what the log brings) comes first, so
-// these rules are dormant until then, and a governance entry is refused
-// (rejected, as by every FSM) while an earlier protocol is active.
+// A governance entry is refused (rejected, as by every FSM) while an
+// earlier protocol is active. Accepted acts are kept in the log bucket with
+// the publications, so that every node takes them in and audits them.
 
 // ProtocolGovernance is the protocol from which membership is governed by
 // proposals and approvals.

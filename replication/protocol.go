@@ -31,10 +31,13 @@ import (
 // not know the kind only meets it after an activation it halted at.
 
 // SupportedProtocols are the protocol versions this binary applies entries
-// by: 1, 2 (protocol2.go: a publication's clear ids checked), 4
+// by: 1, 2 (protocol2.go: a publication's clear ids checked), 3
+// (governance.go: membership by signed proposals and approvals), 4
 // (checkpoint.go: checkpoints of the replicated state's hash) and 5
 // (anchor.go: audit anchors).
-func SupportedProtocols() []uint32 { return []uint32{1, 2, ProtocolCheckpoints, ProtocolAnchors} }
+func SupportedProtocols() []uint32 {
+	return []uint32{1, 2, ProtocolGovernance, ProtocolCheckpoints, ProtocolAnchors}
+}
 
 // ErrHalted is wrapped by the result of every entry a halted FSM did not apply.
 var ErrHalted = errors.New("halted")

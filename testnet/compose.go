@@ -159,7 +159,7 @@ func (c *Compose) Up(ctx context.Context) error {
 		if _, err := os.Stat(path); err == nil {
 			continue
 		}
-		if err := invite(ctx, fed, m, fmt.Sprintf("%s:%d", c.services[i+1], ContainerPort), path); err != nil {
+		if err := invite(ctx, fed, m, fmt.Sprintf("%s:%d", c.services[i+1], ContainerPort), path, c.Members[:i+1]); err != nil {
 			return err
 		}
 		if os.Geteuid() == 0 {

@@ -121,16 +121,24 @@ func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 			return nil, err
 		}
 		var inv *pb.Invitation
+		var proposal *pb.Proposal
 		// Membership changes are made on the leader: a node forwards only
-		// what its agency signed.
+		// what its agency signed (before protocol 3 they are unsigned).
 		err = l.leader(ctx).call(ctx, func(c pb.FederationServiceClient) error {
 			resp, err := c.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: m.Addr, CaCert: ca, Voter: true})
 			if err == nil {
-				inv = resp.Invitation
+				inv, proposal = resp.Invitation, resp.Proposal
 			}
 			return err
 		})
 		if err != nil {
+			return nil, fmt.Errorf("invite %s: %w", m.Agency, err)
+		}
+		var approvers []*Member
+		for _, ln := range l.Nodes {
+			approvers = append(approvers, ln.Member)
+		}
+		if err := ApproveEverywhere(ctx, proposal, approvers); err != nil {
 			return nil, fmt.Errorf("invite %s: %w", m.Agency, err)
 		}
 		if err := node.WriteInvitation(m.Dir, inv); err != nil {

@@ -225,11 +225,11 @@ func (nt *Net) Start(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
-	for _, m := range nt.Members[1:] {
+	for i, m := range nt.Members[1:] {
 		invitation := ""
 		if _, err := os.Stat(filepath.Join(m.Dir, "raft", "raft.db")); err != nil {
 			invitation = filepath.Join(m.Dir, "invite.json")
-			if err := invite(ctx, fed, m, m.Addr, invitation); err != nil {
+			if err := invite(ctx, fed, m, m.Addr, invitation, nt.Members[:i+1]); err != nil {
 				return err
 			}
 		}
@@ -261,15 +261,18 @@ func founder(ctx context.Context, first *Member) (pb.FederationServiceClient, *g
 	return fed, conn, nil
 }
 
-// invite has a member invite m, reached at addr, and writes the invitation
-// m's node starts with to path.
-func invite(ctx context.Context, fed pb.FederationServiceClient, m *Member, addr, path string) error {
+// invite has a member invite m, reached at addr, with every earlier member
+// approving, and writes the invitation m's node starts with to path.
+func invite(ctx context.Context, fed pb.FederationServiceClient, m *Member, addr, path string, earlier []*Member) error {
 	ca, err := os.ReadFile(m.Env.CACert)
 	if err != nil {
 		return err
 	}
 	resp, err := fed.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: m.Agency, Address: addr, CaCert: ca, Voter: true})
 	if err != nil {
+		return fmt.Errorf("invite %s: %w", m.Agency, err)
+	}
+	if err := ApproveEverywhere(ctx, resp.Proposal, earlier); err != nil {
 		return fmt.Errorf("invite %s: %w", m.Agency, err)
 	}
 	data, err := protojson.Marshal(resp.Invitation)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -261,4 +262,87 @@ func ThresholdName(th *peerpb.ApprovalThreshold) string {
 		return strconv.FormatUint(uint64(r.Count), 10)
 	}
 	return "majority"
+}
+
+// governanceAudit is what this node audits of a governance act the log
+// brought (accepted by every FSM): the act with the agencies involved, and
+// what it decided at its index — a proposal applied or rejected, others
+// expired, a member gone. Taken in with the entry, so audited exactly once.
+func (f *Federation) governanceAudit(index uint64, g *peerpb.Governance) []*pb.AuditEvent {
+	act := &peerpb.GovernanceAct{}
+	if err := proto.Unmarshal(g.Act, act); err != nil {
+		f.log.Warn("governance act does not decode", "index", index, "err", err)
+		return nil
+	}
+	now := timestamppb.New(f.now())
+	ev := func(agency, action, target, detail string) *pb.AuditEvent {
+		return &pb.AuditEvent{Time: now, Agency: agency, Action: action, Target: target, Outcome: "ok",
+			Detail: fmt.Sprintf("%s (log index %d, signed at %s)", detail, index, act.GetSignedAt().AsTime().UTC().Format(time.RFC3339))}
+	}
+	ps, _, err := f.rep.Proposals()
+	if err != nil {
+		f.log.Warn("proposals", "err", err)
+	}
+	byID := map[string]*peerpb.ProposalState{}
+	for _, p := range ps {
+		byID[p.Id] = p
+	}
+	describe := func(p *peerpb.ProposalState) string {
+		action, agency, detail := DescribeProposal(p.GetProposal())
+		s := strings.TrimSpace(action + " " + agency)
+		if detail != "" {
+			s += " (" + detail + ")"
+		}
+		return s + " proposed by " + p.GetProposedBy()
+	}
+	var out []*pb.AuditEvent
+	var decided *peerpb.ProposalState
+	switch a := act.Act.(type) {
+	case *peerpb.GovernanceAct_Propose:
+		id := strconv.FormatUint(index, 10)
+		p := byID[id]
+		if p == nil {
+			p = &peerpb.ProposalState{Id: id, Proposal: a.Propose, ProposedBy: g.Agency}
+		}
+		out = append(out, ev(g.Agency, "governance.proposal", "proposal "+id, describe(p)))
+		decided = p
+	case *peerpb.GovernanceAct_Approve, *peerpb.GovernanceAct_Reject:
+		action, verb, list := "governance.approval", "approved", (*peerpb.ProposalState).GetApprovals
+		if act.GetReject() != "" {
+			action, verb, list = "governance.rejection", "rejected", (*peerpb.ProposalState).GetRejections
+		}
+		pid := act.GetApprove() + act.GetReject()
+		p := byID[pid]
+		if p == nil {
+			out = append(out, ev(g.Agency, action, "proposal "+pid, verb+" by "+g.Agency))
+			break
+		}
+		// Who had decided so far: those before this agency in the list.
+		sofar := list(p)
+		if i := slices.Index(sofar, g.Agency); i >= 0 {
+			sofar = sofar[:i+1]
+		}
+		out = append(out, ev(g.Agency, action, "proposal "+pid, fmt.Sprintf("%s: %s by %s", describe(p), verb, strings.Join(sofar, ", "))))
+		decided = p
+	case *peerpb.GovernanceAct_Leave:
+		out = append(out, ev(g.Agency, "membership.left", g.Agency, g.Agency+" left the federation on its own"))
+	}
+	if decided != nil && decided.DecidedIndex == index {
+		switch decided.State {
+		case replication.ProposalApplied:
+			action, agency, _ := DescribeProposal(decided.Proposal)
+			out = append(out, ev(decided.ProposedBy, "membership.changed", strings.TrimSpace(action+" "+agency),
+				fmt.Sprintf("proposal %s applied: %s, approved by %s", decided.Id, describe(decided), strings.Join(decided.Approvals, ", "))))
+		case replication.ProposalRejected:
+			out = append(out, ev(decided.ProposedBy, "governance.rejected", "proposal "+decided.Id,
+				fmt.Sprintf("%s: rejected by %s", describe(decided), strings.Join(decided.Rejections, ", "))))
+		}
+	}
+	for _, p := range ps {
+		if p.State == replication.ProposalExpired && p.DecidedIndex == index {
+			out = append(out, ev(p.ProposedBy, "governance.expiry", "proposal "+p.Id,
+				fmt.Sprintf("%s: expired at %s with %d approvals (%s)", describe(p), p.ExpiresAt.AsTime().UTC().Format(time.RFC3339), len(p.Approvals), strings.Join(p.Approvals, ", "))))
+		}
+	}
+	return out
 }

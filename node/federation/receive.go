@@ -74,6 +74,10 @@ func (f *Federation) receiveAvailable(ctx context.Context) error {
 // keys opened earlier in the same batch, and receives this entry's.
 func (f *Federation) open(e replication.Entry, keys map[string][]byte) store.Received {
 	r := store.Received{Index: e.Index}
+	if e.Governance != nil {
+		r.Audit = f.governanceAudit(e.Index, e.Governance)
+		return r
+	}
 	self := f.cfg.Agency
 	epochKey := func(origin string, epoch uint64) ([]byte, bool) {
 		if k, ok := keys[fmt.Sprint(origin, "/", epoch)]; ok {
