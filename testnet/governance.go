@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -75,4 +76,42 @@ func proposal(ctx context.Context, m *Member, id string) (*pb.Proposal, error) {
 		}
 	}
 	return nil, status.Errorf(codes.NotFound, "no proposal %s on %s", id, m.Agency)
+}
+
+// others are the members of l other than those named.
+func (l *Local) others(except ...string) []*Member {
+	var out []*Member
+	for _, ln := range l.Nodes {
+		if !slices.Contains(except, ln.Agency) {
+			out = append(out, ln.Member)
+		}
+	}
+	return out
+}
+
+// RemoveApproved has by's operator remove agency (from protocol 3 a
+// proposal) and every other member's operator approve it.
+func (l *Local) RemoveApproved(ctx context.Context, by *LocalNode, agency string) error {
+	var p *pb.Proposal
+	if err := by.call(ctx, func(c pb.FederationServiceClient) error {
+		resp, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: agency})
+		p = resp.GetProposal()
+		return err
+	}); err != nil {
+		return fmt.Errorf("remove %s: %w", agency, err)
+	}
+	return ApproveEverywhere(ctx, p, l.others(agency))
+}
+
+// InviteApproved has by's operator invite req's agency (from protocol 3 a
+// proposal) and every other member's operator approve it.
+func (l *Local) InviteApproved(ctx context.Context, by *LocalNode, req *pb.InvitePeerRequest) (*pb.Invitation, error) {
+	var resp *pb.InvitePeerResponse
+	if err := by.call(ctx, func(c pb.FederationServiceClient) (err error) {
+		resp, err = c.InvitePeer(ctx, req)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("invite %s: %w", req.Agency, err)
+	}
+	return resp.Invitation, ApproveEverywhere(ctx, resp.Proposal, l.others(req.Agency))
 }

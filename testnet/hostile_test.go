@@ -16,18 +16,22 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/node"
+	"github.com/watchfed/watchfed/node/federation"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // TestHostilePartnerNode: on a 3-agency federation, one member's node is
 // hostile. With its own node certificate and its agency's keys, it asks the
 // leader to remove another agency, to invite agencies (a flood), to take in
 // a publication under another agency's id, and to join as another agency;
-// its operator runs `peers remove` of another agency on its follower node.
-// Each is refused and changes nothing; the leader audits what the partner's
+// its operator runs `peers remove` of another agency on its follower node
+// and floods invitations (under protocol 3 pending proposals, bounded); its
+// node forwards approvals forged in another agency's name or signed with a
+// key not its agency's. Each is refused or left pending and changes nothing; the leader audits what the partner's
 // node asked; the honest agencies' records, shared entries and audit chains
 // stay intact.
 func TestHostilePartnerNode(t *testing.T) {
@@ -81,11 +85,77 @@ func TestHostilePartnerNode(t *testing.T) {
 	if _, err := peer.Join(ctx, &peerpb.JoinRequest{Member: &pb.Member{Agency: victim.Agency, Address: fr.Addr, SigningKey: pub.Signing, SealingKey: pub.Sealing}}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("Join as %s with FR's node certificate = %v; want PermissionDenied", victim.Agency, err)
 	}
+	waitFor(t, "protocol 3 (governance) active on every member", func() bool {
+		for _, ln := range l.Nodes {
+			if ckStatus(t, ln).Protocol < replication.ProtocolGovernance {
+				return false
+			}
+		}
+		return true
+	})
+	// Under protocol 3 FR's operator alone gets only pending proposals: a
+	// removal of another agency (run on FR's follower node, as on the
+	// leader) and an invitation.
+	var removal *pb.Proposal
 	if err := fr.call(ctx, func(c pb.FederationServiceClient) error {
-		_, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: victim.Agency})
+		resp, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: victim.Agency})
+		removal = resp.GetProposal()
 		return err
-	}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "run this on the leader") {
-		t.Fatalf("peers remove %s on FR's follower node = %v; want it refused, naming the leader", victim.Agency, err)
+	}); err != nil || removal.GetState() != "pending" || removal.GetApprovals() != 1 || removal.GetNeeded() != 2 {
+		t.Fatalf("peers remove %s on FR's follower node = %v, %v; want a pending proposal with 1 of 2 approvals", victim.Agency, removal, err)
+	}
+	// A flood of invitations by FR's operator: proposals, bounded.
+	accepted := 0
+	for i := range 2 * replication.MaxPendingProposals {
+		err := fr.call(ctx, func(c pb.FederationServiceClient) error {
+			resp, err := c.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: fmt.Sprintf("XX-ALONE%d", i), Address: "127.0.0.1:1", CaCert: caNamed(t, fmt.Sprintf("XX-ALONE%d", i)), Voter: true})
+			if err == nil && resp.GetProposal().GetState() != "pending" {
+				t.Fatalf("FR inviting alone: %v; want a pending proposal", resp.GetProposal())
+			}
+			return err
+		})
+		if err == nil {
+			accepted++
+		} else if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "pending proposals") {
+			t.Fatalf("invitation %d of a flood: %v; want refused for too many pending proposals", i, err)
+		}
+	}
+	if accepted != replication.MaxPendingProposals-1 {
+		t.Fatalf("%d invitations of FR's flood pending, want %d (with its removal, %d)", accepted, replication.MaxPendingProposals-1, replication.MaxPendingProposals)
+	}
+	// Forged approvals of FR's removal proposal, forwarded by FR's node:
+	// under another agency's name (signed with FR's key), and in FR's name
+	// with a key that is not FR's.
+	stranger, err := seal.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for name, cmd := range map[string]*peerpb.Command{
+		"approval in " + lead.Agency + "'s name": signedAct(t, lead.Agency, keys, now, removal.Id),
+		"approval signed with a stranger's key":  signedAct(t, fr.Agency, stranger, now, removal.Id),
+	} {
+		if err := forward(cmd); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("%s: Forward = %v; want PermissionDenied", name, err)
+		}
+	}
+	for _, ln := range l.Nodes {
+		var ps []*pb.Proposal
+		if err := ln.call(ctx, func(c pb.FederationServiceClient) error {
+			resp, err := c.ListProposals(ctx, &pb.ListProposalsRequest{})
+			ps = resp.GetProposals()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != replication.MaxPendingProposals {
+			t.Fatalf("%s holds %d pending proposals, want FR's %d", ln.Agency, len(ps), replication.MaxPendingProposals)
+		}
+		for _, p := range ps {
+			if p.State != "pending" || p.Approvals != 1 {
+				t.Fatalf("%s: proposal %v; want pending with FR's approval alone", ln.Agency, p)
+			}
+		}
 	}
 
 	// Nothing changed: every node lists the three members, all voting, and
@@ -195,4 +265,24 @@ func auditTarget(t *testing.T, ln *LocalNode, agency, target string) bool {
 		}
 	}
 	return false
+}
+
+// signedAct is an approval of proposal id in agency's name, signed with keys.
+func signedAct(t *testing.T, agency string, keys *seal.Keys, now time.Time, id string) *peerpb.Command {
+	t.Helper()
+	cmd, err := federation.SignAct(agency, keys.Signing, &peerpb.GovernanceAct{Act: &peerpb.GovernanceAct_Approve{Approve: id}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// caNamed is the PEM of a new CA of agency.
+func caNamed(t *testing.T, agency string) []byte {
+	t.Helper()
+	ca, err := pki.NewCA(agency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.CertPEM()
 }

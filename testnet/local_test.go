@@ -140,10 +140,7 @@ func TestNewMemberGetsHistoryRemovedMemberGetsNothing(t *testing.T) {
 			leader = ln
 		}
 	}
-	if err := leader.call(ctx, func(c pb.FederationServiceClient) error {
-		_, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: nl.Agency})
-		return err
-	}); err != nil {
+	if err := l.RemoveApproved(ctx, leader, nl.Agency); err != nil {
 		t.Fatal(err)
 	}
 	secret := add(t, de, "Delta Secret Holdings")

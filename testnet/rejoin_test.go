@@ -4,10 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/watchfed/watchfed/node"
+	"github.com/watchfed/watchfed/node/federation"
+	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -24,10 +29,7 @@ func TestRejoinWithNewKeys(t *testing.T) {
 	waitFor(t, "NL takes in DE's entry", func() bool { _, ok := shared(t, nl)[before.Record.Id]; return ok })
 
 	lead := leaderOtherThan(ctx, t, l, nl, de)
-	if err := lead.call(ctx, func(c pb.FederationServiceClient) error {
-		_, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: nl.Agency})
-		return err
-	}); err != nil {
+	if err := l.RemoveApproved(ctx, lead, nl.Agency); err != nil {
 		t.Fatal(err)
 	}
 	away := add(t, de, "Published While Away")
@@ -53,18 +55,34 @@ func TestRejoinWithNewKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inv *pb.Invitation
-	if err := lead.call(ctx, func(c pb.FederationServiceClient) error {
-		resp, err := c.InvitePeer(ctx, &pb.InvitePeerRequest{Agency: nl.Agency, Address: nl.Addr, CaCert: ca, Voter: true})
-		inv = resp.GetInvitation()
-		return err
-	}); err != nil {
+	inv, err := l.InviteApproved(ctx, lead, &pb.InvitePeerRequest{Agency: nl.Agency, Address: nl.Addr, CaCert: ca, Voter: true})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := node.WriteInvitation(nl.Dir, inv); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.run(nl); err != nil {
+		t.Fatal(err)
+	}
+	// Under protocol 3 NL's id stays bound to the keys it first joined
+	// with: its new keys are a rebind, proposed and approved by the others.
+	pub := agencyKeys(t, nl).Public()
+	rebind := &peerpb.GovernanceAct{Act: &peerpb.GovernanceAct_Propose{Propose: &peerpb.Proposal{Change: &peerpb.Proposal_Rebind{Rebind: &pb.Member{
+		Agency: nl.Agency, SigningKey: pub.Signing, SealingKey: pub.Sealing}}}}}
+	cmd, err := federation.SignAct(lead.Agency, agencyKeys(t, lead).Signing, rebind, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := peerpb.NewPeerServiceClient(nodeConn(t, lead, l.leader(ctx))).Forward(ctx, &peerpb.ForwardRequest{Command: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ApproveEverywhere(ctx, &pb.Proposal{Id: strconv.FormatUint(fwd.Index, 10), State: "pending", ProposedBy: lead.Agency}, l.others(nl.Agency)); err != nil {
 		t.Fatal(err)
 	}
 	if err := nl.waitJoined(ctx); err != nil {

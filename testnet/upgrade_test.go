@@ -387,7 +387,7 @@ func TestRollingUpgrade(t *testing.T) {
 				st.HaltedIndex, st.HaltedReason, final[0].Agency, final[0].Protocol, final[0].ProtocolSinceIndex)
 		}
 	}
-	t.Logf("protocol 2 since index %d on every node; state %x at index %d", final[0].ProtocolSinceIndex, final[0].StateHash[:8], final[0].StateHashIndex)
+	t.Logf("protocol %d since index %d on every node; state %x at index %d", final[0].Protocol, final[0].ProtocolSinceIndex, final[0].StateHash[:8], final[0].StateHashIndex)
 
 	t.Logf("states compared at %v", time.Since(begin).Round(time.Millisecond))
 	defer func() { t.Logf("done at %v", time.Since(begin).Round(time.Millisecond)) }()

@@ -87,7 +87,15 @@ func (s *federationService) invitePeer(ctx context.Context, req *pb.InvitePeerRe
 		}
 		ev.Detail = proposalDetail(proposal)
 	} else if _, err := f.Invite(ctx, m); err != nil {
-		return nil, err
+		// Governance may have been activated meanwhile (the FSM refused
+		// the unsigned change, changing nothing): propose instead.
+		if s.gov == nil || !s.gov.GovernanceActive() {
+			return nil, err
+		}
+		if proposal, err = s.proposeInvite(ctx, m); err != nil {
+			return nil, err
+		}
+		ev.Detail = proposalDetail(proposal)
 	}
 	members, err := f.Members()
 	if err != nil {
@@ -121,7 +129,15 @@ func (s *federationService) removePeer(ctx context.Context, req *pb.RemovePeerRe
 		return &pb.RemovePeerResponse{Proposal: p}, nil
 	}
 	if _, err := f.Remove(ctx, req.Agency); err != nil {
-		return nil, err
+		if s.gov == nil || !s.gov.GovernanceActive() {
+			return nil, err
+		}
+		p, err := s.proposeRemoval(ctx, req.Agency) // activated meanwhile, as for an invitation
+		if err != nil {
+			return nil, err
+		}
+		ev.Detail = proposalDetail(p)
+		return &pb.RemovePeerResponse{Proposal: p}, nil
 	}
 	return &pb.RemovePeerResponse{}, nil
 }

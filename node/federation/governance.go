@@ -100,6 +100,13 @@ func (f *Federation) Propose(ctx context.Context, p *peerpb.Proposal) (*pb.Propo
 
 // Decide approves or rejects a pending proposal as this agency.
 func (f *Federation) Decide(ctx context.Context, id string, approve bool) (*pb.Proposal, error) {
+	if _, err := f.Proposal(id); status.Code(err) == codes.NotFound {
+		// This node may not have applied it yet (seen on another member):
+		// catch up to the leader's log, then look again.
+		if err := f.Barrier(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := f.Proposal(id); err != nil {
 		return nil, err
 	}
