@@ -398,7 +398,14 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string)
 		}
 	}
 	if min(len(q), len(l)) <= 4 && s < 0.9 {
-		return 0, "" // short words: one letter off is a different word
+		// Short words: one letter off is as often a different word
+		// ("bank", "band") as a typo, so it counts for little; enough to
+		// rank "industrial banp" with "INDUSTRIAL BANK" before "YI-BAN",
+		// never enough to make a match of it alone.
+		if min(len(q), len(l)) >= 3 && q[0] == l[0] && oneEdit(q, l) {
+			return shortTypo, "typo"
+		}
+		return 0, ""
 	}
 	if s < minTokenSim {
 		return 0, ""
@@ -415,3 +422,31 @@ func vowel(c byte) bool { return strings.IndexByte("aeiou", c) >= 0 }
 func typoSim(s float64) float64 { return max(0, 1-4*(1-s)) }
 
 const minTokenSim = 0.82
+
+// shortTypo is what a word of four letters or fewer one letter off counts.
+const shortTypo = 0.5
+
+// oneEdit reports whether a and b differ by one letter changed, added,
+// dropped, or two neighbours swapped.
+func oneEdit(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if i == len(a) {
+		return len(b)-len(a) <= 1
+	}
+	switch len(b) - len(a) {
+	case 0:
+		if a[i+1:] == b[i+1:] {
+			return true
+		}
+		return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
+	case 1:
+		return a[i:] == b[i+1:]
+	}
+	return false
+}

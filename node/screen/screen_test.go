@@ -148,6 +148,12 @@ func TestExplainsRuns(t *testing.T) {
 	if len(rs) == 0 || !strings.Contains(rs[0].Explanation.String(), "alhaq~al haq(joined") {
 		t.Errorf("want alhaq~al haq(joined) in the explanation, got %+v", rs)
 	}
+	// A short word one letter off counts a little: enough to rank, not
+	// to match alone.
+	rs = x.Search(Query{Name: "Kim Jonk Un", Threshold: 0.5})
+	if len(rs) == 0 || rs[0].Entry.ID != "kim" || !strings.Contains(rs[0].Explanation.String(), "jonk~jong(typo 0.50)") || rs[0].Score >= 0.9 {
+		t.Errorf("want kim first with jonk~jong(typo 0.50) below 0.9, got %+v", rs)
+	}
 }
 
 func TestExplanation(t *testing.T) {
@@ -274,6 +280,21 @@ func TestTopK(t *testing.T) {
 		got := topK(slices.Clone(s), k, func(v float32) float32 { return v })
 		if !slices.Equal(got, want[:k]) {
 			t.Fatalf("topK(%v, %d) = %v, want %v", s, k, got, want[:k])
+		}
+	}
+}
+
+func TestOneEdit(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"bank", "banp", true}, {"snam", "sanam", true}, {"kony", "konb", true}, {"abcd", "bacd", true},
+		{"abcd", "abdc", true}, {"abc", "abcd", true}, {"abcd", "abcd", true},
+		{"abcd", "badc", false}, {"abcd", "ab", false}, {"htut", "haubt", false}, {"abcd", "xbcy", false},
+	} {
+		if got := oneEdit(tc.a, tc.b); got != tc.want {
+			t.Errorf("oneEdit(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

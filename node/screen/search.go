@@ -238,7 +238,9 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 		if !t.Abjad && !ti.abjad && (bits.OnesCount32(tBag&^ti.bag) > 2 || bits.OnesCount32(ti.bag&^tBag) > 2) {
 			return
 		}
-		if sim, _ := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 {
+		// A short word one letter off counts in a name's score, not in
+		// finding candidates: short words have many such neighbours.
+		if sim, how := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 && how != "typo" {
 			out = append(out, simTok{id, sim})
 		}
 	}
