@@ -308,3 +308,35 @@ func TestRetainClosesStaleConnections(t *testing.T) {
 		t.Fatalf("kept %v; want only 127.0.0.1:7001", conns.conns)
 	}
 }
+
+// TestConnLoopDropsNonMembers: as entries apply, the node closes its
+// connection to an address no member has, and keeps a member's.
+func TestConnLoopDropsNonMembers(t *testing.T) {
+	h := start(t, shareNothing, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const stranger = "127.0.0.1:9"
+	m, err := h.fed.Member(partner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := h.fed.peer(m.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.fed.peer(stranger); err != nil {
+		t.Fatal(err)
+	}
+	held := func(addr string) *peerConn {
+		h.fed.conns.mu.Lock()
+		defer h.fed.conns.mu.Unlock()
+		return h.fed.conns.conns[addr]
+	}
+	if err := h.fed.Barrier(ctx); err != nil { // an applied entry wakes the loop
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, func() bool { return held(stranger) == nil }, "the connection to a non-member's address to close")
+	if held(m.Address) != kept {
+		t.Fatalf("the connection to %s (%s) was closed too", partner, m.Address)
+	}
+}
