@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -299,8 +300,15 @@ func newQuerySet(items []importer.Item, cfg ScreenConfig, tune func(ref string) 
 	if err != nil {
 		return qs, err
 	}
-	qs.ordinary = fmt.Sprintf("%d ordinary names from %s", len(ordinary), from)
 	qs.evals = EvalSplits(items, ordinary, tune, max(1, cfg.PerKind))
+	var listed []string
+	for _, e := range qs.evals {
+		listed = append(listed, e.Listed...)
+	}
+	qs.ordinary = fmt.Sprintf("%d ordinary names from %s", len(ordinary), from)
+	if len(listed) > 0 {
+		qs.ordinary += fmt.Sprintf(", less %d that are a listed name as written: %s", len(listed), strings.Join(listed[:min(len(listed), 5)], ", "))
+	}
 	return qs, nil
 }
 

@@ -70,3 +70,24 @@ func TestScreenBench(t *testing.T) {
 		}
 	}
 }
+
+// TestOrdinaryListedAsWritten: an ordinary name that is a listed name as
+// written is left out of the ordinary names and said apart.
+func TestOrdinaryListedAsWritten(t *testing.T) {
+	items := Synthetic(50, 1)
+	listed := items[0].Record.Subject.Name
+	ordinary := []Ordinary{{Name: listed + " Inc", Kind: "company"}, {Name: "Zqxv Wrtp", Kind: "person"}, {Name: "Yqxv Wrtp", Kind: "person"}, {Name: "Xqxv Wrtp", Kind: "person"}}
+	sets := EvalSplits(items, ordinary, func(string) bool { return true }, 5)
+	var left []string
+	for _, s := range sets {
+		left = append(left, s.Listed...)
+		for _, o := range s.Ordinary {
+			if o.Name == listed+" Inc" {
+				t.Errorf("%s: %q kept as an ordinary name", s.Split, o.Name)
+			}
+		}
+	}
+	if len(left) != 1 || left[0] != listed+" Inc" {
+		t.Errorf("left out %q, want [%q]", left, listed+" Inc")
+	}
+}

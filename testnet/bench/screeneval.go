@@ -28,6 +28,9 @@ type EvalSet struct {
 	Split    string // "tuning" or "held-out"
 	Variants []Variant
 	Ordinary []Ordinary
+	// Listed are the ordinary names left out because their words are
+	// those of a listed name (as written, in any order).
+	Listed []string
 	// sameName: name key → source refs of the entries listed under it.
 	// The right answer for a variant is its source entry or any entry
 	// listed under the same words in any order (lists carry a party more
@@ -57,6 +60,24 @@ func EvalSplits(items []importer.Item, ordinary []Ordinary, tune func(ref string
 		}
 		sets[i].Ordinary = append(sets[i].Ordinary, NearNames(pool, sets[i].Ordinary, perKind, uint64(3+3*i))...)
 		sets[i].sameName = sameNames(items, sets[i].Variants)
+	}
+	// An "ordinary" name whose words are those of a listed name ("Martin
+	// Inc" and an alias 'MARTIN') is that name: every screen must report
+	// it, so it is left out of the ordinary names and counted apart.
+	listed := map[string]bool{}
+	for _, it := range items {
+		for _, n := range recordNames(it) {
+			listed[nameKey(n)] = true
+		}
+	}
+	for i := range sets {
+		sets[i].Ordinary = slices.DeleteFunc(sets[i].Ordinary, func(o Ordinary) bool {
+			if listed[nameKey(o.Name)] {
+				sets[i].Listed = append(sets[i].Listed, o.Name)
+				return true
+			}
+			return false
+		})
 	}
 	return sets
 }
