@@ -2,12 +2,15 @@ package federation
 
 import (
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -71,5 +74,39 @@ func TestPeerServiceAcrossReleases(t *testing.T) {
 	direct := peerClient{conn: newer}
 	if resp, err := direct.GetNodeStatus(ctx, &peerpb.GetNodeStatusRequest{}); err != nil || resp.GetStatus().GetAgency() != "NEW" {
 		t.Fatalf("newer calling newer: %v, %v", resp, err)
+	}
+}
+
+type forwardOnly struct {
+	peerpb.UnimplementedPeerServiceServer
+}
+
+func (forwardOnly) Forward(context.Context, *peerpb.ForwardRequest) (*peerpb.ForwardResponse, error) {
+	return &peerpb.ForwardResponse{Index: 7}, nil
+}
+
+// TestForwardToLeaderWithoutStream: a leader of a release without
+// ForwardStream fails the first pipelined forward as Unavailable; later
+// ones are refused at once (errNoStream), so the publisher forwards one at
+// a time with Forward, which the leader answers.
+func TestForwardToLeaderWithoutStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn := serve(t, func(s *grpc.Server) { peerpb.RegisterPeerServiceServer(s, forwardOnly{}) })
+	fw := newForwarder(conn)
+	defer fw.close()
+	wait, err := fw.submit([]byte("cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wait(ctx); status.Code(err) != codes.Unavailable {
+		t.Fatalf("first pipelined forward = %v; want Unavailable", err)
+	}
+	if _, err := fw.submit([]byte("cmd")); !errors.Is(err, errNoStream) {
+		t.Fatalf("second = %v; want errNoStream", err)
+	}
+	resp, err := peerClient{conn}.Forward(ctx, &peerpb.ForwardRequest{Command: []byte("cmd")})
+	if err != nil || resp.Index != 7 {
+		t.Fatalf("unary Forward = %v, %v", resp, err)
 	}
 }
