@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/watchfed/watchfed/node"
 	"github.com/watchfed/watchfed/node/anchor"
@@ -110,4 +112,97 @@ func TestAuditAnchorStandalone(t *testing.T) {
 	if v = decode[verifyJSON](t, r.stdout); r.code != exitError || v.AnchoredSeq != anchored {
 		t.Fatalf("after the node ran on the rewritten chain: exit %d, %+v", r.code, v)
 	}
+}
+
+// anchorJSON is an entry of `audit anchors -o json`.
+type anchorJSON struct {
+	Agency   string `json:"agency"`
+	Sequence uint64 `json:"sequence"`
+	HeadHash string `json:"head_hash"`
+	LogIndex uint64 `json:"log_index"`
+}
+
+// TestAuditAnchorsOnTestnet: on a real three-process testnet (protocol 5
+// active), NL-CDIU set to anchor every 3 events anchors its chain in the
+// federation log as its analysts work, and DE-BAFA's `audit anchors` shows
+// NL-CDIU's anchor (sequence and hash; no content); NL-CDIU's `audit
+// verify` says its chain matches it. Stopped, its last events removed from
+// node.db and the chain recomputed, NL-CDIU's chain is reported shorter
+// than the anchor the partner holds, naming its sequence.
+func TestAuditAnchorsOnTestnet(t *testing.T) {
+	dir := t.TempDir()
+	n := &devNode{t: t}
+	if r := n.cli("", nil, "testnet", "up", "--nodes", "3", "--dir", dir, "--detach"); r.code != 0 {
+		t.Fatalf("testnet up: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { n.cli("", nil, "testnet", "down", "--dir", dir) })
+	const nl = "NL-CDIU"
+	cfgPath := filepath.Join(dir, nl, "node.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, append(cfg, []byte("\naudit_anchor_events: 3\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.cli("", nil, "testnet", "restart", "--dir", dir, nl); r.code != 0 {
+		t.Fatalf("testnet restart: exit %d: %s", r.code, r.stderr)
+	}
+	eventually(t, "protocol 5 active on "+nl, 60*time.Second, func() (bool, string) {
+		r := as(t, dir, nl, "status", "-o", "json")
+		if r.code != 0 {
+			return false, r.stderr
+		}
+		return decode[struct {
+			Protocol uint32 `json:"protocol"`
+		}](t, r.stdout).Protocol >= 5, r.stdout
+	})
+	for i := range 4 {
+		if r := as(t, dir, nl, "designations", "add", "--schema", "organization", "--name", "Anchor Co "+strconv.Itoa(i),
+			"--program", "X", "--marking", "GREEN"); r.code != 0 {
+			t.Fatalf("add: exit %d: %s", r.code, r.stderr)
+		}
+	}
+	var held anchorJSON
+	eventually(t, "DE-BAFA holds an anchor of "+nl, 60*time.Second, func() (bool, string) {
+		r := as(t, dir, "DE-BAFA", "audit", "anchors", "--agency", nl, "-o", "json")
+		if r.code != 0 {
+			return false, r.stderr
+		}
+		as := decode[[]anchorJSON](t, r.stdout)
+		if len(as) == 0 {
+			return false, r.stdout
+		}
+		held = as[len(as)-1]
+		return held.Agency == nl && held.Sequence >= 3 && held.LogIndex > 0 && held.HeadHash != "", r.stdout
+	})
+	if out := as(t, dir, nl, "audit", "verify"); out.code != 0 || !strings.Contains(out.stdout, "matches its last anchor: event ") || strings.Contains(out.stdout, "protects less") {
+		t.Fatalf("%s's verify: exit %d\n%s%s", nl, out.code, out.stdout, out.stderr)
+	}
+
+	pid := pidOf(t, dir, nl)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, nl+" stopped", 30*time.Second, func() (bool, string) { return !alive(pid), "" })
+	r := n.cli("", nil, "audit", "verify", "--data-dir", filepath.Join(dir, nl), "-o", "json")
+	final := decode[verifyJSON](t, r.stdout)
+	if r.code != 0 || !final.OK || final.AnchoredSeq < held.Sequence || !strings.HasPrefix(final.AnchoredAt, "federation log entry ") {
+		t.Fatalf("%s stopped, untouched: exit %d, %+v", nl, r.code, final)
+	}
+	if err := tamper.RewriteAudit(filepath.Join(dir, nl, node.StoreFile), func(evs []*pb.AuditEvent) []*pb.AuditEvent { return evs[:len(evs)-3] }); err != nil {
+		t.Fatal(err)
+	}
+	r = n.cli("", nil, "audit", "verify", "--data-dir", filepath.Join(dir, nl), "-o", "json")
+	v := decode[verifyJSON](t, r.stdout)
+	want := "event " + strconv.FormatUint(final.AnchoredSeq, 10) + " was anchored (federation log entry"
+	if r.code != exitError || v.OK || v.AnchoredSeq != final.AnchoredSeq || !strings.Contains(v.Reason, want) {
+		t.Fatalf("after the last events were removed: exit %d, %+v; want broken saying %q", r.code, v, want)
+	}
+	// The partner holds that very anchor.
+	eventually(t, "DE-BAFA holds "+nl+"'s last anchor", 30*time.Second, func() (bool, string) {
+		r := as(t, dir, "DE-BAFA", "audit", "anchors", "--agency", nl, "-o", "json")
+		as := decode[[]anchorJSON](t, r.stdout)
+		return len(as) > 0 && as[len(as)-1].Sequence == final.AnchoredSeq, r.stdout
+	})
 }
