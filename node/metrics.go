@@ -95,6 +95,9 @@ func (n *Node) notReady() string {
 		return "shutting down"
 	default:
 	}
+	if err := n.store.Damaged(); err != nil {
+		return "a damaged value in the record store, reads of it refused (restore node.db from a backup): " + err.Error()
+	}
 	if !n.fed.Joined() {
 		return "in no federation (federation init, or start with --join)"
 	}

@@ -53,7 +53,7 @@ func contentHash(tx *bolt.Tx) ([]byte, error) {
 				return nil
 			}
 			writeField(h, k)
-			writeField(h, v)
+			writeField(h, val(tx, name, k, v)) // bare: the hash is of content, not of its framing
 			return nil
 		})
 	})
@@ -97,12 +97,12 @@ func (f *FSM) applyCheckpoint(tx *bolt.Tx, index uint64, c *peerpb.Checkpoint) e
 		if err != nil {
 			return err
 		}
-		return meta.Put(keyCheckpointTaken, append(be64(index-1), sum...))
+		return put(meta, keyCheckpointTaken, append(be64(index-1), sum...))
 	}
 	if len(c.GetStateHash()) != sha256.Size || c.GetIndex() >= index {
 		return fmt.Errorf("%w: checkpoint compare: index %d, hash of %d bytes", ErrRejected, c.GetIndex(), len(c.GetStateHash()))
 	}
-	taken := meta.Get(keyCheckpointTaken)
+	taken := get(tx, bucketMeta, keyCheckpointTaken)
 	if len(taken) != 8+sha256.Size || u64(taken[:8]) != c.GetIndex() {
 		return nil // no hash taken there (state restored from a later snapshot): nothing to compare
 	}
@@ -117,8 +117,8 @@ func (f *FSM) Taken() (uint64, []byte) {
 	defer f.mu.RUnlock()
 	var at uint64
 	var sum []byte
-	_ = f.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyCheckpointTaken); len(v) == 8+sha256.Size {
+	_ = f.view(func(tx *bolt.Tx) error {
+		if v := get(tx, bucketMeta, keyCheckpointTaken); len(v) == 8+sha256.Size {
 			at, sum = u64(v[:8]), bytes.Clone(v[8:])
 		}
 		return nil

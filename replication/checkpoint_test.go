@@ -30,7 +30,8 @@ func compare(at uint64, sum []byte) *peerpb.Command {
 }
 
 // tamper changes the last byte of the first value of a bucket of the FSM's
-// file behind its back, as an edit of fsm.db would.
+// file behind its back and seals it with a fresh checksum, as a deliberate
+// edit of fsm.db would (the checksums catch damage, not edits).
 func tamper(t *testing.T, f *FSM, bucket []byte) {
 	t.Helper()
 	f.mu.Lock()
@@ -41,9 +42,9 @@ func tamper(t *testing.T, f *FSM, bucket []byte) {
 		if k == nil {
 			t.Fatalf("nothing in %s to tamper with", bucket)
 		}
-		v = bytes.Clone(v)
+		v = bytes.Clone(val(tx, bucket, k, v))
 		v[len(v)-1] ^= 0xff
-		return b.Put(k, v)
+		return put(b, k, v)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -49,25 +49,11 @@ func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) string {
 	}
 	f.repairing = true
 	defer func() { f.repairing = false }()
-	f.abandonSnapshots()
-	if err := f.db.Close(); err != nil {
-		return fmt.Sprintf("close the state: %v", err)
-	}
-	if err := os.Rename(f.path, f.path+".diverged"); err != nil {
-		return fmt.Sprintf("set the state aside: %v", err)
-	}
-	if err := f.placeSnapshot(at); err != nil {
-		_ = f.open()
-		return err.Error()
-	}
-	if err := f.open(); err != nil {
-		return fmt.Sprintf("open the rebuilt state: %v", err)
-	}
-	if err := f.replayLocked(at); err != nil {
+	if err := f.resetLocked(at, ".diverged"); err != nil {
 		return err.Error()
 	}
 	var sum []byte
-	err := f.db.View(func(tx *bolt.Tx) error {
+	err := f.view(func(tx *bolt.Tx) error {
 		var err error
 		sum, err = contentHash(tx)
 		return err
@@ -85,6 +71,54 @@ func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) string {
 		return fmt.Sprintf("rebuilt from snapshot and log, it hashes %x, the leader's %x", sum, want)
 	}
 	return ""
+}
+
+// resetLocked sets the state file aside (under its name plus aside, kept for
+// inspection) and rebuilds it from the newest snapshot at or before index
+// and the log up to index.
+func (f *FSM) resetLocked(index uint64, aside string) error {
+	f.abandonSnapshots()
+	if err := f.db.Close(); err != nil {
+		return fmt.Errorf("close the state: %w", err)
+	}
+	if err := os.Rename(f.path, f.path+aside); err != nil {
+		return fmt.Errorf("set the state aside: %w", err)
+	}
+	if err := f.placeSnapshot(index); err != nil {
+		_ = f.open()
+		return err
+	}
+	if err := f.open(); err != nil {
+		return fmt.Errorf("open the rebuilt state: %w", err)
+	}
+	return f.replayLocked(index)
+}
+
+// repairDamageLocked rebuilds a state in which a read met a damaged value
+// (cause names it) from snapshot and log, up to the applied mark, before
+// the batch that met it is applied again. A state that cannot be rebuilt
+// in place halts: nothing more is applied from damaged bytes, status says
+// why, and a restart rebuilds it (the damage is found at open).
+func (f *FSM) repairDamageLocked(cause error) {
+	if f.log != nil {
+		f.log.Error("the replicated state is damaged: rebuilding it from snapshot and log", "file", f.path, "err", cause)
+	}
+	err := errors.New("no snapshot and log to rebuild from")
+	if f.rebuild != nil {
+		f.repairing = true
+		err = f.resetLocked(f.applied, ".damaged")
+		f.repairing = false
+	}
+	if err == nil {
+		if f.log != nil {
+			f.log.Warn("the replicated state is rebuilt from snapshot and log", "file", f.path, "applied", f.applied, "set_aside", f.path+".damaged")
+		}
+		if f.noteApplied != nil {
+			f.noteApplied(f.applied)
+		}
+		return
+	}
+	f.halt = &Halt{Index: f.applied + 1, Reason: fmt.Sprintf("%v; rebuilding it failed: %v; restart the node to rebuild it from snapshot and log", cause, err)}
 }
 
 // placeSnapshot puts the newest snapshot at or before index in place of
@@ -112,7 +146,7 @@ func (f *FSM) placeSnapshot(index uint64) error {
 			err = cerr
 		}
 		if err == nil {
-			err = boltcheck.Verify(f.path)
+			err = boltcheck.VerifyWith(f.path, checkImageSums)
 		}
 		if err != nil {
 			os.Remove(f.path)

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,6 +53,7 @@ var ErrRejected = errors.New("rejected")
 // last applied one is skipped, so a restart replays nothing twice.
 type FSM struct {
 	path   string
+	log    *slog.Logger // nil: not logged
 	verify VerifyFunc
 	// supported are the protocol versions this binary applies entries by
 	// (protocol.go); halt is set once an entry could not be applied, and
@@ -88,6 +90,10 @@ type FSM struct {
 	// registryGen counts registry changes (and restores), so that the
 	// leader reconciles raft's configuration only when the registry moved.
 	registryGen atomic.Uint64
+
+	// damagedBy is the damage a read met (fsmsum.go), nil if none: the
+	// next apply rebuilds the state first.
+	damagedBy atomic.Pointer[error]
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released
@@ -136,6 +142,7 @@ func (f *FSM) Rebuilt() string { return f.rebuilt }
 func (f *FSM) open() error {
 	_, statErr := os.Stat(f.path)
 	fresh := errors.Is(statErr, os.ErrNotExist)
+	upgraded := false
 	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -143,16 +150,23 @@ func (f *FSM) open() error {
 		}
 		return fmt.Errorf("open fsm %s: %w", f.path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = update(db, func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketLog, bucketMembers, bucketEntries, bucketGrants, bucketKeyGrants} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		if _, err := fsmFormat.CheckBolt(tx.Bucket(bucketMeta), keyFormat, f.path, fresh); err != nil {
+		v, err := fsmFormat.CheckBolt(tx.Bucket(bucketMeta), keyFormat, f.path, fresh)
+		if err != nil {
 			return err
 		}
-		f.applied = u64(tx.Bucket(bucketMeta).Get(keyApplied))
+		if v < formatSums && !fresh {
+			if err := upgradeSums(tx); err != nil {
+				return err
+			}
+			upgraded = true
+		}
+		f.applied = u64(get(tx, bucketMeta, keyApplied))
 		f.checkOpenProtocol(tx)
 		return nil
 	})
@@ -160,6 +174,9 @@ func (f *FSM) open() error {
 	if errors.Is(err, fileversion.ErrUnreadable) {
 		db.Close()
 		return err // names the file already
+	}
+	if err == nil && upgraded {
+		err = db.Sync() // the file is written without fsync; its upgrade is made durable here
 	}
 	if err != nil {
 		db.Close()
@@ -203,7 +220,20 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if f.stall != nil {
 		batch = slices.Concat(f.stall.pending, logs)
 	}
+	if d := f.damagedBy.Swap(nil); d != nil && f.halt == nil {
+		f.repairDamageLocked(*d)
+	}
 	out, err := f.applyLocked(batch)
+	if isDamage(err) && f.halt == nil {
+		f.repairDamageLocked(err)
+		out, err = f.applyLocked(batch)
+	}
+	if err != nil && f.halt == nil && isDamage(err) {
+		f.halt = &Halt{Index: f.applied + 1, Reason: fmt.Sprintf("%v, again after a rebuild; restart the node", err)}
+	}
+	if err != nil && f.halt != nil && wasHalted == nil {
+		out, err = f.applyLocked(batch) // refused as halted, changing nothing
+	}
 	if err != nil {
 		f.stallLocked(batch, err)
 		return f.stall.refusals(logs)
@@ -219,7 +249,7 @@ func (f *FSM) applyLocked(logs []*raft.Log) ([]any, error) {
 	out := make([]any, len(logs))
 	appliedBefore, haltBefore := f.applied, f.halt
 	f.checks = nil
-	err := f.db.Update(func(tx *bolt.Tx) error {
+	err := update(f.db, func(tx *bolt.Tx) error {
 		applied := f.applied
 		for i, l := range logs {
 			res := ApplyResult{Index: l.Index}
@@ -246,7 +276,7 @@ func (f *FSM) applyLocked(logs []*raft.Log) ([]any, error) {
 		if applied == f.applied {
 			return nil
 		}
-		if err := tx.Bucket(bucketMeta).Put(keyApplied, be64(applied)); err != nil {
+		if err := put(tx.Bucket(bucketMeta), keyApplied, be64(applied)); err != nil {
 			return err
 		}
 		f.applied = applied
@@ -330,10 +360,10 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 			// Envelope still finds the first and key grants refer to it.
 			key = binary.BigEndian.AppendUint32(append(key, 0), r)
 		}
-		if entries.Get(key) != nil {
+		if get(tx, bucketEntries, key) != nil {
 			continue // published again after a retry: the first copy stands
 		}
-		if err := entries.Put(key, be64(index)); err != nil {
+		if err := put(entries, key, be64(index)); err != nil {
 			return err
 		}
 		fresh++
@@ -342,18 +372,18 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 	for _, g := range body.GetKeyGrants() {
 		key := append(entryKey(g.GetEntryId(), g.GetVersion()), 0)
 		key = append(key, g.GetKey().GetRecipient()...)
-		if keyGrants.Get(key) == nil {
-			if err := keyGrants.Put(key, be64(index)); err != nil {
+		if get(tx, bucketKeyGrants, key) == nil {
+			if err := put(keyGrants, key, be64(index)); err != nil {
 				return err
 			}
 		}
 	}
 	for _, g := range body.GetEpochGrants() {
 		key := grantKey(g.Origin, g.Recipient, g.Epoch)
-		if grants.Get(key) != nil {
+		if get(tx, bucketGrants, key) != nil {
 			continue
 		}
-		if err := grants.Put(key, be64(index)); err != nil {
+		if err := put(grants, key, be64(index)); err != nil {
 			return err
 		}
 		fresh++
@@ -361,7 +391,7 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 	if fresh == 0 {
 		return nil // a pure duplicate adds nothing to the log
 	}
-	if err := tx.Bucket(bucketLog).Put(be64(index), raw); err != nil {
+	if err := put(tx.Bucket(bucketLog), be64(index), raw); err != nil {
 		return err
 	}
 	f.bodies.put(index, body, len(raw))
@@ -373,8 +403,8 @@ func (f *FSM) Granted(origin, recipient string, epoch uint64) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	found := false
-	_ = f.db.View(func(tx *bolt.Tx) error {
-		found = tx.Bucket(bucketGrants).Get(grantKey(origin, recipient, epoch)) != nil
+	_ = f.view(func(tx *bolt.Tx) error {
+		found = get(tx, bucketGrants, grantKey(origin, recipient, epoch)) != nil
 		return nil
 	})
 	return found
@@ -387,9 +417,10 @@ func (f *FSM) Grantees(id string, version uint64) ([]string, error) {
 	defer f.mu.RUnlock()
 	var out []string
 	prefix := append(entryKey(id, version), 0)
-	err := f.db.View(func(tx *bolt.Tx) error {
+	err := f.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketKeyGrants).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			val(tx, bucketKeyGrants, k, v)
 			out = append(out, string(k[len(prefix):]))
 		}
 		return nil
@@ -430,7 +461,7 @@ func applyMemberChange(tx *bolt.Tx, index uint64, mc *peerpb.MemberChange) error
 		}
 		return putMember(members, old)
 	case *peerpb.MemberChange_Remove:
-		if members.Get([]byte(c.Remove)) == nil {
+		if get(tx, bucketMembers, []byte(c.Remove)) == nil {
 			return fmt.Errorf("%w: %s is not a member", ErrRejected, c.Remove)
 		}
 		return members.Delete([]byte(c.Remove))
@@ -439,7 +470,7 @@ func applyMemberChange(tx *bolt.Tx, index uint64, mc *peerpb.MemberChange) error
 }
 
 func getMember(tx *bolt.Tx, agency string) (*pb.Member, error) {
-	v := tx.Bucket(bucketMembers).Get([]byte(agency))
+	v := get(tx, bucketMembers, []byte(agency))
 	if v == nil {
 		return nil, fmt.Errorf("no member %q", agency)
 	}
@@ -452,7 +483,7 @@ func putMember(b *bolt.Bucket, m *pb.Member) error {
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(m.Agency), v)
+	return put(b, []byte(m.Agency), v)
 }
 
 // registryChanged drops the cached registry and counts the change.
@@ -473,8 +504,8 @@ func (f *FSM) Members() ([]*pb.Member, error) {
 		return slices.Clone(*ms), nil
 	}
 	var out []*pb.Member
-	err := f.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+	err := f.view(func(tx *bolt.Tx) error {
+		return forEach(tx, bucketMembers, func(_, v []byte) error {
 			m := &pb.Member{}
 			if err := proto.Unmarshal(v, m); err != nil {
 				return err
@@ -533,9 +564,10 @@ func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Entry
-	err := f.db.View(func(tx *bolt.Tx) error {
+	err := f.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			v = val(tx, bucketLog, k, v) // checked even when the body is cached: a damaged file is found early
 			if body := f.bodies.get(u64(k)); body != nil {
 				out = append(out, Entry{Index: u64(k), Body: body})
 				continue

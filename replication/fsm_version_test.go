@@ -11,11 +11,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/watchfed/watchfed/replication/checksum"
 	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // writeStateFile makes a bbolt file holding a meta bucket with the applied
-// index 7 and, unless stamp is nil, the format version stamp.
+// index 7 (with its checksum from format 2) and, unless stamp is nil, the
+// format version stamp.
 func writeStateFile(t *testing.T, path string, stamp []byte) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
@@ -28,7 +30,11 @@ func writeStateFile(t *testing.T, path string, stamp []byte) {
 		if err != nil {
 			return err
 		}
-		if err := meta.Put(keyApplied, be64(7)); err != nil {
+		applied := be64(7)
+		if string(stamp) == "2" {
+			applied = checksum.Seal(keyApplied, applied)
+		}
+		if err := meta.Put(keyApplied, applied); err != nil {
 			return err
 		}
 		if stamp != nil {
@@ -51,7 +57,8 @@ func storedFormat(t *testing.T, f *FSM) string {
 }
 
 // TestFSMFormatVersion: fsm.db is opened at every version this binary reads
-// (one written before versions existed is version 1, and stamped), and a
+// (one written before versions existed is version 1; an older version is
+// upgraded to the current one, its values given checksums), and a
 // newer or unknown version is refused at start, naming the file, the version
 // found and the versions read.
 func TestFSMFormatVersion(t *testing.T) {
@@ -63,10 +70,11 @@ func TestFSMFormatVersion(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "new file", applied: 0},
-		{name: "current version", stamp: []byte("1"), exists: true, applied: 7},
+		{name: "current version", stamp: []byte("2"), exists: true, applied: 7},
+		{name: "version 1, upgraded", stamp: []byte("1"), exists: true, applied: 7},
 		{name: "written before versions", exists: true, applied: 7},
-		{name: "newer version", stamp: []byte("2"), exists: true, wantErr: []string{"fsm.db ", "fsm.db: format version 2", "reads version 1"}},
-		{name: "unknown version", stamp: []byte("two"), exists: true, wantErr: []string{"fsm.db ", `unknown format version "two"`, "reads version 1"}},
+		{name: "newer version", stamp: []byte("3"), exists: true, wantErr: []string{"fsm.db ", "fsm.db: format version 3", "reads versions 1, 2"}},
+		{name: "unknown version", stamp: []byte("two"), exists: true, wantErr: []string{"fsm.db ", `unknown format version "two"`, "reads versions 1, 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "fsm.db")
@@ -96,8 +104,8 @@ func TestFSMFormatVersion(t *testing.T) {
 			if f.Applied() != tc.applied {
 				t.Errorf("applied %d, want %d", f.Applied(), tc.applied)
 			}
-			if got := storedFormat(t, f); got != "1" {
-				t.Errorf("format stamp %q, want \"1\"", got)
+			if got := storedFormat(t, f); got != "2" {
+				t.Errorf("format stamp %q, want \"2\"", got)
 			}
 		})
 	}
@@ -112,9 +120,10 @@ func TestSnapshotFormatVersion(t *testing.T) {
 		stamp   []byte
 		wantErr string
 	}{
-		{name: "current version", stamp: []byte("1")},
+		{name: "current version", stamp: []byte("2")},
+		{name: "version 1", stamp: []byte("1")},
 		{name: "written before versions"},
-		{name: "newer version", stamp: []byte("3"), wantErr: "fsm.db in the snapshot being restored: format version 3; this binary reads version 1"},
+		{name: "newer version", stamp: []byte("3"), wantErr: "fsm.db in the snapshot being restored: format version 3; this binary reads versions 1, 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -142,8 +151,8 @@ func TestSnapshotFormatVersion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.Applied() != 7 || storedFormat(t, f) != "1" {
-				t.Fatalf("restored: applied %d, format %q; want 7, \"1\"", f.Applied(), storedFormat(t, f))
+			if f.Applied() != 7 || storedFormat(t, f) != "2" {
+				t.Fatalf("restored: applied %d, format %q; want 7, \"2\"", f.Applied(), storedFormat(t, f))
 			}
 		})
 	}
@@ -159,9 +168,10 @@ func TestSnapshotFormatCheckedAtStart(t *testing.T) {
 		stamp   []byte
 		wantErr string
 	}{
-		{name: "current version", stamp: []byte("1")},
+		{name: "current version", stamp: []byte("2")},
+		{name: "version 1", stamp: []byte("1")},
 		{name: "written before versions"},
-		{name: "newer version", stamp: []byte("2"), wantErr: "state.bin: format version 2; this binary reads version 1"},
+		{name: "newer version", stamp: []byte("3"), wantErr: "state.bin: format version 3; this binary reads versions 1, 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -18,7 +18,10 @@ import (
 // backups that copy it: its version sits under meta/format. A change to how
 // the state is stored gets a new version, and this binary reads the old
 // ones it can still read (upgrading them at open) or refuses them.
-var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 1, Reads: []int{1}}
+//
+// Version 2: every value carries a checksum (fsmsum.go); a version 1 file is
+// upgraded at open.
+var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 2, Reads: []int{1, 2}}
 
 var keyFormat = []byte("format")
 
@@ -54,7 +57,7 @@ func checkSnapshots(dir string) error {
 		return err
 	}
 	for _, img := range images {
-		if strings.HasSuffix(filepath.Dir(img), ".tmp") || boltcheck.Verify(img) != nil {
+		if strings.HasSuffix(filepath.Dir(img), ".tmp") || boltcheck.VerifyWith(img, checkImageSums) != nil {
 			continue // being written, or damaged
 		}
 		if err := checkImage(img, "in snapshot "+img); err != nil {
@@ -95,7 +98,7 @@ func untrusted(path, boot string) string {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return ""
 	}
-	if err := boltcheck.Verify(path); err != nil {
+	if err := boltcheck.VerifyWith(path, checkImageSums); err != nil {
 		return err.Error()
 	}
 	m, err := os.ReadFile(openMarker(path))

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 // Reads of the FSM's state beyond the registry: envelopes (with the cache
@@ -25,8 +26,8 @@ func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var body *peerpb.PublicationBody
-	err := f.db.View(func(tx *bolt.Tx) error {
-		k := tx.Bucket(bucketEntries).Get(entryKey(id, version))
+	err := f.view(func(tx *bolt.Tx) error {
+		k := get(tx, bucketEntries, entryKey(id, version))
 		if k == nil {
 			return fmt.Errorf("no entry %s version %d", id, version)
 		}
@@ -34,15 +35,16 @@ func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 		if body = f.bodies.get(idx); body != nil {
 			return nil
 		}
+		raw := get(tx, bucketLog, k)
 		var cmd peerpb.Command
-		if err := proto.Unmarshal(tx.Bucket(bucketLog).Get(k), &cmd); err != nil {
+		if err := proto.Unmarshal(raw, &cmd); err != nil {
 			return err
 		}
 		body = &peerpb.PublicationBody{}
 		if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
 			return err
 		}
-		f.bodies.put(idx, body, len(tx.Bucket(bucketLog).Get(k)))
+		f.bodies.put(idx, body, len(raw))
 		return nil
 	})
 	if err != nil {
@@ -107,12 +109,17 @@ func (c *bodyCache) put(idx uint64, b *peerpb.PublicationBody, size int) {
 	c.bytes += size
 }
 
-// Backup writes a consistent copy of the FSM's file to w.
+// Backup writes a consistent copy of the FSM's file to w, once every value
+// in it checked out: a backup never carries damage away.
 func (f *FSM) Backup(w io.Writer) (int64, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var n int64
 	err := f.db.View(func(tx *bolt.Tx) (err error) {
+		if err := checksum.Verify(tx); err != nil {
+			f.noteDamage(err)
+			return fmt.Errorf("backup: %w", err)
+		}
 		n, err = tx.WriteTo(w)
 		return err
 	})
@@ -122,12 +129,14 @@ func (f *FSM) Backup(w io.Writer) (int64, error) {
 // StateHash is the SHA-256 of the whole replicated state (every bucket, key
 // and value, in bbolt's sorted order) and the applied index it was taken at,
 // read in one transaction: members at the same index must agree byte for byte.
+// Values are hashed bare, without their checksums: the hash is of what the
+// log determines, whatever format each member's file is in.
 func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	h := sha256.New()
-	err = f.db.View(func(tx *bolt.Tx) error {
-		index = u64(tx.Bucket(bucketMeta).Get(keyApplied))
+	err = f.view(func(tx *bolt.Tx) error {
+		index = u64(get(tx, bucketMeta, keyApplied))
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			writeField(h, name)
 			return b.ForEach(func(k, v []byte) error {
@@ -135,7 +144,7 @@ func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
 					return nil // how this node's file is laid out, not replicated state
 				}
 				writeField(h, k)
-				writeField(h, v)
+				writeField(h, val(tx, name, k, v))
 				return nil
 			})
 		})
@@ -158,7 +167,7 @@ func (f *FSM) LastEntry(index uint64) (uint64, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var last uint64
-	err := f.db.View(func(tx *bolt.Tx) error {
+	err := f.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		k, _ := c.Seek(be64(index + 1))
 		if k == nil {

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/replication/checksum"
 	"github.com/watchfed/watchfed/replication/diskfull"
 )
 
@@ -67,7 +68,14 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	s.persisting = true
 	s.mu.Unlock()
-	_, err := s.tx.WriteTo(sink)
+	// A snapshot is checked whole before it is written: it is what a
+	// partner installs, and what this node rebuilds from.
+	err := checksum.Verify(s.tx)
+	if err == nil {
+		_, err = s.tx.WriteTo(sink)
+	} else {
+		s.fsm.noteDamage(err)
+	}
 	s.Release()
 	if err != nil {
 		sink.Cancel()
@@ -139,7 +147,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	out.Close()
 	// Check the snapshot opens as a bbolt file, of a format this binary
 	// reads, before replacing anything.
-	if err := boltcheck.Verify(tmp); err != nil {
+	if err := boltcheck.VerifyWith(tmp, checkImageSums); err != nil {
 		return fmt.Errorf("restore fsm: snapshot is not a valid state file: %w", err)
 	}
 	if err := checkImage(tmp, "in the snapshot being restored"); err != nil {

@@ -234,7 +234,7 @@ func electorate(tx *bolt.Tx, p *peerpb.Proposal) ([]string, error) {
 
 func threshold(tx *bolt.Tx) *peerpb.ApprovalThreshold {
 	th := &peerpb.ApprovalThreshold{}
-	if v := tx.Bucket(bucketMeta).Get(keyThreshold); v != nil && proto.Unmarshal(v, th) == nil {
+	if v := get(tx, bucketMeta, keyThreshold); v != nil && proto.Unmarshal(v, th) == nil {
 		return th
 	}
 	return &peerpb.ApprovalThreshold{Rule: &peerpb.ApprovalThreshold_Majority{Majority: true}}
@@ -341,7 +341,7 @@ func (f *FSM) applyProposal(tx *bolt.Tx, index uint64, p *peerpb.Proposal) error
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMeta).Put(keyThreshold, v)
+		return put(tx.Bucket(bucketMeta), keyThreshold, v)
 	}
 	return fmt.Errorf("empty proposal")
 }
@@ -381,12 +381,8 @@ func (f *FSM) memberChange(tx *bolt.Tx, index uint64, mc *peerpb.MemberChange) e
 // expireProposals marks expired the pending proposals whose time passed
 // before at, the signed time of the act being applied.
 func expireProposals(tx *bolt.Tx, index uint64, at time.Time) error {
-	b := tx.Bucket(bucketProposals)
-	if b == nil {
-		return nil
-	}
 	var expired []*peerpb.ProposalState
-	err := b.ForEach(func(_, v []byte) error {
+	err := forEach(tx, bucketProposals, func(_, v []byte) error {
 		ps := &peerpb.ProposalState{}
 		if err := proto.Unmarshal(v, ps); err != nil {
 			return err
@@ -427,12 +423,15 @@ func pendingOf(tx *bolt.Tx, agency string, at time.Time) int {
 
 func getProposal(tx *bolt.Tx, id string) (*peerpb.ProposalState, error) {
 	idx, err := strconv.ParseUint(id, 10, 64)
-	b := tx.Bucket(bucketProposals)
-	if err != nil || b == nil || b.Get(be64(idx)) == nil {
+	var v []byte
+	if err == nil {
+		v = get(tx, bucketProposals, be64(idx))
+	}
+	if v == nil {
 		return nil, fmt.Errorf("no proposal %q", id)
 	}
 	ps := &peerpb.ProposalState{}
-	return ps, proto.Unmarshal(b.Get(be64(idx)), ps)
+	return ps, proto.Unmarshal(v, ps)
 }
 
 func putProposal(tx *bolt.Tx, ps *peerpb.ProposalState) error {
@@ -448,18 +447,16 @@ func putProposal(tx *bolt.Tx, ps *peerpb.ProposalState) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(be64(idx), v)
+	return put(b, be64(idx), v)
 }
 
 // binding is what an agency id is bound to: its recorded binding, else its
 // registry entry (a member registered before protocol 3), else nil.
 func binding(tx *bolt.Tx, agency string) *pb.Member {
-	if b := tx.Bucket(bucketBindings); b != nil {
-		if v := b.Get([]byte(agency)); v != nil {
-			m := &pb.Member{}
-			if proto.Unmarshal(v, m) == nil {
-				return m
-			}
+	if v := get(tx, bucketBindings, []byte(agency)); v != nil {
+		m := &pb.Member{}
+		if proto.Unmarshal(v, m) == nil {
+			return m
 		}
 	}
 	if m, err := getMember(tx, agency); err == nil {
@@ -493,7 +490,7 @@ func putBinding(tx *bolt.Tx, m *pb.Member) error {
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(m.Agency), v)
+	return put(b, []byte(m.Agency), v)
 }
 
 // Proposals are the proposals in the replicated state, oldest first, and
@@ -503,13 +500,9 @@ func (f *FSM) Proposals() ([]*peerpb.ProposalState, *peerpb.ApprovalThreshold, e
 	defer f.mu.RUnlock()
 	var out []*peerpb.ProposalState
 	var th *peerpb.ApprovalThreshold
-	err := f.db.View(func(tx *bolt.Tx) error {
+	err := f.view(func(tx *bolt.Tx) error {
 		th = threshold(tx)
-		b := tx.Bucket(bucketProposals)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
+		return forEach(tx, bucketProposals, func(_, v []byte) error {
 			ps := &peerpb.ProposalState{}
 			if err := proto.Unmarshal(v, ps); err != nil {
 				return err

@@ -46,7 +46,7 @@ func newGovFSM(t *testing.T, protocol uint32) *govFSM {
 		g.mustApply(memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}))
 		g.mustApply(memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}}))
 	}
-	if err := f.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyProtocol, be64(uint64(protocol))) }); err != nil {
+	if err := f.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketMeta), keyProtocol, be64(uint64(protocol))) }); err != nil {
 		t.Fatal(err)
 	}
 	return g

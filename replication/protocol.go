@@ -75,19 +75,14 @@ func AnnouncementMessage(a *peerpb.ProtocolAnnouncement) []byte {
 }
 
 func protocolOf(tx *bolt.Tx) (version uint32, since uint64) {
-	meta := tx.Bucket(bucketMeta)
-	if v := u64(meta.Get(keyProtocol)); v > 0 {
-		return uint32(v), u64(meta.Get(keyProtocolIdx))
+	if v := u64(get(tx, bucketMeta, keyProtocol)); v > 0 {
+		return uint32(v), u64(get(tx, bucketMeta, keyProtocolIdx))
 	}
 	return 1, 0
 }
 
 func announcementOf(tx *bolt.Tx, agency string) *peerpb.ProtocolAnnouncement {
-	b := tx.Bucket(bucketProtocols)
-	if b == nil {
-		return nil
-	}
-	v := b.Get([]byte(agency))
+	v := get(tx, bucketProtocols, []byte(agency))
 	if v == nil {
 		return nil
 	}
@@ -129,7 +124,7 @@ func (f *FSM) applyAnnouncement(tx *bolt.Tx, a *peerpb.ProtocolAnnouncement) err
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(a.Agency), v)
+	return put(b, []byte(a.Agency), v)
 }
 
 // announcedBy reports whether a joined member's current announcement (made
@@ -179,10 +174,10 @@ func (f *FSM) applyActivation(tx *bolt.Tx, index uint64, a *peerpb.ProtocolActiv
 		return &Halt{Index: index, Reason: fmt.Sprintf("entry %d needs protocol %d; this binary supports %s; upgrade the binary", index, v, versionList(f.supported))}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if err := meta.Put(keyProtocol, be64(uint64(v))); err != nil {
+	if err := put(meta, keyProtocol, be64(uint64(v))); err != nil {
 		return err
 	}
-	return meta.Put(keyProtocolIdx, be64(index))
+	return put(meta, keyProtocolIdx, be64(index))
 }
 
 // unknownCommand is the halt at a command whose kind this binary does not
@@ -223,7 +218,15 @@ func (f *FSM) checkImageProtocol(path string) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return nil
 		}
-		if v, _ := protocolOf(tx); !slices.Contains(f.supported, v) {
+		raw, err := imageGet(tx, bucketMeta, keyProtocol)
+		if err != nil {
+			return err
+		}
+		v := uint32(1)
+		if p := u64(raw); p > 0 {
+			v = uint32(p)
+		}
+		if !slices.Contains(f.supported, v) {
 			return fmt.Errorf("the snapshot is at protocol %d; this binary supports %s; upgrade the binary", v, versionList(f.supported))
 		}
 		return nil
@@ -244,7 +247,7 @@ func (f *FSM) Protocol() ProtocolState {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	st := ProtocolState{Supported: slices.Clone(f.supported), Halted: f.halt}
-	_ = f.db.View(func(tx *bolt.Tx) error {
+	_ = f.view(func(tx *bolt.Tx) error {
 		st.Active, st.Since = protocolOf(tx)
 		return nil
 	})
@@ -258,7 +261,7 @@ func (f *FSM) NextAnnouncement(agency string) *peerpb.ProtocolAnnouncement {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out *peerpb.ProtocolAnnouncement
-	_ = f.db.View(func(tx *bolt.Tx) error {
+	_ = f.view(func(tx *bolt.Tx) error {
 		m, err := getMember(tx, agency)
 		if err != nil || !m.Joined {
 			return nil
@@ -283,7 +286,7 @@ func (f *FSM) NextAnnouncement(agency string) *peerpb.ProtocolAnnouncement {
 func (f *FSM) ProtocolToActivate() (version uint32, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	_ = f.db.View(func(tx *bolt.Tx) error {
+	_ = f.view(func(tx *bolt.Tx) error {
 		active, _ := protocolOf(tx)
 		for _, v := range slices.Backward(f.supported) {
 			if v <= active {

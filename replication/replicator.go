@@ -97,6 +97,7 @@ func Open(cfg Config) (*Replicator, error) {
 		return nil, err
 	}
 	fsm.noteApplied = logs.NoteApplied
+	fsm.log = cfg.Logger
 	fsm.rebuild = &rebuildSource{logs: logs, told: tellCheckpoint(cfg.Logger)}
 	watchDiskFull(cfg.Logger, fsm, logs)
 	fsm.onHalt = func(h *Halt) {

@@ -20,11 +20,11 @@ import (
 func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 	for _, tc := range []struct {
 		file, bucket, key string
-		reads             int // the version this binary reads: one newer is refused
+		newer, reads      string
 	}{
-		{node.StoreFile, "meta", "format", 1},
-		{filepath.Join("raft", "wal", "wal-meta.db"), "stable", "watchfed.format", 2},
-		{filepath.Join("raft", "fsm.db"), "meta", "format", 1},
+		{node.StoreFile, "meta", "format", "2", "version 1"},
+		{filepath.Join("raft", "wal", "wal-meta.db"), "stable", "watchfed.format", "3", "version 2"},
+		{filepath.Join("raft", "fsm.db"), "meta", "format", "3", "versions 1, 2"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			l := startLocal(t, 1)
@@ -38,8 +38,7 @@ func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			newer := fmt.Sprint(tc.reads + 1)
-			err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put([]byte(tc.key), []byte(newer)) })
+			err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put([]byte(tc.key), []byte(tc.newer)) })
 			db.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -48,9 +47,9 @@ func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 			defer cancel()
 			err = l.Restart(ctx, ln)
 			if err == nil {
-				t.Fatalf("node started on a %s of format version %s", tc.file, newer)
+				t.Fatalf("node started on a %s of format version %s", tc.file, tc.newer)
 			}
-			want := fmt.Sprintf("%s: format version %s; this binary reads version %d", path, newer, tc.reads)
+			want := fmt.Sprintf("%s: format version %s; this binary reads %s", path, tc.newer, tc.reads)
 			if !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %q, want it to contain %q", err, want)
 			}

@@ -432,10 +432,10 @@ func TestRollingUpgrade(t *testing.T) {
 }
 
 // downgradeRefused puts a follower back on the protocol 1 binary. That
-// binary keeps its raft log in a bbolt raft.db (format 1), which the
+// binary reads node.db and fsm.db of format 1 (their values carry checksums
+// since) and keeps its raft log in a bbolt raft.db (format 1), which the
 // upgrade moved to raft-wal (format 2): it refuses to start, naming the file
-// and the version, rather than start on an empty log beside the replicated
-// state. (How a binary halts at an entry it cannot apply is tested in
+// and the version, rather than misread them. (How a binary halts at an entry it cannot apply is tested in
 // replication: TestProtocolHaltAndResume.) Back on the new binary, the node
 // applies what the others committed meanwhile, to the same state.
 func downgradeRefused(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur string) {
@@ -461,9 +461,11 @@ func downgradeRefused(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur 
 		t.Fatal(err)
 	}
 	err = restartOn(old)
-	want := filepath.Join(m.Dir, "raft", "raft.db") + ": format version 2; this binary reads version 1"
+	// node.db (whose values carry checksums since) is the first file it
+	// opens; raft.db would refuse it next.
+	want := filepath.Join(m.Dir, "node.db") + ": format version 2; this binary reads version 1"
 	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("%s on the protocol 1 binary after the raft log moved to raft-wal: %v; want a refusal saying %q", m.Agency, err, want)
+		t.Fatalf("%s on the protocol 1 binary after its files moved on: %v; want a refusal saying %q", m.Agency, err, want)
 	}
 	t.Logf("%s on the protocol 1 binary: refused to start: %s", m.Agency, want)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 // The audit log is a hash chain: event n stores hash_n =
@@ -56,21 +57,21 @@ func chainHash(prev []byte, e *pb.AuditEvent) []byte {
 func appendAudit(tx *bolt.Tx, ev *pb.AuditEvent) (*pb.AuditEvent, error) {
 	meta := tx.Bucket(bucketMeta)
 	out := proto.Clone(ev).(*pb.AuditEvent)
-	out.Seq = u64(meta.Get(keyAuditCount)) + 1
-	out.PrevHash = bytes.Clone(meta.Get(keyAuditHead))
+	out.Seq = u64(get(tx, bucketMeta, keyAuditCount)) + 1
+	out.PrevHash = bytes.Clone(get(tx, bucketMeta, keyAuditHead))
 	out.Hash = nil
 	out.Hash = chainHash(out.PrevHash, out)
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.Bucket(bucketAudit).Put(be64(out.Seq), data); err != nil {
+	if err := put(tx.Bucket(bucketAudit), be64(out.Seq), data); err != nil {
 		return nil, err
 	}
-	if err := meta.Put(keyAuditHead, out.Hash); err != nil {
+	if err := put(meta, keyAuditHead, out.Hash); err != nil {
 		return nil, err
 	}
-	return out, meta.Put(keyAuditCount, be64(out.Seq))
+	return out, put(meta, keyAuditCount, be64(out.Seq))
 }
 
 // AppendAudit appends one event (seq, prev_hash and hash are set here).
@@ -87,11 +88,11 @@ func (s *Store) AppendAudit(ctx context.Context, ev *pb.AuditEvent) (*pb.AuditEv
 // ListAudit returns up to limit events with seq > afterSeq, in order.
 func (s *Store) ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]*pb.AuditEvent, error) {
 	var out []*pb.AuditEvent
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(be64(afterSeq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			ev := &pb.AuditEvent{}
-			if err := proto.Unmarshal(v, ev); err != nil {
+			if err := proto.Unmarshal(val(tx, bucketAudit, k, v), ev); err != nil {
 				return fmt.Errorf("audit event %d: %w", u64(k), err)
 			}
 			out = append(out, ev)
@@ -117,8 +118,7 @@ type VerifyResult struct {
 // VerifyAudit walks the whole chain and names the first broken link.
 func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
-	err := s.db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
+	err := s.view(func(tx *bolt.Tx) error {
 		var prev []byte
 		var seq uint64
 		broken := func(at uint64, format string, args ...any) error {
@@ -134,8 +134,12 @@ func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 			if got := u64(k); got != seq {
 				return broken(seq, "event %d is missing (next stored event is %d)", seq, got)
 			}
+			raw, err := checksum.Open(s.path, bucketAudit, k, v)
+			if err != nil {
+				return broken(seq, "event %d is damaged: %v", seq, err)
+			}
 			ev := &pb.AuditEvent{}
-			if err := proto.Unmarshal(v, ev); err != nil {
+			if err := proto.Unmarshal(raw, ev); err != nil {
 				return broken(seq, "event %d does not decode: %v", seq, err)
 			}
 			if ev.Seq != seq {
@@ -151,10 +155,10 @@ func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 			prev = ev.Hash
 			res.Checked = seq
 		}
-		if n := u64(meta.Get(keyAuditCount)); n != seq {
+		if n := u64(get(tx, bucketMeta, keyAuditCount)); n != seq {
 			return broken(seq+1, "the log holds %d events but %d were written: events after %d were removed", seq, n, seq)
 		}
-		if !bytes.Equal(meta.Get(keyAuditHead), prev) {
+		if !bytes.Equal(get(tx, bucketMeta, keyAuditHead), prev) {
 			return broken(seq, "head hash differs from the last event's hash")
 		}
 		res.OK, res.HeadHash = true, prev

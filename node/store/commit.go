@@ -95,7 +95,7 @@ func (s *Store) commit(calls []*commitCall) {
 		var callErr error
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for i, c := range calls {
-				if err := c.fn(tx); err != nil {
+				if err := s.call(c.fn, tx); err != nil {
 					failed, callErr = i, err
 					return err
 				}

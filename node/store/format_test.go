@@ -12,7 +12,8 @@ import (
 )
 
 // TestFormatVersion: node.db is opened at every version this binary reads
-// (one written before versions existed is version 1, and stamped), and a
+// (one written before versions existed is version 1; an older version is
+// upgraded to the current one, its values given checksums), and a
 // newer or unknown version is refused, naming the file, the version found
 // and the versions read.
 func TestFormatVersion(t *testing.T) {
@@ -23,9 +24,10 @@ func TestFormatVersion(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "new file"},
-		{name: "current version", exists: true, stamp: []byte("1")},
+		{name: "current version", exists: true, stamp: []byte("2")},
+		{name: "version 1", exists: true, stamp: []byte("1")},
 		{name: "written before versions", exists: true},
-		{name: "newer version", exists: true, stamp: []byte("2"), wantErr: []string{"node.db: format version 2", "reads version 1"}},
+		{name: "newer version", exists: true, stamp: []byte("3"), wantErr: []string{"node.db: format version 3", "reads versions 1, 2"}},
 		{name: "unknown version", exists: true, stamp: []byte("x"), wantErr: []string{`unknown format version "x"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,8 +71,8 @@ func TestFormatVersion(t *testing.T) {
 			var stamp string
 			_ = s.db.View(func(tx *bolt.Tx) error { stamp = string(tx.Bucket(bucketMeta).Get(keyFormat)); return nil })
 			s.Close()
-			if stamp != "1" {
-				t.Fatalf("format stamp %q, want \"1\"", stamp)
+			if stamp != "2" {
+				t.Fatalf("format stamp %q, want \"2\"", stamp)
 			}
 		})
 	}

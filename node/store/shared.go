@@ -27,14 +27,14 @@ func OutboxKey(id string, version uint64) string { return string(versionKey(id, 
 // allocation.
 func (s *Store) OutboxExcept(ctx context.Context, limit int, skip map[string]bool) ([]*pb.Record, error) {
 	var out []*pb.Record
-	err := s.db.View(func(tx *bolt.Tx) error {
-		versions := tx.Bucket(bucketVersions)
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			if skip[string(k)] {
 				continue
 			}
-			rec, err := decodeRecord(versions.Get(k))
+			val(tx, bucketOutbox, k, v)
+			rec, err := decodeRecord(get(tx, bucketVersions, k))
 			if err != nil {
 				return err
 			}
@@ -99,14 +99,13 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 		return nil
 	}
 	return s.batchLazy(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		done := u64(meta.Get(keyReceived))
+		done := u64(get(tx, bucketMeta, keyReceived))
 		for _, r := range batch {
 			if r.Index <= done {
 				continue
 			}
 			for _, k := range r.EpochKeys {
-				if err := tx.Bucket(bucketEpochs).Put(epochKeyKey(k.Origin, k.Epoch), k.Key); err != nil {
+				if err := put(tx.Bucket(bucketEpochs), epochKeyKey(k.Origin, k.Epoch), k.Key); err != nil {
 					return err
 				}
 			}
@@ -136,9 +135,8 @@ func (s *Store) noteReceived(upTo uint64) {
 }
 
 func writeReceived(tx *bolt.Tx, upTo uint64) error {
-	meta := tx.Bucket(bucketMeta)
-	if upTo > u64(meta.Get(keyReceived)) {
-		return meta.Put(keyReceived, be64(upTo))
+	if upTo > u64(get(tx, bucketMeta, keyReceived)) {
+		return put(tx.Bucket(bucketMeta), keyReceived, be64(upTo))
 	}
 	return nil
 }
@@ -146,7 +144,7 @@ func writeReceived(tx *bolt.Tx, upTo uint64) error {
 func putShared(tx *bolt.Tx, index uint64, n int, e *pb.SharedEntry) error {
 	id, v := e.GetRecord().GetId(), e.GetRecord().GetVersion()
 	key := versionKey(id, v)
-	if tx.Bucket(bucketShared).Get(key) != nil {
+	if get(tx, bucketShared, key) != nil {
 		return nil
 	}
 	e.LogIndex, e.Position = index, uint32(n)
@@ -154,16 +152,16 @@ func putShared(tx *bolt.Tx, index uint64, n int, e *pb.SharedEntry) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketShared).Put(key, data); err != nil {
+	if err := put(tx.Bucket(bucketShared), key, data); err != nil {
 		return err
 	}
 	at := binary.BigEndian.AppendUint32(be64(index), uint32(n))
-	if err := tx.Bucket(bucketSharedAt).Put(at, key); err != nil {
+	if err := put(tx.Bucket(bucketSharedAt), at, key); err != nil {
 		return err
 	}
 	cur := tx.Bucket(bucketSharedID)
-	if u64(cur.Get([]byte(id))) < v {
-		return cur.Put([]byte(id), be64(v))
+	if u64(get(tx, bucketSharedID, []byte(id))) < v {
+		return put(cur, []byte(id), be64(v))
 	}
 	return nil
 }
@@ -171,8 +169,8 @@ func putShared(tx *bolt.Tx, index uint64, n int, e *pb.SharedEntry) error {
 // ReceivedIndex is the last log index whose entries were taken in.
 func (s *Store) ReceivedIndex() (uint64, error) {
 	var v uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v = u64(tx.Bucket(bucketMeta).Get(keyReceived))
+	err := s.view(func(tx *bolt.Tx) error {
+		v = u64(get(tx, bucketMeta, keyReceived))
 		return nil
 	})
 	return max(v, s.received.Load()), err
@@ -181,8 +179,8 @@ func (s *Store) ReceivedIndex() (uint64, error) {
 // EpochKey returns an epoch key received from origin.
 func (s *Store) EpochKey(origin string, epoch uint64) ([]byte, bool) {
 	var k []byte
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		k = bytes.Clone(tx.Bucket(bucketEpochs).Get(epochKeyKey(origin, epoch)))
+	_ = s.view(func(tx *bolt.Tx) error {
+		k = bytes.Clone(get(tx, bucketEpochs, epochKeyKey(origin, epoch)))
 		return nil
 	})
 	return k, k != nil
@@ -206,8 +204,7 @@ type SharedListOptions struct {
 // SharedList returns the latest version of the selected shared records in
 // id order; next is the last id returned when more remain.
 func (s *Store) SharedList(ctx context.Context, o SharedListOptions) (out []*pb.SharedEntry, next string, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		shared := tx.Bucket(bucketShared)
+	err = s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSharedID).Cursor()
 		k, v := c.First()
 		if o.After != "" {
@@ -219,7 +216,7 @@ func (s *Store) SharedList(ctx context.Context, o SharedListOptions) (out []*pb.
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e, err := decodeShared(shared.Get(versionKey(string(k), u64(v))))
+			e, err := decodeShared(get(tx, bucketShared, versionKey(string(k), u64(val(tx, bucketSharedID, k, v)))))
 			if err != nil {
 				return err
 			}
@@ -240,12 +237,12 @@ func (s *Store) SharedList(ctx context.Context, o SharedListOptions) (out []*pb.
 // Shared returns the latest received version of one shared record.
 func (s *Store) Shared(ctx context.Context, id string) (*pb.SharedEntry, error) {
 	var out *pb.SharedEntry
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		v := u64(tx.Bucket(bucketSharedID).Get([]byte(id)))
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		v := u64(get(tx, bucketSharedID, []byte(id)))
 		if v == 0 {
 			return fmt.Errorf("shared %s: %w", id, ErrNotFound)
 		}
-		out, err = decodeShared(tx.Bucket(bucketShared).Get(versionKey(id, v)))
+		out, err = decodeShared(get(tx, bucketShared, versionKey(id, v)))
 		return err
 	})
 	return out, err
@@ -257,12 +254,11 @@ func (s *Store) Shared(ctx context.Context, id string) (*pb.SharedEntry, error) 
 // entry when there is one, even one larger than maxBytes.
 func (s *Store) SharedFrom(ctx context.Context, index uint64, position uint32, maxBytes int) ([]*pb.SharedEntry, error) {
 	var out []*pb.SharedEntry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		shared := tx.Bucket(bucketShared)
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSharedAt).Cursor()
 		size := 0
 		for k, v := c.Seek(binary.BigEndian.AppendUint32(be64(index), position)); k != nil; k, v = c.Next() {
-			data := shared.Get(v)
+			data := get(tx, bucketShared, val(tx, bucketSharedAt, k, v))
 			if size += len(data); size > maxBytes && len(out) > 0 {
 				break
 			}
@@ -294,10 +290,10 @@ func epochKeyKey(origin string, epoch uint64) []byte {
 func (s *Store) SharedHistory(ctx context.Context, id string) ([]*pb.SharedEntry, error) {
 	var out []*pb.SharedEntry
 	prefix := append([]byte(id), 0)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketShared).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			e, err := decodeShared(v)
+			e, err := decodeShared(val(tx, bucketShared, k, v))
 			if err != nil {
 				return err
 			}

@@ -110,7 +110,7 @@ func TestReceivedIndexOfEmptyEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stored uint64
-	_ = s.db.View(func(tx *bolt.Tx) error { stored = u64(tx.Bucket(bucketMeta).Get(keyReceived)); return nil })
+	_ = s.db.View(func(tx *bolt.Tx) error { stored = u64(get(tx, bucketMeta, keyReceived)); return nil })
 	if stored != 6 {
 		t.Fatalf("received index written %d, want 6", stored)
 	}

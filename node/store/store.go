@@ -21,6 +21,7 @@ import (
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication/boltcheck"
+	"github.com/watchfed/watchfed/replication/checksum"
 	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
@@ -50,8 +51,9 @@ var (
 )
 
 // format is the layout of node.db (its buckets and their encodings), under
-// meta/format.
-var format = fileversion.Format{Name: "node.db", Current: 1, Reads: []int{1}}
+// meta/format. Version 2: every value carries a checksum (sums.go); a
+// version 1 file is upgraded at open.
+var format = fileversion.Format{Name: "node.db", Current: 2, Reads: []int{1, 2}}
 
 // Options configures a store.
 type Options struct {
@@ -68,6 +70,8 @@ type Store struct {
 
 	path string
 	full atomic.Pointer[error] // the last commit's full-disk error (diskfull.go)
+	// damaged is the first damaged value a read met (sums.go), nil if none.
+	damaged atomic.Pointer[error]
 }
 
 // Open opens or creates the store file. A second process opening the same
@@ -76,9 +80,15 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	// A damaged file is refused before anything is served from it.
-	if err := boltcheck.Verify(path); err != nil {
+	// A file whose pages are damaged is refused before anything is served
+	// from it. A damaged value is not: the reads that meet it are refused,
+	// naming it, and Damaged says so (the node is not ready).
+	var damage error
+	if err := boltcheck.VerifyWith(path, verifySums(path, &damage)); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if damage != nil {
+		opts.Logger.Error("node.db holds a damaged value: reads of it are refused; restore the file from a backup (watchfed snapshot restore)", "err", damage)
 	}
 	_, statErr := os.Stat(path)
 	fresh := errors.Is(statErr, os.ErrNotExist)
@@ -99,8 +109,11 @@ func Open(path string, opts Options) (*Store, error) {
 				return err
 			}
 		}
-		_, err := format.CheckBolt(tx.Bucket(bucketMeta), keyFormat, path, fresh)
-		return err
+		v, err := format.CheckBolt(tx.Bucket(bucketMeta), keyFormat, path, fresh)
+		if err != nil || v >= formatSums || fresh {
+			return err
+		}
+		return upgradeSums(tx) // committed with an fsync, as every write here
 	})
 	if errors.Is(err, fileversion.ErrUnreadable) {
 		db.Close()
@@ -110,12 +123,19 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Store{db: db, log: opts.Logger, path: path}, nil
+	s := &Store{db: db, log: opts.Logger, path: path}
+	if damage != nil {
+		s.damaged.Store(&damage)
+	}
+	return s, nil
 }
 
 // Close writes the received index noted in memory and closes the file.
 func (s *Store) Close() error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return writeReceived(tx, s.received.Load()) })
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		defer catchDamage(&err)
+		return writeReceived(tx, s.received.Load())
+	})
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
@@ -134,7 +154,12 @@ func (s *Store) Put(ctx context.Context, rec *pb.Record, ev *pb.AuditEvent) (*pb
 }
 
 // update is one write transaction of its own.
-func (s *Store) update(fn func(*bolt.Tx) error) error { return s.noteCommit(s.db.Update(fn)) }
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	return s.noteCommit(s.db.Update(func(tx *bolt.Tx) (err error) {
+		defer s.catch(&err)
+		return fn(tx)
+	}))
+}
 
 // PutBatch stores records and audit events all or nothing, in one transaction.
 func (s *Store) PutBatch(ctx context.Context, recs []*pb.Record, evs []*pb.AuditEvent) ([]*pb.AuditEvent, error) {
@@ -175,13 +200,13 @@ func putVersion(tx *bolt.Tx, rec *pb.Record) error {
 	}
 	cur := tx.Bucket(bucketCurrent)
 	id := []byte(rec.Id)
-	have := u64(cur.Get(id))
+	have := u64(get(tx, bucketCurrent, id))
 	if rec.Version != have+1 {
 		return fmt.Errorf("put %s version %d: current version is %d: %w", rec.Id, rec.Version, have, ErrConflict)
 	}
 	versions := tx.Bucket(bucketVersions)
 	if have > 0 {
-		prev, err := decodeRecord(versions.Get(versionKey(rec.Id, have)))
+		prev, err := decodeRecord(get(tx, bucketVersions, versionKey(rec.Id, have)))
 		if err != nil {
 			return err
 		}
@@ -194,28 +219,28 @@ func putVersion(tx *bolt.Tx, rec *pb.Record) error {
 	if err != nil {
 		return err
 	}
-	if err := versions.Put(versionKey(rec.Id, rec.Version), data); err != nil {
+	if err := put(versions, versionKey(rec.Id, rec.Version), data); err != nil {
 		return err
 	}
 	if !rec.Local {
 		// Queued for publication in the same transaction: a crash after the
 		// write cannot lose the share.
-		if err := tx.Bucket(bucketOutbox).Put(versionKey(rec.Id, rec.Version), nil); err != nil {
+		if err := put(tx.Bucket(bucketOutbox), versionKey(rec.Id, rec.Version), nil); err != nil {
 			return err
 		}
 	}
-	return cur.Put(id, be64(rec.Version))
+	return put(cur, id, be64(rec.Version))
 }
 
 // Current returns the latest version of a record.
 func (s *Store) Current(ctx context.Context, id string) (*pb.Record, error) {
 	var rec *pb.Record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		v := u64(tx.Bucket(bucketCurrent).Get([]byte(id)))
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		v := u64(get(tx, bucketCurrent, []byte(id)))
 		if v == 0 {
 			return fmt.Errorf("%s: %w", id, ErrNotFound)
 		}
-		rec, err = decodeRecord(tx.Bucket(bucketVersions).Get(versionKey(id, v)))
+		rec, err = decodeRecord(get(tx, bucketVersions, versionKey(id, v)))
 		return err
 	})
 	return rec, err
@@ -224,8 +249,8 @@ func (s *Store) Current(ctx context.Context, id string) (*pb.Record, error) {
 // Version returns one version of a record.
 func (s *Store) Version(ctx context.Context, id string, version uint64) (*pb.Record, error) {
 	var rec *pb.Record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		data := tx.Bucket(bucketVersions).Get(versionKey(id, version))
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		data := get(tx, bucketVersions, versionKey(id, version))
 		if data == nil {
 			return fmt.Errorf("%s version %d: %w", id, version, ErrNotFound)
 		}
@@ -239,7 +264,7 @@ func (s *Store) Version(ctx context.Context, id string, version uint64) (*pb.Rec
 // or before it. ErrNotFound if the record did not exist yet.
 func (s *Store) At(ctx context.Context, id string, asOf time.Time) (*pb.Record, error) {
 	var rec *pb.Record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		rec, err = versionAt(tx, id, asOf)
 		if err == nil && rec == nil {
 			err = fmt.Errorf("%s at %s: %w", id, asOf.UTC().Format(time.RFC3339), ErrNotFound)
@@ -251,13 +276,12 @@ func (s *Store) At(ctx context.Context, id string, asOf time.Time) (*pb.Record, 
 
 // versionAt walks an id's versions from the newest back; nil if none yet.
 func versionAt(tx *bolt.Tx, id string, asOf time.Time) (*pb.Record, error) {
-	cur := u64(tx.Bucket(bucketCurrent).Get([]byte(id)))
+	cur := u64(get(tx, bucketCurrent, []byte(id)))
 	if cur == 0 {
 		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
-	versions := tx.Bucket(bucketVersions)
 	for v := cur; v >= 1; v-- {
-		rec, err := decodeRecord(versions.Get(versionKey(id, v)))
+		rec, err := decodeRecord(get(tx, bucketVersions, versionKey(id, v)))
 		if err != nil {
 			return nil, err
 		}
@@ -271,11 +295,11 @@ func versionAt(tx *bolt.Tx, id string, asOf time.Time) (*pb.Record, error) {
 // History returns every version of a record, oldest first.
 func (s *Store) History(ctx context.Context, id string) ([]*pb.Record, error) {
 	var out []*pb.Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		prefix := append([]byte(id), 0)
 		c := tx.Bucket(bucketVersions).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			rec, err := decodeRecord(v)
+			rec, err := decodeRecord(val(tx, bucketVersions, k, v))
 			if err != nil {
 				return err
 			}
@@ -301,9 +325,8 @@ type ListOptions struct {
 
 // List returns records ordered by id; next is the last id returned when more remain.
 func (s *Store) List(ctx context.Context, o ListOptions) (recs []*pb.Record, next string, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketCurrent).Cursor()
-		versions := tx.Bucket(bucketVersions)
 		k, v := c.First()
 		if o.After != "" {
 			k, v = c.Seek([]byte(o.After))
@@ -318,7 +341,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) (recs []*pb.Record, nex
 			var rec *pb.Record
 			var err error
 			if o.AsOf.IsZero() {
-				rec, err = decodeRecord(versions.Get(versionKey(string(k), u64(v))))
+				rec, err = decodeRecord(get(tx, bucketVersions, versionKey(string(k), u64(val(tx, bucketCurrent, k, v)))))
 			} else {
 				rec, err = versionAt(tx, string(k), o.AsOf)
 			}
@@ -385,10 +408,15 @@ func u64(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
-// Backup writes a consistent copy of the whole store file to w.
+// Backup writes a consistent copy of the whole store file to w, once every
+// value in it checked out: a backup never carries damage away.
 func (s *Store) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		if err := checksum.Verify(tx); err != nil {
+			s.noteDamage(err)
+			return fmt.Errorf("backup: %w", err)
+		}
 		n, err = tx.WriteTo(w)
 		return err
 	})

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -252,9 +253,16 @@ func TestAuditTampering(t *testing.T) {
 	}
 }
 
+// edit changes an audit event as a dishonest insider would: its checksum
+// made anew, so only the chain can tell.
 func edit(b *bolt.Bucket, seq uint64, fn func(*pb.AuditEvent)) error {
+	k := binary.BigEndian.AppendUint64(nil, seq)
+	raw, err := checksum.Open("node.db", bucketAudit, k, b.Get(k))
+	if err != nil {
+		return err
+	}
 	e := &pb.AuditEvent{}
-	if err := proto.Unmarshal(b.Get(binary.BigEndian.AppendUint64(nil, seq)), e); err != nil {
+	if err := proto.Unmarshal(raw, e); err != nil {
 		return err
 	}
 	fn(e)
@@ -262,7 +270,7 @@ func edit(b *bolt.Bucket, seq uint64, fn func(*pb.AuditEvent)) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(be64(seq), data)
+	return put(b, be64(seq), data)
 }
 
 func TestSecondOpenFailsFast(t *testing.T) {

@@ -1,0 +1,111 @@
+package checksum
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func TestOpen(t *testing.T) {
+	sealed := Seal([]byte("k1"), []byte("value"))
+	flip := func(i int) []byte { b := bytes.Clone(sealed); b[i] ^= 0x01; return b }
+	for _, tc := range []struct {
+		name   string
+		key    []byte
+		framed []byte
+		want   []byte // nil with damaged false: absent
+		damage bool
+	}{
+		{"intact", []byte("k1"), sealed, []byte("value"), false},
+		{"absent", []byte("k1"), nil, nil, false},
+		{"empty value", []byte("k1"), Seal([]byte("k1"), nil), []byte{}, false},
+		{"value byte flipped", []byte("k1"), flip(0), nil, true},
+		{"checksum byte flipped", []byte("k1"), flip(len(sealed) - 1), nil, true},
+		{"value under another key", []byte("k2"), sealed, nil, true},
+		{"shorter than a checksum", []byte("k1"), []byte{1, 2}, nil, true},
+		{"bare value", []byte("k1"), []byte("value"), nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := Open("/d/x.db", []byte("bkt"), tc.key, tc.framed)
+			if tc.damage {
+				var d *DamageError
+				if !errors.As(err, &d) || !errors.Is(err, ErrDamaged) {
+					t.Fatalf("got %q, %v; want damage", v, err)
+				}
+				for _, s := range []string{"/d/x.db", "bucket bkt", "key " + ShowKey(tc.key), "checksum mismatch"} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q lacks %q", err, s)
+					}
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(v, tc.want) || (tc.want == nil) != (v == nil) {
+				t.Fatalf("got %q, %v; want %q", v, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestShowKey(t *testing.T) {
+	if got := ShowKey([]byte("DE-BAFA/01J")); got != `"DE-BAFA/01J"` {
+		t.Errorf("text key shown as %s", got)
+	}
+	if got := ShowKey([]byte{0, 0, 0, 7}); got != "0x00000007" {
+		t.Errorf("binary key shown as %s", got)
+	}
+}
+
+// TestUpgradeAndVerify: a file of bare values is framed by Upgrade (the
+// format stamp left bare), then verifies; a value damaged afterwards is
+// found by Verify, named.
+func TestUpgradeAndVerify(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "x.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, _ := tx.CreateBucket([]byte("meta"))
+		data, _ := tx.CreateBucket([]byte("data"))
+		if err := meta.Put([]byte("format"), []byte("1")); err != nil {
+			return err
+		}
+		for _, k := range []string{"a", "b", "c"} {
+			if err := data.Put([]byte(k), []byte("v-"+k)); err != nil {
+				return err
+			}
+		}
+		if Verify(tx) == nil {
+			t.Error("bare values verified")
+		}
+		return Upgrade(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := Verify(tx); err != nil {
+			t.Fatalf("upgraded file: %v", err)
+		}
+		if got := tx.Bucket([]byte("meta")).Get([]byte("format")); string(got) != "1" {
+			t.Errorf("format stamp framed: %q", got)
+		}
+		if v, err := Get(tx, []byte("data"), []byte("b")); err != nil || string(v) != "v-b" {
+			t.Errorf("get b: %q %v", v, err)
+		}
+		raw := bytes.Clone(tx.Bucket([]byte("data")).Get([]byte("b")))
+		raw[0] ^= 0x80
+		return tx.Bucket([]byte("data")).Put([]byte("b"), raw)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(Verify)
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), `bucket data, key "b"`) {
+		t.Fatalf("damage after upgrade: %v", err)
+	}
+}
