@@ -3,8 +3,12 @@ package node
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,19 +28,36 @@ const (
 	// backupAgency names the agency whose node was saved: a backup is
 	// restored only as that agency (archives from before it have none).
 	backupAgency = "watchfed-backup-agency"
+	// backupSum comes last (from version 2): the hex SHA-256 of every entry
+	// before it (entrySum), checked before anything is restored.
+	backupSum = "watchfed-backup-sha256"
 )
 
 // backupFormat is the layout of a backup archive: which files it holds,
 // under which names. An archive from before versions existed has no
-// backupVersion entry and is read as version 1.
-var backupFormat = fileversion.Format{Name: "backup archive", Current: 1, Reads: []int{1}}
+// backupVersion entry and is read as version 1. Version 2 ends with
+// backupSum.
+var backupFormat = fileversion.Format{Name: "backup archive", Current: 2, Reads: []int{1, 2}}
+
+// entrySum adds one archive entry to the archive's SHA-256: its name and
+// content, each preceded by its length.
+func entrySum(h hash.Hash, name string, data []byte) {
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(name))))
+	h.Write([]byte(name))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(data))))
+	h.Write(data)
+}
 
 func (n *Node) writeBackup(w io.Writer) error {
 	tw := tar.NewWriter(w)
+	sum := sha256.New()
 	add := func(name string, write func(io.Writer) (int64, error)) error {
 		var b bytes.Buffer
 		if _, err := write(&b); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		if name != backupSum {
+			entrySum(sum, name, b.Bytes())
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(b.Len()), ModTime: time.Now()}); err != nil {
 			return err
@@ -64,7 +85,60 @@ func (n *Node) writeBackup(w io.Writer) error {
 	if err := add(backupKeys, func(w io.Writer) (int64, error) { k, err := w.Write(keys); return int64(k), err }); err != nil {
 		return err
 	}
+	hexSum := hex.EncodeToString(sum.Sum(nil))
+	if err := add(backupSum, func(w io.Writer) (int64, error) { k, err := io.WriteString(w, hexSum); return int64(k), err }); err != nil {
+		return err
+	}
 	return tw.Close()
+}
+
+// maxBackupEntry bounds one entry read into memory to check the archive.
+const maxBackupEntry = 8 << 30
+
+// checkBackupSum reads the archive in f whole and checks its SHA-256
+// (version 2 and later) before anything is restored from it; f is left at
+// its start.
+func checkBackupSum(f *os.File) error {
+	defer f.Seek(0, io.SeekStart)
+	tr := tar.NewReader(f)
+	sum := sha256.New()
+	version, stored := 1, ""
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("backup archive: %w (the file is damaged or cut short)", err)
+		}
+		if stored != "" {
+			return fmt.Errorf("backup archive: %q after %s", h.Name, backupSum)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, maxBackupEntry))
+		if err != nil {
+			return fmt.Errorf("backup archive: %s: %w (the file is damaged or cut short)", h.Name, err)
+		}
+		switch h.Name {
+		case backupSum:
+			stored = string(data)
+			continue
+		case backupVersion:
+			if v, err := backupFormat.Check("", bytes.TrimSpace(data), false); err == nil {
+				version = v
+			}
+		}
+		entrySum(sum, h.Name, data)
+	}
+	if version < 2 {
+		return nil // before archives carried their SHA-256
+	}
+	if stored == "" {
+		return fmt.Errorf("backup archive: no %s entry: the file is cut short or not a whole backup", backupSum)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != stored {
+		return fmt.Errorf("backup archive: SHA-256 mismatch (computed %s, recorded %s): the file is damaged; nothing was restored", got, stored)
+	}
+	return nil
 }
 
 // RestoreBackup unpacks a backup into an empty data directory of a stopped
@@ -79,7 +153,24 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
-	tr := tar.NewReader(r)
+	// The archive is spooled and its SHA-256 checked before anything is
+	// restored: a damaged backup restores nothing.
+	spool, err := os.CreateTemp(dataDir, ".restore-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	if _, err := io.Copy(spool, r); err != nil {
+		return fmt.Errorf("backup archive: %w", err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := checkBackupSum(spool); err != nil {
+		return err
+	}
+	tr := tar.NewReader(spool)
 	seen := map[string]bool{}
 	for first := true; ; first = false {
 		h, err := tr.Next()
@@ -119,6 +210,7 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 			if err := writeFileSync(filepath.Join(dataDir, h.Name), io.LimitReader(tr, h.Size)); err != nil {
 				return err
 			}
+		case backupSum: // checked above
 		case backupFSM:
 			if err := replication.InstallBackup(filepath.Join(dataDir, raftDir), agency, advertise, io.LimitReader(tr, h.Size)); err != nil {
 				return err

@@ -3,6 +3,8 @@ package node
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,8 +19,13 @@ import (
 
 // backupArchive is a backup as writeBackup lays it out: the version entry
 // (none when version is nil, as before versions existed), node.db, fsm.db
-// and the keys. fsmStamp, if set, overrides the format stamp of fsm.db.
+// and the keys, and from version 2 the SHA-256. fsmStamp, if set, overrides
+// the format stamp of fsm.db.
 func backupArchive(t *testing.T, version []byte, versionFirst bool, fsmStamp []byte) []byte {
+	return backupArchiveSum(t, version, versionFirst, fsmStamp, string(version) == "2")
+}
+
+func backupArchiveSum(t *testing.T, version []byte, versionFirst bool, fsmStamp []byte, withSum bool) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "node.db"), store.Options{})
@@ -53,7 +60,9 @@ func backupArchive(t *testing.T, version []byte, versionFirst bool, fsmStamp []b
 	}
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
+	sum := sha256.New()
 	add := func(name string, b []byte) {
+		entrySum(sum, name, b)
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b))}); err != nil {
 			t.Fatal(err)
 		}
@@ -70,6 +79,9 @@ func backupArchive(t *testing.T, version []byte, versionFirst bool, fsmStamp []b
 	}
 	add(backupFSM, fsmDB)
 	add(backupKeys, []byte("keys"))
+	if withSum {
+		add(backupSum, []byte(hex.EncodeToString(sum.Sum(nil))))
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +102,16 @@ func TestRestoreBackupFormatVersion(t *testing.T) {
 		wantErr      []string
 		wroteNothing bool
 	}{
-		{name: "current version", version: []byte("1"), versionFirst: true},
+		{name: "current version", version: []byte("2"), versionFirst: true},
+		{name: "version 1", version: []byte("1"), versionFirst: true},
 		{name: "written before versions"},
-		{name: "newer version", version: []byte("2"), versionFirst: true, wroteNothing: true,
-			wantErr: []string{"backup archive: format version 2; this binary reads version 1", "newer watchfed"}},
+		{name: "newer version", version: []byte("3"), versionFirst: true, wroteNothing: true,
+			wantErr: []string{"backup archive: format version 3; this binary reads versions 1, 2", "newer watchfed"}},
 		{name: "unknown version", version: []byte("2.0"), versionFirst: true, wroteNothing: true,
-			wantErr: []string{`backup archive: unknown format version "2.0"; this binary reads version 1`}},
+			wantErr: []string{`backup archive: unknown format version "2.0"; this binary reads versions 1, 2`}},
 		{name: "version not first", version: []byte("1"), wantErr: []string{backupVersion + " must come first"}},
-		{name: "state file of a newer version", version: []byte("1"), versionFirst: true, fsmStamp: []byte("2"),
-			wantErr: []string{"fsm.db", "format version 2; this binary reads version 1"}},
+		{name: "state file of a newer version", version: []byte("1"), versionFirst: true, fsmStamp: []byte("3"),
+			wantErr: []string{"fsm.db", "format version 3; this binary reads versions 1, 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := backupArchive(t, tc.version, tc.versionFirst, tc.fsmStamp)
@@ -172,5 +185,36 @@ func TestRestoreRefusesAnotherAgency(t *testing.T) {
 	}
 	if err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "DE-BAFA", "127.0.0.1:7400"); err != nil {
 		t.Fatalf("restore as DE-BAFA: %v", err)
+	}
+}
+
+// TestRestoreBackupDamaged: a backup (version 2) carries the SHA-256 of its
+// entries; an archive with a flipped byte inside a file, or without its
+// checksum (cut short), restores nothing and says why.
+func TestRestoreBackupDamaged(t *testing.T) {
+	whole := backupArchive(t, []byte("2"), true, nil)
+	at := bytes.Index(whole, []byte("node.db")) // the node.db entry's header
+	flipped := bytes.Clone(whole)
+	flipped[at+512+2000] ^= 0x20 // inside its content, past the header block
+	for _, tc := range []struct {
+		name    string
+		archive []byte
+		wantErr string
+	}{
+		{"byte flipped in node.db", flipped, "SHA-256 mismatch"},
+		{"no checksum", backupArchiveSum(t, []byte("2"), true, nil, false), "no " + backupSum + " entry"},
+		{"cut short", whole[:len(whole)/2], "damaged or cut short"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			err := RestoreBackup(bytes.NewReader(tc.archive), dataDir, "DE-BAFA", "127.0.0.1:7400")
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("restore: %v, want %q", err, tc.wantErr)
+			}
+			left, _ := os.ReadDir(dataDir)
+			if len(left) != 0 {
+				t.Fatalf("a refused backup left %v in the data directory", left)
+			}
+		})
 	}
 }

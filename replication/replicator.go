@@ -116,6 +116,12 @@ func Open(cfg Config) (*Replicator, error) {
 		return nil, err
 	}
 	fsm.rebuild.snaps = snaps
+	damagedSnaps, err := setAsideDamagedSnapshots(cfg.Logger, cfg.Dir, snaps)
+	if err != nil {
+		fsm.Close()
+		logs.Close()
+		return nil, err
+	}
 	if why := fsm.Rebuilt(); why != "" && cfg.Logger != nil {
 		cfg.Logger.Warn("rebuilding the replicated state from the raft snapshot and log", "file", filepath.Join(cfg.Dir, "fsm.db"), "why", why)
 	}
@@ -123,6 +129,11 @@ func Open(cfg Config) (*Replicator, error) {
 		fsm.Close()
 		logs.Close()
 		return nil, fmt.Errorf("replay the raft log into the replicated state: %w", err)
+	}
+	if err := coverDamagedSnapshots(cfg.Logger, damagedSnaps, fsm, logs, snaps, cfg.Transport); err != nil {
+		fsm.Close()
+		logs.Close()
+		return nil, err
 	}
 	rc := cfg.Raft
 	if rc == nil {

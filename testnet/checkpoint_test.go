@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 func ckStatus(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
@@ -25,7 +26,7 @@ func ckStatus(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
 
 // TestCheckpointRepairsATamperedMember: once protocol 4 is active the leader
 // commits checkpoints while entries flow. A stopped follower's fsm.db edited
-// (one byte of a stored value) disagrees with the next checkpoint; the node
+// (one byte of a stored value, its checksum made anew) disagrees with the next checkpoint; the node
 // rebuilds its state from snapshot and log and reaches its partners' state
 // hash, and its status says so: state_hash, last_checkpoint_index, one
 // disagreement, not diverged.
@@ -68,11 +69,17 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		// An edit with its checksum made anew: the checksums catch a
+		// damaged value, only a checkpoint catches a deliberate edit.
 		bk := tx.Bucket([]byte("entries"))
 		k, v := bk.Cursor().First()
-		v = bytes.Clone(v)
-		v[len(v)-1] ^= 0x01
-		return bk.Put(k, v)
+		bare, err := checksum.Open("fsm.db", []byte("entries"), k, v)
+		if err != nil {
+			return err
+		}
+		bare = bytes.Clone(bare)
+		bare[len(bare)-1] ^= 0x01
+		return checksum.Put(bk, k, bare)
 	})
 	db.Close()
 	if err != nil {
