@@ -64,7 +64,7 @@ func newMetrics(n *Node) *metrics {
 			return float64(n.fed.Protocol().Active)
 		}),
 		gauge("watchfed_diverged", "1 if this node's replicated state differs from the federation's after a checkpoint and a rebuild (see status).", func() float64 {
-			if n.fed.Diverged() != "" {
+			if n.fed.Checkpoints().Diverged != "" {
 				return 1
 			}
 			return 0
@@ -109,6 +109,9 @@ func (n *Node) notReady() string {
 	}
 	if full, path := n.fed.DiskFull(); full {
 		return "disk full: " + path + " (writes refused until space returns)"
+	}
+	if n.fed.Rebuilding() {
+		return "rebuilding the replicated state from snapshot and log (shared reads refused until done)"
 	}
 	if n.fed.Diverged() != "" {
 		return "the replicated state is diverged from the federation's (see status)"

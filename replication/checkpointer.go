@@ -76,3 +76,6 @@ func tellCheckpoint(log *slog.Logger) func(at uint64, repaired bool, why string)
 
 // Checkpoints is this member's checkpoint state.
 func (r *Replicator) Checkpoints() CheckpointState { return r.fsm.Checkpoints() }
+
+// Rebuilding reports whether the replicated state is being rebuilt.
+func (r *Replicator) Rebuilding() bool { return r.fsm.Rebuilding() }

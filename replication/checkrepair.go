@@ -77,6 +77,8 @@ func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) string {
 // inspection) and rebuilds it from the newest snapshot at or before index
 // and the log up to index.
 func (f *FSM) resetLocked(index uint64, aside string) error {
+	f.rebuilding.Store(true)
+	defer f.rebuilding.Store(false)
 	f.abandonSnapshots()
 	if err := f.db.Close(); err != nil {
 		return fmt.Errorf("close the state: %w", err)
@@ -120,6 +122,10 @@ func (f *FSM) repairDamageLocked(cause error) {
 	}
 	f.halt = &Halt{Index: f.applied + 1, Reason: fmt.Sprintf("%v; rebuilding it failed: %v; restart the node to rebuild it from snapshot and log", cause, err)}
 }
+
+// Rebuilding reports whether the state is being rebuilt from snapshot and
+// log: until it is done, what it holds is partial, and its reads wait.
+func (f *FSM) Rebuilding() bool { return f.rebuilding.Load() }
 
 // placeSnapshot puts the newest snapshot at or before index in place of
 // fsm.db; none leaves no file (the state starts empty).

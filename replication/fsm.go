@@ -94,6 +94,9 @@ type FSM struct {
 	// damagedBy is the damage a read met (fsmsum.go), nil if none: the
 	// next apply rebuilds the state first.
 	damagedBy atomic.Pointer[error]
+	// rebuilding is set while the state is set aside and rebuilt in place
+	// (read without the lock, which the rebuild holds).
+	rebuilding atomic.Bool
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released

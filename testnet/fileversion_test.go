@@ -22,7 +22,7 @@ func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 		file, bucket, key string
 		newer, reads      string
 	}{
-		{node.StoreFile, "meta", "format", "2", "version 1"},
+		{node.StoreFile, "meta", "format", "3", "versions 1, 2"},
 		{filepath.Join("raft", "wal", "wal-meta.db"), "stable", "watchfed.format", "3", "version 2"},
 		{filepath.Join("raft", "fsm.db"), "meta", "format", "3", "versions 1, 2"},
 	} {

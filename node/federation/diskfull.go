@@ -17,9 +17,19 @@ func (f *Federation) DiskFull() (bool, string) {
 	return true, diskfull.Path(err)
 }
 
-// Diverged says why the replicated state differs from the federation's
-// after a checkpoint and a rebuild ("" if it does not).
-func (f *Federation) Diverged() string { return f.rep.Checkpoints().Diverged }
+// Diverged says why shared reads are refused ("" if they are not): the
+// replicated state is being rebuilt from snapshot and log (partial until
+// done), or it differs from the federation's after a checkpoint and a
+// rebuild.
+func (f *Federation) Diverged() string {
+	if f.rep.Rebuilding() {
+		return "the replicated state is being rebuilt from snapshot and log"
+	}
+	return f.rep.Checkpoints().Diverged
+}
+
+// Rebuilding reports whether the replicated state is being rebuilt.
+func (f *Federation) Rebuilding() bool { return f.rep.Rebuilding() }
 
 // Checkpoints is what this node's replicated state knows of checkpoints.
 func (f *Federation) Checkpoints() replication.CheckpointState { return f.rep.Checkpoints() }

@@ -43,9 +43,16 @@ func (e *DamageError) Error() string {
 // Is makes errors.Is(err, ErrDamaged) hold.
 func (e *DamageError) Is(target error) bool { return target == ErrDamaged }
 
-// ShowKey prints a key readably: quoted if it is printable text, hex if not.
+// ShowKey prints a key readably: quoted (with escapes) if it is mostly
+// printable text, such as an entry id and its version, hex if not.
 func ShowKey(k []byte) string {
-	if utf8.Valid(k) && bytes.IndexFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+	printable := 0
+	for _, c := range k {
+		if c >= 0x20 && c < 0x7f {
+			printable++
+		}
+	}
+	if utf8.Valid(k) && printable*2 >= len(k) && len(k) > 0 {
 		return strconv.Quote(string(k))
 	}
 	return fmt.Sprintf("0x%x", k)

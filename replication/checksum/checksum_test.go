@@ -57,6 +57,9 @@ func TestShowKey(t *testing.T) {
 	if got := ShowKey([]byte{0, 0, 0, 7}); got != "0x00000007" {
 		t.Errorf("binary key shown as %s", got)
 	}
+	if got := ShowKey(append([]byte("DE-BAFA/01J\x00"), 0, 0, 0, 0, 0, 0, 0, 2)); got != `"DE-BAFA/01J\x00\x00\x00\x00\x00\x00\x00\x00\x02"` {
+		t.Errorf("entry key shown as %s", got)
+	}
 }
 
 // TestUpgradeAndVerify: a file of bare values is framed by Upgrade (the
