@@ -76,7 +76,7 @@ func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, raw []byte, g *peerpb.G
 	if err := f.governance(tx, index, g); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketLog).Put(be64(index), raw)
+	return put(tx.Bucket(bucketLog), be64(index), raw)
 }
 
 func (f *FSM) governance(tx *bolt.Tx, index uint64, g *peerpb.Governance) error {
@@ -406,12 +406,8 @@ func expireProposals(tx *bolt.Tx, index uint64, at time.Time) error {
 
 // pendingOf counts the proposals of agency still pending at at.
 func pendingOf(tx *bolt.Tx, agency string, at time.Time) int {
-	b := tx.Bucket(bucketProposals)
-	if b == nil {
-		return 0
-	}
 	n := 0
-	_ = b.ForEach(func(_, v []byte) error {
+	_ = forEach(tx, bucketProposals, func(_, v []byte) error {
 		ps := &peerpb.ProposalState{}
 		if proto.Unmarshal(v, ps) == nil && ps.ProposedBy == agency && ps.State == ProposalPending && !at.After(ps.ExpiresAt.AsTime()) {
 			n++
