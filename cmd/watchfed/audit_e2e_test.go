@@ -11,6 +11,7 @@ import (
 
 	"github.com/watchfed/watchfed/node"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 // TestAuditTamperDetected: the chain verifies; after one event is edited in
@@ -44,8 +45,12 @@ func TestAuditTamperDetected(t *testing.T) {
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("audit"))
 		key := binary.BigEndian.AppendUint64(nil, 2)
+		raw, err := checksum.Open("node.db", []byte("audit"), key, b.Get(key))
+		if err != nil {
+			return err
+		}
 		ev := &pb.AuditEvent{}
-		if err := proto.Unmarshal(b.Get(key), ev); err != nil {
+		if err := proto.Unmarshal(raw, ev); err != nil {
 			return err
 		}
 		ev.Actor = "someone-else"
@@ -53,7 +58,7 @@ func TestAuditTamperDetected(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return b.Put(key, data)
+		return checksum.Put(b, key, data) // its checksum made anew: only the chain tells
 	})
 	db.Close()
 	if err != nil {
