@@ -102,7 +102,7 @@ func (f *FSM) applyAnchor(tx *bolt.Tx, index uint64, a *peerpb.AuditAnchor) erro
 		return err
 	}
 	prefix := append([]byte(a.Agency), 0)
-	if err := b.Put(binary.BigEndian.AppendUint64(bytes.Clone(prefix), a.Sequence), append(be64(index), v...)); err != nil {
+	if err := put(b, binary.BigEndian.AppendUint64(bytes.Clone(prefix), a.Sequence), append(be64(index), v...)); err != nil {
 		return err
 	}
 	// Keep the last MaxAnchorsKept: count this agency's, drop the oldest.
@@ -134,6 +134,7 @@ func anchorsOf(tx *bolt.Tx, agency string) ([]Anchor, error) {
 	var out []Anchor
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		v = val(tx, bucketAnchors, k, v)
 		i := bytes.IndexByte(k, 0)
 		if i < 0 || len(k) != i+9 || len(v) < 8 {
 			return nil, fmt.Errorf("anchors: malformed key %q", k)
@@ -161,7 +162,7 @@ func (f *FSM) Anchors(agency string) ([]Anchor, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Anchor
-	err := f.db.View(func(tx *bolt.Tx) (err error) {
+	err := f.view(func(tx *bolt.Tx) (err error) {
 		out, err = anchorsOf(tx, agency)
 		return err
 	})
@@ -182,10 +183,14 @@ func ReadAnchors(path string, signingKey []byte) ([]Anchor, error) {
 	}
 	defer db.Close()
 	var out []Anchor
-	err = db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bolt.Tx) (err error) {
+		defer catchDamage(&err)
 		members := tx.Bucket(bucketMembers)
 		if members == nil {
 			return nil
+		}
+		if imageFormat(tx) < formatSums {
+			return fmt.Errorf("%s is of format version 1: start the node once (it upgrades the file), then verify", path)
 		}
 		return members.ForEach(func(k, _ []byte) error {
 			m, err := getMember(tx, string(k))

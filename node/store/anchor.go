@@ -29,9 +29,8 @@ type Anchor struct {
 // AuditHead is the sequence number and hash of the chain's last event as
 // recorded beside the chain (0 and nil while the chain is empty).
 func (s *Store) AuditHead() (seq uint64, hash []byte, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		seq, hash = u64(meta.Get(keyAuditCount)), bytes.Clone(meta.Get(keyAuditHead))
+	err = s.view(func(tx *bolt.Tx) error {
+		seq, hash = u64(get(tx, bucketMeta, keyAuditCount)), bytes.Clone(get(tx, bucketMeta, keyAuditHead))
 		return nil
 	})
 	return seq, hash, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 // RewriteAudit rewrites the audit chain in a stopped node's node.db as an
@@ -31,10 +32,14 @@ func RewriteAudit(path string, edit func([]*pb.AuditEvent) []*pb.AuditEvent) err
 			return fmt.Errorf("%s: no audit log", path)
 		}
 		var evs []*pb.AuditEvent
-		err := b.ForEach(func(_, v []byte) error {
+		err := b.ForEach(func(k, v []byte) error {
+			raw, err := checksum.Open(path, []byte("audit"), k, v)
+			if err != nil {
+				return err
+			}
 			e := &pb.AuditEvent{}
 			evs = append(evs, e)
-			return proto.Unmarshal(v, e)
+			return proto.Unmarshal(raw, e)
 		})
 		if err != nil {
 			return err
@@ -55,14 +60,15 @@ func RewriteAudit(path string, edit func([]*pb.AuditEvent) []*pb.AuditEvent) err
 			if err != nil {
 				return err
 			}
-			if err := b.Put(be64(seq), data); err != nil {
+			if err := checksum.Put(b, be64(seq), data); err != nil {
 				return err
 			}
 		}
-		if err := meta.Put([]byte("audit_head"), prev); err != nil {
+		// Each value with its checksum made anew, as the format says.
+		if err := checksum.Put(meta, []byte("audit_head"), prev); err != nil {
 			return err
 		}
-		return meta.Put([]byte("audit_count"), be64(seq))
+		return checksum.Put(meta, []byte("audit_count"), be64(seq))
 	})
 }
 
