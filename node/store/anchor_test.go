@@ -24,7 +24,7 @@ func rechain(tx *bolt.Tx, from uint64) error {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		e := &pb.AuditEvent{}
-		if err := proto.Unmarshal(v, e); err != nil {
+		if err := proto.Unmarshal(val(tx, bucketAudit, k, v), e); err != nil {
 			return err
 		}
 		if e.Seq >= from {
@@ -35,16 +35,16 @@ func rechain(tx *bolt.Tx, from uint64) error {
 			if err != nil {
 				return err
 			}
-			if err := b.Put(bytes.Clone(k), data); err != nil {
+			if err := put(b, bytes.Clone(k), data); err != nil {
 				return err
 			}
 		}
 		prev, last = e.Hash, e.Seq
 	}
-	if err := meta.Put(keyAuditHead, prev); err != nil {
+	if err := put(meta, keyAuditHead, prev); err != nil {
 		return err
 	}
-	return meta.Put(keyAuditCount, be64(last))
+	return put(meta, keyAuditCount, be64(last))
 }
 
 // TestCheckAnchor: a chain shortened or edited and re-chained passes
