@@ -247,3 +247,13 @@ func saveBackup(t *testing.T, conn *grpc.ClientConn, path string) {
 		t.Fatal(err)
 	}
 }
+
+// firstLine is the line of s that holds sub (s if none does).
+func firstLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return s
+}
