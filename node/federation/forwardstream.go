@@ -52,6 +52,8 @@ type fwdStream struct {
 	mu      sync.Mutex
 	pending []fwdPending
 	err     error // once set, the stream is over
+	// outstanding counts the commands sent whose wait has not returned.
+	outstanding atomic.Int64
 }
 
 type fwdPending struct {
@@ -80,6 +82,11 @@ func (fw *forwarder) submit(data []byte) (wait func(ctx context.Context) (uint64
 	}
 	s := fw.s
 	if s != nil && s.failed() != nil {
+		if n := s.outstanding.Load(); n > 0 {
+			// A new stream now could carry this command ahead of those
+			// the broken one failed, before the caller sends them again.
+			return nil, status.Errorf(codes.Unavailable, "%d forwards on a broken stream to the leader are not yet reported", n)
+		}
 		s = nil
 	}
 	if s == nil {
@@ -99,12 +106,14 @@ func (fw *forwarder) submit(data []byte) (wait func(ctx context.Context) (uint64
 	s.next++
 	s.pending = append(s.pending, fwdPending{seq: seq, done: done})
 	s.mu.Unlock()
+	s.outstanding.Add(1)
 	if err := s.stream.Send(&peerpb.ForwardStreamRequest{Sequence: seq, Command: data}); err != nil {
 		// The stream broke: receive has the reason, and fails this command
 		// with the others pending.
 		s.cancel()
 	}
 	return func(ctx context.Context) (uint64, error) {
+		defer s.outstanding.Add(-1)
 		select {
 		case r := <-done:
 			return r.idx, r.err
@@ -157,6 +166,16 @@ func (s *fwdStream) failed() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
+}
+
+// forwardAsync sends an encoded command to the leader at addr on the
+// stream kept to it; wait returns its log index.
+func (f *Federation) forwardAsync(addr string, data []byte) (wait func(ctx context.Context) (uint64, error), err error) {
+	pc, err := f.peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.fwd.submit(data)
 }
 
 // close ends the stream; the commands pending fail.

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -45,7 +46,11 @@ func (f *Federation) publishLoop(ctx context.Context) {
 			p.done(ctx, r)
 		case <-f.wake:
 		case <-tick.C:
-			p.failed = false
+			// Resume once the publications in flight when one failed are
+			// all reported: sent again, they keep their order.
+			if p.submitted == 0 {
+				p.failed = false
+			}
 		}
 	}
 }
@@ -166,16 +171,21 @@ func (p *publisher) publish(ctx context.Context) {
 		}
 		// Not the leader: forward, pipelined over the stream to the leader.
 		if target != "" && target != f.cfg.Advertise {
-			if pc, err := f.peer(target); err == nil {
-				if wait, err := pc.fwd.submit(data); err == nil {
-					p.target = target
-					go p.await(recs, start, func() (uint64, error) {
-						wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-						defer cancel()
-						return wait(wctx)
-					})
-					continue
-				}
+			wait, err := f.forwardAsync(target, data)
+			if err == nil {
+				p.target = target
+				go p.await(recs, start, func() (uint64, error) {
+					wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					defer cancel()
+					return wait(wctx)
+				})
+				continue
+			}
+			if !errors.Is(err, errNoStream) {
+				// No stream now: sent another way, this publication could
+				// overtake those in flight. It goes again after them.
+				p.done(ctx, publishResult{recs: recs, err: err, start: start})
+				return
 			}
 		}
 		// No leader known, or one of a release without pipelined forwards:
