@@ -38,7 +38,7 @@ func VerifyAuditOffline(ctx context.Context, dataDir string) (*pb.VerifyAuditLog
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	own, err := anchor.Last(logAnchors, filepath.Join(dataDir, anchor.FileName), pub)
+	own, err := anchor.Kept(logAnchors, filepath.Join(dataDir, anchor.FileName), pub)
 	if err != nil {
 		return nil, err
 	}

@@ -53,10 +53,11 @@ func newAuditCmd() *cobra.Command {
 	var dataDir string
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Walk the whole chain and check it against its last anchor; name the first broken link (exit 1 if broken)",
+		Short: "Walk the whole chain and check it against its anchors; name the first broken link (exit 1 if broken)",
 		Long: `Walk the whole audit chain, name the first broken link, and check the chain
-against its last anchor: a chain shorter than, or different from, what was
-anchored is broken, and the report names the last anchored event. Anchors in
+against its anchors (the last ones in the federation log and in the node's
+anchor file): a chain shorter than, or different from, what was anchored is
+broken, and the report names the last anchored event. Anchors in
 the federation log (protocol 5) are held by partners; a node outside a
 federation keeps them in its own file (audit-anchors in the data directory),
 which protects less: an insider who can write the data directory can rewrite

@@ -2,12 +2,14 @@ package anchor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -179,9 +181,8 @@ func (a *Anchorer) anchor(ctx context.Context, always bool) error {
 	return nil
 }
 
-// Anchors are the last anchors to check the chain against: the agency's
-// last in the federation log and the last in the anchor file (either may be
-// missing).
+// Anchors are the anchors to check the chain against: the agency's last
+// ones in the federation log and in the anchor file.
 func (a *Anchorer) Anchors() ([]store.Anchor, error) {
 	var logAnchors []replication.Anchor
 	if a.cfg.Log != nil {
@@ -190,23 +191,22 @@ func (a *Anchorer) Anchors() ([]store.Anchor, error) {
 			return nil, err
 		}
 	}
-	return Last(logAnchors, a.file, a.cfg.Key.Public().(ed25519.PublicKey))
+	return Kept(logAnchors, a.file, a.cfg.Key.Public().(ed25519.PublicKey))
 }
 
-// Last picks, from an agency's anchors in the federation log and those in
-// the anchor file at path, the last of each.
-func Last(logAnchors []replication.Anchor, path string, key ed25519.PublicKey) ([]store.Anchor, error) {
+// Kept lists an agency's anchors in the federation log (as given) and
+// those in the anchor file at path (checked against key).
+func Kept(logAnchors []replication.Anchor, path string, key ed25519.PublicKey) ([]store.Anchor, error) {
 	var out []store.Anchor
-	if n := len(logAnchors); n > 0 {
-		l := logAnchors[n-1]
+	for _, l := range logAnchors {
 		out = append(out, store.Anchor{Seq: l.Sequence, Hash: l.HeadHash, Where: fmt.Sprintf("%s %d", logWhere, l.Index)})
 	}
 	fa, err := ReadFile(path, key)
 	if err != nil {
 		return nil, err
 	}
-	if n := len(fa); n > 0 {
-		out = append(out, store.Anchor{Seq: fa[n-1].Sequence, Hash: fa[n-1].HeadHash, Where: "anchor file " + path})
+	for _, a := range fa {
+		out = append(out, store.Anchor{Seq: a.Sequence, Hash: a.HeadHash, Where: "anchor file " + path})
 	}
 	return out, nil
 }
@@ -234,18 +234,30 @@ type Verifier interface {
 	CheckAnchor(ctx context.Context, res store.VerifyResult, a store.Anchor) (store.VerifyResult, error)
 }
 
-// Verify walks the chain and checks it against the furthest anchor (a
-// chain that reaches it with the same hash reaches every earlier one).
+// Verify walks the chain and checks it against the furthest anchor, then
+// against each earlier one: an insider holding the node and its key could
+// rewrite the chain and anchor the rewrite anew, but the earlier anchors
+// the partners hold still tell. The result names the furthest anchor.
 func Verify(ctx context.Context, v Verifier, anchors []store.Anchor) (store.VerifyResult, error) {
 	res, err := v.VerifyAudit(ctx)
 	if err != nil || len(anchors) == 0 {
 		return res, err
 	}
-	top := anchors[0]
+	anchors = slices.Clone(anchors)
+	slices.SortStableFunc(anchors, func(a, b store.Anchor) int { return cmp.Compare(b.Seq, a.Seq) })
+	if res, err = v.CheckAnchor(ctx, res, anchors[0]); err != nil || !res.OK {
+		return res, err
+	}
 	for _, a := range anchors[1:] {
-		if a.Seq > top.Seq {
-			top = a
+		r := res
+		r.AnchoredSeq = 0
+		if r, err = v.CheckAnchor(ctx, r, a); err != nil {
+			return res, err
+		}
+		if !r.OK {
+			r.AnchoredSeq, r.AnchoredAt = res.AnchoredSeq, res.AnchoredAt
+			return r, nil
 		}
 	}
-	return v.CheckAnchor(ctx, res, top)
+	return res, nil
 }

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/watchfed/watchfed/node/store"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
+	"github.com/watchfed/watchfed/testnet/tamper"
 )
 
 // chain is an audit chain head that tests move; rewritten changes every
@@ -116,7 +119,7 @@ func TestAnchorFile(t *testing.T) {
 		}
 	}
 	own, err := a.Anchors()
-	if err != nil || len(own) != 1 || own[0].Seq != 7 || !strings.HasPrefix(own[0].Where, "anchor file ") {
+	if err != nil || len(own) != 3 || own[2].Seq != 7 || !strings.HasPrefix(own[2].Where, "anchor file ") {
 		t.Fatalf("own anchors %+v, %v", own, err)
 	}
 	if n := Note(own); !strings.Contains(n, "protects less") {
@@ -168,7 +171,7 @@ func TestAnchorLog(t *testing.T) {
 		t.Fatalf("log holds %+v", log.held)
 	}
 	own, err := a.Anchors()
-	if err != nil || len(own) != 2 || own[0].Seq != 11 || own[0].Where != "federation log entry 101" || own[1].Seq != 5 {
+	if err != nil || len(own) != 3 || own[1].Seq != 11 || own[1].Where != "federation log entry 101" || own[2].Seq != 5 {
 		t.Fatalf("own anchors %+v, %v", own, err)
 	}
 	if n := Note(own); n != "" {
@@ -203,5 +206,57 @@ func TestNoAnchorOverARewrite(t *testing.T) {
 				t.Fatalf("log holds %+v; want only the anchor at 10", log.held)
 			}
 		})
+	}
+}
+
+// TestVerifyEveryAnchor: an insider who rewrote the chain and anchored the
+// rewrite anew (with the node's key) passes the furthest anchor, not the
+// earlier ones partners hold: verify checks each.
+func TestVerifyEveryAnchor(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "node.db")
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN := func(n int) {
+		for i := range n {
+			if _, err := st.AppendAudit(ctx, &pb.AuditEvent{Action: fmt.Sprint("act", i), Outcome: "ok"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(10)
+	h5, err := st.AuditHashAt(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := store.Anchor{Seq: 5, Hash: h5, Where: "federation log entry 7"}
+	st.Close()
+	if err := tamper.RewriteAudit(path, func(evs []*pb.AuditEvent) []*pb.AuditEvent {
+		evs[1].Actor = "someone-else"
+		return evs
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = store.Open(path, store.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	appendN(5)
+	seq, head, err := st.AuditHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := store.Anchor{Seq: seq, Hash: head, Where: "federation log entry 30"}
+	if res, err := Verify(ctx, st, []store.Anchor{late}); err != nil || !res.OK {
+		t.Fatalf("against the insider's anchor alone: %+v, %v; want it to pass", res, err)
+	}
+	res, err := Verify(ctx, st, []store.Anchor{early, late})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK || res.FirstBrokenSeq != 5 || res.AnchoredSeq != 15 || !strings.Contains(res.Reason, "event 5 does not have the anchored hash (federation log entry 7)") {
+		t.Fatalf("got %+v; want broken at the early anchor", res)
 	}
 }
