@@ -328,7 +328,7 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 	case *peerpb.Command_ProtocolActivation:
 		return f.applyActivation(tx, l.Index, c.ProtocolActivation)
 	case *peerpb.Command_Governance:
-		return f.applyGovernance(tx, l.Index, l.Data, c.Governance)
+		return f.applyGovernance(tx, l.Index, l.Data, l.AppendedAt, c.Governance)
 	case *peerpb.Command_Checkpoint:
 		return f.applyCheckpoint(tx, l.Index, c.Checkpoint)
 	case *peerpb.Command_AuditAnchor:

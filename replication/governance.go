@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -62,6 +63,25 @@ const (
 	ProposalExpired  = "expired"
 )
 
+// MaxActSkew bounds how far an act's signed time may lie from the time the
+// leader stamped on its log entry (raft's AppendedAt, carried in the log and
+// to every member), so that a member can neither future-date an act (to
+// expire every pending proposal, or stretch its own proposal's life) nor
+// back-date one (to approve a proposal after its expiry). Every FSM decides
+// from the entry alone, never from its own clock.
+const MaxActSkew = 15 * time.Minute
+
+// JoinMessage is what a joining agency signs with the signing key it
+// registers: proof that it holds that key, binding its sealing key too.
+func JoinMessage(m *pb.Member) []byte {
+	b := append([]byte("watchfed join v1\x00"), m.GetAgency()...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.GetSigningKey())))
+	b = append(b, m.GetSigningKey()...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.GetSealingKey())))
+	return append(b, m.GetSealingKey()...)
+}
+
 // GovernanceMessage is what an agency signs for a governance act.
 func GovernanceMessage(agency string, act []byte) []byte {
 	b := append([]byte("watchfed governance v1\x00"), agency...)
@@ -72,14 +92,14 @@ func GovernanceMessage(agency string, act []byte) []byte {
 // in the log bucket with the publications (raw is the whole command), so
 // that every node takes it in, in log order and exactly once, and audits it
 // (Entries: an Entry with Governance set).
-func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, raw []byte, g *peerpb.Governance) error {
-	if err := f.governance(tx, index, g); err != nil {
+func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, raw []byte, appended time.Time, g *peerpb.Governance) error {
+	if err := f.governance(tx, index, appended, g); err != nil {
 		return err
 	}
 	return put(tx.Bucket(bucketLog), be64(index), raw)
 }
 
-func (f *FSM) governance(tx *bolt.Tx, index uint64, g *peerpb.Governance) error {
+func (f *FSM) governance(tx *bolt.Tx, index uint64, appended time.Time, g *peerpb.Governance) error {
 	if active, _ := protocolOf(tx); active < ProtocolGovernance {
 		return fmt.Errorf("%w: a governance entry needs protocol %d; protocol %d is active", ErrRejected, ProtocolGovernance, active)
 	}
@@ -101,6 +121,13 @@ func (f *FSM) governance(tx *bolt.Tx, index uint64, g *peerpb.Governance) error 
 		return fmt.Errorf("%w: governance act of %s: signed_at: %v", ErrRejected, g.Agency, err)
 	}
 	at := act.SignedAt.AsTime()
+	if !appended.IsZero() {
+		// Whole seconds: the stamp travels through msgpack and the log store.
+		if d := at.Unix() - appended.Unix(); d > int64(MaxActSkew/time.Second) || -d > int64(MaxActSkew/time.Second) {
+			return fmt.Errorf("%w: governance act of %s signed at %s, more than %s from the leader's time of its entry (%s)",
+				ErrRejected, g.Agency, at.UTC().Format(time.RFC3339), MaxActSkew, appended.UTC().Format(time.RFC3339))
+		}
+	}
 	// Everything is checked before anything is written: a refused act
 	// changes nothing, not even the expiry of other proposals.
 	var ps *peerpb.ProposalState
@@ -360,6 +387,12 @@ func (f *FSM) memberChange(tx *bolt.Tx, index uint64, mc *peerpb.MemberChange) e
 		}
 	case *peerpb.MemberChange_Join:
 		m := c.Join
+		if len(m.GetSigningKey()) != ed25519.PublicKeySize || !ed25519.Verify(m.GetSigningKey(), JoinMessage(m), mc.GetJoinSignature()) {
+			return fmt.Errorf("%w: join of %s: no signature by the signing key it registers (from protocol %d)", ErrRejected, m.GetAgency(), ProtocolGovernance)
+		}
+		if invited, err := getMember(tx, m.GetAgency()); err == nil && m.GetAddress() != "" && m.GetAddress() != invited.Address {
+			return fmt.Errorf("%w: join of %s at %q: the invitation is for %q", ErrRejected, m.GetAgency(), m.GetAddress(), invited.Address)
+		}
 		if b := binding(tx, m.GetAgency()); b != nil && len(b.SigningKey) > 0 &&
 			(!bytes.Equal(b.SigningKey, m.GetSigningKey()) || !bytes.Equal(b.SealingKey, m.GetSealingKey())) {
 			return fmt.Errorf("%w: %s is bound to other keys; propose a rebind", ErrRejected, m.GetAgency())

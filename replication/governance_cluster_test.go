@@ -20,7 +20,12 @@ import (
 // signedAct is agency's governance act signed with key, as a command.
 func signedAct(t *testing.T, agency string, key ed25519.PrivateKey, act *peerpb.GovernanceAct) *peerpb.Command {
 	t.Helper()
-	act.Agency, act.SignedAt = agency, timestamppb.New(time.Now())
+	return signedActAt(t, agency, key, act, time.Now())
+}
+
+func signedActAt(t *testing.T, agency string, key ed25519.PrivateKey, act *peerpb.GovernanceAct, at time.Time) *peerpb.Command {
+	t.Helper()
+	act.Agency, act.SignedAt = agency, timestamppb.New(at)
 	data, err := proto.Marshal(act)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +37,7 @@ func signedAct(t *testing.T, agency string, key ed25519.PrivateKey, act *peerpb.
 // TestForgedApprovalRefusedByEveryFSM: on a group of three at protocol 3, C
 // proposes removing B. Approvals a hostile leader puts into the log itself
 // — in A's name signed with C's key, in A's name signed with a stranger's
-// key — are refused by every member's FSM alike: the proposal stays pending
+// key, A's own dated past the proposal's expiry — are refused by every member's FSM alike: the proposal stays pending
 // with C's approval alone and B stays, on every member, at the same state
 // hash. A's own approval then applies the removal everywhere.
 func TestForgedApprovalRefusedByEveryFSM(t *testing.T) {
@@ -60,8 +65,14 @@ func TestForgedApprovalRefusedByEveryFSM(t *testing.T) {
 	id := strconv.FormatUint(idx, 10)
 	approve := &peerpb.GovernanceAct{Act: &peerpb.GovernanceAct_Approve{Approve: id}}
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
-	for name, key := range map[string]ed25519.PrivateKey{"signed with C's key": cc.Sign, "signed with a stranger's key": stranger} {
-		last, err := c.Apply(ctx, signedAct(t, a.ID, key, proto.Clone(approve).(*peerpb.GovernanceAct)))
+	// The last is A's own, dated beyond the proposal's expiry: the leader's
+	// time on the entry travels to every member, which refuses it alike.
+	for name, cmd := range map[string]*peerpb.Command{
+		"signed with C's key":          signedAct(t, a.ID, cc.Sign, proto.Clone(approve).(*peerpb.GovernanceAct)),
+		"signed with a stranger's key": signedAct(t, a.ID, stranger, proto.Clone(approve).(*peerpb.GovernanceAct)),
+		"dated 8 days ahead":           signedActAt(t, a.ID, a.Sign, proto.Clone(approve).(*peerpb.GovernanceAct), time.Now().Add(8*24*time.Hour)),
+	} {
+		last, err := c.Apply(ctx, cmd)
 		if !errors.Is(err, replication.ErrRejected) {
 			t.Fatalf("approval in A's name %s: %v; want rejected", name, err)
 		}
@@ -85,8 +96,15 @@ func TestForgedApprovalRefusedByEveryFSM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitApplied(t, c, last)
-	for _, m := range c.Running() {
+	// B itself may be out of raft before it learns the commit: A and C.
+	for _, m := range []*replicationtest.Member{a, cc} {
+		deadline := time.Now().Add(20 * time.Second)
+		for m.Rep.Applied() < last && time.Now().Before(deadline) {
+			select {
+			case <-m.Rep.Changed():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		if _, err := m.Rep.Member(b.ID); err == nil {
 			t.Fatalf("%s: B still a member after A's approval", m.ID)
 		}

@@ -27,6 +27,8 @@ type govFSM struct {
 	index uint64
 	keys  map[string]ed25519.PrivateKey
 	now   time.Time
+	// appended is the leader's time stamped on the entries (zero: none).
+	appended time.Time
 }
 
 func newGovFSM(t *testing.T, protocol uint32) *govFSM {
@@ -62,7 +64,7 @@ func (g *govFSM) apply(cmd *peerpb.Command) (uint64, error) {
 		g.t.Fatal(err)
 	}
 	g.index++
-	res := g.fsm.Apply(&raft.Log{Index: g.index, Type: raft.LogCommand, Data: data}).(ApplyResult)
+	res := g.fsm.Apply(&raft.Log{Index: g.index, Type: raft.LogCommand, Data: data, AppendedAt: g.appended}).(ApplyResult)
 	return g.index, res.Err
 }
 
@@ -288,4 +290,71 @@ func TestProposalFloodBounded(t *testing.T) {
 	g.mustApply(g.act("A", "A", invite(100)))
 	g.now = g.now.Add(ProposalTTL + time.Hour)
 	g.mustApply(g.act("C", "C", invite(101)))
+}
+
+// TestJoinNeedsProofAndTheInvitedAddress: under protocol 3 a join carries
+// the joiner's signature with the signing key it registers, and is at the
+// address the approved invitation named (or none, taking it).
+func TestJoinNeedsProofAndTheInvitedAddress(t *testing.T) {
+	g := newGovFSM(t, ProtocolGovernance)
+	invite := &peerpb.Proposal{Change: &peerpb.Proposal_Invite{Invite: &pb.Member{Agency: "D", Address: "d:7400", CaCert: []byte("D CA"), Voter: true}}}
+	id := g.mustApply(g.act("A", "A", propose(invite)))
+	g.mustApply(g.act("B", "B", approve(idString(id))))
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	join := func(addr string, key ed25519.PrivateKey) *peerpb.Command {
+		m := &pb.Member{Agency: "D", Address: addr, SigningKey: pub, SealingKey: []byte("D sealing")}
+		var sig []byte
+		if key != nil {
+			sig = ed25519.Sign(key, JoinMessage(m))
+		}
+		return memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}, JoinSignature: sig})
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *peerpb.Command
+	}{
+		{"no signature", join("d:7400", nil)},
+		{"signed with another key", join("d:7400", other)},
+		{"at another address", join("evil:7400", priv)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := g.state()
+			if _, err := g.apply(tc.cmd); !errors.Is(err, ErrRejected) {
+				t.Fatalf("join %s: %v; want rejected", tc.name, err)
+			}
+			if g.state() != before {
+				t.Fatal("a refused join changed the state")
+			}
+		})
+	}
+	g.mustApply(join("d:7400", priv))
+	if m, err := g.fsm.Member("D"); err != nil || !m.Joined || m.Address != "d:7400" {
+		t.Fatalf("D after its join: %v, %v", m, err)
+	}
+}
+
+// TestActTimeBoundedByTheEntryTime: an act signed more than MaxActSkew
+// before or after the leader's time on its entry is refused — a member can
+// neither expire the others' proposals with a future date nor approve an
+// expired one with a past date.
+func TestActTimeBoundedByTheEntryTime(t *testing.T) {
+	g := newGovFSM(t, ProtocolGovernance)
+	g.appended = g.now
+	id := g.mustApply(g.act("C", "C", propose(removal("B"))))
+	for _, skew := range []time.Duration{MaxActSkew + time.Minute, -MaxActSkew - time.Minute, ProposalTTL + time.Hour} {
+		g.now = g.appended.Add(skew)
+		before := g.state()
+		if _, err := g.apply(g.act("A", "A", approve(idString(id)))); !errors.Is(err, ErrRejected) {
+			t.Fatalf("an approval signed %v from its entry's time: %v; want rejected", skew, err)
+		}
+		if g.state() != before {
+			t.Fatal("a refused act changed the state (an expiry?)")
+		}
+	}
+	g.now = g.appended.Add(MaxActSkew - time.Minute)
+	g.mustApply(g.act("A", "A", approve(idString(id))))
+	if ps := g.proposal(id); ps.State != ProposalApplied {
+		t.Fatalf("proposal %v; want applied", ps)
+	}
 }

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"path/filepath"
 	"slices"
@@ -180,16 +181,37 @@ func (h *harness) addPartner(t *testing.T, ctx context.Context, inviteOnly bool)
 	t.Helper()
 	pub := h.partner.Public()
 	m := &pb.Member{Agency: partner, Address: "127.0.0.1:2", CaCert: h.partnerCA, InvitedAt: timestamppb.Now()}
-	change := &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}
-	if !inviteOnly {
-		j := proto.Clone(m).(*pb.Member)
-		j.SigningKey, j.SealingKey = pub.Signing, pub.Sealing
-		change = &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: j}}
-		if _, err := h.fed.Member(partner); err != nil {
-			h.apply(t, ctx, &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}})
+	if _, err := h.fed.Member(partner); err != nil {
+		h.invite(t, ctx, m)
+	}
+	if inviteOnly {
+		return
+	}
+	j := proto.Clone(m).(*pb.Member)
+	j.SigningKey, j.SealingKey = pub.Signing, pub.Sealing
+	// Signed as a joining node signs (required from protocol 3).
+	h.apply(t, ctx, &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: j}, JoinSignature: ed25519.Sign(h.partner.Signing, replication.JoinMessage(j))})
+}
+
+// invite registers m: unsigned before protocol 3, from then on a proposal
+// of this node's agency (applied at once: it is the only joined member).
+// The protocol loop may activate 3 at any moment, so a refused unsigned
+// invitation is proposed instead.
+func (h *harness) invite(t *testing.T, ctx context.Context, m *pb.Member) {
+	t.Helper()
+	if !h.fed.GovernanceActive() {
+		_, err := h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}}})
+		if err == nil {
+			return
+		}
+		if !h.fed.GovernanceActive() {
+			t.Fatal(err)
 		}
 	}
-	h.apply(t, ctx, change)
+	p, err := h.fed.Propose(ctx, &peerpb.Proposal{Change: &peerpb.Proposal_Invite{Invite: m}})
+	if err != nil || p.State != replication.ProposalApplied {
+		t.Fatalf("invite %s: %v, %v", m.Agency, p, err)
+	}
 }
 
 func (h *harness) apply(t *testing.T, ctx context.Context, c *peerpb.MemberChange) {

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -138,7 +139,7 @@ func (s *peerService) Join(ctx context.Context, req *peerpb.JoinRequest) (*peerp
 	if join.Address == "" {
 		join.Address = invited.Address
 	}
-	idx, err := f.rep.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: join}}}})
+	idx, err := f.rep.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: join}, JoinSignature: req.GetSignature()}}})
 	if err != nil {
 		return nil, ApplyError(err)
 	}
@@ -186,6 +187,9 @@ func (f *Federation) joinVia(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	_, err = peerClient{pc.conn}.Join(cctx, &peerpb.JoinRequest{Member: f.Self(f.invite.Voter)})
+	self := f.Self(f.invite.Voter)
+	// The signature proves this agency holds the signing key it registers
+	// (required from protocol 3).
+	_, err = peerClient{pc.conn}.Join(cctx, &peerpb.JoinRequest{Member: self, Signature: ed25519.Sign(f.keys.Signing, replication.JoinMessage(self))})
 	return err
 }

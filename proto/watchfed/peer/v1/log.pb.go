@@ -1113,7 +1113,11 @@ type MemberChange struct {
 	//	*MemberChange_Invite
 	//	*MemberChange_Join
 	//	*MemberChange_Remove
-	Change        isMemberChange_Change `protobuf_oneof:"change"`
+	Change isMemberChange_Change `protobuf_oneof:"change"`
+	// From protocol 3, a join carries the joiner's Ed25519 signature, with
+	// the signing key it registers, over the bytes replication's JoinMessage
+	// builds (its agency and keys): proof that it holds that key.
+	JoinSignature []byte `protobuf:"bytes,4,opt,name=join_signature,json=joinSignature,proto3" json:"join_signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1180,6 +1184,13 @@ func (x *MemberChange) GetRemove() string {
 		}
 	}
 	return ""
+}
+
+func (x *MemberChange) GetJoinSignature() []byte {
+	if x != nil {
+		return x.JoinSignature
+	}
+	return nil
 }
 
 type isMemberChange_Change interface {
@@ -1892,11 +1903,12 @@ const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
 	"body_index\x18\x03 \x01(\rR\tbodyIndex\x12.\n" +
-	"\x03key\x18\x04 \x01(\v2\x1c.watchfed.peer.v1.WrappedKeyR\x03key\"\x8c\x01\n" +
+	"\x03key\x18\x04 \x01(\v2\x1c.watchfed.peer.v1.WrappedKeyR\x03key\"\xb3\x01\n" +
 	"\fMemberChange\x12-\n" +
 	"\x06invite\x18\x01 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x06invite\x12)\n" +
 	"\x04join\x18\x02 \x01(\v2\x13.watchfed.v1.MemberH\x00R\x04join\x12\x18\n" +
-	"\x06remove\x18\x03 \x01(\tH\x00R\x06removeB\b\n" +
+	"\x06remove\x18\x03 \x01(\tH\x00R\x06remove\x12%\n" +
+	"\x0ejoin_signature\x18\x04 \x01(\fR\rjoinSignatureB\b\n" +
 	"\x06change\"T\n" +
 	"\n" +
 	"Governance\x12\x16\n" +

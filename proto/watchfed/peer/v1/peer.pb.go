@@ -29,7 +29,10 @@ const (
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The joining node's registry entry; agency must match its certificate.
-	Member        *v1.Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Member *v1.Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	// The agency's signature over replication's JoinMessage of member, with
+	// member.signing_key (required from protocol 3).
+	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -67,6 +70,13 @@ func (*JoinRequest) Descriptor() ([]byte, []int) {
 func (x *JoinRequest) GetMember() *v1.Member {
 	if x != nil {
 		return x.Member
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
 	}
 	return nil
 }
@@ -397,9 +407,10 @@ var File_watchfed_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_watchfed_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1bwatchfed/peer/v1/peer.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\":\n" +
+	"\x1bwatchfed/peer/v1/peer.proto\x12\x10watchfed.peer.v1\x1a\x1cwatchfed/v1/federation.proto\"X\n" +
 	"\vJoinRequest\x12+\n" +
-	"\x06member\x18\x01 \x01(\v2\x13.watchfed.v1.MemberR\x06member\"$\n" +
+	"\x06member\x18\x01 \x01(\v2\x13.watchfed.v1.MemberR\x06member\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"$\n" +
 	"\fJoinResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"*\n" +
 	"\x0eForwardRequest\x12\x18\n" +
