@@ -176,6 +176,9 @@ func TestAuditAnchorsOnTestnet(t *testing.T) {
 		held = as[len(as)-1]
 		return held.Agency == nl && held.Sequence >= 3 && held.LogIndex > 0 && held.HeadHash != "", r.stdout
 	})
+	if r := as(t, dir, "DE-BAFA", "audit", "anchors"); r.code != 0 || !strings.Contains(r.stdout, "AGENCY") || !strings.Contains(r.stdout, nl) {
+		t.Fatalf("audit anchors as a table: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if out := as(t, dir, nl, "audit", "verify"); out.code != 0 || !strings.Contains(out.stdout, "matches its last anchor: event ") || strings.Contains(out.stdout, "protects less") {
 		t.Fatalf("%s's verify: exit %d\n%s%s", nl, out.code, out.stdout, out.stderr)
 	}
