@@ -2,26 +2,38 @@ package replication
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/protobuf/proto"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // Checkpoints (protocol 4) find a member whose replicated state differs from
 // the federation's, whatever made it differ (a damaged or edited fsm.db, a
-// bug). A checkpoint is two entries the leader commits (checkpointer.go):
+// bug). A checkpoint is a take the leader commits (checkpointer.go) and the
+// reports of the voters:
 //
 //   - a take (Checkpoint without index): every FSM hashes its replicated
 //     state as it stands before that entry, inside the transaction that
 //     applies it, so entries applied earlier in the same batch are in the
 //     hash and later ones are not, on every node alike; it keeps the hash
-//     under meta/checkpoint_taken.
-//   - a compare (Checkpoint{index, state_hash}), once the take is applied on
-//     the leader: the leader's hash at the take's preceding index. Every FSM
-//     compares it with the hash it took there.
+//     under meta/checkpoint_taken (its own), and the take's preceding index
+//     under meta/checkpoint_take (replicated).
+//   - reports (Checkpoint{index, state_hash, agency, signature}): each
+//     voter's node reports the hash it took, signed by its agency, through
+//     the leader. Every FSM checks the signature against the registry and
+//     counts the reports of the current take; the report with which a
+//     majority of the joined voters agree on one hash decides the
+//     checkpoint, at the same entry on every FSM, and each compares the hash
+//     it took with the majority's.
 //
 // The hash covers what the log determines: every bucket, key and value but
 // the node's own bookkeeping under meta (the applied mark, which counts the
@@ -30,18 +42,37 @@ import (
 // its snapshot and log (checkrepair.go); if it still disagrees it is
 // diverged: it says so and its node stops serving shared reads.
 //
-// The leader's hash is the reference: a leader whose own state was damaged
-// makes its honest followers disagree, rebuild, and find themselves
-// diverged. Comparing against a majority (each member's hash in the log)
-// would name the damaged member instead; not done yet.
+// The majority's hash is the reference, not the leader's: a leader whose own
+// state was damaged is the one that disagrees and rebuilds, while its
+// honest followers agree; and a leader cannot report for another agency.
+// With no majority on one hash (voters split, or too few report before the
+// next take) nothing is decided. The reports are checked against the
+// registry in the state: a member whose registry itself was edited may not
+// verify them and so not decide (a damaged one is found by the checksums).
 
 // ProtocolCheckpoints is the protocol version from which checkpoints apply.
 const ProtocolCheckpoints = 4
 
-var keyCheckpointTaken = []byte("checkpoint_taken") // be64(index) sha256
+var (
+	keyCheckpointTaken = []byte("checkpoint_taken") // be64(index) sha256: this FSM's own hash
+	// The current take's preceding index, and that index once decided
+	// (replicated state).
+	keyCheckpointTake    = []byte("checkpoint_take")
+	keyCheckpointDecided = []byte("checkpoint_decided")
+	// agency → state hash: the reports of the current take (replicated).
+	bucketCheckpointReports = []byte("checkpoint_reports")
+)
 
 // nodeLocalMeta are the meta keys that are not replicated state.
 var nodeLocalMeta = [][]byte{keyApplied, keyFormat, keyCheckpointTaken}
+
+// CheckpointMessage is what an agency signs to report its state hash.
+func CheckpointMessage(c *peerpb.Checkpoint) []byte {
+	b := []byte("watchfed checkpoint report\x00")
+	b = append(append(b, c.GetAgency()...), 0)
+	b = binary.BigEndian.AppendUint64(b, c.GetIndex())
+	return append(b, c.GetStateHash()...)
+}
 
 // contentHash is the SHA-256 of the replicated state in tx.
 func contentHash(tx *bolt.Tx) ([]byte, error) {
@@ -70,7 +101,7 @@ func isNodeLocal(k []byte) bool {
 }
 
 // checkResult is a compare applied in the last transaction: the take's
-// index, the leader's hash and whether this FSM agreed.
+// index, the majority's hash and whether this FSM agreed.
 type checkResult struct {
 	at, index uint64 // the take's preceding index; the compare's own index
 	want      []byte
@@ -90,24 +121,121 @@ func (f *FSM) applyCheckpoint(tx *bolt.Tx, index uint64, c *peerpb.Checkpoint) e
 	}
 	meta := tx.Bucket(bucketMeta)
 	if c.GetIndex() == 0 {
-		if len(c.GetStateHash()) != 0 {
-			return fmt.Errorf("%w: checkpoint take with a state hash", ErrRejected)
+		if len(c.GetStateHash()) != 0 || c.GetAgency() != "" || len(c.GetSignature()) != 0 {
+			return fmt.Errorf("%w: checkpoint take with a state hash or an agency", ErrRejected)
 		}
 		sum, err := contentHash(tx)
 		if err != nil {
 			return err
 		}
-		return put(meta, keyCheckpointTaken, append(be64(index-1), sum...))
+		if err := put(meta, keyCheckpointTaken, append(be64(index-1), sum...)); err != nil {
+			return err
+		}
+		if err := put(meta, keyCheckpointTake, be64(index-1)); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(bucketCheckpointReports); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+		return nil
 	}
-	if len(c.GetStateHash()) != sha256.Size || c.GetIndex() >= index {
-		return fmt.Errorf("%w: checkpoint compare: index %d, hash of %d bytes", ErrRejected, c.GetIndex(), len(c.GetStateHash()))
+	return f.applyReport(tx, index, c)
+}
+
+// applyReport counts a voter's report of the current take and, once a
+// majority of the joined voters reported one hash, decides the checkpoint.
+func (f *FSM) applyReport(tx *bolt.Tx, index uint64, c *peerpb.Checkpoint) error {
+	reject := func(format string, args ...any) error {
+		return fmt.Errorf("%w: checkpoint report of %q at %d: %s", ErrRejected, c.GetAgency(), c.GetIndex(), fmt.Sprintf(format, args...))
+	}
+	if len(c.GetStateHash()) != sha256.Size {
+		return reject("a hash of %d bytes", len(c.GetStateHash()))
+	}
+	take := u64(get(tx, bucketMeta, keyCheckpointTake))
+	switch {
+	case take == 0 || c.GetIndex() != take:
+		return reject("not the current checkpoint (%d)", take)
+	case u64(get(tx, bucketMeta, keyCheckpointDecided)) == take:
+		return reject("already decided")
+	}
+	m, err := getMember(tx, c.GetAgency())
+	if err != nil || !m.Joined || !m.Voter {
+		return reject("not a joined voter")
+	}
+	if len(m.SigningKey) != ed25519.PublicKeySize || !ed25519.Verify(m.SigningKey, CheckpointMessage(c), c.GetSignature()) {
+		return reject("the signature does not verify with its signing key")
+	}
+	reports, err := tx.CreateBucketIfNotExists(bucketCheckpointReports)
+	if err != nil {
+		return err
+	}
+	if get(tx, bucketCheckpointReports, []byte(c.Agency)) != nil {
+		return reject("reported already")
+	}
+	if err := put(reports, []byte(c.Agency), c.StateHash); err != nil {
+		return err
+	}
+	voters, same := 0, 0
+	err = forEach(tx, bucketMembers, func(_, v []byte) error {
+		m := &pb.Member{}
+		if err := proto.Unmarshal(v, m); err != nil {
+			return err
+		}
+		if m.Joined && m.Voter {
+			voters++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = forEach(tx, bucketCheckpointReports, func(_, v []byte) error {
+		if bytes.Equal(v, c.StateHash) {
+			same++
+		}
+		return nil
+	})
+	if err != nil || same*2 <= voters {
+		return err
+	}
+	if err := put(tx.Bucket(bucketMeta), keyCheckpointDecided, be64(take)); err != nil {
+		return err
 	}
 	taken := get(tx, bucketMeta, keyCheckpointTaken)
-	if len(taken) != 8+sha256.Size || u64(taken[:8]) != c.GetIndex() {
+	if len(taken) != 8+sha256.Size || u64(taken[:8]) != take {
 		return nil // no hash taken there (state restored from a later snapshot): nothing to compare
 	}
-	f.checks = append(f.checks, checkResult{at: c.GetIndex(), index: index, want: bytes.Clone(c.GetStateHash()), agreed: bytes.Equal(taken[8:], c.GetStateHash())})
+	f.checks = append(f.checks, checkResult{at: take, index: index, want: bytes.Clone(c.StateHash), agreed: bytes.Equal(taken[8:], c.StateHash)})
 	return nil
+}
+
+// CheckpointReport is the report agency's node should make of the current
+// checkpoint (unsigned), or nil: none is due (no take, decided already,
+// reported already), or this FSM took no hash there, or agency is not a
+// joined voter.
+func (f *FSM) CheckpointReport(agency string) *peerpb.Checkpoint {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out *peerpb.Checkpoint
+	_ = f.view(func(tx *bolt.Tx) error {
+		if v, _ := protocolOf(tx); v < ProtocolCheckpoints {
+			return nil
+		}
+		take := u64(get(tx, bucketMeta, keyCheckpointTake))
+		taken := get(tx, bucketMeta, keyCheckpointTaken)
+		if take == 0 || u64(get(tx, bucketMeta, keyCheckpointDecided)) == take || len(taken) != 8+sha256.Size || u64(taken[:8]) != take {
+			return nil
+		}
+		if get(tx, bucketCheckpointReports, []byte(agency)) != nil {
+			return nil
+		}
+		if m, err := getMember(tx, agency); err != nil || !m.Joined || !m.Voter {
+			return nil
+		}
+		out = &peerpb.Checkpoint{Index: take, StateHash: bytes.Clone(taken[8:]), Agency: agency}
+		return nil
+	})
+	return out
 }
 
 // Taken is the last hash this FSM took for a checkpoint and the index it

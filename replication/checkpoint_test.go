@@ -2,14 +2,18 @@ package replication
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
 // GetLog reads the log as a rebuild does.
@@ -25,26 +29,44 @@ func take() *peerpb.Command {
 	return &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: &peerpb.Checkpoint{}}}
 }
 
-func compare(at uint64, sum []byte) *peerpb.Command {
-	return &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: &peerpb.Checkpoint{Index: at, StateHash: sum}}}
+// report is agency's signed report of sum at the checkpoint at, signed by
+// signer.
+func (l *protoLog) report(agency, signer string, at uint64, sum []byte) *peerpb.Command {
+	c := &peerpb.Checkpoint{Index: at, StateHash: sum, Agency: agency}
+	c.Signature = ed25519.Sign(l.keys[signer], CheckpointMessage(c))
+	return &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: c}}
 }
 
-// tamper changes the last byte of the first value of a bucket of the FSM's
-// file behind its back and seals it with a fresh checksum, as a deliberate
-// edit of fsm.db would (the checksums catch damage, not edits).
-func tamper(t *testing.T, f *FSM, bucket []byte) {
+// join adds a joined voter to the log.
+func (l *protoLog) join(agency string) {
+	_, l.keys[agency], _ = ed25519.GenerateKey(rand.Reader)
+	m := &pb.Member{Agency: agency, Address: agency + ":1", CaCert: []byte("ca"), SigningKey: l.keys[agency].Public().(ed25519.PublicKey), SealingKey: []byte("k"), Voter: true}
+	l.add(memberCmd(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}))
+	l.add(memberCmd(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: m}}))
+}
+
+// invite adds an invited agency (not joined, no vote) to the log: a member
+// whose registry entry a test tampers with, so that the voters' reports
+// still verify on the tampered state.
+func (l *protoLog) invite(agency string) {
+	m := &pb.Member{Agency: agency, Address: agency + ":1", CaCert: []byte("ca")}
+	l.add(memberCmd(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}))
+}
+
+// tamperKey is tamper on the value of key.
+func tamperKey(t *testing.T, f *FSM, bucket, key []byte) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
-		k, v := b.Cursor().First()
-		if k == nil {
-			t.Fatalf("nothing in %s to tamper with", bucket)
+		v := b.Get(key)
+		if v == nil {
+			t.Fatalf("no %s in %s to tamper with", key, bucket)
 		}
-		v = bytes.Clone(val(tx, bucket, k, v))
+		v = bytes.Clone(val(tx, bucket, key, v))
 		v[len(v)-1] ^= 0xff
-		return put(b, k, v)
+		return put(b, key, v)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,12 +76,14 @@ func tamper(t *testing.T, f *FSM, bucket []byte) {
 // TestCheckpointDetectsAndRepairsTampering: at protocol 4 a checkpoint's
 // take has every FSM hash its state before it, in the applying transaction
 // (a batch that holds entries before and after it hashes the same as one
-// entry at a time); the compare carries the leader's hash. An FSM whose
-// stored state was tampered with disagrees, sets its state aside, rebuilds
-// it from the log and agrees again; one whose log itself says otherwise
-// stays diverged and says why. Before protocol 4 a checkpoint is rejected.
+// entry at a time); the voters report their hashes, signed, and the report
+// with which a majority agree decides it. An FSM whose stored state was
+// tampered with disagrees, sets its state aside, rebuilds it from the log
+// and agrees again; one whose log itself says otherwise stays diverged and
+// says why. Before protocol 4 a checkpoint is rejected.
 func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 	l := newProtoLog(t)
+	l.invite("DD")
 	early := l.add(take())
 	l.add(l.announcement("AA", "AA", 1, ProtocolCheckpoints))
 	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
@@ -77,7 +101,7 @@ func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 		t.Fatalf("checkpoint before protocol 4: %v, want rejected", res[early-1].Err)
 	}
 	applyAll(tampered, l.logs)
-	tamper(t, tampered, bucketMembers)
+	tamperKey(t, tampered, bucketMembers, []byte("DD"))
 
 	// The take, with entries before and after it in one batch for batched.
 	before := l.add(barrierCmd())
@@ -96,19 +120,29 @@ func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 	if _, tsum := tampered.Taken(); bytes.Equal(tsum, sum) {
 		t.Fatal("the tampered state hashes as the leader's")
 	}
+	if r := leader.CheckpointReport("AA"); r == nil || r.Index != at || !bytes.Equal(r.StateHash, sum) {
+		t.Fatalf("report due from AA: %v", r)
+	}
 
-	cmp := l.add(compare(at, sum))
+	// AA and BB (both voters) report the same hash: decided at BB's report.
+	first := l.add(l.report("AA", "AA", at, sum))
+	cmp := l.add(l.report("BB", "BB", at, sum))
 	for name, f := range map[string]*FSM{"leader": leader, "batched": batched, "tampered": tampered} {
-		if res := applyAll(f, l.logs[cmp-1:]); res[0].Err != nil {
-			t.Fatalf("%s: compare: %v", name, res[0].Err)
+		for i, res := range applyAll(f, l.logs[first-1:]) {
+			if res.Err != nil {
+				t.Fatalf("%s: report %d: %v", name, i, res.Err)
+			}
 		}
 	}
+	if r := leader.CheckpointReport("AA"); r != nil {
+		t.Fatalf("a report is still due once decided: %v", r)
+	}
 	if ck := batched.Checkpoints(); ck.LastIndex != cmp || ck.Disagreements != 0 || ck.Diverged != "" {
-		t.Fatalf("batched FSM after the compare: %+v", ck)
+		t.Fatalf("batched FSM after the reports: %+v", ck)
 	}
 	ck := tampered.Checkpoints()
 	if ck.LastIndex != cmp || ck.Disagreements != 1 || ck.Diverged != "" {
-		t.Fatalf("tampered FSM after the compare: %+v, want one disagreement, repaired", ck)
+		t.Fatalf("tampered FSM after the reports: %+v, want one disagreement, repaired", ck)
 	}
 	_, want, _ := leader.StateHash()
 	if _, got, _ := tampered.StateHash(); !bytes.Equal(got, want) {
@@ -118,14 +152,109 @@ func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 		t.Fatalf("repaired FSM applied %d, want %d", tampered.Applied(), cmp)
 	}
 
-	// A compare whose hash no rebuild can reach (a leader that says
-	// otherwise): diverged, with the reason.
+	// A majority on a hash no rebuild can reach (what the log itself
+	// says): diverged, with the reason.
 	tk2 := l.add(take())
-	bad := l.add(compare(tk2-1, bytes.Repeat([]byte{7}, 32)))
+	bad := bytes.Repeat([]byte{7}, 32)
+	l.add(l.report("AA", "AA", tk2-1, bad))
+	last := l.add(l.report("BB", "BB", tk2-1, bad))
 	applyAll(tampered, l.logs[tk2-1:])
 	ck = tampered.Checkpoints()
-	if ck.LastIndex != bad || ck.Disagreements != 2 || ck.Diverged == "" {
+	if ck.LastIndex != last || ck.Disagreements != 2 || ck.Diverged == "" {
 		t.Fatalf("after an unreachable hash: %+v, want diverged", ck)
 	}
 	t.Logf("diverged: %s", ck.Diverged)
+}
+
+// TestCheckpointMajority: the reference is the hash a majority of the
+// voters report, not the leader's. With three voters, a leader whose state
+// was damaged reports another hash than its two followers: the followers
+// agree and stay whole; the leader's FSM disagrees and rebuilds. Reports
+// that are forged, of a non-voter or a stranger, repeated, of an old
+// checkpoint, or late are rejected by every FSM alike.
+func TestCheckpointMajority(t *testing.T) {
+	l := newProtoLog(t)
+	l.join("CC")
+	l.invite("DD")
+	l.add(l.announcement("AA", "AA", 1, ProtocolCheckpoints))
+	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
+	// CC's announcement, with its own joined index.
+	a := &peerpb.ProtocolAnnouncement{Agency: "CC", JoinedIndex: 6, Sequence: 1, Versions: []uint32{1, ProtocolCheckpoints}}
+	a.Signature = ed25519.Sign(l.keys["CC"], AnnouncementMessage(a))
+	l.add(announce(a))
+	l.add(activation(ProtocolCheckpoints))
+	l.add(barrierCmd())
+	supported := []uint32{1, ProtocolCheckpoints}
+	open := func() *FSM {
+		f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), supported...)
+		t.Cleanup(func() { f.Close() })
+		f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: l}
+		return f
+	}
+	leader, b, c := open(), open(), open()
+	fsms := map[string]*FSM{"AA (leader, damaged)": leader, "BB": b, "CC": c}
+	for name, f := range fsms {
+		for i, res := range applyAll(f, l.logs) {
+			if res.Err != nil {
+				t.Fatalf("%s: entry %d: %v", name, i+1, res.Err)
+			}
+		}
+	}
+	tamperKey(t, leader, bucketMembers, []byte("DD"))
+	tk := l.add(take())
+	for _, f := range fsms {
+		applyAll(f, l.logs[tk-1:])
+	}
+	at, good := b.Taken()
+	if _, lsum := leader.Taken(); bytes.Equal(lsum, good) {
+		t.Fatal("the damaged leader hashes as its followers")
+	}
+	_, lsum := leader.Taken()
+
+	refused := []struct {
+		name string
+		cmd  *peerpb.Command
+		want string
+	}{
+		{"forged by the leader for BB", l.report("BB", "AA", at, lsum), "signature does not verify"},
+		{"a stranger", l.report("ZZ", "AA", at, lsum), "not a joined voter"},
+		{"an old checkpoint", l.report("BB", "BB", at-1, good), "not the current checkpoint"},
+		{"a short hash", l.report("BB", "BB", at, good[:8]), "hash of 8 bytes"},
+	}
+	for _, r := range refused {
+		l.add(r.cmd)
+	}
+	l.add(l.report("AA", "AA", at, lsum))
+	dup := l.add(l.report("AA", "AA", at, lsum))
+	l.add(l.report("BB", "BB", at, good))
+	decide := l.add(l.report("CC", "CC", at, good))
+	late := l.add(l.report("CC", "CC", at, good))
+	for name, f := range fsms {
+		res := applyAll(f, l.logs[tk:])
+		for i, r := range refused {
+			if !errors.Is(res[i].Err, ErrRejected) || !strings.Contains(res[i].Err.Error(), r.want) {
+				t.Fatalf("%s: report %s: %v, want rejected: %s", name, r.name, res[i].Err, r.want)
+			}
+		}
+		if err := res[dup-tk-1].Err; !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "reported already") {
+			t.Fatalf("%s: a repeated report: %v", name, err)
+		}
+		if err := res[late-tk-1].Err; !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "already decided") {
+			t.Fatalf("%s: a report after the decision: %v", name, err)
+		}
+	}
+	for name, f := range map[string]*FSM{"BB": b, "CC": c} {
+		if ck := f.Checkpoints(); ck.LastIndex != decide || ck.Disagreements != 0 || ck.Diverged != "" {
+			t.Fatalf("honest follower %s: %+v, want agreed at %d", name, ck, decide)
+		}
+	}
+	if ck := leader.Checkpoints(); ck.LastIndex != decide || ck.Disagreements != 1 || ck.Diverged != "" {
+		t.Fatalf("damaged leader: %+v, want one disagreement, repaired", ck)
+	}
+	_, want, _ := b.StateHash()
+	for name, f := range fsms {
+		if _, got, _ := f.StateHash(); !bytes.Equal(got, want) {
+			t.Fatalf("%s hashes %x after the checkpoint, BB %x", name, got, want)
+		}
+	}
 }

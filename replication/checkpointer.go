@@ -8,9 +8,10 @@ import (
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
-// Checkpoint spacing: the leader commits a checkpoint once CheckpointEvery
+// Checkpoint spacing: the leader commits a take once CheckpointEvery
 // entries were applied since the last, or once CheckpointInterval passed
-// with any applied; none while the log is idle.
+// with any applied; none while the log is idle (checkpoint entries are not
+// activity). The voters' nodes report (node/federation).
 const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 5 * time.Second
@@ -33,9 +34,9 @@ func (r *Replicator) checkpointLoop(every uint64, interval time.Duration) {
 		if !r.IsLeader() || r.fsm.Protocol().Active < ProtocolCheckpoints {
 			continue
 		}
-		applied, since := r.fsm.Applied(), r.fsm.Checkpoints().LastIndex
-		if applied <= since+1 || (applied-since < every && time.Since(last) < interval) {
-			continue // idle (only the last compare applied since), or not yet due
+		active, since := r.fsm.activity.Load(), r.fsm.takeAt.Load()
+		if active <= since || (active-since < every && time.Since(last) < interval) {
+			continue // idle (only checkpoint entries applied since the last take), or not yet due
 		}
 		last = time.Now()
 		if err := r.checkpoint(); err != nil && r.log != nil {
@@ -44,20 +45,18 @@ func (r *Replicator) checkpointLoop(every uint64, interval time.Duration) {
 	}
 }
 
-// checkpoint commits a take, then the leader's hash taken there.
+// checkpoint commits a take; the voters report their hashes taken there.
 func (r *Replicator) checkpoint() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	idx, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: &peerpb.Checkpoint{}}})
-	if err != nil {
-		return err
-	}
-	at, sum := r.fsm.Taken()
-	if at != idx-1 {
-		return nil // another take came after it; its compare follows
-	}
-	_, err = r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: &peerpb.Checkpoint{Index: at, StateHash: sum}}})
+	_, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: &peerpb.Checkpoint{}}})
 	return err
+}
+
+// CheckpointReport is the report agency's node should sign and commit now
+// (FSM.CheckpointReport), or nil.
+func (r *Replicator) CheckpointReport(agency string) *peerpb.Checkpoint {
+	return r.fsm.CheckpointReport(agency)
 }
 
 // tellCheckpoint logs a disagreement and how the rebuild went.
@@ -67,7 +66,7 @@ func tellCheckpoint(log *slog.Logger) func(at uint64, repaired bool, why string)
 			return
 		}
 		if repaired {
-			log.Warn("the replicated state disagreed with a checkpoint; rebuilt from snapshot and log, it agrees", "checkpoint_index", at)
+			log.Warn("the replicated state disagreed with the majority's at a checkpoint; rebuilt from snapshot and log, it agrees", "checkpoint_index", at)
 			return
 		}
 		log.Error("the replicated state is diverged from the federation's: shared reads refused", "checkpoint_index", at, "why", why)

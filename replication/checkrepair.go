@@ -35,7 +35,7 @@ func (f *FSM) repairLocked(c checkResult) {
 	if why == "" {
 		f.ckpt.Diverged = ""
 	} else {
-		f.ckpt.Diverged = fmt.Sprintf("the replicated state differs from the leader's at checkpoint index %d: %s", c.at, why)
+		f.ckpt.Diverged = fmt.Sprintf("the replicated state differs from the majority's at checkpoint index %d: %s", c.at, why)
 	}
 	if f.rebuild != nil && f.rebuild.told != nil {
 		f.rebuild.told(c.at, why == "", f.ckpt.Diverged)
@@ -68,7 +68,7 @@ func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) string {
 		f.noteApplied(f.applied)
 	}
 	if !bytes.Equal(sum, want) {
-		return fmt.Sprintf("rebuilt from snapshot and log, it hashes %x, the leader's %x", sum, want)
+		return fmt.Sprintf("rebuilt from snapshot and log, it hashes %x, the majority's %x", sum, want)
 	}
 	return ""
 }

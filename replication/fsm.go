@@ -97,6 +97,10 @@ type FSM struct {
 	// rebuilding is set while the state is set aside and rebuilt in place
 	// (read without the lock, which the rebuild holds).
 	rebuilding atomic.Bool
+	// activity is the index of the last entry applied that is not a
+	// checkpoint, takeAt the preceding index of the last take applied: the
+	// leader takes a checkpoint only after activity (checkpointer.go).
+	activity, takeAt atomic.Uint64
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released
@@ -311,6 +315,11 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 	var cmd peerpb.Command
 	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
 		return fmt.Errorf("%w: undecodable command: %v", ErrRejected, err)
+	}
+	if cmd.GetCheckpoint() == nil {
+		f.activity.Store(l.Index)
+	} else if cmd.GetCheckpoint().GetIndex() == 0 {
+		f.takeAt.Store(l.Index - 1)
 	}
 	switch c := cmd.Command.(type) {
 	case *peerpb.Command_Publication:

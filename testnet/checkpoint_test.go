@@ -44,8 +44,9 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 		}
 		return true
 	})
-	// a leads, b follows: the checkpoint carries the leader's hash, so the
-	// tampered member must be a follower (see checkpoint.go).
+	// a leads, b follows: the tampered member is stopped and restarted,
+	// which a leader would not survive as leader (a damaged leader is in
+	// replication's TestCheckpointMajority: the majority's hash decides).
 	a, b := l.Nodes[0], l.Nodes[1]
 	for _, ln := range l.Nodes {
 		if ckStatus(t, ln).Role == "leader" {

@@ -58,9 +58,15 @@ func notForwardable(cmd *peerpb.Command, agency string) error {
 		}
 		return nil
 	case *peerpb.Command_Checkpoint:
-		// A forged state hash would have every member rebuild its state and
-		// stop serving shared reads.
-		return fmt.Errorf("a checkpoint is committed by the leader alone")
+		// A report is signed by its agency (every FSM checks it); a take is
+		// the leader's alone.
+		if c.Checkpoint.GetIndex() == 0 {
+			return fmt.Errorf("a checkpoint take is committed by the leader alone")
+		}
+		if a := c.Checkpoint.GetAgency(); a != agency {
+			return fmt.Errorf("a checkpoint report of %s is not %s's to forward", a, agency)
+		}
+		return nil
 	}
 	return fmt.Errorf("an empty or unknown command")
 }
@@ -124,7 +130,10 @@ func forwardTarget(cmd *peerpb.Command) string {
 	case *peerpb.Command_ProtocolActivation:
 		return fmt.Sprintf("activation of protocol %d", c.ProtocolActivation.GetVersion())
 	case *peerpb.Command_Checkpoint:
-		return fmt.Sprintf("checkpoint at %d", c.Checkpoint.GetIndex())
+		if c.Checkpoint.GetIndex() == 0 {
+			return "checkpoint take"
+		}
+		return fmt.Sprintf("checkpoint report of %s at %d", c.Checkpoint.GetAgency(), c.Checkpoint.GetIndex())
 	case *peerpb.Command_AuditAnchor:
 		return fmt.Sprintf("audit anchor of %s at %d", c.AuditAnchor.GetAgency(), c.AuditAnchor.GetSequence())
 	}

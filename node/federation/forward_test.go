@@ -168,8 +168,13 @@ func TestJoinOnlyAsItself(t *testing.T) {
 	}
 }
 
-// TestNotForwardable: a node forwards its own agency's publications and
-// barriers, nothing else.
+func checkpoint(c *peerpb.Checkpoint) *peerpb.Command {
+	return &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: c}}
+}
+
+// TestNotForwardable: a node forwards its own agency's publications,
+// checkpoint reports and barriers; not another's, nor a checkpoint take
+// (the leader's), nor an unsigned membership change.
 func TestNotForwardable(t *testing.T) {
 	keys, err := seal.GenerateKeys()
 	if err != nil {
@@ -188,6 +193,9 @@ func TestNotForwardable(t *testing.T) {
 		{"empty", &peerpb.Command{}, false},
 		{"own audit anchor", anchor(self, 1, keys), true},
 		{"another agency's audit anchor", anchor(partner, 1, keys), false},
+		{"own checkpoint report", checkpoint(&peerpb.Checkpoint{Index: 9, StateHash: make([]byte, 32), Agency: self}), true},
+		{"another agency's checkpoint report", checkpoint(&peerpb.Checkpoint{Index: 9, StateHash: make([]byte, 32), Agency: partner}), false},
+		{"checkpoint take", checkpoint(&peerpb.Checkpoint{}), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,13 +13,14 @@ import (
 // has the rules): this node announces its binary's versions, signed by the
 // agency, whenever the registry records others (at start, after joining,
 // after an upgrade); the leader activates the highest version every joined
-// member announced; a node that stopped applying gives up leadership, as it
-// can acknowledge nothing. It checks on a ticker, so a new leader picks the
+// member announced; a voter reports its state hash at each checkpoint; a
+// node that stopped applying gives up leadership, as it can acknowledge
+// nothing. It checks on a ticker, so a new leader picks the
 // work up.
 func (f *Federation) protocolLoop(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	var retryAt time.Time
+	var retryAt, reportRetryAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -44,7 +45,24 @@ func (f *Federation) protocolLoop(ctx context.Context) {
 		if v, ok := f.rep.ProtocolToActivate(); ok && f.rep.IsLeader() {
 			f.activate(ctx, v)
 		}
+		if c := f.rep.CheckpointReport(f.cfg.Agency); c != nil && time.Now().After(reportRetryAt) {
+			if err := f.reportCheckpoint(ctx, c); err != nil {
+				f.log.Warn("checkpoint report failed; retrying", "checkpoint_index", c.Index, "error", err)
+				reportRetryAt = time.Now().Add(2 * time.Second)
+			}
+		}
 	}
+}
+
+// reportCheckpoint signs this node's state hash at the current checkpoint
+// and commits it through the leader (replication/checkpoint.go: the
+// majority's hash is the reference).
+func (f *Federation) reportCheckpoint(ctx context.Context, c *peerpb.Checkpoint) error {
+	c.Signature = ed25519.Sign(f.keys.Signing, replication.CheckpointMessage(c))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := f.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Checkpoint{Checkpoint: c}})
+	return err
 }
 
 func (f *Federation) announce(ctx context.Context, a *peerpb.ProtocolAnnouncement) error {

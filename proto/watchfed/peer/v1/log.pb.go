@@ -295,16 +295,24 @@ func (x *AuditAnchor) GetSignature() []byte {
 	return nil
 }
 
-// Checkpoint (protocol 4, committed by the leader alone) is one of two
-// entries: a take (index 0, no hash) has every FSM hash its replicated state
-// as it stands before the take's entry; the compare that follows carries the
-// leader's hash taken there, and every FSM compares its own.
+// Checkpoint (protocol 4) is one of two kinds of entry. A take (index 0, no
+// hash, committed by the leader alone) has every FSM hash its replicated
+// state as it stands before the take's entry. A report (index, state_hash,
+// agency, signature) is one voter's hash taken there, signed by its agency
+// and forwarded by its node; once a majority of the voters reported the same
+// hash, every FSM compares its own with it. The reference is the majority's,
+// not the leader's: a leader whose state was damaged is the one that
+// disagrees, and a leader cannot speak for the others.
 type Checkpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The log index the hash was taken at (the take's index - 1); 0 in a take.
 	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// SHA-256 of the replicated state at index (replication's contentHash).
-	StateHash     []byte `protobuf:"bytes,2,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	StateHash []byte `protobuf:"bytes,2,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	// The reporting agency, a joined voter; empty in a take.
+	Agency string `protobuf:"bytes,3,opt,name=agency,proto3" json:"agency,omitempty"`
+	// Ed25519 signature of the agency over replication's CheckpointMessage.
+	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -349,6 +357,20 @@ func (x *Checkpoint) GetIndex() uint64 {
 func (x *Checkpoint) GetStateHash() []byte {
 	if x != nil {
 		return x.StateHash
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
 	}
 	return nil
 }
@@ -1837,12 +1859,14 @@ const file_watchfed_peer_v1_log_proto_rawDesc = "" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1b\n" +
 	"\thead_hash\x18\x03 \x01(\fR\bheadHash\x127\n" +
 	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"A\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"w\n" +
 	"\n" +
 	"Checkpoint\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
 	"\n" +
-	"state_hash\x18\x02 \x01(\fR\tstateHash\"\xa7\x01\n" +
+	"state_hash\x18\x02 \x01(\fR\tstateHash\x12\x16\n" +
+	"\x06agency\x18\x03 \x01(\tR\x06agency\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xa7\x01\n" +
 	"\x14ProtocolAnnouncement\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\x12!\n" +
 	"\fjoined_index\x18\x02 \x01(\x04R\vjoinedIndex\x12\x1a\n" +
