@@ -164,23 +164,42 @@ func watchfedRow(ctx context.Context, l *testnet.Local, n int, at Site, net stri
 	return row, err
 }
 
-// site is the node that leads (AtLeader) or the first that does not.
+// site is the node that leads (AtLeader) or the first that does not,
+// waiting up to a minute for a leader (an election may be under way on a
+// loaded machine or across slow links).
 func site(ctx context.Context, l *testnet.Local, at Site) (*testnet.LocalNode, error) {
-	for _, ln := range l.Nodes {
-		conn, err := ln.Dial()
-		if err != nil {
-			return nil, err
+	var found *testnet.LocalNode
+	err := waitFor(ctx, time.Minute, func() (bool, error) {
+		var leader, follower *testnet.LocalNode
+		for _, ln := range l.Nodes {
+			conn, err := ln.Dial()
+			if err != nil {
+				return false, err
+			}
+			st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+			conn.Close()
+			if err != nil {
+				return false, nil // a node busy or restarting: ask again
+			}
+			if st.Role == "leader" && leader == nil {
+				leader = ln
+			} else if st.Role == "follower" && follower == nil {
+				follower = ln
+			}
 		}
-		st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
-		conn.Close()
-		if err != nil {
-			return nil, err
+		if leader == nil {
+			return false, nil // only once a leader is known is a follower's write forwarded
 		}
-		if (st.Role == "leader") == (at == AtLeader) {
-			return ln, nil
+		found = leader
+		if at == AtFollower {
+			found = follower
 		}
+		return found != nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no node at the %s: %w", at, err)
 	}
-	return nil, fmt.Errorf("no node at the %s", at)
+	return found, nil
 }
 
 // ImportWorkload names the bulk row.
