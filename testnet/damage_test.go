@@ -27,6 +27,8 @@ import (
 //   - fsm.db, 32 bytes of a data page: set aside at start, rebuilt from
 //     snapshot and log, at the leader's state hash;
 //   - fsm.db, both meta pages: the same;
+//   - the raft log: 32 bytes of an entry's data (fsm.db removed, so the
+//     node must rebuild from the log), and a segment's header;
 //   - a backup file (snapshot save) with a flipped byte: snapshot restore
 //     refuses it, naming the file, and restores nothing;
 //   - node.db, 32 bytes of a data page holding one of its own records: the
@@ -34,8 +36,8 @@ import (
 //     index would miss the record). Damage the start does not read leaves
 //     the node up, refusing the reads that meet it (node/store tests).
 //
-// (Raft snapshots are damaged in TestDamagedRaftSnapshotRepaired, on nodes
-// in this process whose raft snapshots often.)
+// (A raft snapshot is damaged in replication's TestDamagedRaftSnapshot: a
+// node takes one only every 16,384 entries, and a process has no knob.)
 func TestDamagedFilesOfAStoppedFollower(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a federation of three processes")
@@ -95,6 +97,80 @@ func TestDamagedFilesOfAStoppedFollower(t *testing.T) {
 		waitSameState(t, conns, lead, f)
 	})
 
+	// The raft log (raft-wal segments under raft/wal/): an entry's data
+	// damaged, with fsm.db removed so that the node must rebuild from the
+	// log; and the segment's header damaged.
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, seg string)
+	}{
+		{"raft log entry data", func(t *testing.T, seg string) { flipAt(t, seg, []byte(leadIDs[1]), 32) }},
+		{"raft log segment header", func(t *testing.T, seg string) {
+			f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 32), 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := followers[0]
+			waitSameState(t, conns, lead, f)
+			m := nt.Members[f]
+			if err := nt.Stop(m, 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			segs, _ := filepath.Glob(filepath.Join(m.Dir, "raft", "wal", "*.wal"))
+			if len(segs) == 0 {
+				t.Fatalf("no raft-wal segment in %s", filepath.Join(m.Dir, "raft", "wal"))
+			}
+			slices.Sort(segs)
+			// Kept to put the member back afterwards, whatever it does.
+			kept := filepath.Join(t.TempDir(), "raft")
+			if out, err := exec.Command("cp", "-a", filepath.Join(m.Dir, "raft"), kept).CombinedOutput(); err != nil {
+				t.Fatalf("keep the raft directory: %v %s", err, out)
+			}
+			defer func() {
+				_ = nt.Stop(m, 20*time.Second)
+				if err := os.RemoveAll(filepath.Join(m.Dir, "raft")); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := exec.Command("cp", "-a", kept, filepath.Join(m.Dir, "raft")).CombinedOutput(); err != nil {
+					t.Fatalf("put the raft directory back: %v %s", err, out)
+				}
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := nt.Restart(rctx, m); err != nil {
+					t.Fatalf("restart with the raft directory put back: %v", err)
+				}
+			}()
+			tc.damage(t, segs[0])
+			if err := os.Remove(filepath.Join(m.Dir, "raft", "fsm.db")); err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			err := nt.Restart(rctx, m)
+			if err != nil {
+				// Refused: its last word must name the segment file (or,
+				// for a segment raft-wal cannot open, the wal directory).
+				last := lastLine(err.Error())
+				if !strings.Contains(last, segs[0]) && !strings.Contains(last, filepath.Dir(segs[0])) {
+					t.Fatalf("restart on a damaged raft log: %v; want a refusal naming %s", err, segs[0])
+				}
+				t.Logf("refused: %s", last)
+				return
+			}
+			// Started: then it must be at its partners' state, never apart.
+			createRecord(t, conns[lead], "Damage Target After "+tc.name)
+			waitSameState(t, conns, lead, f)
+			waitLogged(t, m, segs[0], "damaged")
+		})
+	}
+
 	t.Run("backup file", func(t *testing.T) {
 		f := followers[1]
 		backup := filepath.Join(t.TempDir(), "follower.backup")
@@ -134,10 +210,10 @@ func TestDamagedFilesOfAStoppedFollower(t *testing.T) {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		err := nt.Restart(rctx, m)
-		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "checksum mismatch") {
+		if err == nil || !strings.Contains(lastLine(err.Error()), path) || !strings.Contains(lastLine(err.Error()), "checksum mismatch") {
 			t.Fatalf("restart on a damaged node.db: %v; want a refusal naming %s", err, path)
 		}
-		t.Logf("refused: %s", firstLine(err.Error(), "checksum mismatch"))
+		t.Logf("refused: %s", lastLine(err.Error()))
 	})
 }
 
@@ -248,12 +324,9 @@ func saveBackup(t *testing.T, conn *grpc.ClientConn, path string) {
 	}
 }
 
-// firstLine is the line of s that holds sub (s if none does).
-func firstLine(s, sub string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			return l
-		}
-	}
-	return s
+// lastLine is the last line of s that is not blank: the last word of a
+// node that exited (its log's tail may hold earlier runs' lines).
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
