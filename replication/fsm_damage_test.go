@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -126,4 +127,62 @@ func TestDamagedValue(t *testing.T) {
 			t.Fatalf("reopened damaged file: rebuilt %q, applied %d", why, g.Applied())
 		}
 	})
+}
+
+// slowLog is a log a rebuild reads, held at the first read until released.
+type slowLog struct {
+	*protoLog
+	reading chan struct{} // closed at the first read
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *slowLog) GetLog(i uint64, out *raft.Log) error {
+	s.once.Do(func() { close(s.reading) })
+	<-s.release
+	return s.protoLog.GetLog(i, out)
+}
+
+// TestRebuildingIsReported: while a damaged state is rebuilt, Rebuilding
+// says so (the node refuses shared reads and /readyz says rebuilding), and
+// a read of the state made meanwhile sees the rebuilt state.
+func TestRebuildingIsReported(t *testing.T) {
+	l := newProtoLog(t)
+	l.add(barrierCmd())
+	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	applyAll(f, l.logs)
+	slow := &slowLog{protoLog: l, reading: make(chan struct{}), release: make(chan struct{})}
+	f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: slow}
+	damage(t, f, bucketMembers)
+	if _, err := f.Members(); err == nil {
+		t.Fatal("damaged members read")
+	}
+	if f.Rebuilding() {
+		t.Fatal("rebuilding before any apply")
+	}
+	next := l.add(barrierCmd())
+	applied := make(chan ApplyResult, 1)
+	go func() { applied <- f.Apply(l.logs[next-1]).(ApplyResult) }()
+	<-slow.reading // the rebuild reads the log
+	if !f.Rebuilding() {
+		t.Fatal("not reported as rebuilding while it reads the log")
+	}
+	// A read now waits for the rebuild (the FSM's lock): it must see the
+	// rebuilt state whole, never an error from a file closed or partial.
+	read := make(chan error, 1)
+	go func() { _, err := f.Members(); read <- err }()
+	close(slow.release)
+	if res := <-applied; res.Err != nil {
+		t.Fatalf("apply after the rebuild: %v", res.Err)
+	}
+	if err := <-read; err != nil {
+		t.Fatalf("read after the rebuild: %v", err)
+	}
+	if f.Rebuilding() {
+		t.Fatal("still rebuilding after it")
+	}
 }
