@@ -60,6 +60,12 @@ func SignAct(agency string, key ed25519.PrivateKey, act *peerpb.GovernanceAct, n
 // node applied it (so that what it reads next reflects it). Its error is a
 // gRPC status (ApplyError).
 func (f *Federation) govern(ctx context.Context, act *peerpb.GovernanceAct) (uint64, error) {
+	return f.governWait(ctx, act, true)
+}
+
+// governWait is govern; wait false returns once the act committed (a node
+// leaving may be out of raft before it learns so).
+func (f *Federation) governWait(ctx context.Context, act *peerpb.GovernanceAct, wait bool) (uint64, error) {
 	if !f.GovernanceActive() {
 		return 0, status.Errorf(codes.FailedPrecondition, "membership is governed by proposals from protocol %d; the federation is at protocol %d", replication.ProtocolGovernance, f.rep.Protocol().Active)
 	}
@@ -71,7 +77,7 @@ func (f *Federation) govern(ctx context.Context, act *peerpb.GovernanceAct) (uin
 	if err != nil {
 		return 0, ApplyError(err)
 	}
-	for f.rep.Applied() < idx {
+	for wait && f.rep.Applied() < idx {
 		select {
 		case <-ctx.Done():
 			return idx, status.FromContextError(ctx.Err()).Err()
@@ -131,7 +137,7 @@ func (f *Federation) Leave(ctx context.Context) (uint64, error) {
 	if !f.Joined() {
 		return 0, status.Error(codes.FailedPrecondition, "this agency is not a joined member")
 	}
-	return f.govern(ctx, &peerpb.GovernanceAct{Act: &peerpb.GovernanceAct_Leave{Leave: &peerpb.Leave{}}})
+	return f.governWait(ctx, &peerpb.GovernanceAct{Act: &peerpb.GovernanceAct_Leave{Leave: &peerpb.Leave{}}}, false)
 }
 
 // followed waits (bounded) for raft's configuration to drop a removed
