@@ -138,3 +138,27 @@ func rawGrep(t *testing.T, dir, s string) string {
 	})
 	return found
 }
+
+// TestInitApprovalsE2E: `federation init --approvals all` founds a
+// federation whose threshold is all (a proposal of its only member,
+// applied at once, once protocol 3 is active); a threshold that is not
+// majority, all or a number is a usage error (exit 2) naming the flag's
+// field, and founds nothing.
+func TestInitApprovalsE2E(t *testing.T) {
+	n := startDevNode(t, t.TempDir(), freeAddr(t))
+	if r := n.cli("", nil, "federation", "init", "--approvals", "most"); r.code != exitUsage || !strings.Contains(r.stderr, "approvals") {
+		t.Fatalf("federation init --approvals most: exit %d: %s", r.code, r.stderr)
+	}
+	if r := n.cli("", nil, "federation", "init", "--approvals", "all"); r.code != 0 {
+		t.Fatalf("federation init --approvals all: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	type proposal struct {
+		Action string `json:"action"`
+		State  string `json:"state"`
+	}
+	r := n.cli("", nil, "proposals", "list", "--all", "-o", "json")
+	ps := decode[[]proposal](t, r.stdout)
+	if r.code != 0 || len(ps) != 1 || ps[0].Action != "threshold" || ps[0].State != "applied" {
+		t.Fatalf("proposals list --all: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+}
