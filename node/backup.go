@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/watchfed/watchfed/node/anchor"
 	"github.com/watchfed/watchfed/replication"
 	"github.com/watchfed/watchfed/replication/fileversion"
 )
@@ -144,7 +145,8 @@ func checkBackupSum(f *os.File) error {
 // RestoreBackup unpacks a backup into an empty data directory of a stopped
 // node. Start the node with --recover afterwards: it comes up as a
 // one-member federation holding the saved state, and partners join it again
-// by invitation. A backup of another agency is refused, naming both: its
+// by invitation. An anchor file left in the directory is set aside (see
+// setAsideAnchors). A backup of another agency is refused, naming both: its
 // node would serve that agency's records and keys under this one's name.
 func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 	if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); err == nil {
@@ -224,6 +226,23 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 		if !seen[name] {
 			return fmt.Errorf("backup archive lacks %s", name)
 		}
+	}
+	return setAsideAnchors(dataDir)
+}
+
+// setAsideAnchors moves an anchor file left in the data directory out of
+// the way of the restored chain: it anchors the chain the restore replaced,
+// whose events after the backup are gone, so the restored chain would
+// differ from it at once. It is kept beside it, never deleted, as evidence
+// of how far the lost chain went.
+func setAsideAnchors(dataDir string) error {
+	path := filepath.Join(dataDir, anchor.FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	aside := fmt.Sprintf("%s.before-restore-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.Rename(path, aside); err != nil {
+		return fmt.Errorf("set aside the anchors of the replaced audit chain: %w", err)
 	}
 	return nil
 }

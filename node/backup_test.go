@@ -13,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/watchfed/watchfed/node/anchor"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/replication"
 )
@@ -183,8 +184,23 @@ func TestRestoreRefusesAnotherAgency(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused restore wrote %s (%v)", StoreFile, err)
 	}
+	// An anchor file of the chain the restore replaces is set aside, kept.
+	anchors := filepath.Join(dataDir, anchor.FileName)
+	if err := os.WriteFile(anchors, []byte("anchors of the lost chain\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "DE-BAFA", "127.0.0.1:7400"); err != nil {
 		t.Fatalf("restore as DE-BAFA: %v", err)
+	}
+	if _, err := os.Stat(anchors); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the replaced chain's anchor file is still in place (%v)", err)
+	}
+	aside, _ := filepath.Glob(anchors + ".before-restore-*")
+	if len(aside) != 1 {
+		t.Fatalf("set-aside anchor files: %v, want one", aside)
+	}
+	if b, _ := os.ReadFile(aside[0]); string(b) != "anchors of the lost chain\n" {
+		t.Errorf("set-aside anchor file holds %q", b)
 	}
 }
 
