@@ -5,7 +5,6 @@
 package replication
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -408,40 +407,6 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 	}
 	f.bodies.put(index, body, len(raw))
 	return nil
-}
-
-// Granted reports whether the origin→recipient key of an epoch has travelled.
-func (f *FSM) Granted(origin, recipient string, epoch uint64) bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	found := false
-	_ = f.view(func(tx *bolt.Tx) error {
-		found = get(tx, bucketGrants, grantKey(origin, recipient, epoch)) != nil
-		return nil
-	})
-	return found
-}
-
-// Grantees are the agencies that were granted an entry version after it was
-// published (a newcomer's catch-up, a widened policy), in name order.
-func (f *FSM) Grantees(id string, version uint64) ([]string, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var out []string
-	prefix := append(entryKey(id, version), 0)
-	err := f.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketKeyGrants).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			val(tx, bucketKeyGrants, k, v)
-			out = append(out, string(k[len(prefix):]))
-		}
-		return nil
-	})
-	return out, err
-}
-
-func grantKey(origin, recipient string, epoch uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(origin+"\x00"+recipient+"\x00"), epoch)
 }
 
 func applyMemberChange(tx *bolt.Tx, index uint64, mc *peerpb.MemberChange) error {
