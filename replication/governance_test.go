@@ -358,3 +358,33 @@ func TestActTimeBoundedByTheEntryTime(t *testing.T) {
 		t.Fatalf("proposal %v; want applied", ps)
 	}
 }
+
+// TestFoundingJoinSigned: the leader of a new federation may activate
+// protocol 3 between the founding invitation and the founder's join (it
+// announces its versions as soon as it leads), so the founder's join must
+// carry its signature like any other (Replicator.Bootstrap signs it).
+func TestFoundingJoinSigned(t *testing.T) {
+	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), func(*peerpb.Publication, []byte) (*peerpb.PublicationBody, error) {
+		return nil, errors.New("no publications here")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := f.db.Update(func(tx *bolt.Tx) error {
+		return put(tx.Bucket(bucketMeta), keyProtocol, be64(ProtocolGovernance))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g := &govFSM{t: t, fsm: f}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	founder := &pb.Member{Agency: "A", Address: "a:7400", CaCert: []byte("A CA"), SigningKey: pub, SealingKey: []byte("A sealing"), Voter: true}
+	g.mustApply(memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: founder}}))
+	if _, err := g.apply(memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: founder}})); !errors.Is(err, ErrRejected) {
+		t.Fatalf("unsigned founding join under protocol 3: %v; want rejected", err)
+	}
+	g.mustApply(memberChange(&peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: founder}, JoinSignature: ed25519.Sign(priv, JoinMessage(founder))}))
+	if m, err := f.Member("A"); err != nil || !m.Joined {
+		t.Fatalf("founder after its signed join: %v, %v", m, err)
+	}
+}

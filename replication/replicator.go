@@ -241,7 +241,10 @@ func (r *Replicator) Bootstrapped() (bool, error) {
 
 // Bootstrap makes this node the first member of a new federation and
 // registers it (with its CA and keys) as the first entry of the registry.
-func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member) error {
+// joinSignature is the agency's signature over JoinMessage(self): the
+// leader may activate protocol 3 between the founding invitation and the
+// join, and from then on a join without it is refused.
+func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member, joinSignature []byte) error {
 	if ok, err := r.Bootstrapped(); err != nil {
 		return err
 	} else if ok {
@@ -259,7 +262,7 @@ func (r *Replicator) Bootstrap(ctx context.Context, self *pb.Member) error {
 	if _, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: self}}}}); err != nil {
 		return err
 	}
-	_, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: self}}}})
+	_, err := r.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: &peerpb.MemberChange{Change: &peerpb.MemberChange_Join{Join: self}, JoinSignature: joinSignature}}})
 	return err
 }
 

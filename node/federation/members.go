@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"io"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 
 // Bootstrap founds a federation with this node as its only member.
 func (f *Federation) Bootstrap(ctx context.Context, self *pb.Member) error {
-	return f.rep.Bootstrap(ctx, self)
+	return f.rep.Bootstrap(ctx, self, ed25519.Sign(f.keys.Signing, replication.JoinMessage(self)))
 }
 
 // Invite registers an agency (its CA and address) in the member registry.

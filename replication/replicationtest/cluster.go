@@ -112,7 +112,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.Members = append(c.Members, m)
 	}
 	first := c.Members[0]
-	if err := first.Rep.Bootstrap(ctx, first.Registry()); err != nil {
+	if err := first.Rep.Bootstrap(ctx, first.Registry(), ed25519.Sign(first.Sign, replication.JoinMessage(first.Registry()))); err != nil {
 		c.Close()
 		return nil, err
 	}
