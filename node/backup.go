@@ -143,12 +143,14 @@ func checkBackupSum(f *os.File) error {
 }
 
 // RestoreBackup unpacks a backup into an empty data directory of a stopped
-// node. Start the node with --recover afterwards: it comes up as a
-// one-member federation holding the saved state, and partners join it again
-// by invitation. An anchor file left in the directory is set aside (see
-// setAsideAnchors). A backup of another agency is refused, naming both: its
-// node would serve that agency's records and keys under this one's name.
-func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
+// node. Started as usual afterwards, the node rejoins its live federation
+// and catches up (it votes again once it has; see replication.InstallBackup);
+// only if the whole federation is lost is it started with --recover, as a
+// one-member federation holding the saved state. An anchor file left in the
+// directory is set aside (see setAsideAnchors). A backup of another agency
+// is refused, naming both: its node would serve that agency's records and
+// keys under this one's name.
+func RestoreBackup(r io.Reader, dataDir, agency string) error {
 	if _, err := os.Stat(filepath.Join(dataDir, StoreFile)); err == nil {
 		return fmt.Errorf("%s already holds %s: restore into an empty data directory", dataDir, StoreFile)
 	}
@@ -214,7 +216,7 @@ func RestoreBackup(r io.Reader, dataDir, agency, advertise string) error {
 			}
 		case backupSum: // checked above
 		case backupFSM:
-			if err := replication.InstallBackup(filepath.Join(dataDir, raftDir), agency, advertise, io.LimitReader(tr, h.Size)); err != nil {
+			if err := replication.InstallBackup(filepath.Join(dataDir, raftDir), io.LimitReader(tr, h.Size)); err != nil {
 				return err
 			}
 		default:

@@ -117,7 +117,7 @@ func TestRestoreBackupFormatVersion(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := backupArchive(t, tc.version, tc.versionFirst, tc.fsmStamp)
 			dataDir := filepath.Join(t.TempDir(), "data")
-			err := RestoreBackup(bytes.NewReader(archive), dataDir, "DE-BAFA", "127.0.0.1:7400")
+			err := RestoreBackup(bytes.NewReader(archive), dataDir, "DE-BAFA")
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -177,7 +177,7 @@ func TestRestoreRefusesAnotherAgency(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "FR-SBDU", "127.0.0.1:7400")
+	err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "FR-SBDU")
 	if err == nil || !strings.Contains(err.Error(), "the backup is of agency DE-BAFA, not FR-SBDU") {
 		t.Fatalf("restore as FR-SBDU: %v, want refused naming DE-BAFA and FR-SBDU", err)
 	}
@@ -189,7 +189,7 @@ func TestRestoreRefusesAnotherAgency(t *testing.T) {
 	if err := os.WriteFile(anchors, []byte("anchors of the lost chain\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "DE-BAFA", "127.0.0.1:7400"); err != nil {
+	if err := RestoreBackup(bytes.NewReader(out.Bytes()), dataDir, "DE-BAFA"); err != nil {
 		t.Fatalf("restore as DE-BAFA: %v", err)
 	}
 	if _, err := os.Stat(anchors); !errors.Is(err, os.ErrNotExist) {
@@ -223,7 +223,7 @@ func TestRestoreBackupDamaged(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")
-			err := RestoreBackup(bytes.NewReader(tc.archive), dataDir, "DE-BAFA", "127.0.0.1:7400")
+			err := RestoreBackup(bytes.NewReader(tc.archive), dataDir, "DE-BAFA")
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("restore: %v, want %q", err, tc.wantErr)
 			}

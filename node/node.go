@@ -77,6 +77,10 @@ type Options struct {
 	AckBeforeCommit bool
 	// MaxWatchers bounds concurrent Watch streams (default 128).
 	MaxWatchers int
+	// Join is the invitation the node was started with (--join). It is
+	// kept in the data directory, and refused if the directory already
+	// holds federation state from anything but this same invitation.
+	Join *pb.Invitation
 }
 
 // Files in a node's data directory.
@@ -127,7 +131,12 @@ func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.metrics = newMetrics(n)
-	if n.fed, err = n.openFederation(tlsCfg); err != nil {
+	if n.fed, err = n.openFederation(tlsCfg); err == nil && opts.Join != nil {
+		if err = n.checkJoin(opts.Join); err != nil {
+			n.fed.Close()
+		}
+	}
+	if err != nil {
 		lis.Close()
 		st.Close()
 		return nil, err
@@ -177,12 +186,12 @@ func (n *Node) openFederation(tlsCfg *tls.Config) (*federation.Federation, error
 	if err != nil {
 		return nil, fmt.Errorf("tls.ca_cert: %w", err)
 	}
-	var inv *pb.Invitation
-	if data, err := os.ReadFile(filepath.Join(n.cfg.DataDir, InvitationFile)); err == nil {
-		inv = &pb.Invitation{}
-		if err := protojson.Unmarshal(data, inv); err != nil {
-			return nil, fmt.Errorf("%s: %w", InvitationFile, err)
-		}
+	inv, err := n.storedInvitation()
+	if err != nil {
+		return nil, err
+	}
+	if n.opts.Join != nil {
+		inv = n.opts.Join
 	}
 	return federation.New(federation.Config{
 		Agency: n.cfg.Agency, Advertise: n.advertise(),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -42,6 +41,13 @@ type Config struct {
 	// applied the log: the leader promotes a non-voter once it caught up.
 	// Nil promotes at once.
 	PeerApplied func(ctx context.Context, addr string) (uint64, error)
+	// BeforeRecover, with Recover, is given the member registry before the
+	// configuration is rewritten; an error (a live quorum answers) stops
+	// the start with nothing changed.
+	BeforeRecover func(members []*pb.Member) error
+	// LeaderCommit asks the leader's node, at its address, for its commit
+	// index: a node restored from a backup votes again once it reached it.
+	LeaderCommit func(ctx context.Context, addr string) (uint64, error)
 	// Checkpoint spacing (checkpointer.go); 0 takes the defaults.
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
@@ -143,22 +149,36 @@ func Open(cfg Config) (*Replicator, error) {
 	rc = &copied
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
-	if cfg.Recover {
-		self := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(cfg.Addr), Suffrage: raft.Voter}}}
-		if err := raft.RecoverCluster(rc, fsm, cached, logs, snaps, cfg.Transport, self); err != nil {
-			fsm.Close()
-			logs.Close()
-			return nil, fmt.Errorf("recover: %w", err)
-		}
+	restored, isRestored, err := restoredAt(cfg.Dir)
+	if err == nil && cfg.Recover {
+		err = recoverAlone(cfg, rc, fsm, cached, logs, snaps)
+		isRestored = false
 	}
-	r, err := raft.NewRaft(rc, fsm, cached, logs, snaps, cfg.Transport)
 	if err != nil {
+		fsm.Close()
+		logs.Close()
+		return nil, err
+	}
+	trans := cfg.Transport
+	var gate *voteGate
+	if isRestored {
+		gate = newVoteGate(trans)
+		trans = gate
+	}
+	r, err := raft.NewRaft(rc, fsm, cached, logs, snaps, trans)
+	if err != nil {
+		if gate != nil {
+			close(gate.stop)
+		}
 		fsm.Close()
 		logs.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	rep := &Replicator{cfg: cfg, log: cfg.Logger, raft: r, fsm: fsm, logs: logs, snaps: snaps, stop: make(chan struct{}), reconciled: make(chan struct{})}
 	go rep.reconcileLoop()
+	if gate != nil {
+		go rep.catchUpLoop(gate, restored)
+	}
 	every, interval := cfg.CheckpointEvery, cfg.CheckpointInterval
 	if every == 0 {
 		every = DefaultCheckpointEvery
@@ -435,63 +455,4 @@ func (r *Replicator) Close() error {
 		err = cerr
 	}
 	return err
-}
-
-// InstallBackup prepares a data directory from a backup of the FSM state
-// (fsm.db): it places the file and stores it as a raft snapshot whose
-// configuration is this node alone, so that starting with Recover brings the
-// node up as a one-member federation holding that state.
-func InstallBackup(dir, id, addr string, fsmCopy io.Reader) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, f := range []string{"raft.db", "wal"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return fmt.Errorf("%s already holds raft state; restore into an empty data directory", dir)
-		}
-	}
-	path := filepath.Join(dir, "fsm.db")
-	out, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, fsmCopy); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	out.Close()
-	fsm, err := OpenFSM(path, nil)
-	if err != nil {
-		return fmt.Errorf("backup state: %w", err)
-	}
-	applied := fsm.Applied()
-	fsm.Close()
-	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
-	if err != nil {
-		return err
-	}
-	self := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter}}}
-	// The snapshot's legacy peer list is encoded by a transport: an in-memory
-	// one encodes addresses exactly as ours does.
-	_, enc := raft.NewInmemTransport(raft.ServerAddress(addr))
-	defer enc.Close()
-	sink, err := snaps.Create(raft.SnapshotVersionMax, applied, 1, self, applied, enc)
-	if err != nil {
-		return err
-	}
-	in, err := os.Open(path)
-	if err != nil {
-		sink.Cancel()
-		return err
-	}
-	defer in.Close()
-	if _, err := io.Copy(sink, in); err != nil {
-		sink.Cancel()
-		return err
-	}
-	return sink.Close()
 }

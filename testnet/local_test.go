@@ -245,7 +245,7 @@ func TestBackupRestoreRecover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := node.RestoreBackup(&backup, fr.Dir, fr.Agency, fr.Addr); err != nil {
+	if err := node.RestoreBackup(&backup, fr.Dir, fr.Agency); err != nil {
 		t.Fatal(err)
 	}
 	l.opts.Recover = true

@@ -45,7 +45,10 @@ type Member struct {
 	Env    node.ClientEnv // operator+analyst client certificate
 	// Binary is the watchfed binary this member's node runs, from its next
 	// start (a rolling upgrade swaps it); empty: Options.Binary.
-	Binary  string
+	Binary string
+	// Args are added to the node's command line from its next start
+	// (--recover, say).
+	Args    []string
 	process *os.Process
 	exited  chan error // receives the process's end
 }
@@ -227,7 +230,9 @@ func (nt *Net) Start(ctx context.Context) error {
 	defer conn.Close()
 	for i, m := range nt.Members[1:] {
 		invitation := ""
-		if _, err := os.Stat(filepath.Join(m.Dir, "raft", "raft.db")); err != nil {
+		// A member's data, or a restored backup (fsm.db alone), rejoins
+		// without an invitation.
+		if _, err := os.Stat(filepath.Join(m.Dir, "raft", "fsm.db")); err != nil {
 			invitation = filepath.Join(m.Dir, "invite.json")
 			if err := invite(ctx, fed, m, m.Addr, invitation, nt.Members[:i+1]); err != nil {
 				return err
@@ -293,6 +298,7 @@ func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
 	if invitation != "" {
 		args = append(args, "--join", invitation)
 	}
+	args = append(args, m.Args...)
 	bin := nt.Binary
 	if m.Binary != "" {
 		bin = m.Binary

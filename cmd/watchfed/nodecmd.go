@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -75,24 +76,28 @@ certificates made on first start, and the export lines a client needs printed on
 			if err := final.Validate(); err != nil {
 				return usageError{fmt.Errorf("config: %w", err)}
 			}
+			var join *pb.Invitation
 			if joinPath != "" {
 				data, err := os.ReadFile(joinPath)
 				if err != nil {
 					return usagef("--join: %v", err)
 				}
-				inv := &pb.Invitation{}
-				if err := protojson.Unmarshal(data, inv); err != nil {
+				join = &pb.Invitation{}
+				if err := protojson.Unmarshal(data, join); err != nil {
 					return usagef("--join %s: not an invitation: %v", joinPath, err)
 				}
-				if inv.Agency != final.Agency {
-					return usagef("--join: the invitation is for %s, this node is %s", inv.Agency, final.Agency)
+				if join.Agency != final.Agency {
+					return usagef("--join: the invitation is for %s, this node is %s", join.Agency, final.Agency)
 				}
-				if err := node.WriteInvitation(final.DataDir, inv); err != nil {
-					return err
+				if recover {
+					return usagef("--join and --recover exclude each other: --join starts a new member with an empty data directory, --recover carries on alone from this node's state")
 				}
 			}
 			log := newLogger(final)
-			n, err := node.New(final, log, node.Options{Recover: recover, AckBeforeCommit: ackBeforeCommit})
+			n, err := node.New(final, log, node.Options{Recover: recover, AckBeforeCommit: ackBeforeCommit, Join: join})
+			if errors.Is(err, node.ErrJoinWithState) {
+				return usageError{err}
+			}
 			if err != nil {
 				return err
 			}
@@ -102,8 +107,8 @@ certificates made on first start, and the export lines a client needs printed on
 	fl := cmd.Flags()
 	fl.StringVar(&configPath, "config", "", "YAML configuration file")
 	fl.BoolVar(&dev, "dev", false, "development mode: no set-up needed (see above)")
-	fl.BoolVar(&recover, "recover", false, "start as a one-member federation from this node's state (lost quorum, restored backup)")
-	fl.StringVar(&joinPath, "join", "", "invitation file (from `watchfed peers invite` on a member): join that federation")
+	fl.BoolVar(&recover, "recover", false, "quorum lost for good: carry on as a one-member federation from this node's state (refused if a live quorum answers)")
+	fl.StringVar(&joinPath, "join", "", "invitation file (from `watchfed peers invite` on a member): join that federation (empty data directory)")
 	fl.StringVar(&cfg.Advertise, "advertise", "", "address partners reach this node at (default: --listen)")
 	fl.StringVar(&cfg.Agency, "agency", "", "this node's agency id, e.g. DE-BAFA")
 	fl.StringVar(&cfg.Listen, "listen", cfg.Listen, "gRPC listen address")

@@ -22,12 +22,15 @@ func newSnapshotCmd() *cobra.Command {
 received entries (node.db), the federation state (fsm.db) and the node's keys, as a tar.
 Keep it as secret as the node: it holds the keys.
 
-snapshot restore unpacks a backup into an empty data directory. Start the node there
-with --recover: it comes up as a one-member federation holding the saved state;
-partners are removed (peers remove) and invited again.`,
+snapshot restore unpacks a backup into an empty data directory of the stopped node.
+Then start the node as usual, without --recover: it rejoins its federation, which still
+counts it a member, and catches up on what it missed (it votes again once it has).
+Only when the federation's quorum is lost for good (no leader can be elected) is a node
+started with --recover, to carry on alone; a node started with --recover refuses if a
+live quorum of its federation answers.`,
 		Example: `  watchfed snapshot save de-bafa.backup
-  watchfed snapshot restore de-bafa.backup --data-dir /var/lib/watchfed --agency DE-BAFA --advertise de.example:7400
-  watchfed node --config /etc/watchfed/node.yaml --recover`,
+  watchfed snapshot restore de-bafa.backup --data-dir /var/lib/watchfed --agency DE-BAFA
+  watchfed node --config /etc/watchfed/node.yaml`,
 	}
 	addClientFlags(cmd, &cf)
 	cmd.AddCommand(&cobra.Command{
@@ -82,19 +85,19 @@ partners are removed (peers remove) and invited again.`,
 	var dataDir, agency, advertise string
 	restore := &cobra.Command{
 		Use:     "restore FILE",
-		Short:   "Unpack a backup into an empty data directory (node stopped); then start the node with --recover",
-		Example: `  watchfed snapshot restore de-bafa.backup --data-dir /var/lib/watchfed --agency DE-BAFA --advertise de.example:7400`,
+		Short:   "Unpack a backup into an empty data directory (node stopped); then start the node as usual: it rejoins its federation",
+		Example: `  watchfed snapshot restore de-bafa.backup --data-dir /var/lib/watchfed --agency DE-BAFA`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dataDir == "" || agency == "" || advertise == "" {
-				return usagef("--data-dir, --agency and --advertise are required")
+			if dataDir == "" || agency == "" {
+				return usagef("--data-dir and --agency are required")
 			}
 			f, err := os.Open(args[0])
 			if err != nil {
 				return usageError{err}
 			}
 			defer f.Close()
-			if err := node.RestoreBackup(f, dataDir, agency, advertise); err != nil {
+			if err := node.RestoreBackup(f, dataDir, agency); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			return nil
@@ -102,7 +105,10 @@ partners are removed (peers remove) and invited again.`,
 	}
 	restore.Flags().StringVar(&dataDir, "data-dir", "", "empty data directory to restore into")
 	restore.Flags().StringVar(&agency, "agency", "", "the node's agency id")
-	restore.Flags().StringVar(&advertise, "advertise", "", "address the restored node will be reached at")
+	// The address is the node's configuration's, read when it starts; the
+	// flag stays so that earlier scripts still run.
+	restore.Flags().StringVar(&advertise, "advertise", "", "unused: the node's address comes from its configuration")
+	_ = restore.Flags().MarkDeprecated("advertise", "the restored node takes its address from its configuration")
 	cmd.AddCommand(restore)
 	return cmd
 }

@@ -131,6 +131,9 @@ type Federation struct {
 	caPEM  []byte
 	base   *tls.Config // the node's own certificate and CA
 	invite *pb.Invitation
+	// recovering is the registry while a --recover start asks the members
+	// whether a live quorum answers (before the raft member exists).
+	recovering []*pb.Member
 	// handshakes holds certificates to their agency's registered CA and
 	// logs, counts and audits refused TLS handshakes, both ways.
 	handshakes *auth.Handshakes
@@ -184,6 +187,11 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 			st, err := f.PeerStatus(ctx, addr)
 			return st.GetAppliedIndex(), err
 		},
+		LeaderCommit: func(ctx context.Context, addr string) (uint64, error) {
+			st, err := f.PeerStatus(ctx, addr)
+			return st.GetCommitIndex(), err
+		},
+		BeforeRecover: f.refuseForkOf,
 	})
 	if err != nil {
 		f.trans.Close()
@@ -292,6 +300,9 @@ func (f *Federation) issuers() map[string][]byte {
 // knownMembers is the registry, or the invitation's members until the
 // registry has reached a joining node.
 func (f *Federation) knownMembers() []*pb.Member {
+	if f.rep == nil {
+		return f.recovering
+	}
 	ms, _ := f.rep.Members()
 	if len(ms) == 0 && f.invite != nil {
 		return f.invite.Members
