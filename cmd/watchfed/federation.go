@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -282,48 +281,5 @@ func newSharedCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().Uint64Var(&minIndex, "min-index", 0, "read at least this fresh: wait until this node has the log up to this index (a write's log_index)")
 	cmd.AddCommand(list, get)
-	return cmd
-}
-
-func newWatchCmd() *cobra.Command {
-	var cf clientFlags
-	var from uint64
-	cmd := &cobra.Command{
-		Use:   "watch",
-		Short: "Follow the shared entries this agency can read, in log order (JSON lines with -o json)",
-		Long: `Follow the shared entries this agency can read, in log order, from --from on.
-After a disconnect, resume with --from set to the last log_index received: entries of
-that index already seen are skipped by their position, so nothing is lost or repeated.`,
-		Example: "  watchfed watch --from 1 -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				stream, err := pb.NewSharedServiceClient(conn).Watch(ctx, &pb.WatchRequest{FromIndex: from})
-				if err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
-				if cf.output != "json" {
-					fmt.Fprintln(w, sharedHeader)
-				}
-				for {
-					resp, err := stream.Recv()
-					if err == io.EOF || ctx.Err() != nil {
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					if cf.output == "json" {
-						fmt.Fprintln(w, string(protoJSON(resp.Entry)))
-						continue
-					}
-					fmt.Fprintln(w, joinCells(sharedRows([]*pb.SharedEntry{resp.Entry})[0]))
-				}
-			})
-		},
-	}
-	addClientFlags(cmd, &cf)
-	cmd.Flags().Uint64Var(&from, "from", 1, "first log index")
 	return cmd
 }

@@ -132,9 +132,9 @@ func (s *sharedService) getShared(ctx context.Context, req *pb.GetSharedRequest,
 // from the store holds entries up to this size, or one larger entry alone.
 const watchBatchBytes = 512 << 10
 
-// Watch sends entries in log order and then follows new ones. Resuming from
-// (log_index, position + 1) of the last entry received gives no gap and no
-// duplicate.
+// Watch sends entries in log order and then follows new ones, each with its
+// cursor. Resuming after the cursor of the last entry received (or from
+// its log_index and position + 1) gives no gap and no duplicate.
 func (s *sharedService) Watch(req *pb.WatchRequest, stream pb.SharedService_WatchServer) error {
 	return streaming(stream.Context(), s.audit, func(*Event) error { return s.watch(req, stream) })
 }
@@ -154,6 +154,12 @@ func (s *sharedService) watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 		return status.Errorf(codes.ResourceExhausted, "this node serves at most %d Watch streams at once", cap(s.watchers))
 	}
 	index, pos := req.GetFromIndex(), req.GetFromPosition()
+	if req.GetAfter() != "" {
+		var err error
+		if index, pos, err = ParseCursor(req.GetAfter()); err != nil {
+			return status.Errorf(codes.InvalidArgument, "after: %v", err)
+		}
+	}
 	for {
 		wake := s.fresh.Received()
 		es, err := s.shared.SharedFrom(ctx, index, pos, watchBatchBytes)
@@ -165,6 +171,7 @@ func (s *sharedService) watch(req *pb.WatchRequest, stream pb.SharedService_Watc
 			if !s.visible(ctx, e) {
 				continue
 			}
+			e.Cursor = Cursor(e.LogIndex, e.Position)
 			if err := stream.Send(&pb.WatchResponse{Entry: e}); err != nil {
 				return err
 			}

@@ -29,7 +29,10 @@ type SharedEntry struct {
 	Record   *Record                `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
 	// Position among the entries of the same log index (a bulk publication
 	// carries many): (log_index, position) orders every entry.
-	Position      uint32 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint32 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	// Where this entry stands in the feed, "LOG_INDEX:POSITION" (set on the
+	// entries Watch sends): pass it as WatchRequest.after to resume after it.
+	Cursor        string `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,6 +93,13 @@ func (x *SharedEntry) GetPosition() uint32 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *SharedEntry) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
 }
 
 type ListSharedRequest struct {
@@ -338,11 +348,16 @@ func (x *GetSharedResponse) GetEntry() *SharedEntry {
 }
 
 type WatchRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	FromIndex uint64                 `protobuf:"varint,1,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first log index to send entries of (all its positions from
+	// from_position on).
+	FromIndex uint64 `protobuf:"varint,1,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
 	// Skip the entries of from_index before this position (resuming inside a
 	// bulk publication).
-	FromPosition  uint32 `protobuf:"varint,2,opt,name=from_position,json=fromPosition,proto3" json:"from_position,omitempty"`
+	FromPosition uint32 `protobuf:"varint,2,opt,name=from_position,json=fromPosition,proto3" json:"from_position,omitempty"`
+	// Resume after exactly this entry: the cursor ("LOG_INDEX:POSITION") of
+	// the last entry received. Set, it replaces from_index and from_position.
+	After         string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,6 +404,13 @@ func (x *WatchRequest) GetFromPosition() uint32 {
 		return x.FromPosition
 	}
 	return 0
+}
+
+func (x *WatchRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
 }
 
 type WatchResponse struct {
@@ -439,12 +461,13 @@ var File_watchfed_v1_shared_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_shared_proto_rawDesc = "" +
 	"\n" +
-	"\x18watchfed/v1/shared.proto\x12\vwatchfed.v1\x1a\x18watchfed/v1/record.proto\"\x8b\x01\n" +
+	"\x18watchfed/v1/shared.proto\x12\vwatchfed.v1\x1a\x18watchfed/v1/record.proto\"\xa3\x01\n" +
 	"\vSharedEntry\x12\x1b\n" +
 	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12+\n" +
 	"\x06record\x18\x03 \x01(\v2\x13.watchfed.v1.RecordR\x06record\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\rR\bposition\"\xaf\x01\n" +
+	"\bposition\x18\x04 \x01(\rR\bposition\x12\x16\n" +
+	"\x06cursor\x18\x05 \x01(\tR\x06cursor\"\xaf\x01\n" +
 	"\x11ListSharedRequest\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12)\n" +
 	"\x10include_inactive\x18\x02 \x01(\bR\x0fincludeInactive\x12\x1b\n" +
@@ -462,11 +485,12 @@ const file_watchfed_v1_shared_proto_rawDesc = "" +
 	"consistent\x18\x03 \x01(\bR\n" +
 	"consistent\"C\n" +
 	"\x11GetSharedResponse\x12.\n" +
-	"\x05entry\x18\x01 \x01(\v2\x18.watchfed.v1.SharedEntryR\x05entry\"R\n" +
+	"\x05entry\x18\x01 \x01(\v2\x18.watchfed.v1.SharedEntryR\x05entry\"h\n" +
 	"\fWatchRequest\x12\x1d\n" +
 	"\n" +
 	"from_index\x18\x01 \x01(\x04R\tfromIndex\x12#\n" +
-	"\rfrom_position\x18\x02 \x01(\rR\ffromPosition\"?\n" +
+	"\rfrom_position\x18\x02 \x01(\rR\ffromPosition\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"?\n" +
 	"\rWatchResponse\x12.\n" +
 	"\x05entry\x18\x01 \x01(\v2\x18.watchfed.v1.SharedEntryR\x05entry2\xec\x01\n" +
 	"\rSharedService\x12M\n" +

@@ -35,8 +35,10 @@ type SharedServiceClient interface {
 	ListShared(ctx context.Context, in *ListSharedRequest, opts ...grpc.CallOption) (*ListSharedResponse, error)
 	GetShared(ctx context.Context, in *GetSharedRequest, opts ...grpc.CallOption) (*GetSharedResponse, error)
 	// Watch streams readable entries in log order from from_index on, then
-	// follows new ones. Resume after a disconnect with from_index = the last
-	// index received + 1: no gap, no duplicate.
+	// follows new ones. Every entry carries its cursor; resume after a
+	// disconnect with after = the cursor of the last entry received: no gap,
+	// no duplicate, also inside a bulk publication (one log index carries up
+	// to 1,024 entries, so from_index alone cannot resume there).
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
@@ -98,8 +100,10 @@ type SharedServiceServer interface {
 	ListShared(context.Context, *ListSharedRequest) (*ListSharedResponse, error)
 	GetShared(context.Context, *GetSharedRequest) (*GetSharedResponse, error)
 	// Watch streams readable entries in log order from from_index on, then
-	// follows new ones. Resume after a disconnect with from_index = the last
-	// index received + 1: no gap, no duplicate.
+	// follows new ones. Every entry carries its cursor; resume after a
+	// disconnect with after = the cursor of the last entry received: no gap,
+	// no duplicate, also inside a bulk publication (one log index carries up
+	// to 1,024 entries, so from_index alone cannot resume there).
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedSharedServiceServer()
 }
