@@ -42,9 +42,14 @@ func (cf *clientFlags) consultCall(cmd *cobra.Command, call func(context.Context
 			return err
 		}
 		if cf.output == "json" {
-			return writeJSON(cmd.OutOrStdout(), th)
+			err = writeJSON(cmd.OutOrStdout(), th)
+		} else {
+			err = writeThread(cmd.OutOrStdout(), th)
 		}
-		return writeThread(cmd.OutOrStdout(), th)
+		if err == nil && th.NotShared {
+			err = errNotShared{} // stored, not shared in time: exit 7 as other writes
+		}
+		return err
 	})
 }
 
@@ -229,8 +234,11 @@ func writeThread(w io.Writer, th *pb.ConsultationThread) error {
 	line("transaction", strings.Join(nonEmpty(c.ControlListEntry, c.Item, "to "+c.Destination, c.EndUse), ", "))
 	line("opened_on", c.OpenedOn)
 	line("deadline", c.Deadline+map[bool]string{true: " (extended)"}[c.Extended])
-	if th.LogIndex > 0 {
+	switch {
+	case th.LogIndex > 0:
 		line("log_index", fmt.Sprint(th.LogIndex))
+	case th.NotShared:
+		line("log_index", "- (not yet shared: no quorum within the node's publish wait; it publishes the step later)")
 	}
 	if err := tw.Flush(); err != nil {
 		return err

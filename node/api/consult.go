@@ -115,7 +115,7 @@ func (s *consultService) openConsultation(ctx context.Context, req *pb.OpenConsu
 	if err != nil {
 		return nil, err
 	}
-	th.LogIndex = idx
+	th.LogIndex, th.NotShared = idx, s.notShared(rec, idx)
 	return &pb.OpenConsultationResponse{Thread: th}, nil
 }
 
@@ -141,21 +141,22 @@ func (s *consultService) answerConsultation(ctx context.Context, req *pb.AnswerC
 	}}
 	note := fmt.Sprintf("answer: %s", req.GetAnswer())
 	var idx uint64
+	var rec *pb.Record
 	if prev := th.Answer; prev == nil {
-		rec := &pb.Record{
+		rec = &pb.Record{
 			Marking: pb.Marking_MARKING_AMBER_STRICT, RelTo: []string{th.Consultation.Origin},
 			Subject: proto.Clone(th.Consultation.Subject).(*pb.Subject), Detail: answer, ChangeNote: note,
 		}
 		idx, err = s.create(ctx, ev, rec)
 	} else {
-		next := proto.Clone(prev).(*pb.Record)
-		next.Detail, next.ChangeNote = answer, note
-		idx, err = s.amend(ctx, ev, next, prev)
+		rec = proto.Clone(prev).(*pb.Record)
+		rec.Detail, rec.ChangeNote = answer, note
+		idx, err = s.amend(ctx, ev, rec, prev)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &pb.AnswerConsultationResponse{Thread: s.threadAfter(ctx, th.Consultation.Id, idx)}, nil
+	return &pb.AnswerConsultationResponse{Thread: s.threadAfter(ctx, th.Consultation.Id, rec, idx)}, nil
 }
 
 func (s *consultService) ExtendConsultation(ctx context.Context, req *pb.ExtendConsultationRequest) (*pb.ExtendConsultationResponse, error) {
@@ -188,7 +189,7 @@ func (s *consultService) extendConsultation(ctx context.Context, req *pb.ExtendC
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ExtendConsultationResponse{Thread: s.threadAfter(ctx, cur.Id, idx)}, nil
+	return &pb.ExtendConsultationResponse{Thread: s.threadAfter(ctx, cur.Id, next, idx)}, nil
 }
 
 func (s *consultService) DecideConsultation(ctx context.Context, req *pb.DecideConsultationRequest) (*pb.DecideConsultationResponse, error) {
@@ -230,7 +231,7 @@ func (s *consultService) decideConsultation(ctx context.Context, req *pb.DecideC
 	if err != nil {
 		return nil, err
 	}
-	return &pb.DecideConsultationResponse{Thread: s.threadAfter(ctx, cur.Id, idx)}, nil
+	return &pb.DecideConsultationResponse{Thread: s.threadAfter(ctx, cur.Id, next, idx)}, nil
 }
 
 // ownUndecided loads this agency's own consultation that is still undecided.
@@ -361,15 +362,16 @@ func ulidOf(id string) string {
 	return id
 }
 
-// threadAfter is the thread after a step this call wrote at log index idx.
-// The step is stored; only reading the thread back failed if th is bare.
-func (s *consultService) threadAfter(ctx context.Context, id string, idx uint64) *pb.ConsultationThread {
+// threadAfter is the thread after a step this call wrote (written) at log
+// index idx, saying if it was not shared in time. The step is stored; only
+// reading the thread back failed if th is bare.
+func (s *consultService) threadAfter(ctx context.Context, id string, written *pb.Record, idx uint64) *pb.ConsultationThread {
 	// The write's audit event is already written: a throwaway one here.
 	th, err := s.thread(ctx, &Event{AuditEvent: &pb.AuditEvent{}}, id)
 	if err != nil {
 		th = &pb.ConsultationThread{}
 	}
-	th.LogIndex = idx
+	th.LogIndex, th.NotShared = idx, s.notShared(written, idx)
 	return th
 }
 

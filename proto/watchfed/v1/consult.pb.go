@@ -442,7 +442,11 @@ type ConsultationThread struct {
 	// Every step of both sides, oldest first.
 	Steps []*ThreadStep `protobuf:"bytes,5,rep,name=steps,proto3" json:"steps,omitempty"`
 	// Log index of the step this call wrote, once committed (writes only).
-	LogIndex      uint64 `protobuf:"varint,6,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	LogIndex uint64 `protobuf:"varint,6,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// Set on a write whose step is stored but whose entry did not commit
+	// within the node's publish wait while the node is in a federation (no
+	// quorum reachable?): the node publishes it later. log_index is then 0.
+	NotShared     bool `protobuf:"varint,7,opt,name=not_shared,json=notShared,proto3" json:"not_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +521,13 @@ func (x *ConsultationThread) GetLogIndex() uint64 {
 		return x.LogIndex
 	}
 	return 0
+}
+
+func (x *ConsultationThread) GetNotShared() bool {
+	if x != nil {
+		return x.NotShared
+	}
+	return false
 }
 
 type OpenConsultationResponse struct {
@@ -902,7 +913,7 @@ const file_watchfed_v1_consult_proto_rawDesc = "" +
 	"\n" +
 	"ThreadStep\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\x12+\n" +
-	"\x06record\x18\x02 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"\x9c\x02\n" +
+	"\x06record\x18\x02 \x01(\v2\x13.watchfed.v1.RecordR\x06record\"\xbb\x02\n" +
 	"\x12ConsultationThread\x127\n" +
 	"\fconsultation\x18\x01 \x01(\v2\x13.watchfed.v1.RecordR\fconsultation\x12+\n" +
 	"\x06answer\x18\x02 \x01(\v2\x13.watchfed.v1.RecordR\x06answer\x124\n" +
@@ -911,7 +922,9 @@ const file_watchfed_v1_consult_proto_rawDesc = "" +
 	"consulting\x18\x04 \x01(\bR\n" +
 	"consulting\x12-\n" +
 	"\x05steps\x18\x05 \x03(\v2\x17.watchfed.v1.ThreadStepR\x05steps\x12\x1b\n" +
-	"\tlog_index\x18\x06 \x01(\x04R\blogIndex\"S\n" +
+	"\tlog_index\x18\x06 \x01(\x04R\blogIndex\x12\x1d\n" +
+	"\n" +
+	"not_shared\x18\a \x01(\bR\tnotShared\"S\n" +
 	"\x18OpenConsultationResponse\x127\n" +
 	"\x06thread\x18\x01 \x01(\v2\x1f.watchfed.v1.ConsultationThreadR\x06thread\"U\n" +
 	"\x1aAnswerConsultationResponse\x127\n" +
