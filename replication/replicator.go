@@ -45,9 +45,10 @@ type Config struct {
 	// configuration is rewritten; an error (a live quorum answers) stops
 	// the start with nothing changed.
 	BeforeRecover func(members []*pb.Member) error
-	// LeaderCommit asks the leader's node, at its address, for its commit
-	// index: a node restored from a backup votes again once it reached it.
-	LeaderCommit func(ctx context.Context, addr string) (uint64, error)
+	// LeaderLast asks the leader's node, at its address, for the last index
+	// of its log: a node restored from a backup votes again once it holds
+	// and applied that much.
+	LeaderLast func(ctx context.Context, addr string) (uint64, error)
 	// Checkpoint spacing (checkpointer.go); 0 takes the defaults.
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration

@@ -23,8 +23,7 @@ import (
 // vote before it holds every entry committed before it was lost either: its
 // vote (a fresh term, an older log) could elect a member that lacks entries
 // this node once helped commit, or be given twice in one term. So until it
-// caught up with the leader's commit index it refuses every vote; the mark
-// then goes. Started with Recover instead (the whole federation lost), its
+// caught up with the leader's log it refuses every vote; the mark then goes. Started with Recover instead (the whole federation lost), its
 // state becomes a one-member federation's.
 const restoredFile = "restored"
 
@@ -192,27 +191,36 @@ func (g *voteGate) RequestPreVote(id raft.ServerID, target raft.ServerAddress, a
 	return errors.New("transport without pre-vote")
 }
 
-// catchUpLoop opens the gate once this restored node has applied every
-// entry the leader had committed when asked (and at least the backup's own
-// index), and removes the mark.
+// catchUpLoop opens the gate once this restored node holds, in its raft log
+// and its state, every entry the leader's log held when first asked (at
+// least the backup's own index): a leader holds every committed entry, so
+// that covers every entry committed before the node was lost. Asking once, not every time, lets a node catch up
+// under a steady flow of writes. Then the mark goes.
 func (r *Replicator) catchUpLoop(g *voteGate, backupIndex uint64) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var target uint64
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-tick.C:
 		}
-		id, addr := r.Leader()
-		if id == "" || id == r.cfg.ID || r.cfg.LeaderCommit == nil {
-			continue
+		if target == 0 {
+			id, addr := r.Leader()
+			if id == "" || id == r.cfg.ID || r.cfg.LeaderLast == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			last, err := r.cfg.LeaderLast(ctx, addr)
+			cancel()
+			if err != nil || last == 0 {
+				continue
+			}
+			target = max(last, backupIndex)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		commit, err := r.cfg.LeaderCommit(ctx, addr)
-		cancel()
 		// raft's own log must reach it too: votes are granted by it.
-		if err != nil || commit < backupIndex || r.raft.LastIndex() < commit || r.fsm.Applied() < commit {
+		if r.raft.LastIndex() < target || r.fsm.Applied() < target {
 			continue
 		}
 		if err := clearRestored(r.cfg.Dir); err != nil {
@@ -223,7 +231,7 @@ func (r *Replicator) catchUpLoop(g *voteGate, backupIndex uint64) {
 		}
 		g.closed.Store(false)
 		if r.log != nil {
-			r.log.Info("restored node caught up with the federation: it votes again", "leader", id, "commit_index", commit, "backup_index", backupIndex)
+			r.log.Info("restored node caught up with the federation: it votes again", "caught_up_to", target, "backup_index", backupIndex)
 		}
 		return
 	}

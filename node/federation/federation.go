@@ -187,9 +187,9 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 			st, err := f.PeerStatus(ctx, addr)
 			return st.GetAppliedIndex(), err
 		},
-		LeaderCommit: func(ctx context.Context, addr string) (uint64, error) {
+		LeaderLast: func(ctx context.Context, addr string) (uint64, error) {
 			st, err := f.PeerStatus(ctx, addr)
-			return st.GetCommitIndex(), err
+			return st.GetLastIndex(), err
 		},
 		BeforeRecover: f.refuseForkOf,
 	})
