@@ -200,6 +200,8 @@ func (r *Replicator) catchUpLoop(g *voteGate, backupIndex uint64) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var target uint64
+	// A restored node nobody contacts waits for good: say why, once.
+	hint := time.Now().Add(2 * time.Minute)
 	for {
 		select {
 		case <-r.stop:
@@ -208,6 +210,11 @@ func (r *Replicator) catchUpLoop(g *voteGate, backupIndex uint64) {
 		}
 		if target == 0 {
 			id, addr := r.Leader()
+			if !hint.IsZero() && id == "" && time.Now().After(hint) && r.log != nil {
+				r.log.Warn("restored from a backup, and no leader of the federation has contacted this node yet: " +
+					"it waits for one (is its address the one the federation has for it?); if the whole federation is lost, start it with --recover")
+				hint = time.Time{}
+			}
 			if id == "" || id == r.cfg.ID || r.cfg.LeaderLast == nil {
 				continue
 			}

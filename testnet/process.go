@@ -419,7 +419,7 @@ func removeStalePIDFiles(dir string, running []NodeProcess) []string {
 		switch {
 		case err != nil:
 			why = fmt.Sprintf("holds no pid (%q)", tail(string(data), 1))
-		case slices.Contains(running, NodeProcess{Agency: e.Name(), PID: pid}):
+		case slices.ContainsFunc(running, func(p NodeProcess) bool { return p.Agency == e.Name() && p.PID == pid }):
 			continue
 		case syscall.Kill(pid, 0) != nil:
 			why = fmt.Sprintf("pid %d is not running", pid)
