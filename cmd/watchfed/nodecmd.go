@@ -45,6 +45,8 @@ With --dev the node needs no set-up: agency DEV, data in ./.watchfed/dev, develo
 certificates made on first start, and the export lines a client needs printed on stdout.`,
 		Example: `  watchfed node --dev
   watchfed node --config /etc/watchfed/node.yaml
+  watchfed node --config /etc/watchfed/node.yaml --join invitation.json   # a new member: empty data directory
+  watchfed node --config /etc/watchfed/node.yaml --recover   # quorum lost for good; refused if a live quorum answers
   watchfed node --agency DE-BAFA --listen 0.0.0.0:7400 --data-dir /var/lib/watchfed \
       --ca-cert ca.pem --cert node.pem --key node-key.pem`,
 		Args: cobra.NoArgs,
