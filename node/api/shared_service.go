@@ -104,6 +104,9 @@ func (s *sharedService) listShared(ctx context.Context, req *pb.ListSharedReques
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list shared: %v", err)
 	}
+	for _, e := range es {
+		e.Cursor = Cursor(e.LogIndex, e.Position)
+	}
 	return &pb.ListSharedResponse{Entries: es, NextPageToken: next}, nil
 }
 
@@ -125,6 +128,7 @@ func (s *sharedService) getShared(ctx context.Context, req *pb.GetSharedRequest,
 	if err != nil || !s.visible(ctx, e) {
 		return nil, status.Errorf(codes.NotFound, "shared entry %s: not found", req.GetId())
 	}
+	e.Cursor = Cursor(e.LogIndex, e.Position)
 	return &pb.GetSharedResponse{Entry: e}, nil
 }
 

@@ -30,8 +30,8 @@ type SharedEntry struct {
 	// Position among the entries of the same log index (a bulk publication
 	// carries many): (log_index, position) orders every entry.
 	Position uint32 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
-	// Where this entry stands in the feed, "LOG_INDEX:POSITION" (set on the
-	// entries Watch sends): pass it as WatchRequest.after to resume after it.
+	// Where this entry stands in the feed, "LOG_INDEX:POSITION" (set on
+	// every entry served): pass it as WatchRequest.after to resume after it.
 	Cursor        string `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
