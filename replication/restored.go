@@ -23,8 +23,9 @@ import (
 // vote before it holds every entry committed before it was lost either: its
 // vote (a fresh term, an older log) could elect a member that lacks entries
 // this node once helped commit, or be given twice in one term. So until it
-// caught up with the leader's log it refuses every vote; the mark then goes. Started with Recover instead (the whole federation lost), its
-// state becomes a one-member federation's.
+// caught up with the leader's log it refuses every vote; the mark then
+// goes. Started with Recover instead (the whole federation lost), its state
+// becomes a one-member federation's.
 const restoredFile = "restored"
 
 // InstallBackup prepares a data directory from a backup of the FSM state
