@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/watchfed/watchfed/node"
+	"github.com/watchfed/watchfed/node/anchor"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -113,7 +114,7 @@ func (w *leaderWatch) check(t *testing.T, agency string) {
 // configuration and certificates): the disk lost.
 func wipe(t *testing.T, m *Member) {
 	t.Helper()
-	for _, name := range []string{node.StoreFile, node.KeysFile, "raft", node.InvitationFile, "invite.json"} {
+	for _, name := range []string{node.StoreFile, node.KeysFile, "raft", anchor.FileName, node.InvitationFile, "invite.json"} {
 		if err := os.RemoveAll(filepath.Join(m.Dir, name)); err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/watchfed/watchfed/node"
+	"github.com/watchfed/watchfed/node/anchor"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -239,8 +240,8 @@ func TestBackupRestoreRecover(t *testing.T) {
 	if backup.Len() == 0 {
 		t.Fatal("empty backup")
 	}
-	l.Close() // the whole federation is lost
-	for _, name := range []string{node.StoreFile, node.KeysFile, "raft"} {
+	l.Close() // the whole federation is lost, and this node's disk
+	for _, name := range []string{node.StoreFile, node.KeysFile, "raft", anchor.FileName} {
 		if err := os.RemoveAll(filepath.Join(fr.Dir, name)); err != nil {
 			t.Fatal(err)
 		}
