@@ -38,14 +38,7 @@ func TestAuditAnchorsHeldByPartners(t *testing.T) {
 			replication.ProtocolAnchors, replication.SupportedProtocols())
 	}
 	l := startLocal(t, 3)
-	waitFor(t, "protocol 5 active on every member", func() bool {
-		for _, ln := range l.Nodes {
-			if ckStatus(t, ln).Protocol < replication.ProtocolAnchors {
-				return false
-			}
-		}
-		return true
-	})
+	waitProtocol(t, l, replication.ProtocolAnchors)
 	var b *LocalNode
 	var partners []*LocalNode
 	for _, ln := range l.Nodes {

@@ -24,6 +24,21 @@ func ckStatus(t *testing.T, ln *LocalNode) *pb.GetStatusResponse {
 	return st
 }
 
+// waitProtocol waits until every member of l applies protocol v or later.
+// A federation of this release activates its newest protocol on its own,
+// shortly after it formed: tests of a later protocol's rules wait for it.
+func waitProtocol(t *testing.T, l *Local, v uint32) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("protocol %d active on every member", v), func() bool {
+		for _, ln := range l.Nodes {
+			if ckStatus(t, ln).Protocol < v {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // TestCheckpointRepairsATamperedMember: once protocol 4 is active the leader
 // commits checkpoints while entries flow. A stopped follower's fsm.db edited
 // (one byte of a stored value, its checksum made anew) disagrees with the next checkpoint; the node
@@ -36,14 +51,7 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 			replication.ProtocolCheckpoints, replication.SupportedProtocols())
 	}
 	l := startLocal(t, 3)
-	waitFor(t, "protocol 4 active on every member", func() bool {
-		for _, ln := range l.Nodes {
-			if ckStatus(t, ln).Protocol < replication.ProtocolCheckpoints {
-				return false
-			}
-		}
-		return true
-	})
+	waitProtocol(t, l, replication.ProtocolCheckpoints)
 	// a leads, b follows: the tampered member is stopped and restarted,
 	// which a leader would not survive as leader (a damaged leader is in
 	// replication's TestCheckpointMajority: the majority's hash decides).

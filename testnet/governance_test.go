@@ -18,14 +18,7 @@ func TestLeaveOnItsOwn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
-	waitFor(t, "protocol 3 (governance) active on every member", func() bool {
-		for _, ln := range l.Nodes {
-			if ckStatus(t, ln).Protocol < replication.ProtocolGovernance {
-				return false
-			}
-		}
-		return true
-	})
+	waitProtocol(t, l, replication.ProtocolGovernance)
 	// NL does not lead (a leader leaving is left to the replication tests).
 	leaderOtherThan(ctx, t, l, nl, de)
 	if err := nl.call(ctx, func(c pb.FederationServiceClient) error {

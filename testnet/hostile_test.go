@@ -85,14 +85,7 @@ func TestHostilePartnerNode(t *testing.T) {
 	if _, err := peer.Join(ctx, &peerpb.JoinRequest{Member: &pb.Member{Agency: victim.Agency, Address: fr.Addr, SigningKey: pub.Signing, SealingKey: pub.Sealing}}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("Join as %s with FR's node certificate = %v; want PermissionDenied", victim.Agency, err)
 	}
-	waitFor(t, "protocol 3 (governance) active on every member", func() bool {
-		for _, ln := range l.Nodes {
-			if ckStatus(t, ln).Protocol < replication.ProtocolGovernance {
-				return false
-			}
-		}
-		return true
-	})
+	waitProtocol(t, l, replication.ProtocolGovernance)
 	// Under protocol 3 FR's operator alone gets only pending proposals: a
 	// removal of another agency (run on FR's follower node, as on the
 	// leader) and an invitation.

@@ -14,6 +14,7 @@ import (
 	"github.com/watchfed/watchfed/node/federation"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/replication"
 )
 
 // TestRejoinWithNewKeys: a removed member reads nothing published while it
@@ -25,6 +26,8 @@ func TestRejoinWithNewKeys(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	// The re-join below is a rebind, a proposal of protocol 3.
+	waitProtocol(t, l, replication.ProtocolGovernance)
 	before := add(t, de, "Entitled Before Removal")
 	waitFor(t, "NL takes in DE's entry", func() bool { _, ok := shared(t, nl)[before.Record.Id]; return ok })
 
