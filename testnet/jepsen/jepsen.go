@@ -42,6 +42,9 @@ type Jepsen struct {
 	Logf      func(format string, args ...any)
 
 	t0 time.Time
+	// What the members' status said of checkpoints, for the report.
+	lastCheckpoint uint64
+	disagreements  map[string]uint64
 }
 
 // Report is what a run found. Lost and Divergent must be 0, Phantom too, and
@@ -57,24 +60,31 @@ type Report struct {
 	Phantom      int // versions on a node that no client ever wrote
 	Divergent    int // nodes whose state differs at the same applied index, or whose view of a record differs
 	Linearizable bool
-	Visualised   string // path of the history's HTML when it was not linearizable
-	Problems     []string
-	FaultLog     []string
+	// Checkpoints (protocol 4): the last checkpoint index the members
+	// applied, and how many checkpoints disagreed with a member's own state
+	// (the sum over the members of the most each status counted since its
+	// start). Disagreements must be 0; a member still set apart as diverged
+	// is a problem.
+	LastCheckpoint          uint64
+	CheckpointDisagreements uint64
+	Visualised              string // path of the history's HTML when it was not linearizable
+	Problems                []string
+	FaultLog                []string
 }
 
 // Table prints the report as the README's table.
 func (r *Report) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| seed | fault cycles | operations | acknowledged | in flight | reads | lost | phantom | divergent | linearizable |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d | %v |\n",
-		r.Seed, r.Cycles, r.Ops, r.Acked, r.InFlight, r.Reads, r.Lost, r.Phantom, r.Divergent, r.Linearizable)
+	fmt.Fprintf(&b, "| seed | fault cycles | operations | acknowledged | in flight | reads | lost | phantom | divergent | linearizable | last checkpoint | checkpoint disagreements |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d | %v | %d | %d |\n",
+		r.Seed, r.Cycles, r.Ops, r.Acked, r.InFlight, r.Reads, r.Lost, r.Phantom, r.Divergent, r.Linearizable, r.LastCheckpoint, r.CheckpointDisagreements)
 	return b.String()
 }
 
 // OK reports whether the run found nothing wrong.
 func (r *Report) OK() bool {
-	return r.Lost == 0 && r.Phantom == 0 && r.Divergent == 0 && r.Linearizable && len(r.Problems) == 0
+	return r.Lost == 0 && r.Phantom == 0 && r.Divergent == 0 && r.Linearizable && r.CheckpointDisagreements == 0 && len(r.Problems) == 0
 }
 
 // regInput is one operation on one record's register: its version.
@@ -299,6 +309,10 @@ func (j *Jepsen) check(ctx context.Context, h *history, conns []*grpc.ClientConn
 		lost, phantom, divergent, problems := j.compare(ctx, h, conns)
 		if (lost == 0 && phantom == 0 && divergent == 0 && len(problems) == 0) || time.Now().After(deadline) || ctx.Err() != nil {
 			rep.Lost, rep.Phantom, rep.Divergent = lost, phantom, divergent
+			rep.LastCheckpoint = j.lastCheckpoint
+			for _, n := range j.disagreements {
+				rep.CheckpointDisagreements += n
+			}
 			rep.Problems = append(rep.Problems, problems...)
 			return nil
 		}
@@ -332,6 +346,16 @@ func (j *Jepsen) compare(ctx context.Context, h *history, conns []*grpc.ClientCo
 		if hashes[i].StateHashIndex != hashes[0].StateHashIndex {
 			return 0, 0, 0, []string{fmt.Sprintf("applied index differs: %s at %d, %s at %d",
 				ms[0].Agency, hashes[0].StateHashIndex, ms[i].Agency, hashes[i].StateHashIndex)}
+		}
+	}
+	if j.disagreements == nil {
+		j.disagreements = map[string]uint64{}
+	}
+	for i, st := range hashes {
+		j.lastCheckpoint = max(j.lastCheckpoint, st.LastCheckpointIndex)
+		j.disagreements[ms[i].Agency] = max(j.disagreements[ms[i].Agency], st.CheckpointDisagreements)
+		if st.Diverged {
+			problems = append(problems, fmt.Sprintf("%s diverged from a checkpoint: %s", ms[i].Agency, st.DivergedReason))
 		}
 	}
 	for i := 1; i < len(ms); i++ {

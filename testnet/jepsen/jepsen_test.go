@@ -138,8 +138,8 @@ func requireOK(t *testing.T, rep *Report) {
 	if rep.Visualised != "" {
 		t.Errorf("not linearizable: history in %s", rep.Visualised)
 	}
-	t.Fatalf("reliability check failed (seed %d): lost %d, phantom %d, divergent %d, linearizable %v",
-		rep.Seed, rep.Lost, rep.Phantom, rep.Divergent, rep.Linearizable)
+	t.Fatalf("reliability check failed (seed %d): lost %d, phantom %d, divergent %d, linearizable %v, checkpoint disagreements %d",
+		rep.Seed, rep.Lost, rep.Phantom, rep.Divergent, rep.Linearizable, rep.CheckpointDisagreements)
 }
 
 // TestJepsenShort: clients on three nodes write and read while every kind
