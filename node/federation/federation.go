@@ -8,6 +8,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -120,7 +121,8 @@ type Federation struct {
 	appendAudit func(*pb.AuditEvent)
 	now         func() time.Time
 	refusals    refusals
-	verified    verifiedOnce // forwarded publications checked on arrival
+	verified    verifiedOnce // forwarded and own publications checked before they apply
+	ownKey      ed25519.PublicKey
 
 	keys   *seal.Keys
 	sealer *seal.Sealer
@@ -165,7 +167,7 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 		cfg: cfg, log: cfg.Logger, store: deps.Store, policy: deps.Policy, metrics: deps.Metrics,
 		onReceived: deps.OnReceived, audit: deps.Audit, appendAudit: deps.AppendAudit, now: deps.Now,
 		keys: keys, caPEM: cfg.CACert, base: cfg.TLS, invite: cfg.Invitation,
-		sealer: seal.NewSealer(cfg.Agency, keys), opener: seal.NewOpener(cfg.Agency, keys),
+		sealer: seal.NewSealer(cfg.Agency, keys), opener: seal.NewOpener(cfg.Agency, keys), ownKey: ownSigningKey(keys),
 		wake: make(chan struct{}, 1), waiters: map[string][]chan uint64{}, received: make(chan struct{}),
 	}
 	f.conns = newPeerConns(f.Dial)

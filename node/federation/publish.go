@@ -321,10 +321,11 @@ func (f *Federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient
 		}
 		items = append(items, seal.Item{Header: &peerpb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies})
 	}
-	pub, err := f.sealer.Seal(items, rcpt)
+	pub, body, err := f.sealer.SealBody(items, rcpt)
 	if err != nil {
 		return nil, err
 	}
+	f.rememberOwn(pub, body)
 	return proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
 }
 

@@ -1,7 +1,10 @@
 package federation
 
 import (
+	"crypto/ed25519"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
@@ -64,5 +67,71 @@ func TestVerifiedOnce(t *testing.T) {
 	}
 	if len(v.m) > verifiedOnceSize || len(v.order) > verifiedOnceSize {
 		t.Fatalf("%d remembered; want at most %d", len(v.m), verifiedOnceSize)
+	}
+}
+
+// TestRememberOwn: the origin's FSM takes the verdict on its own sealed
+// publication only under the key it signed with, and the body it gets is the
+// one a full verification decodes from the same bytes; a body the checks
+// refuse is not remembered, so the FSM refuses it as every member does.
+func TestRememberOwn(t *testing.T) {
+	keys, err := seal.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := seal.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := keys.Public().Signing
+	items := []seal.Item{{Header: &peerpb.EnvelopeHeader{EntryId: self + "-1", Version: 1}, Bodies: []seal.BodyPlain{{Plaintext: []byte("record")}}}}
+	tests := []struct {
+		name   string
+		mutate func(*peerpb.Publication, *peerpb.PublicationBody)
+		key    []byte
+		cached bool
+		ok     bool
+	}{
+		{"as sealed", nil, own, true, true},
+		{"another key registered", nil, other.Public().Signing, false, false},
+		{"a body the checks refuse", func(_ *peerpb.Publication, b *peerpb.PublicationBody) {
+			b.Envelopes[0].Header.Version = 0
+		}, own, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &Federation{keys: keys, ownKey: ownSigningKey(keys)}
+			pub, body, err := seal.NewSealer(self, keys).SealBody(items, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.mutate != nil {
+				// Re-signed, so that only the structural checks refuse it.
+				tc.mutate(pub, body)
+				pub.Body, err = proto.Marshal(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pub.Signature = ed25519.Sign(keys.Signing, pub.Body)
+			}
+			f.rememberOwn(pub, body)
+			got, err := f.verified.verify(pub, tc.key)
+			want, wantErr := seal.Verify(pub, tc.key)
+			if (err == nil) != tc.ok || (wantErr == nil) != tc.ok {
+				t.Fatalf("verify = %v, full verification = %v; want ok %v", err, wantErr, tc.ok)
+			}
+			if (got == body) != tc.cached {
+				t.Fatalf("remembered body returned %v; want %v", got == body, tc.cached)
+			}
+			if tc.ok && !proto.Equal(got, want) {
+				t.Fatalf("remembered body differs from the decoded one:\n%v\n%v", got, want)
+			}
+		})
+	}
+	broken := *keys
+	broken.Signing = append(ed25519.PrivateKey{}, keys.Signing...)
+	broken.Signing[63] ^= 1 // the stored public half disagrees with the seed
+	if ownSigningKey(&broken) != nil {
+		t.Error("a key whose halves disagree was taken as this node's")
 	}
 }

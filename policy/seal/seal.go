@@ -70,6 +70,14 @@ func (s *Sealer) EpochKey(recipient string, epoch uint64) ([]byte, error) {
 // always wraps each content key for itself too, so it can later grant old
 // bodies to a new partner without re-sending them.
 func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*peerpb.Publication, error) {
+	pub, _, err := s.SealBody(items, recipients)
+	return pub, err
+}
+
+// SealBody is Seal that also returns the signed body as built, so that the
+// origin need not decode what it just encoded. The body is shared with the
+// publication's bytes: do not change it.
+func (s *Sealer) SealBody(items []Item, recipients map[string]Recipient) (*peerpb.Publication, *peerpb.PublicationBody, error) {
 	body := &peerpb.PublicationBody{Origin: s.origin}
 	granted := map[string]bool{}
 	epochKeys := map[string][]byte{}
@@ -108,21 +116,21 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*peerpb.Pu
 		for bi, bp := range it.Bodies {
 			ck := make([]byte, 32)
 			if _, err := rand.Read(ck); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			nonce, ct, err := encrypt(ck, bp.Plaintext, bodyAD(h))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			b := &peerpb.Body{Recipients: slices.Clone(bp.Recipients), Nonce: nonce, Ciphertext: ct}
 			for _, r := range append([]string{s.origin}, bp.Recipients...) {
 				ek, epoch, err := epochKey(r)
 				if err != nil {
-					return nil, fmt.Errorf("seal %s v%d: %w", h.EntryId, h.Version, err)
+					return nil, nil, fmt.Errorf("seal %s v%d: %w", h.EntryId, h.Version, err)
 				}
 				wk, err := wrap(ek, ck, h.EntryId, h.Version, uint32(bi), r, epoch)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				b.Keys = append(b.Keys, wk)
 			}
@@ -136,7 +144,8 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*peerpb.Pu
 		slices.Sort(h.Recipients)
 		body.Envelopes = append(body.Envelopes, env)
 	}
-	return s.sign(body)
+	pub, err := s.sign(body)
+	return pub, body, err
 }
 
 // Grant makes a signed publication of key grants: it shares already
@@ -219,36 +228,45 @@ func Verify(pub *peerpb.Publication, signingKey []byte) (*peerpb.PublicationBody
 	if err := proto.Unmarshal(pub.GetBody(), body); err != nil {
 		return nil, fmt.Errorf("body: %w", err)
 	}
+	if err := CheckBody(pub, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// CheckBody is the structural part of Verify: body, decoded from pub's
+// bytes, holds only what its origin may publish, within the limits.
+func CheckBody(pub *peerpb.Publication, body *peerpb.PublicationBody) error {
 	if body.Origin != pub.Origin {
-		return nil, fmt.Errorf("body origin %q differs from publication origin %q", body.Origin, pub.Origin)
+		return fmt.Errorf("body origin %q differs from publication origin %q", body.Origin, pub.Origin)
 	}
 	if len(body.Envelopes) > MaxEnvelopes {
-		return nil, fmt.Errorf("%d envelopes exceed the limit of %d", len(body.Envelopes), MaxEnvelopes)
+		return fmt.Errorf("%d envelopes exceed the limit of %d", len(body.Envelopes), MaxEnvelopes)
 	}
 	for _, g := range body.EpochGrants {
 		if g.Origin != pub.Origin || g.Recipient == "" {
-			return nil, fmt.Errorf("epoch grant of %q for %q in a publication of %s", g.Origin, g.Recipient, pub.Origin)
+			return fmt.Errorf("epoch grant of %q for %q in a publication of %s", g.Origin, g.Recipient, pub.Origin)
 		}
 	}
 	for i, env := range body.Envelopes {
 		h := env.GetHeader()
 		if h.GetOrigin() != pub.Origin || h.GetEntryId() == "" || h.GetVersion() == 0 {
-			return nil, fmt.Errorf("envelope %d: header must name origin %s, an entry id and a version", i, pub.Origin)
+			return fmt.Errorf("envelope %d: header must name origin %s, an entry id and a version", i, pub.Origin)
 		}
 		if len(env.Bodies) > MaxBodies || len(h.Recipients) > MaxRecipients {
-			return nil, fmt.Errorf("envelope %d: too many bodies or recipients", i)
+			return fmt.Errorf("envelope %d: too many bodies or recipients", i)
 		}
 		seen := map[string]bool{}
 		for _, b := range env.Bodies {
 			for _, r := range b.Recipients {
 				if seen[r] {
-					return nil, fmt.Errorf("envelope %d: recipient %s in two bodies", i, r)
+					return fmt.Errorf("envelope %d: recipient %s in two bodies", i, r)
 				}
 				seen[r] = true
 			}
 		}
 	}
-	return body, nil
+	return nil
 }
 
 // Opener opens what was sealed to one agency.
