@@ -2,25 +2,24 @@ package testnet
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/watchfed/watchfed/node"
-	"github.com/watchfed/watchfed/node/federation"
-	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 )
 
 // TestRejoinWithNewKeys: a removed member reads nothing published while it
 // is out (no byte of it in its data directory); invited again, its node
-// starts afresh with new keys and reads everything its partners' policies
-// entitle it to, from before its removal, while it was out, and after.
+// starts afresh with new keys, bound to its id by a rebind its partners'
+// operators propose and approve with the watchfed binary (peers rebind,
+// proposals approve), and reads everything its partners' policies entitle
+// it to, from before its removal, while it was out, and after.
 func TestRejoinWithNewKeys(t *testing.T) {
 	l := startLocal(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -69,24 +68,24 @@ func TestRejoinWithNewKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Under protocol 3 NL's id stays bound to the keys it first joined
-	// with: its new keys are a rebind, proposed and approved by the others.
-	pub := agencyKeys(t, nl).Public()
-	rebind := &peerpb.GovernanceAct{Act: &peerpb.GovernanceAct_Propose{Propose: &peerpb.Proposal{Change: &peerpb.Proposal_Rebind{Rebind: &pb.Member{
-		Agency: nl.Agency, SigningKey: pub.Signing, SealingKey: pub.Sealing}}}}}
-	cmd, err := federation.SignAct(lead.Agency, agencyKeys(t, lead).Signing, rebind, time.Now())
-	if err != nil {
+	// with: its new keys are a rebind, proposed and approved by the others,
+	// as their operators would type it. NL's operator hands over its keys.
+	bin := watchfedAt(t, "")
+	if err := nl.waitHealthy(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		t.Fatal(err)
+	keysFile := filepath.Join(t.TempDir(), "nl-keys.json")
+	if code, out := cli(t, ctx, bin, nl.Member, "federation", "keys", "--out", keysFile); code != 0 {
+		t.Fatalf("federation keys on NL: exit %d: %s", code, out)
 	}
-	fwd, err := peerpb.NewPeerServiceClient(nodeConn(t, lead, l.leader(ctx))).Forward(ctx, &peerpb.ForwardRequest{Command: data})
-	if err != nil {
-		t.Fatal(err)
+	proposer, approver := fr, de // any member proposes: not necessarily the leader
+	code, out := cli(t, ctx, bin, proposer.Member, "peers", "rebind", nl.Agency, "--keys", keysFile, "-o", "json")
+	var p struct{ ID, State string }
+	if err := json.Unmarshal([]byte(out), &p); code != 0 || err != nil || p.State != "pending" {
+		t.Fatalf("peers rebind on %s: exit %d (%v): %s", proposer.Agency, code, err, out)
 	}
-	if err := ApproveEverywhere(ctx, &pb.Proposal{Id: strconv.FormatUint(fwd.Index, 10), State: "pending", ProposedBy: lead.Agency}, l.others(nl.Agency)); err != nil {
-		t.Fatal(err)
+	if code, out := cli(t, ctx, bin, approver.Member, "proposals", "approve", p.ID); code != 0 || !strings.Contains(out, "applied") {
+		t.Fatalf("proposals approve %s on %s: exit %d: %s", p.ID, approver.Agency, code, out)
 	}
 	if err := nl.waitJoined(ctx); err != nil {
 		t.Fatal(err)

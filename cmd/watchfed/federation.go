@@ -42,7 +42,7 @@ func newFederationCmd() *cobra.Command {
 		},
 	}
 	initCmd.Flags().StringVar(&approvals, "approvals", "majority", "how many member agencies must approve a membership proposal: majority, all or a number")
-	cmd.AddCommand(initCmd, newLeaveCmd(&cf))
+	cmd.AddCommand(initCmd, newLeaveCmd(&cf), newKeysCmd(&cf))
 	return cmd
 }
 
@@ -53,7 +53,8 @@ func newPeersCmd() *cobra.Command {
 		Short: "List, invite and remove federation members (operator role)",
 		Example: `  watchfed peers list
   watchfed peers invite --agency FR-SBDU --address fr.example:7400 --ca-cert fr-ca.pem --out invite.json
-  watchfed peers remove FR-SBDU`,
+  watchfed peers remove FR-SBDU
+  watchfed peers rebind FR-SBDU --keys fr-keys.json`,
 	}
 	addClientFlags(cmd, &cf)
 	cmd.AddCommand(&cobra.Command{
@@ -121,6 +122,7 @@ func newPeersCmd() *cobra.Command {
 	invite.Flags().BoolVar(&nonVoter, "non-voter", false, "join as a non-voter: receives everything, does not vote")
 	invite.Flags().StringVar(&out, "out", "", "write the invitation to this file (default stdout)")
 	cmd.AddCommand(invite)
+	cmd.AddCommand(newRebindCmd(&cf))
 	cmd.AddCommand(&cobra.Command{
 		Use:     "remove AGENCY",
 		Short:   "Remove a member: it receives nothing more (from protocol 3 a proposal the other members approve)",

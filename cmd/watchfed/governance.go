@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -160,4 +162,112 @@ new invitation, approved like any other.`,
 			})
 		},
 	}
+}
+
+// newRebindCmd is `watchfed peers rebind AGENCY`: a proposal to bind an
+// agency id to another CA or new keys.
+func newRebindCmd(cf *clientFlags) *cobra.Command {
+	var caCert, keys string
+	cmd := &cobra.Command{
+		Use:   "rebind AGENCY",
+		Short: "Propose to bind an agency id to another CA certificate or new keys (a member back with new keys)",
+		Long: `An agency id stays bound to the CA and keys it was first registered with. A member whose node
+started afresh with new keys (or a removed agency re-invited under a new CA) needs a rebind: a
+proposal the other members approve (watchfed proposals approve ID). Its operator hands over its
+new public keys (watchfed federation keys --out FILE on its node) and, for a new CA, the CA
+certificate, out of band, as for an invitation.`,
+		Example: `  watchfed peers rebind NL-CDIU --keys nl-keys.json
+  watchfed peers rebind NL-CDIU --ca-cert nl-ca.pem
+  watchfed peers rebind NL-CDIU --ca-cert nl-ca.pem --keys nl-keys.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &pb.RebindPeerRequest{Agency: args[0]}
+			if caCert == "" && keys == "" {
+				return usagef("give --ca-cert, --keys or both")
+			}
+			if caCert != "" {
+				ca, err := os.ReadFile(caCert)
+				if err != nil {
+					return usagef("--ca-cert: %v", err)
+				}
+				req.CaCert = ca
+			}
+			if keys != "" {
+				m, err := readKeysFile(keys)
+				if err != nil {
+					return usagef("--keys: %v", err)
+				}
+				if m.Agency != args[0] {
+					return usagef("--keys: %s holds the keys of %s, not %s", keys, cell(m.Agency), cell(args[0]))
+				}
+				req.SigningKey, req.SealingKey = m.SigningKey, m.SealingKey
+			}
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewFederationServiceClient(conn).RebindPeer(ctx, req)
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), toProposalJSON(resp.Proposal))
+				}
+				printProposal(cmd.OutOrStdout(), resp.Proposal)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&caCert, "ca-cert", "", "the agency's new CA certificate, exchanged out of band")
+	cmd.Flags().StringVar(&keys, "keys", "", "the agency's new public keys, as its node's `watchfed federation keys` wrote them")
+	return cmd
+}
+
+// newKeysCmd is `watchfed federation keys`: this agency's public keys, for
+// a partner's operator to propose a rebind.
+func newKeysCmd(cf *clientFlags) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:     "keys",
+		Short:   "Write this agency's public keys (JSON), for a partner to propose a rebind (peers rebind --keys)",
+		Example: `  watchfed federation keys --out nl-keys.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				st, err := pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+				if err != nil {
+					return err
+				}
+				if len(st.SigningKey) == 0 {
+					return fmt.Errorf("the node does not say its keys (a release before this command)")
+				}
+				data, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true}.Marshal(
+					&pb.Member{Agency: st.Agency, SigningKey: st.SigningKey, SealingKey: st.SealingKey})
+				if err != nil {
+					return err
+				}
+				if out == "" || out == "-" {
+					_, err = cmd.OutOrStdout().Write(append(escapeJSON(data), '\n'))
+					return err
+				}
+				return os.WriteFile(out, append(data, '\n'), 0o644)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write them to this file (default stdout)")
+	return cmd
+}
+
+// readKeysFile reads an agency's public keys as `federation keys` wrote
+// them.
+func readKeysFile(path string) (*pb.Member, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &pb.Member{}
+	if err := protojson.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.Agency == "" || len(m.SigningKey) == 0 || len(m.SealingKey) == 0 {
+		return nil, fmt.Errorf("%s: needs agency, signing_key and sealing_key", path)
+	}
+	return m, nil
 }

@@ -29,7 +29,7 @@ func Rules() auth.Rules {
 	r.Service("watchfed.v1.ConsultationService", []string{"OpenConsultation", "AnswerConsultation", "ExtendConsultation", "DecideConsultation", "ListConsultations", "GetConsultation"}, analyst)
 	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog", "ListAuditAnchors"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
-	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot",
+	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "RebindPeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot",
 		"ListProposals", "ApproveProposal", "RejectProposal", "LeaveFederation"}, operator)
 	r.Service("watchfed.peer.v1.PeerService", []string{"Join", "Forward", "ForwardStream", "GetNodeStatus"}, partnerNode)
 	r.Service("watchfed.raft.v1.RaftService", []string{"AppendEntries", "AppendEntriesPipeline", "RequestVote", "RequestPreVote", "TimeoutNow", "InstallSnapshot"}, partnerNode)

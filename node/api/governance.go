@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"strconv"
 	"time"
@@ -9,6 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/node/record"
+	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -83,6 +87,68 @@ func (s *federationService) proposeRemoval(ctx context.Context, agency string) (
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is this agency: it leaves on its own (watchfed federation leave)", agency)
 	}
 	return s.gov.Propose(ctx, &peerpb.Proposal{Change: &peerpb.Proposal_Remove{Remove: agency}})
+}
+
+func (s *federationService) RebindPeer(ctx context.Context, req *pb.RebindPeerRequest) (*pb.RebindPeerResponse, error) {
+	return unary(ctx, s.audit, req, s.rebindPeer)
+}
+
+// rebindPeer proposes to bind an agency id to another CA or new keys: how a
+// member that lost its keys joins again, or a removed agency is re-invited
+// under a new CA. What it asks is checked here as an invitation is; every
+// FSM checks the proposal again.
+func (s *federationService) rebindPeer(ctx context.Context, req *pb.RebindPeerRequest, ev *Event) (*pb.RebindPeerResponse, error) {
+	ev.Target = req.GetAgency()
+	m, err := rebindMember(req)
+	if err != nil {
+		return nil, err
+	}
+	if s.gov == nil || !s.gov.GovernanceActive() {
+		return nil, status.Error(codes.FailedPrecondition, "this federation does not govern membership by proposals yet (protocol 3 is not active): an agency id is not bound before it")
+	}
+	if !s.fed.Joined() {
+		return nil, status.Error(codes.FailedPrecondition, "this agency is not a joined member: only members propose")
+	}
+	p, err := s.gov.Propose(ctx, &peerpb.Proposal{Change: &peerpb.Proposal_Rebind{Rebind: m}})
+	if err != nil {
+		return nil, err
+	}
+	ev.Detail = proposalDetail(p)
+	return &pb.RebindPeerResponse{Proposal: p}, nil
+}
+
+// rebindMember is the binding a rebind request asks for, checked.
+func rebindMember(req *pb.RebindPeerRequest) (*pb.Member, error) {
+	if err := record.ValidateAgencyID(req.GetAgency()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "agency: %v", err)
+	}
+	m := &pb.Member{Agency: req.Agency}
+	if len(req.GetCaCert()) > 0 {
+		cert, err := pki.ParseCertPEM(req.CaCert)
+		if err != nil || !cert.IsCA {
+			return nil, status.Errorf(codes.InvalidArgument, "ca_cert: not a PEM CA certificate: %v", err)
+		}
+		if len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] != req.Agency {
+			return nil, status.Errorf(codes.InvalidArgument, "ca_cert: names agency %v, not %s", cert.Subject.Organization, req.Agency)
+		}
+		m.CaCert = req.CaCert
+	}
+	switch signing, sealing := len(req.GetSigningKey()), len(req.GetSealingKey()); {
+	case signing == 0 && sealing == 0:
+	case signing != ed25519.PublicKeySize:
+		return nil, status.Errorf(codes.InvalidArgument, "signing_key: %d bytes, not an Ed25519 public key (%d)", signing, ed25519.PublicKeySize)
+	case sealing == 0:
+		return nil, status.Error(codes.InvalidArgument, "sealing_key: new keys are both signing_key and sealing_key")
+	default:
+		if err := seal.CheckSealingKey(req.SealingKey); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "sealing_key: %v", err)
+		}
+		m.SigningKey, m.SealingKey = req.SigningKey, req.SealingKey
+	}
+	if len(m.CaCert) == 0 && len(m.SigningKey) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "a rebind needs a ca_cert, new keys (signing_key and sealing_key), or both")
+	}
+	return m, nil
 }
 
 func (s *federationService) ListProposals(ctx context.Context, req *pb.ListProposalsRequest) (*pb.ListProposalsResponse, error) {

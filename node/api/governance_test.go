@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/watchfed/watchfed/node/pki"
+	"github.com/watchfed/watchfed/policy/seal"
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -225,6 +226,54 @@ func TestGovernanceHandlers(t *testing.T) {
 			}
 			if evs[0].Target != tc.target {
 				t.Errorf("audit target %q, want %q", evs[0].Target, tc.target)
+			}
+		})
+	}
+}
+
+// TestRebindMember: a rebind request names what is wrong with it (checked
+// as an invitation is) before anything is proposed.
+func TestRebindMember(t *testing.T) {
+	frCA, err := pki.NewCA("FR-SBDU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA, err := pki.NewCA("NL-CDIU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := keys.Public()
+	for _, tc := range []struct {
+		name   string
+		req    *pb.RebindPeerRequest
+		errHas string // "" : accepted
+	}{
+		{"new keys", &pb.RebindPeerRequest{Agency: "FR-SBDU", SigningKey: pub.Signing, SealingKey: pub.Sealing}, ""},
+		{"a new CA", &pb.RebindPeerRequest{Agency: "FR-SBDU", CaCert: frCA.CertPEM()}, ""},
+		{"both", &pb.RebindPeerRequest{Agency: "FR-SBDU", CaCert: frCA.CertPEM(), SigningKey: pub.Signing, SealingKey: pub.Sealing}, ""},
+		{"nothing to bind", &pb.RebindPeerRequest{Agency: "FR-SBDU"}, "needs a ca_cert"},
+		{"a bad agency id", &pb.RebindPeerRequest{Agency: "fr sbdu", CaCert: frCA.CertPEM()}, "agency:"},
+		{"a CA of another agency", &pb.RebindPeerRequest{Agency: "FR-SBDU", CaCert: otherCA.CertPEM()}, "names agency"},
+		{"not a certificate", &pb.RebindPeerRequest{Agency: "FR-SBDU", CaCert: []byte("-----BEGIN NOTHING-----")}, "ca_cert:"},
+		{"a signing key alone", &pb.RebindPeerRequest{Agency: "FR-SBDU", SigningKey: pub.Signing}, "sealing_key:"},
+		{"a sealing key alone", &pb.RebindPeerRequest{Agency: "FR-SBDU", SealingKey: pub.Sealing}, "signing_key:"},
+		{"a short signing key", &pb.RebindPeerRequest{Agency: "FR-SBDU", SigningKey: pub.Signing[:31], SealingKey: pub.Sealing}, "signing_key:"},
+		{"a sealing key of nothing", &pb.RebindPeerRequest{Agency: "FR-SBDU", SigningKey: pub.Signing, SealingKey: []byte("x")}, "sealing_key:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := rebindMember(tc.req)
+			if tc.errHas == "" {
+				if err != nil || m.Agency != tc.req.Agency || string(m.CaCert) != string(tc.req.CaCert) || string(m.SigningKey) != string(tc.req.SigningKey) {
+					t.Fatalf("rebindMember: %v, %v", m, err)
+				}
+				return
+			}
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("rebindMember: %v; want InvalidArgument with %q", err, tc.errHas)
 			}
 		})
 	}

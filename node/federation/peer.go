@@ -30,6 +30,8 @@ func (f *Federation) Status() *pb.GetStatusResponse {
 		CommitIndex: st.CommitIndex, AppliedIndex: st.Applied, Leader: st.Leader, SnapshotIndex: st.SnapshotIndex,
 	}
 	out.PolicyError = f.policy.Error()
+	pub := f.keys.Public()
+	out.SigningKey, out.SealingKey = pub.Signing, pub.Sealing
 	p := f.rep.Protocol()
 	out.Protocol, out.ProtocolSinceIndex, out.ProtocolsSupported = p.Active, p.Since, p.Supported
 	if p.Halted != nil {

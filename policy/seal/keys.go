@@ -42,6 +42,16 @@ type PublicKeys struct {
 	Sealing []byte
 }
 
+// CheckSealingKey says why b is not a public sealing key of this suite
+// (nil if it is one): a partner proposes keys, and a key no one can seal
+// to would leave its agency unable to read anything.
+func CheckSealingKey(b []byte) error {
+	if _, err := kem.NewPublicKey(b); err != nil {
+		return fmt.Errorf("not an %s public key: %w", "ML-KEM-768+X25519", err)
+	}
+	return nil
+}
+
 // GenerateKeys makes a fresh set of keys.
 func GenerateKeys() (*Keys, error) {
 	_, sign, err := ed25519.GenerateKey(rand.Reader)

@@ -584,6 +584,121 @@ func (x *RemovePeerResponse) GetProposal() *Proposal {
 	return nil
 }
 
+type RebindPeerRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Agency string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	// PEM of the agency's new CA certificate; empty: the CA stays.
+	CaCert []byte `protobuf:"bytes,2,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
+	// The agency's new public keys, both or neither (as its node's
+	// GetStatusResponse shows them); empty: the keys stay.
+	SigningKey    []byte `protobuf:"bytes,3,opt,name=signing_key,json=signingKey,proto3" json:"signing_key,omitempty"`
+	SealingKey    []byte `protobuf:"bytes,4,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebindPeerRequest) Reset() {
+	*x = RebindPeerRequest{}
+	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebindPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebindPeerRequest) ProtoMessage() {}
+
+func (x *RebindPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebindPeerRequest.ProtoReflect.Descriptor instead.
+func (*RebindPeerRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RebindPeerRequest) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *RebindPeerRequest) GetCaCert() []byte {
+	if x != nil {
+		return x.CaCert
+	}
+	return nil
+}
+
+func (x *RebindPeerRequest) GetSigningKey() []byte {
+	if x != nil {
+		return x.SigningKey
+	}
+	return nil
+}
+
+func (x *RebindPeerRequest) GetSealingKey() []byte {
+	if x != nil {
+		return x.SealingKey
+	}
+	return nil
+}
+
+type RebindPeerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposal      *Proposal              `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebindPeerResponse) Reset() {
+	*x = RebindPeerResponse{}
+	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebindPeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebindPeerResponse) ProtoMessage() {}
+
+func (x *RebindPeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebindPeerResponse.ProtoReflect.Descriptor instead.
+func (*RebindPeerResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RebindPeerResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
 type TransferLeadershipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: raft picks the most up-to-date voter.
@@ -594,7 +709,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +721,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[10]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +734,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{10}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -638,7 +753,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +765,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[11]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +778,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{11}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TransferLeadershipResponse) GetLeader() string {
@@ -683,7 +798,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +810,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[12]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +823,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{12}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetStatusRequest) GetWithStateHash() bool {
@@ -761,13 +876,18 @@ type GetStatusResponse struct {
 	CheckpointDisagreements uint64 `protobuf:"varint,33,opt,name=checkpoint_disagreements,json=checkpointDisagreements,proto3" json:"checkpoint_disagreements,omitempty"`
 	Diverged                bool   `protobuf:"varint,34,opt,name=diverged,proto3" json:"diverged,omitempty"`
 	DivergedReason          string `protobuf:"bytes,35,opt,name=diverged_reason,json=divergedReason,proto3" json:"diverged_reason,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// This agency's public keys as its node holds them (the ones it joins
+	// with): what a partner's operator proposes in a rebind after this node
+	// started afresh with new keys.
+	SigningKey    []byte `protobuf:"bytes,36,opt,name=signing_key,json=signingKey,proto3" json:"signing_key,omitempty"`
+	SealingKey    []byte `protobuf:"bytes,37,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +899,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[13]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +912,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{13}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetStatusResponse) GetId() string {
@@ -963,6 +1083,20 @@ func (x *GetStatusResponse) GetDivergedReason() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetSigningKey() []byte {
+	if x != nil {
+		return x.SigningKey
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetSealingKey() []byte {
+	if x != nil {
+		return x.SealingKey
+	}
+	return nil
+}
+
 type ListPeersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -971,7 +1105,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1117,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[14]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1130,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{14}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{16}
 }
 
 type Peer struct {
@@ -1017,7 +1151,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1163,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[15]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1176,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{15}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Peer) GetId() string {
@@ -1117,7 +1251,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1263,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_watchfed_v1_federation_proto_msgTypes[16]
+	mi := &file_watchfed_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1276,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_watchfed_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -1195,13 +1329,22 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x11RemovePeerRequest\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\"G\n" +
 	"\x12RemovePeerResponse\x121\n" +
+	"\bproposal\x18\x01 \x01(\v2\x15.watchfed.v1.ProposalR\bproposal\"\x86\x01\n" +
+	"\x11RebindPeerRequest\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x17\n" +
+	"\aca_cert\x18\x02 \x01(\fR\x06caCert\x12\x1f\n" +
+	"\vsigning_key\x18\x03 \x01(\fR\n" +
+	"signingKey\x12\x1f\n" +
+	"\vsealing_key\x18\x04 \x01(\fR\n" +
+	"sealingKey\"G\n" +
+	"\x12RebindPeerResponse\x121\n" +
 	"\bproposal\x18\x01 \x01(\v2\x15.watchfed.v1.ProposalR\bproposal\"+\n" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"4\n" +
 	"\x1aTransferLeadershipResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\":\n" +
 	"\x10GetStatusRequest\x12&\n" +
-	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xf2\x06\n" +
+	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xb4\a\n" +
 	"\x11GetStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -1229,7 +1372,11 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x15last_checkpoint_index\x18  \x01(\x04R\x13lastCheckpointIndex\x129\n" +
 	"\x18checkpoint_disagreements\x18! \x01(\x04R\x17checkpointDisagreements\x12\x1a\n" +
 	"\bdiverged\x18\" \x01(\bR\bdiverged\x12'\n" +
-	"\x0fdiverged_reason\x18# \x01(\tR\x0edivergedReason\"\x12\n" +
+	"\x0fdiverged_reason\x18# \x01(\tR\x0edivergedReason\x12\x1f\n" +
+	"\vsigning_key\x18$ \x01(\fR\n" +
+	"signingKey\x12\x1f\n" +
+	"\vsealing_key\x18% \x01(\fR\n" +
+	"sealingKey\"\x12\n" +
 	"\x10ListPeersRequest\"\x86\x02\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -1242,13 +1389,15 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x03lag\x18\b \x01(\x04R\x03lag\x12=\n" +
 	"\flast_contact\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\"<\n" +
 	"\x11ListPeersResponse\x12'\n" +
-	"\x05peers\x18\x01 \x03(\v2\x11.watchfed.v1.PeerR\x05peers2\xd1\a\n" +
+	"\x05peers\x18\x01 \x03(\v2\x11.watchfed.v1.PeerR\x05peers2\xa0\b\n" +
 	"\x11FederationService\x12Y\n" +
 	"\x0eInitFederation\x12\".watchfed.v1.InitFederationRequest\x1a#.watchfed.v1.InitFederationResponse\x12M\n" +
 	"\n" +
 	"InvitePeer\x12\x1e.watchfed.v1.InvitePeerRequest\x1a\x1f.watchfed.v1.InvitePeerResponse\x12M\n" +
 	"\n" +
-	"RemovePeer\x12\x1e.watchfed.v1.RemovePeerRequest\x1a\x1f.watchfed.v1.RemovePeerResponse\x12e\n" +
+	"RemovePeer\x12\x1e.watchfed.v1.RemovePeerRequest\x1a\x1f.watchfed.v1.RemovePeerResponse\x12M\n" +
+	"\n" +
+	"RebindPeer\x12\x1e.watchfed.v1.RebindPeerRequest\x1a\x1f.watchfed.v1.RebindPeerResponse\x12e\n" +
 	"\x12TransferLeadership\x12&.watchfed.v1.TransferLeadershipRequest\x1a'.watchfed.v1.TransferLeadershipResponse\x12J\n" +
 	"\tGetStatus\x12\x1d.watchfed.v1.GetStatusRequest\x1a\x1e.watchfed.v1.GetStatusResponse\x12J\n" +
 	"\tListPeers\x12\x1d.watchfed.v1.ListPeersRequest\x1a\x1e.watchfed.v1.ListPeersResponse\x12U\n" +
@@ -1270,7 +1419,7 @@ func file_watchfed_v1_federation_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_federation_proto_rawDescData
 }
 
-var file_watchfed_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_watchfed_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_watchfed_v1_federation_proto_goTypes = []any{
 	(*Member)(nil),                     // 0: watchfed.v1.Member
 	(*SaveSnapshotRequest)(nil),        // 1: watchfed.v1.SaveSnapshotRequest
@@ -1282,61 +1431,66 @@ var file_watchfed_v1_federation_proto_goTypes = []any{
 	(*InvitePeerResponse)(nil),         // 7: watchfed.v1.InvitePeerResponse
 	(*RemovePeerRequest)(nil),          // 8: watchfed.v1.RemovePeerRequest
 	(*RemovePeerResponse)(nil),         // 9: watchfed.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 10: watchfed.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 11: watchfed.v1.TransferLeadershipResponse
-	(*GetStatusRequest)(nil),           // 12: watchfed.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),          // 13: watchfed.v1.GetStatusResponse
-	(*ListPeersRequest)(nil),           // 14: watchfed.v1.ListPeersRequest
-	(*Peer)(nil),                       // 15: watchfed.v1.Peer
-	(*ListPeersResponse)(nil),          // 16: watchfed.v1.ListPeersResponse
-	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
-	(*Proposal)(nil),                   // 18: watchfed.v1.Proposal
-	(*ListProposalsRequest)(nil),       // 19: watchfed.v1.ListProposalsRequest
-	(*ApproveProposalRequest)(nil),     // 20: watchfed.v1.ApproveProposalRequest
-	(*RejectProposalRequest)(nil),      // 21: watchfed.v1.RejectProposalRequest
-	(*LeaveFederationRequest)(nil),     // 22: watchfed.v1.LeaveFederationRequest
-	(*ListProposalsResponse)(nil),      // 23: watchfed.v1.ListProposalsResponse
-	(*ApproveProposalResponse)(nil),    // 24: watchfed.v1.ApproveProposalResponse
-	(*RejectProposalResponse)(nil),     // 25: watchfed.v1.RejectProposalResponse
-	(*LeaveFederationResponse)(nil),    // 26: watchfed.v1.LeaveFederationResponse
+	(*RebindPeerRequest)(nil),          // 10: watchfed.v1.RebindPeerRequest
+	(*RebindPeerResponse)(nil),         // 11: watchfed.v1.RebindPeerResponse
+	(*TransferLeadershipRequest)(nil),  // 12: watchfed.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 13: watchfed.v1.TransferLeadershipResponse
+	(*GetStatusRequest)(nil),           // 14: watchfed.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 15: watchfed.v1.GetStatusResponse
+	(*ListPeersRequest)(nil),           // 16: watchfed.v1.ListPeersRequest
+	(*Peer)(nil),                       // 17: watchfed.v1.Peer
+	(*ListPeersResponse)(nil),          // 18: watchfed.v1.ListPeersResponse
+	(*timestamppb.Timestamp)(nil),      // 19: google.protobuf.Timestamp
+	(*Proposal)(nil),                   // 20: watchfed.v1.Proposal
+	(*ListProposalsRequest)(nil),       // 21: watchfed.v1.ListProposalsRequest
+	(*ApproveProposalRequest)(nil),     // 22: watchfed.v1.ApproveProposalRequest
+	(*RejectProposalRequest)(nil),      // 23: watchfed.v1.RejectProposalRequest
+	(*LeaveFederationRequest)(nil),     // 24: watchfed.v1.LeaveFederationRequest
+	(*ListProposalsResponse)(nil),      // 25: watchfed.v1.ListProposalsResponse
+	(*ApproveProposalResponse)(nil),    // 26: watchfed.v1.ApproveProposalResponse
+	(*RejectProposalResponse)(nil),     // 27: watchfed.v1.RejectProposalResponse
+	(*LeaveFederationResponse)(nil),    // 28: watchfed.v1.LeaveFederationResponse
 }
 var file_watchfed_v1_federation_proto_depIdxs = []int32{
-	17, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
+	19, // 0: watchfed.v1.Member.invited_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: watchfed.v1.InitFederationResponse.member:type_name -> watchfed.v1.Member
 	0,  // 2: watchfed.v1.Invitation.members:type_name -> watchfed.v1.Member
 	6,  // 3: watchfed.v1.InvitePeerResponse.invitation:type_name -> watchfed.v1.Invitation
-	18, // 4: watchfed.v1.InvitePeerResponse.proposal:type_name -> watchfed.v1.Proposal
-	18, // 5: watchfed.v1.RemovePeerResponse.proposal:type_name -> watchfed.v1.Proposal
-	17, // 6: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
-	17, // 7: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
-	15, // 8: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
-	3,  // 9: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
-	5,  // 10: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
-	8,  // 11: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
-	10, // 12: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
-	12, // 13: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
-	14, // 14: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
-	1,  // 15: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
-	19, // 16: watchfed.v1.FederationService.ListProposals:input_type -> watchfed.v1.ListProposalsRequest
-	20, // 17: watchfed.v1.FederationService.ApproveProposal:input_type -> watchfed.v1.ApproveProposalRequest
-	21, // 18: watchfed.v1.FederationService.RejectProposal:input_type -> watchfed.v1.RejectProposalRequest
-	22, // 19: watchfed.v1.FederationService.LeaveFederation:input_type -> watchfed.v1.LeaveFederationRequest
-	4,  // 20: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
-	7,  // 21: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
-	9,  // 22: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
-	11, // 23: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
-	13, // 24: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
-	16, // 25: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
-	2,  // 26: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
-	23, // 27: watchfed.v1.FederationService.ListProposals:output_type -> watchfed.v1.ListProposalsResponse
-	24, // 28: watchfed.v1.FederationService.ApproveProposal:output_type -> watchfed.v1.ApproveProposalResponse
-	25, // 29: watchfed.v1.FederationService.RejectProposal:output_type -> watchfed.v1.RejectProposalResponse
-	26, // 30: watchfed.v1.FederationService.LeaveFederation:output_type -> watchfed.v1.LeaveFederationResponse
-	20, // [20:31] is the sub-list for method output_type
-	9,  // [9:20] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 4: watchfed.v1.InvitePeerResponse.proposal:type_name -> watchfed.v1.Proposal
+	20, // 5: watchfed.v1.RemovePeerResponse.proposal:type_name -> watchfed.v1.Proposal
+	20, // 6: watchfed.v1.RebindPeerResponse.proposal:type_name -> watchfed.v1.Proposal
+	19, // 7: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
+	19, // 8: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
+	17, // 9: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
+	3,  // 10: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
+	5,  // 11: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
+	8,  // 12: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
+	10, // 13: watchfed.v1.FederationService.RebindPeer:input_type -> watchfed.v1.RebindPeerRequest
+	12, // 14: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
+	14, // 15: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
+	16, // 16: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
+	1,  // 17: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
+	21, // 18: watchfed.v1.FederationService.ListProposals:input_type -> watchfed.v1.ListProposalsRequest
+	22, // 19: watchfed.v1.FederationService.ApproveProposal:input_type -> watchfed.v1.ApproveProposalRequest
+	23, // 20: watchfed.v1.FederationService.RejectProposal:input_type -> watchfed.v1.RejectProposalRequest
+	24, // 21: watchfed.v1.FederationService.LeaveFederation:input_type -> watchfed.v1.LeaveFederationRequest
+	4,  // 22: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
+	7,  // 23: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
+	9,  // 24: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
+	11, // 25: watchfed.v1.FederationService.RebindPeer:output_type -> watchfed.v1.RebindPeerResponse
+	13, // 26: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
+	15, // 27: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
+	18, // 28: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
+	2,  // 29: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
+	25, // 30: watchfed.v1.FederationService.ListProposals:output_type -> watchfed.v1.ListProposalsResponse
+	26, // 31: watchfed.v1.FederationService.ApproveProposal:output_type -> watchfed.v1.ApproveProposalResponse
+	27, // 32: watchfed.v1.FederationService.RejectProposal:output_type -> watchfed.v1.RejectProposalResponse
+	28, // 33: watchfed.v1.FederationService.LeaveFederation:output_type -> watchfed.v1.LeaveFederationResponse
+	22, // [22:34] is the sub-list for method output_type
+	10, // [10:22] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_federation_proto_init() }
@@ -1351,7 +1505,7 @@ func file_watchfed_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_federation_proto_rawDesc), len(file_watchfed_v1_federation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

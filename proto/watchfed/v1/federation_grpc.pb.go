@@ -22,6 +22,7 @@ const (
 	FederationService_InitFederation_FullMethodName     = "/watchfed.v1.FederationService/InitFederation"
 	FederationService_InvitePeer_FullMethodName         = "/watchfed.v1.FederationService/InvitePeer"
 	FederationService_RemovePeer_FullMethodName         = "/watchfed.v1.FederationService/RemovePeer"
+	FederationService_RebindPeer_FullMethodName         = "/watchfed.v1.FederationService/RebindPeer"
 	FederationService_TransferLeadership_FullMethodName = "/watchfed.v1.FederationService/TransferLeadership"
 	FederationService_GetStatus_FullMethodName          = "/watchfed.v1.FederationService/GetStatus"
 	FederationService_ListPeers_FullMethodName          = "/watchfed.v1.FederationService/ListPeers"
@@ -45,6 +46,10 @@ type FederationServiceClient interface {
 	// join, and returns the invitation the newcomer starts with.
 	InvitePeer(ctx context.Context, in *InvitePeerRequest, opts ...grpc.CallOption) (*InvitePeerResponse, error)
 	RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error)
+	// RebindPeer proposes to bind an agency id to another CA certificate or to
+	// new keys (a member that joins again with new keys, or re-invited under a
+	// new CA). From protocol 3 only; approvals by ApproveProposal.
+	RebindPeer(ctx context.Context, in *RebindPeerRequest, opts ...grpc.CallOption) (*RebindPeerResponse, error)
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	ListPeers(ctx context.Context, in *ListPeersRequest, opts ...grpc.CallOption) (*ListPeersResponse, error)
@@ -96,6 +101,16 @@ func (c *federationServiceClient) RemovePeer(ctx context.Context, in *RemovePeer
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemovePeerResponse)
 	err := c.cc.Invoke(ctx, FederationService_RemovePeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *federationServiceClient) RebindPeer(ctx context.Context, in *RebindPeerRequest, opts ...grpc.CallOption) (*RebindPeerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebindPeerResponse)
+	err := c.cc.Invoke(ctx, FederationService_RebindPeer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +219,10 @@ type FederationServiceServer interface {
 	// join, and returns the invitation the newcomer starts with.
 	InvitePeer(context.Context, *InvitePeerRequest) (*InvitePeerResponse, error)
 	RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error)
+	// RebindPeer proposes to bind an agency id to another CA certificate or to
+	// new keys (a member that joins again with new keys, or re-invited under a
+	// new CA). From protocol 3 only; approvals by ApproveProposal.
+	RebindPeer(context.Context, *RebindPeerRequest) (*RebindPeerResponse, error)
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	ListPeers(context.Context, *ListPeersRequest) (*ListPeersResponse, error)
@@ -239,6 +258,9 @@ func (UnimplementedFederationServiceServer) InvitePeer(context.Context, *InviteP
 }
 func (UnimplementedFederationServiceServer) RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemovePeer not implemented")
+}
+func (UnimplementedFederationServiceServer) RebindPeer(context.Context, *RebindPeerRequest) (*RebindPeerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RebindPeer not implemented")
 }
 func (UnimplementedFederationServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
@@ -335,6 +357,24 @@ func _FederationService_RemovePeer_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(FederationServiceServer).RemovePeer(ctx, req.(*RemovePeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FederationService_RebindPeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebindPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FederationServiceServer).RebindPeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FederationService_RebindPeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FederationServiceServer).RebindPeer(ctx, req.(*RebindPeerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -494,6 +534,10 @@ var FederationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemovePeer",
 			Handler:    _FederationService_RemovePeer_Handler,
+		},
+		{
+			MethodName: "RebindPeer",
+			Handler:    _FederationService_RebindPeer_Handler,
 		},
 		{
 			MethodName: "TransferLeadership",
