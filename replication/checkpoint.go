@@ -104,7 +104,7 @@ func isNodeLocal(k []byte) bool {
 // index, the majority's hash and whether this FSM agreed.
 type checkResult struct {
 	at, index uint64 // the take's preceding index; the compare's own index
-	want      []byte
+	want, own []byte
 	agreed    bool
 }
 
@@ -205,7 +205,7 @@ func (f *FSM) applyReport(tx *bolt.Tx, index uint64, c *peerpb.Checkpoint) error
 	if len(taken) != 8+sha256.Size || u64(taken[:8]) != take {
 		return nil // no hash taken there (state restored from a later snapshot): nothing to compare
 	}
-	f.checks = append(f.checks, checkResult{at: take, index: index, want: bytes.Clone(c.StateHash), agreed: bytes.Equal(taken[8:], c.StateHash)})
+	f.checks = append(f.checks, checkResult{at: take, index: index, want: bytes.Clone(c.StateHash), own: bytes.Clone(taken[8:]), agreed: bytes.Equal(taken[8:], c.StateHash)})
 	return nil
 }
 

@@ -258,3 +258,67 @@ func TestCheckpointMajority(t *testing.T) {
 		}
 	}
 }
+
+// compactedLog is a log whose entries before first are gone, as after raft
+// compacted it behind a snapshot.
+type compactedLog struct {
+	*protoLog
+	first uint64
+}
+
+func (l compactedLog) GetLog(i uint64, out *raft.Log) error {
+	if i < l.first {
+		return raft.ErrLogNotFound
+	}
+	return l.protoLog.GetLog(i, out)
+}
+
+// TestCheckpointRepairImpossibleKeepsState: a member disagrees with a
+// checkpoint, and no snapshot and log reach the checkpoint's index any more
+// (the log was compacted, no snapshot at or before it is kept). It is
+// diverged and says why, but keeps the state it had at the index raft
+// handed it: a state left empty or half rebuilt would apply the next
+// entries past a gap, and disagree at every checkpoint after.
+func TestCheckpointRepairImpossibleKeepsState(t *testing.T) {
+	l := newProtoLog(t)
+	l.join("CC")
+	l.invite("DD")
+	l.add(l.announcement("AA", "AA", 1, ProtocolCheckpoints))
+	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
+	a := &peerpb.ProtocolAnnouncement{Agency: "CC", JoinedIndex: 6, Sequence: 1, Versions: []uint32{1, ProtocolCheckpoints}}
+	a.Signature = ed25519.Sign(l.keys["CC"], AnnouncementMessage(a))
+	l.add(announce(a))
+	l.add(activation(ProtocolCheckpoints))
+	l.add(barrierCmd())
+	f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1, ProtocolCheckpoints)
+	t.Cleanup(func() { f.Close() })
+	f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: compactedLog{protoLog: l, first: 3}}
+	applyAll(f, l.logs)
+	tamperKey(t, f, bucketMembers, []byte("DD"))
+	tk := l.add(take())
+	applyAll(f, l.logs[tk-1:])
+	at, own := f.Taken()
+	good := bytes.Repeat([]byte{1}, 32) // the others' hash: not this member's
+	first := l.add(l.report("AA", "AA", at, good))
+	decide := l.add(l.report("BB", "BB", at, good))
+	for i, res := range applyAll(f, l.logs[first-1:]) {
+		if res.Err != nil {
+			t.Fatalf("report %d: %v", i, res.Err)
+		}
+	}
+	if f.Applied() != decide {
+		t.Fatalf("applied %d after the failed rebuild, want %d (the index raft handed it)", f.Applied(), decide)
+	}
+	if at2, own2 := f.Taken(); at2 != at || !bytes.Equal(own2, own) {
+		t.Fatalf("the state after the failed rebuild took %d %x, before it %d %x: not the state it had", at2, own2, at, own)
+	}
+	ck := f.Checkpoints()
+	if ck.LastIndex != decide || ck.Disagreements != 1 || !strings.Contains(ck.Diverged, "cannot rebuild") {
+		t.Fatalf("after a disagreement no rebuild can mend: %+v, want one disagreement, diverged: cannot rebuild", ck)
+	}
+	// The next entries apply where they belong.
+	next := l.add(barrierCmd())
+	if res := applyAll(f, l.logs[next-1:]); res[0].Err != nil || f.Applied() != next {
+		t.Fatalf("the next entry: %v, applied %d, want %d", res[0].Err, f.Applied(), next)
+	}
+}

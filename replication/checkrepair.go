@@ -29,9 +29,20 @@ type rebuildSource struct {
 // and the log, and compares the hash there again. Still different, or not
 // rebuildable, the FSM is diverged (CheckpointState.Diverged); it goes on
 // applying the log, so a later agreeing checkpoint shows it whole again.
+// A rebuild that cannot be made (no snapshot and log reach the index any
+// more) puts the set-aside state back: the FSM must stay at the index raft
+// handed it, or the entries raft hands next would be applied past a gap.
 func (f *FSM) repairLocked(c checkResult) {
 	upTo := f.applied
-	why := f.rebuildLocked(c.at, c.want, upTo)
+	why, rebuilt := f.rebuildLocked(c.at, c.want, upTo)
+	if rebuilt && f.log != nil {
+		// What differed, for the log: the set-aside state against the
+		// rebuilt one, both at upTo.
+		diffs, err := stateDiff(f.path+asideDiverged, f.db)
+		f.log.Warn("checkpoint disagreement: the set-aside state against the one rebuilt from snapshot and log",
+			"checkpoint_index", c.at, "compared_at", c.index, "own_hash", fmt.Sprintf("%x", c.own), "majority_hash", fmt.Sprintf("%x", c.want),
+			"applied", upTo, "differences", diffs, "diff_error", err)
+	}
 	if why == "" {
 		f.ckpt.Diverged = ""
 	} else {
@@ -42,35 +53,63 @@ func (f *FSM) repairLocked(c checkResult) {
 	}
 }
 
-// rebuildLocked returns "" if the rebuilt state hashes as want at index at.
-func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) string {
+// asideDiverged is the suffix of a state file set aside at a disagreement.
+const asideDiverged = ".diverged"
+
+// rebuildLocked returns "" if the rebuilt state hashes as want at index at,
+// and whether the state was rebuilt up to upTo (false: the state it had is
+// back in place, or the FSM halted if even that failed).
+func (f *FSM) rebuildLocked(at uint64, want []byte, upTo uint64) (string, bool) {
 	if f.rebuild == nil {
-		return "no snapshot and log to rebuild from"
+		return "no snapshot and log to rebuild from", false
 	}
 	f.repairing = true
 	defer func() { f.repairing = false }()
-	if err := f.resetLocked(at, ".diverged"); err != nil {
-		return err.Error()
-	}
 	var sum []byte
-	err := f.view(func(tx *bolt.Tx) error {
-		var err error
-		sum, err = contentHash(tx)
-		return err
-	})
-	if err != nil {
-		return err.Error()
+	err := f.resetLocked(at, asideDiverged)
+	if err == nil {
+		err = f.view(func(tx *bolt.Tx) error {
+			var err error
+			sum, err = contentHash(tx)
+			return err
+		})
 	}
-	if err := f.replayLocked(upTo); err != nil {
-		return err.Error()
+	if err == nil {
+		err = f.replayLocked(upTo)
+	}
+	if err != nil {
+		if perr := f.putBackLocked(asideDiverged, upTo); perr != nil {
+			f.halt = &Halt{Index: upTo + 1, Reason: fmt.Sprintf("rebuilding the replicated state failed (%v), and putting the set-aside state back failed: %v; restart the node to rebuild it from snapshot and log", err, perr)}
+			return fmt.Sprintf("cannot rebuild it (%v) nor put it back (%v)", err, perr), false
+		}
+		return fmt.Sprintf("cannot rebuild it from snapshot and log (%v); the state is kept as it was", err), false
 	}
 	if f.noteApplied != nil {
 		f.noteApplied(f.applied)
 	}
 	if !bytes.Equal(sum, want) {
-		return fmt.Sprintf("rebuilt from snapshot and log, it hashes %x, the majority's %x", sum, want)
+		return fmt.Sprintf("rebuilt from snapshot and log, it hashes %x, the majority's %x", sum, want), true
 	}
-	return ""
+	return "", true
+}
+
+// putBackLocked puts the state file set aside (under its name plus aside)
+// back in place of a failed rebuild, at the applied index upTo.
+func (f *FSM) putBackLocked(aside string, upTo uint64) error {
+	f.abandonSnapshots()
+	if f.db != nil {
+		_ = f.db.Close() // the failed rebuild's file, or an already closed one
+	}
+	if err := os.Rename(f.path+aside, f.path); err != nil {
+		return fmt.Errorf("put the set-aside state back: %w", err)
+	}
+	if err := f.open(); err != nil {
+		return fmt.Errorf("open the set-aside state: %w", err)
+	}
+	if f.applied != upTo {
+		return fmt.Errorf("the set-aside state is at %d, not %d", f.applied, upTo)
+	}
+	return nil
 }
 
 // resetLocked sets the state file aside (under its name plus aside, kept for

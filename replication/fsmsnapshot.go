@@ -72,6 +72,9 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	// partner installs, and what this node rebuilds from.
 	err := checksum.Verify(s.tx)
 	if err == nil {
+		if s.fsm.log != nil {
+			s.fsm.log.Info("raft snapshot of the replicated state", "id", sink.ID(), "applied", u64(get(s.tx, bucketMeta, keyApplied)))
+		}
 		_, err = s.tx.WriteTo(sink)
 	} else {
 		s.fsm.noteDamage(err)
@@ -170,6 +173,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if err := f.open(); err != nil {
 		return err
+	}
+	if f.log != nil {
+		f.log.Info("replicated state restored from a raft snapshot", "applied", f.applied)
 	}
 	if f.noteApplied != nil {
 		f.noteApplied(f.applied)

@@ -220,6 +220,9 @@ func replay(fsm *FSM, logs *logstore.Store, snaps raft.SnapshotStore) error {
 	}
 	const chunk = 512
 	batch := make([]*raft.Log, 0, chunk)
+	if fsm.log != nil {
+		fsm.log.Info("replaying the raft log into the replicated state", "applied", fsm.Applied(), "up_to", upTo)
+	}
 	for idx := fsm.Applied() + 1; idx <= upTo; idx++ {
 		l := new(raft.Log)
 		if err := logs.GetLog(idx, l); errors.Is(err, raft.ErrLogNotFound) {
