@@ -6,6 +6,7 @@ package screen
 
 import (
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"strings"
@@ -97,6 +98,23 @@ type tokInfo struct {
 	post     []uint32 // ids of the live names holding the token, ascending
 }
 
+// tokMeta is what the candidate lookup checks of a dictionary word before
+// reading the word itself: a query word's trigrams bring thousands of
+// words, most of them too different, so this is kept compact and apart
+// (one cache line holds four) and settles most of them.
+type tokMeta struct {
+	bag, kbag uint32 // letters of the word and of its romanisation key (letterBag)
+	n, kn     uint16 // lengths of the word and of its key
+	k0        byte   // first letter of the key
+	flags     uint8  // metaLive | metaAbjad | metaASCII
+}
+
+const (
+	metaLive  = 1 << iota // some live name holds the word
+	metaAbjad             // written in a script without short vowels somewhere
+	metaASCII
+)
+
 type nameRec struct {
 	entry uint32
 	// toks are the name's words in order, a repeated word as often as it
@@ -121,6 +139,7 @@ type Index struct {
 	mu      sync.RWMutex
 	tokID   map[string]uint32
 	toks    []tokInfo
+	meta    []tokMeta           // by token id, beside toks
 	grams   map[uint32][]uint32 // gramKey(trigram, word length) → token ids
 	skels   map[string][]uint32 // phonetic key → token ids
 	names   []nameRec
@@ -198,6 +217,7 @@ func (x *Index) Put(e *Entry) {
 			rec.inits |= letterBag(t.Text[:1])
 			if !slices.Contains(rec.toks, tid) {
 				x.toks[tid].post = append(x.toks[tid].post, nid)
+				x.meta[tid].flags |= metaLive
 			}
 			rec.toks = append(rec.toks, tid)
 		}
@@ -255,6 +275,9 @@ func (x *Index) remove(id string) {
 			p := x.toks[tid].post
 			if i, found := slices.BinarySearch(p, nid); found { // a repeated word: once
 				x.toks[tid].post = slices.Delete(p, i, i+1)
+				if len(p) == 1 {
+					x.meta[tid].flags &^= metaLive
+				}
 			}
 		}
 		*n = nameRec{}
@@ -276,7 +299,10 @@ func (x *Index) remove(id string) {
 // trigrams and phonetic key to the lookup tables when new.
 func (x *Index) token(t names.Word) uint32 {
 	if id, ok := x.tokID[t.Text]; ok {
-		x.toks[id].abjad = x.toks[id].abjad || t.Abjad
+		if t.Abjad {
+			x.toks[id].abjad = true
+			x.meta[id].flags |= metaAbjad
+		}
 		return id
 	}
 	id := uint32(len(x.toks))
@@ -288,6 +314,15 @@ func (x *Index) token(t names.Word) uint32 {
 	}
 	x.toks = append(x.toks, tokInfo{text: t.Text, skel: k, tkey: tk, abjad: t.Abjad, ascii: isASCII(t.Text),
 		particle: names.Particle(t.Text), bag: letterBag(t.Text)})
+	m := tokMeta{bag: letterBag(t.Text), kbag: letterBag(tk), n: uint16(min(len(t.Text), math.MaxUint16)),
+		kn: uint16(min(len(tk), math.MaxUint16)), k0: tk[0]}
+	if t.Abjad {
+		m.flags |= metaAbjad
+	}
+	if isASCII(t.Text) {
+		m.flags |= metaASCII
+	}
+	x.meta = append(x.meta, m)
 	for _, g := range trigrams(t.Text) {
 		k := gramKey(g, len(t.Text))
 		x.grams[k] = append(x.grams[k], id)
@@ -314,6 +349,22 @@ func letterBag(w string) uint32 {
 		}
 	}
 	return b
+}
+
+// jwBound is an upper bound of the Jaro-Winkler similarity of two words
+// given their lengths, letter sets (letterBag) and first letters: a letter
+// class of one word that the other lacks matches nothing, and only the
+// same first letter can earn the prefix bonus.
+func jwBound(la int, bagA uint32, a0 byte, lb int, bagB uint32, b0 byte) float64 {
+	m := min(la-bits.OnesCount32(bagA&^bagB), lb-bits.OnesCount32(bagB&^bagA))
+	if m <= 0 {
+		return 0
+	}
+	j := (float64(m)/float64(la) + float64(m)/float64(lb) + 1) / 3
+	if a0 != b0 {
+		return j
+	}
+	return j + float64(min(4, la, lb))*0.1*(1-j)
 }
 
 // gramKey files a trigram under the length of its word (capped), so that a

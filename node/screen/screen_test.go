@@ -298,3 +298,23 @@ func TestOneEdit(t *testing.T) {
 		}
 	}
 }
+
+// TestJWBound: the bound the candidate lookup skips words by is never below
+// the similarity itself.
+func TestJWBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	word := func() string {
+		b := make([]byte, 1+r.IntN(12))
+		for i := range b {
+			b[i] = "abcdeiy17"[r.IntN(9)]
+		}
+		return string(b)
+	}
+	for range 50000 {
+		a, b := word(), word()
+		s, _ := jwBits(a, b)
+		if bd := jwBound(len(a), letterBag(a), a[0], len(b), letterBag(b), b[0]); bd < s-1e-12 {
+			t.Fatalf("jwBound(%q, %q) = %v below jw %v", a, b, bd, s)
+		}
+	}
+}

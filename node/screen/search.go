@@ -224,20 +224,36 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 	}
 	s.mark = s.mark[:len(x.toks)]
 	s.gen++
+	tkBag, tk0 := letterBag(tt), tt[0]
 	add := func(id uint32) {
+		m := &x.meta[id]
+		if d := int(m.n) - len(t.Text); m.flags&metaLive == 0 || d < -3 || d > 3 {
+			return
+		}
+		abjad := t.Abjad || m.flags&metaAbjad != 0
+		// Spelling variants and typos change few letters; transliterations
+		// from abjads drop vowels, so the check only applies among Latin words.
+		if !abjad && (bits.OnesCount32(tBag&^m.bag) > 2 || bits.OnesCount32(m.bag&^tBag) > 2) {
+			return
+		}
+		// Latin words are compared by their romanisation keys; tokenSimK
+		// keeps a pair from 0.82 (0.9 when a word has four letters or
+		// fewer: a short word one letter off is left to the score), so a
+		// word whose letters cannot reach that is not read at all.
+		if !abjad && tASCII && m.flags&metaASCII != 0 && len(t.Text) > 1 && m.n > 1 {
+			th := minTokenSim
+			if min(len(t.Text), int(m.n)) <= 4 {
+				th = 0.9
+			}
+			if jwBound(len(tt), tkBag, tk0, int(m.kn), m.kbag, m.k0) < th-1e-9 {
+				return
+			}
+		}
 		if s.mark[id] == s.gen {
 			return
 		}
 		s.mark[id] = s.gen
 		ti := &x.toks[id]
-		if d := len(ti.text) - len(t.Text); len(ti.post) == 0 || d < -3 || d > 3 {
-			return
-		}
-		// Spelling variants and typos change few letters; transliterations
-		// from abjads drop vowels, so the check only applies among Latin words.
-		if !t.Abjad && !ti.abjad && (bits.OnesCount32(tBag&^ti.bag) > 2 || bits.OnesCount32(ti.bag&^tBag) > 2) {
-			return
-		}
 		// A short word one letter off counts in a name's score, not in
 		// finding candidates: short words have many such neighbours.
 		if sim, how := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 && how != "typo" {
