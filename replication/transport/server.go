@@ -33,6 +33,9 @@ func (s *server) authorize(ctx context.Context) error {
 
 // dispatch gives one command to raft and waits for its answer.
 func (s *server) dispatch(ctx context.Context, cmd any, data io.Reader) (any, error) {
+	if req, ok := cmd.(*raft.AppendEntriesRequest); ok {
+		clampCommit(req)
+	}
 	ch := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: cmd, Reader: data, RespChan: ch}
 	s.t.hbMu.RLock()
@@ -60,6 +63,25 @@ func (s *server) dispatch(ctx context.Context, cmd any, data io.Reader) (any, er
 	case <-s.t.ctx.Done():
 		return nil, status.Error(codes.Unavailable, ErrClosed.Error())
 	}
+}
+
+// clampCommit lowers a request's commit index to the last entry it carries
+// (its previous entry if it carries none): what the follower checks against
+// the leader's log before it stores the entries. hashicorp/raft commits up to
+// min(leaderCommit, its own last index), not min(leaderCommit, the request's
+// last entry) as the Raft paper says, so a follower that still holds a
+// deposed leader's entries past what the request carries (not yet found to
+// conflict) would apply them as committed: entries the federation never
+// committed, in place of the ones it did, until a checkpoint finds its
+// state differs (the likely cause of the disagreements the long fault run
+// counted, issue 17). The leader sends its commit index again
+// with the next request, so a follower's commit lags by no more than that.
+func clampCommit(req *raft.AppendEntriesRequest) {
+	last := req.PrevLogEntry
+	if n := len(req.Entries); n > 0 {
+		last = req.Entries[n-1].Index
+	}
+	req.LeaderCommitIndex = min(req.LeaderCommitIndex, last)
 }
 
 func isHeartbeat(cmd any) bool {
