@@ -29,7 +29,16 @@ type Config struct {
 	Advertise string `yaml:"advertise"`
 	// DataDir holds node.db (records and audit log) and, in dev mode, the certificates.
 	DataDir string `yaml:"data_dir"`
-	TLS     TLS    `yaml:"tls"`
+	// RaftLogDir holds the raft log (wal/) when it should live on a disk of
+	// its own (a fast one, or one apart from the record stores so that one
+	// filling up leaves the other writable); default DATA_DIR/raft, beside
+	// the replicated state (fsm.db) and the raft snapshots.
+	RaftLogDir string `yaml:"raft_log_dir"`
+	// RaftLogSegmentBytes is the size of the raft log's segment files,
+	// each preallocated when created (an append inside one cannot fail for
+	// space); 0 takes 16 MiB. A small raft log disk wants small segments.
+	RaftLogSegmentBytes int `yaml:"raft_log_segment_bytes"`
+	TLS              TLS `yaml:"tls"`
 	// MetricsListen is an optional HTTP address for Prometheus /metrics; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
 	// LogLevel is debug, info, warn or error.
@@ -107,7 +116,7 @@ func LoadConfig(path string) (Config, error) {
 	// Relative paths in a config file are relative to the file, not to
 	// wherever the node happens to be started.
 	base := filepath.Dir(path)
-	for _, p := range []*string{&cfg.DataDir, &cfg.TLS.CACert, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.Policy} {
+	for _, p := range []*string{&cfg.DataDir, &cfg.RaftLogDir, &cfg.TLS.CACert, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.Policy} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -173,6 +182,9 @@ func (c Config) Validate() error {
 	}
 	if c.AuditAnchorInterval < time.Second || c.AuditAnchorInterval > 24*time.Hour {
 		return &FieldError{"audit_anchor_interval", fmt.Sprintf("%s is outside 1s..24h", c.AuditAnchorInterval)}
+	}
+	if c.RaftLogSegmentBytes != 0 && (c.RaftLogSegmentBytes < 64<<10 || c.RaftLogSegmentBytes > 1<<30) {
+		return &FieldError{"raft_log_segment_bytes", fmt.Sprintf("%d is outside 65536..1073741824 (0: the default, 16 MiB)", c.RaftLogSegmentBytes)}
 	}
 	if c.MaxMessageBytes < 64<<10 || c.MaxMessageBytes > 64<<20 {
 		return &FieldError{"max_message_bytes", fmt.Sprintf("%d is outside 65536..67108864", c.MaxMessageBytes)}

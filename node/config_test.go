@@ -26,6 +26,8 @@ func TestLoadConfig(t *testing.T) {
 		{"peer routes", valid + "peer_routes:\n  \"10.0.0.2:7400\": \"127.0.0.1:9000\"\n", ""},
 		{"bad peer route", valid + "peer_routes:\n  \"10.0.0.2:7400\": \"nowhere\"\n", ":7: peer_routes: \"nowhere\" is not host:port"},
 		{"holidays", valid + "holidays: [2026-12-25, 2026-12-26]\n", ""},
+		{"raft log on a disk of its own", valid + "raft_log_dir: log\nraft_log_segment_bytes: 65536\n", ""},
+		{"tiny raft log segments", valid + "raft_log_segment_bytes: 4096\n", ":7: raft_log_segment_bytes: 4096 is outside"},
 		{"bad holiday", valid + "holidays:\n  - 2026-12-25\n  - 25.12.2026\n", ":7: holidays: entry 2: \"25.12.2026\" is not a date YYYY-MM-DD"},
 	}
 	for _, tc := range cases {
@@ -45,6 +47,9 @@ func TestLoadConfig(t *testing.T) {
 				}
 				if cfg.TLS.CACert != filepath.Join(dir, "ca.pem") {
 					t.Fatalf("relative path not resolved against the file: %s", cfg.TLS.CACert)
+				}
+				if cfg.RaftLogDir != "" && cfg.RaftLogDir != filepath.Join(dir, "log") {
+					t.Fatalf("raft_log_dir not resolved against the file: %s", cfg.RaftLogDir)
 				}
 				return
 			}

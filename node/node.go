@@ -196,6 +196,7 @@ func (n *Node) openFederation(tlsCfg *tls.Config) (*federation.Federation, error
 	return federation.New(federation.Config{
 		Agency: n.cfg.Agency, Advertise: n.advertise(),
 		KeysFile: filepath.Join(n.cfg.DataDir, KeysFile), RaftDir: filepath.Join(n.cfg.DataDir, raftDir),
+		RaftLogDir: n.cfg.RaftLogDir, RaftLogSegmentBytes: n.cfg.RaftLogSegmentBytes,
 		TLS: tlsCfg, CACert: caPEM, PeerRoutes: n.cfg.PeerRoutes, Invitation: inv,
 		Raft: n.opts.Raft, Recover: n.opts.Recover, Logger: n.log,
 	}, federation.Deps{

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,10 +26,15 @@ type Config struct {
 	// Addr is the node's gRPC address, its raft server address.
 	Addr string
 	// Dir holds wal/ (log and stable store, see logstore), fsm.db and snapshots/.
-	Dir       string
-	Transport raft.Transport
-	Verify    VerifyFunc
-	Logger    *slog.Logger
+	Dir string
+	// LogDir holds wal/ instead of Dir when set: the raft log on a disk of
+	// its own.
+	LogDir string
+	// LogSegmentBytes sizes the raft log's segment files (0: logstore's default).
+	LogSegmentBytes int
+	Transport       raft.Transport
+	Verify          VerifyFunc
+	Logger          *slog.Logger
 	// Raft overrides raft's tuning (tests use short timeouts); nil takes Defaults.
 	Raft *raft.Config
 	// Recover rewrites the raft configuration to this node alone before
@@ -87,7 +93,11 @@ func Open(cfg Config) (*Replicator, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	logs, err := logstore.Open(cfg.Dir, logstore.Options{Logger: cfg.Logger})
+	logDir := cmp.Or(cfg.LogDir, cfg.Dir)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return nil, err
+	}
+	logs, err := logstore.Open(logDir, logstore.Options{Logger: cfg.Logger, SegmentSize: cfg.LogSegmentBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -25,11 +25,16 @@ const (
 	FaultPowerLoss       = "power-loss"       // kill -9 a node and lose its unsynced writes, restart it at heal
 	FaultPause           = "pause"            // SIGSTOP a node, SIGCONT at heal
 	FaultDiskFull        = "disk-full"        // fill one node's disk, free it at heal
+	// FaultRaftLogDiskFull fills one node's raft log disk
+	// (Options.RaftLogBytes), frees it at heal; disk-full then fills the
+	// disk of its record stores alone.
+	FaultRaftLogDiskFull = "disk-full-raft-log"
 )
 
-// AllFaults are every fault kind; disk-full needs Options.DiskBytes.
+// AllFaults are every fault kind; disk-full needs Options.DiskBytes,
+// disk-full-raft-log Options.RaftLogBytes.
 var AllFaults = []string{FaultPartitionOne, FaultPartitionLeader, FaultPartitionSplit, FaultOneWay,
-	FaultLatency, FaultDrop, FaultCut, FaultKill, FaultPowerLoss, FaultPause, FaultDiskFull}
+	FaultLatency, FaultDrop, FaultCut, FaultKill, FaultPowerLoss, FaultPause, FaultDiskFull, FaultRaftLogDiskFull}
 
 // Draw is what the seed decided for one fault: nodes A ≠ B, a permutation
 // of the nodes, a latency.
@@ -46,7 +51,8 @@ func (nt *Net) Nodes() []*Member { return nt.Members }
 func (nt *Net) Kinds() []string {
 	var out []string
 	for _, k := range AllFaults {
-		if (nt.Links == nil && k != FaultKill && k != FaultPowerLoss && k != FaultPause) || (k == FaultDiskFull && nt.DiskBytes == 0) {
+		if (nt.Links == nil && k != FaultKill && k != FaultPowerLoss && k != FaultPause) ||
+			(k == FaultDiskFull && nt.DiskBytes == 0) || (k == FaultRaftLogDiskFull && nt.RaftLogBytes == 0) {
 			continue
 		}
 		out = append(out, k)
@@ -104,18 +110,22 @@ func (nt *Net) Inject(ctx context.Context, kind string, d Draw) (string, func(co
 			return "", nil, err
 		}
 		return fmt.Sprintf("SIGSTOP %s", ms[a].Agency), func(context.Context) error { return nt.Resume(ms[a]) }, nil
-	case FaultDiskFull:
-		if err := nt.FillDisk(ms[a]); err != nil {
+	case FaultDiskFull, FaultRaftLogDiskFull:
+		fill, what := nt.FillDisk, "disk"
+		if kind == FaultRaftLogDiskFull {
+			fill, what = nt.FillRaftLogDisk, "raft log disk"
+		}
+		if err := fill(ms[a]); err != nil {
 			return "", nil, err
 		}
-		return fmt.Sprintf("disk full on %s", ms[a].Agency), func(ctx context.Context) error {
+		return fmt.Sprintf("%s full on %s", what, ms[a].Agency), func(ctx context.Context) error {
 			if err := nt.FreeDisk(ms[a]); err != nil {
 				return err
 			}
 			// A full disk is an outage, not a crash: the node refuses
 			// writes meanwhile and resumes by itself, without a restart.
 			if !ms[a].Running() {
-				return fmt.Errorf("%s exited on a full disk (see its log)", ms[a].Agency)
+				return fmt.Errorf("%s exited on a full %s (see %s)", ms[a].Agency, what, ms[a].LogFile())
 			}
 			return nil
 		}, nil
@@ -195,7 +205,7 @@ func (nt *Net) HealAll(ctx context.Context) error {
 		if err := nt.Resume(m); err != nil {
 			return err
 		}
-		if nt.DiskBytes > 0 {
+		if nt.DiskBytes > 0 || nt.RaftLogBytes > 0 {
 			if err := nt.FreeDisk(m); err != nil {
 				return err
 			}

@@ -92,16 +92,29 @@ func (nt *Net) Resume(m *Member) error {
 	return nil
 }
 
-// ballast is the file FillDisk writes.
+// ballast is the file FillDisk and FillRaftLogDisk write.
 const ballast = "ballast"
 
-// FillDisk fills the member's tmpfs (Options.DiskBytes) until no byte is
-// left: the node's next write fails with ENOSPC.
+// FillDisk fills the member's tmpfs (Options.DiskBytes: its record stores,
+// and its raft log unless that has a disk of its own) until no byte is
+// left: the node's next write there fails with ENOSPC.
 func (nt *Net) FillDisk(m *Member) error {
 	if nt.DiskBytes == 0 {
 		return errors.New("FillDisk: the testnet has no per-node disk (Options.DiskBytes)")
 	}
-	f, err := os.OpenFile(filepath.Join(m.Dir, ballast), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	return fill(m.Dir)
+}
+
+// FillRaftLogDisk fills the member's raft log disk (Options.RaftLogBytes).
+func (nt *Net) FillRaftLogDisk(m *Member) error {
+	if m.RaftLogDir == "" {
+		return errors.New("FillRaftLogDisk: the testnet has no raft log disk (Options.RaftLogBytes)")
+	}
+	return fill(m.RaftLogDir)
+}
+
+func fill(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, ballast), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -112,18 +125,23 @@ func (nt *Net) FillDisk(m *Member) error {
 			if errors.Is(err, syscall.ENOSPC) {
 				return nil
 			}
-			return fmt.Errorf("fill %s: %w", m.Agency, err)
+			return fmt.Errorf("fill %s: %w", dir, err)
 		}
 	}
 }
 
-// FreeDisk removes what FillDisk wrote.
+// FreeDisk removes what FillDisk and FillRaftLogDisk wrote.
 func (nt *Net) FreeDisk(m *Member) error {
-	err := os.Remove(filepath.Join(m.Dir, ballast))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	var errs []error
+	for _, dir := range []string{m.Dir, m.RaftLogDir} {
+		if dir == "" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, ballast)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 func (nt *Net) mountTmpfs(dir string, size int64) error {
@@ -146,11 +164,9 @@ func (nt *Net) Close() error {
 	if nt.Links != nil {
 		nt.Links.Close()
 	}
-	for _, d := range nt.mounts {
-		// The node's log outlives its tmpfs, next to where it was.
-		if data, err := os.ReadFile(filepath.Join(d, "node.log")); err == nil {
-			_ = os.WriteFile(d+"-node.log", data, 0o600)
-		}
+	// Inner mounts first (a raft log disk inside the node's disk). The
+	// node's log lies outside them (Member.LogFile) and outlives them.
+	for _, d := range slices.Backward(nt.mounts) {
 		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
 		}
@@ -441,7 +457,7 @@ func RestartNode(ctx context.Context, o Options, agency string) (*Member, error)
 	if _, err := os.Stat(m.ConfigPath()); err != nil {
 		return nil, fmt.Errorf("%s: no agency %s in this testnet (%w)", o.Dir, agency, err)
 	}
-	if err := m.prepare(0, nil); err != nil {
+	if err := m.prepare(0, nil, false); err != nil {
 		return nil, err
 	}
 	procs, err := Running(o.Dir)

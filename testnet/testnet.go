@@ -48,9 +48,27 @@ type Member struct {
 	Binary string
 	// Args are added to the node's command line from its next start
 	// (--recover, say).
-	Args    []string
+	Args []string
+	// RaftLogDir is the raft log's own disk (Options.RaftLogBytes), empty
+	// if the log lies in Dir/raft.
+	RaftLogDir string
+	// MetricsAddr serves /metrics and /readyz (a testnet with disks of its
+	// own, where /readyz must say disk full); empty: none.
+	MetricsAddr string
+	// logFile is the node's log; empty: Dir/node.log.
+	logFile string
 	process *os.Process
 	exited  chan error // receives the process's end
+}
+
+// LogFile is the node's log (its stderr). A node with a disk of its own
+// logs beside it, DIR/<agency>-node.log: a full disk must not cut the log
+// that says what happened.
+func (m *Member) LogFile() string {
+	if m.logFile != "" {
+		return m.logFile
+	}
+	return filepath.Join(m.Dir, "node.log")
 }
 
 // ConfigPath is the node's configuration file.
@@ -73,6 +91,11 @@ type Options struct {
 	// DiskBytes > 0 gives every node's directory its own tmpfs of this size,
 	// so that FillDisk can fill one (needs root; Prepare fails otherwise).
 	DiskBytes int64
+	// RaftLogBytes > 0 puts every node's raft log on a tmpfs of its own of
+	// this size (Member.RaftLogDir, the node's raft_log_dir), apart from
+	// its record stores (node.db, raft/fsm.db), so that FillRaftLogDisk
+	// and FillDisk can fill one without the other (needs root).
+	RaftLogBytes int64
 	// Env is added to the nodes' environment.
 	Env []string
 }
@@ -111,9 +134,21 @@ func Prepare(o Options) (*Net, error) {
 				return nil, err
 			}
 		}
-		if err := m.prepare(port, nt.addrs()); err != nil {
+		if o.DiskBytes > 0 || o.RaftLogBytes > 0 {
+			m.logFile = m.Dir + "-node.log"
+		}
+		if o.RaftLogBytes > 0 {
+			m.RaftLogDir = filepath.Join(m.Dir, raftLogDisk)
+		}
+		if err := m.prepare(port, nt.addrs(), o.DiskBytes > 0 || o.RaftLogBytes > 0); err != nil {
 			nt.Close()
 			return nil, fmt.Errorf("%s: %w", m.Agency, err)
+		}
+		if o.RaftLogBytes > 0 {
+			if err := nt.mountTmpfs(m.RaftLogDir, o.RaftLogBytes); err != nil {
+				nt.Close()
+				return nil, err
+			}
 		}
 		nt.Members = append(nt.Members, m)
 	}
@@ -167,22 +202,32 @@ func (m *Member) setRoutes(routes map[string]string) error {
 	return os.WriteFile(m.ConfigPath(), []byte(cfg), 0o600)
 }
 
-// addrs are the members' addresses.
+// addrs are the members' addresses, metrics listeners included.
 func (nt *Net) addrs() []string {
 	var out []string
 	for _, m := range nt.Members {
 		out = append(out, m.Addr)
+		if m.MetricsAddr != "" {
+			out = append(out, m.MetricsAddr)
+		}
 	}
 	return out
 }
 
+// raftLogDisk is where Options.RaftLogBytes mounts a member's raft log disk,
+// inside its directory.
+const raftLogDisk = "raft-log"
+
 // prepare gives the member port, or a free one other than the addresses
-// taken by the federation's other members.
-func (m *Member) prepare(port int, taken []string) error {
+// taken by the federation's other members, and a metrics listener if asked.
+func (m *Member) prepare(port int, taken []string, metrics bool) error {
 	if data, err := os.ReadFile(m.ConfigPath()); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "listen: "); ok {
 				m.Addr = v
+			}
+			if v, ok := strings.CutPrefix(line, "metrics_listen: "); ok {
+				m.MetricsAddr = v
 			}
 		}
 		m.Env = node.ClientEnv{Addr: m.Addr, CACert: filepath.Join(m.Dir, "certs", pki.CACertFile),
@@ -207,6 +252,17 @@ func (m *Member) prepare(port int, taken []string) error {
 	}
 	m.Env = env
 	yaml := fmt.Sprintf("agency: %s\nlisten: %s\ndata_dir: .\nlog_format: json\ntls:\n  ca_cert: certs/ca.pem\n  cert: certs/node.pem\n  key: certs/node-key.pem\npolicy: %s\n", m.Agency, m.Addr, PolicyFile)
+	if m.RaftLogDir != "" {
+		// Small segments: a fault fills the disk while the node is bound to
+		// need a new one (an append inside a preallocated segment cannot fail).
+		yaml += "raft_log_dir: " + raftLogDisk + "\nraft_log_segment_bytes: 65536\n"
+	}
+	if metrics {
+		if m.MetricsAddr, err = FreeAddr(append(taken, m.Addr)...); err != nil {
+			return err
+		}
+		yaml += "metrics_listen: " + m.MetricsAddr + "\n"
+	}
 	return os.WriteFile(m.ConfigPath(), []byte(yaml), 0o600)
 }
 
@@ -304,7 +360,7 @@ func (nt *Net) start(ctx context.Context, m *Member, invitation string) error {
 		bin = m.Binary
 	}
 	cmd := exec.Command(bin, args...)
-	logf, err := os.OpenFile(filepath.Join(m.Dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logf, err := os.OpenFile(m.LogFile(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -355,7 +411,7 @@ func (m *Member) waitHealthy(ctx context.Context, exited <-chan error) error {
 		}
 		select {
 		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(m.Dir, "node.log"))
+			log, _ := os.ReadFile(m.LogFile())
 			return fmt.Errorf("%s exited (%v); its log:\n%s", m.Agency, err, tail(string(log), 20))
 		case <-ctx.Done():
 			return fmt.Errorf("%s not serving: %w", m.Agency, ctx.Err())

@@ -49,6 +49,10 @@ type Config struct {
 	KeysFile string
 	// RaftDir holds the raft log (wal/, raft.db), fsm.db and the snapshots.
 	RaftDir string
+	// RaftLogDir holds the raft log instead of RaftDir when set (a disk of its own).
+	RaftLogDir string
+	// RaftLogSegmentBytes sizes the raft log's segment files (0: the default).
+	RaftLogSegmentBytes int
 	// TLS is the node's own certificate and CA; CACert is that CA in PEM.
 	TLS    *tls.Config
 	CACert []byte
@@ -183,7 +187,7 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 		return nil, err
 	}
 	f.rep, err = replication.Open(replication.Config{
-		ID: cfg.Agency, Addr: cfg.Advertise, Dir: cfg.RaftDir,
+		ID: cfg.Agency, Addr: cfg.Advertise, Dir: cfg.RaftDir, LogDir: cfg.RaftLogDir, LogSegmentBytes: cfg.RaftLogSegmentBytes,
 		Transport: f.trans, Verify: f.verified.verify, Logger: cfg.Logger, Raft: cfg.Raft, Recover: cfg.Recover,
 		PeerApplied: func(ctx context.Context, addr string) (uint64, error) {
 			st, err := f.PeerStatus(ctx, addr)
