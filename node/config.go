@@ -38,7 +38,7 @@ type Config struct {
 	// each preallocated when created (an append inside one cannot fail for
 	// space); 0 takes 16 MiB. A small raft log disk wants small segments.
 	RaftLogSegmentBytes int `yaml:"raft_log_segment_bytes"`
-	TLS              TLS `yaml:"tls"`
+	TLS                 TLS `yaml:"tls"`
 	// MetricsListen is an optional HTTP address for Prometheus /metrics; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
 	// LogLevel is debug, info, warn or error.
