@@ -38,7 +38,13 @@ type Config struct {
 	// each preallocated when created (an append inside one cannot fail for
 	// space); 0 takes 16 MiB. A small raft log disk wants small segments.
 	RaftLogSegmentBytes int `yaml:"raft_log_segment_bytes"`
-	TLS                 TLS `yaml:"tls"`
+	// RaftSnapshotThreshold and RaftSnapshotInterval: raft snapshots the
+	// replicated state once the log grew by this many entries since the
+	// last snapshot, checking every interval (jittered up to twice it);
+	// 0 takes 16384 entries and 2 minutes.
+	RaftSnapshotThreshold uint64        `yaml:"raft_snapshot_threshold"`
+	RaftSnapshotInterval  time.Duration `yaml:"raft_snapshot_interval"`
+	TLS                   TLS           `yaml:"tls"`
 	// MetricsListen is an optional HTTP address for Prometheus /metrics; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
 	// LogLevel is debug, info, warn or error.
@@ -185,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.RaftLogSegmentBytes != 0 && (c.RaftLogSegmentBytes < 64<<10 || c.RaftLogSegmentBytes > 1<<30) {
 		return &FieldError{"raft_log_segment_bytes", fmt.Sprintf("%d is outside 65536..1073741824 (0: the default, 16 MiB)", c.RaftLogSegmentBytes)}
+	}
+	if c.RaftSnapshotInterval != 0 && (c.RaftSnapshotInterval < 100*time.Millisecond || c.RaftSnapshotInterval > 24*time.Hour) {
+		return &FieldError{"raft_snapshot_interval", fmt.Sprintf("%s is outside 100ms..24h (0: the default, 2m)", c.RaftSnapshotInterval)}
 	}
 	if c.MaxMessageBytes < 64<<10 || c.MaxMessageBytes > 64<<20 {
 		return &FieldError{"max_message_bytes", fmt.Sprintf("%d is outside 65536..67108864", c.MaxMessageBytes)}

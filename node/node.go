@@ -91,6 +91,26 @@ const (
 	raftDir        = "raft"            // wal/ and raft.db (the raft log), fsm.db, snapshots
 )
 
+// raftConfig is Options.Raft (or replication's defaults) with the
+// configuration's snapshot spacing over it; nil if neither says anything.
+func (n *Node) raftConfig() *raft.Config {
+	if n.cfg.RaftSnapshotThreshold == 0 && n.cfg.RaftSnapshotInterval == 0 {
+		return n.opts.Raft
+	}
+	c := replication.DefaultRaftConfig()
+	if n.opts.Raft != nil {
+		c = new(raft.Config)
+		*c = *n.opts.Raft
+	}
+	if n.cfg.RaftSnapshotThreshold != 0 {
+		c.SnapshotThreshold = n.cfg.RaftSnapshotThreshold
+	}
+	if n.cfg.RaftSnapshotInterval != 0 {
+		c.SnapshotInterval = n.cfg.RaftSnapshotInterval
+	}
+	return c
+}
+
 // New opens the store and binds the listener; Serve starts answering.
 func New(cfg Config, log *slog.Logger, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
@@ -198,7 +218,7 @@ func (n *Node) openFederation(tlsCfg *tls.Config) (*federation.Federation, error
 		KeysFile: filepath.Join(n.cfg.DataDir, KeysFile), RaftDir: filepath.Join(n.cfg.DataDir, raftDir),
 		RaftLogDir: n.cfg.RaftLogDir, RaftLogSegmentBytes: n.cfg.RaftLogSegmentBytes,
 		TLS: tlsCfg, CACert: caPEM, PeerRoutes: n.cfg.PeerRoutes, Invitation: inv,
-		Raft: n.opts.Raft, Recover: n.opts.Recover, Logger: n.log,
+		Raft: n.raftConfig(), Recover: n.opts.Recover, Logger: n.log,
 	}, federation.Deps{
 		Store:      n.store,
 		Policy:     policySource{n},

@@ -1,10 +1,12 @@
 package replication
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/raft"
 
@@ -29,34 +31,69 @@ type snapshotDamage struct {
 }
 
 // setAsideDamagedSnapshots checks every snapshot in snaps (kept under dir).
+// One whose meta.json raft cannot read is not listed by raft, which only
+// warns and skips it: it is set aside too, naming the file, with no meta.
 func setAsideDamagedSnapshots(log *slog.Logger, dir string, snaps raft.SnapshotStore) ([]snapshotDamage, error) {
 	metas, err := snaps.List()
 	if err != nil {
 		return nil, fmt.Errorf("list raft snapshots: %w", err)
 	}
 	var out []snapshotDamage
-	for _, m := range metas {
-		img := filepath.Join(dir, "snapshots", m.ID, "state.bin")
-		err := checkSnapshot(snaps, m.ID, img)
-		if err == nil {
-			continue
-		}
+	setAside := func(d snapshotDamage, id string) error {
 		aside := filepath.Join(dir, "snapshots-damaged")
 		if err := os.MkdirAll(aside, 0o700); err != nil {
-			return nil, err
+			return err
 		}
-		if err := os.Rename(filepath.Join(dir, "snapshots", m.ID), filepath.Join(aside, m.ID)); err != nil {
-			return nil, fmt.Errorf("set aside the damaged raft snapshot %s: %w", img, err)
+		if err := os.Rename(filepath.Join(dir, "snapshots", id), filepath.Join(aside, id)); err != nil {
+			return fmt.Errorf("set aside the damaged raft snapshot %s: %w", d.file, err)
 		}
 		if err := syncDir(filepath.Join(dir, "snapshots")); err != nil {
-			return nil, err
+			return err
 		}
 		if log != nil {
-			log.Error("a raft snapshot is damaged: set aside; the state comes from an older snapshot and the log", "file", img, "err", err, "set_aside", filepath.Join(aside, m.ID))
+			log.Error("a raft snapshot is damaged: set aside; the state comes from an older snapshot and the log", "file", d.file, "err", d.err, "set_aside", filepath.Join(aside, id))
 		}
-		out = append(out, snapshotDamage{meta: m, file: img, err: err})
+		out = append(out, d)
+		return nil
+	}
+	listed := map[string]bool{}
+	for _, m := range metas {
+		listed[m.ID] = true
+		img := filepath.Join(dir, "snapshots", m.ID, "state.bin")
+		if err := checkSnapshot(snaps, m.ID, img); err != nil {
+			if err := setAside(snapshotDamage{meta: m, file: img, err: err}, m.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "snapshots"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("list raft snapshots: %w", err)
+	}
+	for _, e := range ents {
+		// raft writes a snapshot under <id>.tmp and renames it when whole.
+		if !e.IsDir() || listed[e.Name()] || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		file := filepath.Join(dir, "snapshots", e.Name(), "meta.json")
+		if err := setAside(snapshotDamage{file: file, err: unreadableMeta(file)}, e.Name()); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// unreadableMeta says why raft did not list a snapshot: its meta.json.
+func unreadableMeta(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("raft snapshot meta %s: %w", file, err)
+	}
+	var m raft.SnapshotMeta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("raft snapshot meta %s: %w", file, err)
+	}
+	return fmt.Errorf("raft snapshot meta %s: not readable by raft (version %d)", file, m.Version)
 }
 
 // checkSnapshot opens a snapshot through raft's store (which checks its
@@ -103,6 +140,11 @@ func coverDamagedSnapshots(log *slog.Logger, damaged []snapshotDamage, fsm *FSM,
 	d := damaged[0] // the newest damaged
 	refuse := func(why string) error {
 		return fmt.Errorf("%v; set aside, and %s: restore the node from a backup (watchfed snapshot restore) or have it join the federation again", d.err, why)
+	}
+	if d.meta == nil {
+		// Its meta unreadable, nothing says which entry it ends at nor
+		// the configuration there.
+		return refuse(fmt.Sprintf("neither an older snapshot nor the log (from entry %d) covers the state, and the damaged snapshot's meta cannot say up to which entry", first))
 	}
 	applied := fsm.Applied()
 	if applied < d.meta.Index || first > d.meta.Index+1 {

@@ -15,12 +15,15 @@ import (
 // is found at start, named and set aside. When the log starts after it,
 // the replicated state (intact, up to date) is made the snapshot in its
 // place; when the state does not reach it either, the node refuses to
-// start, naming the snapshot.
+// start, naming the snapshot. A snapshot whose meta.json is damaged (raft
+// only skips it) is named and set aside as well; with no meta to say where
+// it ends, only the log can cover it.
 func TestDamagedRaftSnapshot(t *testing.T) {
 	l := newProtoLog(t)
 	l.add(barrierCmd())
 	for _, tc := range []struct {
 		name     string
+		meta     bool // damage meta.json rather than the image
 		applied  int    // entries the FSM applied (of l's)
 		logFrom  uint64 // the log's first index
 		wantErr  string
@@ -29,6 +32,8 @@ func TestDamagedRaftSnapshot(t *testing.T) {
 		{name: "log covers", applied: len(l.logs), logFrom: 1, wantSnap: 0},
 		{name: "state covers", applied: len(l.logs), logFrom: 4, wantSnap: uint64(len(l.logs))},
 		{name: "nothing covers", applied: 2, logFrom: 4, wantErr: "neither an older snapshot nor the log"},
+		{name: "meta, log covers", meta: true, applied: len(l.logs), logFrom: 1, wantSnap: 0},
+		{name: "meta, log does not cover", meta: true, applied: len(l.logs), logFrom: 4, wantErr: "cannot say up to which entry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -64,11 +69,17 @@ func TestDamagedRaftSnapshot(t *testing.T) {
 			}
 			metas, _ := snaps.List()
 			img := filepath.Join(dir, "snapshots", metas[0].ID, "state.bin")
+			if tc.meta {
+				img = filepath.Join(dir, "snapshots", metas[0].ID, "meta.json")
+			}
 			b, err := os.ReadFile(img)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b[len(b)/2] ^= 0x40
+			if tc.meta {
+				b[0] = '!' // not JSON, wherever the flip fell
+			}
 			if err := os.WriteFile(img, b, 0o600); err != nil {
 				t.Fatal(err)
 			}

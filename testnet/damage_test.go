@@ -36,8 +36,7 @@ import (
 //     index would miss the record). Damage the start does not read leaves
 //     the node up, refusing the reads that meet it (node/store tests).
 //
-// (A raft snapshot is damaged in replication's TestDamagedRaftSnapshot: a
-// node takes one only every 16,384 entries, and a process has no knob.)
+// (A raft snapshot: TestDamagedRaftSnapshotOfAStoppedFollower.)
 func TestDamagedFilesOfAStoppedFollower(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a federation of three processes")

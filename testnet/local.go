@@ -76,7 +76,7 @@ func StartLocalLinked(ctx context.Context, dir string, n int, opts node.Options,
 	var addrs []string
 	for i := range n {
 		m := &Member{Agency: AgencyID(i), Dir: filepath.Join(dir, AgencyID(i))}
-		if err := m.prepare(0, addrs, false); err != nil {
+		if err := m.prepare(0, addrs, false, ""); err != nil {
 			return nil, err
 		}
 		members, addrs = append(members, m), append(addrs, m.Addr)
@@ -109,7 +109,7 @@ func (l *Local) Add(ctx context.Context) (*LocalNode, error) {
 	for _, ln := range l.Nodes {
 		earlier, taken = append(earlier, ln.Agency), append(taken, ln.Addr)
 	}
-	if err := m.prepare(0, taken, false); err != nil {
+	if err := m.prepare(0, taken, false, ""); err != nil {
 		return nil, err
 	}
 	if err := m.WritePolicy(earlier); err != nil {

@@ -457,7 +457,7 @@ func RestartNode(ctx context.Context, o Options, agency string) (*Member, error)
 	if _, err := os.Stat(m.ConfigPath()); err != nil {
 		return nil, fmt.Errorf("%s: no agency %s in this testnet (%w)", o.Dir, agency, err)
 	}
-	if err := m.prepare(0, nil, false); err != nil {
+	if err := m.prepare(0, nil, false, ""); err != nil {
 		return nil, err
 	}
 	procs, err := Running(o.Dir)

@@ -98,6 +98,9 @@ type Options struct {
 	RaftLogBytes int64
 	// Env is added to the nodes' environment.
 	Env []string
+	// NodeConfig is YAML added to every node.yaml Prepare writes (e.g.
+	// "raft_snapshot_threshold: 16\n").
+	NodeConfig string
 }
 
 // Net is a running testnet.
@@ -140,7 +143,7 @@ func Prepare(o Options) (*Net, error) {
 		if o.RaftLogBytes > 0 {
 			m.RaftLogDir = filepath.Join(m.Dir, raftLogDisk)
 		}
-		if err := m.prepare(port, nt.addrs(), o.DiskBytes > 0 || o.RaftLogBytes > 0); err != nil {
+		if err := m.prepare(port, nt.addrs(), o.DiskBytes > 0 || o.RaftLogBytes > 0, o.NodeConfig); err != nil {
 			nt.Close()
 			return nil, fmt.Errorf("%s: %w", m.Agency, err)
 		}
@@ -220,7 +223,7 @@ const raftLogDisk = "raft-log"
 
 // prepare gives the member port, or a free one other than the addresses
 // taken by the federation's other members, and a metrics listener if asked.
-func (m *Member) prepare(port int, taken []string, metrics bool) error {
+func (m *Member) prepare(port int, taken []string, metrics bool, extra string) error {
 	if data, err := os.ReadFile(m.ConfigPath()); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "listen: "); ok {
@@ -263,6 +266,7 @@ func (m *Member) prepare(port int, taken []string, metrics bool) error {
 		}
 		yaml += "metrics_listen: " + m.MetricsAddr + "\n"
 	}
+	yaml += extra
 	return os.WriteFile(m.ConfigPath(), []byte(yaml), 0o600)
 }
 

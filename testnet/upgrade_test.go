@@ -121,7 +121,14 @@ func fileExists(path string) bool {
 // upgradeNet starts a federation whose member i runs bins[i].
 func upgradeNet(t *testing.T, bins ...string) (*Net, []*grpc.ClientConn) {
 	t.Helper()
-	nt, err := Prepare(Options{Nodes: len(bins), Dir: t.TempDir(), Binary: bins[0]})
+	return startNet(t, Options{}, bins...)
+}
+
+// startNet starts a federation of o whose member i runs bins[i].
+func startNet(t *testing.T, o Options, bins ...string) (*Net, []*grpc.ClientConn) {
+	t.Helper()
+	o.Nodes, o.Dir, o.Binary = len(bins), t.TempDir(), bins[0]
+	nt, err := Prepare(o)
 	if err != nil {
 		t.Fatal(err)
 	}
