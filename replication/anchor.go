@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
+	"github.com/watchfed/watchfed/replication/checksum"
 )
 
 // Audit anchors (protocol 5): each node commits the head of its agency's
@@ -184,7 +185,7 @@ func ReadAnchors(path string, signingKey []byte) ([]Anchor, error) {
 	defer db.Close()
 	var out []Anchor
 	err = db.View(func(tx *bolt.Tx) (err error) {
-		defer catchDamage(&err)
+		defer checksum.Catch(&err)
 		members := tx.Bucket(bucketMembers)
 		if members == nil {
 			return nil

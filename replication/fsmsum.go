@@ -10,9 +10,9 @@ import (
 )
 
 // Every value in fsm.db carries a CRC32C (format 2, package checksum),
-// checked on every read. A read that meets a damaged value panics with a
-// damaged error, which the FSM's entry points turn back into an error
-// (catchDamage): a bbolt transaction that panics is rolled back, so an
+// checked on every read. A read that meets a damaged value panics with it
+// (checksum.MustOpen), which the FSM's entry points turn back into an error
+// (checksum.Catch): a bbolt transaction that panics is rolled back, so an
 // apply that read damage changes nothing, and no verdict is ever reached
 // on damaged bytes (a reader that took a damaged member for a missing one
 // would reject what every other FSM accepts). The apply path then rebuilds
@@ -22,37 +22,13 @@ import (
 // formatSums is the first fsm.db format whose values carry checksums.
 const formatSums = 2
 
-// damaged carries a checksum mismatch up to catchDamage.
-type damaged struct{ err error }
-
-// catchDamage turns a damaged panic into *err; any other panic goes on.
-func catchDamage(err *error) {
-	if p := recover(); p != nil {
-		d, ok := p.(damaged)
-		if !ok {
-			panic(p)
-		}
-		*err = d.err
-	}
-}
-
 // val checks a value read from bucket at key k (nil: absent) and returns it bare.
 func val(tx *bolt.Tx, bucket, k, framed []byte) []byte {
-	v, err := checksum.Open(tx.DB().Path(), bucket, k, framed)
-	if err != nil {
-		panic(damaged{err})
-	}
-	return v
+	return checksum.MustOpen(tx, bucket, k, framed)
 }
 
 // get reads key k of bucket, checked (nil if the bucket or key is absent).
-func get(tx *bolt.Tx, bucket, k []byte) []byte {
-	b := tx.Bucket(bucket)
-	if b == nil {
-		return nil
-	}
-	return val(tx, bucket, k, b.Get(k))
-}
+func get(tx *bolt.Tx, bucket, k []byte) []byte { return checksum.MustGet(tx, bucket, k) }
 
 // put stores v under key k of b with its checksum.
 func put(b *bolt.Bucket, k, v []byte) error { return checksum.Put(b, k, v) }
@@ -74,7 +50,7 @@ func (f *FSM) view(fn func(*bolt.Tx) error) (err error) {
 			f.noteDamage(err)
 		}
 	}()
-	defer catchDamage(&err)
+	defer checksum.Catch(&err)
 	return f.db.View(fn)
 }
 
@@ -84,7 +60,7 @@ func (f *FSM) noteDamage(err error) { f.damagedBy.CompareAndSwap(nil, &err) }
 // update is db.Update with damage returned as an error (the transaction
 // rolled back).
 func update(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
-	defer catchDamage(&err)
+	defer checksum.Catch(&err)
 	return db.Update(fn)
 }
 

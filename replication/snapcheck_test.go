@@ -23,7 +23,7 @@ func TestDamagedRaftSnapshot(t *testing.T) {
 	l.add(barrierCmd())
 	for _, tc := range []struct {
 		name     string
-		meta     bool // damage meta.json rather than the image
+		meta     bool   // damage meta.json rather than the image
 		applied  int    // entries the FSM applied (of l's)
 		logFrom  uint64 // the log's first index
 		wantErr  string

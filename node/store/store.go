@@ -133,7 +133,7 @@ func Open(path string, opts Options) (*Store, error) {
 // Close writes the received index noted in memory and closes the file.
 func (s *Store) Close() error {
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
-		defer catchDamage(&err)
+		defer checksum.Catch(&err)
 		return writeReceived(tx, s.received.Load())
 	})
 	if cerr := s.db.Close(); err == nil {

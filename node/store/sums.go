@@ -10,8 +10,8 @@ import (
 )
 
 // Every value in node.db carries a CRC32C (format 2, package checksum),
-// checked on every read. A read that meets a damaged value panics with a
-// damaged error, which the store's entry points (view, update, call) turn
+// checked on every read. A read that meets a damaged value panics with it
+// (checksum.MustOpen), which the store's entry points (view, update, call) turn
 // back into an error naming the file, bucket and key: a write transaction
 // that read damage is rolled back, and nothing decoded from damaged bytes
 // is served. The store remembers the first damage (Damaged) for /readyz.
@@ -21,28 +21,12 @@ import (
 // formatSums is the first node.db format whose values carry checksums.
 const formatSums = 2
 
-type damaged struct{ err error }
-
-// catchDamage turns a damaged panic into *err; any other panic goes on.
-func catchDamage(err *error) {
-	if p := recover(); p != nil {
-		d, ok := p.(damaged)
-		if !ok {
-			panic(p)
-		}
-		*err = d.err
-	}
-}
-
-// catch is catchDamage that also notes the damage.
+// catch, deferred, turns a damage panic (checksum.MustOpen) into *err and
+// notes the damage; any other panic goes on.
 func (s *Store) catch(err *error) {
 	if p := recover(); p != nil {
-		d, ok := p.(damaged)
-		if !ok {
-			panic(p)
-		}
-		*err = d.err
-		s.noteDamage(d.err)
+		*err = checksum.Recovered(p)
+		s.noteDamage(*err)
 	}
 }
 
@@ -77,21 +61,11 @@ func (s *Store) call(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 
 // val checks a value read from bucket at key k (nil: absent) and returns it bare.
 func val(tx *bolt.Tx, bucket, k, framed []byte) []byte {
-	v, err := checksum.Open(tx.DB().Path(), bucket, k, framed)
-	if err != nil {
-		panic(damaged{err})
-	}
-	return v
+	return checksum.MustOpen(tx, bucket, k, framed)
 }
 
 // get reads key k of bucket, checked (nil if absent).
-func get(tx *bolt.Tx, bucket, k []byte) []byte {
-	b := tx.Bucket(bucket)
-	if b == nil {
-		return nil
-	}
-	return val(tx, bucket, k, b.Get(k))
-}
+func get(tx *bolt.Tx, bucket, k []byte) []byte { return checksum.MustGet(tx, bucket, k) }
 
 // put stores v under key k of b with its checksum.
 func put(b *bolt.Bucket, k, v []byte) error { return checksum.Put(b, k, v) }

@@ -94,6 +94,51 @@ func Bare(bucket, k []byte) bool {
 	return string(bucket) == "meta" && string(k) == "format"
 }
 
+// A reader deep inside a bbolt transaction that meets a damaged value
+// panics with it (MustOpen, MustGet) rather than return an error through
+// every caller, and the transaction's entry point turns the panic back into
+// the error (Catch, Recovered): bbolt rolls back a transaction that panics,
+// so nothing is written or decided on damaged bytes.
+
+// damagePanic carries a damaged value's error up to Catch or Recovered.
+type damagePanic struct{ err error }
+
+// MustOpen is Open that panics on damage, for Catch or Recovered to turn
+// back into the error.
+func MustOpen(tx *bolt.Tx, bucket, k, framed []byte) []byte {
+	v, err := Open(tx.DB().Path(), bucket, k, framed)
+	if err != nil {
+		panic(damagePanic{err})
+	}
+	return v
+}
+
+// MustGet is Get that panics on damage, as MustOpen.
+func MustGet(tx *bolt.Tx, bucket, k []byte) []byte {
+	b := tx.Bucket(bucket)
+	if b == nil {
+		return nil
+	}
+	return MustOpen(tx, bucket, k, b.Get(k))
+}
+
+// Catch, deferred, turns a damage panic into *err; any other panic goes on.
+func Catch(err *error) {
+	if p := recover(); p != nil {
+		*err = Recovered(p)
+	}
+}
+
+// Recovered is the damage a recovered panic p carried; any other panic
+// goes on.
+func Recovered(p any) error {
+	d, ok := p.(damagePanic)
+	if !ok {
+		panic(p)
+	}
+	return d.err
+}
+
 // Get reads key k of bucket in tx, checked: nil if the bucket or key is absent.
 func Get(tx *bolt.Tx, bucket, k []byte) ([]byte, error) {
 	b := tx.Bucket(bucket)

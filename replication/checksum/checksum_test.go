@@ -112,3 +112,55 @@ func TestUpgradeAndVerify(t *testing.T) {
 		t.Fatalf("damage after upgrade: %v", err)
 	}
 }
+
+// TestMustGetCatch: a damaged value read with MustGet inside a bbolt
+// transaction comes back from it as the error (Catch); an intact one reads;
+// another panic is not swallowed.
+func TestMustGetCatch(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "x.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bucket := []byte("b")
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bucket)
+		if err != nil {
+			return err
+		}
+		if err := Put(b, []byte("good"), []byte("v")); err != nil {
+			return err
+		}
+		return b.Put([]byte("bad"), []byte("no checksum here"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(k string) (v []byte, err error) {
+		defer Catch(&err)
+		err = db.View(func(tx *bolt.Tx) error {
+			v = bytes.Clone(MustGet(tx, bucket, []byte(k)))
+			return nil
+		})
+		return v, err
+	}
+	for _, tc := range []struct {
+		key    string
+		want   string
+		damage bool
+	}{{"good", "v", false}, {"bad", "", true}, {"absent", "", false}} {
+		v, err := read(tc.key)
+		if errors.Is(err, ErrDamaged) != tc.damage || string(v) != tc.want {
+			t.Errorf("%s: %q, %v", tc.key, v, err)
+		}
+	}
+	defer func() {
+		if p := recover(); p != "other" {
+			t.Errorf("another panic came out as %v", p)
+		}
+	}()
+	func() {
+		var err error
+		defer Catch(&err)
+		panic("other")
+	}()
+}
