@@ -171,7 +171,7 @@ func others(n, except int) []int {
 // leader is the position of the member that a reachable member names leader; -1 if none.
 func leader(ctx context.Context, ms []*Member) int {
 	for _, m := range ms {
-		st, err := memberStatus(ctx, m)
+		st, err := m.Status(ctx)
 		if err != nil || st.Leader == "" {
 			continue
 		}
@@ -184,8 +184,8 @@ func leader(ctx context.Context, ms []*Member) int {
 	return -1
 }
 
-// memberStatus asks one member for its status on a connection of its own.
-func memberStatus(ctx context.Context, m *Member) (*pb.GetStatusResponse, error) {
+// Status asks the member's node for its status on a connection of its own.
+func (m *Member) Status(ctx context.Context) (*pb.GetStatusResponse, error) {
 	conn, err := m.Dial()
 	if err != nil {
 		return nil, err

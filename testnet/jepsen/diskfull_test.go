@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/testnet"
 )
 
@@ -100,7 +99,7 @@ func requireNotFull(t *testing.T, nt *testnet.Net) {
 	defer cancel()
 	for _, m := range nt.Members {
 		for {
-			st, err := statusOf(ctx, m)
+			st, err := m.Status(ctx)
 			if err == nil && !st.DiskFull {
 				break
 			}
@@ -119,17 +118,6 @@ func member(nt *testnet.Net, agency string) *testnet.Member {
 		}
 	}
 	return nil
-}
-
-func statusOf(ctx context.Context, m *testnet.Member) (*pb.GetStatusResponse, error) {
-	conn, err := m.Dial()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return pb.NewFederationServiceClient(conn).GetStatus(cctx, &pb.GetStatusRequest{})
 }
 
 // fullSeen is one report of a full disk: by status or /readyz.
@@ -151,7 +139,7 @@ func watchDiskFull(nt *testnet.Net) *diskMonitor {
 		hc := &http.Client{Timeout: 5 * time.Second}
 		for ctx.Err() == nil {
 			for _, m := range nt.Members {
-				if st, err := statusOf(ctx, m); err == nil && st.DiskFull {
+				if st, err := m.Status(ctx); err == nil && st.DiskFull {
 					d.note(fullSeen{m.Agency, "status", st.DiskFullPath})
 				}
 				if p, ok := readyzFull(ctx, hc, m); ok {
