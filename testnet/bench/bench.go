@@ -57,6 +57,9 @@ type Config struct {
 	WANPublishers []int
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
+	// CatchUpProfile, if set, receives a CPU profile of the newcomer's
+	// catch-up alone (from its joining until every record is readable).
+	CatchUpProfile io.Writer
 }
 
 // Defaults are the figures the README reports.

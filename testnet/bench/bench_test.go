@@ -13,8 +13,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
-	"github.com/watchfed/watchfed/testnet"
 )
 
 func TestRecordSize(t *testing.T) {
@@ -185,26 +183,6 @@ func BenchmarkCatchUpAfterImport(b *testing.B) {
 		}
 		b.ReportMetric(time.Since(t0).Seconds(), "readable-s")
 		l.Close()
-	}
-}
-
-// countShared counts the shared entries a node can read, page by page.
-func countShared(ctx context.Context, ln *testnet.LocalNode) (int, error) {
-	conn, err := ln.Dial()
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	n, token := 0, ""
-	for {
-		resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{PageSize: 1000, PageToken: token})
-		if err != nil {
-			return 0, err
-		}
-		n += len(resp.Entries)
-		if token = resp.NextPageToken; token == "" {
-			return n, nil
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
+	"github.com/watchfed/watchfed/testnet"
 )
 
 // CatchUp is the time a new member took to catch up on a federation's log.
@@ -18,8 +20,12 @@ type CatchUp struct {
 	CommitIndex uint64 // the leader's commit index when the member joined
 	// Applied: until the newcomer's raft had applied up to CommitIndex.
 	Applied time.Duration
-	// Readable: until the newcomer could read the last record (the origin
-	// granted it the history and it opened every body).
+	// Readable: until the newcomer could read and screen every record: it
+	// returns the record committed last and finds it by screening its name,
+	// and then lists all Entries records (it takes entries in in log order,
+	// and the origin grants the history in the order it first published it,
+	// so the last record readable means every earlier one is; the count
+	// checks it).
 	Readable time.Duration
 	// Snapshot reports whether the newcomer installed a snapshot (the log
 	// before it had been compacted away).
@@ -57,13 +63,14 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 	}
 	defer closeAll(conns)
 	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		fillErr error
-		mu      sync.Mutex
-		lastID  string // the record committed last
-		lastIdx uint64
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		fillErr  error
+		mu       sync.Mutex
+		lastID   string // the record committed last
+		lastIdx  uint64
+		lastName string
 	)
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -84,7 +91,7 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 				}
 				mu.Lock()
 				if idx > lastIdx {
-					lastID, lastIdx = id, idx
+					lastID, lastIdx, lastName = id, idx, Record(int(i), cfg.ValueSize).Subject.Name
 				}
 				mu.Unlock()
 			}
@@ -115,6 +122,12 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 	cu.CommitIndex = st.CommitIndex
 	cfg.progress("watchfed catch-up: %d records up to log index %d; adding a fourth member", cu.Entries, cu.CommitIndex)
 
+	if cfg.CatchUpProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CatchUpProfile); err != nil {
+			return nil, fmt.Errorf("catch-up profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	actx, acancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer acancel()
@@ -127,7 +140,7 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 		return nil, err
 	}
 	defer nc.Close()
-	nfed, nshared := pb.NewFederationServiceClient(nc), pb.NewSharedServiceClient(nc)
+	nfed, nshared, nscreen := pb.NewFederationServiceClient(nc), pb.NewSharedServiceClient(nc), pb.NewScreeningServiceClient(nc)
 	var applied, readable bool
 	err = waitFor(actx, 5*time.Minute, func() (bool, error) {
 		if !applied {
@@ -141,7 +154,15 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 		}
 		if !readable {
 			if _, err := nshared.GetShared(actx, &pb.GetSharedRequest{Id: lastID}); err == nil {
-				readable, cu.Readable = true, time.Since(start)
+				sr, err := nscreen.Screen(actx, &pb.ScreenRequest{Name: lastName, Limit: 100})
+				if err != nil {
+					return false, err
+				}
+				for _, r := range sr.Results {
+					if r.Record.GetId() == lastID && r.Shared {
+						readable, cu.Readable = true, time.Since(start)
+					}
+				}
 			}
 		}
 		return applied && readable, nil
@@ -149,7 +170,37 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("newcomer did not catch up (applied %v, readable %v): %w", applied, readable, err)
 	}
+	if cfg.CatchUpProfile != nil {
+		pprof.StopCPUProfile()
+	}
+	n, err := countShared(ctx, ln)
+	if err != nil {
+		return nil, err
+	}
+	if n < cu.Entries {
+		return nil, fmt.Errorf("newcomer reads the last record but lists %d of %d records", n, cu.Entries)
+	}
 	return cu, nil
+}
+
+// countShared counts the shared entries a node can read, page by page.
+func countShared(ctx context.Context, ln *testnet.LocalNode) (int, error) {
+	conn, err := ln.Dial()
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	n, token := 0, ""
+	for {
+		resp, err := pb.NewSharedServiceClient(conn).ListShared(ctx, &pb.ListSharedRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			return 0, err
+		}
+		n += len(resp.Entries)
+		if token = resp.NextPageToken; token == "" {
+			return n, nil
+		}
+	}
 }
 
 // waitFor polls cond until it holds, fails, or the deadline passes.

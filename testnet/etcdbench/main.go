@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,30 @@ func main() {
 	wanFlag := flag.String("wan", strings.Join(wan, ","), `federations across delayed links, AGENCIESxONE-WAY-DELAY, comma-separated ("" skips)`)
 	wanPublishers := flag.String("wan-publishers", "1,16", "numbers of publishers (and etcd clients) in the WAN rows")
 	skipEtcd := flag.Bool("skip-etcd", false, "measure watchfed only")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (every node runs in this process) to this file")
+	catchUpProfile := flag.String("catch-up-profile", "", "write a CPU profile of the new member's catch-up alone to this file")
 	flag.Parse()
+	if *catchUpProfile != "" {
+		f, err := os.Create(*catchUpProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "etcdbench: --catch-up-profile:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.CatchUpProfile = f
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "etcdbench: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "etcdbench: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	cfg.Publishers = counts("--publishers", *publishers)
 	cfg.WANPublishers = counts("--wan-publishers", *wanPublishers)
 	cfg.WAN = nil
@@ -50,6 +74,8 @@ func main() {
 	defer stop()
 	if err := run(ctx, cfg, !*skipEtcd); err != nil {
 		fmt.Fprintln(os.Stderr, "etcdbench:", err)
+		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
