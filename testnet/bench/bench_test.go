@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-
 )
 
 func TestRecordSize(t *testing.T) {
