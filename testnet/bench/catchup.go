@@ -128,7 +128,7 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	actx, acancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer acancel()
 	ln, err := l.Add(actx)
@@ -173,6 +173,8 @@ func catchUp(ctx context.Context, dir string, cfg Config) (*CatchUp, error) {
 	if cfg.CatchUpProfile != nil {
 		pprof.StopCPUProfile()
 	}
+	cfg.progress("watchfed catch-up: applied in %.1f s, readable in %.1f s, %.2f s of CPU in this process (every node)",
+		cu.Applied.Seconds(), cu.Readable.Seconds(), (processCPU() - cpu0).Seconds())
 	n, err := countShared(ctx, ln)
 	if err != nil {
 		return nil, err
