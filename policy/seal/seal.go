@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -48,15 +49,47 @@ type BodyPlain struct {
 	Plaintext  []byte
 }
 
-// Sealer seals an origin's entries. It keeps no state: epoch keys derive
-// from the master secret, and the caller says which were already granted.
+// Sealer seals an origin's entries. It keeps no state but a cache: epoch
+// keys derive from the master secret, and the caller says which were
+// already granted.
 type Sealer struct {
 	origin string
 	keys   *Keys
+	aeads  aeadCache
 }
 
 // NewSealer makes a sealer for an origin agency.
 func NewSealer(origin string, keys *Keys) *Sealer { return &Sealer{origin: origin, keys: keys} }
+
+// aeadCache keeps the AEADs of epoch keys: a publication of 1,024 records
+// wraps some 3,000 content keys under a handful of epoch keys, and a new
+// member opens 100,000 bodies under one, where each AES key schedule and
+// GCM table cost as much as the wrap itself. Safe for concurrent use.
+type aeadCache struct {
+	mu sync.Mutex
+	m  map[string]cipher.AEAD
+}
+
+// aeadCacheSize bounds the cache (epoch keys: one per origin, recipient
+// and epoch); it starts afresh when full.
+const aeadCacheSize = 1024
+
+func (c *aeadCache) get(key []byte) (cipher.AEAD, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g, ok := c.m[string(key)]; ok {
+		return g, nil
+	}
+	g, err := gcm(key)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil || len(c.m) >= aeadCacheSize {
+		c.m = map[string]cipher.AEAD{}
+	}
+	c.m[string(key)] = g
+	return g, nil
+}
 
 // EpochKey derives the origin's key for a recipient and epoch.
 func (s *Sealer) EpochKey(recipient string, epoch uint64) ([]byte, error) {
@@ -80,11 +113,15 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*peerpb.Pu
 func (s *Sealer) SealBody(items []Item, recipients map[string]Recipient) (*peerpb.Publication, *peerpb.PublicationBody, error) {
 	body := &peerpb.PublicationBody{Origin: s.origin}
 	granted := map[string]bool{}
+	// Derived once per publication, not per body.
 	epochKeys := map[string][]byte{}
+	self, err := s.EpochKey(s.origin, 0)
+	if err != nil {
+		return nil, err
+	}
 	epochKey := func(r string) ([]byte, uint64, error) {
 		if r == s.origin {
-			k, err := s.EpochKey(r, 0)
-			return k, 0, err
+			return self, 0, nil
 		}
 		rc, ok := recipients[r]
 		if !ok {
@@ -128,7 +165,11 @@ func (s *Sealer) SealBody(items []Item, recipients map[string]Recipient) (*peerp
 				if err != nil {
 					return nil, nil, fmt.Errorf("seal %s v%d: %w", h.EntryId, h.Version, err)
 				}
-				wk, err := wrap(ek, ck, h.EntryId, h.Version, uint32(bi), r, epoch)
+				g, err := s.aeads.get(ek)
+				if err != nil {
+					return nil, err
+				}
+				wk, err := wrapWith(g, ck, h.EntryId, h.Version, uint32(bi), r, epoch)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -168,13 +209,17 @@ func (s *Sealer) Grant(bodies []GrantRef, recipient string, rc Recipient) (*peer
 	if err != nil {
 		return nil, err
 	}
+	to, err := s.aeads.get(ek)
+	if err != nil {
+		return nil, err
+	}
 	for _, ref := range bodies {
 		h := ref.Header
-		ck, err := unwrapFor(s.origin, ref.Body, h, ref.Index, func(string, uint64) ([]byte, bool) { return self, true })
+		ck, err := unwrapFor(s.origin, ref.Body, h, ref.Index, func(string, uint64) ([]byte, bool) { return self, true }, &s.aeads)
 		if err != nil {
 			return nil, fmt.Errorf("recover content key of %s v%d: %w", h.EntryId, h.Version, err)
 		}
-		wk, err := wrap(ek, ck, h.EntryId, h.Version, ref.Index, recipient, rc.Epoch)
+		wk, err := wrapWith(to, ck, h.EntryId, h.Version, ref.Index, recipient, rc.Epoch)
 		if err != nil {
 			return nil, err
 		}
@@ -271,8 +316,9 @@ func CheckBody(pub *peerpb.Publication, body *peerpb.PublicationBody) error {
 
 // Opener opens what was sealed to one agency.
 type Opener struct {
-	self string
-	keys *Keys
+	self  string
+	keys  *Keys
+	aeads aeadCache
 }
 
 // NewOpener makes an opener for agency self.
@@ -300,7 +346,7 @@ type EpochKeys func(origin string, epoch uint64) ([]byte, bool)
 
 // OpenBody decrypts body index of an envelope if it was sealed to this agency.
 func (o *Opener) OpenBody(h *peerpb.EnvelopeHeader, index uint32, b *peerpb.Body, keys EpochKeys) ([]byte, error) {
-	ck, err := unwrapFor(o.self, b, h, index, keys)
+	ck, err := unwrapFor(o.self, b, h, index, keys, &o.aeads)
 	if err != nil {
 		return nil, err
 	}
@@ -316,14 +362,18 @@ func (o *Opener) OpenGranted(h *peerpb.EnvelopeHeader, b *peerpb.Body, g *peerpb
 	if !ok {
 		return nil, fmt.Errorf("no epoch %d key from %s", g.Key.Epoch, h.Origin)
 	}
-	ck, err := unwrap(ek, g.Key, h.EntryId, h.Version, g.BodyIndex)
+	eg, err := o.aeads.get(ek)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := unwrapWith(eg, g.Key, h.EntryId, h.Version, g.BodyIndex)
 	if err != nil {
 		return nil, err
 	}
 	return decrypt(ck, b.Nonce, b.Ciphertext, bodyAD(h))
 }
 
-func unwrapFor(self string, b *peerpb.Body, h *peerpb.EnvelopeHeader, index uint32, keys EpochKeys) ([]byte, error) {
+func unwrapFor(self string, b *peerpb.Body, h *peerpb.EnvelopeHeader, index uint32, keys EpochKeys, aeads *aeadCache) ([]byte, error) {
 	for _, wk := range b.Keys {
 		if wk.Recipient != self {
 			continue
@@ -332,7 +382,11 @@ func unwrapFor(self string, b *peerpb.Body, h *peerpb.EnvelopeHeader, index uint
 		if !ok {
 			return nil, fmt.Errorf("no epoch %d key from %s", wk.Epoch, h.Origin)
 		}
-		return unwrap(ek, wk, h.EntryId, h.Version, index)
+		g, err := aeads.get(ek)
+		if err != nil {
+			return nil, err
+		}
+		return unwrapWith(g, wk, h.EntryId, h.Version, index)
 	}
 	return nil, ErrNotRecipient
 }
@@ -365,16 +419,17 @@ func appendField(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func wrap(epochKey, contentKey []byte, entry string, version uint64, index uint32, recipient string, epoch uint64) (*peerpb.WrappedKey, error) {
-	nonce, ct, err := encrypt(epochKey, contentKey, wrapAD(entry, version, index, recipient, epoch))
+// wrapWith wraps a content key under an epoch key's AEAD.
+func wrapWith(g cipher.AEAD, contentKey []byte, entry string, version uint64, index uint32, recipient string, epoch uint64) (*peerpb.WrappedKey, error) {
+	nonce, ct, err := sealWith(g, contentKey, wrapAD(entry, version, index, recipient, epoch))
 	if err != nil {
 		return nil, err
 	}
 	return &peerpb.WrappedKey{Recipient: recipient, Epoch: epoch, Nonce: nonce, Wrapped: ct}, nil
 }
 
-func unwrap(epochKey []byte, wk *peerpb.WrappedKey, entry string, version uint64, index uint32) ([]byte, error) {
-	return decrypt(epochKey, wk.Nonce, wk.Wrapped, wrapAD(entry, version, index, wk.Recipient, wk.Epoch))
+func unwrapWith(g cipher.AEAD, wk *peerpb.WrappedKey, entry string, version uint64, index uint32) ([]byte, error) {
+	return openWith(g, wk.Nonce, wk.Wrapped, wrapAD(entry, version, index, wk.Recipient, wk.Epoch))
 }
 
 func encrypt(key, plaintext, ad []byte) (nonce, ct []byte, err error) {
@@ -382,6 +437,10 @@ func encrypt(key, plaintext, ad []byte) (nonce, ct []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return sealWith(g, plaintext, ad)
+}
+
+func sealWith(g cipher.AEAD, plaintext, ad []byte) (nonce, ct []byte, err error) {
 	nonce = make([]byte, g.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, nil, err
@@ -394,6 +453,10 @@ func decrypt(key, nonce, ct, ad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openWith(g, nonce, ct, ad)
+}
+
+func openWith(g cipher.AEAD, nonce, ct, ad []byte) ([]byte, error) {
 	if len(nonce) != g.NonceSize() {
 		return nil, errors.New("bad nonce")
 	}
