@@ -24,7 +24,11 @@ func checkClearParts(pub *peerpb.Publication, body *peerpb.PublicationBody) erro
 	if err := agency("origin", origin); err != nil {
 		return err
 	}
-	ownEntry := func(field, id string) error {
+	ownEntry := func(id string, format string, args ...any) error {
+		if a, err := safetext.ParseID(id); err == nil && a == origin {
+			return nil // the common case, without naming the field
+		}
+		field := fmt.Sprintf(format, args...)
 		if err := printable(field, id); err != nil {
 			return err
 		}
@@ -38,50 +42,59 @@ func checkClearParts(pub *peerpb.Publication, body *peerpb.PublicationBody) erro
 		return nil
 	}
 	for i, g := range body.GetEpochGrants() {
-		if err := agency(fmt.Sprintf("epoch_grants[%d].recipient", i), g.GetRecipient()); err != nil {
+		if err := agencyf(g.GetRecipient(), "epoch_grants[%d].recipient", i); err != nil {
 			return err
 		}
 	}
 	for i, env := range body.GetEnvelopes() {
-		h, at := env.GetHeader(), fmt.Sprintf("envelopes[%d].header", i)
-		if err := ownEntry(at+".entry_id", h.GetEntryId()); err != nil {
+		h := env.GetHeader()
+		if err := ownEntry(h.GetEntryId(), "envelopes[%d].header.entry_id", i); err != nil {
 			return err
 		}
 		if h.GetOrigin() != origin {
-			return fmt.Errorf("%s.origin %q: the publication's origin is %s", at, h.GetOrigin(), origin)
+			return fmt.Errorf("envelopes[%d].header.origin %q: the publication's origin is %s", i, h.GetOrigin(), origin)
 		}
 		for j, r := range h.GetRelTo() {
-			if err := agency(fmt.Sprintf("%s.rel_to[%d]", at, j), r); err != nil {
+			if err := agencyf(r, "envelopes[%d].header.rel_to[%d]", i, j); err != nil {
 				return err
 			}
 		}
 		for j, r := range h.GetRecipients() {
-			if err := agency(fmt.Sprintf("%s.recipients[%d]", at, j), r); err != nil {
+			if err := agencyf(r, "envelopes[%d].header.recipients[%d]", i, j); err != nil {
 				return err
 			}
 		}
 		for j, b := range env.GetBodies() {
 			for k, r := range b.GetRecipients() {
-				if err := agency(fmt.Sprintf("envelopes[%d].bodies[%d].recipients[%d]", i, j, k), r); err != nil {
+				if err := agencyf(r, "envelopes[%d].bodies[%d].recipients[%d]", i, j, k); err != nil {
 					return err
 				}
 			}
 			for k, w := range b.GetKeys() {
-				if err := agency(fmt.Sprintf("envelopes[%d].bodies[%d].keys[%d].recipient", i, j, k), w.GetRecipient()); err != nil {
+				if err := agencyf(w.GetRecipient(), "envelopes[%d].bodies[%d].keys[%d].recipient", i, j, k); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	for i, g := range body.GetKeyGrants() {
-		if err := ownEntry(fmt.Sprintf("key_grants[%d].entry_id", i), g.GetEntryId()); err != nil {
+		if err := ownEntry(g.GetEntryId(), "key_grants[%d].entry_id", i); err != nil {
 			return err
 		}
-		if err := agency(fmt.Sprintf("key_grants[%d].key.recipient", i), g.GetKey().GetRecipient()); err != nil {
+		if err := agencyf(g.GetKey().GetRecipient(), "key_grants[%d].key.recipient", i); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// agencyf is agency with the field named by a format, built only when the
+// id is refused: an FSM checks several ids per record it applies.
+func agencyf(id string, format string, args ...any) error {
+	if safetext.ValidateAgencyID(id) == nil {
+		return nil // valid: printable ASCII
+	}
+	return agency(fmt.Sprintf(format, args...), id)
 }
 
 func agency(field, id string) error {
