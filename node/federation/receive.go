@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -80,10 +81,16 @@ func (f *Federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 	}
 	self := f.cfg.Agency
 	epochKey := func(origin string, epoch uint64) ([]byte, bool) {
-		if k, ok := keys[fmt.Sprint(origin, "/", epoch)]; ok {
+		name := origin + "/" + strconv.FormatUint(epoch, 10)
+		if k, ok := keys[name]; ok {
 			return k, true
 		}
-		return f.store.EpochKey(origin, epoch)
+		// Kept for the rest of the batch: one read of the store, not one per body.
+		k, ok := f.store.EpochKey(origin, epoch)
+		if ok {
+			keys[name] = k
+		}
+		return k, ok
 	}
 	for _, g := range e.Body.EpochGrants {
 		if g.Recipient != self {
@@ -94,7 +101,7 @@ func (f *Federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 			f.log.Warn("epoch grant does not open", "origin", g.Origin, "index", e.Index, "err", err)
 			continue
 		}
-		keys[fmt.Sprint(g.Origin, "/", g.Epoch)] = k
+		keys[g.Origin+"/"+strconv.FormatUint(g.Epoch, 10)] = k
 		r.EpochKeys = append(r.EpochKeys, store.EpochKey{Origin: g.Origin, Epoch: g.Epoch, Key: k})
 	}
 	if e.Body.Origin == self {
