@@ -303,11 +303,13 @@ func (f *Federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient
 	}
 	names := sortedKeys(rcpt)
 	pol := f.policy.Current()
-	items := make([]seal.Item, 0, len(recs))
-	for _, r := range recs {
+	items := make([]seal.Item, len(recs))
+	// Each record's bodies (policy decisions, redaction, encoding) on every core.
+	err = seal.Parallel(len(recs), func(i int) error {
+		r := recs[i]
 		bodies, err := f.bodiesFor(pol, r, names, h)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(bodies) == 0 {
 			// Shared with no partner (yet): the entry is still ordered in the
@@ -315,11 +317,15 @@ func (f *Federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient
 			// policy names later gets it by a key grant.
 			plain, err := pol.Decide(r, "").Plaintext(r)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			bodies = []seal.BodyPlain{{Plaintext: plain}}
 		}
-		items = append(items, seal.Item{Header: &peerpb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies})
+		items[i] = seal.Item{Header: &peerpb.EnvelopeHeader{EntryId: r.Id, Version: r.Version, Kind: r.Kind, Marking: r.Marking, RelTo: r.RelTo}, Bodies: bodies}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	pub, body, err := f.sealer.SealBody(items, rcpt)
 	if err != nil {
