@@ -148,7 +148,7 @@ func (s *importService) planImport(ctx context.Context, source string, marking p
 	today := now.Format(time.DateOnly)
 	seen := make(map[string]bool, len(in))
 	for _, r := range in {
-		rec := proto.Clone(r).(*pb.Record)
+		rec := r // the request's own message: normalised in place, not copied
 		ref := rec.GetSourceRef()
 		reject := func(format string, args ...any) {
 			p.rejected = append(p.rejected, &pb.ImportRejection{SourceRef: ref, Reason: fmt.Sprintf(format, args...)})
