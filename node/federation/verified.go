@@ -23,6 +23,7 @@ type verifiedOnce struct {
 	mu    sync.Mutex
 	m     map[string]verifiedPub // by signature
 	order []string               // oldest first
+	size  int                    // bytes of the bodies in m
 }
 
 type verifiedPub struct {
@@ -32,7 +33,16 @@ type verifiedPub struct {
 }
 
 // verifiedOnceSize bounds what is remembered: a few windows of forwards.
-const verifiedOnceSize = 256
+// verifiedOnceBytes bounds the bodies held (with their decoded copies):
+// publications sealed or forwarded again and again while no leader takes
+// them (each a new signature, never applied) must not pile up 4 MiB bulk
+// bodies; the bound holds what three agencies importing at once have in
+// flight (8 publications each). What is dropped is verified in full when
+// applied.
+const (
+	verifiedOnceSize  = 256
+	verifiedOnceBytes = 128 << 20
+)
 
 // verify is seal.Verify, using a remembered result for the same bytes.
 func (v *verifiedOnce) verify(pub *peerpb.Publication, key []byte) (*peerpb.PublicationBody, error) {
@@ -41,6 +51,7 @@ func (v *verifiedOnce) verify(pub *peerpb.Publication, key []byte) (*peerpb.Publ
 	e, ok := v.m[sig]
 	if ok {
 		delete(v.m, sig)
+		v.size -= len(e.body)
 	}
 	v.mu.Unlock()
 	if ok && e.origin == pub.GetOrigin() && bytes.Equal(e.key, key) && bytes.Equal(e.body, pub.GetBody()) {
@@ -57,11 +68,21 @@ func (v *verifiedOnce) remember(pub *peerpb.Publication, key []byte, decoded *pe
 	if v.m == nil {
 		v.m = map[string]verifiedPub{}
 	}
-	if len(v.order) >= verifiedOnceSize {
-		delete(v.m, v.order[0])
+	if len(pub.GetBody()) > verifiedOnceBytes {
+		return
+	}
+	if old, ok := v.m[sig]; ok { // the same publication again: kept once
+		v.size -= len(old.body)
+	}
+	for len(v.order) > 0 && (len(v.order) >= verifiedOnceSize || v.size+len(pub.GetBody()) > verifiedOnceBytes) {
+		if e, ok := v.m[v.order[0]]; ok {
+			v.size -= len(e.body)
+			delete(v.m, v.order[0])
+		}
 		v.order = v.order[1:]
 	}
 	v.m[sig] = verifiedPub{origin: pub.GetOrigin(), key: key, body: pub.GetBody(), decoded: decoded}
+	v.size += len(pub.GetBody())
 	v.order = append(v.order, sig)
 }
 

@@ -135,3 +135,42 @@ func TestRememberOwn(t *testing.T) {
 		t.Error("a key whose halves disagree was taken as this node's")
 	}
 }
+
+// TestVerifiedOnceBytesBounded: publications remembered and never applied
+// (sealed again and again while no leader takes them) hold at most
+// verifiedOnceBytes of bodies; what is taken or dropped is counted off.
+func TestVerifiedOnceBytesBounded(t *testing.T) {
+	var v verifiedOnce
+	body := make([]byte, 4<<20)
+	pubs := make([]*peerpb.Publication, 3*verifiedOnceBytes/len(body))
+	for i := range pubs {
+		pubs[i] = &peerpb.Publication{Origin: self, Body: body, Signature: []byte{byte(i), byte(i >> 8)}}
+		v.remember(pubs[i], []byte("key"), &peerpb.PublicationBody{})
+		if v.size > verifiedOnceBytes {
+			t.Fatalf("after %d: %d bytes remembered; want at most %d", i+1, v.size, verifiedOnceBytes)
+		}
+	}
+	v.remember(&peerpb.Publication{Origin: self, Body: make([]byte, verifiedOnceBytes+1), Signature: []byte("huge")}, []byte("key"), nil)
+	if _, ok := v.m["huge"]; ok {
+		t.Error("a body larger than the whole bound was remembered")
+	}
+	last := pubs[len(pubs)-1]
+	if _, ok := v.m[string(last.Signature)]; !ok {
+		t.Fatal("the newest publication was dropped")
+	}
+	v.remember(last, []byte("key"), &peerpb.PublicationBody{}) // the same one again: counted once
+	sum := 0
+	for _, e := range v.m {
+		sum += len(e.body)
+	}
+	if sum != v.size {
+		t.Fatalf("size %d; the bodies held sum to %d", v.size, sum)
+	}
+	before := v.size
+	if _, err := v.verify(last, []byte("key")); err != nil {
+		t.Fatal(err)
+	}
+	if v.size != before-len(body) {
+		t.Fatalf("size %d after the newest was taken; want %d", v.size, before-len(body))
+	}
+}
