@@ -272,6 +272,7 @@ func (f *FSM) afterChecksLocked() {
 	for _, c := range checks {
 		f.ckpt.LastIndex = c.index
 		if c.agreed {
+			f.ckpt.Diverged = "" // whole again: the same hash as the majority's
 			continue
 		}
 		f.ckpt.Disagreements++

@@ -321,4 +321,15 @@ func TestCheckpointRepairImpossibleKeepsState(t *testing.T) {
 	if res := applyAll(f, l.logs[next-1:]); res[0].Err != nil || f.Applied() != next {
 		t.Fatalf("the next entry: %v, applied %d, want %d", res[0].Err, f.Applied(), next)
 	}
+	// A later checkpoint at which the majority's hash is this member's
+	// shows it whole again.
+	tk2 := l.add(take())
+	applyAll(f, l.logs[tk2-1:])
+	at2, own2 := f.Taken()
+	first2 := l.add(l.report("AA", "AA", at2, own2))
+	decide2 := l.add(l.report("BB", "BB", at2, own2))
+	applyAll(f, l.logs[first2-1:])
+	if ck := f.Checkpoints(); ck.LastIndex != decide2 || ck.Disagreements != 1 || ck.Diverged != "" {
+		t.Fatalf("after an agreeing checkpoint: %+v, want whole again", ck)
+	}
 }
