@@ -261,6 +261,11 @@ func checkNodeCert(cfg Config) error {
 // Addr is the address the node listens on (useful with port 0).
 func (n *Node) Addr() string { return n.lis.Addr().String() }
 
+// RaftServers is raft's configuration as this node knows it: each server's
+// id and whether it votes (what the registry is reconciled into; peers
+// list shows the registry).
+func (n *Node) RaftServers() (map[string]bool, error) { return n.fed.Voters() }
+
 // advertise is the address partners reach this node at.
 func (n *Node) advertise() string {
 	if n.cfg.Advertise != "" {

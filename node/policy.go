@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,7 @@ func (n *Node) policyOptions() policy.Options {
 		for _, m := range ms {
 			o.Members = append(o.Members, m.Agency)
 		}
+		o.Former = n.fed.FormerMember
 	}
 	return o
 }
@@ -134,8 +136,23 @@ func (n *Node) reloadPolicy(ctx context.Context) {
 	n.sharing.mu.Unlock()
 	diff := policy.Diff(oldSrc, pol.Source)
 	n.log.Info("policy in force", "path", path, "partners", strings.Join(pol.PartnerIDs(), ","))
+	if gone := notMembers(pol.PartnerIDs(), opts.Members); len(gone) > 0 {
+		n.log.Warn("the policy names agencies that are no longer members: nothing is shared with them", "agencies", strings.Join(gone, ","))
+	}
 	n.auditPolicy(ctx, "ok", diff)
 	n.fed.WakeUp()
+}
+
+// notMembers are the ids not among members (none when members is nil: not
+// checked).
+func notMembers(ids, members []string) []string {
+	var out []string
+	for _, id := range ids {
+		if members != nil && !slices.Contains(members, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // policySource is the policy in force as the federation side sees it.

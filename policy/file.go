@@ -106,6 +106,11 @@ type Options struct {
 	// them is an error. Nil skips the check (offline, or a node not yet in a
 	// federation).
 	Members []string
+	// Former, when set, reports whether an id outside Members was a member
+	// and left or was removed: a partner named so is accepted (nothing is
+	// shared with it while it is out), so that an agency leaving on its own
+	// does not make every partner's policy file invalid.
+	Former func(id string) bool
 }
 
 // MaxFileSize is the largest policy file accepted: 1 MiB holds tens of
@@ -312,7 +317,7 @@ func (p *parser) checkPartner(n *yaml.Node, where, id, self string) bool {
 		p.fail(n, "%s: this is the agency itself, not a partner", where)
 		return false
 	}
-	if p.o.Members != nil && !slices.Contains(p.o.Members, id) {
+	if p.o.Members != nil && !slices.Contains(p.o.Members, id) && (p.o.Former == nil || !p.o.Former(id)) {
 		p.fail(n, "%s: unknown partner: not a member of the federation (members: %s)", where, strings.Join(p.o.Members, ", "))
 		return false
 	}

@@ -85,6 +85,27 @@ func TestLoadOfflineAcceptsAnyPartner(t *testing.T) {
 	}
 }
 
+// A partner that was a member and left (Former) keeps the file valid; one
+// that never was stays refused.
+func TestLoadAcceptsFormerMember(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		former func(string) bool
+		ok     bool
+	}{
+		{"left the federation", func(id string) bool { return id == "XX-NOPE" }, true},
+		{"never a member", func(string) bool { return false }, false},
+		{"no record of former members", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load("testdata/bad/unknown-partner.yaml", Options{ValidID: validID, Members: members, Former: tc.former})
+			if (err == nil) != tc.ok {
+				t.Fatalf("Load: %v; want accepted %v", err, tc.ok)
+			}
+		})
+	}
+}
+
 func TestDiff(t *testing.T) {
 	many := func(prefix string, n int) string {
 		var b strings.Builder

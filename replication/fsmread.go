@@ -181,6 +181,19 @@ func (f *FSM) LastEntry(index uint64) (uint64, error) {
 	return last, err
 }
 
+// Bound reports whether an agency id is bound to a CA and keys: registered
+// under protocol 3, whether still a member or gone since.
+func (f *FSM) Bound(agency string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	found := false
+	_ = f.view(func(tx *bolt.Tx) error {
+		found = get(tx, bucketBindings, []byte(agency)) != nil
+		return nil
+	})
+	return found
+}
+
 // Granted reports whether the origin→recipient key of an epoch has travelled.
 func (f *FSM) Granted(origin, recipient string, epoch uint64) bool {
 	f.mu.RLock()

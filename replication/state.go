@@ -14,6 +14,10 @@ import (
 // Members is the member registry, ordered by agency.
 func (r *Replicator) Members() ([]*pb.Member, error) { return r.fsm.Members() }
 
+// Bound reports whether an agency id is bound to a CA and keys (registered
+// under protocol 3, a member now or not).
+func (r *Replicator) Bound(agency string) bool { return r.fsm.Bound(agency) }
+
 // Member is one agency's registry entry.
 func (r *Replicator) Member(agency string) (*pb.Member, error) { return r.fsm.Member(agency) }
 

@@ -54,6 +54,15 @@ const removeWait = 10 * time.Second
 func (f *Federation) Member(agency string) (*pb.Member, error) { return f.rep.Member(agency) }
 func (f *Federation) Members() ([]*pb.Member, error)           { return f.rep.Members() }
 
+// FormerMember reports whether agency was a member and is no longer one
+// (it left or was removed under protocol 3: its id stays bound).
+func (f *Federation) FormerMember(agency string) bool {
+	if _, err := f.rep.Member(agency); err == nil {
+		return false
+	}
+	return f.rep.Bound(agency)
+}
+
 // IsLeader, Leader, TransferLeadership and Voters are the replicator's.
 func (f *Federation) IsLeader() bool                   { return f.rep.IsLeader() }
 func (f *Federation) Leader() (id, addr string)        { return f.rep.Leader() }
