@@ -101,6 +101,13 @@ func TestAuditAnchorStandalone(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2 := startDevNode(t, dir, freeAddr(t))
+	if st := decode[statusAnchorJSON](t, n2.ok("status", "-o", "json")); st.AuditAnchoredSeq != anchored ||
+		st.AuditAnchorWhere != "anchor file "+filepath.Join(dir, anchor.FileName) || st.AuditAnchoredAt == "" {
+		t.Fatalf("status of the anchors: %+v; want event %d in the anchor file", st, anchored)
+	}
+	if out := n2.ok("status"); !strings.Contains(out, "audit_anchor_where") || !strings.Contains(out, "anchor file") {
+		t.Fatalf("status table lacks the anchors:\n%s", out)
+	}
 	r = n2.cli("", nil, "audit", "verify", "-o", "json")
 	v = decode[verifyJSON](t, r.stdout)
 	if r.code != exitError || v.OK || v.AnchoredSeq != anchored {
@@ -112,6 +119,13 @@ func TestAuditAnchorStandalone(t *testing.T) {
 	if v = decode[verifyJSON](t, r.stdout); r.code != exitError || v.AnchoredSeq != anchored {
 		t.Fatalf("after the node ran on the rewritten chain: exit %d, %+v", r.code, v)
 	}
+}
+
+// statusAnchorJSON is what `status -o json` says of the audit anchors.
+type statusAnchorJSON struct {
+	AuditAnchoredSeq uint64 `json:"audit_anchored_seq"`
+	AuditAnchoredAt  string `json:"audit_anchored_at"`
+	AuditAnchorWhere string `json:"audit_anchor_where"`
 }
 
 // anchorJSON is an entry of `audit anchors -o json`.
@@ -178,6 +192,11 @@ func TestAuditAnchorsOnTestnet(t *testing.T) {
 	})
 	if r := as(t, dir, "DE-BAFA", "audit", "anchors"); r.code != 0 || !strings.Contains(r.stdout, "AGENCY") || !strings.Contains(r.stdout, nl) {
 		t.Fatalf("audit anchors as a table: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := as(t, dir, nl, "status", "-o", "json"); r.code != 0 {
+		t.Fatalf("status: exit %d: %s", r.code, r.stderr)
+	} else if st := decode[statusAnchorJSON](t, r.stdout); st.AuditAnchoredSeq < held.Sequence || !strings.HasPrefix(st.AuditAnchorWhere, "federation log entry ") {
+		t.Fatalf("%s's status of its anchors: %+v; want at least event %d in the federation log", nl, st, held.Sequence)
 	}
 	if out := as(t, dir, nl, "audit", "verify"); out.code != 0 || !strings.Contains(out.stdout, "matches its last anchor: event ") || strings.Contains(out.stdout, "protects less") {
 		t.Fatalf("%s's verify: exit %d\n%s%s", nl, out.code, out.stdout, out.stderr)

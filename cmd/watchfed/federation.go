@@ -180,7 +180,7 @@ func newStatusCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "This node's replication status: role, term, indexes, leader, last contact, federation protocol, replicated-state hash, disk full (operator role)",
+		Short: "This node's replication status: role, term, indexes, leader, last contact, federation protocol, replicated-state hash, disk full, last audit anchor (operator role)",
 		Example: `  watchfed status
   watchfed status -o json`,
 		Args: cobra.NoArgs,
@@ -205,6 +205,8 @@ func newStatusCmd() *cobra.Command {
 					{"disk_full", fmt.Sprint(st.DiskFull)}, {"disk_full_path", st.DiskFullPath},
 					{"last_checkpoint_index", fmt.Sprint(st.LastCheckpointIndex)}, {"checkpoint_disagreements", fmt.Sprint(st.CheckpointDisagreements)},
 					{"diverged", fmt.Sprint(st.Diverged)}, {"diverged_reason", st.DivergedReason},
+					{"audit_anchored_seq", fmt.Sprint(st.AuditAnchoredSeq)}, {"audit_anchored_at", fmtTime(st.AuditAnchoredAt)},
+					{"audit_anchor_where", st.AuditAnchorWhere},
 				})
 			})
 		},

@@ -199,16 +199,28 @@ func (a *Anchorer) Anchors() ([]store.Anchor, error) {
 func Kept(logAnchors []replication.Anchor, path string, key ed25519.PublicKey) ([]store.Anchor, error) {
 	var out []store.Anchor
 	for _, l := range logAnchors {
-		out = append(out, store.Anchor{Seq: l.Sequence, Hash: l.HeadHash, Where: fmt.Sprintf("%s %d", logWhere, l.Index)})
+		out = append(out, store.Anchor{Seq: l.Sequence, Hash: l.HeadHash, Where: fmt.Sprintf("%s %d", logWhere, l.Index), At: l.SignedAt})
 	}
 	fa, err := ReadFile(path, key)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range fa {
-		out = append(out, store.Anchor{Seq: a.Sequence, Hash: a.HeadHash, Where: "anchor file " + path})
+		out = append(out, store.Anchor{Seq: a.Sequence, Hash: a.HeadHash, Where: "anchor file " + path, At: a.SignedAt.AsTime()})
 	}
 	return out, nil
+}
+
+// Last is the furthest of anchors (the zero Anchor if none): in the
+// federation log rather than the file where both hold the same head.
+func Last(anchors []store.Anchor) store.Anchor {
+	var out store.Anchor
+	for _, a := range anchors {
+		if a.Seq > out.Seq || (a.Seq == out.Seq && strings.HasPrefix(a.Where, logWhere)) {
+			out = a
+		}
+	}
+	return out
 }
 
 // logWhere begins the Where of an anchor in the federation log.

@@ -186,7 +186,7 @@ func Register(s *grpc.Server, g *Guard, c Config) {
 	pb.RegisterScreeningServiceServer(s, &screeningService{audit: a, records: c.Store, shared: c.Store, index: c.Index, policy: c.Policy, now: c.Now})
 	pb.RegisterImportServiceServer(s, &importService{writer: w})
 	pb.RegisterAuditServiceServer(s, &auditService{audit: a, log: c.Store, anchors: c.Anchors})
-	pb.RegisterFederationServiceServer(s, &federationService{audit: a, fed: c.Federation, gov: c.Federation, peers: c.Peers, agency: c.Agency, now: c.Now, backup: c.Backup})
+	pb.RegisterFederationServiceServer(s, &federationService{audit: a, fed: c.Federation, gov: c.Federation, peers: c.Peers, agency: c.Agency, now: c.Now, backup: c.Backup, anchors: c.Anchors})
 	pb.RegisterSharedServiceServer(s, &sharedService{audit: a, shared: c.Store, fresh: c.Federation, policy: c.Policy,
 		closing: c.Closing, watchers: make(chan struct{}, max(c.MaxWatchers, 1))})
 	pb.RegisterPolicyServiceServer(s, &policyService{audit: a, records: c.Store, shared: c.Store, policy: c.Policy, fed: c.Federation,

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/watchfed/watchfed/node/anchor"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -26,6 +27,8 @@ type federationService struct {
 	now    func() time.Time
 	// backup writes the node's backup archive.
 	backup func(io.Writer) error
+	// anchors says where the audit chain was last anchored (nil: nowhere).
+	anchors AuditAnchors
 }
 
 func (s *federationService) InitFederation(ctx context.Context, req *pb.InitFederationRequest) (*pb.InitFederationResponse, error) {
@@ -190,6 +193,16 @@ func (s *federationService) getStatus(ctx context.Context, req *pb.GetStatusRequ
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
 		out.StateHashIndex, out.StateHash = idx, sum
+	}
+	if s.anchors != nil {
+		// Status answers even when the anchors cannot be read (audit
+		// verify says why).
+		if own, err := s.anchors.Own(); err == nil {
+			if last := anchor.Last(own); last.Seq > 0 {
+				out.AuditAnchoredSeq, out.AuditAnchorWhere = last.Seq, last.Where
+				out.AuditAnchoredAt = timestamppb.New(last.At)
+			}
+		}
 	}
 	return out, nil
 }

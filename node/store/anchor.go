@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,8 @@ type Anchor struct {
 	Hash []byte
 	// Where names it in reports, e.g. "federation log entry 212".
 	Where string
+	// At is when the anchor was signed.
+	At time.Time
 }
 
 // AuditHead is the sequence number and hash of the chain's last event as

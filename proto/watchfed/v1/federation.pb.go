@@ -879,10 +879,17 @@ type GetStatusResponse struct {
 	// This agency's public keys as its node holds them (the ones it joins
 	// with): what a partner's operator proposes in a rebind after this node
 	// started afresh with new keys.
-	SigningKey    []byte `protobuf:"bytes,36,opt,name=signing_key,json=signingKey,proto3" json:"signing_key,omitempty"`
-	SealingKey    []byte `protobuf:"bytes,37,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SigningKey []byte `protobuf:"bytes,36,opt,name=signing_key,json=signingKey,proto3" json:"signing_key,omitempty"`
+	SealingKey []byte `protobuf:"bytes,37,opt,name=sealing_key,json=sealingKey,proto3" json:"sealing_key,omitempty"`
+	// This node's audit chain as last anchored: the sequence number (0: not
+	// anchored yet), when the anchor was signed, and where it is kept
+	// ("federation log entry N", held by partners, or "anchor file PATH",
+	// which protects less).
+	AuditAnchoredSeq uint64                 `protobuf:"varint,38,opt,name=audit_anchored_seq,json=auditAnchoredSeq,proto3" json:"audit_anchored_seq,omitempty"`
+	AuditAnchoredAt  *timestamppb.Timestamp `protobuf:"bytes,39,opt,name=audit_anchored_at,json=auditAnchoredAt,proto3" json:"audit_anchored_at,omitempty"`
+	AuditAnchorWhere string                 `protobuf:"bytes,40,opt,name=audit_anchor_where,json=auditAnchorWhere,proto3" json:"audit_anchor_where,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -1095,6 +1102,27 @@ func (x *GetStatusResponse) GetSealingKey() []byte {
 		return x.SealingKey
 	}
 	return nil
+}
+
+func (x *GetStatusResponse) GetAuditAnchoredSeq() uint64 {
+	if x != nil {
+		return x.AuditAnchoredSeq
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetAuditAnchoredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuditAnchoredAt
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetAuditAnchorWhere() string {
+	if x != nil {
+		return x.AuditAnchorWhere
+	}
+	return ""
 }
 
 type ListPeersRequest struct {
@@ -1344,7 +1372,7 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\":\n" +
 	"\x10GetStatusRequest\x12&\n" +
-	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xb4\a\n" +
+	"\x0fwith_state_hash\x18\x01 \x01(\bR\rwithStateHash\"\xd8\b\n" +
 	"\x11GetStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -1376,7 +1404,10 @@ const file_watchfed_v1_federation_proto_rawDesc = "" +
 	"\vsigning_key\x18$ \x01(\fR\n" +
 	"signingKey\x12\x1f\n" +
 	"\vsealing_key\x18% \x01(\fR\n" +
-	"sealingKey\"\x12\n" +
+	"sealingKey\x12,\n" +
+	"\x12audit_anchored_seq\x18& \x01(\x04R\x10auditAnchoredSeq\x12F\n" +
+	"\x11audit_anchored_at\x18' \x01(\v2\x1a.google.protobuf.TimestampR\x0fauditAnchoredAt\x12,\n" +
+	"\x12audit_anchor_where\x18( \x01(\tR\x10auditAnchorWhere\"\x12\n" +
 	"\x10ListPeersRequest\"\x86\x02\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -1460,37 +1491,38 @@ var file_watchfed_v1_federation_proto_depIdxs = []int32{
 	20, // 5: watchfed.v1.RemovePeerResponse.proposal:type_name -> watchfed.v1.Proposal
 	20, // 6: watchfed.v1.RebindPeerResponse.proposal:type_name -> watchfed.v1.Proposal
 	19, // 7: watchfed.v1.GetStatusResponse.last_contact:type_name -> google.protobuf.Timestamp
-	19, // 8: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
-	17, // 9: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
-	3,  // 10: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
-	5,  // 11: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
-	8,  // 12: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
-	10, // 13: watchfed.v1.FederationService.RebindPeer:input_type -> watchfed.v1.RebindPeerRequest
-	12, // 14: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
-	14, // 15: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
-	16, // 16: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
-	1,  // 17: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
-	21, // 18: watchfed.v1.FederationService.ListProposals:input_type -> watchfed.v1.ListProposalsRequest
-	22, // 19: watchfed.v1.FederationService.ApproveProposal:input_type -> watchfed.v1.ApproveProposalRequest
-	23, // 20: watchfed.v1.FederationService.RejectProposal:input_type -> watchfed.v1.RejectProposalRequest
-	24, // 21: watchfed.v1.FederationService.LeaveFederation:input_type -> watchfed.v1.LeaveFederationRequest
-	4,  // 22: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
-	7,  // 23: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
-	9,  // 24: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
-	11, // 25: watchfed.v1.FederationService.RebindPeer:output_type -> watchfed.v1.RebindPeerResponse
-	13, // 26: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
-	15, // 27: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
-	18, // 28: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
-	2,  // 29: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
-	25, // 30: watchfed.v1.FederationService.ListProposals:output_type -> watchfed.v1.ListProposalsResponse
-	26, // 31: watchfed.v1.FederationService.ApproveProposal:output_type -> watchfed.v1.ApproveProposalResponse
-	27, // 32: watchfed.v1.FederationService.RejectProposal:output_type -> watchfed.v1.RejectProposalResponse
-	28, // 33: watchfed.v1.FederationService.LeaveFederation:output_type -> watchfed.v1.LeaveFederationResponse
-	22, // [22:34] is the sub-list for method output_type
-	10, // [10:22] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	19, // 8: watchfed.v1.GetStatusResponse.audit_anchored_at:type_name -> google.protobuf.Timestamp
+	19, // 9: watchfed.v1.Peer.last_contact:type_name -> google.protobuf.Timestamp
+	17, // 10: watchfed.v1.ListPeersResponse.peers:type_name -> watchfed.v1.Peer
+	3,  // 11: watchfed.v1.FederationService.InitFederation:input_type -> watchfed.v1.InitFederationRequest
+	5,  // 12: watchfed.v1.FederationService.InvitePeer:input_type -> watchfed.v1.InvitePeerRequest
+	8,  // 13: watchfed.v1.FederationService.RemovePeer:input_type -> watchfed.v1.RemovePeerRequest
+	10, // 14: watchfed.v1.FederationService.RebindPeer:input_type -> watchfed.v1.RebindPeerRequest
+	12, // 15: watchfed.v1.FederationService.TransferLeadership:input_type -> watchfed.v1.TransferLeadershipRequest
+	14, // 16: watchfed.v1.FederationService.GetStatus:input_type -> watchfed.v1.GetStatusRequest
+	16, // 17: watchfed.v1.FederationService.ListPeers:input_type -> watchfed.v1.ListPeersRequest
+	1,  // 18: watchfed.v1.FederationService.SaveSnapshot:input_type -> watchfed.v1.SaveSnapshotRequest
+	21, // 19: watchfed.v1.FederationService.ListProposals:input_type -> watchfed.v1.ListProposalsRequest
+	22, // 20: watchfed.v1.FederationService.ApproveProposal:input_type -> watchfed.v1.ApproveProposalRequest
+	23, // 21: watchfed.v1.FederationService.RejectProposal:input_type -> watchfed.v1.RejectProposalRequest
+	24, // 22: watchfed.v1.FederationService.LeaveFederation:input_type -> watchfed.v1.LeaveFederationRequest
+	4,  // 23: watchfed.v1.FederationService.InitFederation:output_type -> watchfed.v1.InitFederationResponse
+	7,  // 24: watchfed.v1.FederationService.InvitePeer:output_type -> watchfed.v1.InvitePeerResponse
+	9,  // 25: watchfed.v1.FederationService.RemovePeer:output_type -> watchfed.v1.RemovePeerResponse
+	11, // 26: watchfed.v1.FederationService.RebindPeer:output_type -> watchfed.v1.RebindPeerResponse
+	13, // 27: watchfed.v1.FederationService.TransferLeadership:output_type -> watchfed.v1.TransferLeadershipResponse
+	15, // 28: watchfed.v1.FederationService.GetStatus:output_type -> watchfed.v1.GetStatusResponse
+	18, // 29: watchfed.v1.FederationService.ListPeers:output_type -> watchfed.v1.ListPeersResponse
+	2,  // 30: watchfed.v1.FederationService.SaveSnapshot:output_type -> watchfed.v1.SaveSnapshotResponse
+	25, // 31: watchfed.v1.FederationService.ListProposals:output_type -> watchfed.v1.ListProposalsResponse
+	26, // 32: watchfed.v1.FederationService.ApproveProposal:output_type -> watchfed.v1.ApproveProposalResponse
+	27, // 33: watchfed.v1.FederationService.RejectProposal:output_type -> watchfed.v1.RejectProposalResponse
+	28, // 34: watchfed.v1.FederationService.LeaveFederation:output_type -> watchfed.v1.LeaveFederationResponse
+	23, // [23:35] is the sub-list for method output_type
+	11, // [11:23] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_federation_proto_init() }
