@@ -124,12 +124,9 @@ type nameRec struct {
 	// inits has a bit for the first letter of each word, so that a query
 	// with initials can rank names having words with those letters.
 	inits uint32
-	// w is the name's word weight when it was indexed: for ranking
-	// candidates only (scores use current weights).
-	w    float32
-	text string
-	weak bool
-	live bool
+	text  string
+	weak  bool
+	live  bool
 }
 
 // Index is an in-memory inverted index over entries' names and identifiers.
@@ -143,7 +140,8 @@ type Index struct {
 	grams   map[uint32][]uint32 // gramKey(trigram, word length) → token ids
 	skels   map[string][]uint32 // phonetic key → token ids
 	names   []nameRec
-	live    int // live names
+	nameW   []float32 // by name id, beside names: its word weight, read for every candidate
+	live    int       // live names
 	entries []*Entry
 	enames  [][]uint32 // entry → its name ids
 	byID    map[string]uint32
@@ -221,13 +219,17 @@ func (x *Index) Put(e *Entry) {
 			}
 			rec.toks = append(rec.toks, tid)
 		}
+		// The name's word weight when it was indexed: for ranking
+		// candidates only (scores use current weights).
+		var w float32
 		for i, tid := range rec.toks {
 			if slices.Index(rec.toks, tid) < i {
 				continue // a repeated word weighs once in the ranking estimate
 			}
-			rec.w += float32(x.idf(len(x.toks[tid].post)))
+			w += float32(x.idf(len(x.toks[tid].post)))
 		}
 		x.names = append(x.names, rec)
+		x.nameW = append(x.nameW, w)
 		x.live++
 		nids = append(nids, nid)
 	}
@@ -281,6 +283,7 @@ func (x *Index) remove(id string) {
 			}
 		}
 		*n = nameRec{}
+		x.nameW[nid] = 0
 		x.live--
 	}
 	for _, ident := range e.Identifiers {
@@ -461,11 +464,40 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string)
 	if s < minTokenSim {
 		return 0, ""
 	}
+	if ascii && otherEnding(tq, tl) {
+		// Names that differ in their ending only are as often other names
+		// of a family or language as typos: "andrew", "andre"; "evgenia",
+		// "evgeni"; "ivanova", "ivanov"; "abdullahi", "abdullah". The
+		// shared beginning would earn them Winkler's prefix bonus.
+		return min(typoSim(s), endingSim), "ending"
+	}
 	if kq == kl && len(kq) >= 3 && typoSim(s) < 0.75 {
 		return 0.75, "phonetic"
 	}
 	return typoSim(s), "similar"
 }
+
+// otherEnding reports whether two romanisation keys differ in their ending
+// only: one is the other with one to three letters added (a final h or e
+// alone comes and goes in romanisations: "abdulla", "abdullah"; "rabi",
+// "rabie"), or the last letter, a vowel, is another vowel ("mario", "maria").
+func otherEnding(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	switch d := len(b) - len(a); {
+	case len(a) < 3 || d > 3:
+		return false
+	case d == 0:
+		n := len(a) - 1
+		return n >= 3 && a[:n] == b[:n] && a[n] != b[n] && vowel(a[n]) && vowel(b[n])
+	default:
+		return b[:len(a)] == a && b[len(a):] != "h" && b[len(a):] != "e"
+	}
+}
+
+// endingSim is what a word whose ending differs counts at most.
+const endingSim = 0.7
 
 func vowel(c byte) bool { return strings.IndexByte("aeiou", c) >= 0 }
 

@@ -42,6 +42,8 @@ type qword struct {
 	// w is the word's weight when no listed word matches it: as a rare word
 	// unless the dictionary knows it.
 	w float64
+	// known: some listed name has the word as written.
+	known bool
 }
 
 // qrun is a run of two or three query words with a particle, written as one.
@@ -55,8 +57,9 @@ func (x *Index) newQuery(qt []names.Word) *query {
 	q := &query{ws: make([]qword, len(qt)), cache: make(map[uint64]pairSim, 64)}
 	for i, t := range qt {
 		w := qword{Word: t, skel: names.Skeleton(t.Text), tkey: names.TranslitKey(t.Text), ascii: isASCII(t.Text), w: x.idf(0)}
-		if id, ok := x.tokID[t.Text]; ok {
+		if id, ok := x.tokID[t.Text]; ok && len(x.toks[id].post) > 0 {
 			w.w = x.idf(len(x.toks[id].post))
+			w.known = true
 		}
 		q.ws[i] = w
 		q.initials = q.initials || len(t.Text) == 2 || len(t.Text) == 3
@@ -106,6 +109,13 @@ func (x *Index) nameScore(q *query, n *nameRec) (float64, []WordMatch) {
 			if !ok {
 				ti := &x.toks[tid]
 				c.sim, c.how = tokenSimK(t.Text, ti.text, t.skel, ti.skel, t.tkey, ti.tkey, t.Abjad || ti.abjad, ti.ascii && t.ascii)
+				if c.how == "similar" && t.known && t.skel != ti.skel {
+					// A typo seldom makes a word some listed name has: a
+					// query word the list knows, with other consonants
+					// than the listed word, is another name ("farhad",
+					// "farshad"), not a misspelling of it.
+					c.sim, c.how = min(c.sim, endingSim), "another"
+				}
 				q.cache[key] = c
 			}
 			if c.sim > 0 {

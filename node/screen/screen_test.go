@@ -318,3 +318,35 @@ func TestJWBound(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherNames: words that differ in their ending, or a query word some
+// listed name has with other consonants than the listed word, count as
+// other names (0.7 at most), while typos and romanisations keep theirs.
+func TestOtherNames(t *testing.T) {
+	for _, tc := range []struct {
+		q, l, how string
+	}{
+		{"andrew", "andre", "ending"}, {"evgenia", "evgeni", "ending"}, {"ivanova", "ivanov", "ending"},
+		{"mario", "maria", "ending"}, {"abdullahi", "abdullah", "ending"},
+		{"abdullah", "abdulla", "similar"}, {"rabie", "rabi", "similar"}, // a final h or e is a romanisation
+		{"dzhavkhar", "jawhar", "transliteration"},
+		{"vladimirvich", "vladimirovich", "similar"},
+	} {
+		sim, how := tokenSim(tc.q, tc.l, false)
+		if how != tc.how || how == "ending" && sim > endingSim {
+			t.Errorf("tokenSim(%q, %q) = %.2f %s, want %s", tc.q, tc.l, sim, how, tc.how)
+		}
+	}
+	x := NewIndex()
+	x.Put(&Entry{ID: "farshad", Names: []Name{{Text: "HAKEMZADEH, Farshad"}}})
+	x.Put(&Entry{ID: "farhad", Names: []Name{{Text: "MAHFUD, Farhad"}}})
+	rs := x.Search(Query{Name: "Farhad Hakemzadeh", Threshold: 0})
+	if len(rs) == 0 || rs[0].Entry.ID != "farshad" || rs[0].Score >= 0.9 || !strings.Contains(rs[0].Explanation.String(), "farhad~farshad(another 0.70)") {
+		t.Errorf("want farshad first below 0.9 with farhad~farshad(another 0.70), got %+v", rs)
+	}
+	// A typo that makes no listed word keeps its similarity.
+	rs = x.Search(Query{Name: "Farsshad Hakemzadeh", Threshold: 0})
+	if len(rs) == 0 || rs[0].Entry.ID != "farshad" || rs[0].Score < 0.9 {
+		t.Errorf("want farshad first at 0.9 or more, got %+v", rs)
+	}
+}

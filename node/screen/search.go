@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/watchfed/watchfed/node/names"
@@ -107,11 +106,10 @@ func (e Explanation) String() string {
 }
 
 type scratch struct {
-	acc   []float32 // name → accumulated weighted similarity
-	lastQ []uint8   // name → 1 + the last query word that touched it
-	lastS []float32 // name → that word's similarity
-	seen  []uint32  // names touched
-	gram  []uint8   // token → shared trigrams
+	acc   []accum // by name
+	cands []cand
+	seen  []uint32 // names touched
+	gram  []uint8  // token → shared trigrams
 	gseen []uint32
 	mark  []uint32 // token → the similar() call that already looked at it
 	gen   uint32
@@ -381,9 +379,9 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 	defer func() { x.scratch <- s }()
 	n := len(x.names)
 	if cap(s.acc) < n {
-		s.acc, s.lastQ, s.lastS = make([]float32, n), make([]uint8, n), make([]float32, n)
+		s.acc = make([]accum, n)
 	}
-	s.acc, s.lastQ, s.lastS = s.acc[:n], s.lastQ[:n], s.lastS[:n]
+	s.acc = s.acc[:n]
 	s.seen = s.seen[:0]
 
 	type qword struct {
@@ -436,24 +434,21 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 		for _, st := range w.sims {
 			wt := float32(x.idf(len(x.toks[st.id].post)) * st.sim)
 			for _, nid := range x.toks[st.id].post {
+				a := &s.acc[nid]
 				switch {
-				case s.lastQ[nid] == 0:
+				case a.lastQ == 0:
 					s.seen = append(s.seen, nid)
-					s.acc[nid] = wt
-				case s.lastQ[nid] != uint8(i+1):
-					s.acc[nid] += wt
-				case wt > s.lastS[nid]:
-					s.acc[nid] += wt - s.lastS[nid]
+					a.acc = wt
+				case a.lastQ != uint8(i+1):
+					a.acc += wt
+				case wt > a.lastS:
+					a.acc += wt - a.lastS
 				default:
 					continue
 				}
-				s.lastQ[nid], s.lastS[nid] = uint8(i+1), wt
+				a.lastQ, a.lastS = uint8(i+1), wt
 			}
 		}
-	}
-	type cand struct {
-		nid uint32
-		est float32
 	}
 	// Initials in the query find nothing in the index; a name with words
 	// of those letters is credited as if an average word of it matched.
@@ -463,96 +458,60 @@ func (x *Index) candidates(qt []names.Word, q Query) []uint32 {
 			inits |= letterBag(t.Text)
 		}
 	}
-	cs := make([]cand, 0, len(s.seen))
+	cs := s.cands[:0]
 	for _, nid := range s.seen {
-		nr := &x.names[nid]
+		a := &s.acc[nid]
+		w := x.nameW[nid]
 		if inits != 0 {
-			s.acc[nid] += 0.85 * nr.w / float32(len(nr.toks)) * float32(bits.OnesCount32(inits&nr.inits))
+			nr := &x.names[nid]
+			a.acc += 0.85 * w / float32(len(nr.toks)) * float32(bits.OnesCount32(inits&nr.inits))
 		}
-		if q.Filter == nil || q.Filter(x.entries[nr.entry]) {
-			// Estimate: what matched over the name's own weight, so that a
-			// short name matching fully ranks above a long one matching a part.
-			cs = append(cs, cand{nid, s.acc[nid] * s.acc[nid] / max(nr.w, 1e-3)})
-		}
-		s.acc[nid], s.lastQ[nid], s.lastS[nid] = 0, 0, 0
+		// Estimate: what matched over the name's own weight, so that a
+		// short name matching fully ranks above a long one matching a part.
+		cs = append(cs, cand{nid, a.acc * a.acc / max(w, 1e-3)})
+		*a = accum{}
 	}
+	s.cands = cs
 	if inits != 0 {
 		// Initials rank names loosely: look at more of them.
 		q.Candidates *= 3
 	}
-	if len(cs) > q.Candidates {
-		cs = topK(cs, q.Candidates, func(c cand) float32 { return c.est })
+	out := make([]uint32, 0, min(len(cs), q.Candidates))
+	pass := func(nid uint32) bool { return q.Filter == nil || q.Filter(x.entries[x.names[nid].entry]) }
+	if len(cs) <= q.Candidates {
+		for _, c := range cs {
+			if pass(c.nid) {
+				out = append(out, c.nid)
+			}
+		}
+		return out
 	}
-	out := make([]uint32, len(cs))
-	for i, c := range cs {
-		out[i] = c.nid
+	// The best by estimate, then the filter on those alone (reading each
+	// entry costs memory fetches that thousands of candidates would add
+	// up): as many more as it refused, until none are left.
+	for len(out) < q.Candidates && len(cs) > 0 {
+		k := min(q.Candidates-len(out), len(cs))
+		for _, c := range topK(cs, k, func(c cand) float32 { return c.est }) {
+			if pass(c.nid) {
+				out = append(out, c.nid)
+			}
+		}
+		cs = cs[k:]
 	}
 	return out
 }
 
-// features adjusts a name score by schema, birth date and country.
-func features(ns float64, e *Entry, q Query) (float64, []Feature) {
-	score := ns
-	var fs []Feature
-	addF := func(name string, agrees bool, effect float64, detail string) {
-		score += effect
-		fs = append(fs, Feature{Name: name, Agrees: agrees, Effect: effect, Detail: detail})
-	}
-	if q.Schema != pb.Schema_SCHEMA_UNSPECIFIED && e.Schema != pb.Schema_SCHEMA_UNSPECIFIED {
-		if q.Schema == e.Schema {
-			addF("schema", true, 0, schemaName(e.Schema))
-		} else {
-			addF("schema", false, -0.2, fmt.Sprintf("query %s, listed %s", schemaName(q.Schema), schemaName(e.Schema)))
-		}
-	}
-	if q.BirthDate != "" && len(e.BirthDates) > 0 {
-		qy, _ := strconv.Atoi(q.BirthDate[:min(4, len(q.BirthDate))])
-		bestD, bestDate := 1000, ""
-		for _, d := range e.BirthDates {
-			y, err := strconv.Atoi(d[:min(4, len(d))])
-			if err != nil {
-				continue
-			}
-			diff := y - qy
-			if diff < 0 {
-				diff = -diff
-			}
-			if diff < bestD || (diff == 0 && d == q.BirthDate) {
-				bestD, bestDate = diff, d
-			}
-		}
-		switch {
-		case bestDate == "":
-		case bestD == 0 && len(q.BirthDate) == 10 && bestDate == q.BirthDate:
-			addF("birth_date", true, 0.05, bestDate)
-		case bestD == 0 && len(q.BirthDate) == 10 && len(bestDate) == 10:
-			addF("birth_date", false, -0.05, fmt.Sprintf("query %s, listed %s", q.BirthDate, bestDate))
-		case bestD == 0:
-			addF("birth_date", true, 0.03, bestDate)
-		case bestD == 1:
-			addF("birth_date", false, -0.05, fmt.Sprintf("query %s, listed %s", q.BirthDate, bestDate))
-		default:
-			addF("birth_date", false, -0.25, fmt.Sprintf("query %s, listed %s", q.BirthDate, strings.Join(e.BirthDates, ", ")))
-		}
-	}
-	if len(q.Countries) > 0 && len(e.Countries) > 0 {
-		var common []string
-		for _, c := range q.Countries {
-			if slices.Contains(e.Countries, strings.ToUpper(c)) {
-				common = append(common, strings.ToUpper(c))
-			}
-		}
-		if len(common) > 0 {
-			addF("country", true, 0.03, strings.Join(common, ", "))
-		} else {
-			addF("country", false, -0.1, fmt.Sprintf("query %s, listed %s", strings.Join(q.Countries, ", "), strings.Join(e.Countries, ", ")))
-		}
-	}
-	return min(1, max(0, score)), fs
+// accum is what candidates gathers for one name: the weighted similarity
+// of the query words found in it, the last query word that added to it
+// (1 + its index) and that word's share. One struct, one memory fetch.
+type accum struct {
+	acc, lastS float32
+	lastQ      uint8
 }
 
-func schemaName(s pb.Schema) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "SCHEMA_"))
+type cand struct {
+	nid uint32
+	est float32
 }
 
 // topK returns the k elements of s with the highest key, highest first,

@@ -39,7 +39,7 @@ type EvalSet struct {
 }
 
 // EvalSplits makes the two splits of the evaluation over the items of an
-// index. The tuning split draws its variants from the entries tune accepts
+// index, and a third set of fresh ordinary names (FreshOrdinary). The tuning split draws its variants from the entries tune accepts
 // and takes the even rows of the ordinary names; the held-out split, with
 // other seeds, the other entries and the odd rows. Figures on the held-out
 // split are the honest ones: the matcher was tuned without looking at it.
@@ -61,6 +61,9 @@ func EvalSplits(items []importer.Item, ordinary []Ordinary, tune func(ref string
 		sets[i].Ordinary = append(sets[i].Ordinary, NearNames(pool, sets[i].Ordinary, perKind, uint64(3+3*i))...)
 		sets[i].sameName = sameNames(items, sets[i].Variants)
 	}
+	// A third set of ordinary names, built apart from the file the
+	// matcher was tuned on: see FreshOrdinary.
+	sets = append(sets, EvalSet{Split: "fresh", Ordinary: FreshOrdinary(items, 3*perKind, 20261202)})
 	// An "ordinary" name whose words are those of a listed name ("Martin
 	// Inc" and an alias 'MARTIN') is that name: every screen must report
 	// it, so it is left out of the ordinary names and counted apart.

@@ -184,7 +184,7 @@ type Ordinary struct {
 }
 
 // OrdinaryKinds are the kinds of ordinary names, in table order.
-var OrdinaryKinds = []string{"person", "company", "near"}
+var OrdinaryKinds = append([]string{"person", "company", "near"}, FreshKinds...)
 
 // ReadOrdinary reads the ordinary-names file (tab-separated: schema, locale,
 // name, with a header row).
