@@ -28,7 +28,10 @@ Cyrillic script, another legal form, particles joined or split, repeated words,
 initials, an initial for the surname) it prints recall@10 and top-1, screened with
 threshold 0; per kind of ordinary name on no list (persons and companies of 60 locales
 from --data's ordinary-names, or a committed excerpt; a common first name before a
-listed surname one letter off) how many scored 0.8 or more and 0.9 or more.`,
+listed surname one letter off) how many scored 0.8 or more and 0.9 or more; and so for
+a third set, fresh, of ordinary names built apart from that file (common given names of
+many languages near a listed person's given name or before a listed surname, surnames
+with a relative's ending, business names).`,
 		Example: `  watchfed bench screen
   watchfed bench screen --synthetic 0 --duration 5s         # real lists only
   watchfed bench screen --data /none --synthetic 100000`,
