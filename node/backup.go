@@ -236,13 +236,18 @@ func RestoreBackup(r io.Reader, dataDir, agency string) error {
 // the way of the restored chain: it anchors the chain the restore replaced,
 // whose events after the backup are gone, so the restored chain would
 // differ from it at once. It is kept beside it, never deleted, as evidence
-// of how far the lost chain went.
+// of how far the lost chain went. Without one, an empty file in its place
+// marks the restore all the same (the federation log may hold anchors of
+// the lost chain): `audit anchors accept-restore` accepts it.
 func setAsideAnchors(dataDir string) error {
 	path := filepath.Join(dataDir, anchor.FileName)
+	aside := filepath.Join(dataDir, anchor.BeforeRestorePrefix+time.Now().UTC().Format("20060102T150405Z"))
 	if _, err := os.Stat(path); err != nil {
+		if err := os.WriteFile(aside, []byte(anchor.EmptyFile), 0o600); err != nil {
+			return fmt.Errorf("mark the restore of the audit chain: %w", err)
+		}
 		return nil
 	}
-	aside := fmt.Sprintf("%s.before-restore-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 	if err := os.Rename(path, aside); err != nil {
 		return fmt.Errorf("set aside the anchors of the replaced audit chain: %w", err)
 	}

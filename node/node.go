@@ -338,6 +338,9 @@ func (n *Node) Serve(ctx context.Context) error {
 type auditAnchors struct{ n *Node }
 
 func (a auditAnchors) Own() ([]store.Anchor, error) { return a.n.anchors.Anchors() }
+func (a auditAnchors) AcceptRestore(ctx context.Context) (anchor.Accepted, error) {
+	return a.n.anchors.AcceptRestore(ctx)
+}
 func (a auditAnchors) Held(agency string) ([]replication.Anchor, error) {
 	return a.n.fed.Anchors(agency)
 }

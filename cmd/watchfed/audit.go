@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -132,6 +133,39 @@ both.`,
 		},
 	}
 	anchors.Flags().StringVar(&agency, "agency", "", "only this agency's anchors")
+	accept := &cobra.Command{
+		Use:   "accept-restore",
+		Short: "Accept the audit events a restore from a backup lost: the replaced chain's anchors the restored chain fails are superseded (audited)",
+		Long: `After snapshot restore, the restored audit chain ends where the backup was taken:
+the anchors of the replaced chain (in the federation log, and the anchor file the
+restore set aside as audit-anchors.before-restore-TIME) reach further, so audit
+verify reports the chain broken and the node anchors it no more. accept-restore
+records that the loss is accepted: those anchors are left out of verification and
+anchoring from then on, anchoring resumes, and the acceptance is an audit event.
+The anchors stay where they are (partners keep theirs), as evidence of how far the
+replaced chain went. Exit 6 if no restore waits to be accepted.`,
+		Example: `  watchfed audit anchors accept-restore
+  watchfed audit anchors accept-restore -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.withConn(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				resp, err := pb.NewAuditServiceClient(conn).AcceptRestore(ctx, &pb.AcceptRestoreRequest{})
+				if err != nil {
+					return err
+				}
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), resp)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "restore accepted (%s): the chain goes on from event %d\n", strings.Join(resp.BeforeRestore, ", "), resp.HeadSeq)
+				for _, a := range resp.Superseded {
+					fmt.Fprintf(w, "superseded: the anchor of event %d (signed %s)\n", a.Sequence, fmtTime(a.SignedAt))
+				}
+				return nil
+			})
+		},
+	}
+	anchors.AddCommand(accept)
 	cmd.AddCommand(list, verify, anchors)
 	return cmd
 }

@@ -183,7 +183,10 @@ func (a *Anchorer) anchor(ctx context.Context, always bool) error {
 
 // Anchors are the anchors to check the chain against: the agency's last
 // ones in the federation log and in the anchor file.
-func (a *Anchorer) Anchors() ([]store.Anchor, error) {
+func (a *Anchorer) Anchors() ([]store.Anchor, error) { return a.anchorsLocked() }
+
+// anchorsLocked is Anchors; it takes no lock (the name says a.mu may be held).
+func (a *Anchorer) anchorsLocked() ([]store.Anchor, error) {
 	var logAnchors []replication.Anchor
 	if a.cfg.Log != nil {
 		var err error
@@ -195,7 +198,8 @@ func (a *Anchorer) Anchors() ([]store.Anchor, error) {
 }
 
 // Kept lists an agency's anchors in the federation log (as given) and
-// those in the anchor file at path (checked against key).
+// those in the anchor file at path (checked against key), less those an
+// accepted restore superseded (AcceptedFile beside path).
 func Kept(logAnchors []replication.Anchor, path string, key ed25519.PublicKey) ([]store.Anchor, error) {
 	var out []store.Anchor
 	for _, l := range logAnchors {
@@ -208,7 +212,7 @@ func Kept(logAnchors []replication.Anchor, path string, key ed25519.PublicKey) (
 	for _, a := range fa {
 		out = append(out, store.Anchor{Seq: a.Sequence, Hash: a.HeadHash, Where: "anchor file " + path, At: a.SignedAt.AsTime()})
 	}
-	return out, nil
+	return dropSuperseded(filepath.Dir(path), out)
 }
 
 // Last is the furthest of anchors (the zero Anchor if none): in the

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -27,7 +30,7 @@ func Rules() auth.Rules {
 	r.Service("watchfed.v1.RecordService", []string{"GetRecord", "ListRecords", "GetRecordHistory", "ListDueDenials"}, reader)
 	r.Service("watchfed.v1.PolicyService", []string{"ExplainPolicy"}, reader)
 	r.Service("watchfed.v1.ConsultationService", []string{"OpenConsultation", "AnswerConsultation", "ExtendConsultation", "DecideConsultation", "ListConsultations", "GetConsultation"}, analyst)
-	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog", "ListAuditAnchors"}, operator)
+	r.Service("watchfed.v1.AuditService", []string{"ListAuditEvents", "VerifyAuditLog", "ListAuditAnchors", "AcceptRestore"}, operator)
 	partnerNode := auth.Rule{Roles: []pki.Role{pki.RoleNode}, Partners: true}
 	r.Service("watchfed.v1.FederationService", []string{"InitFederation", "InvitePeer", "RemovePeer", "RebindPeer", "TransferLeadership", "GetStatus", "ListPeers", "SaveSnapshot",
 		"ListProposals", "ApproveProposal", "RejectProposal", "LeaveFederation"}, operator)
@@ -139,4 +142,29 @@ func pageSize(v int32, field string) (int, error) {
 		return 1000, nil
 	}
 	return int(v), nil
+}
+
+func (s *auditService) AcceptRestore(ctx context.Context, req *pb.AcceptRestoreRequest) (*pb.AcceptRestoreResponse, error) {
+	return unary(ctx, s.audit, req, s.acceptRestore)
+}
+
+func (s *auditService) acceptRestore(ctx context.Context, _ *pb.AcceptRestoreRequest, ev *Event) (*pb.AcceptRestoreResponse, error) {
+	acc, err := s.anchors.AcceptRestore(ctx)
+	if errors.Is(err, anchor.ErrNothingToAccept) {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "accept the restore: %v", err)
+	}
+	out := &pb.AcceptRestoreResponse{HeadSeq: acc.HeadSeq, BeforeRestore: acc.BeforeRestore}
+	var seqs []string
+	for _, a := range acc.Superseded {
+		out.Superseded = append(out.Superseded, &pb.AuditAnchorInfo{Sequence: a.Seq, HeadHash: a.Hash, SignedAt: timestamppb.New(a.At)})
+		seqs = append(seqs, fmt.Sprintf("%d (%s)", a.Seq, a.Where))
+	}
+	// The event says what was accepted: the chain's head, the restores,
+	// and the anchors of the replaced chain set aside.
+	ev.Detail = fmt.Sprintf("restore accepted at event %d (%s); anchors superseded: %s", acc.HeadSeq,
+		strings.Join(acc.BeforeRestore, ", "), cmp.Or(strings.Join(seqs, ", "), "none"))
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/watchfed/watchfed/node/anchor"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
 	"github.com/watchfed/watchfed/policy"
@@ -56,6 +57,8 @@ type AuditAnchors interface {
 	// Held are the anchors the replicated state holds for agency ("" for
 	// every member), oldest first.
 	Held(agency string) ([]replication.Anchor, error)
+	// AcceptRestore accepts a restore from a backup (anchor.Anchorer).
+	AcceptRestore(ctx context.Context) (anchor.Accepted, error)
 }
 
 // Publisher publishes written versions to the federation.

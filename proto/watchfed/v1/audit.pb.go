@@ -563,6 +563,107 @@ func (x *AuditAnchorInfo) GetSignedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type AcceptRestoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptRestoreRequest) Reset() {
+	*x = AcceptRestoreRequest{}
+	mi := &file_watchfed_v1_audit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptRestoreRequest) ProtoMessage() {}
+
+func (x *AcceptRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_audit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptRestoreRequest.ProtoReflect.Descriptor instead.
+func (*AcceptRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_audit_proto_rawDescGZIP(), []int{8}
+}
+
+type AcceptRestoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The restored chain's last event.
+	HeadSeq uint64 `protobuf:"varint,1,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	// The anchors superseded: the replaced chain's, beyond the restored
+	// chain's head or of another hash.
+	Superseded []*AuditAnchorInfo `protobuf:"bytes,2,rep,name=superseded,proto3" json:"superseded,omitempty"`
+	// The restores accepted: the anchor files they set aside
+	// (audit-anchors.before-restore-TIME in the data directory).
+	BeforeRestore []string `protobuf:"bytes,3,rep,name=before_restore,json=beforeRestore,proto3" json:"before_restore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptRestoreResponse) Reset() {
+	*x = AcceptRestoreResponse{}
+	mi := &file_watchfed_v1_audit_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptRestoreResponse) ProtoMessage() {}
+
+func (x *AcceptRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_watchfed_v1_audit_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptRestoreResponse.ProtoReflect.Descriptor instead.
+func (*AcceptRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_watchfed_v1_audit_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AcceptRestoreResponse) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *AcceptRestoreResponse) GetSuperseded() []*AuditAnchorInfo {
+	if x != nil {
+		return x.Superseded
+	}
+	return nil
+}
+
+func (x *AcceptRestoreResponse) GetBeforeRestore() []string {
+	if x != nil {
+		return x.BeforeRestore
+	}
+	return nil
+}
+
 var File_watchfed_v1_audit_proto protoreflect.FileDescriptor
 
 const file_watchfed_v1_audit_proto_rawDesc = "" +
@@ -608,11 +709,19 @@ const file_watchfed_v1_audit_proto_rawDesc = "" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1b\n" +
 	"\thead_hash\x18\x03 \x01(\fR\bheadHash\x12\x1b\n" +
 	"\tlog_index\x18\x04 \x01(\x04R\blogIndex\x127\n" +
-	"\tsigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt2\xa8\x02\n" +
+	"\tsigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\"\x16\n" +
+	"\x14AcceptRestoreRequest\"\x97\x01\n" +
+	"\x15AcceptRestoreResponse\x12\x19\n" +
+	"\bhead_seq\x18\x01 \x01(\x04R\aheadSeq\x12<\n" +
+	"\n" +
+	"superseded\x18\x02 \x03(\v2\x1c.watchfed.v1.AuditAnchorInfoR\n" +
+	"superseded\x12%\n" +
+	"\x0ebefore_restore\x18\x03 \x03(\tR\rbeforeRestore2\x80\x03\n" +
 	"\fAuditService\x12\\\n" +
 	"\x0fListAuditEvents\x12#.watchfed.v1.ListAuditEventsRequest\x1a$.watchfed.v1.ListAuditEventsResponse\x12Y\n" +
 	"\x0eVerifyAuditLog\x12\".watchfed.v1.VerifyAuditLogRequest\x1a#.watchfed.v1.VerifyAuditLogResponse\x12_\n" +
-	"\x10ListAuditAnchors\x12$.watchfed.v1.ListAuditAnchorsRequest\x1a%.watchfed.v1.ListAuditAnchorsResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
+	"\x10ListAuditAnchors\x12$.watchfed.v1.ListAuditAnchorsRequest\x1a%.watchfed.v1.ListAuditAnchorsResponse\x12V\n" +
+	"\rAcceptRestore\x12!.watchfed.v1.AcceptRestoreRequest\x1a\".watchfed.v1.AcceptRestoreResponseB;Z9github.com/watchfed/watchfed/proto/watchfed/v1;watchfedv1b\x06proto3"
 
 var (
 	file_watchfed_v1_audit_proto_rawDescOnce sync.Once
@@ -626,7 +735,7 @@ func file_watchfed_v1_audit_proto_rawDescGZIP() []byte {
 	return file_watchfed_v1_audit_proto_rawDescData
 }
 
-var file_watchfed_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_watchfed_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_watchfed_v1_audit_proto_goTypes = []any{
 	(*AuditEvent)(nil),               // 0: watchfed.v1.AuditEvent
 	(*ListAuditEventsRequest)(nil),   // 1: watchfed.v1.ListAuditEventsRequest
@@ -636,24 +745,29 @@ var file_watchfed_v1_audit_proto_goTypes = []any{
 	(*ListAuditAnchorsRequest)(nil),  // 5: watchfed.v1.ListAuditAnchorsRequest
 	(*ListAuditAnchorsResponse)(nil), // 6: watchfed.v1.ListAuditAnchorsResponse
 	(*AuditAnchorInfo)(nil),          // 7: watchfed.v1.AuditAnchorInfo
-	(*timestamppb.Timestamp)(nil),    // 8: google.protobuf.Timestamp
+	(*AcceptRestoreRequest)(nil),     // 8: watchfed.v1.AcceptRestoreRequest
+	(*AcceptRestoreResponse)(nil),    // 9: watchfed.v1.AcceptRestoreResponse
+	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
 }
 var file_watchfed_v1_audit_proto_depIdxs = []int32{
-	8, // 0: watchfed.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	0, // 1: watchfed.v1.ListAuditEventsResponse.events:type_name -> watchfed.v1.AuditEvent
-	7, // 2: watchfed.v1.ListAuditAnchorsResponse.anchors:type_name -> watchfed.v1.AuditAnchorInfo
-	8, // 3: watchfed.v1.AuditAnchorInfo.signed_at:type_name -> google.protobuf.Timestamp
-	1, // 4: watchfed.v1.AuditService.ListAuditEvents:input_type -> watchfed.v1.ListAuditEventsRequest
-	3, // 5: watchfed.v1.AuditService.VerifyAuditLog:input_type -> watchfed.v1.VerifyAuditLogRequest
-	5, // 6: watchfed.v1.AuditService.ListAuditAnchors:input_type -> watchfed.v1.ListAuditAnchorsRequest
-	2, // 7: watchfed.v1.AuditService.ListAuditEvents:output_type -> watchfed.v1.ListAuditEventsResponse
-	4, // 8: watchfed.v1.AuditService.VerifyAuditLog:output_type -> watchfed.v1.VerifyAuditLogResponse
-	6, // 9: watchfed.v1.AuditService.ListAuditAnchors:output_type -> watchfed.v1.ListAuditAnchorsResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: watchfed.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	0,  // 1: watchfed.v1.ListAuditEventsResponse.events:type_name -> watchfed.v1.AuditEvent
+	7,  // 2: watchfed.v1.ListAuditAnchorsResponse.anchors:type_name -> watchfed.v1.AuditAnchorInfo
+	10, // 3: watchfed.v1.AuditAnchorInfo.signed_at:type_name -> google.protobuf.Timestamp
+	7,  // 4: watchfed.v1.AcceptRestoreResponse.superseded:type_name -> watchfed.v1.AuditAnchorInfo
+	1,  // 5: watchfed.v1.AuditService.ListAuditEvents:input_type -> watchfed.v1.ListAuditEventsRequest
+	3,  // 6: watchfed.v1.AuditService.VerifyAuditLog:input_type -> watchfed.v1.VerifyAuditLogRequest
+	5,  // 7: watchfed.v1.AuditService.ListAuditAnchors:input_type -> watchfed.v1.ListAuditAnchorsRequest
+	8,  // 8: watchfed.v1.AuditService.AcceptRestore:input_type -> watchfed.v1.AcceptRestoreRequest
+	2,  // 9: watchfed.v1.AuditService.ListAuditEvents:output_type -> watchfed.v1.ListAuditEventsResponse
+	4,  // 10: watchfed.v1.AuditService.VerifyAuditLog:output_type -> watchfed.v1.VerifyAuditLogResponse
+	6,  // 11: watchfed.v1.AuditService.ListAuditAnchors:output_type -> watchfed.v1.ListAuditAnchorsResponse
+	9,  // 12: watchfed.v1.AuditService.AcceptRestore:output_type -> watchfed.v1.AcceptRestoreResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_watchfed_v1_audit_proto_init() }
@@ -667,7 +781,7 @@ func file_watchfed_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_watchfed_v1_audit_proto_rawDesc), len(file_watchfed_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	AuditService_ListAuditEvents_FullMethodName  = "/watchfed.v1.AuditService/ListAuditEvents"
 	AuditService_VerifyAuditLog_FullMethodName   = "/watchfed.v1.AuditService/VerifyAuditLog"
 	AuditService_ListAuditAnchors_FullMethodName = "/watchfed.v1.AuditService/ListAuditAnchors"
+	AuditService_AcceptRestore_FullMethodName    = "/watchfed.v1.AuditService/AcceptRestore"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -39,6 +40,12 @@ type AuditServiceClient interface {
 	// ListAuditAnchors lists the audit anchors the federation log holds (the
 	// last ones of each member agency, this one's and its partners').
 	ListAuditAnchors(ctx context.Context, in *ListAuditAnchorsRequest, opts ...grpc.CallOption) (*ListAuditAnchorsResponse, error)
+	// AcceptRestore accepts the loss a restore from a backup made: the
+	// anchors of the replaced chain that the restored chain fails are left
+	// out of verification and anchoring from then on (kept where they are,
+	// as evidence), and anchoring resumes. FailedPrecondition if no restore
+	// waits to be accepted. Audited.
+	AcceptRestore(ctx context.Context, in *AcceptRestoreRequest, opts ...grpc.CallOption) (*AcceptRestoreResponse, error)
 }
 
 type auditServiceClient struct {
@@ -79,6 +86,16 @@ func (c *auditServiceClient) ListAuditAnchors(ctx context.Context, in *ListAudit
 	return out, nil
 }
 
+func (c *auditServiceClient) AcceptRestore(ctx context.Context, in *AcceptRestoreRequest, opts ...grpc.CallOption) (*AcceptRestoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptRestoreResponse)
+	err := c.cc.Invoke(ctx, AuditService_AcceptRestore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -94,6 +111,12 @@ type AuditServiceServer interface {
 	// ListAuditAnchors lists the audit anchors the federation log holds (the
 	// last ones of each member agency, this one's and its partners').
 	ListAuditAnchors(context.Context, *ListAuditAnchorsRequest) (*ListAuditAnchorsResponse, error)
+	// AcceptRestore accepts the loss a restore from a backup made: the
+	// anchors of the replaced chain that the restored chain fails are left
+	// out of verification and anchoring from then on (kept where they are,
+	// as evidence), and anchoring resumes. FailedPrecondition if no restore
+	// waits to be accepted. Audited.
+	AcceptRestore(context.Context, *AcceptRestoreRequest) (*AcceptRestoreResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -112,6 +135,9 @@ func (UnimplementedAuditServiceServer) VerifyAuditLog(context.Context, *VerifyAu
 }
 func (UnimplementedAuditServiceServer) ListAuditAnchors(context.Context, *ListAuditAnchorsRequest) (*ListAuditAnchorsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditAnchors not implemented")
+}
+func (UnimplementedAuditServiceServer) AcceptRestore(context.Context, *AcceptRestoreRequest) (*AcceptRestoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptRestore not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -188,6 +214,24 @@ func _AuditService_ListAuditAnchors_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_AcceptRestore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptRestoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).AcceptRestore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_AcceptRestore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).AcceptRestore(ctx, req.(*AcceptRestoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +250,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditAnchors",
 			Handler:    _AuditService_ListAuditAnchors_Handler,
+		},
+		{
+			MethodName: "AcceptRestore",
+			Handler:    _AuditService_AcceptRestore_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
