@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/watchfed/watchfed/node"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication"
 )
@@ -157,4 +158,91 @@ func waitLeft(ctx context.Context, t *testing.T, gone *LocalNode, left ...*Local
 			t.Errorf("%s's audit log has no membership.left of %s", ln.Agency, gone.Agency)
 		}
 	}
+}
+
+// TestRecoverThenRemoveLostMember: the documented disaster path with three
+// agencies. Every node is lost; FR's survives and starts once with
+// --recover, leading alone. Its removal of NL (gone for good) waits for
+// another deciding agency: DE restores its node from its backup, rejoins
+// the recovered federation, and its operator's approval removes NL from the
+// registry and raft's configuration; the two share again.
+func TestRecoverThenRemoveLostMember(t *testing.T) {
+	l := startLocal(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	waitProtocol(t, l, replication.ProtocolGovernance)
+	before := add(t, de, "Shared Before The Disaster")
+	waitFor(t, "FR takes in DE's entry", func() bool { _, ok := shared(t, fr)[before.Record.Id]; return ok })
+	backup := backupOf(t, de)
+	if err := l.Close(); err != nil { // every node down; DE's and NL's disks lost
+		t.Fatal(err)
+	}
+	wipe(t, de.Member)
+	l.opts.Recover = true
+	if err := l.Restart(ctx, fr); err != nil {
+		t.Fatal(err)
+	}
+	l.opts.Recover = false
+	waitFor(t, "FR leads alone", func() bool { return role(ctx, fr) == "leader" })
+	var p *pb.Proposal
+	if err := fr.call(ctx, func(c pb.FederationServiceClient) error {
+		resp, err := c.RemovePeer(ctx, &pb.RemovePeerRequest{Agency: nl.Agency})
+		p = resp.GetProposal()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if p.GetState() != "pending" || p.Approvals != 1 || p.Needed != 2 {
+		t.Fatalf("FR's removal of NL after --recover: %v; want pending, 1 of 2 (DE still decides)", p)
+	}
+
+	if err := node.RestoreBackup(backup, de.Dir, de.Agency); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restart(ctx, de); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "DE, restored, approves the removal of NL", func() bool {
+		var got *pb.Proposal
+		// Each try bounded: a node not yet caught up waits for the leader.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		defer acancel()
+		err := de.call(actx, func(c pb.FederationServiceClient) error {
+			resp, err := c.ApproveProposal(actx, &pb.ApproveProposalRequest{Id: p.Id})
+			got = resp.GetProposal()
+			return err
+		})
+		if err != nil {
+			return false // not yet caught up with the recovered federation
+		}
+		if got.State != "applied" {
+			t.Fatalf("after DE's approval: %v; want applied", got)
+		}
+		return true
+	})
+	for _, ln := range []*LocalNode{fr, de} {
+		waitFor(t, nl.Agency+" gone from "+ln.Agency+"'s registry and raft configuration", func() bool {
+			servers, err := ln.node.RaftServers()
+			if err != nil || len(servers) != 2 || !servers[de.Agency] || !servers[fr.Agency] {
+				return false
+			}
+			var peers []*pb.Peer
+			if err := ln.call(ctx, func(c pb.FederationServiceClient) error {
+				resp, err := c.ListPeers(ctx, &pb.ListPeersRequest{})
+				peers = resp.GetPeers()
+				return err
+			}); err != nil {
+				return false
+			}
+			for _, p := range peers {
+				if p.Agency == nl.Agency {
+					return false
+				}
+			}
+			return len(peers) == 2
+		})
+	}
+	after := add(t, fr, "Shared After The Recovery")
+	waitFor(t, "DE takes in FR's entry", func() bool { _, ok := shared(t, de)[after.Record.Id]; return ok })
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/watchfed/watchfed/node"
-	"github.com/watchfed/watchfed/node/anchor"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -225,28 +225,10 @@ func TestBackupRestoreRecover(t *testing.T) {
 	own := add(t, fr, "Own French Record")
 	waitFor(t, "FR received DE's entry", func() bool { _, ok := shared(t, fr)[fromDE.Record.Id]; return ok })
 
-	stream, err := pb.NewFederationServiceClient(conn(t, fr)).SaveSnapshot(context.Background(), &pb.SaveSnapshotRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var backup bytes.Buffer
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			break
-		}
-		backup.Write(resp.Chunk)
-	}
-	if backup.Len() == 0 {
-		t.Fatal("empty backup")
-	}
+	backup := backupOf(t, fr)
 	l.Close() // the whole federation is lost, and this node's disk
-	for _, name := range []string{node.StoreFile, node.KeysFile, "raft", anchor.FileName} {
-		if err := os.RemoveAll(filepath.Join(fr.Dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := node.RestoreBackup(&backup, fr.Dir, fr.Agency); err != nil {
+	wipe(t, fr.Member)
+	if err := node.RestoreBackup(backup, fr.Dir, fr.Agency); err != nil {
 		t.Fatal(err)
 	}
 	l.opts.Recover = true
@@ -276,6 +258,30 @@ func TestBackupRestoreRecover(t *testing.T) {
 	}
 	// Writes work again: the one-member federation commits them.
 	add(t, fr, "Written After Recovery")
+}
+
+// backupOf is a node's backup, as `watchfed snapshot save` writes it.
+func backupOf(t *testing.T, ln *LocalNode) *bytes.Buffer {
+	t.Helper()
+	stream, err := pb.NewFederationServiceClient(conn(t, ln)).SaveSnapshot(context.Background(), &pb.SaveSnapshotRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("backup of %s: %v", ln.Agency, err)
+		}
+		backup.Write(resp.Chunk)
+	}
+	if backup.Len() == 0 {
+		t.Fatalf("empty backup of %s", ln.Agency)
+	}
+	return &backup
 }
 
 // TestReadAtLeastAsFreshAsAWrite: a write on one member returns its log
