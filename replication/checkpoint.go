@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -124,10 +125,12 @@ func (f *FSM) applyCheckpoint(tx *bolt.Tx, index uint64, c *peerpb.Checkpoint) e
 		if len(c.GetStateHash()) != 0 || c.GetAgency() != "" || len(c.GetSignature()) != 0 {
 			return fmt.Errorf("%w: checkpoint take with a state hash or an agency", ErrRejected)
 		}
+		start := time.Now()
 		sum, err := contentHash(tx)
 		if err != nil {
 			return err
 		}
+		f.hashCost.Store(int64(time.Since(start)))
 		if err := put(meta, keyCheckpointTaken, append(be64(index-1), sum...)); err != nil {
 			return err
 		}

@@ -100,6 +100,9 @@ type FSM struct {
 	// checkpoint, takeAt the preceding index of the last take applied: the
 	// leader takes a checkpoint only after activity (checkpointer.go).
 	activity, takeAt atomic.Uint64
+	// hashCost is how long this FSM's last take hashed its state, in
+	// nanoseconds: the leader spaces takes by it (checkpointer.go).
+	hashCost atomic.Int64
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]bool // taken and not yet released
