@@ -173,17 +173,7 @@ func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 // that are forged, of a non-voter or a stranger, repeated, of an old
 // checkpoint, or late are rejected by every FSM alike.
 func TestCheckpointMajority(t *testing.T) {
-	l := newProtoLog(t)
-	l.join("CC")
-	l.invite("DD")
-	l.add(l.announcement("AA", "AA", 1, ProtocolCheckpoints))
-	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
-	// CC's announcement, with its own joined index.
-	a := &peerpb.ProtocolAnnouncement{Agency: "CC", JoinedIndex: 6, Sequence: 1, Versions: []uint32{1, ProtocolCheckpoints}}
-	a.Signature = ed25519.Sign(l.keys["CC"], AnnouncementMessage(a))
-	l.add(announce(a))
-	l.add(activation(ProtocolCheckpoints))
-	l.add(barrierCmd())
+	l := threeVoterCheckpointLog(t)
 	supported := []uint32{1, ProtocolCheckpoints}
 	open := func() *FSM {
 		f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), supported...)
@@ -280,16 +270,7 @@ func (l compactedLog) GetLog(i uint64, out *raft.Log) error {
 // handed it: a state left empty or half rebuilt would apply the next
 // entries past a gap, and disagree at every checkpoint after.
 func TestCheckpointRepairImpossibleKeepsState(t *testing.T) {
-	l := newProtoLog(t)
-	l.join("CC")
-	l.invite("DD")
-	l.add(l.announcement("AA", "AA", 1, ProtocolCheckpoints))
-	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
-	a := &peerpb.ProtocolAnnouncement{Agency: "CC", JoinedIndex: 6, Sequence: 1, Versions: []uint32{1, ProtocolCheckpoints}}
-	a.Signature = ed25519.Sign(l.keys["CC"], AnnouncementMessage(a))
-	l.add(announce(a))
-	l.add(activation(ProtocolCheckpoints))
-	l.add(barrierCmd())
+	l := threeVoterCheckpointLog(t)
 	f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1, ProtocolCheckpoints)
 	t.Cleanup(func() { f.Close() })
 	f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: compactedLog{protoLog: l, first: 3}}
@@ -332,4 +313,21 @@ func TestCheckpointRepairImpossibleKeepsState(t *testing.T) {
 	if ck := f.Checkpoints(); ck.LastIndex != decide2 || ck.Disagreements != 1 || ck.Diverged != "" {
 		t.Fatalf("after an agreeing checkpoint: %+v, want whole again", ck)
 	}
+}
+
+// threeVoterCheckpointLog is a log of three voters (AA, BB, CC) and an
+// invited DD, every voter announcing protocol 4, activated, then a barrier.
+func threeVoterCheckpointLog(t *testing.T) *protoLog {
+	l := newProtoLog(t)
+	l.join("CC")
+	l.invite("DD")
+	l.add(l.announcement("AA", "AA", 1, ProtocolCheckpoints))
+	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
+	// CC's announcement, with its own joined index.
+	a := &peerpb.ProtocolAnnouncement{Agency: "CC", JoinedIndex: 6, Sequence: 1, Versions: []uint32{1, ProtocolCheckpoints}}
+	a.Signature = ed25519.Sign(l.keys["CC"], AnnouncementMessage(a))
+	l.add(announce(a))
+	l.add(activation(ProtocolCheckpoints))
+	l.add(barrierCmd())
+	return l
 }

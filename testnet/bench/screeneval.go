@@ -118,17 +118,21 @@ func nameKey(name string) string {
 // the query came from: nothing in the query tells them apart.
 func holds(listed, query string) bool {
 	ls := strings.Fields(names.Normalize(listed))
-	used := make([]bool, len(ls))
 	qs := strings.Fields(names.Normalize(query))
 	// full words first, so that an initial does not take a word a full
 	// word needs
 	slices.SortStableFunc(qs, func(a, b string) int { return len(b) - len(a) })
+	return takeEach(ls, qs, func(q, l string) bool { return q == l || len(q) == 1 && l[0] == q[0] })
+}
+
+// takeEach reports whether every query word matches a listed word, each
+// listed word taken once, in the order of qs.
+func takeEach(ls, qs []string, match func(q, l string) bool) bool {
+	used := make([]bool, len(ls))
 	for _, q := range qs {
-		i := slices.IndexFunc(ls, func(l string) bool {
-			return q == l || len(q) == 1 && l[0] == q[0]
-		})
+		i := slices.IndexFunc(ls, func(l string) bool { return match(q, l) })
 		for i >= 0 && used[i] {
-			j := slices.IndexFunc(ls[i+1:], func(l string) bool { return q == l || len(q) == 1 && l[0] == q[0] })
+			j := slices.IndexFunc(ls[i+1:], func(l string) bool { return match(q, l) })
 			if j < 0 {
 				i = -1
 				break

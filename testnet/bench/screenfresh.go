@@ -235,23 +235,7 @@ func otherEnding(s string, rng *rand.Rand) string {
 
 // holdsAll reports whether every word of q is a word of l, each used once.
 func holdsAll(l, q []string) bool {
-	used := make([]bool, len(l))
-	for _, w := range q {
-		i := slices.IndexFunc(l, func(x string) bool { return x == w })
-		for i >= 0 && used[i] {
-			j := slices.Index(l[i+1:], w)
-			if j < 0 {
-				i = -1
-				break
-			}
-			i += 1 + j
-		}
-		if i < 0 {
-			return false
-		}
-		used[i] = true
-	}
-	return true
+	return takeEach(l, q, func(q, l string) bool { return q == l })
 }
 
 // jaroWinklerASCII is the Jaro-Winkler similarity of two lower-case words,
