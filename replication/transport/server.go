@@ -74,8 +74,8 @@ func (s *server) dispatch(ctx context.Context, cmd any, data io.Reader) (any, er
 // conflict) would apply them as committed: entries the federation never
 // committed, in place of the ones it did, until a checkpoint finds its
 // state differs (what issue 17's checkpoint disagreements looked like). The
-// leader sends its commit index again
-// with the next request, so a follower's commit lags by no more than that.
+// leader sends its commit index again with the next request, so a
+// follower's commit lags by no more than that.
 func clampCommit(req *raft.AppendEntriesRequest) {
 	last := req.PrevLogEntry
 	if n := len(req.Entries); n > 0 {
