@@ -32,6 +32,7 @@ func RunN(b B, n, clients int, op Op) {
 	)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu0 := processCPU()
 	for c := range clients {
 		wg.Add(1)
 		go func() {
@@ -54,6 +55,7 @@ func RunN(b B, n, clients int, op Op) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu := processCPU() - cpu0
 	if len(errs) > 0 {
 		b.Fatal(errs[0])
 	}
@@ -61,4 +63,7 @@ func RunN(b B, n, clients int, op Op) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "ops/s")
 	b.ReportMetric(ms(Percentile(lat, 0.50)), "p50-ms")
 	b.ReportMetric(ms(Percentile(lat, 0.99)), "p99-ms")
+	// CPU time of the whole process (every node of an in-process
+	// federation, and the clients): steadier than ops/s on a busy machine.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/op")
 }
