@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/replication/safetext"
 )
 
@@ -72,6 +73,17 @@ func DescribeRune(r rune) string {
 
 // checkLine says what is wrong with a string field's text, or "".
 func checkLine(s string, multi bool) string {
+	// Nearly all text is printable ASCII: checked a byte at a time, and
+	// anything else goes through the full rule (so an error is the same).
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; (b < 0x20 || b >= 0x7f) && !(multi && (b == '\t' || b == '\n')) {
+			return checkRunes(s, multi)
+		}
+	}
+	return ""
+}
+
+func checkRunes(s string, multi bool) string {
 	if !utf8.ValidString(s) {
 		return "is not valid UTF-8"
 	}
@@ -124,16 +136,22 @@ func pathString(path []pathElem) string {
 	return b.String()
 }
 
-// printable walks every populated field of m, so no string field, present or
-// added later, escapes the rule.
+// printable walks every populated field of m that holds text, so no string
+// field, present or added later, escapes the rule. The fields to visit
+// come from m's plan: a string field, or a message field whose type holds
+// text at some depth; the others (numbers, enums, timestamps) are skipped.
 func (c *checker) printable(m protoreflect.Message, path []pathElem) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		multi := multiLine[fd.FullName()]
+	for _, f := range planOf(m.Descriptor()).text {
+		fd := f.fd
+		if !m.Has(fd) {
+			continue
+		}
+		v := m.Get(fd)
 		switch {
 		case fd.IsList():
 			l := v.List()
 			for i := range l.Len() {
-				c.printableValue(fd, l.Get(i), append(path, pathElem{name: fd.Name(), index: i}), multi)
+				c.printableValue(fd, l.Get(i), append(path, pathElem{name: fd.Name(), index: i}), f.multi)
 			}
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
@@ -142,14 +160,13 @@ func (c *checker) printable(m protoreflect.Message, path []pathElem) {
 						c.add(pathString(append(path, pathElem{name: fd.Name(), index: -1})), "key %s", why)
 					}
 				}
-				c.printableValue(fd.MapValue(), mv, append(path, pathElem{name: fd.Name(), index: -1, key: k.String(), hasKey: true}), multi)
+				c.printableValue(fd.MapValue(), mv, append(path, pathElem{name: fd.Name(), index: -1, key: k.String(), hasKey: true}), f.multi)
 				return true
 			})
 		default:
-			c.printableValue(fd, v, append(path, pathElem{name: fd.Name(), index: -1}), multi)
+			c.printableValue(fd, v, append(path, pathElem{name: fd.Name(), index: -1}), f.multi)
 		}
-		return true
-	})
+	}
 }
 
 func (c *checker) printableValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path []pathElem, multi bool) {
@@ -164,22 +181,129 @@ func (c *checker) printableValue(fd protoreflect.FieldDescriptor, v protoreflect
 }
 
 // normalizeNewlines turns CRLF and lone CR into LF in the multi-line fields,
-// so a statement written on Windows is not refused for its line ends.
+// so a statement written on Windows is not refused for its line ends. It
+// visits the multi-line fields and the message fields that lead to one
+// (a map's values are not normalized).
 func normalizeNewlines(m protoreflect.Message) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	for _, f := range planOf(m.Descriptor()).newlines {
+		fd := f.fd
+		if !m.Has(fd) {
+			continue
+		}
 		switch {
-		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() && multiLine[fd.FullName()]:
-			if s := v.String(); strings.ContainsRune(s, '\r') {
+		case fd.Kind() == protoreflect.StringKind:
+			if s := m.Get(fd).String(); strings.ContainsRune(s, '\r') {
 				m.Set(fd, protoreflect.ValueOfString(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")))
 			}
-		case fd.Kind() == protoreflect.MessageKind && fd.IsList():
-			l := v.List()
+		case fd.IsList():
+			l := m.Get(fd).List()
 			for i := range l.Len() {
 				normalizeNewlines(l.Get(i).Message())
 			}
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-			normalizeNewlines(v.Message())
+		default:
+			normalizeNewlines(m.Get(fd).Message())
 		}
+	}
+}
+
+// textPlan is what the text walks visit in one message type, worked out
+// once per type from its descriptor: walking every field by reflection
+// cost more than the checks themselves (a record is checked on its way in
+// and on every partner that takes it in).
+type textPlan struct {
+	text     []planField // string fields, and message fields whose type holds text
+	newlines []planField // multi-line string fields, and message fields (not maps) that lead to one
+}
+
+type planField struct {
+	fd    protoreflect.FieldDescriptor
+	multi bool
+}
+
+// plans holds the plan of every message type a record can hold, worked out
+// at start and only read after; another message type's is worked out on
+// each call.
+var plans = func() map[protoreflect.MessageDescriptor]*textPlan {
+	m := map[protoreflect.MessageDescriptor]*textPlan{}
+	var add func(md protoreflect.MessageDescriptor)
+	add = func(md protoreflect.MessageDescriptor) {
+		if m[md] != nil {
+			return
+		}
+		m[md] = makePlan(md)
+		fields := md.Fields()
+		for i := range fields.Len() {
+			if fd := fields.Get(i); fd.Message() != nil {
+				add(fd.Message())
+			}
+		}
+	}
+	add((&pb.Record{}).ProtoReflect().Descriptor())
+	return m
+}()
+
+func planOf(md protoreflect.MessageDescriptor) *textPlan {
+	if p := plans[md]; p != nil {
+		return p
+	}
+	return makePlan(md)
+}
+
+func makePlan(md protoreflect.MessageDescriptor) *textPlan {
+	p := &textPlan{}
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if holdsText(fd, map[protoreflect.FullName]bool{}) {
+			p.text = append(p.text, planField{fd, multiLine[fd.FullName()]})
+		}
+		if leadsToMultiLine(fd, map[protoreflect.FullName]bool{}) {
+			p.newlines = append(p.newlines, planField{fd, multiLine[fd.FullName()]})
+		}
+	}
+	return p
+}
+
+// holdsText reports whether printable can meet a string in field fd: a
+// string field, or a message field (a map's entry included) whose type has
+// such a field. A type met again below itself counts as holding text: a
+// recursive type is walked, never skipped.
+func holdsText(fd protoreflect.FieldDescriptor, path map[protoreflect.FullName]bool) bool {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
 		return true
-	})
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return anyField(fd.Message(), path, holdsText)
+	}
+	return false
+}
+
+// leadsToMultiLine reports whether normalizeNewlines can meet a multi-line
+// field in field fd: one itself, or a message field (not a map) whose type
+// has one, as holdsText.
+func leadsToMultiLine(fd protoreflect.FieldDescriptor, path map[protoreflect.FullName]bool) bool {
+	switch {
+	case fd.IsMap():
+		return false
+	case fd.Kind() == protoreflect.StringKind:
+		return !fd.IsList() && multiLine[fd.FullName()]
+	case fd.Kind() == protoreflect.MessageKind:
+		return anyField(fd.Message(), path, leadsToMultiLine)
+	}
+	return false
+}
+
+func anyField(md protoreflect.MessageDescriptor, path map[protoreflect.FullName]bool, holds func(protoreflect.FieldDescriptor, map[protoreflect.FullName]bool) bool) bool {
+	if path[md.FullName()] {
+		return true
+	}
+	path[md.FullName()] = true
+	defer delete(path, md.FullName())
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if holds(fields.Get(i), path) {
+			return true
+		}
+	}
+	return false
 }

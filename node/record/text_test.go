@@ -149,6 +149,49 @@ func TestCheckTextEveryField(t *testing.T) {
 	}
 }
 
+// TestNormalizeEveryMultiLineField puts CRLF and a lone CR in every
+// multi-line field a record can hold, found by reflection, and checks
+// Normalize turns each into line feeds: the walk skips what cannot lead to
+// one, and must skip nothing that can.
+func TestNormalizeEveryMultiLineField(t *testing.T) {
+	answer := &pb.Record{Marking: pb.Marking_MARKING_AMBER, Subject: &pb.Subject{Name: "x"},
+		Detail: &pb.Record_ConsultationAnswer{ConsultationAnswer: &pb.ConsultationAnswer{}}}
+	for _, base := range []func() *pb.Record{validDesignation, validDenial, validConsultation, func() *pb.Record { return answer }} {
+		r := base()
+		var fields []protoreflect.FieldDescriptor
+		var owners []protoreflect.Message
+		var poison func(m protoreflect.Message)
+		poison = func(m protoreflect.Message) {
+			fds := m.Descriptor().Fields()
+			for i := range fds.Len() {
+				fd := fds.Get(i)
+				switch {
+				case fd.Kind() == protoreflect.StringKind && !fd.IsList() && multiLine[fd.FullName()]:
+					m.Set(fd, protoreflect.ValueOfString("a\r\nb\rc"))
+					fields, owners = append(fields, fd), append(owners, m)
+				case fd.Kind() == protoreflect.MessageKind && fd.IsList():
+					l := m.Get(fd).List()
+					for j := range l.Len() {
+						poison(l.Get(j).Message())
+					}
+				case fd.Kind() == protoreflect.MessageKind && !fd.IsMap() && m.Has(fd):
+					poison(m.Mutable(fd).Message())
+				}
+			}
+		}
+		poison(r.ProtoReflect())
+		if len(fields) == 0 {
+			t.Fatal("no multi-line field poisoned")
+		}
+		Normalize(r, time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))
+		for i, fd := range fields {
+			if got := owners[i].Get(fd).String(); got != "a\nb\nc" {
+				t.Errorf("%s: %q after Normalize", fd.FullName(), got)
+			}
+		}
+	}
+}
+
 // TestMultiLineFieldsExist keeps the list of multi-line fields in step with
 // the proto: a renamed field would silently become single-line otherwise.
 func TestMultiLineFieldsExist(t *testing.T) {
@@ -187,6 +230,11 @@ func BenchmarkValidate(b *testing.B) {
 			if err := Validate(r); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("Normalize", func(b *testing.B) {
+		for b.Loop() {
+			Normalize(r, time.Now())
 		}
 	})
 	b.Run("CheckText", func(b *testing.B) {
