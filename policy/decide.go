@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -25,7 +26,7 @@ type Decision struct {
 // Key says which decisions give the same body: partners with equal keys
 // can share one sealed body.
 func (d Decision) Key() string {
-	return fmt.Sprintf("%d|%t|%s", d.Marking, d.OriginatorControl, strings.Join(d.Redacted, ","))
+	return strconv.Itoa(int(d.Marking)) + "|" + strconv.FormatBool(d.OriginatorControl) + "|" + strings.Join(d.Redacted, ",")
 }
 
 // Body is the record as this decision lets the partner see it: redacted
@@ -38,9 +39,14 @@ func (d Decision) Body(rec *pb.Record) *pb.Record {
 }
 
 // Plaintext is the marshalled body (deterministic, so equal decisions give
-// equal bytes).
+// equal bytes). A decision that changes nothing in the record marshals the
+// record itself: the copy Body makes would be the same bytes.
 func (d Decision) Plaintext(rec *pb.Record) ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(d.Body(rec))
+	body := rec
+	if len(d.Redacted) > 0 || d.Marking != rec.GetMarking() || d.OriginatorControl != rec.GetOriginatorControl() {
+		body = d.Body(rec)
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(body)
 }
 
 // effective treats an unset marking as the narrowest: when in doubt, don't share.
@@ -78,16 +84,18 @@ func (p *Policy) Decide(rec *pb.Record, partner string) Decision {
 	if !slices.Contains(pt.Kinds, kind) {
 		return deny("kind %s is not in kinds of %s (line %d)", KindName(kind), partner, pt.Line)
 	}
-	d.Reasons = append(d.Reasons, fmt.Sprintf("kind %s is in kinds of %s (line %d)", KindName(kind), partner, pt.Line))
+	// The reasons of a shared record are built on every publication: joined
+	// rather than formatted.
+	d.Reasons = append(d.Reasons, "kind "+KindName(kind)+" is in kinds of "+partner+" (line "+strconv.Itoa(pt.Line)+")")
 	if d.Marking > pt.MaxMarking {
 		return deny("marking %s is above max_marking %s", MarkingName(d.Marking), MarkingName(pt.MaxMarking))
 	}
-	d.Reasons = append(d.Reasons, fmt.Sprintf("marking %s is within max_marking %s", MarkingName(d.Marking), MarkingName(pt.MaxMarking)))
+	d.Reasons = append(d.Reasons, "marking "+MarkingName(d.Marking)+" is within max_marking "+MarkingName(pt.MaxMarking))
 	if rel := rec.GetRelTo(); len(rel) > 0 {
 		if !slices.Contains(rel, partner) {
 			return deny("releasable only to %s", strings.Join(rel, ", "))
 		}
-		d.Reasons = append(d.Reasons, fmt.Sprintf("releasable to %s", strings.Join(rel, ", ")))
+		d.Reasons = append(d.Reasons, "releasable to "+strings.Join(rel, ", "))
 	}
 	switch x := rec.GetDetail().(type) {
 	case *pb.Record_Designation:
@@ -110,14 +118,14 @@ func (p *Policy) Decide(rec *pb.Record, partner string) Decision {
 	}
 	d.Share = true
 	if n := Narrower(d.Marking, pt.Marking); n != d.Marking {
-		d.Reasons = append(d.Reasons, fmt.Sprintf("marking narrowed from %s to %s", MarkingName(d.Marking), MarkingName(n)))
+		d.Reasons = append(d.Reasons, "marking narrowed from "+MarkingName(d.Marking)+" to "+MarkingName(n))
 		d.Marking = n
 	}
 	if pt.OriginatorControl && !d.OriginatorControl {
 		d.OriginatorControl = true
 		d.Reasons = append(d.Reasons, "originator control added")
 	}
-	for _, f := range fieldsOf(kind) {
+	for _, f := range kindFields[kind] {
 		if slices.Contains(pt.Redact, f) {
 			d.Redacted = append(d.Redacted, f)
 		} else {

@@ -219,6 +219,10 @@ func TestDecideProperties(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The bytes are the body's, whether or not Plaintext copied the record.
+			if want, _ := (proto.MarshalOptions{Deterministic: true}).Marshal(d.Body(rec)); !bytes.Equal(data, want) {
+				t.Fatalf("plaintext for %s differs from its body's encoding", partner)
+			}
 			body := &pb.Record{}
 			if err := proto.Unmarshal(data, body); err != nil || body.Marking < effective(rec.Marking) {
 				t.Fatalf("sealed body marking %v from %v (%v)", body.Marking, rec.Marking, err)

@@ -76,16 +76,20 @@ func lookupField(name string) (field, bool) {
 	return field{}, false
 }
 
-// fieldsOf are the redactable fields a kind of record has.
-func fieldsOf(k pb.Kind) []string {
-	var out []string
+// fieldsOf are the redactable fields a kind of record has, a new slice.
+func fieldsOf(k pb.Kind) []string { return slices.Clone(kindFields[k]) }
+
+// kindFields are the redactable fields of each kind, listed once (only
+// read): Decide walks them for every record and partner.
+var kindFields = func() map[pb.Kind][]string {
+	m := map[pb.Kind][]string{}
 	for _, f := range redactable {
-		if slices.Contains(f.kinds, k) {
-			out = append(out, f.name)
+		for _, k := range f.kinds {
+			m[k] = append(m[k], f.name)
 		}
 	}
-	return out
-}
+	return m
+}()
 
 // Redact returns a copy of rec with the named fields removed from the
 // protobuf message itself, so their bytes never reach the sealed body.
