@@ -322,12 +322,12 @@ func writeRecord(w io.Writer, r *pb.Record, extra ...string) error {
 		line("status_reason", d.StatusReason)
 		line("control_list_entry", d.ControlListEntry)
 		line("item", d.Item)
-		line("destination", d.Destination)
+		line("destination", denialDestination(d))
 		line("end_use", d.EndUse)
 		line("reason", d.Reason)
 		line("regime", d.Regime)
 		for _, p := range d.Parties {
-			line("party", fmt.Sprintf("%s: %s %s", enumName(p.Role.String(), "PARTY_ROLE_"), p.Name, p.Country))
+			line("party", strings.Join(nonEmpty(fmt.Sprintf("%s: %s %s", enumName(p.Role.String(), "PARTY_ROLE_"), p.Name, p.Country), p.Address), ", "))
 		}
 		line("denied_on", d.DeniedOn)
 		line("review_by", d.ReviewBy)
@@ -369,4 +369,21 @@ func inForceUntil(d *pb.Denial) string {
 		return "no end date"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// denialDestination is where a denial binds: its destination, or any for
+// an order denying the party's export privileges.
+func denialDestination(d *pb.Denial) string {
+	if d.GetAnyDestination() {
+		return "any (export privileges denied; the party's first address: " + d.GetDestination() + ")"
+	}
+	return d.GetDestination()
+}
+
+// denialDest is denialDestination for a table column.
+func denialDest(d *pb.Denial) string {
+	if d.GetAnyDestination() {
+		return "any"
+	}
+	return d.GetDestination()
 }

@@ -195,7 +195,7 @@ transaction, the no-undercut rule asks the agency to consult the denying partner
 					for i, d := range resp.Denials {
 						rec := d.Result.GetRecord()
 						den := rec.GetDenial()
-						rows[i] = []string{fmt.Sprintf("%.3f", d.Result.Score), rec.GetId(), d.Result.Origin, den.GetControlListEntry(), den.GetDestination(),
+						rows[i] = []string{fmt.Sprintf("%.3f", d.Result.Score), rec.GetId(), d.Result.Origin, den.GetControlListEntry(), denialDest(den),
 							den.GetDeniedOn(), inForceUntil(den), d.Party, d.Result.GetExplanation().GetSummary()}
 					}
 					if err := table(out, "SCORE\tID\tORIGIN\tENTRY\tDEST\tDENIED ON\tIN FORCE UNTIL\tPARTY\tEXPLANATION", rows); err != nil {

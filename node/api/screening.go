@@ -281,7 +281,10 @@ func (s *screeningService) screenApplication(ctx context.Context, req *pb.Screen
 				continue
 			}
 			denied, err := record.ParseControlListEntry(d.ControlListEntry)
-			if err != nil || !(item.Within(denied) || denied.Within(item)) || d.Destination != dest {
+			// An agency's own denial refused a licence for one destination;
+			// an order denying the party's export privileges binds it for
+			// any destination.
+			if err != nil || !(item.Within(denied) || denied.Within(item)) || !(d.AnyDestination || d.Destination == dest) {
 				continue
 			}
 			if !denialInForce(d, today) {
@@ -291,7 +294,7 @@ func (s *screeningService) screenApplication(ctx context.Context, req *pb.Screen
 			resp.Denials = append(resp.Denials, &pb.DenialMatch{
 				Result: h,
 				Party:  party,
-				Reason: fmt.Sprintf("%s within denied %s; destination %s; denied %s, %s", item, denied, dest, d.DeniedOn, inForceUntil(d)),
+				Reason: fmt.Sprintf("%s within denied %s; %s; denied %s, %s", item, denied, destinationReason(d, dest), d.DeniedOn, inForceUntil(d)),
 			})
 		}
 		gq := base
@@ -316,6 +319,13 @@ func denialInForce(d *pb.Denial, day string) bool {
 	return (d.DeniedOn == "" || d.DeniedOn <= day) &&
 		(d.ExpiresOn == "" || d.ExpiresOn >= day) &&
 		(d.ReviewBy == "" || d.ReviewBy >= day)
+}
+
+func destinationReason(d *pb.Denial, dest string) string {
+	if d.AnyDestination {
+		return fmt.Sprintf("destination %s: the party's export privileges are denied for any destination", dest)
+	}
+	return "destination " + dest
 }
 
 func inForceUntil(d *pb.Denial) string {

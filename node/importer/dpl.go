@@ -4,8 +4,11 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/watchfed/watchfed/node/names"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -14,13 +17,16 @@ import (
 var dplColumns = []string{"Name", "Street_Address", "City", "State", "Country", "Postal_Code", "Effective_Date", "Expiration_Date", "Standard_Order", "Last_Update", "Action", "FR_Citation"}
 
 // ParseDPL reads the BIS Denied Persons List (tab-separated, quoted, with a
-// header row) as denials: a denial order withdraws all export privileges,
-// so the control-list entry is ALL, the destination the party's country
-// (the United States when none is given: the order binds US exporters
-// dealing with a party there), in force from the effective date until the
-// expiration date, if any (no review date: reviewing the order is BIS's
-// duty, not the importing agency's). The list has no entry numbers: an
-// entry is known by its name and effective date.
+// header row) as denials: a denial order withdraws the party's export
+// privileges, whatever the item and wherever the party is, so the
+// control-list entry is ALL and the denial binds any destination
+// (any_destination; destination names the country of the party's first
+// address, the United States when none is given). It is in force from the
+// effective date until the expiration date, if any (no review date:
+// reviewing the order is BIS's duty, not the importing agency's). The list
+// has no entry numbers: an entry is known by its name and effective date,
+// and the list gives a row per address of a party, each kept as an address
+// and a party of the one denial.
 func ParseDPL(source string, r io.Reader) (*Result, error) {
 	res := &Result{Source: source}
 	s, err := text(r)
@@ -76,13 +82,27 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 		key := names.Normalize(name) + "@" + eff.Format(time.DateOnly)
 		ref := source + ":" + strings.ReplaceAll(key, " ", "-")
 		country := Country(get("Country"))
-		addr := &pb.Address{Street: strings.TrimSpace(get("Street_Address")), City: strings.TrimSpace(get("City")), Region: strings.TrimSpace(get("State")), PostalCode: strings.TrimSpace(get("Postal_Code")), Country: country}
+		addr := &pb.Address{Street: get("Street_Address"), City: get("City"), Region: get("State"), PostalCode: get("Postal_Code"), Country: country}
+		// A country the list writes in a way not known here stays in the
+		// party's address as written: the order is kept either way.
+		unknown := ""
+		if country == "" {
+			unknown = get("Country")
+		}
+		party := &pb.Party{Role: pb.PartyRole_PARTY_ROLE_END_USER, Name: name, Country: country,
+			Address: strings.Join(nonEmpty(oneLine(addr.Street), oneLine(addr.City), oneLine(addr.Region), oneLine(addr.PostalCode), oneLine(unknown)), ", ")}
 		if i, dup := seen[ref]; dup {
-			// The same order against a party at another address.
-			b := builder{res.Items[i].Record.Subject}
+			// The same order against the party at another address: the
+			// order covers it there too.
+			rec := res.Items[i].Record
+			b := builder{rec.Subject}
 			b.address(addr)
 			if country != "" {
 				addCountry(&b.s.Countries, country)
+			}
+			d := rec.GetDenial()
+			if !slices.ContainsFunc(d.Parties, func(p *pb.Party) bool { return proto.Equal(p, party) }) {
+				d.Parties = append(d.Parties, party)
 			}
 			continue
 		}
@@ -110,7 +130,6 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 			subj.Countries = []string{country}
 		}
 		builder{subj}.address(addr)
-		where := strings.Join(nonEmpty(addr.Street, addr.City, addr.Region, addr.PostalCode), ", ")
 		rec := &pb.Record{
 			Kind:      pb.Kind_KIND_DENIAL,
 			Subject:   subj,
@@ -119,9 +138,10 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 				ControlListEntry: "ALL",
 				Item:             "all items subject to the EAR: export privileges denied",
 				Destination:      dest,
+				AnyDestination:   true,
 				Reason:           "DENIAL-ORDER",
 				Regime:           "US-EAR",
-				Parties:          []*pb.Party{{Role: pb.PartyRole_PARTY_ROLE_END_USER, Name: name, Country: country, Address: strings.TrimSpace(where)}},
+				Parties:          []*pb.Party{party},
 				DeniedOn:         eff.Format(time.DateOnly),
 				ExpiresOn:        expires,
 				StatusReason:     strings.TrimSpace(get("Action") + " " + get("FR_Citation")),

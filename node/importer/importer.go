@@ -358,13 +358,15 @@ func addCountry(list *[]string, name string) {
 func (b builder) address(a *pb.Address) {
 	// Address lines are one line each: lists wrap long ones (UN XML), and a
 	// record refuses line feeds outside its free-text fields.
-	oneLine := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	a.Street, a.City, a.Region, a.PostalCode = oneLine(a.Street), oneLine(a.City), oneLine(a.Region), oneLine(a.PostalCode)
 	if a.Street == "" && a.City == "" && a.Region == "" && a.PostalCode == "" && a.Country == "" {
 		return
 	}
 	b.s.Addresses = append(b.s.Addresses, a)
 }
+
+// oneLine joins the lines and words of a text with single spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // cleanName trims a name and joins its words with single spaces. A name over
 // the record limit is kept whole: the node refuses the entry naming the field

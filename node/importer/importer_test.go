@@ -141,13 +141,13 @@ func TestDPL(t *testing.T) {
 		t.Errorf("rejects: %s", rejects(res))
 	}
 	recs := byRef(t, res)
-	if len(recs) != 4 {
-		t.Fatalf("%d records, want 4 (one party at four addresses is one denial)", len(recs))
+	if len(recs) != 6 {
+		t.Fatalf("%d records, want 6 (a party at several addresses is one denial)", len(recs))
 	}
 	for ref, r := range recs {
 		d := r.GetDenial()
-		if d.ControlListEntry != "ALL" || d.DeniedOn == "" || len(d.Parties) != 1 {
-			t.Errorf("%s: %v", ref, d)
+		if d.ControlListEntry != "ALL" || d.DeniedOn == "" || !d.AnyDestination || len(d.Parties) != len(r.Subject.Addresses) {
+			t.Errorf("%s: want an order for any destination, a party per address: %v", ref, d)
 		}
 		// The order's own dates; a review date is the importing agency's
 		// duty for its own denials only.
@@ -162,6 +162,39 @@ func TestDPL(t *testing.T) {
 		}
 		if strings.Contains(r.Subject.Name, "AIRLINES") && (r.Subject.Schema != pb.Schema_SCHEMA_ORGANIZATION || len(r.Subject.Addresses) < 2) {
 			t.Errorf("%s: want an organisation with its addresses: %v", ref, r.Subject)
+		}
+	}
+	// A party listed at addresses in several countries: every address and
+	// country is kept, each with its own party entry; a row without a
+	// country (ZIMO SHENG in Milwaukee) keeps its address, and the
+	// destination falls back to the United States only when the first row
+	// has none.
+	for _, tc := range []struct {
+		ref, dest string
+		countries []string
+		cities    []string
+	}{
+		{"bis-dpl:ali-m-hijazi@1981-09-01", "CH", []string{"CH", "FR", "LY"}, []string{"GENEVA", "HAUTE SAVOIE", "TRIPOLI"}},
+		{"bis-dpl:zimo-sheng@2020-03-16", "US", []string{"CN"}, []string{"MILWAUKEE", "JIANGSU"}},
+		{"bis-dpl:al-naser-airlines@2022-05-13", "IQ", []string{"IQ", "AE", "JO"}, []string{"BAGHDAD", "BAGHDAD", "DUBAI", "AMMAN"}},
+	} {
+		r := recs[tc.ref]
+		if r == nil {
+			t.Errorf("%s: missing", tc.ref)
+			continue
+		}
+		var cities, partyCountries []string
+		for _, a := range r.Subject.Addresses {
+			cities = append(cities, a.City)
+		}
+		for _, p := range r.GetDenial().Parties {
+			partyCountries = append(partyCountries, p.Country)
+		}
+		if d := r.GetDenial(); d.Destination != tc.dest || !slices.Equal(r.Subject.Countries, tc.countries) || !slices.Equal(cities, tc.cities) {
+			t.Errorf("%s: destination %s, countries %v, cities %v; want %s, %v, %v", tc.ref, d.Destination, r.Subject.Countries, cities, tc.dest, tc.countries, tc.cities)
+		}
+		if len(partyCountries) != len(tc.cities) {
+			t.Errorf("%s: parties in %v, want one per address", tc.ref, partyCountries)
 		}
 	}
 }

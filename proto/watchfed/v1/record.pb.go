@@ -1095,9 +1095,14 @@ type Denial struct {
 	StatusReason string `protobuf:"bytes,11,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
 	// Last day an imported order is in force, as its publisher gives it
 	// (e.g. the BIS Denied Persons List's expiration date); empty: no end.
-	ExpiresOn     string `protobuf:"bytes,12,opt,name=expires_on,json=expiresOn,proto3" json:"expires_on,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresOn string `protobuf:"bytes,12,opt,name=expires_on,json=expiresOn,proto3" json:"expires_on,omitempty"`
+	// The denial binds every transaction with its parties, whatever the
+	// destination: an order denying a party's export privileges (the BIS
+	// Denied Persons List's), not a licence refused for one destination.
+	// destination then gives the country of the party's first address.
+	AnyDestination bool `protobuf:"varint,13,opt,name=any_destination,json=anyDestination,proto3" json:"any_destination,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Denial) Reset() {
@@ -1212,6 +1217,13 @@ func (x *Denial) GetExpiresOn() string {
 		return x.ExpiresOn
 	}
 	return ""
+}
+
+func (x *Denial) GetAnyDestination() bool {
+	if x != nil {
+		return x.AnyDestination
+	}
+	return false
 }
 
 // Record is one version of a designation or a denial.
@@ -1737,7 +1749,7 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	"\x04role\x18\x01 \x01(\x0e2\x16.watchfed.v1.PartyRoleR\x04role\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\acountry\x18\x03 \x01(\tR\acountry\x12\x18\n" +
-	"\aaddress\x18\x04 \x01(\tR\aaddress\"\x94\x03\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\"\xbd\x03\n" +
 	"\x06Denial\x12,\n" +
 	"\x12control_list_entry\x18\x01 \x01(\tR\x10controlListEntry\x12\x12\n" +
 	"\x04item\x18\x02 \x01(\tR\x04item\x12 \n" +
@@ -1752,7 +1764,8 @@ const file_watchfed_v1_record_proto_rawDesc = "" +
 	" \x01(\tR\x06regime\x12#\n" +
 	"\rstatus_reason\x18\v \x01(\tR\fstatusReason\x12\x1d\n" +
 	"\n" +
-	"expires_on\x18\f \x01(\tR\texpiresOn\"\x8e\x06\n" +
+	"expires_on\x18\f \x01(\tR\texpiresOn\x12'\n" +
+	"\x0fany_destination\x18\r \x01(\bR\x0eanyDestination\"\x8e\x06\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12%\n" +
