@@ -28,3 +28,12 @@ var OpenMarker = openMarker
 func AddBehindRegistry(r *Replicator, id, addr string) error {
 	return r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 5*time.Second).Error()
 }
+
+// ForgetBodies empties the cache of decoded publication bodies, as a
+// restart or a snapshot install leaves it.
+func ForgetBodies(r *Replicator) {
+	c := &r.fsm.bodies
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.order, c.m, c.bytes = nil, nil, 0
+}

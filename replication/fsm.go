@@ -541,34 +541,7 @@ type Entry struct {
 // Entries returns up to limit accepted publications and governance acts
 // with index > after, in log order.
 func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var out []Entry
-	err := f.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLog).Cursor()
-		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			v = val(tx, bucketLog, k, v) // checked even when the body is cached: a damaged file is found early
-			if body := f.bodies.get(u64(k)); body != nil {
-				out = append(out, Entry{Index: u64(k), Body: body})
-				continue
-			}
-			var cmd peerpb.Command
-			if err := proto.Unmarshal(v, &cmd); err != nil {
-				return fmt.Errorf("entry %d: %w", u64(k), err)
-			}
-			if g := cmd.GetGovernance(); g != nil {
-				out = append(out, Entry{Index: u64(k), Body: &peerpb.PublicationBody{}, Governance: g})
-				continue
-			}
-			body := &peerpb.PublicationBody{}
-			if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
-				return fmt.Errorf("entry %d body: %w", u64(k), err)
-			}
-			out = append(out, Entry{Index: u64(k), Body: body})
-		}
-		return nil
-	})
-	return out, err
+	return f.entries(after, limit, "")
 }
 
 func entryKey(id string, version uint64) []byte {

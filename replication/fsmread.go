@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
@@ -36,12 +37,8 @@ func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 			return nil
 		}
 		raw := get(tx, bucketLog, k)
-		var cmd peerpb.Command
-		if err := proto.Unmarshal(raw, &cmd); err != nil {
-			return err
-		}
-		body = &peerpb.PublicationBody{}
-		if err := proto.Unmarshal(cmd.GetPublication().GetBody(), body); err != nil {
+		var err error
+		if body, err = decodeBody(raw); err != nil {
 			return err
 		}
 		f.bodies.put(idx, body, len(raw))
@@ -56,6 +53,121 @@ func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 		}
 	}
 	return nil, fmt.Errorf("entry %s version %d missing from its publication", id, version)
+}
+
+// EntriesFor is Entries for one agency's reader: a publication whose
+// encoded body does not contain the agency's id anywhere comes back empty
+// (its index only), without being decoded, unless its decoded body is at
+// hand (cached) anyway. Such a publication can hold
+// nothing for the agency and nothing from it: a recipient, an epoch grant's
+// or a key grant's recipient, and an origin are all the id as it is in the
+// encoding. A newcomer reading the log from index 1 then decodes only what
+// names it, mostly what came after its join.
+func (f *FSM) EntriesFor(after uint64, limit int, agency string) ([]Entry, error) {
+	if agency == "" {
+		return nil, fmt.Errorf("entries for no agency")
+	}
+	return f.entries(after, limit, agency)
+}
+
+// entries is Entries (mention "") and EntriesFor.
+func (f *FSM) entries(after uint64, limit int, mention string) ([]Entry, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Entry
+	var skipped *peerpb.PublicationBody // empty, shared by every entry skipped
+	err := f.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLog).Cursor()
+		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			idx := u64(k)
+			v = val(tx, bucketLog, k, v) // checked even when the body is cached: a damaged file is found early
+			if body := f.bodies.get(idx); body != nil {
+				out = append(out, Entry{Index: idx, Body: body})
+				continue
+			}
+			raw, isPub := publicationBody(v)
+			if !isPub {
+				var cmd peerpb.Command
+				if err := proto.Unmarshal(v, &cmd); err != nil {
+					return fmt.Errorf("entry %d: %w", idx, err)
+				}
+				if g := cmd.GetGovernance(); g != nil {
+					out = append(out, Entry{Index: idx, Body: &peerpb.PublicationBody{}, Governance: g})
+					continue
+				}
+				raw = cmd.GetPublication().GetBody()
+			}
+			if mention != "" && !bytes.Contains(raw, []byte(mention)) {
+				if skipped == nil {
+					skipped = &peerpb.PublicationBody{}
+				}
+				out = append(out, Entry{Index: idx, Body: skipped})
+				continue
+			}
+			body := &peerpb.PublicationBody{}
+			if err := proto.Unmarshal(raw, body); err != nil {
+				return fmt.Errorf("entry %d body: %w", idx, err)
+			}
+			out = append(out, Entry{Index: idx, Body: body})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// decodeBody decodes the body of a publication command as stored in the log.
+func decodeBody(raw []byte) (*peerpb.PublicationBody, error) {
+	b, ok := publicationBody(raw)
+	if !ok {
+		var cmd peerpb.Command
+		if err := proto.Unmarshal(raw, &cmd); err != nil {
+			return nil, err
+		}
+		b = cmd.GetPublication().GetBody()
+	}
+	body := &peerpb.PublicationBody{}
+	if err := proto.Unmarshal(b, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// publicationBody finds the body bytes of a publication command without
+// decoding the command: decoding it would copy the whole body (the bulk of
+// the log's bytes) only for the body to be decoded again. The result
+// aliases cmd. ok is false for any other command, and for any encoding
+// this does not expect (a field repeated, a type that does not match):
+// the caller then decodes the command whole.
+func publicationBody(cmd []byte) (body []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(cmd)
+	if n < 0 || num != 1 || typ != protowire.BytesType { // Command.publication
+		return nil, false
+	}
+	pub, m := protowire.ConsumeBytes(cmd[n:])
+	if m < 0 || n+m != len(cmd) {
+		return nil, false
+	}
+	found := false
+	for len(pub) > 0 {
+		num, typ, n := protowire.ConsumeTag(pub)
+		if n < 0 {
+			return nil, false
+		}
+		pub = pub[n:]
+		n = protowire.ConsumeFieldValue(num, typ, pub)
+		if n < 0 {
+			return nil, false
+		}
+		if num == 2 { // Publication.body
+			if typ != protowire.BytesType || found {
+				return nil, false
+			}
+			body, _ = protowire.ConsumeBytes(pub[:n])
+			found = true
+		}
+		pub = pub[n:]
+	}
+	return body, true
 }
 
 // bodyCache keeps the publication bodies last applied or decoded, so that

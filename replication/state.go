@@ -57,3 +57,9 @@ func (r *Replicator) StateHash() (index uint64, sum []byte, err error) { return 
 
 // Backup writes a consistent copy of the state's file (fsm.db) to w.
 func (r *Replicator) Backup(w io.Writer) (int64, error) { return r.fsm.Backup(w) }
+
+// EntriesFor is Entries for one agency's reader: publications whose encoded
+// body does not contain the agency's id come back empty, undecoded.
+func (r *Replicator) EntriesFor(after uint64, limit int, agency string) ([]Entry, error) {
+	return r.fsm.EntriesFor(after, limit, agency)
+}

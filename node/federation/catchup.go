@@ -65,7 +65,7 @@ func (f *Federation) holdings() (*holdings, error) {
 		h.held[id][partner] = max(h.held[id][partner], v)
 	}
 	for {
-		es, err := f.rep.Entries(h.upTo, 1024)
+		es, err := f.rep.EntriesFor(h.upTo, 1024, f.cfg.Agency)
 		if err != nil {
 			return nil, err
 		}

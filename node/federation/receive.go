@@ -43,7 +43,7 @@ func (f *Federation) receiveAvailable(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		es, err := f.rep.Entries(from, 256)
+		es, err := f.rep.EntriesFor(from, 256, f.cfg.Agency)
 		if err != nil || len(es) == 0 {
 			return err
 		}
