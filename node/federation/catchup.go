@@ -2,6 +2,7 @@ package federation
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -184,8 +185,22 @@ func (f *Federation) catchUp(ctx context.Context) (int, error) {
 	return delivered, nil
 }
 
+// catchUpChunk is how many records a catch-up reads from the store at once.
+const catchUpChunk = 256
+
 // catchUpPartner is catchUp for one partner; it adds what it delivered to *delivered.
-func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *holdings, order []string, partner string, rc seal.Recipient, delivered *int) error {
+func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *holdings, order []string, partner string, rc seal.Recipient, delivered *int) (err error) {
+	self, err := f.sealer.EpochKey(f.cfg.Agency, 0)
+	if err != nil {
+		return err
+	}
+	keys := func(string, uint64) ([]byte, bool) { return self, true }
+	q := f.startPublishing(ctx)
+	defer func() {
+		n, qerr := q.close()
+		*delivered += n
+		err = cmp.Or(err, qerr)
+	}()
 	var grants []seal.GrantRef
 	flush := func() error {
 		if len(grants) == 0 {
@@ -195,85 +210,145 @@ func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 		if err != nil {
 			return err
 		}
-		if err := f.publish(ctx, pub); err != nil {
-			return err
-		}
+		// Publications go out in order and the queue stops at the first
+		// that fails: the ones after this carry no epoch grant of their own.
 		rc.Granted = true
-		*delivered += len(grants)
+		n := len(grants)
 		grants = nil
-		return nil
+		return q.put(ctx, pub, n)
 	}
-	for _, id := range order {
+	for next := 0; next < len(order); {
+		// The next entries the partner cannot read yet, read at once.
+		var refs []store.VersionRef
 		h.mu.Lock()
-		v := h.latest[id]
-		h.mu.Unlock()
-		if h.holds(id, partner) >= v {
-			continue
-		}
-		rec, err := f.store.Version(ctx, id, v)
-		if err != nil {
-			return fmt.Errorf("catch up %s v%d: %w", id, v, err)
-		}
-		d := pol.Decide(rec, partner)
-		if !d.Share {
-			continue
-		}
-		want, err := d.Plaintext(rec)
-		if err != nil {
-			return err
-		}
-		ref, ok, err := f.sameBody(rec, want)
-		if err != nil {
-			return err
-		}
-		if ok {
-			grants = append(grants, ref)
-			if len(grants) >= maxBatch {
-				if err := flush(); err != nil {
-					return err
-				}
+		for ; next < len(order) && len(refs) < catchUpChunk; next++ {
+			id := order[next]
+			if v := h.latest[id]; h.held[id][partner] < v {
+				refs = append(refs, store.VersionRef{ID: id, Version: v})
 			}
+		}
+		h.mu.Unlock()
+		if len(refs) == 0 {
 			continue
 		}
-		// No published body is what this partner is now entitled to: seal
-		// one more, after the grants before it (order is kept).
-		if err := flush(); err != nil {
-			return err
-		}
-		key := fmt.Sprintf("%s@%d", id, v)
-		h.mu.Lock()
-		h.reseals[key]++
-		n := h.reseals[key]
-		h.mu.Unlock()
-		item := seal.Item{
-			Header: &peerpb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
-			Bodies: []seal.BodyPlain{{Recipients: []string{partner}, Plaintext: want}},
-		}
-		pub, err := f.sealer.Seal([]seal.Item{item}, map[string]seal.Recipient{partner: rc})
+		recs, err := f.store.Versions(ctx, refs)
 		if err != nil {
-			return err
+			return fmt.Errorf("catch up %s: %w", partner, err)
 		}
-		if err := f.publish(ctx, pub); err != nil {
-			return err
+		for _, rec := range recs {
+			d := pol.Decide(rec, partner)
+			if !d.Share {
+				continue
+			}
+			want, err := d.Plaintext(rec)
+			if err != nil {
+				return err
+			}
+			ref, ok, err := f.sameBody(rec, want, keys)
+			if err != nil {
+				return err
+			}
+			if ok {
+				grants = append(grants, ref)
+				if len(grants) >= maxBatch {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			// No published body is what this partner is now entitled to: seal
+			// one more, after the grants before it (order is kept).
+			if err := flush(); err != nil {
+				return err
+			}
+			key := fmt.Sprintf("%s@%d", rec.Id, rec.Version)
+			h.mu.Lock()
+			h.reseals[key]++
+			n := h.reseals[key]
+			h.mu.Unlock()
+			item := seal.Item{
+				Header: &peerpb.EnvelopeHeader{EntryId: rec.Id, Version: rec.Version, Kind: rec.Kind, Marking: rec.Marking, RelTo: rec.RelTo, Reseal: n},
+				Bodies: []seal.BodyPlain{{Recipients: []string{partner}, Plaintext: want}},
+			}
+			pub, err := f.sealer.Seal([]seal.Item{item}, map[string]seal.Recipient{partner: rc})
+			if err != nil {
+				return err
+			}
+			rc.Granted = true
+			if err := q.put(ctx, pub, 1); err != nil {
+				return err
+			}
 		}
-		rc.Granted = true
-		*delivered++
 	}
 	return flush()
 }
 
+// publishQueue publishes a catch-up's publications in order from a
+// goroutine of its own, so that the walk reads and seals the next one while
+// the last is being committed (a commit is a replication round trip and an
+// fsync; a publication of 1,024 grants was waited for one at a time).
+type publishQueue struct {
+	ch     chan queued
+	failed chan struct{} // closed at the first publication that failed
+	done   chan struct{}
+	err    error // set before failed closes
+	sent   int   // entries in the publications committed
+}
+
+type queued struct {
+	pub *peerpb.Publication
+	n   int // entries it delivers
+}
+
+func (f *Federation) startPublishing(ctx context.Context) *publishQueue {
+	// Two waiting: enough to keep the log busy, little held in memory.
+	q := &publishQueue{ch: make(chan queued, 2), failed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(q.done)
+		for p := range q.ch {
+			if q.err != nil {
+				continue // nothing after a failure goes out: order is kept
+			}
+			if err := f.publish(ctx, p.pub); err != nil {
+				q.err = err
+				close(q.failed)
+				continue
+			}
+			q.sent += p.n
+		}
+	}()
+	return q
+}
+
+// put queues a publication; it fails once an earlier one failed.
+func (q *publishQueue) put(ctx context.Context, pub *peerpb.Publication, n int) error {
+	select {
+	case q.ch <- queued{pub, n}:
+		return nil
+	case <-q.failed:
+		return q.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close waits for the queued publications and returns the number of
+// entries those committed delivered, and the first failure.
+func (q *publishQueue) close() (int, error) {
+	close(q.ch)
+	<-q.done
+	return q.sent, q.err
+}
+
 // sameBody finds a body of the version's first publication whose plaintext
-// is exactly want (the origin opens its own wrap of every body).
-func (f *Federation) sameBody(rec *pb.Record, want []byte) (seal.GrantRef, bool, error) {
+// is exactly want (the origin opens its own wrap of every body with its own
+// epoch key, keys).
+func (f *Federation) sameBody(rec *pb.Record, want []byte, keys func(string, uint64) ([]byte, bool)) (seal.GrantRef, bool, error) {
 	env, err := f.rep.Envelope(rec.Id, rec.Version)
 	if err != nil {
 		return seal.GrantRef{}, false, err
 	}
-	self, err := f.sealer.EpochKey(f.cfg.Agency, 0)
-	if err != nil {
-		return seal.GrantRef{}, false, err
-	}
-	keys := func(string, uint64) ([]byte, bool) { return self, true }
 	for i, b := range env.Bodies {
 		plain, err := f.opener.OpenBody(env.Header, uint32(i), b, keys)
 		if err != nil {

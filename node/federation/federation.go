@@ -73,7 +73,7 @@ type Store interface {
 	MarkPublished(ctx context.Context, recs []*pb.Record) error
 	// DiskFull is the last write's full-disk error, nil once one succeeds.
 	DiskFull() error
-	Version(ctx context.Context, id string, version uint64) (*pb.Record, error)
+	Versions(ctx context.Context, refs []store.VersionRef) ([]*pb.Record, error)
 	ReceivedIndex() (uint64, error)
 	TakeIn(ctx context.Context, batch []store.Received, upTo uint64) error
 	EpochKey(origin string, epoch uint64) ([]byte, bool)

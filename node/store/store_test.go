@@ -101,6 +101,47 @@ func TestVersionsAndPointInTime(t *testing.T) {
 	}
 }
 
+// TestVersionsInTheOrderNamed: Versions reads the versions named, in the
+// order named, and fails as a whole when one is missing.
+func TestVersionsInTheOrderNamed(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	active := pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE
+	mustPut(t, s, version("DEV/A", 1, t0, "Alpha", active))
+	mustPut(t, s, version("DEV/A", 2, t0.Add(time.Hour), "Alpha Two", active))
+	mustPut(t, s, version("DEV/B", 1, t0, "Beta", active))
+	for _, tc := range []struct {
+		name string
+		refs []VersionRef
+		want []string // subject names; nil: not found
+	}{
+		{"none", nil, []string{}},
+		{"out of key order", []VersionRef{{"DEV/B", 1}, {"DEV/A", 2}, {"DEV/A", 1}}, []string{"Beta", "Alpha Two", "Alpha"}},
+		{"a version missing", []VersionRef{{"DEV/A", 1}, {"DEV/A", 3}}, nil},
+		{"a record missing", []VersionRef{{"DEV/C", 1}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := s.Versions(ctx, tc.refs)
+			if tc.want == nil {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Versions: %v, %v; want not found", recs, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			for _, r := range recs {
+				got = append(got, r.Subject.Name)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("Versions: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestConflictStoresNothing(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
