@@ -464,7 +464,9 @@ func unwrapFor(self string, b *peerpb.Body, h *peerpb.EnvelopeHeader, index uint
 // bodyAD binds a body to its header: a body moved under another entry,
 // version, origin or kind does not open.
 func bodyAD(h *peerpb.EnvelopeHeader) []byte {
-	ad := []byte("watchfed body v1")
+	// Sized at once: built for every body sealed or opened.
+	ad := make([]byte, 0, 16+4+len(h.EntryId)+8+4+len(h.Origin)+4)
+	ad = append(ad, "watchfed body v1"...)
 	ad = appendField(ad, h.EntryId)
 	ad = binary.BigEndian.AppendUint64(ad, h.Version)
 	ad = appendField(ad, h.Origin)
@@ -472,7 +474,8 @@ func bodyAD(h *peerpb.EnvelopeHeader) []byte {
 }
 
 func wrapAD(entry string, version uint64, index uint32, recipient string, epoch uint64) []byte {
-	ad := []byte("watchfed wrap v1")
+	ad := make([]byte, 0, 16+4+len(entry)+8+4+4+len(recipient)+8)
+	ad = append(ad, "watchfed wrap v1"...)
 	ad = appendField(ad, entry)
 	ad = binary.BigEndian.AppendUint64(ad, version)
 	ad = binary.BigEndian.AppendUint32(ad, index)
