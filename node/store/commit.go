@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -19,6 +21,13 @@ type groupCommit struct {
 	queue   []*commitCall
 	running bool
 	timer   *time.Timer // starts the loop for lazy calls left alone
+
+	// settled is the id of the last write transaction whose commit returned,
+	// its fsyncs done. bbolt lets a read see a commit once its meta page is
+	// written, before that page's fsync: a reader that must see only what
+	// survives a power cut (the outbox, read to publish) waits for it.
+	settled   uint64
+	settledCh chan struct{} // closed and replaced when settled advances
 }
 
 // lazyDelay bounds how long a lazy call waits for company.
@@ -93,7 +102,9 @@ func (s *Store) commit(calls []*commitCall) {
 	for len(calls) > 0 {
 		failed := -1
 		var callErr error
+		var txid uint64
 		err := s.db.Update(func(tx *bolt.Tx) error {
+			txid = uint64(tx.ID())
 			for i, c := range calls {
 				if err := s.call(c.fn, tx); err != nil {
 					failed, callErr = i, err
@@ -103,6 +114,9 @@ func (s *Store) commit(calls []*commitCall) {
 			return nil
 		})
 		if failed < 0 {
+			if err == nil {
+				s.settle(txid)
+			}
 			err = s.noteCommit(err)
 			for _, c := range calls {
 				c.err <- err // nil, or the commit's own failure for all
@@ -111,5 +125,85 @@ func (s *Store) commit(calls []*commitCall) {
 		}
 		calls[failed].err <- callErr
 		calls = append(calls[:failed], calls[failed+1:]...)
+	}
+}
+
+// updateSettled is db.Update, noting the commit as settled once it returned.
+func (s *Store) updateSettled(fn func(*bolt.Tx) error) error {
+	var txid uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		txid = uint64(tx.ID())
+		return fn(tx)
+	})
+	if err == nil {
+		s.settle(txid)
+	}
+	return err
+}
+
+// settle notes that write transaction txid is committed and fsynced.
+func (s *Store) settle(txid uint64) {
+	s.gc.mu.Lock()
+	defer s.gc.mu.Unlock()
+	if txid <= s.gc.settled {
+		return
+	}
+	s.gc.settled = txid
+	if s.gc.settledCh != nil {
+		close(s.gc.settledCh)
+		s.gc.settledCh = nil
+	}
+}
+
+// viewSettled is a read transaction that sees only settled commits: begun
+// while a commit's last fsync is under way, it waits for that commit to
+// return and reads again. (A commit that failed after its meta page was
+// written is, to bbolt, committed in memory; reads wait for the next commit
+// that settles.)
+func (s *Store) viewSettled(ctx context.Context, fn func(*bolt.Tx) error) error {
+	for {
+		var seen uint64
+		err := s.view(func(tx *bolt.Tx) error {
+			seen = uint64(tx.ID())
+			if seen > s.settledID() {
+				return errUnsettled
+			}
+			return fn(tx)
+		})
+		if err != errUnsettled {
+			return err
+		}
+		if err := s.waitSettled(ctx, seen); err != nil {
+			return err
+		}
+	}
+}
+
+var errUnsettled = errors.New("read began before the last commit settled")
+
+func (s *Store) settledID() uint64 {
+	s.gc.mu.Lock()
+	defer s.gc.mu.Unlock()
+	return s.gc.settled
+}
+
+// waitSettled waits until write transaction txid (or a later one) settled.
+func (s *Store) waitSettled(ctx context.Context, txid uint64) error {
+	for {
+		s.gc.mu.Lock()
+		if s.gc.settled >= txid {
+			s.gc.mu.Unlock()
+			return nil
+		}
+		if s.gc.settledCh == nil {
+			s.gc.settledCh = make(chan struct{})
+		}
+		ch := s.gc.settledCh
+		s.gc.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }

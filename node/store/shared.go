@@ -25,9 +25,14 @@ func OutboxKey(id string, version uint64) string { return string(versionKey(id, 
 // published), keyed by OutboxKey. A set rather than a function: the scan
 // passes every version in flight, and a lookup by the key's bytes costs no
 // allocation.
+//
+// It reads only commits that returned (their fsyncs done), so that nothing
+// is published that a power cut could take from this store after partners
+// hold it.
 func (s *Store) OutboxExcept(ctx context.Context, limit int, skip map[string]bool) ([]*pb.Record, error) {
 	var out []*pb.Record
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewSettled(ctx, func(tx *bolt.Tx) error {
+		out = out[:0]
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			if skip[string(k)] {

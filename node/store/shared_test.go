@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -181,5 +183,51 @@ func TestSharedFromBoundedByBytes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOutboxReadsOnlySettledCommits: bbolt shows a commit to readers once
+// its meta page is written, before that page's fsync returns. A version seen
+// then could be published and partners hold it, and a power cut still take it
+// from this store. The outbox waits for such a commit to return; here one is
+// made by committing past the store's group commit, which never notes it as
+// settled, as if its last fsync were under way. The next commit that returns
+// (another writer's, or the publish loop's own take-off) releases it.
+func TestOutboxReadsOnlySettledCommits(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	active := pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE
+	mustPut(t, s, version("DEV/A", 1, t0, "Alpha", active))
+	unsettled := version("DEV/B", 1, t0, "Beta", active)
+	if err := s.db.Update(func(tx *bolt.Tx) error { return putVersion(tx, unsettled) }); err != nil {
+		t.Fatal(err)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if out, err := s.OutboxExcept(short, 10, nil); err == nil {
+		t.Fatalf("outbox read during an unsettled commit returned %d versions", len(out))
+	}
+
+	got := make(chan []*pb.Record, 1)
+	go func() {
+		out, err := s.OutboxExcept(ctx, 10, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- out
+	}()
+	mustPut(t, s, version("DEV/C", 1, t0, "Gamma", active))
+	select {
+	case out := <-got:
+		var ids []string
+		for _, r := range out {
+			ids = append(ids, r.Id)
+		}
+		if want := []string{"DEV/A", "DEV/B", "DEV/C"}; !slices.Equal(ids, want) {
+			t.Fatalf("outbox after the next commit settled: %v, want %v", ids, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("outbox read still waiting after a later commit returned")
 	}
 }

@@ -124,6 +124,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, log: opts.Logger, path: path}
+	_ = db.View(func(tx *bolt.Tx) error { s.gc.settled = uint64(tx.ID()); return nil }) // fsynced at open
 	if damage != nil {
 		s.damaged.Store(&damage)
 	}
@@ -155,7 +156,7 @@ func (s *Store) Put(ctx context.Context, rec *pb.Record, ev *pb.AuditEvent) (*pb
 
 // update is one write transaction of its own.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	return s.noteCommit(s.db.Update(func(tx *bolt.Tx) (err error) {
+	return s.noteCommit(s.updateSettled(func(tx *bolt.Tx) (err error) {
 		defer s.catch(&err)
 		return fn(tx)
 	}))
