@@ -150,6 +150,7 @@ type Federation struct {
 	received chan struct{}            // closed and replaced when entries were taken in
 
 	held     holdings // what partners can read of this agency's entries
+	ahead    ahead    // versions being committed now, to seal meanwhile
 	lastPub  uint64   // log index of the last publication (publish loop only)
 	caughtUp string   // policy generation and members the last catch-up ran for
 }

@@ -1,8 +1,10 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -97,6 +99,120 @@ type publisher struct {
 
 	// failed stops submitting after an error until the next tick.
 	failed bool
+
+	// sealed is a publication sealed while its version's store commit ran.
+	sealed *sealedAhead
+}
+
+// ahead is the record version a lone writer is committing to the store now
+// (ExpectPublished is called before the commit), so that the publish loop,
+// idle meanwhile, can seal it while the commit's fsyncs run. It holds a
+// copy: the writer's record may still change until it is stored.
+type ahead struct {
+	mu  sync.Mutex
+	rec *pb.Record
+	n   int // versions registered since the loop last looked
+}
+
+// add notes a version about to be committed; true if it is the only one.
+func (a *ahead) add(r *pb.Record) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n++
+	a.rec = nil
+	if a.n == 1 {
+		a.rec = proto.Clone(r).(*pb.Record)
+	}
+	return a.rec != nil
+}
+
+// remove forgets a version whose write did not happen.
+func (a *ahead) remove(r *pb.Record) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rec != nil && a.rec.Id == r.Id && a.rec.Version == r.Version {
+		a.rec = nil
+	}
+}
+
+// take returns the lone version registered since the last call, if any:
+// the loop takes it at the start of each round.
+func (a *ahead) take() *pb.Record {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.rec
+	a.rec, a.n = nil, 0
+	return r
+}
+
+// sealedAhead is a publication sealed before its versions were read from
+// the outbox, with what its sealing depended on.
+type sealedAhead struct {
+	recs    []*pb.Record
+	data    []byte
+	rcpt    map[string]seal.Recipient
+	policy  uint64 // its generation
+	scanned uint64 // the log index the holdings were scanned to before
+}
+
+// sealAhead seals, while nothing is in flight, the one version a writer is
+// committing now, so that the publication is ready when the commit
+// returns: a lone writer's sealing no longer follows its fsyncs. It is
+// submitted only once the outbox read returns that very version, committed
+// (takeSealed); with several writers at once the loop is busy anyway and
+// seals after the commit, as before.
+func (p *publisher) sealAhead(r *pb.Record, rcpt map[string]seal.Recipient) {
+	f := p.f
+	if p.submitted > 0 || r == nil {
+		return
+	}
+	if _, err := f.holdings(); err != nil {
+		return
+	}
+	s := &sealedAhead{recs: []*pb.Record{r}, rcpt: rcpt, policy: f.policy.Generation(), scanned: f.held.scanned()}
+	data, err := f.sealBatch(s.recs, rcpt)
+	if err != nil {
+		return // sealed again, and the error reported, once committed
+	}
+	s.data = data
+	p.sealed = s
+}
+
+// takeSealed returns the publication sealed ahead if it is for exactly
+// these versions, as committed, and nothing it was sealed under changed:
+// the recipients, their keys and grants, the policy, and the log entries
+// the holdings were scanned to (a withdrawal depends on them). Anything
+// else is sealed again: the bytes submitted are always those sealBatch
+// gives for the versions read from the outbox.
+func (p *publisher) takeSealed(recs []*pb.Record, rcpt map[string]seal.Recipient) ([]byte, bool) {
+	s := p.sealed
+	p.sealed = nil
+	f := p.f
+	if s == nil || len(s.recs) != len(recs) || s.policy != f.policy.Generation() || !sameRecipients(s.rcpt, rcpt) {
+		return nil, false
+	}
+	for i, r := range recs {
+		if !proto.Equal(r, s.recs[i]) {
+			return nil, false
+		}
+	}
+	if _, err := f.holdings(); err != nil || f.held.scanned() != s.scanned {
+		return nil, false
+	}
+	return s.data, true
+}
+
+func sameRecipients(a, b map[string]seal.Recipient) bool {
+	return maps.EqualFunc(a, b, func(x, y seal.Recipient) bool {
+		return x.Epoch == y.Epoch && x.Granted == y.Granted && bytes.Equal(x.SealingKey, y.SealingKey)
+	})
+}
+
+// scanned is the log index the holdings were scanned to.
+func (h *holdings) scanned() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.upTo
 }
 
 type publishResult struct {
@@ -112,6 +228,7 @@ func versionKey(r *pb.Record) string { return store.OutboxKey(r.Id, r.Version) }
 // publications while there is room.
 func (p *publisher) publish(ctx context.Context) {
 	f := p.f
+	next := f.ahead.take()
 	for !p.failed && p.submitted < maxInFlight {
 		rcpt, err := f.recipients()
 		if err != nil {
@@ -144,18 +261,22 @@ func (p *publisher) publish(ctx context.Context) {
 		p.mu.Lock()
 		recs, err := f.store.OutboxExcept(ctx, maxBatch, p.inflight)
 		p.mu.Unlock()
-		if err != nil || len(recs) == 0 {
-			if err != nil {
-				f.log.Warn("publish", "err", err)
-			}
+		if err != nil {
+			f.log.Warn("publish", "err", err)
+			return
+		}
+		if len(recs) == 0 {
+			p.sealAhead(next, rcpt)
 			return
 		}
 		recs = boundBytes(recs)
-		data, err := f.sealBatch(recs, rcpt)
-		if err != nil {
-			f.log.Warn("publish", "err", err)
-			p.failed = true
-			return
+		data, ok := p.takeSealed(recs, rcpt)
+		if !ok {
+			if data, err = f.sealBatch(recs, rcpt); err != nil {
+				f.log.Warn("publish", "err", err)
+				p.failed = true
+				return
+			}
 		}
 		p.mu.Lock()
 		for _, r := range recs {
@@ -350,7 +471,11 @@ func (f *Federation) ExpectPublished(r *pb.Record) (wait func(ctx context.Contex
 	f.mu.Lock()
 	f.waiters[key] = append(f.waiters[key], ch)
 	f.mu.Unlock()
+	if f.ahead.add(r) {
+		f.WakeUp() // to seal it while it is committed
+	}
 	drop = func() {
+		f.ahead.remove(r)
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		ws := slices.DeleteFunc(f.waiters[key], func(c chan uint64) bool { return c == ch })
