@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -164,6 +165,11 @@ var countryCodes = func() map[string]string {
 		"eswatini": "SZ", "east timor": "TL", "timor leste": "TL", "region crimea": "UA", "crimea": "UA",
 		"netherlands antilles": "CW", "curacao": "CW", "st kitts and nevis": "KN", "saint kitts and nevis": "KN",
 		"st vincent and the grenadines": "VC", "st lucia": "LC", "belarus": "BY", "kyrgyzstan": "KG",
+		// Forms found in the real editions (OFAC add.csv, UN XML).
+		"saint vincent and the grenadines": "VC", "cote d ivoire": "CI", "british virgin islands": "VG",
+		"united states of america": "US", "united kingdom of great britain and northern ireland": "GB",
+		"hong kong special administrative region": "HK", "macao special administrative region": "MO",
+		"northern mali": "ML", "trinidad and tobago": "TT",
 	} {
 		m[name] = code
 	}
@@ -173,8 +179,12 @@ var countryCodes = func() map[string]string {
 func countryKey(s string) string {
 	var b strings.Builder
 	space := false
-	for _, r := range strings.ToLower(s) {
+	// "Türkiye", "Côte d'Ivoire": compared without their accents; "&" as
+	// "and" ("Trinidad & Tobago" is how the region names write it).
+	s = strings.ReplaceAll(s, "&", " and ")
+	for _, r := range norm.NFD.String(strings.ToLower(s)) {
 		switch {
+		case unicode.Is(unicode.Mn, r):
 		case unicode.IsLetter(r):
 			if space && b.Len() > 0 {
 				b.WriteByte(' ')
@@ -186,9 +196,7 @@ func countryKey(s string) string {
 			space = true
 		}
 	}
-	k := b.String()
-	k = strings.ReplaceAll(k, "ô", "o")
-	return k
+	return b.String()
 }
 
 // Country returns the ISO code of a country name or code, or "".
@@ -200,8 +208,17 @@ func Country(s string) string {
 	if c, ok := countryCodes[countryKey(s)]; ok {
 		return c
 	}
-	// "Tehran, Iran" and the like: the last comma part.
+	// OFAC's "Region: Gaza".
+	if rest, ok := strings.CutPrefix(s, "Region:"); ok {
+		return Country(rest)
+	}
 	if i := strings.LastIndex(s, ","); i >= 0 {
+		// Inverted names: "Bahamas, The", "Congo, Republic of the",
+		// "Virgin Islands, British".
+		if c, ok := countryCodes[countryKey(s[i+1:]+" "+s[:i])]; ok {
+			return c
+		}
+		// "Tehran, Iran" and the like: the last comma part.
 		return Country(s[i+1:])
 	}
 	return ""
