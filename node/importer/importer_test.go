@@ -258,3 +258,32 @@ func TestFreeTextIDs(t *testing.T) {
 		t.Errorf("identifiers %v, want %v", got, want)
 	}
 }
+
+// TestAliasParts splits the UN list's aliases of several names (real
+// examples of the 2026-02 edition) and leaves a name with a remark whole.
+func TestAliasParts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"Azim Adhajani; Azim Agha-Jani", []string{"Azim Adhajani", "Azim Agha-Jani"}},
+		{"Mohammed Sabet; Mohammad Sabet b) M. Javad Kareemi Sabet; M. Jawad Kareemi Sabet", []string{"Mohammed Sabet", "Mohammad Sabet", "M. Javad Kareemi Sabet", "M. Jawad Kareemi Sabet"}},
+		{"Jin Tiesan (金铁三)", []string{"Jin Tiesan", "金铁三"}},
+		{"Amir Khazmat (original script: Амир Хазмат)", []string{"Amir Khazmat", "Амир Хазмат"}},
+		{"حسن غول (Hassan Ghul; Hassan Gul; Hasan Gul)", []string{"حسن غول", "Hassan Ghul", "Hassan Gul", "Hasan Gul"}},
+		{"Akhter Mohmad son of Noor Mohmad (اختر محمد ولد نور محمد ),", []string{"Akhter Mohmad son of Noor Mohmad", "اختر محمد ولد نور محمد"}},
+		{"أنصار الشريعة بليبيا (Ansar al Charia in Libya (ASL))", []string{"أنصار الشريعة بليبيا", "Ansar al Charia in Libya (ASL)"}},
+		{"شبكة أنصار المجاهدين (Ansar al-Mujahideen Network - sub-unit name)", []string{"شبكة أنصار المجاهدين", "Ansar al-Mujahideen Network"}},
+		{"Hay’at Tahrir al-Sham (HTS) (هيئة تحرير الشام (original script); Hay’at Tahrir al-Sham; Hay’et Tahrir al-Sham; Hayat Tahrir al-Sham; Assembly for the Liberation of Syria)",
+			[]string{"Hay’at Tahrir al-Sham (HTS)", "هيئة تحرير الشام", "Hay’at Tahrir al-Sham", "Hay’et Tahrir al-Sham", "Hayat Tahrir al-Sham", "Assembly for the Liberation of Syria"}},
+		// One name: a remark or an acronym in parentheses stays.
+		{"Encep Nurjaman (birth name)", nil},
+		{"Al-Qaida in Yemen (AQY)", nil},
+		{"Lom-ali Butayev (Butaev)", nil},
+		{"X (A; B", nil},
+	} {
+		if got := aliasParts(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("aliasParts(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -4,7 +4,11 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/watchfed/watchfed/node/record"
 
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
@@ -125,7 +129,16 @@ func itemRecord(ref string, e unEntry, person bool) *pb.Record {
 		b.alias(o, false)
 	}
 	for _, a := range append(e.Aliases, e.EntAliases...) {
-		b.alias(a.Name, strings.EqualFold(strings.TrimSpace(a.Quality), "low"))
+		weak := strings.EqualFold(strings.TrimSpace(a.Quality), "low")
+		// An alias of several names is kept as written (when within the
+		// record's limit) and also name by name: each of them is a name the
+		// party goes by, and one alias of them all would be refused whole.
+		if utf8.RuneCountInString(cleanName(a.Name)) <= record.MaxNameRunes {
+			b.alias(a.Name, weak)
+		}
+		for _, p := range aliasParts(a.Name) {
+			b.alias(p, weak)
+		}
 	}
 	for _, n := range e.Nationality.Values {
 		addCountry(&s.Nationalities, n)
@@ -176,4 +189,89 @@ func itemRecord(ref string, e unEntry, person bool) *pb.Record {
 			Statement:  strings.TrimSpace(strings.TrimSpace(e.Comments)),
 		}},
 	}
+}
+
+// enumerator is a list's "b)" between two names of one alias.
+var enumerator = regexp.MustCompile(`\s[b-h]\)\s`)
+
+// aliasParts splits an alias that holds several names, as the UN list
+// writes some: "A; B; C", "أنصار الشريعة (Ansar al Charia)", "Amir Khazmat
+// (original script: Амир Хазмат)", "Hay’at Tahrir al-Sham (HTS) (هيئة تحرير
+// الشام (original script); Hay’at Tahrir al-Sham; ...)". A parenthesis is a
+// list of names only when it holds a ";", says "original script" or is
+// written in another script than the name before it; other parentheses
+// ("(birth name)", "(AQY)") stay part of the name. It returns nil for an
+// alias of one name.
+func aliasParts(s string) []string {
+	s = strings.TrimRight(strings.TrimSpace(s), ",; ")
+	var parts []string
+	var walk func(s string)
+	walk = func(s string) {
+		for _, p := range splitTop(s, ';') {
+			if q := enumerator.ReplaceAllString(p, "; "); q != p {
+				walk(q)
+				continue
+			}
+			p = strings.TrimSpace(p)
+			p = strings.TrimSpace(strings.TrimSuffix(strings.TrimSuffix(p, "(original script)"), "- sub-unit name"))
+			open := lastTopParen(p)
+			if open > 0 {
+				outer, inner := strings.TrimSpace(p[:open]), strings.TrimSpace(p[open+1:len(p)-1])
+				inner, orig := strings.CutPrefix(inner, "original script:")
+				if orig || len(splitTop(inner, ';')) > 1 || script(outer) != script(inner) {
+					parts = append(parts, cleanName(outer))
+					walk(inner)
+					continue
+				}
+			}
+			if p = cleanName(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+	}
+	walk(s)
+	if len(parts) < 2 {
+		return nil
+	}
+	return parts
+}
+
+// splitTop splits s at sep outside parentheses.
+func splitTop(s string, sep rune) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range s {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case sep:
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + len(string(sep))
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// lastTopParen returns where the parenthesis closing s opens, or -1 when s
+// does not end with one.
+func lastTopParen(s string) int {
+	if !strings.HasSuffix(s, ")") {
+		return -1
+	}
+	depth := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		switch s[i] {
+		case ')':
+			depth++
+		case '(':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
