@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/watchfed/watchfed/node/record"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -32,7 +34,7 @@ var ftmIdentifiers = []struct {
 	{"innCode", pb.IdentifierType_IDENTIFIER_TYPE_TAX_ID}, {"taxNumber", pb.IdentifierType_IDENTIFIER_TYPE_TAX_ID},
 	{"registrationNumber", pb.IdentifierType_IDENTIFIER_TYPE_REGISTRATION_NUMBER}, {"ogrnCode", pb.IdentifierType_IDENTIFIER_TYPE_REGISTRATION_NUMBER},
 	{"leiCode", pb.IdentifierType_IDENTIFIER_TYPE_LEI}, {"imoNumber", pb.IdentifierType_IDENTIFIER_TYPE_IMO},
-	{"callSign", pb.IdentifierType_IDENTIFIER_TYPE_CALL_SIGN},
+	{"callSign", pb.IdentifierType_IDENTIFIER_TYPE_CALL_SIGN}, {"mmsi", pb.IdentifierType_IDENTIFIER_TYPE_MMSI},
 }
 
 // ParseFTM reads FollowTheMoney entities as JSON lines (OpenSanctions'
@@ -47,6 +49,10 @@ func ParseFTM(source string, r io.Reader) (*Result, error) {
 	}
 	var subjects []line
 	sanctions := map[string][]ftmEntity{}
+	// Addresses and passports are entities of their own that name their
+	// subject (OpenSanctions' export): read whole first, then joined.
+	addresses := map[string]ftmEntity{}
+	passports := map[string][]ftmEntity{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
 	n := 0
@@ -69,6 +75,12 @@ func ParseFTM(source string, r io.Reader) (*Result, error) {
 		case e.Schema == "Sanction":
 			for _, ent := range e.Properties["entity"] {
 				sanctions[ent] = append(sanctions[ent], e)
+			}
+		case e.Schema == "Address":
+			addresses[e.ID] = e
+		case e.Schema == "Passport" || e.Schema == "Identification":
+			for _, h := range e.Properties["holder"] {
+				passports[h] = append(passports[h], e)
 			}
 		case ftmSchemas[e.Schema] != pb.Schema_SCHEMA_UNSPECIFIED:
 			subjects = append(subjects, line{n, e})
@@ -112,6 +124,16 @@ func ParseFTM(source string, r io.Reader) (*Result, error) {
 				b.id(k.t, v, "")
 			}
 		}
+		for _, doc := range passports[e.ID] {
+			t := pb.IdentifierType_IDENTIFIER_TYPE_NATIONAL_ID
+			if doc.Schema == "Passport" {
+				t = pb.IdentifierType_IDENTIFIER_TYPE_PASSPORT
+			}
+			for _, v := range doc.Properties["number"] {
+				b.id(t, v, first(doc.Properties["country"]))
+			}
+		}
+		ftmAddresses(b, p, addresses)
 		des := &pb.Designation{Program: "FTM", Measures: []string{"asset-freeze"}}
 		if ss := sanctions[e.ID]; len(ss) > 0 {
 			sp := ss[0].Properties
@@ -142,4 +164,63 @@ func first(lists ...[]string) string {
 		}
 	}
 	return ""
+}
+
+// ftmAddresses adds a subject's addresses: its Address entities
+// (addressEntity), parts kept where the entity has them, else its full
+// text; then the address texts written on the subject itself that no entity
+// already gave.
+func ftmAddresses(b builder, p map[string][]string, entities map[string]ftmEntity) {
+	written := map[string]bool{}
+	add := func(a *pb.Address, full []string) {
+		for _, f := range full {
+			written[oneLine(f)] = true
+		}
+		// Aggregated exports give a company dozens of spellings of a few
+		// addresses: past the record's limit the rest are left out rather
+		// than the entity refused (addresses were not read at all before,
+		// and an entity must not be lost to them).
+		if len(b.s.Addresses) >= record.MaxListItems {
+			return
+		}
+		b.address(a)
+		if a.Country != "" {
+			addCountry(&b.s.Countries, a.Country)
+		}
+	}
+	for _, id := range p["addressEntity"] {
+		e, ok := entities[id]
+		if !ok {
+			continue
+		}
+		ap := e.Properties
+		a := &pb.Address{Street: first(ap["street"]), City: first(ap["city"]), Region: first(ap["region"]), PostalCode: first(ap["postalCode"]),
+			Country: Country(first(ap["country"]))}
+		if a.Street == "" {
+			a.Street = first(ap["postOfficeBox"])
+		}
+		if a.Street == "" && a.City == "" {
+			a.Street = first(ap["full"])
+			if a.Country == "" {
+				a.Country = countryOfText(a.Street)
+			}
+		}
+		add(a, ap["full"])
+	}
+	for _, f := range p["address"] {
+		if f = oneLine(f); f != "" && !written[f] {
+			add(&pb.Address{Street: f, Country: countryOfText(f)}, []string{f})
+		}
+	}
+}
+
+// countryOfText is the country an address written as one text ends with
+// ("..., Moscow, 127055, Russia"), by name only: a two-letter last part is
+// more often a state ("..., CA") than a country code.
+func countryOfText(s string) string {
+	last := s[strings.LastIndex(s, ",")+1:]
+	if utf8.RuneCountInString(strings.TrimSpace(last)) <= 2 {
+		return ""
+	}
+	return Country(last)
 }

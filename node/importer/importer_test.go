@@ -208,8 +208,20 @@ func TestFTM(t *testing.T) {
 		t.Errorf("rejects: %s", rejects(res))
 	}
 	recs := byRef(t, res)
-	if len(recs) != 4 {
-		t.Fatalf("%d records, want 4", len(recs))
+	if len(recs) != 5 {
+		t.Fatalf("%d records, want 5", len(recs))
+	}
+	// Addresses: an Address entity joined to its subject by addressEntity
+	// (its parts kept), and the texts written on the subject itself.
+	z := recs["ftm:NK-aU5ybkbRFJucf8YMwsJvDw"]
+	if z == nil || len(z.Subject.Addresses) == 0 {
+		t.Fatalf("NK-aU5ybkbRFJucf8YMwsJvDw: no addresses: %v", z)
+	}
+	if a := z.Subject.Addresses[0]; a.Street != "272 Pushkinskaya Street, Apt 41" || a.City != "Izhevsk" || a.PostalCode != "426008" || a.Country != "RU" {
+		t.Errorf("address of the Address entity: %v", a)
+	}
+	if n := len(recs["ftm:NK-56Edov9bas9puzaChH5pBy"].Subject.Addresses); n != 2 {
+		t.Errorf("NK-56Edov9bas9puzaChH5pBy: %d addresses, want its 2 address texts", n)
 	}
 	var cyrillic bool
 	for _, r := range recs {
