@@ -122,12 +122,65 @@ func TestImportRealSDNDelta(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("real list files not present: %v", err)
 	}
-	imp := pb.NewImportServiceClient(startTestNode(t))
-	if got, want := countsOf(importFile(t, imp, "ofac-sdn", filepath.Join(dir, "sdn_2024-04-26.csv"))), (counts{added: 14668}); got != want {
+	conn := startTestNode(t)
+	imp := pb.NewImportServiceClient(conn)
+	older, newer := filepath.Join(dir, "sdn_2024-04-26.csv"), filepath.Join(dir, "sdn_2024-05-03.csv")
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", older)), (counts{added: 14668}); got != want {
 		t.Fatalf("2024-04-26: %+v, want %+v", got, want)
 	}
-	if got, want := countsOf(importFile(t, imp, "ofac-sdn", filepath.Join(dir, "sdn_2024-05-03.csv"))), (counts{added: 305, delisted: 8, unchanged: 14660}); got != want {
+	if got, want := countsOf(importFile(t, imp, "ofac-sdn", newer)), (counts{added: 305, delisted: 8, unchanged: 14660}); got != want {
 		t.Fatalf("2024-05-03: %+v, want %+v", got, want)
+	}
+	// Exactly the entries the files differ by: those only in the later
+	// edition are held once and active, those only in the earlier one
+	// delisted, the others unchanged at version 1.
+	refs := func(path string) map[string]bool {
+		m := map[string]bool{}
+		for _, it := range parseFile(t, "ofac-sdn", path).Items {
+			m[it.Record.SourceRef] = true
+		}
+		return m
+	}
+	was, is := refs(older), refs(newer)
+	held := map[string]*pb.Record{}
+	rc := pb.NewRecordServiceClient(conn)
+	for tok := ""; ; {
+		resp, err := rc.ListRecords(context.Background(), &pb.ListRecordsRequest{IncludeInactive: true, PageSize: 1000, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.Records {
+			if held[r.SourceRef] != nil {
+				t.Errorf("%s held twice", r.SourceRef)
+			}
+			held[r.SourceRef] = r
+		}
+		if tok = resp.NextPageToken; tok == "" {
+			break
+		}
+	}
+	var added, removed int
+	for ref := range is {
+		r := held[ref]
+		switch {
+		case r == nil || r.GetDesignation().Status != pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE:
+			t.Errorf("%s of the later edition not held active: %v", ref, r)
+		case !was[ref]:
+			added++
+		case r.Version != 1:
+			t.Errorf("%s in both editions: version %d, want 1", ref, r.Version)
+		}
+	}
+	for ref := range was {
+		if !is[ref] {
+			removed++
+			if r := held[ref]; r == nil || r.GetDesignation().Status != pb.DesignationStatus_DESIGNATION_STATUS_DELISTED {
+				t.Errorf("%s only in the earlier edition: %v, want delisted", ref, r)
+			}
+		}
+	}
+	if added != 305 || removed != 8 || len(held) != len(was)+added {
+		t.Errorf("%d added, %d removed, %d held; want 305, 8, %d", added, removed, len(held), len(was)+305)
 	}
 }
 
