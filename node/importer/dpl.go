@@ -47,7 +47,12 @@ func ParseDPL(source string, r io.Reader) (*Result, error) {
 	}
 	for _, c := range dplColumns[:8] {
 		if _, ok := col[c]; !ok {
-			return nil, fmt.Errorf("header: column %q missing (have %s)", c, strings.Join(header, ", "))
+			have := strings.Join(header, ", ")
+			if r := []rune(have); len(r) > 120 {
+				// A file of another format: its first line, not all of it.
+				have = string(r[:120]) + "..."
+			}
+			return nil, fmt.Errorf("line 1: header: column %q missing (have %s)", c, have)
 		}
 	}
 	seen := map[string]int{} // ref → item

@@ -299,3 +299,15 @@ func TestAliasParts(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongFormat reads a file as another format: the error names where
+// and what, briefly, and nothing is read.
+func TestWrongFormat(t *testing.T) {
+	res, err := Parse("bis-dpl", "", Files{Main: open(t, "ftm.json")})
+	if err == nil || !strings.Contains(err.Error(), `line 1: header: column "Name" missing`) || len(err.Error()) > 300 {
+		t.Errorf("FTM read as the DPL: %v, %v; want the header refused in under 300 characters", res, err)
+	}
+	if _, err := Parse("un-xml", "", Files{Main: open(t, "ofac-sdn-2021/sdn.csv")}); err == nil || !strings.Contains(err.Error(), "line ") {
+		t.Errorf("CSV read as UN XML: %v, want an error naming the line", err)
+	}
+}
