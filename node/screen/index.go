@@ -113,6 +113,7 @@ const (
 	metaLive  = 1 << iota // some live name holds the word
 	metaAbjad             // written in a script without short vowels somewhere
 	metaASCII
+	metaGiven // a given name of some listed person
 )
 
 type nameRec struct {
@@ -228,6 +229,9 @@ func (x *Index) Put(e *Entry) {
 			}
 			w += float32(x.idf(len(x.toks[tid].post)))
 		}
+		if e.Schema == pb.Schema_SCHEMA_PERSON {
+			x.markGiven(n.Text, rec.toks)
+		}
 		x.names = append(x.names, rec)
 		x.nameW = append(x.nameW, w)
 		x.live++
@@ -334,6 +338,24 @@ func (x *Index) token(t names.Word) uint32 {
 		x.skels[k] = append(x.skels[k], id)
 	}
 	return id
+}
+
+// markGiven flags the given names of a person's name (words in order,
+// toks): the words after the comma of "SURNAME, Given Names", else the
+// first word. The flag stays when the name is removed: it says what a
+// given name may be, not who is listed.
+func (x *Index) markGiven(name string, toks []uint32) {
+	if _, given, ok := strings.Cut(name, ","); ok {
+		for _, t := range names.Words(given) {
+			if id, ok := x.tokID[t.Text]; ok {
+				x.meta[id].flags |= metaGiven
+			}
+		}
+		return
+	}
+	if len(toks) >= 2 {
+		x.meta[toks[0]].flags |= metaGiven
+	}
 }
 
 // letterBag is the set of letters of a word as bits: two words within two

@@ -42,8 +42,9 @@ type qword struct {
 	// w is the word's weight when no listed word matches it: as a rare word
 	// unless the dictionary knows it.
 	w float64
-	// known: some listed name has the word as written.
-	known bool
+	// known: some listed name has the word as written; given: as a
+	// listed person's given name.
+	known, given bool
 }
 
 // qrun is a run of two or three query words with a particle, written as one.
@@ -60,6 +61,7 @@ func (x *Index) newQuery(qt []names.Word) *query {
 		if id, ok := x.tokID[t.Text]; ok && len(x.toks[id].post) > 0 {
 			w.w = x.idf(len(x.toks[id].post))
 			w.known = true
+			w.given = x.meta[id].flags&metaGiven != 0
 		}
 		q.ws[i] = w
 		q.initials = q.initials || len(t.Text) == 2 || len(t.Text) == 3
@@ -99,7 +101,10 @@ func particleRun(nn int, particle func(k int) bool) bool {
 // words are paired, most similar first, each word used once, and the score
 // combines how much of the query's weight and how much of the name's weight
 // is covered: qcov^0.6 · ncov^0.4. A pair weighs what its listed words weigh.
-func (x *Index) nameScore(q *query, n *nameRec) (float64, []WordMatch) {
+//
+// other is the index in words of the least similar pair of single words
+// judged another name (otherName), -1 when there is none.
+func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatch, other int) {
 	ps := q.ps[:0]
 	for qi := range q.ws {
 		t := &q.ws[qi]
@@ -140,7 +145,8 @@ func (x *Index) nameScore(q *query, n *nameRec) (float64, []WordMatch) {
 		qUsed[i] = -1
 	}
 	clear(nUsed)
-	words := make([]WordMatch, 0, len(q.ws)+len(n.toks))
+	words = make([]WordMatch, 0, len(q.ws)+len(n.toks))
+	other = -1
 	var qw, qm, nw, nm float64
 	for ni, tid := range n.toks {
 		nWeight[ni] = x.idf(len(x.toks[tid].post))
@@ -184,6 +190,9 @@ func (x *Index) nameScore(q *query, n *nameRec) (float64, []WordMatch) {
 			qw += w
 			qm += w * p.sim
 			nm += w * p.sim
+			if p.qn == 1 && p.nn == 1 && otherName(t, &x.toks[n.toks[p.ni]], p.how) && (other < 0 || p.sim < words[other].Similarity) {
+				other = len(words)
+			}
 			words = append(words, WordMatch{Query: q.runText(p), Listed: x.listedText(n, p), Similarity: round(p.sim), How: p.how})
 			continue
 		}
@@ -203,15 +212,15 @@ func (x *Index) nameScore(q *query, n *nameRec) (float64, []WordMatch) {
 		words = append(words, WordMatch{Listed: x.toks[n.toks[ni]].text, How: "missing"})
 	}
 	if qw == 0 || nw == 0 {
-		return 0, words
+		return 0, words, other
 	}
-	score := math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4)
+	score = math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4)
 	if len(n.toks) == 1 && score < 1 {
 		// A name of one word, not written the same: nothing else in the
 		// name tells a typo ("Salina" for "Salinas") from another name.
 		score *= score
 	}
-	return score, words
+	return score, words, other
 }
 
 // grow returns *b resized to n, reallocated only when too small.
@@ -320,3 +329,38 @@ func (x *Index) listedText(n *nameRec, p match) string {
 	}
 	return strings.Join(ws, " ")
 }
+
+// otherName reports whether a pair of single words, a query word t and a
+// listed word l matched as how, was judged another name rather than a
+// misspelling of it, in a way that a typo seldom gives:
+//
+//   - another: a query word the list knows, of other consonants, and one
+//     that is a listed person's given name or more than one edit from the
+//     listed word (a typo of one letter makes a short word of the list
+//     often enough: "malt", "mat");
+//   - ending: another ending, but for a listed word with its last letter
+//     dropped to a word no list has ("husayn", "husay"), as often a typo.
+func otherName(t *qword, l *tokInfo, how string) bool {
+	switch how {
+	case "another":
+		return t.given || !oneEdit(t.Text, l.text)
+	case "ending":
+		return t.known || len(t.tkey)+1 != len(l.tkey) || !strings.HasPrefix(l.tkey, t.tkey)
+	}
+	return false
+}
+
+// otherNameCap is a person's name score when one of its words was judged
+// another name (otherName): however rare and alike the other words (a
+// surname written the same), the name is another person's, under
+// DefaultThreshold. Scores above otherNameFrom are pressed into
+// otherNameFrom..otherNameTo, keeping their order, so that the right entry
+// still ranks first when a typo was taken for another name.
+func otherNameCap(s float64) float64 {
+	if s <= otherNameFrom {
+		return s
+	}
+	return otherNameFrom + (s-otherNameFrom)*(otherNameTo-otherNameFrom)/(1-otherNameFrom)
+}
+
+const otherNameFrom, otherNameTo = 0.75, 0.79

@@ -350,3 +350,53 @@ func TestOtherNames(t *testing.T) {
 		t.Errorf("want farshad first at 0.9 or more, got %+v", rs)
 	}
 }
+
+// TestOtherPersonsName: a person's name with a word judged another name
+// (another given name of the list, another ending) stays under the
+// threshold however rare the surname written the same, and says why; a
+// typo does not, nor does a company's name.
+func TestOtherPersonsName(t *testing.T) {
+	x := listed()
+	P, O := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_ORGANIZATION
+	for _, e := range []*Entry{
+		{ID: "beseda", Schema: P, Names: []Name{{Text: "BESEDA, Sergey"}}},
+		{ID: "lopez", Schema: P, Names: []Name{{Text: "LOPEZ OBRADOR, Sergio"}}},
+		{ID: "husayn", Schema: P, Names: []Name{{Text: "HUSAYN, Wahid"}}},
+		{ID: "andre", Schema: P, Names: []Name{{Text: "ANDRE, Johnson"}}},
+		{ID: "milovan", Schema: P, Names: []Name{{Text: "MARIJANOVIC, Milovan"}}},
+		{ID: "petro", Schema: O, Names: []Name{{Text: "PETRO ROYAL FZE"}}},
+		{ID: "petroleum", Schema: O, Names: []Name{{Text: "PETROLEUM DEVELOPMENT CO"}}},
+		{ID: "milan", Schema: O, Names: []Name{{Text: "MILAN SHIPPING"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct {
+		query, first string
+		atLeast08    bool
+		capped       string // the pair other_name names, "" for none
+	}{
+		{"Sergio Beseda", "beseda", false, "sergio~sergey"},      // another given name of the list
+		{"Andrew Johnson", "andre", false, "andrew~andre"},       // another ending
+		{"Milan Marijanovic", "milovan", false, "milan~milovan"}, // a word of the list, two edits off
+		{"Sergey Beseda", "beseda", true, ""},                    // as listed
+		{"Segrey Beseda", "beseda", true, ""},                    // a typo
+		{"Husay Wahid", "husayn", true, ""},                      // the last letter dropped: a typo as often
+		{"Petroleum Royal FZE", "petro", true, ""},               // a company: no cap
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			rs := x.Search(Query{Name: tc.query})
+			if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+				t.Fatalf("%q: want %s first, got %+v", tc.query, tc.first, rs)
+			}
+			r := rs[0]
+			if (r.Score >= DefaultThreshold) != tc.atLeast08 {
+				t.Errorf("%q: %.3f (%s), want at least %.2f: %v", tc.query, r.Score, r.Explanation, DefaultThreshold, tc.atLeast08)
+			}
+			got := strings.Contains(r.Explanation.String(), "other_name")
+			if got != (tc.capped != "") || tc.capped != "" && !strings.Contains(r.Explanation.String(), "other_name differs") ||
+				tc.capped != "" && !strings.Contains(r.Explanation.String(), tc.capped+": another person's name") {
+				t.Errorf("%q: explanation %s, want other_name for %q", tc.query, r.Explanation, tc.capped)
+			}
+		})
+	}
+}

@@ -42,7 +42,10 @@ type Query struct {
 // scores low against a full listed name. Features then adjust it: a different
 // schema −0.2, a birth year more than a year apart −0.25 (one year −0.05), the
 // same birth year +0.03 (full date +0.05), a shared country +0.03 and no
-// shared country −0.1. From DefaultThreshold (0.8) up a result is a likely
+// shared country −0.1. A person's name with a word judged another name
+// rather than a typo (another given name of the list, another ending:
+// "andrew~andre") is pressed under 0.8 however alike the rest
+// (other_name). From DefaultThreshold (0.8) up a result is a likely
 // match to review; above 0.9 the names differ by little more than spelling.
 type Result struct {
 	Entry       *Entry
@@ -70,7 +73,7 @@ type WordMatch struct {
 
 // Feature is one fact compared between query and entry.
 type Feature struct {
-	Name   string  // identifier, schema, birth_date, country, alias
+	Name   string  // identifier, schema, birth_date, country, alias, other_name
 	Agrees bool    // false: disagrees
 	Effect float64 // what it added to the score
 	Detail string
@@ -156,11 +159,23 @@ func (x *Index) Search(q Query) []Result {
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
-			ns, words := x.nameScore(qq, n)
+			ns, words, other := x.nameScore(qq, n)
 			if n.weak {
 				ns *= 0.95
 			}
+			var capF []Feature
+			if other >= 0 && e.Schema == pb.Schema_SCHEMA_PERSON {
+				if c := otherNameCap(ns); c < ns {
+					w := words[other]
+					capF = []Feature{{Name: "other_name", Effect: round(c - ns),
+						Detail: fmt.Sprintf("%s~%s: another person's name, under %.2f", w.Query, w.Listed, DefaultThreshold)}}
+				}
+			}
 			score, feats := features(ns, e, q)
+			if capF != nil {
+				score = max(0, min(1, score+capF[0].Effect))
+				feats = append(capF, feats...)
+			}
 			if prev, ok := best[n.entry]; ok && prev.Score >= score {
 				continue
 			}

@@ -391,11 +391,11 @@ func WriteScreenTable(w io.Writer, runs []ScreenRun) error {
 		}
 		fmt.Fprintf(w, "%s: quality (threshold 0, first ten results; %s)\n", r.Dataset, r.Ordinary)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "split\tvariant\tqueries\trecall@10\ttop-1\t")
+		fmt.Fprintln(tw, "split\tvariant\tqueries\trecall@10\ttop-1\tfound ≥ 0.8\tbelow 0.8\t")
 		for _, q := range r.Quality {
 			for _, k := range EvalKinds {
 				if v, ok := q.Kinds[k]; ok {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t\n", q.Split, k, v.Queries, v.Recall(), v.Top1Share())
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%d\t\n", q.Split, k, v.Queries, v.Recall(), v.Top1Share(), v.At08Share(), v.Queries-v.At08)
 				}
 			}
 		}

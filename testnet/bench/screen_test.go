@@ -47,8 +47,8 @@ func TestScreenBench(t *testing.T) {
 	if len(runs) != 1 || len(runs[0].Rows) != 1 || runs[0].Rows[0].Ops == 0 || runs[0].Entries != 3000 {
 		t.Fatalf("runs: %+v", runs)
 	}
-	if len(runs[0].Quality) != 3 {
-		t.Fatalf("quality on %d splits, want tuning, held-out and fresh", len(runs[0].Quality))
+	if len(runs[0].Quality) != 4 {
+		t.Fatalf("quality on %d splits, want tuning, held-out, fresh and re-paired", len(runs[0].Quality))
 	}
 	for _, q := range runs[0].Quality {
 		for kind, k := range q.Kinds {
@@ -56,7 +56,7 @@ func TestScreenBench(t *testing.T) {
 				t.Errorf("%s %s: recall@10 %.3f on synthetic variants", q.Split, kind, k.Recall())
 			}
 		}
-		if o := q.Ordinary["person"]; q.Split != "fresh" && (o == nil || o.Names == 0) {
+		if o := q.Ordinary["person"]; q.Split != "fresh" && q.Split != "re-paired" && (o == nil || o.Names == 0) {
 			t.Errorf("%s: no ordinary names screened", q.Split)
 		}
 	}
@@ -64,7 +64,7 @@ func TestScreenBench(t *testing.T) {
 	if err := WriteScreenTable(&b, runs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"screens/s", "recall@10", "top-1", "held-out", "share ≥ 0.8", "3000 synthetic names"} {
+	for _, want := range []string{"screens/s", "recall@10", "top-1", "held-out", "share ≥ 0.8", "below 0.8", "3000 synthetic names"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

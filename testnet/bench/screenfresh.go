@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -209,7 +210,7 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 }
 
 // FreshKinds are the kinds of FreshOrdinary, in table order.
-var FreshKinds = []string{"given-near", "surname", "surname-ending", "business"}
+var FreshKinds = []string{"given-near", "surname", "surname-ending", "business", "re-paired"}
 
 // otherEnding changes a surname's ending the way relatives' names differ:
 // a feminine or masculine form, another vowel, a letter added or dropped.
@@ -285,4 +286,125 @@ func jaroWinklerASCII(a, b string) float64 {
 		p++
 	}
 	return jaro + float64(p)*0.1*(1-jaro)
+}
+
+// RepairedOrdinary is a second set of ordinary names the matcher was not
+// tuned on, made differently from FreshOrdinary: the persons of the
+// held-out rows of the ordinary-names file (Faker names of many locales,
+// romanised), each with its surname replaced by the surname of a listed
+// person whose given name is one or two edits from the person's own
+// first name (a letter changed, added, dropped, or two swapped), but not
+// another romanisation of it (the same consonants or romanisation key).
+// The listed surname is taken as written, however many words it has; the
+// person's other given names stay. Where FreshOrdinary picks close given
+// names by Jaro-Winkler from a list written for it, this picks them by
+// edit distance from names of another source, and keeps multi-word
+// surnames and middle names. A name holding every word of a listed name
+// is left out. Kind "re-paired", locale the person's.
+func RepairedOrdinary(items []importer.Item, ordinary []Ordinary, n int, seed uint64) []Ordinary {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	type person struct {
+		surname string // as written, before the comma
+		given   string // the first given name, normalised
+	}
+	var persons []person
+	byWord := map[string][]int{}
+	var listed [][]string
+	for _, it := range items {
+		for _, nm := range recordNames(it) {
+			ws := strings.Fields(names.Normalize(nm))
+			for _, w := range ws {
+				if l := byWord[w]; len(l) == 0 || l[len(l)-1] != len(listed) {
+					byWord[w] = append(byWord[w], len(listed))
+				}
+			}
+			listed = append(listed, ws)
+		}
+		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
+			continue
+		}
+		if sur, given, ok := strings.Cut(it.Record.Subject.Name, ","); ok {
+			if gw := strings.Fields(names.Normalize(given)); len(gw) > 0 && len(gw[0]) >= 3 && len(names.Normalize(sur)) >= 3 {
+				persons = append(persons, person{strings.TrimSpace(sur), gw[0]})
+			}
+		}
+	}
+	byGiven := map[string][]int{}
+	for i, p := range persons {
+		byGiven[p.given] = append(byGiven[p.given], i)
+	}
+	givens := slices.Sorted(maps.Keys(byGiven))
+	title := func(s string) string {
+		ws := strings.Fields(strings.ToLower(s))
+		for i, w := range ws {
+			ws[i] = strings.ToUpper(w[:1]) + w[1:]
+		}
+		return strings.Join(ws, " ")
+	}
+	// Surname-first locales: their first word is no given name.
+	surnameFirst := map[string]bool{"hu_HU": true, "zh_CN": true, "zh_TW": true, "ja_JP": true, "ko_KR": true}
+	var out []Ordinary
+	seen := map[string]bool{}
+	for _, i := range rng.Perm(len(ordinary)) {
+		if len(out) == n {
+			break
+		}
+		o := ordinary[i]
+		ws := strings.Fields(names.Normalize(o.Name))
+		if o.Kind != "person" || surnameFirst[o.Locale] || len(ws) < 2 || len(ws[0]) < 3 {
+			continue
+		}
+		g := ws[0]
+		var near []string
+		for _, lg := range givens {
+			if lg != g && names.TranslitKey(lg) != names.TranslitKey(g) && names.Skeleton(names.TranslitKey(lg)) != names.Skeleton(names.TranslitKey(g)) && editsWithin2(lg, g) {
+				near = append(near, lg)
+			}
+		}
+		if len(near) == 0 {
+			continue
+		}
+		ps := byGiven[near[rng.IntN(len(near))]]
+		p := persons[ps[rng.IntN(len(ps))]]
+		// the person's given names (all but the last word), then the listed surname
+		name := title(strings.Join(ws[:len(ws)-1], " ")) + " " + title(p.surname)
+		qs := strings.Fields(names.Normalize(name))
+		onList := slices.ContainsFunc(byWord[qs[0]], func(li int) bool { return holdsAll(listed[li], qs) })
+		if seen[name] || onList {
+			continue
+		}
+		seen[name] = true
+		out = append(out, Ordinary{Kind: "re-paired", Locale: o.Locale, Name: name})
+	}
+	return out
+}
+
+// editsWithin2 reports whether a and b are one or two edits apart (a
+// letter changed, added or dropped, or two neighbours swapped: optimal
+// string alignment distance).
+func editsWithin2(a, b string) bool {
+	if d := len(a) - len(b); d > 2 || d < -2 {
+		return false
+	}
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)] <= 2
 }

@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/screen"
+	"github.com/watchfed/watchfed/testnet/shareddata"
+)
+
+// TestScreenQualityInProcess runs the quality evaluation of bench screen on
+// OFAC SDN 2024 + UN against an index in this process (no node, no gRPC):
+// the figures of bench screen --synthetic 0, in a minute. Set
+// WATCHFED_SCREEN_EVAL=1 to run it, and WATCHFED_SCREEN_MISSES to a file to
+// write the misses to.
+//
+//	WATCHFED_SCREEN_EVAL=1 go test -run ScreenQualityInProcess -v ./testnet/bench
+func TestScreenQualityInProcess(t *testing.T) {
+	if os.Getenv("WATCHFED_SCREEN_EVAL") == "" {
+		t.Skip("set WATCHFED_SCREEN_EVAL=1 to run the quality evaluation in process")
+	}
+	data := shareddata.Dir()
+	if _, err := os.Stat(filepath.Join(data, "ofac-sdn-2024")); err != nil {
+		t.Skipf("real list files not present: %v", err)
+	}
+	var items []importer.Item
+	for _, f := range []struct{ format, path string }{
+		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},
+		{"un-xml", filepath.Join(data, "un", "consolidated_2026-02.xml")},
+	} {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := importer.Parse(f.format, "", importer.Files{Main: fh})
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, res.Items...)
+	}
+	x := screen.NewIndex()
+	for _, it := range items {
+		it.Record.Id = it.Record.SourceRef
+		x.Put(screen.EntryOf(it.Record, false))
+	}
+	ordinary, _, err := LoadOrdinary(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := EvalSplits(items, ordinary, TuneSplit(data), 200)
+	search := func(_ context.Context, name string) ([]Hit, error) {
+		rs := x.Search(screen.Query{Name: name, Limit: 10})
+		hits := make([]Hit, len(rs))
+		for i, r := range rs {
+			hits[i] = Hit{Ref: r.Entry.ID, Matched: r.Explanation.Matched, Score: r.Score, Explanation: r.Explanation.String()}
+		}
+		return hits, nil
+	}
+	run := ScreenRun{Dataset: "OFAC SDN 2024 + UN (in process)", Ordinary: fmt.Sprintf("%d ordinary names", len(ordinary))}
+	var misses []string
+	for _, set := range sets {
+		q, err := Evaluate(context.Background(), set, search)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Quality = append(run.Quality, q)
+		for _, m := range q.Misses {
+			misses = append(misses, q.Split+" "+m)
+		}
+	}
+	var b strings.Builder
+	if err := WriteScreenTable(&b, []ScreenRun{run}); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	if f := os.Getenv("WATCHFED_SCREEN_MISSES"); f != "" {
+		if err := os.WriteFile(f, []byte(strings.Join(misses, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
