@@ -339,13 +339,22 @@ func (x *Index) listedText(n *nameRec, p match) string {
 //     listed word (a typo of one letter makes a short word of the list
 //     often enough: "malt", "mat");
 //   - ending: another ending, but for a listed word with its last letter
-//     dropped to a word no list has ("husayn", "husay"), as often a typo.
+//     dropped to a word no list has ("husayn", "husay"), as often a typo;
+//   - similar: other consonants (phonetic key) and more than one edit
+//     apart, as written and romanised ("sergio", "sergey"; "vadim",
+//     "vladimir"): most typos change one letter of a word, and another
+//     romanisation keeps the consonants ("muhammad", "mohamed").
+//
+// A word one letter from the listed word with no other sign ("karin",
+// "karim") is left a typo: nothing in the name tells them apart.
 func otherName(t *qword, l *tokInfo, how string) bool {
 	switch how {
 	case "another":
 		return t.given || !oneEdit(t.Text, l.text)
 	case "ending":
 		return t.known || len(t.tkey)+1 != len(l.tkey) || !strings.HasPrefix(l.tkey, t.tkey)
+	case "similar":
+		return t.skel != l.skel && !oneEdit(t.Text, l.text) && !oneEdit(t.tkey, l.tkey)
 	}
 	return false
 }
