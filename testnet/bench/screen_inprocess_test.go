@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,8 +17,9 @@ import (
 // TestScreenQualityInProcess runs the quality evaluation of bench screen on
 // OFAC SDN 2024 + UN against an index in this process (no node, no gRPC):
 // the figures of bench screen --synthetic 0, in a minute. Set
-// WATCHFED_SCREEN_EVAL=1 to run it, and WATCHFED_SCREEN_MISSES to a file to
-// write the misses to.
+// WATCHFED_SCREEN_EVAL=1 to run it, WATCHFED_SCREEN_MISSES to a file to
+// write the misses to, and WATCHFED_SCREEN_SYNTHETIC to a number of
+// synthetic names to evaluate on those instead.
 //
 //	WATCHFED_SCREEN_EVAL=1 go test -run ScreenQualityInProcess -v ./testnet/bench
 func TestScreenQualityInProcess(t *testing.T) {
@@ -25,24 +27,11 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Skip("set WATCHFED_SCREEN_EVAL=1 to run the quality evaluation in process")
 	}
 	data := shareddata.Dir()
-	if _, err := os.Stat(filepath.Join(data, "ofac-sdn-2024")); err != nil {
-		t.Skipf("real list files not present: %v", err)
-	}
-	var items []importer.Item
-	for _, f := range []struct{ format, path string }{
-		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},
-		{"un-xml", filepath.Join(data, "un", "consolidated_2026-02.xml")},
-	} {
-		fh, err := os.Open(f.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := importer.Parse(f.format, "", importer.Files{Main: fh})
-		fh.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, res.Items...)
+	items, dataset, tune := realLists(t, data), "OFAC SDN 2024 + UN (in process)", TuneSplit(data)
+	if n, err := strconv.Atoi(os.Getenv("WATCHFED_SCREEN_SYNTHETIC")); err == nil && n > 0 {
+		items, dataset, tune = Synthetic(n, 1), fmt.Sprintf("%d synthetic names (in process)", n), TuneSplit("")
+	} else if items == nil {
+		t.Skip("real list files not present")
 	}
 	x := screen.NewIndex()
 	for _, it := range items {
@@ -53,7 +42,7 @@ func TestScreenQualityInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets := EvalSplits(items, ordinary, TuneSplit(data), 200)
+	sets := EvalSplits(items, ordinary, tune, 200)
 	search := func(_ context.Context, name string) ([]Hit, error) {
 		rs := x.Search(screen.Query{Name: name, Limit: 10})
 		hits := make([]Hit, len(rs))
@@ -62,7 +51,7 @@ func TestScreenQualityInProcess(t *testing.T) {
 		}
 		return hits, nil
 	}
-	run := ScreenRun{Dataset: "OFAC SDN 2024 + UN (in process)", Ordinary: fmt.Sprintf("%d ordinary names", len(ordinary))}
+	run := ScreenRun{Dataset: dataset, Ordinary: fmt.Sprintf("%d ordinary names", len(ordinary))}
 	var misses []string
 	for _, set := range sets {
 		q, err := Evaluate(context.Background(), set, search)
@@ -84,4 +73,26 @@ func TestScreenQualityInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// realLists parses OFAC SDN 2024 and the UN list from data, or returns nil.
+func realLists(t *testing.T, data string) []importer.Item {
+	t.Helper()
+	var items []importer.Item
+	for _, f := range []struct{ format, path string }{
+		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},
+		{"un-xml", filepath.Join(data, "un", "consolidated_2026-02.xml")},
+	} {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return nil
+		}
+		res, err := importer.Parse(f.format, "", importer.Files{Main: fh})
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, res.Items...)
+	}
+	return items
 }
