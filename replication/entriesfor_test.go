@@ -15,8 +15,8 @@ import (
 
 // TestEntriesForAnAgency: an agency's reader gets every index of the log,
 // in order, and in full every publication that names it (its own, those
-// sealed to it); the others come back empty, as they hold nothing it can
-// read.
+// sealed to it), or with EntriesFrom every publication from it; the others
+// come back empty, as they hold nothing its reader needs.
 func TestEntriesForAnAgency(t *testing.T) {
 	c := cluster(t, replicationtest.Options{Prefix: "agency-"})
 	ctx := ctxT(t)
@@ -51,41 +51,65 @@ func TestEntriesForAnAgency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, limit := range []int{1 << 20, 2} {
-		var got []replicationEntry
-		for after := uint64(0); ; {
-			es, err := a.Rep.EntriesFor(after, limit, a.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(es) == 0 {
-				break
-			}
-			for _, e := range es {
-				got = append(got, replicationEntry{e.Index, e.Body})
-			}
-			after = es[len(es)-1].Index
-		}
-		if len(got) != len(all) {
-			t.Fatalf("limit %d: %d entries, want %d", limit, len(got), len(all))
-		}
-		var full []string
-		for i, e := range got {
-			if e.index != all[i].Index {
-				t.Fatalf("limit %d: entry %d at index %d, want %d", limit, i, e.index, all[i].Index)
-			}
-			named := all[i].Body.Origin == a.ID || slices.Contains(all[i].Body.Envelopes[0].Header.Recipients, a.ID)
-			switch {
-			case named && !proto.Equal(e.body, all[i].Body):
-				t.Fatalf("limit %d: index %d names %s but comes back as %v", limit, e.index, a.ID, e.body)
-			case !named && proto.Size(e.body) != 0:
-				t.Fatalf("limit %d: index %d does not name %s but comes back decoded: %v", limit, e.index, a.ID, e.body)
-			case named:
-				full = append(full, all[i].Body.Envelopes[0].Header.EntryId)
-			}
-		}
-		if want := "[a/1 b/2 a/2 o/2]"; fmt.Sprint(full) != want {
-			t.Fatalf("limit %d: entries in full %v, want %s", limit, full, want)
+	for _, tc := range []struct {
+		name  string
+		read  func(after uint64, limit int) ([]replication.Entry, error)
+		named func(body *peerpb.PublicationBody) bool
+		full  string // the entries that come back decoded
+	}{
+		{"for a", func(after uint64, limit int) ([]replication.Entry, error) {
+			return a.Rep.EntriesFor(after, limit, a.ID)
+		},
+			func(body *peerpb.PublicationBody) bool {
+				return body.Origin == a.ID || slices.Contains(body.Envelopes[0].Header.Recipients, a.ID)
+			}, "[a/1 b/2 a/2 o/2]"},
+		{"from a", func(after uint64, limit int) ([]replication.Entry, error) {
+			return a.Rep.EntriesFrom(after, limit, a.ID)
+		},
+			func(body *peerpb.PublicationBody) bool { return body.Origin == a.ID }, "[a/1 a/2]"},
+		{"from b", func(after uint64, limit int) ([]replication.Entry, error) {
+			return a.Rep.EntriesFrom(after, limit, b.ID)
+		},
+			func(body *peerpb.PublicationBody) bool { return body.Origin == b.ID }, "[b/1 b/2 b/3]"},
+	} {
+		for _, limit := range []int{1 << 20, 2} {
+			t.Run(fmt.Sprintf("%s limit %d", tc.name, limit), func(t *testing.T) {
+				var got []replicationEntry
+				for after := uint64(0); ; {
+					es, err := tc.read(after, limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(es) == 0 {
+						break
+					}
+					for _, e := range es {
+						got = append(got, replicationEntry{e.Index, e.Body})
+					}
+					after = es[len(es)-1].Index
+				}
+				if len(got) != len(all) {
+					t.Fatalf("%d entries, want %d", len(got), len(all))
+				}
+				var full []string
+				for i, e := range got {
+					if e.index != all[i].Index {
+						t.Fatalf("entry %d at index %d, want %d", i, e.index, all[i].Index)
+					}
+					named := tc.named(all[i].Body)
+					switch {
+					case named && !proto.Equal(e.body, all[i].Body):
+						t.Fatalf("index %d is needed but comes back as %v", e.index, e.body)
+					case !named && proto.Size(e.body) != 0:
+						t.Fatalf("index %d is not needed but comes back decoded: %v", e.index, e.body)
+					case named:
+						full = append(full, all[i].Body.Envelopes[0].Header.EntryId)
+					}
+				}
+				if fmt.Sprint(full) != tc.full {
+					t.Fatalf("entries in full %v, want %s", full, tc.full)
+				}
+			})
 		}
 	}
 }

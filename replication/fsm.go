@@ -541,7 +541,7 @@ type Entry struct {
 // Entries returns up to limit accepted publications and governance acts
 // with index > after, in log order.
 func (f *FSM) Entries(after uint64, limit int) ([]Entry, error) {
-	return f.entries(after, limit, "")
+	return f.entries(after, limit, nil)
 }
 
 func entryKey(id string, version uint64) []byte {

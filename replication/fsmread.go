@@ -58,20 +58,31 @@ func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 // EntriesFor is Entries for one agency's reader: a publication whose
 // encoded body does not contain the agency's id anywhere comes back empty
 // (its index only), without being decoded, unless its decoded body is at
-// hand (cached) anyway. Such a publication can hold
-// nothing for the agency and nothing from it: a recipient, an epoch grant's
-// or a key grant's recipient, and an origin are all the id as it is in the
-// encoding. A newcomer reading the log from index 1 then decodes only what
-// names it, mostly what came after its join.
+// hand (cached) anyway. Such a publication can hold nothing for the agency:
+// a recipient, an epoch grant's or a key grant's recipient are the id as it
+// is in the encoding. A newcomer reading the log from index 1 then decodes
+// only what names it, mostly what came after its join.
 func (f *FSM) EntriesFor(after uint64, limit int, agency string) ([]Entry, error) {
 	if agency == "" {
 		return nil, fmt.Errorf("entries for no agency")
 	}
-	return f.entries(after, limit, agency)
+	return f.entries(after, limit, func(_, body []byte) bool { return bytes.Contains(body, []byte(agency)) })
 }
 
-// entries is Entries (mention "") and EntriesFor.
-func (f *FSM) entries(after uint64, limit int, mention string) ([]Entry, error) {
+// EntriesFrom is Entries for what one agency published: a publication from
+// another origin (as its command says in clear, which the FSM checked is
+// its body's origin) comes back empty, undecoded, unless cached.
+func (f *FSM) EntriesFrom(after uint64, limit int, origin string) ([]Entry, error) {
+	if origin == "" {
+		return nil, fmt.Errorf("entries from no agency")
+	}
+	return f.entries(after, limit, func(from, _ []byte) bool { return string(from) == origin })
+}
+
+// entries is Entries (need nil: every publication decoded), EntriesFor and
+// EntriesFrom: need says, from a publication's origin and encoded body,
+// whether its reader needs it decoded.
+func (f *FSM) entries(after uint64, limit int, need func(origin, body []byte) bool) ([]Entry, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Entry
@@ -85,7 +96,7 @@ func (f *FSM) entries(after uint64, limit int, mention string) ([]Entry, error) 
 				out = append(out, Entry{Index: idx, Body: body})
 				continue
 			}
-			raw, isPub := publicationBody(v)
+			origin, raw, isPub := publicationBody(v)
 			if !isPub {
 				var cmd peerpb.Command
 				if err := proto.Unmarshal(v, &cmd); err != nil {
@@ -95,9 +106,9 @@ func (f *FSM) entries(after uint64, limit int, mention string) ([]Entry, error) 
 					out = append(out, Entry{Index: idx, Body: &peerpb.PublicationBody{}, Governance: g})
 					continue
 				}
-				raw = cmd.GetPublication().GetBody()
+				origin, raw = []byte(cmd.GetPublication().GetOrigin()), cmd.GetPublication().GetBody()
 			}
-			if mention != "" && !bytes.Contains(raw, []byte(mention)) {
+			if need != nil && !need(origin, raw) {
 				if skipped == nil {
 					skipped = &peerpb.PublicationBody{}
 				}
@@ -117,7 +128,7 @@ func (f *FSM) entries(after uint64, limit int, mention string) ([]Entry, error) 
 
 // decodeBody decodes the body of a publication command as stored in the log.
 func decodeBody(raw []byte) (*peerpb.PublicationBody, error) {
-	b, ok := publicationBody(raw)
+	_, b, ok := publicationBody(raw)
 	if !ok {
 		var cmd peerpb.Command
 		if err := proto.Unmarshal(raw, &cmd); err != nil {
@@ -132,42 +143,47 @@ func decodeBody(raw []byte) (*peerpb.PublicationBody, error) {
 	return body, nil
 }
 
-// publicationBody finds the body bytes of a publication command without
-// decoding the command: decoding it would copy the whole body (the bulk of
-// the log's bytes) only for the body to be decoded again. The result
-// aliases cmd. ok is false for any other command, and for any encoding
-// this does not expect (a field repeated, a type that does not match):
-// the caller then decodes the command whole.
-func publicationBody(cmd []byte) (body []byte, ok bool) {
+// publicationBody finds the origin and body bytes of a publication command
+// without decoding the command: decoding it would copy the whole body (the
+// bulk of the log's bytes) only for the body to be decoded again. The
+// results alias cmd. ok is false for any other command, and for any
+// encoding this does not expect (a field repeated, a type that does not
+// match): the caller then decodes the command whole.
+func publicationBody(cmd []byte) (origin, body []byte, ok bool) {
 	num, typ, n := protowire.ConsumeTag(cmd)
 	if n < 0 || num != 1 || typ != protowire.BytesType { // Command.publication
-		return nil, false
+		return nil, nil, false
 	}
 	pub, m := protowire.ConsumeBytes(cmd[n:])
 	if m < 0 || n+m != len(cmd) {
-		return nil, false
+		return nil, nil, false
 	}
-	found := false
+	var seen [3]bool
 	for len(pub) > 0 {
 		num, typ, n := protowire.ConsumeTag(pub)
 		if n < 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		pub = pub[n:]
 		n = protowire.ConsumeFieldValue(num, typ, pub)
 		if n < 0 {
-			return nil, false
+			return nil, nil, false
 		}
-		if num == 2 { // Publication.body
-			if typ != protowire.BytesType || found {
-				return nil, false
+		if num == 1 || num == 2 { // Publication.origin, Publication.body
+			if typ != protowire.BytesType || seen[num] {
+				return nil, nil, false
 			}
-			body, _ = protowire.ConsumeBytes(pub[:n])
-			found = true
+			seen[num] = true
+			v, _ := protowire.ConsumeBytes(pub[:n])
+			if num == 1 {
+				origin = v
+			} else {
+				body = v
+			}
 		}
 		pub = pub[n:]
 	}
-	return body, true
+	return origin, body, true
 }
 
 // bodyCache keeps the publication bodies last applied or decoded, so that

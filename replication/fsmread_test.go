@@ -9,7 +9,7 @@ import (
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
-// TestDecodeBodyAsTheCommand: the body found in a stored command without
+// TestDecodeBodyAsTheCommand: the origin and body found in a stored command without
 // decoding the command is the body the decoded command holds, for every
 // encoding a command can have in the log; what publicationBody does not
 // expect falls back to decoding the command.
@@ -61,8 +61,12 @@ func TestDecodeBodyAsTheCommand(t *testing.T) {
 			if err := proto.Unmarshal(want.GetPublication().GetBody(), wantBody); err != nil {
 				t.Fatal(err)
 			}
-			if _, fast := publicationBody(tc.raw); fast != tc.fast {
+			origin, _, fast := publicationBody(tc.raw)
+			if fast != tc.fast {
 				t.Fatalf("found without decoding: %v, want %v", fast, tc.fast)
+			}
+			if fast && string(origin) != want.GetPublication().GetOrigin() {
+				t.Fatalf("origin %q, want %q", origin, want.GetPublication().GetOrigin())
 			}
 			got, err := decodeBody(tc.raw)
 			if err != nil {

@@ -63,3 +63,9 @@ func (r *Replicator) Backup(w io.Writer) (int64, error) { return r.fsm.Backup(w)
 func (r *Replicator) EntriesFor(after uint64, limit int, agency string) ([]Entry, error) {
 	return r.fsm.EntriesFor(after, limit, agency)
 }
+
+// EntriesFrom is Entries for what one agency published: publications from
+// other origins come back empty, undecoded.
+func (r *Replicator) EntriesFrom(after uint64, limit int, origin string) ([]Entry, error) {
+	return r.fsm.EntriesFrom(after, limit, origin)
+}

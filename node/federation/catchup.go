@@ -66,7 +66,7 @@ func (f *Federation) holdings() (*holdings, error) {
 		h.held[id][partner] = max(h.held[id][partner], v)
 	}
 	for {
-		es, err := f.rep.EntriesFor(h.upTo, 1024, f.cfg.Agency)
+		es, err := f.rep.EntriesFrom(h.upTo, 1024, f.cfg.Agency)
 		if err != nil {
 			return nil, err
 		}
