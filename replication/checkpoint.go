@@ -77,15 +77,15 @@ func CheckpointMessage(c *peerpb.Checkpoint) []byte {
 
 // contentHash is the SHA-256 of the replicated state in tx.
 func contentHash(tx *bolt.Tx) ([]byte, error) {
-	h := sha256.New()
+	h := newFieldHash()
 	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		writeField(h, name)
+		h.field(name)
 		return b.ForEach(func(k, v []byte) error {
 			if bytes.Equal(name, bucketMeta) && isNodeLocal(k) {
 				return nil
 			}
-			writeField(h, k)
-			writeField(h, val(tx, name, k, v)) // bare: the hash is of content, not of its framing
+			h.field(k)
+			h.field(val(tx, name, k, v)) // bare: the hash is of content, not of its framing
 			return nil
 		})
 	})

@@ -262,17 +262,17 @@ func (f *FSM) Backup(w io.Writer) (int64, error) {
 func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	h := sha256.New()
+	h := newFieldHash()
 	err = f.view(func(tx *bolt.Tx) error {
 		index = u64(get(tx, bucketMeta, keyApplied))
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			writeField(h, name)
+			h.field(name)
 			return b.ForEach(func(k, v []byte) error {
 				if bytes.Equal(name, bucketMeta) && bytes.Equal(k, keyFormat) {
 					return nil // how this node's file is laid out, not replicated state
 				}
-				writeField(h, k)
-				writeField(h, val(tx, name, k, v))
+				h.field(k)
+				h.field(val(tx, name, k, v))
 				return nil
 			})
 		})
@@ -283,10 +283,19 @@ func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
 	return index, h.Sum(nil), nil
 }
 
-// writeField hashes a length-prefixed field, so that no two different
-// states hash the same bytes.
-func writeField(h hash.Hash, b []byte) {
-	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+// fieldHash hashes length-prefixed fields, so that no two different states
+// hash the same bytes. The prefix is written from a buffer of its own: a
+// slice made per field was an allocation per key and value hashed.
+type fieldHash struct {
+	hash.Hash
+	n [4]byte
+}
+
+func newFieldHash() *fieldHash { return &fieldHash{Hash: sha256.New()} }
+
+func (h *fieldHash) field(b []byte) {
+	binary.BigEndian.PutUint32(h.n[:], uint32(len(b)))
+	h.Write(h.n[:])
 	h.Write(b)
 }
 
