@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -231,25 +233,17 @@ func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 		if len(refs) == 0 {
 			continue
 		}
-		recs, err := f.store.Versions(ctx, refs)
+		ws, err := f.walk(ctx, pol, refs, partner, keys)
 		if err != nil {
 			return fmt.Errorf("catch up %s: %w", partner, err)
 		}
-		for _, rec := range recs {
-			d := pol.Decide(rec, partner)
-			if !d.Share {
+		for _, w := range ws {
+			if !w.share {
 				continue
 			}
-			want, err := d.Plaintext(rec)
-			if err != nil {
-				return err
-			}
-			ref, ok, err := f.sameBody(rec, want, keys)
-			if err != nil {
-				return err
-			}
-			if ok {
-				grants = append(grants, ref)
+			rec, want := w.rec, w.want
+			if w.same {
+				grants = append(grants, w.ref)
 				if len(grants) >= maxBatch {
 					if err := flush(); err != nil {
 						return err
@@ -282,6 +276,63 @@ func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 		}
 	}
 	return flush()
+}
+
+// walked is what the catch-up worked out for one record version.
+type walked struct {
+	rec   *pb.Record
+	share bool   // the partner is entitled to it
+	want  []byte // what it is entitled to read (if share)
+	ref   seal.GrantRef
+	same  bool // ref is a published body that is exactly want
+}
+
+// walk works out, for records of this agency, what a partner is entitled to
+// and whether a published body is exactly that. The records are split into
+// one contiguous part per core, each read in one transaction: per record
+// this is a store read, a policy decision, an encoding and a decryption,
+// the bulk of a catch-up's work at the origin.
+func (f *Federation) walk(ctx context.Context, pol *policy.Policy, refs []store.VersionRef, partner string, keys func(string, uint64) ([]byte, bool)) ([]walked, error) {
+	out := make([]walked, len(refs))
+	parts := min(runtime.GOMAXPROCS(0), 4, len(refs))
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(refs)/parts, (p+1)*len(refs)/parts
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = f.walkPart(ctx, pol, refs[lo:hi], out[lo:hi], partner, keys)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (f *Federation) walkPart(ctx context.Context, pol *policy.Policy, refs []store.VersionRef, out []walked, partner string, keys func(string, uint64) ([]byte, bool)) error {
+	recs, err := f.store.Versions(ctx, refs)
+	if err != nil {
+		return err
+	}
+	for i, rec := range recs {
+		w := &out[i]
+		w.rec = rec
+		d := pol.Decide(rec, partner)
+		if !d.Share {
+			continue
+		}
+		if w.want, err = d.Plaintext(rec); err != nil {
+			return err
+		}
+		w.share = true
+		if w.ref, w.same, err = f.sameBody(rec, w.want, keys); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publishQueue publishes a catch-up's publications in order from a
