@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -327,49 +328,71 @@ func TestPublish(t *testing.T) {
 
 // TestReceive: an entry the partner sealed to this agency is taken in: it
 // is stored as a shared entry and handed to OnReceived.
+// TestReceive: the entries of a partner's publication sealed to this agency
+// are taken in, in the publication's order, whether it holds one or enough
+// to be opened in parts.
 func TestReceive(t *testing.T) {
-	h := start(t, shareNothing, true)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	now := time.Now().UTC()
-	rec := &pb.Record{
-		Id: record.NewID(partner, now), Version: 1, Origin: partner, Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_GREEN,
-		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Acme Trading"},
-		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "IRAN"}},
+	for _, n := range []int{1, 3*openPartMin + 5} {
+		t.Run(fmt.Sprintf("%d entries", n), func(t *testing.T) {
+			h := start(t, shareNothing, true)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			now := time.Now().UTC()
+			me := h.fed.Self(true)
+			var items []seal.Item
+			var ids []string
+			for i := range n {
+				rec := &pb.Record{
+					Id: record.NewID(partner, now.Add(time.Duration(i)*time.Millisecond)), Version: 1, Origin: partner, Kind: pb.Kind_KIND_DESIGNATION, Marking: pb.Marking_MARKING_GREEN,
+					Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: fmt.Sprintf("Acme Trading %d", i)},
+					Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "IRAN"}},
+				}
+				plain, err := proto.Marshal(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				items = append(items, seal.Item{
+					Header: &peerpb.EnvelopeHeader{EntryId: rec.Id, Version: 1, Kind: rec.Kind, Marking: rec.Marking},
+					Bodies: []seal.BodyPlain{{Recipients: []string{self}, Plaintext: plain}},
+				})
+				ids = append(ids, rec.Id)
+			}
+			pub, err := seal.NewSealer(partner, h.partner).Seal(items, map[string]seal.Recipient{self: {SealingKey: me.SealingKey, Epoch: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, ctx, func() bool {
+				got, err := h.store.ReceivedIndex()
+				return err == nil && got >= idx
+			}, "the entries to be taken in")
+			for i, id := range ids {
+				e, err := h.store.Shared(ctx, id)
+				if err != nil {
+					t.Fatalf("shared entry %s: %v", id, err)
+				}
+				if want := fmt.Sprintf("Acme Trading %d", i); e.Origin != partner || e.Record.GetSubject().GetName() != want || e.LogIndex != idx {
+					t.Fatalf("stored %v, want %s at index %d", e, want, idx)
+				}
+			}
+			// OnReceived follows the store's write, in the publication's order.
+			waitUntil(t, ctx, func() bool {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				return len(h.received) == n
+			}, "OnReceived to see the entries")
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			for i, rec := range h.received {
+				if rec.Id != ids[i] {
+					t.Fatalf("OnReceived's entry %d is %s, want %s", i, rec.Id, ids[i])
+				}
+			}
+		})
 	}
-	plain, err := proto.Marshal(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := h.fed.Self(true)
-	pub, err := seal.NewSealer(partner, h.partner).Seal([]seal.Item{{
-		Header: &peerpb.EnvelopeHeader{EntryId: rec.Id, Version: 1, Kind: rec.Kind, Marking: rec.Marking},
-		Bodies: []seal.BodyPlain{{Recipients: []string{self}, Plaintext: plain}},
-	}}, map[string]seal.Recipient{self: {SealingKey: me.SealingKey, Epoch: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, ctx, func() bool {
-		got, err := h.store.ReceivedIndex()
-		return err == nil && got >= idx
-	}, "the entry to be taken in")
-	e, err := h.store.Shared(ctx, rec.Id)
-	if err != nil {
-		t.Fatalf("shared entry %s: %v", rec.Id, err)
-	}
-	if e.Origin != partner || e.Record.GetSubject().GetName() != "Acme Trading" || e.LogIndex != idx {
-		t.Fatalf("stored %v", e)
-	}
-	// OnReceived follows the store's write.
-	waitUntil(t, ctx, func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return len(h.received) == 1 && h.received[0].Id == rec.Id
-	}, "OnReceived to see the entry")
 }
 
 // TestCatchUp: entries published while the partner was only invited reach

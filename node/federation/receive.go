@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -80,18 +82,6 @@ func (f *Federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 		return r
 	}
 	self := f.cfg.Agency
-	epochKey := func(origin string, epoch uint64) ([]byte, bool) {
-		name := origin + "/" + strconv.FormatUint(epoch, 10)
-		if k, ok := keys[name]; ok {
-			return k, true
-		}
-		// Kept for the rest of the batch: one read of the store, not one per body.
-		k, ok := f.store.EpochKey(origin, epoch)
-		if ok {
-			keys[name] = k
-		}
-		return k, ok
-	}
 	for _, g := range e.Body.EpochGrants {
 		if g.Recipient != self {
 			continue
@@ -107,54 +97,119 @@ func (f *Federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 	if e.Body.Origin == self {
 		return r // this agency's own entries are its records already
 	}
-	add := func(h *peerpb.EnvelopeHeader, plain []byte) {
-		rec := &pb.Record{}
-		if err := proto.Unmarshal(plain, rec); err != nil || rec.Origin != h.Origin || rec.Id != h.EntryId || rec.Version != h.Version {
-			f.log.Warn("shared body does not match its header", "entry", h.EntryId, "index", e.Index)
-			return
-		}
-		if err := record.CheckText(rec); err != nil { // a partner's node may send any bytes
-			f.log.Warn("shared entry refused: text unsafe to print", "origin", h.Origin, "entry", h.EntryId, "index", e.Index, "err", err)
-			r.Audit = append(r.Audit, &pb.AuditEvent{Time: timestamppb.New(f.now()), Agency: h.Origin, Action: "shared.refused", Target: h.EntryId,
-				Outcome: "invalid", Detail: fmt.Sprintf("version %d at log index %d: %v", h.Version, e.Index, err)})
-			return
-		}
-		se := &pb.SharedEntry{Origin: h.Origin, Record: rec, LogIndex: e.Index}
-		r.Entries = append(r.Entries, se)
-		if ev := receivedAudit(se, f.now()); ev != nil {
-			r.Audit = append(r.Audit, ev)
-		}
-	}
+	// What there is to open: a body sealed to this agency is found by
+	// trying (the opener says ErrNotRecipient), a key grant by its recipient.
+	var items []sealedItem
 	for _, env := range e.Body.Envelopes {
 		for i, b := range env.Bodies {
-			plain, err := f.opener.OpenBody(env.Header, uint32(i), b, epochKey)
-			if errors.Is(err, seal.ErrNotRecipient) {
-				continue
-			}
-			if err != nil {
-				f.log.Warn("shared body does not open", "entry", env.Header.EntryId, "err", err)
-				continue
-			}
-			add(env.Header, plain)
+			items = append(items, sealedItem{header: env.Header, index: uint32(i), body: b})
 		}
 	}
 	for _, g := range e.Body.KeyGrants {
-		if g.GetKey().GetRecipient() != self {
-			continue
+		if g.GetKey().GetRecipient() == self {
+			items = append(items, sealedItem{grant: g})
 		}
+	}
+	var mu sync.Mutex // keys, read and filled from the parts below
+	epochKey := func(origin string, epoch uint64) ([]byte, bool) {
+		name := origin + "/" + strconv.FormatUint(epoch, 10)
+		mu.Lock()
+		defer mu.Unlock()
+		if k, ok := keys[name]; ok {
+			return k, true
+		}
+		// Kept for the rest of the batch: one read of the store, not one per body.
+		k, ok := f.store.EpochKey(origin, epoch)
+		if ok {
+			keys[name] = k
+		}
+		return k, ok
+	}
+	// A large entry (a catch-up's 1,024 key grants) is opened in one
+	// contiguous part per core; the parts' results are joined in order, so
+	// the entry is taken in as if opened in one pass.
+	parts := 1
+	if len(items) >= openPartMin {
+		parts = min(runtime.GOMAXPROCS(0), 4, len(items)/openPartMin)
+	}
+	res := make([]store.Received, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(items)/parts, (p+1)*len(items)/parts
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, it := range items[lo:hi] {
+				f.openItem(e.Index, it, epochKey, &res[p])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, p := range res {
+		r.Entries = append(r.Entries, p.Entries...)
+		r.Audit = append(r.Audit, p.Audit...)
+	}
+	return r
+}
+
+// openPartMin is the fewest items worth a part of their own in open.
+const openPartMin = 64
+
+// sealedItem is a body sealed to recipients (header, index, body) or a key
+// grant to this agency for a published body (grant).
+type sealedItem struct {
+	header *peerpb.EnvelopeHeader
+	index  uint32
+	body   *peerpb.Body
+	grant  *peerpb.KeyGrant
+}
+
+// openItem opens one item of the entry at index and adds what it holds for
+// this agency (an entry, audit events) to r.
+func (f *Federation) openItem(index uint64, it sealedItem, epochKey seal.EpochKeys, r *store.Received) {
+	var (
+		h     *peerpb.EnvelopeHeader
+		plain []byte
+		err   error
+	)
+	if g := it.grant; g != nil {
 		env, err := f.rep.Envelope(g.EntryId, g.Version)
 		if err != nil || int(g.BodyIndex) >= len(env.Bodies) {
 			f.log.Warn("key grant for an unknown body", "entry", g.EntryId, "err", err)
-			continue
+			return
 		}
-		plain, err := f.opener.OpenGranted(env.Header, env.Bodies[g.BodyIndex], g, epochKey)
-		if err != nil {
+		h = env.Header
+		if plain, err = f.opener.OpenGranted(h, env.Bodies[g.BodyIndex], g, epochKey); err != nil {
 			f.log.Warn("granted body does not open", "entry", g.EntryId, "err", err)
-			continue
+			return
 		}
-		add(env.Header, plain)
+	} else {
+		h = it.header
+		plain, err = f.opener.OpenBody(h, it.index, it.body, epochKey)
+		if errors.Is(err, seal.ErrNotRecipient) {
+			return
+		}
+		if err != nil {
+			f.log.Warn("shared body does not open", "entry", h.EntryId, "err", err)
+			return
+		}
 	}
-	return r
+	rec := &pb.Record{}
+	if err := proto.Unmarshal(plain, rec); err != nil || rec.Origin != h.Origin || rec.Id != h.EntryId || rec.Version != h.Version {
+		f.log.Warn("shared body does not match its header", "entry", h.EntryId, "index", index)
+		return
+	}
+	if err := record.CheckText(rec); err != nil { // a partner's node may send any bytes
+		f.log.Warn("shared entry refused: text unsafe to print", "origin", h.Origin, "entry", h.EntryId, "index", index, "err", err)
+		r.Audit = append(r.Audit, &pb.AuditEvent{Time: timestamppb.New(f.now()), Agency: h.Origin, Action: "shared.refused", Target: h.EntryId,
+			Outcome: "invalid", Detail: fmt.Sprintf("version %d at log index %d: %v", h.Version, index, err)})
+		return
+	}
+	se := &pb.SharedEntry{Origin: h.Origin, Record: rec, LogIndex: index}
+	r.Entries = append(r.Entries, se)
+	if ev := receivedAudit(se, f.now()); ev != nil {
+		r.Audit = append(r.Audit, ev)
+	}
 }
 
 // Received returns a channel closed when new entries were taken in.
