@@ -96,6 +96,13 @@ func Open(path string, opts Options) (*Store, error) {
 		Timeout: time.Second,
 		// The freelist is rebuilt on open instead of written on every commit.
 		NoFreelistSync: true,
+		// Mapped large from the start (address space, not memory): bbolt
+		// remaps as the file grows, doubling, and each remap copies every
+		// key and value the write under way touched out of the map. A
+		// newcomer's node.db grows from nothing while it takes in the
+		// federation's history in large writes: 0.55 GB of such copies in
+		// a 100,000-record catch-up, a sixth of all it allocated.
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
@@ -260,6 +267,9 @@ func (s *Store) Version(ctx context.Context, id string, version uint64) (*pb.Rec
 	})
 	return rec, err
 }
+
+// initialMmapSize is how much of node.db bbolt maps at open.
+const initialMmapSize = 256 << 20
 
 // VersionRef names one version of a record.
 type VersionRef struct {
