@@ -102,6 +102,8 @@ type publisher struct {
 
 	// sealed is a publication sealed while its version's store commit ran.
 	sealed *sealedAhead
+	// lastBatch is the number of versions the last publication carried.
+	lastBatch int
 }
 
 // ahead is the record version a lone writer is committing to the store now
@@ -112,18 +114,29 @@ type ahead struct {
 	mu  sync.Mutex
 	rec *pb.Record
 	n   int // versions registered since the loop last looked
+	// busy: the last publication carried several versions, so writers are
+	// not alone and nothing is sealed ahead (nor the loop woken for it).
+	busy bool
 }
 
-// add notes a version about to be committed; true if it is the only one.
+// add notes a version about to be committed; true if it is the only one
+// and the loop may seal it ahead.
 func (a *ahead) add(r *pb.Record) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.n++
 	a.rec = nil
-	if a.n == 1 {
+	if a.n == 1 && !a.busy {
 		a.rec = proto.Clone(r).(*pb.Record)
 	}
 	return a.rec != nil
+}
+
+// setLone notes whether the last publication carried one version at most.
+func (a *ahead) setLone(lone bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.busy = !lone
 }
 
 // remove forgets a version whose write did not happen.
@@ -159,11 +172,19 @@ type sealedAhead struct {
 // committing now, so that the publication is ready when the commit
 // returns: a lone writer's sealing no longer follows its fsyncs. It is
 // submitted only once the outbox read returns that very version, committed
-// (takeSealed); with several writers at once the loop is busy anyway and
-// seals after the commit, as before.
+// (takeSealed). With several writers (the last publication carried more
+// than one version, or another writer waits) their versions commit
+// together and a publication sealed for one would be wasted CPU: they are
+// sealed after the commit, as before.
 func (p *publisher) sealAhead(r *pb.Record, rcpt map[string]seal.Recipient) {
 	f := p.f
-	if p.submitted > 0 || r == nil {
+	if p.submitted > 0 || r == nil || p.lastBatch > 1 {
+		return // not a lone writer: others commit with it, sealed together
+	}
+	f.mu.Lock()
+	alone := len(f.waiters) == 1 && len(f.waiters[versionKey(r)]) == 1
+	f.mu.Unlock()
+	if !alone {
 		return
 	}
 	if _, err := f.holdings(); err != nil {
@@ -284,6 +305,8 @@ func (p *publisher) publish(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		p.submitted++
+		p.lastBatch = len(recs)
+		f.ahead.setLone(len(recs) <= 1)
 		start := time.Now()
 		if wait, err := f.rep.Submit(data, 30*time.Second); err == nil {
 			p.target = f.cfg.Advertise
