@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,7 +207,12 @@ func TestRecoverThenRemoveLostMember(t *testing.T) {
 	waitFor(t, "DE, restored, approves the removal of NL", func() bool {
 		var got *pb.Proposal
 		// Each try bounded: a node not yet caught up waits for the leader.
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		// An approval answers once the removal is applied and raft's
+		// configuration has dropped NL (or 10 s have passed), so a try
+		// may end after its approval committed: a second approval is
+		// refused (the proposal is applied), and DE's record of the
+		// proposal says whether DE's approval counted.
+		actx, acancel := context.WithTimeout(ctx, 15*time.Second)
 		defer acancel()
 		err := de.call(actx, func(c pb.FederationServiceClient) error {
 			resp, err := c.ApproveProposal(actx, &pb.ApproveProposalRequest{Id: p.Id})
@@ -214,7 +220,9 @@ func TestRecoverThenRemoveLostMember(t *testing.T) {
 			return err
 		})
 		if err != nil {
-			return false // not yet caught up with the recovered federation
+			if got = proposalOn(ctx, de, p.Id); got == nil || !slices.Contains(got.ApprovedBy, de.Agency) {
+				return false // not yet caught up with the recovered federation
+			}
 		}
 		if got.State != "applied" {
 			t.Fatalf("after DE's approval: %v; want applied", got)
@@ -245,4 +253,23 @@ func TestRecoverThenRemoveLostMember(t *testing.T) {
 	}
 	after := add(t, fr, "Shared After The Recovery")
 	waitFor(t, "DE takes in FR's entry", func() bool { _, ok := shared(t, de)[after.Record.Id]; return ok })
+}
+
+// proposalOn is proposal id as ln's node holds it (nil if it holds none
+// or does not answer).
+func proposalOn(ctx context.Context, ln *LocalNode, id string) *pb.Proposal {
+	var ps []*pb.Proposal
+	if err := ln.call(ctx, func(c pb.FederationServiceClient) error {
+		resp, err := c.ListProposals(ctx, &pb.ListProposalsRequest{All: true})
+		ps = resp.GetProposals()
+		return err
+	}); err != nil {
+		return nil
+	}
+	for _, p := range ps {
+		if p.Id == id {
+			return p
+		}
+	}
+	return nil
 }

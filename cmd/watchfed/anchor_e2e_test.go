@@ -206,7 +206,7 @@ func TestAuditAnchorsOnTestnet(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, nl+" stopped", 30*time.Second, func() (bool, string) { return !alive(pid), "" })
+	eventually(t, nl+" stopped", 60*time.Second, func() (bool, string) { return !alive(pid), "" })
 	r := n.cli("", nil, "audit", "verify", "--data-dir", filepath.Join(dir, nl), "-o", "json")
 	final := decode[verifyJSON](t, r.stdout)
 	if r.code != 0 || !final.OK || final.AnchoredSeq < held.Sequence || !strings.HasPrefix(final.AnchoredAt, "federation log entry ") {
@@ -222,7 +222,7 @@ func TestAuditAnchorsOnTestnet(t *testing.T) {
 		t.Fatalf("after the last events were removed: exit %d, %+v; want broken saying %q", r.code, v, want)
 	}
 	// The partner holds that very anchor.
-	eventually(t, "DE-BAFA holds "+nl+"'s last anchor", 30*time.Second, func() (bool, string) {
+	eventually(t, "DE-BAFA holds "+nl+"'s last anchor", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "DE-BAFA", "audit", "anchors", "--agency", nl, "-o", "json")
 		as := decode[[]anchorJSON](t, r.stdout)
 		return len(as) > 0 && as[len(as)-1].Sequence == final.AnchoredSeq, r.stdout

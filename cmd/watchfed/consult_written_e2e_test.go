@@ -32,7 +32,7 @@ func TestConsultationWriteSaysWhetherShared(t *testing.T) {
 		t.Fatalf("denials add: exit %d\n%s", r.code, r.stderr)
 	}
 	denial := decode[written](t, r.stdout)
-	eventually(t, "FR-SBDU holds DE-BAFA's denial", 30*time.Second, func() (bool, string) {
+	eventually(t, "FR-SBDU holds DE-BAFA's denial", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "FR-SBDU", "shared", "get", denial.ID, "-o", "json")
 		return r.code == 0, r.stderr
 	})
@@ -52,7 +52,7 @@ func TestConsultationWriteSaysWhetherShared(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, a+" dies", 10*time.Second, func() (bool, string) { return !alive(pid), "" })
+		eventually(t, a+" dies", 60*time.Second, func() (bool, string) { return !alive(pid), "" })
 	}
 	r, pending := open("FR-2026-0043")
 	if r.code != exitNotShared || !strings.Contains(r.stderr, "not shared") || pending.LogIndex != 0 || !pending.NotShared || pending.Consultation.ID == "" {

@@ -65,7 +65,7 @@ func TestRemovalNeedsApprovalE2E(t *testing.T) {
 		ExpiresAt  string `json:"expires_at"`
 	}
 	var p proposal
-	eventually(t, "DE lists NL's proposal", 20*time.Second, func() (bool, string) {
+	eventually(t, "DE lists NL's proposal", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, de, "proposals", "list", "-o", "json")
 		ps := decode[[]proposal](t, r.stdout)
 		if r.code != 0 || len(ps) != 1 {
@@ -85,9 +85,9 @@ func TestRemovalNeedsApprovalE2E(t *testing.T) {
 		t.Fatalf("proposals approve %s on %s: exit %d\n%s\n%s", p.ID, de, r.code, r.stdout, r.stderr)
 	}
 	for _, on := range []string{de, nl} {
-		eventually(t, fr+" gone from peers list on "+on, 20*time.Second, func() (bool, string) { return !listed(on, fr), "" })
+		eventually(t, fr+" gone from peers list on "+on, 60*time.Second, func() (bool, string) { return !listed(on, fr), "" })
 	}
-	eventually(t, "raft's configuration without "+fr+" (the leader's reconciliation)", 30*time.Second, func() (bool, string) {
+	eventually(t, "raft's configuration without "+fr+" (the leader's reconciliation)", 60*time.Second, func() (bool, string) {
 		for _, a := range []string{de, nl} {
 			log, _ := os.ReadFile(filepath.Join(dir, a, "node.log"))
 			for _, line := range strings.Split(string(log), "\n") {
@@ -103,7 +103,7 @@ func TestRemovalNeedsApprovalE2E(t *testing.T) {
 	if r := as(t, dir, de, "designations", "add", "--schema", "organization", "--name", marker, "--program", "X", "--marking", "GREEN"); r.code != 0 {
 		t.Fatalf("designations add on %s: exit %d: %s", de, r.code, r.stderr)
 	}
-	eventually(t, nl+" reads DE's record published after the removal", 30*time.Second, func() (bool, string) {
+	eventually(t, nl+" reads DE's record published after the removal", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, nl, "shared", "list")
 		return r.code == 0 && strings.Contains(r.stdout, marker), r.stdout + r.stderr
 	})

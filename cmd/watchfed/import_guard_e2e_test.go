@@ -72,7 +72,7 @@ func TestBadEditionsRefusedInFederation(t *testing.T) {
 	if got := decode[importSummary](t, r.stdout); got.Added != 13 {
 		t.Fatalf("import: %+v, want 13 added", got)
 	}
-	eventually(t, "FR-SBDU holds DE-BAFA's 13 entries", 20*time.Second, func() (bool, string) {
+	eventually(t, "FR-SBDU holds DE-BAFA's 13 entries", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "FR-SBDU", "shared", "list", "--origin", "DE-BAFA", "-o", "json")
 		return r.code == 0 && strings.Count(r.stdout, `"source_ref": "ofac-sdn:`) == 13, r.stdout + r.stderr
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,7 +104,14 @@ certificates made on first start, and the export lines a client needs printed on
 			if err != nil {
 				return err
 			}
-			return n.Serve(cmd.Context())
+			ctx := cmd.Context()
+			err = n.Serve(ctx)
+			// Say what stopped it: a signal from another process looks
+			// like a clean stop otherwise.
+			if cause := context.Cause(ctx); cause != nil {
+				log.Info("node stopped by", "cause", cause.Error())
+			}
+			return err
 		},
 	}
 	fl := cmd.Flags()

@@ -65,7 +65,7 @@ func TestKilledPeerShownUnreachable(t *testing.T) {
 		return m
 	}
 	var before peer
-	eventually(t, "NL-CDIU reachable at lag 0", 20*time.Second, func() (bool, string) {
+	eventually(t, "NL-CDIU reachable at lag 0", 60*time.Second, func() (bool, string) {
 		before = peersOf()["NL-CDIU"]
 		return before.Reachable && before.Lag == 0 && before.AppliedIndex > 0, before.ID
 	})
@@ -75,7 +75,7 @@ func TestKilledPeerShownUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	eventually(t, "NL-CDIU's process gone", 10*time.Second, func() (bool, string) { return !alive(pid), "" })
+	eventually(t, "NL-CDIU's process gone", 60*time.Second, func() (bool, string) { return !alive(pid), "" })
 	for i := range 3 {
 		if r := as(t, dir, "DE-BAFA", "designations", "add", "--schema", "organization", "--name", "Acme "+strconv.Itoa(i),
 			"--program", "X", "--marking", "GREEN"); r.code != 0 {
@@ -83,7 +83,7 @@ func TestKilledPeerShownUnreachable(t *testing.T) {
 		}
 	}
 	var nl peer
-	eventually(t, "peers list shows NL-CDIU unreachable, its last applied index and a lag", 20*time.Second, func() (bool, string) {
+	eventually(t, "peers list shows NL-CDIU unreachable, its last applied index and a lag", 60*time.Second, func() (bool, string) {
 		nl = peersOf()["NL-CDIU"]
 		return !nl.Reachable && nl.AppliedIndex >= before.AppliedIndex && nl.Lag >= 3 && nl.LastContact != "", strconv.Quote(nl.ID)
 	})
@@ -96,7 +96,7 @@ func TestKilledPeerShownUnreachable(t *testing.T) {
 		t.Errorf("peers list table:\n%s", table)
 	}
 
-	eventually(t, "/metrics: NL-CDIU unreachable with a lag and a last contact", 20*time.Second, func() (bool, string) {
+	eventually(t, "/metrics: NL-CDIU unreachable with a lag and a last contact", 60*time.Second, func() (bool, string) {
 		_, body := get("/metrics")
 		lag := regexp.MustCompile(`watchfed_peer_lag_entries\{peer="NL-CDIU"\} (\d+)`).FindStringSubmatch(body)
 		age := regexp.MustCompile(`watchfed_peer_last_contact_seconds\{peer="NL-CDIU"\} ([0-9.e+]+)\n`).FindStringSubmatch(body)

@@ -69,7 +69,7 @@ partners:
 	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "DE audits the policy change", 20*time.Second, func() (bool, string) {
+	eventually(t, "DE audits the policy change", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "DE-BAFA", "audit", "list", "-o", "json")
 		return strings.Contains(r.stdout, "policy.change") && strings.Contains(r.stdout, "+    redact: [statement, aliases]"), r.stdout + r.stderr
 	})
@@ -87,11 +87,11 @@ partners:
 	}
 	frOnly := decode[rec](t, r.stdout).ID
 
-	eventually(t, "FR reads both records whole", 20*time.Second, func() (bool, string) {
+	eventually(t, "FR reads both records whole", 60*time.Second, func() (bool, string) {
 		a, b := as(t, dir, "FR-SBDU", "shared", "get", both, "-o", "json"), as(t, dir, "FR-SBDU", "shared", "get", frOnly, "-o", "json")
 		return a.code == 0 && b.code == 0 && strings.Contains(a.stdout, "Secretstatement") && strings.Contains(a.stdout, "Secretalias"), a.stdout + a.stderr + b.stderr
 	})
-	eventually(t, "NL reads the redacted record", 20*time.Second, func() (bool, string) {
+	eventually(t, "NL reads the redacted record", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "NL-CDIU", "shared", "get", both, "-o", "json")
 		return r.code == 0, r.stderr
 	})

@@ -73,7 +73,7 @@ func TestTestnetUpShareDown(t *testing.T) {
 	}
 	id := decode[rec](t, r.stdout).ID
 	for _, agency := range []string{"FR-SBDU", "NL-CDIU"} {
-		took := eventually(t, agency+" sees the shared record", 10*time.Second, func() (bool, string) {
+		took := eventually(t, agency+" sees the shared record", 60*time.Second, func() (bool, string) {
 			r := as(t, dir, agency, "shared", "list", "-o", "json")
 			return r.code == 0 && strings.Contains(r.stdout, id) && strings.Contains(r.stdout, "Ivan PETROV"), r.stdout + r.stderr
 		})
@@ -85,12 +85,12 @@ func TestTestnetUpShareDown(t *testing.T) {
 		t.Fatalf("add on NL: %s", r.stderr)
 	}
 	nlID := decode[rec](t, r.stdout).ID
-	eventually(t, "DE sees NL's record", 10*time.Second, func() (bool, string) {
+	eventually(t, "DE sees NL's record", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "DE-BAFA", "shared", "get", nlID, "-o", "json")
 		return r.code == 0, r.stderr
 	})
 
-	eventually(t, "peers list shows three members at lag 0", 10*time.Second, func() (bool, string) {
+	eventually(t, "peers list shows three members at lag 0", 60*time.Second, func() (bool, string) {
 		r := as(t, dir, "FR-SBDU", "peers", "list", "-o", "json")
 		if r.code != 0 {
 			return false, r.stderr
@@ -205,7 +205,7 @@ func TestTestnetPidCases(t *testing.T) {
 		if err := syscall.Kill(pids["FR-SBDU"], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "FR-SBDU's node dies", 10*time.Second, func() (bool, string) {
+		eventually(t, "FR-SBDU's node dies", 60*time.Second, func() (bool, string) {
 			return !alive(pids["FR-SBDU"]), ""
 		})
 		r := n.cli("", nil, "testnet", "up", "--nodes", "3", "--dir", dir, "--detach")

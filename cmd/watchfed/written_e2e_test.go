@@ -53,7 +53,7 @@ func TestWriteSaysWhetherShared(t *testing.T) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, a+" dies", 10*time.Second, func() (bool, string) { return !alive(pid), "" })
+			eventually(t, a+" dies", 60*time.Second, func() (bool, string) { return !alive(pid), "" })
 		}
 		r = as(t, dir, "DE-BAFA", append(add, "Pending Trading")...)
 		w := decode[written](t, r.stdout)
@@ -74,7 +74,7 @@ func TestWriteSaysWhetherShared(t *testing.T) {
 				t.Fatalf("restart %s: exit %d\n%s", a, r.code, r.stderr)
 			}
 		}
-		eventually(t, "FR-SBDU receives the pending entry", 30*time.Second, func() (bool, string) {
+		eventually(t, "FR-SBDU receives the pending entry", 60*time.Second, func() (bool, string) {
 			r := as(t, dir, "FR-SBDU", "shared", "get", w.ID, "-o", "json")
 			return r.code == 0, r.stderr
 		})
