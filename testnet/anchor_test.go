@@ -54,7 +54,7 @@ func TestAuditAnchorsHeldByPartners(t *testing.T) {
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	v, err := node.VerifyAuditOffline(ctx, b.Dir)
 	if err != nil {
@@ -120,7 +120,7 @@ func TestAuditAnchorsBeforeProtocol5(t *testing.T) {
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	v, err := node.VerifyAuditOffline(ctx, b.Dir)
 	if err != nil {

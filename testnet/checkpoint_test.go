@@ -94,7 +94,7 @@ func TestCheckpointRepairsATamperedMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := l.Restart(ctx, b); err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func filesContain(t *testing.T, dir string, needles ...string) []string {
 // clock and its approval is notified to NL, without the thread.
 func TestConsultationNoUndercut(t *testing.T) {
 	clock := &shiftedClock{}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l, err := StartLocal(ctx, t.TempDir(), 3, node.Options{PublishWait: 10 * time.Second, Now: clock.Now})
 	if err != nil {

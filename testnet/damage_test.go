@@ -219,7 +219,7 @@ func TestDamagedFilesOfAStoppedFollower(t *testing.T) {
 // createRecord writes a designation through conn and returns its id.
 func createRecord(t *testing.T, conn *grpc.ClientConn, name string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := pb.NewRecordServiceClient(conn).CreateRecord(ctx, &pb.CreateRecordRequest{Record: &pb.Record{
 		Marking: pb.Marking_MARKING_GREEN, Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: name, Countries: []string{"RU"}},
@@ -283,7 +283,7 @@ func flipAt(t *testing.T, path string, marker []byte, n int) {
 // waitLogged waits until m's node log holds a line naming path and saying what.
 func waitLogged(t *testing.T, m *Member, path, what string) {
 	t.Helper()
-	waitUntil(t, 30*time.Second, m.Agency+" logs "+what+" naming "+path, func() (bool, string) {
+	waitUntil(t, 90*time.Second, m.Agency+" logs "+what+" naming "+path, func() (bool, string) {
 		log, err := os.ReadFile(filepath.Join(m.Dir, "node.log"))
 		if err != nil {
 			return false, err.Error()
@@ -301,7 +301,7 @@ func waitLogged(t *testing.T, m *Member, path, what string) {
 // saveBackup writes a backup of the node behind conn to path (snapshot save).
 func saveBackup(t *testing.T, conn *grpc.ClientConn, path string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	stream, err := pb.NewFederationServiceClient(conn).SaveSnapshot(ctx, &pb.SaveSnapshotRequest{})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // after a restart with policy files that still name the departed agency.
 func TestLeaveOnItsOwn(t *testing.T) {
 	l := startLocal(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	waitProtocol(t, l, replication.ProtocolGovernance)
@@ -62,7 +62,7 @@ func TestLeaveOnItsOwn(t *testing.T) {
 // departed node (no byte of it in its data directory).
 func TestLeaderLeaves(t *testing.T) {
 	l := startLocal(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waitProtocol(t, l, replication.ProtocolGovernance)
 	gone := l.leader(ctx)
@@ -169,7 +169,7 @@ func waitLeft(ctx context.Context, t *testing.T, gone *LocalNode, left ...*Local
 // registry and raft's configuration; the two share again.
 func TestRecoverThenRemoveLostMember(t *testing.T) {
 	l := startLocal(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	waitProtocol(t, l, replication.ProtocolGovernance)

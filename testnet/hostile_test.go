@@ -36,7 +36,7 @@ import (
 // stay intact.
 func TestHostilePartnerNode(t *testing.T) {
 	l := startLocal(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	honest := add(t, de, "Honest Designation GmbH")

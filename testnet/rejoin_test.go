@@ -22,7 +22,7 @@ import (
 // it to, from before its removal, while it was out, and after.
 func TestRejoinWithNewKeys(t *testing.T) {
 	l := startLocal(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	de, fr, nl := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	// The re-join below is a rebind, a proposal of protocol 3.

@@ -39,7 +39,7 @@ func TestSharedEntriesAreScreened(t *testing.T) {
 		return r != nil && r.Shared && r.Origin == de.Agency && r.Score == 1
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := fr.Stop(); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func TestPartnerTextUnsafeToPrintRefused(t *testing.T) {
 	if err := fr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	st, err := store.Open(filepath.Join(fr.Dir, node.StoreFile), store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -156,7 +156,7 @@ func startNet(t *testing.T, o Options, bins ...string) (*Net, []*grpc.ClientConn
 }
 
 func statusOf(ctx context.Context, conn *grpc.ClientConn, hash bool) (*pb.GetStatusResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	return pb.NewFederationServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{WithStateHash: hash})
 }
@@ -347,7 +347,7 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 
 	// Every member announced 2: the leader activates it.
-	waitUntil(t, 30*time.Second, "protocol 2 active on every node", func() (bool, string) {
+	waitUntil(t, 90*time.Second, "protocol 2 active on every node", func() (bool, string) {
 		var seen []string
 		ok := true
 		for j := range nt.Members {
@@ -423,7 +423,7 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 		for _, a := range acks {
 			if a.origin == m.Agency {
-				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				r, err := pb.NewRecordServiceClient(conns[j]).GetRecord(rctx, &pb.GetRecordRequest{Id: a.id})
 				cancel()
 				if err != nil || r.GetRecord().GetVersion() < a.version {
@@ -475,7 +475,7 @@ func downgradeRefused(t *testing.T, nt *Net, conns []*grpc.ClientConn, old, cur 
 		t.Fatalf("%s on the protocol 1 binary after its files moved on: %v; want a refusal saying %q", m.Agency, err, want)
 	}
 	t.Logf("%s on the protocol 1 binary: refused to start: %s", m.Agency, want)
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	w, err := pb.NewRecordServiceClient(conns[j]).CreateRecord(wctx, &pb.CreateRecordRequest{Record: &pb.Record{
 		Marking: pb.Marking_MARKING_GREEN, Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: "Written While Down", Countries: []string{"RU"}},
 		Detail: &pb.Record_Designation{Designation: &pb.Designation{Program: "UPGRADE"}}}})
@@ -520,7 +520,7 @@ func newestProtocol() uint32 {
 func announced(t *testing.T, m *Member, versions string) {
 	t.Helper()
 	want := `"msg":"announced the protocol versions of this binary","versions":` + versions
-	waitUntil(t, 30*time.Second, m.Agency+" announced "+versions, func() (bool, string) {
+	waitUntil(t, 90*time.Second, m.Agency+" announced "+versions, func() (bool, string) {
 		data, _ := os.ReadFile(filepath.Join(m.Dir, "node.log"))
 		var seen []string
 		for _, l := range strings.Split(string(data), "\n") {
@@ -577,7 +577,7 @@ func refusedEverywhere(t *testing.T, nt *Net, conns []*grpc.ClientConn) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err = peerpb.NewPeerServiceClient(conn).Forward(fctx, &peerpb.ForwardRequest{Command: cmd})
 		cancel()
 		conn.Close()
@@ -605,7 +605,7 @@ func TestMixedVersionsStayOnProtocol1(t *testing.T) {
 	}
 	ctx := context.Background()
 	newer := nt.Members[1].Agency
-	waitUntil(t, 30*time.Second, newer+" leads", func() (bool, string) {
+	waitUntil(t, 90*time.Second, newer+" leads", func() (bool, string) {
 		st, err := statusOf(ctx, conns[0], false)
 		if err != nil {
 			return false, err.Error()

@@ -102,7 +102,7 @@ func TestForeignCAAndNoCertificateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = pb.NewRecordServiceClient(conn).ListRecords(ctx, &pb.ListRecordsRequest{})
 	if code := status.Code(err); code != codes.Unavailable {

@@ -27,7 +27,7 @@ func TestRefusedHandshakeAudited(t *testing.T) {
 		Outcome string `json:"outcome"`
 		Detail  string `json:"detail"`
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var found bool
 		for _, ev := range decode[[]event](t, n.ok("audit", "list", "-o", "json", "--limit", "1000")) {

@@ -95,7 +95,7 @@ func requireNoPanic(t *testing.T, nt *testnet.Net) {
 // requireNotFull waits until no member's status reports a full disk.
 func requireNotFull(t *testing.T, nt *testnet.Net) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, m := range nt.Members {
 		for {
