@@ -27,25 +27,16 @@ func BenchmarkScreen(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sn.stop()
-	var items []importer.Item
-	for _, f := range []struct{ format, path string }{
-		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},
-		{"un-xml", filepath.Join(data, "un", "consolidated_2026-02.xml")},
-	} {
-		fh, err := os.Open(f.path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := importer.Parse(f.format, "", importer.Files{Main: fh})
-		fh.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
+	results := realLists(b, data)
+	if results == nil {
+		b.Skip("real list files not present")
+	}
+	for _, res := range results {
 		if _, err := importer.Send(context.Background(), pb.NewImportServiceClient(sn.conn), res, pb.Marking_MARKING_CLEAR, false, nil); err != nil {
 			b.Fatal(err)
 		}
-		items = append(items, res.Items...)
 	}
+	items := itemsOf(results)
 	qs, err := newQuerySet(items, ScreenConfig{Variants: 1000, PerKind: 1}, TuneSplit(""))
 	if err != nil {
 		b.Fatal(err)

@@ -27,7 +27,7 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Skip("set WATCHFED_SCREEN_EVAL=1 to run the quality evaluation in process")
 	}
 	data := shareddata.Dir()
-	items, dataset, tune := realLists(t, data), "OFAC SDN 2024 + UN (in process)", TuneSplit(data)
+	items, dataset, tune := itemsOf(realLists(t, data)), "OFAC SDN 2024 + UN (in process)", TuneSplit(data)
 	if n, err := strconv.Atoi(os.Getenv("WATCHFED_SCREEN_SYNTHETIC")); err == nil && n > 0 {
 		items, dataset, tune = Synthetic(n, 1), fmt.Sprintf("%d synthetic names (in process)", n), TuneSplit("")
 	} else if items == nil {
@@ -75,10 +75,11 @@ func TestScreenQualityInProcess(t *testing.T) {
 	}
 }
 
-// realLists parses OFAC SDN 2024 and the UN list from data, or returns nil.
-func realLists(t *testing.T, data string) []importer.Item {
-	t.Helper()
-	var items []importer.Item
+// realLists parses OFAC SDN 2024 and the UN list from data, one result a
+// file, or returns nil where either file is absent.
+func realLists(tb testing.TB, data string) []*importer.Result {
+	tb.Helper()
+	var results []*importer.Result
 	for _, f := range []struct{ format, path string }{
 		{"ofac-sdn", filepath.Join(data, "ofac-sdn-2024", "sdn_2024-05-03.csv")},
 		{"un-xml", filepath.Join(data, "un", "consolidated_2026-02.xml")},
@@ -90,8 +91,17 @@ func realLists(t *testing.T, data string) []importer.Item {
 		res, err := importer.Parse(f.format, "", importer.Files{Main: fh})
 		fh.Close()
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
+		results = append(results, res)
+	}
+	return results
+}
+
+// itemsOf joins the results' items.
+func itemsOf(results []*importer.Result) []importer.Item {
+	var items []importer.Item
+	for _, res := range results {
 		items = append(items, res.Items...)
 	}
 	return items

@@ -111,8 +111,7 @@ var (
 func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dict := map[string]bool{}
-	byWord := map[string][]int{}
-	var listed [][]string
+	var listed listedNames
 	type person struct{ surname, given string }
 	var persons []person
 	for _, it := range items {
@@ -120,11 +119,8 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 			ws := strings.Fields(names.Normalize(nm))
 			for _, w := range ws {
 				dict[w] = true
-				if l := byWord[w]; len(l) == 0 || l[len(l)-1] != len(listed) {
-					byWord[w] = append(byWord[w], len(listed))
-				}
 			}
-			listed = append(listed, ws)
+			listed.add(ws)
 		}
 		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
 			continue
@@ -138,16 +134,7 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 	}
 	// onList: every word of the query is in one listed name.
 	onList := func(q string) bool {
-		qs := strings.Fields(names.Normalize(q))
-		if len(qs) == 0 {
-			return true
-		}
-		for _, li := range byWord[qs[0]] {
-			if holdsAll(listed[li], qs) {
-				return true
-			}
-		}
-		return false
+		return listed.holds(strings.Fields(names.Normalize(q)))
 	}
 	given := slices.Compact(slices.Sorted(slices.Values(freshGiven)))
 	title := func(w string) string { return strings.ToUpper(w[:1]) + w[1:] }
@@ -234,9 +221,30 @@ func otherEnding(s string, rng *rand.Rand) string {
 	return s + []string{"i", "a", "s"}[rng.IntN(3)]
 }
 
-// holdsAll reports whether every word of q is a word of l, each used once.
-func holdsAll(l, q []string) bool {
-	return takeEach(l, q, func(q, l string) bool { return q == l })
+// listedNames are the listed names' words, indexed by word.
+type listedNames struct {
+	names  [][]string
+	byWord map[string][]int
+}
+
+func (l *listedNames) add(ws []string) {
+	if l.byWord == nil {
+		l.byWord = map[string][]int{}
+	}
+	for _, w := range ws {
+		if ix := l.byWord[w]; len(ix) == 0 || ix[len(ix)-1] != len(l.names) {
+			l.byWord[w] = append(l.byWord[w], len(l.names))
+		}
+	}
+	l.names = append(l.names, ws)
+}
+
+// holds reports whether one listed name has every word of q (each used
+// once): such a query, or an empty one, is no ordinary name.
+func (l *listedNames) holds(q []string) bool {
+	return len(q) == 0 || slices.ContainsFunc(l.byWord[q[0]], func(i int) bool {
+		return takeEach(l.names[i], q, func(q, l string) bool { return q == l })
+	})
 }
 
 // jaroWinklerASCII is the Jaro-Winkler similarity of two lower-case words,
@@ -308,17 +316,10 @@ func RepairedOrdinary(items []importer.Item, ordinary []Ordinary, n int, seed ui
 		given   string // the first given name, normalised
 	}
 	var persons []person
-	byWord := map[string][]int{}
-	var listed [][]string
+	var listed listedNames
 	for _, it := range items {
 		for _, nm := range recordNames(it) {
-			ws := strings.Fields(names.Normalize(nm))
-			for _, w := range ws {
-				if l := byWord[w]; len(l) == 0 || l[len(l)-1] != len(listed) {
-					byWord[w] = append(byWord[w], len(listed))
-				}
-			}
-			listed = append(listed, ws)
+			listed.add(strings.Fields(names.Normalize(nm)))
 		}
 		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
 			continue
@@ -369,8 +370,7 @@ func RepairedOrdinary(items []importer.Item, ordinary []Ordinary, n int, seed ui
 		// the person's given names (all but the last word), then the listed surname
 		name := title(strings.Join(ws[:len(ws)-1], " ")) + " " + title(p.surname)
 		qs := strings.Fields(names.Normalize(name))
-		onList := slices.ContainsFunc(byWord[qs[0]], func(li int) bool { return holdsAll(listed[li], qs) })
-		if seen[name] || onList {
+		if seen[name] || listed.holds(qs) {
 			continue
 		}
 		seen[name] = true
