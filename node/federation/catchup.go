@@ -214,10 +214,11 @@ func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 		}
 		// Publications go out in order and the queue stops at the first
 		// that fails: the ones after this carry no epoch grant of their own.
+		epoch := !rc.Granted
 		rc.Granted = true
 		n := len(grants)
 		grants = nil
-		return q.put(ctx, pub, n)
+		return q.put(ctx, queued{pub: pub, n: n, epoch: epoch})
 	}
 	for next := 0; next < len(order); {
 		// The next entries the partner cannot read yet, read at once.
@@ -269,8 +270,9 @@ func (f *Federation) catchUpPartner(ctx context.Context, pol *policy.Policy, h *
 			if err != nil {
 				return err
 			}
+			epoch := !rc.Granted
 			rc.Granted = true
-			if err := q.put(ctx, pub, 1); err != nil {
+			if err := q.put(ctx, queued{pub: pub, n: 1, epoch: epoch}); err != nil {
 				return err
 			}
 		}
@@ -336,9 +338,12 @@ func (f *Federation) walkPart(ctx context.Context, pol *policy.Policy, refs []st
 }
 
 // publishQueue publishes a catch-up's publications in order from a
-// goroutine of its own, so that the walk reads and seals the next one while
-// the last is being committed (a commit is a replication round trip and an
-// fsync; a publication of 1,024 grants was waited for one at a time).
+// goroutine of its own, so that the walk reads and seals the next ones while
+// earlier ones are being committed, and several are in the log's hands at
+// once (raft stores and replicates them together): a commit is a
+// replication round trip, an fsync and the leader's apply, and a catch-up
+// that waited for each of its publications of 1,024 grants in turn spent
+// most of its time waiting.
 type publishQueue struct {
 	ch     chan queued
 	failed chan struct{} // closed at the first publication that failed
@@ -350,32 +355,101 @@ type publishQueue struct {
 type queued struct {
 	pub *peerpb.Publication
 	n   int // entries it delivers
+	// epoch: it carries the partner's epoch key, which the later ones'
+	// key grants need: it is committed before any later one is sent.
+	epoch bool
 }
 
+// catchUpWindow is how many of a catch-up's publications may be in flight.
+const catchUpWindow = 4
+
 func (f *Federation) startPublishing(ctx context.Context) *publishQueue {
-	// Two waiting: enough to keep the log busy, little held in memory.
 	q := &publishQueue{ch: make(chan queued, 2), failed: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(q.done)
-		for p := range q.ch {
-			if q.err != nil {
-				continue // nothing after a failure goes out: order is kept
-			}
-			if err := f.publish(ctx, p.pub); err != nil {
+		var inflight []queuedWait // sent, in order, not yet committed
+		target := ""              // where those in flight went
+		fail := func(err error) {
+			if q.err == nil {
 				q.err = err
 				close(q.failed)
+			}
+		}
+		// settle waits, oldest first, until at most keep are in flight.
+		settle := func(keep int) {
+			for len(inflight) > keep {
+				w := inflight[0]
+				inflight = inflight[1:]
+				idx, err := w.wait()
+				if err != nil {
+					fail(err)
+					continue
+				}
+				f.lastPub = max(f.lastPub, idx)
+				q.sent += w.n
+			}
+		}
+		defer settle(0)
+		for p := range q.ch {
+			if q.err != nil {
+				continue // nothing after a failure goes out
+			}
+			data, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: p.pub}})
+			if err != nil {
+				fail(err)
 				continue
 			}
-			q.sent += p.n
+			// As the publisher does: pipelined to this node's raft when it
+			// leads, or on the forward stream to the leader; never past
+			// those in flight to another leader.
+			leader := f.leaderAddr()
+			if len(inflight) > 0 && leader != target {
+				settle(0)
+			}
+			var wait func() (uint64, error)
+			if w, err := f.rep.Submit(data, 30*time.Second); err == nil {
+				target, wait = f.cfg.Advertise, w
+			} else if leader != "" && leader != f.cfg.Advertise {
+				if w, err := f.forwardAsync(leader, data); err == nil {
+					target = leader
+					wait = func() (uint64, error) {
+						wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+						defer cancel()
+						return w(wctx)
+					}
+				}
+			}
+			if wait == nil {
+				// No pipelined way (an election under way, a leader of an
+				// earlier release): one at a time, after those in flight.
+				settle(0)
+				if err := f.publish(ctx, p.pub); err != nil {
+					fail(err)
+					continue
+				}
+				q.sent += p.n
+				continue
+			}
+			inflight = append(inflight, queuedWait{wait: wait, n: p.n})
+			if p.epoch {
+				settle(0)
+			} else {
+				settle(catchUpWindow - 1)
+			}
 		}
 	}()
 	return q
 }
 
+type queuedWait struct {
+	wait func() (uint64, error)
+	n    int
+}
+
 // put queues a publication; it fails once an earlier one failed.
-func (q *publishQueue) put(ctx context.Context, pub *peerpb.Publication, n int) error {
+func (q *publishQueue) put(ctx context.Context, p queued) error {
 	select {
-	case q.ch <- queued{pub, n}:
+	case q.ch <- p:
 		return nil
 	case <-q.failed:
 		return q.err
