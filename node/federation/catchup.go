@@ -298,16 +298,9 @@ func (f *Federation) walk(ctx context.Context, pol *policy.Policy, refs []store.
 	out := make([]walked, len(refs))
 	parts := min(runtime.GOMAXPROCS(0), 4, len(refs))
 	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		lo, hi := p*len(refs)/parts, (p+1)*len(refs)/parts
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[p] = f.walkPart(ctx, pol, refs[lo:hi], out[lo:hi], partner, keys)
-		}()
-	}
-	wg.Wait()
+	inParts(len(refs), parts, func(p, lo, hi int) {
+		errs[p] = f.walkPart(ctx, pol, refs[lo:hi], out[lo:hi], partner, keys)
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -627,4 +620,14 @@ func (f *Federation) Holds(id string) (map[string]uint64, error) {
 		out[p] = v
 	}
 	return out, nil
+}
+
+// inParts runs fn on parts contiguous ranges of [0, n) at once, one
+// goroutine each, and returns when all are done.
+func inParts(n, parts int, fn func(p, lo, hi int)) {
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { fn(p, p*n/parts, (p+1)*n/parts) })
+	}
+	wg.Wait()
 }

@@ -133,18 +133,11 @@ func (f *Federation) open(e replication.Entry, keys map[string][]byte) store.Rec
 		parts = min(runtime.GOMAXPROCS(0), 4, len(items)/openPartMin)
 	}
 	res := make([]store.Received, parts)
-	var wg sync.WaitGroup
-	for p := range parts {
-		lo, hi := p*len(items)/parts, (p+1)*len(items)/parts
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, it := range items[lo:hi] {
-				f.openItem(e.Index, it, epochKey, &res[p])
-			}
-		}()
-	}
-	wg.Wait()
+	inParts(len(items), parts, func(p, lo, hi int) {
+		for _, it := range items[lo:hi] {
+			f.openItem(e.Index, it, epochKey, &res[p])
+		}
+	})
 	for _, p := range res {
 		r.Entries = append(r.Entries, p.Entries...)
 		r.Audit = append(r.Audit, p.Audit...)
