@@ -110,7 +110,11 @@ func (p *Policy) Decide(rec *pb.Record, partner string) Decision {
 		} else if r != "" {
 			d.Reasons = append(d.Reasons, r)
 		}
-		if r, ok := pt.selects("destination", x.Denial.GetDestination(), &pt.Destinations, &pt.ExcludeDestinations); !ok {
+		sel := pt.selects
+		if x.Denial.GetAnyDestination() {
+			sel = pt.selectsEvery
+		}
+		if r, ok := sel("destination", x.Denial.GetDestination(), &pt.Destinations, &pt.ExcludeDestinations); !ok {
 			return deny("%s", r)
 		} else if r != "" {
 			d.Reasons = append(d.Reasons, r)
@@ -150,6 +154,20 @@ func (pt *Partner) selects(what, v string, include, exclude *[]string) (string, 
 		return fmt.Sprintf("%s %q is not among %s", what, v, shortList(*include)), false
 	}
 	return fmt.Sprintf("%s %s is included", what, v), true
+}
+
+// selectsEvery is selects for an order that binds every destination (a BIS
+// Denied Persons order): it is for each destination a list names, so any
+// exclusion keeps it back (never shared wider than the policy says), and
+// any inclusion takes it.
+func (pt *Partner) selectsEvery(what, _ string, include, exclude *[]string) (string, bool) {
+	if len(*exclude) > 0 {
+		return fmt.Sprintf("the order binds any %s, %s among them, and that is excluded", what, shortList(*exclude)), false
+	}
+	if len(*include) == 0 || pt.in(include, "*") {
+		return "", true
+	}
+	return fmt.Sprintf("the order binds any %s, %s among them, and that is included", what, shortList(*include)), true
 }
 
 // shortList joins a list for a reason, naming at most ten of its items.

@@ -39,6 +39,12 @@ func denialRec(marking pb.Marking, regime, dest string) *pb.Record {
 	}
 }
 
+// anyDestination makes a denial an order binding any destination.
+func anyDestination(r *pb.Record) *pb.Record {
+	r.GetDenial().AnyDestination = true
+	return r
+}
+
 func TestDecide(t *testing.T) {
 	p := testPolicy(t)
 	withRel := designationRec(pb.Marking_MARKING_GREEN, "IRAN")
@@ -66,6 +72,8 @@ func TestDecide(t *testing.T) {
 		{"NL never widened", denialRec(pb.Marking_MARKING_AMBER_STRICT, "MTCR", "IR"), "NL-CDIU", true, pb.Marking_MARKING_AMBER_STRICT, true, nil, "regime MTCR is included"},
 		{"NL other regime", denialRec(pb.Marking_MARKING_GREEN, "NSG", "IR"), "NL-CDIU", false, 0, false, nil, `regime "NSG" is not among WASSENAAR, MTCR`},
 		{"NL excluded destination", denialRec(pb.Marking_MARKING_GREEN, "MTCR", "NL"), "NL-CDIU", false, 0, false, nil, "destination NL is excluded"},
+		{"NL order for any destination, NL excluded", anyDestination(denialRec(pb.Marking_MARKING_GREEN, "MTCR", "IR")), "NL-CDIU", false, 0, false, nil, "the order binds any destination, NL among them, and that is excluded"},
+		{"FR order for any destination", anyDestination(denialRec(pb.Marking_MARKING_GREEN, "MTCR", "IR")), "FR-SBDU", true, pb.Marking_MARKING_GREEN, false, []string{"addresses"}, "marking GREEN is within max_marking AMBER"},
 		{"partner not named", designationRec(pb.Marking_MARKING_CLEAR, "IRAN"), "IT-UAMA", false, 0, false, nil, "default deny: the policy has no block for IT-UAMA"},
 		{"rel_to excludes US", withRel, "US-BIS", false, 0, false, nil, "releasable only to FR-SBDU"},
 		{"rel_to includes FR", withRel, "FR-SBDU", true, pb.Marking_MARKING_GREEN, false, []string{"addresses", "statement"}, "releasable to FR-SBDU"},
@@ -270,5 +278,30 @@ func BenchmarkDecidePlaintext(b *testing.B) {
 				}
 			}
 		}
+	}
+}
+
+// TestSelectsEvery: an order binding any destination is for every
+// destination a partner's lists name.
+func TestSelectsEvery(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		include, exclude []string
+		share            bool
+		reason           string
+	}{
+		{"no lists", nil, nil, true, ""},
+		{"every destination", []string{"*"}, nil, true, ""},
+		{"some destinations", []string{"CN", "RU"}, nil, true, "the order binds any destination, CN, RU among them, and that is included"},
+		{"an exclusion", nil, []string{"NL"}, false, "the order binds any destination, NL among them, and that is excluded"},
+		{"both", []string{"CN"}, []string{"NL"}, false, "NL among them, and that is excluded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pt := &Partner{Destinations: tc.include, ExcludeDestinations: tc.exclude}
+			r, ok := pt.selectsEvery("destination", "US", &pt.Destinations, &pt.ExcludeDestinations)
+			if ok != tc.share || !strings.Contains(r, tc.reason) || (tc.reason == "" && r != "") {
+				t.Fatalf("selectsEvery = %q, %v; want %v and %q", r, ok, tc.share, tc.reason)
+			}
+		})
 	}
 }
