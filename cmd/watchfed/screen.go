@@ -164,9 +164,10 @@ func newScreenApplicationCmd() *cobra.Command {
 		Use:   "application --party NAME --item CODE --destination CC",
 		Short: "Screen a licence application: partners' and own denials of an essentially identical transaction",
 		Long: `Screen an export-licence application. Returns the denials, own and partners', of an
-essentially identical transaction still within their review period: the same control-list
-entry or a parent (or a child) of it, the same destination, and a party that matches one of
-the application's; and the designations that match a party. Before granting such a
+essentially identical transaction that are in force: the same control-list entry or a parent
+(or a child) of it, the same destination (an order denying a party's export privileges, as a
+BIS Denied Persons order does, binds any destination), and a party that matches one of the
+application's; and the designations that match a party. Before granting such a
 transaction, the no-undercut rule asks the agency to consult the denying partner.`,
 		Example: `  watchfed screen application --party "Tech Trade LLC" --party "Ministry of Defence" --item 3A001.a.1 --destination IR`,
 		Args:    cobra.NoArgs,
@@ -190,7 +191,7 @@ transaction, the no-undercut rule asks the agency to consult the denying partner
 				if len(resp.Denials) == 0 {
 					fmt.Fprintln(out, "denials of an essentially identical transaction: none")
 				} else {
-					fmt.Fprintln(out, "denials of an essentially identical transaction (consult the denying agency before granting):")
+					fmt.Fprintln(out, "denials of an essentially identical transaction or of a party's export privileges (consult the denying agency before granting):")
 					rows := make([][]string, len(resp.Denials))
 					for i, d := range resp.Denials {
 						rec := d.Result.GetRecord()
