@@ -228,3 +228,19 @@ func TestParseWAN(t *testing.T) {
 		t.Errorf("bound of 10 ms one way = %s; want 45ms (two round trips and 5 ms)", b)
 	}
 }
+
+// TestLinkRoundTrip: the measured round trip of a delayed link carries the
+// delay both ways (it can never be shorter), and an undelayed one answers.
+func TestLinkRoundTrip(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, delay := range []time.Duration{0, 5 * time.Millisecond} {
+		rtt, err := linkRoundTrip(ctx, delay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rtt < 2*delay || rtt <= 0 {
+			t.Errorf("round trip through a link delaying %s each way: %s; want at least %s", delay, rtt, 2*delay)
+		}
+	}
+}

@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -77,6 +80,12 @@ func WAN(ctx context.Context, dir string, cfg Config, other Other) ([]Row, error
 }
 
 func wanCase(ctx context.Context, dir string, c WANCase, cfg Config, other Other) ([]Row, error) {
+	rtt, err := linkRoundTrip(ctx, c.Delay)
+	if err != nil {
+		return nil, err
+	}
+	cfg.progress("%s: a round trip through one delayed link takes %.2f ms (p50 of %d, 512 bytes each way): a follower's bound from it is %.2f ms (two round trips and 5 ms; %.2f ms from the delay alone)",
+		c, ms(rtt), rttProbes, ms(2*rtt+5*time.Millisecond), ms(c.FollowerBound()))
 	cfg.progress("watchfed (%s): starting %d agencies", c, c.Agencies)
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	l, err := testnet.StartLocalLinked(sctx, dir, c.Agencies, node.Options{Raft: wanRaft(), PublishWait: 30 * time.Second}, c.Delay)
@@ -113,4 +122,56 @@ func wanCase(ctx context.Context, dir string, c WANCase, cfg Config, other Other
 		}
 	}
 	return rows, nil
+}
+
+// rttProbes is how many round trips linkRoundTrip times.
+const rttProbes = 40
+
+// linkRoundTrip measures what one round trip through a link of the WAN
+// rows takes (the delay both ways and the proxy's own cost), with a
+// 512-byte message each way to an echo server: the round trip the follower
+// bound means, as this machine's proxies give it.
+func linkRoundTrip(ctx context.Context, delay time.Duration) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("echo server: %w", err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	link, err := testnet.NewLink(ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer link.Close()
+	link.Set(delay, 0)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", link.Addr)
+	if err != nil {
+		return 0, fmt.Errorf("dial the link: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	msg, back := make([]byte, 512), make([]byte, 512)
+	took := make([]time.Duration, rttProbes)
+	for i := range took {
+		start := time.Now()
+		if _, err := conn.Write(msg); err != nil {
+			return 0, fmt.Errorf("round trip through the link: %w", err)
+		}
+		if _, err := io.ReadFull(conn, back); err != nil {
+			return 0, fmt.Errorf("round trip through the link: %w", err)
+		}
+		took[i] = time.Since(start)
+	}
+	slices.Sort(took)
+	return took[len(took)/2], nil
 }
