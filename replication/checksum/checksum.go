@@ -59,8 +59,16 @@ func ShowKey(k []byte) string {
 }
 
 func sum(k, v []byte) uint32 {
-	c := crc32.Update(0, table, binary.AppendUvarint(nil, uint64(len(k))))
-	c = crc32.Update(c, table, k)
+	// The key's length prefix (a uvarint) goes through the table a byte at a
+	// time, as crc32.Update would: a slice holding it escapes (Update calls
+	// through a function value), an allocation on every value read or written.
+	crc := ^uint32(0)
+	n := uint64(len(k))
+	for ; n >= 0x80; n >>= 7 {
+		crc = table[byte(crc)^(byte(n)|0x80)] ^ crc>>8
+	}
+	crc = table[byte(crc)^byte(n)] ^ crc>>8
+	c := crc32.Update(^crc, table, k)
 	return crc32.Update(c, table, v)
 }
 

@@ -2,7 +2,9 @@ package checksum
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -163,4 +165,38 @@ func TestMustGetCatch(t *testing.T) {
 		defer Catch(&err)
 		panic("other")
 	}()
+}
+
+// TestSumFormat pins the checksum to its definition (CRC-32C of the key's
+// length as a uvarint, the key, the value): files written before must still
+// open. Keys of 127 and 128 bytes take a one- and a two-byte prefix.
+func TestSumFormat(t *testing.T) {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	for _, tc := range []struct {
+		name string
+		k, v []byte
+	}{
+		{"empty", nil, nil},
+		{"short", []byte("DE-BAFA/x"), []byte("value")},
+		{"127", bytes.Repeat([]byte{'k'}, 127), []byte{0, 1, 2}},
+		{"128", bytes.Repeat([]byte{'k'}, 128), []byte{0, 1, 2}},
+		{"20000", bytes.Repeat([]byte{0xff}, 20000), bytes.Repeat([]byte{7}, 5000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := crc32.Update(0, tab, binary.AppendUvarint(nil, uint64(len(tc.k))))
+			want = crc32.Update(want, tab, tc.k)
+			want = crc32.Update(want, tab, tc.v)
+			if got := sum(tc.k, tc.v); got != want {
+				t.Fatalf("sum = %08x, want %08x", got, want)
+			}
+		})
+	}
+}
+
+func BenchmarkSum(b *testing.B) {
+	k, v := []byte("entries/DE-BAFA-000123/00000001"), bytes.Repeat([]byte{1}, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		sum(k, v)
+	}
 }
