@@ -1,7 +1,9 @@
 package logstore
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +56,22 @@ func (s *Store) sealTail() error {
 	}
 	sealed, indexStart, err := w.Sealed()
 	last := w.LastIndex()
+	if err == nil && sealed && !indexAgrees(s.dir, tail, indexStart, last, w) {
+		// The batch that carried the index frame did not complete (the
+		// disk filled up in it): raft-wal's recovery went back to the last
+		// whole commit, yet reports the torn frame as a seal, and its index
+		// maps entries wrongly or past the file's end. Cut the torn frame:
+		// the segment is then an ordinary tail ending at that commit.
+		w.Close()
+		path := filepath.Join(s.dir, segment.FileName(tail))
+		if err := os.Truncate(path, int64(indexStart)-frameHeaderLen); err != nil {
+			return fmt.Errorf("cut a torn index block from %s: %w", path, err)
+		}
+		if s.log != nil {
+			s.log.Warn("raft log: cut a segment's torn index block (a rotation the disk had no room for)", "segment", path, "last_index", last)
+		}
+		return nil
+	}
 	w.Close()
 	if err != nil || !sealed {
 		return err
@@ -72,4 +90,42 @@ func (s *Store) sealTail() error {
 		s.log.Warn("raft log: finished a segment rotation left undone", "segment", filepath.Join(s.dir, segment.FileName(tail)), "last_index", last)
 	}
 	return nil
+}
+
+// frameHeaderLen is raft-wal's frame header length (segment/format.go): an
+// index block starts this far after its frame.
+const frameHeaderLen = 8
+
+// indexAgrees reports whether a segment's index block, read as a sealed
+// segment's would be, finds every entry up to last where a scan of the
+// frames (w) found it.
+func indexAgrees(dir string, tail types.SegmentInfo, indexStart, last uint64, w types.SegmentReader) bool {
+	if indexStart < frameHeaderLen {
+		return true // no frame to cut: recorded as before
+	}
+	if last < tail.BaseIndex {
+		return false // an index of no committed entry
+	}
+	tail.IndexStart, tail.MaxIndex = indexStart, last
+	r, err := newFiler(dir).Filer.Open(tail)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	for i := tail.BaseIndex; i <= last; i++ {
+		want, err := w.GetLog(i)
+		if err != nil {
+			return false
+		}
+		got, err := r.GetLog(i)
+		same := err == nil && bytes.Equal(got.Bs, want.Bs)
+		want.Close()
+		if err == nil {
+			got.Close()
+		}
+		if !same {
+			return false
+		}
+	}
+	return true
 }

@@ -65,3 +65,68 @@ func TestRotationLeftUndone(t *testing.T) {
 	defer s.Close()
 	checkLog(t, s, 1, 5, 2, 6)
 }
+
+// TestTornIndexBlock: the disk filled up in the batch that sealed the tail
+// segment (its entries and index frame written, the batch's commit frame
+// not), and the rotation was not recorded. raft-wal's recovery goes back
+// to the last whole commit yet reports the torn index frame as a seal; the
+// log opens at that commit (the torn batch was never acknowledged), reads
+// every entry of it, and appends again.
+func TestTornIndexBlock(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentSize: 16 << 10}
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(1, 1, 2, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(2, 4, 2, 8<<10)); err != nil { // past the size: sealed, rotated
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for st, _ := s.meta.Load(""); len(st.Segments) < 2; st, _ = s.meta.Load("") {
+		if time.Now().After(deadline) {
+			t.Fatal("the full segment was not rotated")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := openMeta(filepath.Join(dir, "wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := meta.Load("")
+	next, sealedSeg := st.Segments[1], st.Segments[0]
+	indexStart := sealedSeg.IndexStart
+	sealedSeg.SealTime, sealedSeg.MaxIndex, sealedSeg.IndexStart = time.Time{}, 0, 0
+	if err := meta.CommitState(types.PersistentState{NextSegmentID: next.ID, Segments: []types.SegmentInfo{sealedSeg}}); err != nil {
+		t.Fatal(err)
+	}
+	meta.Close()
+	if err := os.Remove(filepath.Join(dir, "wal", segment.FileName(next))); err != nil {
+		t.Fatal(err)
+	}
+	// The batch's last write tore inside the index block (inside its
+	// first entry: raft-wal reads the index lazily, and every read failed).
+	if err := os.Truncate(filepath.Join(dir, "wal", segment.FileName(sealedSeg)), int64(indexStart)+2); err != nil {
+		t.Fatal(err)
+	}
+
+	if s, err = Open(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 1, 2, 2)
+	if err := s.StoreLogs(entries(2, 3, 3, 8)); err != nil {
+		t.Fatalf("append after the torn index block: %v", err)
+	}
+	s.Close()
+	if s, err = Open(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkLog(t, s, 1, 3, 3, 2)
+}
