@@ -56,7 +56,11 @@ func (s *Store) sealTail() error {
 	}
 	sealed, indexStart, err := w.Sealed()
 	last := w.LastIndex()
-	if err == nil && sealed && !indexAgrees(s.dir, tail, indexStart, last, w) {
+	var torn bool
+	if err == nil && sealed {
+		torn, err = indexTorn(s.dir, tail, indexStart, last, w)
+	}
+	if err == nil && torn {
 		// The batch that carried the index frame did not complete (the
 		// disk filled up in it): raft-wal's recovery went back to the last
 		// whole commit, yet reports the torn frame as a seal, and its index
@@ -96,26 +100,27 @@ func (s *Store) sealTail() error {
 // index block starts this far after its frame.
 const frameHeaderLen = 8
 
-// indexAgrees reports whether a segment's index block, read as a sealed
-// segment's would be, finds every entry up to last where a scan of the
-// frames (w) found it.
-func indexAgrees(dir string, tail types.SegmentInfo, indexStart, last uint64, w types.SegmentReader) bool {
+// indexTorn reports whether a segment's index block, read as a sealed
+// segment's would be, fails to find an entry up to last where a scan of the
+// frames (w) found it. A failure to read the file at all is an error, not
+// a torn index: nothing is cut then.
+func indexTorn(dir string, tail types.SegmentInfo, indexStart, last uint64, w types.SegmentReader) (bool, error) {
 	if indexStart < frameHeaderLen {
-		return true // no frame to cut: recorded as before
+		return false, nil // no frame to cut: recorded as before
 	}
 	if last < tail.BaseIndex {
-		return false // an index of no committed entry
+		return true, nil // an index of no committed entry
 	}
 	tail.IndexStart, tail.MaxIndex = indexStart, last
 	r, err := newFiler(dir).Filer.Open(tail)
 	if err != nil {
-		return false
+		return false, fmt.Errorf("open raft log segment %s: %w", segment.FileName(tail), err)
 	}
 	defer r.Close()
 	for i := tail.BaseIndex; i <= last; i++ {
 		want, err := w.GetLog(i)
 		if err != nil {
-			return false
+			return false, fmt.Errorf("read raft log entry %d of %s: %w", i, segment.FileName(tail), err)
 		}
 		got, err := r.GetLog(i)
 		same := err == nil && bytes.Equal(got.Bs, want.Bs)
@@ -124,8 +129,8 @@ func indexAgrees(dir string, tail types.SegmentInfo, indexStart, last uint64, w 
 			got.Close()
 		}
 		if !same {
-			return false
+			return true, nil
 		}
 	}
-	return true
+	return false, nil
 }
