@@ -60,6 +60,9 @@ type Config struct {
 	// CatchUpProfile, if set, receives a CPU profile of the newcomer's
 	// catch-up alone (from its joining until every record is readable).
 	CatchUpProfile io.Writer
+	// ImportProfile, if set, receives a CPU profile of the bulk-import row
+	// alone (the Import call, from its first message to its answer).
+	ImportProfile io.Writer
 }
 
 // Defaults are the figures the README reports.

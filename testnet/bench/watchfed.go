@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -144,12 +145,20 @@ func Interleaved(ctx context.Context, dir string, cfg Config, other OtherCluster
 		if err != nil {
 			return nil, err
 		}
+		if cfg.ImportProfile != nil {
+			if err := pprof.StartCPUProfile(cfg.ImportProfile); err != nil {
+				return nil, fmt.Errorf("import profile: %w", err)
+			}
+		}
 		cpu0 := processCPU()
 		row, err := importRecords(ctx, ln, cfg.ImportRecords, cfg.ValueSize)
+		cpu := processCPU() - cpu0
+		if cfg.ImportProfile != nil {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return nil, err
 		}
-		cpu := processCPU() - cpu0
 		cfg.progress("watchfed: bulk import of %d records: %.0f records/s, %.2f s of CPU in this process (%.0f µs a record, every node)",
 			row.Ops, row.PerSecond(), cpu.Seconds(), float64(cpu.Microseconds())/float64(row.Ops))
 		rows = append(rows, row)

@@ -33,7 +33,17 @@ func main() {
 	skipEtcd := flag.Bool("skip-etcd", false, "measure watchfed only")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (every node runs in this process) to this file")
 	catchUpProfile := flag.String("catch-up-profile", "", "write a CPU profile of the new member's catch-up alone to this file")
+	importProfile := flag.String("import-profile", "", "write a CPU profile of the bulk-import row alone to this file (samples labelled by agency: go tool pprof -tags)")
 	flag.Parse()
+	if *importProfile != "" {
+		f, err := os.Create(*importProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "etcdbench: --import-profile:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.ImportProfile = f
+	}
 	if *catchUpProfile != "" {
 		f, err := os.Create(*catchUpProfile)
 		if err != nil {
