@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
@@ -150,17 +151,24 @@ func Interleaved(ctx context.Context, dir string, cfg Config, other OtherCluster
 				return nil, fmt.Errorf("import profile: %w", err)
 			}
 		}
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		cpu0 := processCPU()
 		row, err := importRecords(ctx, ln, cfg.ImportRecords, cfg.ValueSize)
 		cpu := processCPU() - cpu0
+		runtime.ReadMemStats(&ms1)
 		if cfg.ImportProfile != nil {
 			pprof.StopCPUProfile()
 		}
 		if err != nil {
 			return nil, err
 		}
-		cfg.progress("watchfed: bulk import of %d records: %.0f records/s, %.2f s of CPU in this process (%.0f µs a record, every node)",
-			row.Ops, row.PerSecond(), cpu.Seconds(), float64(cpu.Microseconds())/float64(row.Ops))
+		// Allocations weigh twice on a loaded machine (allocating, then
+		// collecting): counted beside the CPU.
+		n := float64(row.Ops)
+		cfg.progress("watchfed: bulk import of %d records: %.0f records/s, %.2f s of CPU in this process (%.0f µs a record, every node; %.0f allocations, %.1f KB a record; %d GCs)",
+			row.Ops, row.PerSecond(), cpu.Seconds(), float64(cpu.Microseconds())/n,
+			float64(ms1.Mallocs-ms0.Mallocs)/n, float64(ms1.TotalAlloc-ms0.TotalAlloc)/1024/n, ms1.NumGC-ms0.NumGC)
 		rows = append(rows, row)
 	}
 	return rows, nil
