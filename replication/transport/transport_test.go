@@ -306,3 +306,36 @@ func TestPipelineReadAheadBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEncodeOneBuffer: a batch of large entries is encoded into the buffer
+// allocated for it, not one grown by doubling (about twice the batch
+// allocated, and the batch copied a dozen times).
+func TestEncodeOneBuffer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries int
+		size    int
+	}{
+		{"one small", 1, 600},
+		{"bulk", 8, 1 << 20},
+		{"many small", 256, 700},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("n1"), Addr: []byte("127.0.0.1:1")}, Term: 3, PrevLogEntry: 9, PrevLogTerm: 3, LeaderCommitIndex: 9}
+			for i := range tc.entries {
+				req.Entries = append(req.Entries, &raft.Log{Index: uint64(10 + i), Term: 3, Type: raft.LogCommand, Data: make([]byte, tc.size), AppendedAt: time.Now()})
+			}
+			b, err := encode(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cap(b) < len(b) || cap(b) > encodedSize(req) {
+				t.Fatalf("encoded %d bytes into a buffer of %d: grown past the %d allowed", len(b), cap(b), encodedSize(req))
+			}
+			var got raft.AppendEntriesRequest
+			if err := decode(b, &got); err != nil || len(got.Entries) != tc.entries || len(got.Entries[tc.entries-1].Data) != tc.size {
+				t.Fatalf("decoded %d entries (err %v)", len(got.Entries), err)
+			}
+		})
+	}
+}
