@@ -149,12 +149,26 @@ type Index struct {
 	free    []uint32            // entry slots to reuse
 	ids     map[string][]uint32 // normalised identifier → entries
 	vers    map[string]uint64   // record id → latest version seen, removed ones too
+	// given tells the same given name in another form from another given
+	// name (nil: nothing tells them); set once before searching.
+	given *names.GivenNames
 
 	// scratch holds one working set per concurrent search, sized to the
 	// index (a few bytes per name and word). There are as many as CPUs:
 	// searches are CPU-bound, so more at once would only add memory and GC
 	// work; a search waits for a free one.
 	scratch chan *scratch
+}
+
+// UseGivenNames has the index tell given names apart with a lexicon: a
+// listed person's given name paired with another given name of the lexicon
+// is another person's name (other_name); with the same name in another
+// language or romanisation, the same name ("edward~eduardo(equivalent)").
+// Call it before the first search; nil leaves it off.
+func (x *Index) UseGivenNames(g *names.GivenNames) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.given = g
 }
 
 // NewIndex returns an empty index.

@@ -43,8 +43,9 @@ type qword struct {
 	// unless the dictionary knows it.
 	w float64
 	// known: some listed name has the word as written; given: as a
-	// listed person's given name.
-	known, given bool
+	// listed person's given name; lexicon: a given name of the index's
+	// lexicon (UseGivenNames).
+	known, given, lexicon bool
 }
 
 // qrun is a run of two or three query words with a particle, written as one.
@@ -63,6 +64,7 @@ func (x *Index) newQuery(qt []names.Word) *query {
 			w.known = true
 			w.given = x.meta[id].flags&metaGiven != 0
 		}
+		w.lexicon = x.given != nil && x.given.Known(t.Text)
 		q.ws[i] = w
 		q.initials = q.initials || len(t.Text) == 2 || len(t.Text) == 3
 	}
@@ -120,6 +122,27 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 					// than the listed word, is another name ("farhad",
 					// "farshad"), not a misspelling of it.
 					c.sim, c.how = min(c.sim, endingSim), "another"
+				}
+				if t.lexicon && x.meta[tid].flags&metaGiven != 0 {
+					// A listed person's given name and a given name of the
+					// lexicon: the same name in another form, or another
+					// person's name however alike ("karin", "karim").
+					switch rel := x.given.Relate(t.Text, ti.text); rel {
+					case names.SameName:
+						c.sim, c.how = max(c.sim, sameNameSim), "equivalent"
+					case names.OtherName, names.OtherGender:
+						// only where the matcher saw a misspelling or
+						// another name, never another romanisation
+						// ("muhammad", "mohamed") or an initial; of one
+						// gender, only with other consonants ("yusuf",
+						// "yousef" are one name)
+						switch c.how {
+						case "similar", "ending", "another", "typo", "phonetic":
+							if t.skel != ti.skel || rel == names.OtherGender {
+								c.how = "other-given"
+							}
+						}
+					}
 				}
 				q.cache[key] = c
 			}
@@ -343,12 +366,18 @@ func (x *Index) listedText(n *nameRec, p match) string {
 //   - similar: other consonants (phonetic key) and more than one edit
 //     apart, as written and romanised ("sergio", "sergey"; "vadim",
 //     "vladimir"): most typos change one letter of a word, and another
-//     romanisation keeps the consonants ("muhammad", "mohamed").
+//     romanisation keeps the consonants ("muhammad", "mohamed");
+//   - other-given: a listed person's given name and another given name of
+//     the index's lexicon, not the same name in another form ("karin",
+//     "karim"; UseGivenNames).
 //
-// A word one letter from the listed word with no other sign ("karin",
-// "karim") is left a typo: nothing in the name tells them apart.
+// Without a lexicon, a word one letter from the listed word with no other
+// sign ("karin", "karim") is left a typo: nothing in the name tells them
+// apart.
 func otherName(t *qword, l *tokInfo, how string) bool {
 	switch how {
+	case "other-given":
+		return true
 	case "another":
 		return t.given || !oneEdit(t.Text, l.text)
 	case "ending":
@@ -373,3 +402,7 @@ func otherNameCap(s float64) float64 {
 }
 
 const otherNameFrom, otherNameTo = 0.75, 0.79
+
+// sameNameSim is what the same given name in another language or
+// romanisation counts ("edward", "eduardo"), as another romanisation does.
+const sameNameSim = 0.9

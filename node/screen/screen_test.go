@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/watchfed/watchfed/node/names"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 )
 
@@ -402,5 +403,76 @@ func TestOtherPersonsName(t *testing.T) {
 				t.Errorf("%q: explanation %s, want other_name for %q", tc.query, r.Explanation, tc.capped)
 			}
 		})
+	}
+}
+
+// TestGivenNamesLexicon checks the matching with a lexicon of given names:
+// another given name of it is another person's name however alike, the same
+// name in another language is the same name, and without a lexicon nothing
+// changes.
+func TestGivenNamesLexicon(t *testing.T) {
+	const lexicon = `name;gender;GB;ES;RU;TR
+Edward;M;-2;;;
+Eduardo;M;;-2;;
+Karin;F;-4;;;
+Karim;M;;;;-3
+Sergey;M;;;-1;
+Sergio;M;;-2;;
+Yusuf;M;;;;-1
+Yousef;M;;;;-3
+`
+	g, err := names.ParseGivenNames(strings.NewReader(lexicon), -8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	P := pb.Schema_SCHEMA_PERSON
+	build := func(g *names.GivenNames) *Index {
+		x := listed()
+		x.UseGivenNames(g)
+		for _, e := range []*Entry{
+			{ID: "keita", Schema: P, Names: []Name{{Text: "KEITA, Karim"}}},
+			{ID: "pardo", Schema: P, Names: []Name{{Text: "PARDO ESPINO, Eduardo"}}},
+			{ID: "beseda", Schema: P, Names: []Name{{Text: "BESEDA, Sergey"}}},
+			{ID: "qasim", Schema: P, Names: []Name{{Text: "QASIM, Yusuf"}}},
+		} {
+			x.Put(e)
+		}
+		return x
+	}
+	for _, tc := range []struct {
+		query, first  string
+		with, without bool   // at 0.8 or more with the lexicon, without it
+		explains      string // with the lexicon
+	}{
+		{"Karin Keita", "keita", false, true, "(karin~karim: another person's name, under 0.80)"},
+		{"Edward Pardo Espino", "pardo", true, true, "edward~eduardo(equivalent 0.90)"},
+		{"Sergio Beseda", "beseda", true, false, "sergio~sergey(equivalent 0.90)"},
+		{"Yousef Qasim", "qasim", true, true, ""}, // another romanisation: not capped
+		{"Kerim Keita", "keita", true, true, ""},  // a typo the lexicon does not know
+	} {
+		for _, with := range []bool{true, false} {
+			x := build(nil)
+			if with {
+				x = build(g)
+			}
+			rs := x.Search(Query{Name: tc.query})
+			if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+				t.Fatalf("%q (lexicon %v): want %s first, got %+v", tc.query, with, tc.first, rs)
+			}
+			r := rs[0]
+			want := tc.without
+			if with {
+				want = tc.with
+			}
+			if (r.Score >= DefaultThreshold) != want {
+				t.Errorf("%q (lexicon %v): %.3f (%s), want at least %.2f: %v", tc.query, with, r.Score, r.Explanation, DefaultThreshold, want)
+			}
+			if with && !strings.Contains(r.Explanation.String(), tc.explains) {
+				t.Errorf("%q: explanation %s, want %q", tc.query, r.Explanation, tc.explains)
+			}
+			if with && tc.explains == "" && strings.Contains(r.Explanation.String(), "other_name") {
+				t.Errorf("%q: explanation %s, want no other_name", tc.query, r.Explanation)
+			}
+		}
 	}
 }

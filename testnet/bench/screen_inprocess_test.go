@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/names"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/testnet/shareddata"
 )
@@ -34,6 +37,8 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Skip("real list files not present")
 	}
 	x := screen.NewIndex()
+	given := givenNames(t, data)
+	x.UseGivenNames(given)
 	for _, it := range items {
 		it.Record.Id = it.Record.SourceRef
 		x.Put(screen.EntryOf(it.Record, false))
@@ -43,6 +48,7 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	sets := EvalSplits(items, ordinary, tune, 200)
+	SeparateSameName(sets, given)
 	search := func(_ context.Context, name string) ([]Hit, error) {
 		rs := x.Search(screen.Query{Name: name, Limit: 10})
 		hits := make([]Hit, len(rs))
@@ -73,6 +79,35 @@ func TestScreenQualityInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// givenNames loads the lexicon of given names (names.ParseGivenNames) from
+// $WATCHFED_GIVEN_NAMES, else from given-names/firstnames.csv of the shared
+// data, counting names at least as common as $WATCHFED_GIVEN_MINFREQ
+// (default -8: all); nil where there is none.
+func givenNames(tb testing.TB, data string) *names.GivenNames {
+	tb.Helper()
+	path := os.Getenv("WATCHFED_GIVEN_NAMES")
+	if path == "" {
+		path = filepath.Join(data, "given-names", "firstnames.csv")
+	}
+	if path == "off" {
+		return nil
+	}
+	minFreq := -8
+	if v, err := strconv.Atoi(os.Getenv("WATCHFED_GIVEN_MINFREQ")); err == nil {
+		minFreq = v
+	}
+	g, err := names.LoadGivenNames(path, minFreq)
+	if errors.Is(err, fs.ErrNotExist) {
+		tb.Logf("no lexicon of given names at %s", path)
+		return nil
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("lexicon of given names: %d names from %s (frequency ≥ %d)", g.Len(), path, minFreq)
+	return g
 }
 
 // realLists parses OFAC SDN 2024 and the UN list from data, one result a

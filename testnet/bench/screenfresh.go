@@ -140,12 +140,12 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 	title := func(w string) string { return strings.ToUpper(w[:1]) + w[1:] }
 	var out []Ordinary
 	seen := map[string]bool{}
-	add := func(kind, name string) bool {
+	add := func(kind, name, listedGiven string) bool {
 		if seen[name] || onList(name) {
 			return false
 		}
 		seen[name] = true
-		out = append(out, Ordinary{Kind: kind, Locale: "fresh", Name: name})
+		out = append(out, Ordinary{Kind: kind, Locale: "fresh", Name: name, Given: listedGiven})
 		return true
 	}
 	// given-near: every listed person whose given name has a close other
@@ -165,13 +165,13 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 				near = append(near, g)
 			}
 		}
-		if len(near) > 0 && add("given-near", near[rng.IntN(len(near))]+" "+title(p.surname)) {
+		if len(near) > 0 && add("given-near", near[rng.IntN(len(near))]+" "+title(p.surname), p.given) {
 			k++
 		}
 	}
 	for k, tries := 0, 0; k < n && tries < 20*n && len(persons) > 0; tries++ {
 		p := persons[rng.IntN(len(persons))]
-		if add("surname", given[rng.IntN(len(given))]+" "+title(p.surname)) {
+		if add("surname", given[rng.IntN(len(given))]+" "+title(p.surname), "") {
 			k++
 		}
 	}
@@ -180,7 +180,7 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 		if s == "" || dict[s] {
 			continue
 		}
-		if add("surname-ending", given[rng.IntN(len(given))]+" "+title(s)) {
+		if add("surname-ending", given[rng.IntN(len(given))]+" "+title(s), "") {
 			k++
 		}
 	}
@@ -189,15 +189,46 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 		if a == b {
 			continue
 		}
-		if add("business", a+" "+b+" "+freshForms[rng.IntN(len(freshForms))]) {
+		if add("business", a+" "+b+" "+freshForms[rng.IntN(len(freshForms))], "") {
 			k++
 		}
 	}
 	return out
 }
 
-// FreshKinds are the kinds of FreshOrdinary, in table order.
-var FreshKinds = []string{"given-near", "surname", "surname-ending", "business", "re-paired"}
+// FreshKinds are the kinds of FreshOrdinary and RepairedOrdinary, in table
+// order, with the names SeparateSameName moves out of given-near and
+// re-paired.
+var FreshKinds = []string{"given-near", "given-near" + sameNameKind, "surname", "surname-ending", "business", "re-paired", "re-paired" + sameNameKind}
+
+// sameNameKind marks a kind of ordinary names whose given name is the listed
+// person's in another form (SeparateSameName).
+const sameNameKind = " same-name"
+
+// SeparateSameName moves the names of given-near and re-paired whose first
+// word is, by the lexicon g, the paired listed person's given name in
+// another language or romanisation ("Edward Ruiz" for "RUIZ, Eduardo";
+// "Jon Smith" for "SMITH, John") to a kind of their own (kind +
+// " same-name"): such a name is the listed name written otherwise, which a
+// screen should report, not an ordinary name scoring where it should not.
+// They are counted in their own row, neither as false matches nor dropped.
+// Without a lexicon nothing moves.
+func SeparateSameName(sets []EvalSet, g *names.GivenNames) {
+	if g == nil {
+		return
+	}
+	for i := range sets {
+		for j, o := range sets[i].Ordinary {
+			if o.Given == "" || strings.HasSuffix(o.Kind, sameNameKind) {
+				continue
+			}
+			ws := strings.Fields(names.Normalize(o.Name))
+			if len(ws) > 0 && g.Relate(ws[0], o.Given) == names.SameName {
+				sets[i].Ordinary[j].Kind += sameNameKind
+			}
+		}
+	}
+}
 
 // otherEnding changes a surname's ending the way relatives' names differ:
 // a feminine or masculine form, another vowel, a letter added or dropped.
@@ -374,7 +405,7 @@ func RepairedOrdinary(items []importer.Item, ordinary []Ordinary, n int, seed ui
 			continue
 		}
 		seen[name] = true
-		out = append(out, Ordinary{Kind: "re-paired", Locale: o.Locale, Name: name})
+		out = append(out, Ordinary{Kind: "re-paired", Locale: o.Locale, Name: name, Given: p.given})
 	}
 	return out
 }

@@ -181,6 +181,9 @@ type Ordinary struct {
 	Kind   string // person, company, near
 	Locale string
 	Name   string
+	// Given is, for a name made by pairing a given name with a listed
+	// person's surname (given-near, re-paired), that person's given name.
+	Given string
 }
 
 // OrdinaryKinds are the kinds of ordinary names, in table order.
