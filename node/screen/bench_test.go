@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/names"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/testnet/bench"
 	"github.com/watchfed/watchfed/testnet/shareddata"
@@ -37,8 +38,9 @@ func realItems(b *testing.B) []importer.Item {
 	return items
 }
 
-func build(items []importer.Item) *screen.Index {
+func build(items []importer.Item, given *names.GivenNames) *screen.Index {
 	x := screen.NewIndex()
+	x.UseGivenNames(given)
 	for i, it := range items {
 		it.Record.Id = strconv.Itoa(i)
 		x.Put(screen.EntryOf(it.Record, false))
@@ -55,9 +57,22 @@ func heap() uint64 {
 
 // benchSearch screens variant and unrelated names against an index in
 // process: the engine's own cost, without gRPC, TLS and the audit write.
+// With $WATCHFED_GIVEN_NAMES a lexicon file of given names, the index uses
+// it (names.LoadGivenNames, frequency -7 or more); its memory is reported
+// apart, as it is loaded once per process, not per index.
 func benchSearch(b *testing.B, items []importer.Item) {
+	var given *names.GivenNames
 	before := heap()
-	x := build(items)
+	if path := os.Getenv("WATCHFED_GIVEN_NAMES"); path != "" {
+		var err error
+		if given, err = names.LoadGivenNames(path, -7); err != nil {
+			b.Fatal(err)
+		}
+		lex := heap()
+		b.ReportMetric(float64(lex-before)/(1<<20), "lexicon-MiB")
+		before = lex
+	}
+	x := build(items, given)
 	after := heap()
 	_, names := x.Len()
 	var queries []string
