@@ -322,8 +322,8 @@ func (f *FSM) appliedLocked(wasHalted *Halt) {
 }
 
 func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
-	var cmd peerpb.Command
-	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
+	cmd, err := decodeCommand(l.Data)
+	if err != nil {
 		return fmt.Errorf("%w: undecodable command: %v", ErrRejected, err)
 	}
 	if cmd.GetCheckpoint() == nil {
@@ -353,7 +353,7 @@ func (f *FSM) applyCommand(tx *bolt.Tx, l *raft.Log) error {
 	case *peerpb.Command_AuditAnchor:
 		return f.applyAnchor(tx, l.Index, c.AuditAnchor)
 	}
-	if hasUnknown(&cmd) {
+	if hasUnknown(cmd) {
 		return f.unknownCommand(l.Index, "command")
 	}
 	return fmt.Errorf("%w: empty command", ErrRejected)

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -150,40 +151,66 @@ func decodeBody(raw []byte) (*peerpb.PublicationBody, error) {
 // encoding this does not expect (a field repeated, a type that does not
 // match): the caller then decodes the command whole.
 func publicationBody(cmd []byte) (origin, body []byte, ok bool) {
+	var f [4][]byte
+	if !publicationFields(cmd, &f) {
+		return nil, nil, false
+	}
+	return f[1], f[2], true
+}
+
+// decodeCommand decodes a log entry's command. A publication's fields are
+// taken as they are, aliasing raw, rather than copied by proto.Unmarshal (a
+// bulk import's publication is a MB, copied on every member); anything
+// publicationFields does not expect, or an origin that is not UTF-8 (which
+// proto.Unmarshal refuses), is decoded whole.
+func decodeCommand(raw []byte) (*peerpb.Command, error) {
+	var f [4][]byte
+	if publicationFields(raw, &f) && utf8.Valid(f[1]) {
+		return &peerpb.Command{Command: &peerpb.Command_Publication{Publication: &peerpb.Publication{
+			Origin: string(f[1]), Body: f[2], Signature: f[3]}}}, nil
+	}
+	cmd := &peerpb.Command{}
+	if err := proto.Unmarshal(raw, cmd); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// publicationFields sets f[n] to the bytes of field n of a publication
+// command's Publication (1 origin, 2 body, 3 signature; nil when absent),
+// aliasing cmd, and reports whether cmd is one publication encoded as
+// expected: each field once, of the bytes type. Other fields are skipped,
+// as proto.Unmarshal keeps them only as unknown fields.
+func publicationFields(cmd []byte, f *[4][]byte) bool {
 	num, typ, n := protowire.ConsumeTag(cmd)
 	if n < 0 || num != 1 || typ != protowire.BytesType { // Command.publication
-		return nil, nil, false
+		return false
 	}
 	pub, m := protowire.ConsumeBytes(cmd[n:])
 	if m < 0 || n+m != len(cmd) {
-		return nil, nil, false
+		return false
 	}
-	var seen [3]bool
+	var seen [4]bool
 	for len(pub) > 0 {
 		num, typ, n := protowire.ConsumeTag(pub)
 		if n < 0 {
-			return nil, nil, false
+			return false
 		}
 		pub = pub[n:]
 		n = protowire.ConsumeFieldValue(num, typ, pub)
 		if n < 0 {
-			return nil, nil, false
+			return false
 		}
-		if num == 1 || num == 2 { // Publication.origin, Publication.body
+		if num >= 1 && num <= 3 { // Publication.origin, .body, .signature
 			if typ != protowire.BytesType || seen[num] {
-				return nil, nil, false
+				return false
 			}
 			seen[num] = true
-			v, _ := protowire.ConsumeBytes(pub[:n])
-			if num == 1 {
-				origin = v
-			} else {
-				body = v
-			}
+			f[num], _ = protowire.ConsumeBytes(pub[:n])
 		}
 		pub = pub[n:]
 	}
-	return origin, body, true
+	return true
 }
 
 // bodyCache keeps the publication bodies last applied or decoded, so that

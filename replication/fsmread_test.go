@@ -9,7 +9,8 @@ import (
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
-// TestDecodeBodyAsTheCommand: the origin and body found in a stored command without
+// TestDecodeBodyAsTheCommand: the command decodeCommand gives is the one
+// proto.Unmarshal gives, and the origin and body found in a stored command without
 // decoding the command is the body the decoded command holds, for every
 // encoding a command can have in the log; what publicationBody does not
 // expect falls back to decoding the command.
@@ -61,6 +62,9 @@ func TestDecodeBodyAsTheCommand(t *testing.T) {
 			if err := proto.Unmarshal(want.GetPublication().GetBody(), wantBody); err != nil {
 				t.Fatal(err)
 			}
+			if cmd, err := decodeCommand(tc.raw); err != nil || !proto.Equal(cmd, &want) {
+				t.Fatalf("decodeCommand: %v (err %v), want %v", cmd, err, &want)
+			}
 			origin, _, fast := publicationBody(tc.raw)
 			if fast != tc.fast {
 				t.Fatalf("found without decoding: %v, want %v", fast, tc.fast)
@@ -76,5 +80,20 @@ func TestDecodeBodyAsTheCommand(t *testing.T) {
 				t.Fatalf("body %v, want %v", got, wantBody)
 			}
 		})
+	}
+}
+
+// TestDecodeCommandRefusesWhatUnmarshalRefuses: a publication whose origin is
+// not UTF-8 is refused, as proto.Unmarshal refuses it, though its fields are
+// otherwise as decodeCommand takes them without decoding.
+func TestDecodeCommandRefusesWhatUnmarshalRefuses(t *testing.T) {
+	pub := protowire.AppendTag(nil, 1, protowire.BytesType)
+	pub = protowire.AppendBytes(pub, []byte{'D', 0xff, 'E'})
+	raw := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), pub)
+	if err := proto.Unmarshal(raw, &peerpb.Command{}); err == nil {
+		t.Fatal("proto.Unmarshal took an origin that is not UTF-8")
+	}
+	if cmd, err := decodeCommand(raw); err == nil {
+		t.Fatalf("decodeCommand took an origin that is not UTF-8: %v", cmd)
 	}
 }
