@@ -24,8 +24,8 @@ type sharing struct {
 	cur     *policy.Policy
 	lastTry string // the file's bytes and the members at the last attempt
 	// lastStat is the file's size and time and the members at the last read,
-	// at readAt: the publish loop checks on every write, and a stat is far
-	// cheaper than a read. A full read at least every second catches a
+	// at readAt: the publish loop checks before every publication it seals,
+	// and a stat is far cheaper than a read. A full read at least every second catches a
 	// rewrite within the file system's timestamp granularity.
 	lastStat string
 	readAt   time.Time
@@ -160,7 +160,8 @@ type policySource struct{ n *Node }
 
 func (p policySource) Current() *policy.Policy { return p.n.policy() }
 
-// Reload runs in the publish loop, before each round: a record is sealed
+// Reload runs in the publish loop, before it seals a round's first
+// publication or runs a catch-up, and on its tick: a record is sealed
 // under the policy file as it stands when the record is published, so a
 // partner taken out of the file gets nothing published after the edit.
 // Writes never wait for it (they only queue to the outbox), and the read

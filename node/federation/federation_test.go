@@ -41,6 +41,8 @@ type fixedPolicy struct {
 	mu  sync.Mutex
 	cur *policy.Policy
 	gen uint64
+	// edited is the file as edited and not yet read: Reload puts it in force.
+	edited *policy.Policy
 }
 
 func (p *fixedPolicy) Current() *policy.Policy {
@@ -48,9 +50,27 @@ func (p *fixedPolicy) Current() *policy.Policy {
 	defer p.mu.Unlock()
 	return p.cur
 }
-func (p *fixedPolicy) Generation() uint64     { p.mu.Lock(); defer p.mu.Unlock(); return p.gen }
-func (p *fixedPolicy) Error() string          { return "" }
-func (p *fixedPolicy) Reload(context.Context) {}
+func (p *fixedPolicy) Generation() uint64 { p.mu.Lock(); defer p.mu.Unlock(); return p.gen }
+func (p *fixedPolicy) Error() string      { return "" }
+func (p *fixedPolicy) Reload(context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.edited != nil {
+		p.cur, p.gen, p.edited = p.edited, p.gen+1, nil
+	}
+}
+
+// edit changes the policy file: in force once the node reads it again.
+func (p *fixedPolicy) edit(t *testing.T, src string) {
+	t.Helper()
+	pol, err := policy.Parse("policy.yaml", []byte(src), policy.Options{ValidID: record.ValidateAgencyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.edited = pol
+	p.mu.Unlock()
+}
 
 // set parses a policy file's text and puts it in force.
 func (p *fixedPolicy) set(t *testing.T, src string) {

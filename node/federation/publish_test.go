@@ -114,3 +114,21 @@ func (v *verifiedOnce) len() int {
 	defer v.mu.Unlock()
 	return len(v.m)
 }
+
+// TestPolicyReadBeforeSealing: a record written after the policy file was
+// edited is sealed under the edited file, though nothing else made the node
+// read it: a partner taken out of the file gets nothing written after.
+func TestPolicyReadBeforeSealing(t *testing.T) {
+	h := start(t, shareWithPartner, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := h.write(t, ctx, "reasons")
+	if h.partnerReads(t, before.Id) == nil {
+		t.Fatalf("%s: nothing sealed to %s under the first policy", before.Id, partner)
+	}
+	h.policy.edit(t, shareNothing)
+	after := h.write(t, ctx, "reasons")
+	if got := h.partnerReads(t, after.Id); got != nil {
+		t.Fatalf("%s written after the edit was sealed to %s: %v", after.Id, partner, got)
+	}
+}
