@@ -69,7 +69,7 @@ type Config struct {
 // Store is what the federation side reads and writes of the record store:
 // the outbox of versions to publish, and the entries and epoch keys taken in.
 type Store interface {
-	OutboxExcept(ctx context.Context, limit int, except map[string]bool) ([]*pb.Record, error)
+	OutboxExcept(ctx context.Context, limit int, except map[string]bool, pos *store.OutboxPos) ([]*pb.Record, error)
 	MarkPublished(ctx context.Context, recs []*pb.Record) error
 	// DiskFull is the last write's full-disk error, nil once one succeeds.
 	DiskFull() error

@@ -52,6 +52,12 @@ func (f *Federation) publishLoop(ctx context.Context) {
 			p.done(ctx, r)
 		case <-f.wake:
 		case <-tick.C:
+			// Once a tick the outbox is read from its first version, as
+			// it was on every turn: a version the reads from where the last
+			// ended could miss waits at most this long.
+			p.mu.Lock()
+			p.outbox.Reset()
+			p.mu.Unlock()
 			// A change of the file (or of the members it names) is taken
 			// up, and its catch-up run, with nothing to publish too.
 			f.policy.Reload(ctx)
@@ -100,6 +106,11 @@ type publisher struct {
 	mu sync.Mutex
 	// inflight holds the versions submitted and not yet off the outbox.
 	inflight map[string]bool
+	// outbox is where the last read of the outbox ended. Every version read
+	// goes into inflight; one that leaves inflight while still in the outbox
+	// (not taken, failed, not marked) resets it, so the next read starts
+	// from the first version again.
+	outbox store.OutboxPos
 	// toMark are published versions for markLoop to take off the outbox.
 	toMark   []*pb.Record
 	markWake chan struct{}
@@ -304,7 +315,7 @@ func (p *publisher) publish(ctx context.Context) {
 			return
 		}
 		p.mu.Lock()
-		recs, err := f.store.OutboxExcept(ctx, maxBatch, p.inflight)
+		recs, err := f.store.OutboxExcept(ctx, maxBatch, p.inflight, &p.outbox)
 		p.mu.Unlock()
 		if err != nil {
 			f.log.Warn("publish", "err", err)
@@ -315,13 +326,18 @@ func (p *publisher) publish(ctx context.Context) {
 			return
 		}
 		if reload() {
-			continue // the versions are read again under the new policy
+			p.readAgain() // under the new policy
+			continue
 		}
-		recs = boundBytes(recs)
+		if b := boundBytes(recs); len(b) < len(recs) {
+			recs = b
+			p.readAgain() // the rest go in the next publication
+		}
 		data, ok := p.takeSealed(recs, rcpt)
 		if !ok {
 			if data, err = f.sealBatch(recs, rcpt); err != nil {
 				f.log.Warn("publish", "err", err)
+				p.readAgain()
 				p.failed = true
 				return
 			}
@@ -369,6 +385,14 @@ func (p *publisher) publish(ctx context.Context) {
 		}
 		p.done(ctx, publishResult{recs: recs, idx: idx, err: err, start: start})
 	}
+}
+
+// readAgain makes the next read of the outbox start from its first
+// version: versions read were not all put in flight.
+func (p *publisher) readAgain() {
+	p.mu.Lock()
+	p.outbox.Reset()
+	p.mu.Unlock()
 }
 
 // await waits for a submitted publication's index, acknowledges its
@@ -419,6 +443,7 @@ func (p *publisher) done(ctx context.Context, r publishResult) {
 		for _, rec := range r.recs {
 			delete(p.inflight, versionKey(rec))
 		}
+		p.outbox.Reset()
 		p.mu.Unlock()
 		p.failed = true
 		return
@@ -449,7 +474,8 @@ func (p *publisher) markLoop(ctx context.Context) {
 		if len(recs) == 0 {
 			continue
 		}
-		if err := p.f.store.MarkPublished(ctx, recs); err != nil && ctx.Err() == nil && !diskfull.Is(err) {
+		err := p.f.store.MarkPublished(ctx, recs)
+		if err != nil && ctx.Err() == nil && !diskfull.Is(err) {
 			// They stay in the outbox and are published again: a duplicate
 			// the FSM ignores.
 			p.f.log.Warn("take published records off the outbox", "err", err)
@@ -460,6 +486,9 @@ func (p *publisher) markLoop(ctx context.Context) {
 		p.mu.Lock()
 		for _, r := range recs {
 			delete(p.inflight, versionKey(r))
+		}
+		if err != nil {
+			p.outbox.Reset() // still in the outbox, out of inflight
 		}
 		p.mu.Unlock()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -15,11 +16,59 @@ import (
 // Outbox returns up to limit record versions written but not yet published,
 // oldest version of each record first.
 func (s *Store) Outbox(ctx context.Context, limit int) ([]*pb.Record, error) {
-	return s.OutboxExcept(ctx, limit, nil)
+	return s.OutboxExcept(ctx, limit, nil, nil)
 }
 
 // OutboxKey names a version in the outbox, as OutboxExcept's skip set does.
 func OutboxKey(id string, version uint64) string { return string(versionKey(id, version)) }
+
+// OutboxPos is where the last read of the outbox ended, so that the next
+// starts there (or at the lowest version queued since, if lower) rather than
+// at the first version, past every one in flight. It assumes that the
+// reader made every version it read part of its skip set: a reader that
+// drops some, or puts some back, calls Reset. The zero value reads from the
+// first version. One reader: the versions queued since are noted for it.
+type OutboxPos struct {
+	valid bool
+	next  []byte // the first key the next read visits; nil: none left
+}
+
+// Reset makes the next read start from the first version.
+func (p *OutboxPos) Reset() { *p = OutboxPos{} }
+
+// outboxLow is the lowest outbox key queued since the reader last looked.
+type outboxLow struct {
+	mu  sync.Mutex
+	key []byte // nil: none
+}
+
+// noteQueued notes the versions a write queued (or tried to: a commit
+// that failed may still be read later), once its commit returned.
+func (s *Store) noteQueued(recs []*pb.Record) {
+	var low []byte
+	for _, r := range recs {
+		if k := versionKey(r.GetId(), r.GetVersion()); !r.GetLocal() && (low == nil || bytes.Compare(k, low) < 0) {
+			low = k
+		}
+	}
+	if low == nil {
+		return
+	}
+	s.queued.mu.Lock()
+	if s.queued.key == nil || bytes.Compare(low, s.queued.key) < 0 {
+		s.queued.key = low
+	}
+	s.queued.mu.Unlock()
+}
+
+// takeQueued returns and forgets the lowest key queued since the last call.
+func (s *Store) takeQueued() []byte {
+	s.queued.mu.Lock()
+	defer s.queued.mu.Unlock()
+	k := s.queued.key
+	s.queued.key = nil
+	return k
+}
 
 // OutboxExcept is Outbox without the versions in skip (those already being
 // published), keyed by OutboxKey. A set rather than a function: the scan
@@ -29,12 +78,41 @@ func OutboxKey(id string, version uint64) string { return string(versionKey(id, 
 // It reads only commits that returned (their fsyncs done), so that nothing
 // is published that a power cut could take from this store after partners
 // hold it.
-func (s *Store) OutboxExcept(ctx context.Context, limit int, skip map[string]bool) ([]*pb.Record, error) {
+//
+// With pos, the read starts where the last one with it ended, or at the
+// lowest version queued since if that is lower, and pos is moved to where
+// this one ended: a publisher with many versions in flight no longer walks
+// past all of them on every turn.
+func (s *Store) OutboxExcept(ctx context.Context, limit int, skip map[string]bool, pos *OutboxPos) ([]*pb.Record, error) {
+	var start []byte // nil: the first key
+	if pos != nil {
+		// Taken before the read's transaction begins: a version noted is
+		// one whose commit returned, so the read sees it.
+		low := s.takeQueued()
+		if pos.valid {
+			start = pos.next
+			if low != nil && (start == nil || bytes.Compare(low, start) < 0) {
+				start = low
+			}
+			if start == nil {
+				return nil, nil // read to the end, and nothing queued since
+			}
+		}
+	}
 	var out []*pb.Record
+	var next []byte
 	err := s.viewSettled(ctx, func(tx *bolt.Tx) error {
-		out = out[:0]
+		out, next = out[:0], nil
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		k, v := c.First()
+		if start != nil {
+			k, v = c.Seek(start)
+		}
+		for ; k != nil; k, v = c.Next() {
+			if len(out) == limit {
+				next = append([]byte(nil), k...)
+				break
+			}
 			if skip[string(k)] {
 				continue
 			}
@@ -47,6 +125,13 @@ func (s *Store) OutboxExcept(ctx context.Context, limit int, skip map[string]boo
 		}
 		return nil
 	})
+	if pos != nil {
+		if err != nil {
+			pos.Reset() // what was noted since is read again from the first
+		} else {
+			*pos = OutboxPos{valid: true, next: next}
+		}
+	}
 	return out, err
 }
 

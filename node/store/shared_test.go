@@ -205,13 +205,13 @@ func TestOutboxReadsOnlySettledCommits(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if out, err := s.OutboxExcept(short, 10, nil); err == nil {
+	if out, err := s.OutboxExcept(short, 10, nil, nil); err == nil {
 		t.Fatalf("outbox read during an unsettled commit returned %d versions", len(out))
 	}
 
 	got := make(chan []*pb.Record, 1)
 	go func() {
-		out, err := s.OutboxExcept(ctx, 10, nil)
+		out, err := s.OutboxExcept(ctx, 10, nil, nil)
 		if err != nil {
 			t.Error(err)
 		}
@@ -229,5 +229,116 @@ func TestOutboxReadsOnlySettledCommits(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("outbox read still waiting after a later commit returned")
+	}
+}
+
+// TestOutboxPos: a reader that reads from where its last read ended, and
+// puts everything it read in flight, still gets every version queued: new
+// ones after the position, amends of records before it, the rest of a read
+// cut by its limit, and, after Reset, versions put back.
+func TestOutboxPos(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	active := pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE
+	put := func(id string, v uint64) {
+		t.Helper()
+		mustPut(t, s, version(id, v, t0.Add(time.Duration(v)*time.Second), "Name", active))
+	}
+	var pos OutboxPos
+	inflight := map[string]bool{}
+	read := func(limit int) []string {
+		t.Helper()
+		out, err := s.OutboxExcept(ctx, limit, inflight, &pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range out {
+			inflight[OutboxKey(r.Id, r.Version)] = true
+			got = append(got, fmt.Sprintf("%s/%d", r.Id, r.Version))
+		}
+		return got
+	}
+	steps := []struct {
+		name  string
+		do    func()
+		limit int
+		want  []string
+	}{
+		{"first read", func() { put("DEV/B", 1); put("DEV/D", 1) }, 10, []string{"DEV/B/1", "DEV/D/1"}},
+		{"nothing new", func() {}, 10, nil},
+		{"a new record after the position", func() { put("DEV/E", 1) }, 10, []string{"DEV/E/1"}},
+		{"an amend and a new record before it", func() { put("DEV/B", 2); put("DEV/A", 1) }, 10, []string{"DEV/A/1", "DEV/B/2"}},
+		{"cut by the limit", func() { put("DEV/F", 1); put("DEV/G", 1); put("DEV/H", 1) }, 2, []string{"DEV/F/1", "DEV/G/1"}},
+		{"the rest of the cut read", func() {}, 2, []string{"DEV/H/1"}},
+		{"put back, then Reset", func() {
+			delete(inflight, OutboxKey("DEV/D", 1))
+			pos.Reset()
+		}, 10, []string{"DEV/D/1"}},
+		{"a record in flight amended", func() { put("DEV/E", 2) }, 10, []string{"DEV/E/2"}},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := read(st.limit); !slices.Equal(got, st.want) {
+			t.Fatalf("%s: read %v, want %v", st.name, got, st.want)
+		}
+	}
+	// Everything in the outbox was read exactly once.
+	all, err := s.Outbox(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(inflight) {
+		t.Fatalf("outbox holds %d versions, the reader took %d", len(all), len(inflight))
+	}
+}
+
+// BenchmarkOutboxRead is the publish loop's read of the outbox with 200
+// versions in flight and one new each turn, from the first version (as it
+// was) and from where the last read ended.
+func BenchmarkOutboxRead(b *testing.B) {
+	active := pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE
+	for _, fromPos := range []bool{false, true} {
+		b.Run(fmt.Sprintf("from-position=%v", fromPos), func(b *testing.B) {
+			s, _ := open(b)
+			ctx := context.Background()
+			inflight := map[string]bool{}
+			var recs []*pb.Record
+			for i := range 200 {
+				r := version(fmt.Sprintf("DEV/%06d", i), 1, t0, "Name", active)
+				recs = append(recs, r)
+				inflight[OutboxKey(r.Id, 1)] = true
+			}
+			if _, err := s.PutBatch(ctx, recs, nil); err != nil {
+				b.Fatal(err)
+			}
+			var pos *OutboxPos
+			if fromPos {
+				pos = &OutboxPos{}
+			}
+			if _, err := s.OutboxExcept(ctx, 1024, inflight, pos); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				// The oldest in flight leaves the outbox: 200 stay in flight.
+				old := versionKey(fmt.Sprintf("DEV/%06d", i), 1)
+				if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(old) }); err != nil {
+					b.Fatal(err)
+				}
+				delete(inflight, string(old))
+				r := version(fmt.Sprintf("DEV/%06d", 200+i), 1, t0, "Name", active)
+				if _, err := s.PutBatch(ctx, []*pb.Record{r}, nil); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				out, err := s.OutboxExcept(ctx, 1024, inflight, pos)
+				if err != nil || len(out) != 1 {
+					b.Fatalf("read %d versions, %v", len(out), err)
+				}
+				inflight[OutboxKey(out[0].Id, 1)] = true
+			}
+		})
 	}
 }

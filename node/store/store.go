@@ -72,6 +72,9 @@ type Store struct {
 	full atomic.Pointer[error] // the last commit's full-disk error (diskfull.go)
 	// damaged is the first damaged value a read met (sums.go), nil if none.
 	damaged atomic.Pointer[error]
+	// queued is the lowest outbox key written since the publisher's last
+	// read (OutboxPos).
+	queued outboxLow
 }
 
 // Open opens or creates the store file. A second process opening the same
@@ -179,6 +182,9 @@ func (s *Store) PutBatch(ctx context.Context, recs []*pb.Record, evs []*pb.Audit
 	if len(recs) > 1 {
 		update = s.update // a bulk write is its own batch
 	}
+	// Noted once the commit returned, failed or not (a failed commit's
+	// versions may still be read: the outbox's reader looks from them).
+	defer s.noteQueued(recs)
 	err := update(func(tx *bolt.Tx) error {
 		// Batch may run this function again: build results afresh each time.
 		stored = stored[:0]
