@@ -176,7 +176,8 @@ func Open(cfg Config) (*Replicator, error) {
 		gate = newVoteGate(trans)
 		trans = gate
 	}
-	r, err := raft.NewRaft(rc, fsm, cached, logs, snaps, trans)
+	rfsm, rtrans := deferSnapshotsWhileSending(fsm, trans)
+	r, err := raft.NewRaft(rc, rfsm, cached, logs, snaps, rtrans)
 	if err != nil {
 		if gate != nil {
 			close(gate.stop)
