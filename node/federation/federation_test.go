@@ -94,6 +94,8 @@ type harness struct {
 	partner  *seal.Keys
 	mu       sync.Mutex
 	received []*pb.Record
+	// unstored: records handed to OnReceived before the store held them.
+	unstored []string
 	audited  []string
 	appended []*pb.AuditEvent // events appended as they are (refusals)
 	// partnerCA is the CA registered for the partner.
@@ -146,7 +148,15 @@ func startWith(t *testing.T, pol string, partnerJoined bool, tlsCfg *tls.Config,
 			Published: prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), Received: prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}),
 			PublishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "l"}),
 		},
-		OnReceived: func(r *pb.Record) { h.mu.Lock(); h.received = append(h.received, r); h.mu.Unlock() },
+		OnReceived: func(r *pb.Record) {
+			_, err := st.Shared(context.Background(), r.Id)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.received = append(h.received, r)
+			if err != nil {
+				h.unstored = append(h.unstored, r.Id)
+			}
+		},
 		Audit: func(_ context.Context, action, target, _ string) {
 			h.mu.Lock()
 			h.audited = append(h.audited, action+" "+target)
@@ -346,14 +356,13 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-// TestReceive: an entry the partner sealed to this agency is taken in: it
-// is stored as a shared entry and handed to OnReceived.
-// TestReceive: the entries of a partner's publication sealed to this agency
-// are taken in, in the publication's order, whether it holds one or enough
-// to be opened in parts.
+// TestReceive: the entries of a partner's publications sealed to this
+// agency are taken in, in log order, whether a publication holds one or
+// enough to be opened in parts, and handed to OnReceived only once stored.
 func TestReceive(t *testing.T) {
-	for _, n := range []int{1, 3*openPartMin + 5} {
-		t.Run(fmt.Sprintf("%d entries", n), func(t *testing.T) {
+	for _, tc := range []struct{ n, pubs int }{{1, 1}, {3*openPartMin + 5, 1}, {3 * 40, 3}} {
+		n := tc.n
+		t.Run(fmt.Sprintf("%d entries in %d publications", n, tc.pubs), func(t *testing.T) {
 			h := start(t, shareNothing, true)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -377,13 +386,21 @@ func TestReceive(t *testing.T) {
 				})
 				ids = append(ids, rec.Id)
 			}
-			pub, err := seal.NewSealer(partner, h.partner).Seal(items, map[string]seal.Recipient{self: {SealingKey: me.SealingKey, Epoch: 1}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			idx, err := h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
-			if err != nil {
-				t.Fatal(err)
+			sealer := seal.NewSealer(partner, h.partner)
+			per := n / tc.pubs
+			idxOf := make([]uint64, n) // the log index each entry was published at
+			var idx uint64
+			for p := range tc.pubs {
+				pub, err := sealer.Seal(items[p*per:(p+1)*per], map[string]seal.Recipient{self: {SealingKey: me.SealingKey, Epoch: 1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if idx, err = h.fed.Apply(ctx, &peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}}); err != nil {
+					t.Fatal(err)
+				}
+				for i := p * per; i < (p+1)*per; i++ {
+					idxOf[i] = idx
+				}
 			}
 			waitUntil(t, ctx, func() bool {
 				got, err := h.store.ReceivedIndex()
@@ -394,8 +411,8 @@ func TestReceive(t *testing.T) {
 				if err != nil {
 					t.Fatalf("shared entry %s: %v", id, err)
 				}
-				if want := fmt.Sprintf("Acme Trading %d", i); e.Origin != partner || e.Record.GetSubject().GetName() != want || e.LogIndex != idx {
-					t.Fatalf("stored %v, want %s at index %d", e, want, idx)
+				if want := fmt.Sprintf("Acme Trading %d", i); e.Origin != partner || e.Record.GetSubject().GetName() != want || e.LogIndex != idxOf[i] {
+					t.Fatalf("stored %v, want %s at index %d", e, want, idxOf[i])
 				}
 			}
 			// OnReceived follows the store's write, in the publication's order.
@@ -410,6 +427,9 @@ func TestReceive(t *testing.T) {
 				if rec.Id != ids[i] {
 					t.Fatalf("OnReceived's entry %d is %s, want %s", i, rec.Id, ids[i])
 				}
+			}
+			if len(h.unstored) > 0 {
+				t.Fatalf("OnReceived saw %d entries before the store held them (first %s)", len(h.unstored), h.unstored[0])
 			}
 		})
 	}
