@@ -26,7 +26,8 @@ publications directly on the leader, with none of watchfed's work on a record
 row). Then the WAN rows: for each --wan case, a federation of that many
 agencies whose every link delays what it carries by that much each way
 (through fault proxies), --wan-publishers publishers at the leader and at a
-follower. Then fill a second federation with --catch-up records, let it
+follower, each leader row followed by a replication floor of as many members
+behind the same links (--wan-floor=false skips it). Then fill a second federation with --catch-up records, let it
 compact its log, add a fourth member and time its catch-up. Prints a table.
 
 The comparison with a 3-member etcd cluster under the same load lives in a nested
@@ -88,6 +89,7 @@ Go module, so etcd stays out of this binary:
 	}
 	f.StringSliceVar(&wan, "wan", wan, `federations across delayed links, AGENCIESxONE-WAY-DELAY ("" skips)`)
 	f.IntSliceVar(&cfg.WANPublishers, "wan-publishers", cfg.WANPublishers, "numbers of publishers in the WAN rows")
+	f.BoolVar(&cfg.WANFloor, "wan-floor", cfg.WANFloor, "after each WAN row at the leader, the same publishers against a replication floor behind the same delayed links")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the federations' data (default: a temporary one, removed)")
 	cmd.AddCommand(newBenchScreenCmd())
 	return cmd

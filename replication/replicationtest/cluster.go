@@ -50,6 +50,10 @@ type Options struct {
 	Verify replication.VerifyFunc
 	// Timeout bounds each raft RPC between members (default the transport's).
 	Timeout time.Duration
+	// Route, if set, gives the address member from dials to reach target
+	// (a member's address): a proxy in between, as a node's peer_routes
+	// name one (the bench's delayed links).
+	Route func(from, target string) string
 }
 
 // Cluster is a running group.
@@ -212,6 +216,9 @@ func (c *Cluster) run(m *Member) error {
 	m.trans, err = transport.New(transport.Config{
 		LocalAddr: raft.ServerAddress(m.Addr),
 		Dial: func(_ context.Context, target string) (*grpc.ClientConn, error) {
+			if c.opts.Route != nil {
+				target = c.opts.Route(m.ID, target)
+			}
 			return grpc.NewClient(target, grpc.WithTransportCredentials(credentials.NewTLS(c.certs.client)),
 				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))
 		},

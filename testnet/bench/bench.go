@@ -55,6 +55,10 @@ type Config struct {
 	// with WANPublishers publishers at the leader and at a follower.
 	WAN           []WANCase
 	WANPublishers []int
+	// WANFloor adds, after each WAN row at the leader, the same publishers
+	// against a replication floor of as many members behind the same
+	// delayed links (the loopback floor rows are Floor's).
+	WANFloor bool
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 	// CatchUpProfile, if set, receives a CPU profile of the newcomer's
@@ -68,7 +72,7 @@ type Config struct {
 // Defaults are the figures the README reports.
 func Defaults() Config {
 	return Config{Publishers: []int{1, 16, 64}, Duration: 10 * time.Second, CatchUpEntries: 100_000, ValueSize: 512, ImportRecords: 20_000,
-		Floor: true, Followers: true, WAN: DefaultWAN(), WANPublishers: []int{1, 16}}
+		Floor: true, Followers: true, WAN: DefaultWAN(), WANPublishers: []int{1, 16}, WANFloor: true}
 }
 
 // Site is where the publishers of a row write.

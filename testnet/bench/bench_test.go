@@ -67,6 +67,42 @@ func TestFloorReplicates(t *testing.T) {
 	}
 }
 
+// TestFloorLinked: the WAN rows' floor runs its members behind delaying
+// proxies, one for each directed pair, and its leader replicates through
+// them (the followers dial nobody while no election is called).
+func TestFloorLinked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := startFloorLinked(ctx, t.TempDir(), wanRaft(), 3, 2*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 5 {
+		if err := f.publish(ctx, 512); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last uint64
+	for _, m := range f.c.Members {
+		last = max(last, m.Rep.Applied())
+	}
+	if err := f.c.WaitApplied(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := f.c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.links.mu.Lock()
+	defer f.links.mu.Unlock()
+	for _, to := range f.c.Members {
+		if to != leader && f.links.by[[2]string{leader.ID, to.Addr}] == nil {
+			t.Errorf("the leader %s reached %s by no link", leader.ID, to.ID)
+		}
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var lat []time.Duration
 	for i := 1; i <= 100; i++ {

@@ -94,6 +94,17 @@ func wanCase(ctx context.Context, dir string, c WANCase, cfg Config, other Other
 		return nil, err
 	}
 	defer l.Close()
+	var fl *floor
+	if cfg.WANFloor {
+		cfg.progress("%s (%s): starting %d members", FloorSystem, c, c.Agencies)
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		fl, err = startFloorLinked(sctx, filepath.Join(dir, "floor"), wanRaft(), c.Agencies, c.Delay)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer fl.Close()
+	}
 	var oc OtherCluster
 	if other != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -112,6 +123,14 @@ func wanCase(ctx context.Context, dir string, c WANCase, cfg Config, other Other
 				return nil, err
 			}
 			rows = append(rows, row)
+			if fl != nil && at == AtLeader {
+				row, err := floorRow(ctx, fl, n, cfg)
+				if err != nil {
+					return nil, err
+				}
+				row.Net = c.String()
+				rows = append(rows, row)
+			}
 			if oc != nil {
 				row, err := oc.Row(ctx, n, at, c.String())
 				if err != nil {

@@ -30,6 +30,7 @@ func main() {
 	}
 	wanFlag := flag.String("wan", strings.Join(wan, ","), `federations across delayed links, AGENCIESxONE-WAY-DELAY, comma-separated ("" skips)`)
 	wanPublishers := flag.String("wan-publishers", "1,16", "numbers of publishers (and etcd clients) in the WAN rows")
+	flag.BoolVar(&cfg.WANFloor, "wan-floor", cfg.WANFloor, "after each WAN row at the leader, the same publishers against a replication floor of as many members behind the same delayed links")
 	skipEtcd := flag.Bool("skip-etcd", false, "measure watchfed only")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (every node runs in this process) to this file")
 	catchUpProfile := flag.String("catch-up-profile", "", "write a CPU profile of the new member's catch-up alone to this file")
