@@ -2,11 +2,13 @@ package names
 
 import (
 	"bufio"
+	_ "embed"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // GivenNames is a lexicon of given names: for each name, the genders it is
@@ -17,18 +19,27 @@ import (
 // "Yaroslav"); two other names of it are other names ("Karin", "Karim").
 // A word the lexicon does not hold is neither: nothing tells.
 //
-// It is read from a file in the format of the first-name dictionary of
-// Jörg Michael's program "gender" as republished in CSV (name;gender;one
-// column a country of frequencies), which no list or evaluation set of
-// this project comes from: see ParseGivenNames.
+// The forms of one name that a lexicon joins (ParseLexicon's "edward=
+// eduardo") are the same name too, whatever their keys.
+//
+// The node's lexicon is DefaultGivenNames, a file of this package written
+// for the project (given_names.txt, ParseLexicon's format); an operator may
+// give another in that format (LoadLexicon). ParseGivenNames reads the CSV
+// format of the first-name dictionary of Jörg Michael's program "gender",
+// for comparisons; that file is not part of the project.
 type GivenNames struct {
 	names map[string]givenInfo
 }
 
 type givenInfo struct {
 	gender byte // genderM | genderF
-	freq   int8 // highest frequency in any country (log scale, -8 rare .. 5)
-	key    string
+	// freq: ParseGivenNames' highest frequency in any country (log scale,
+	// -8 rare .. 5), or ParseLexicon's commonness (1 .. 3)
+	freq int8
+	key  string
+	// groups are the lexicon lines' form groups the name is in
+	// (ParseLexicon): two names sharing one are the same name.
+	groups []int32
 }
 
 const (
@@ -160,12 +171,133 @@ func (g *GivenNames) Relate(a, b string) Relation {
 		return Unknown
 	}
 	switch {
+	case shareGroup(ia.groups, ib.groups):
+		return SameName
 	case ia.gender&ib.gender == 0:
 		return OtherGender
 	case ia.key == ib.key:
 		return SameName
 	}
 	return OtherName
+}
+
+func shareGroup(a, b []int32) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+//go:embed given_names.txt
+var givenNamesFile string
+
+var defaultGiven = sync.OnceValue(func() *GivenNames {
+	g, err := ParseLexicon(strings.NewReader(givenNamesFile), 1)
+	if err != nil {
+		panic("names: given_names.txt: " + err.Error())
+	}
+	return g
+})
+
+// DefaultGivenNames is the lexicon of given names written for this project
+// (given_names.txt: several thousand common given names of many languages,
+// with gender, a rough commonness and the forms of one name across
+// languages), parsed once and shared: it is read only.
+func DefaultGivenNames() *GivenNames { return defaultGiven() }
+
+// LoadLexicon reads a lexicon file in ParseLexicon's format; an error names
+// the file and the line.
+func LoadLexicon(path string) (*GivenNames, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("given names: %w", err)
+	}
+	defer f.Close()
+	g, err := ParseLexicon(f, 1)
+	if err != nil {
+		return nil, fmt.Errorf("given names %s: %w", path, err)
+	}
+	return g, nil
+}
+
+// ParseLexicon reads a lexicon of given names, one line "GENDER COMMONNESS
+// NAME..." each: GENDER M, F or MF; COMMONNESS 1 (known), 2 (common) or 3
+// (among the most common in some country); then one or more names, each a
+// single word, or forms of one name in other languages or romanisations
+// joined by '=' ("edward=eduardo=eduard"). A name on several lines takes
+// the genders and form groups of all of them. Blank lines and lines
+// starting with '#' are comments. Names less common than minCommon are left
+// out. An error is "line N: reason" (LoadLexicon adds the file).
+func ParseLexicon(r io.Reader, minCommon int) (*GivenNames, error) {
+	g := &GivenNames{names: map[string]givenInfo{}}
+	sc := bufio.NewScanner(r)
+	line := 0
+	var group int32
+	for sc.Scan() {
+		line++
+		fs := strings.Fields(sc.Text())
+		if len(fs) == 0 || strings.HasPrefix(fs[0], "#") {
+			continue
+		}
+		if len(fs) < 3 {
+			return nil, fmt.Errorf("line %d: %q: want GENDER COMMONNESS NAME...", line, sc.Text())
+		}
+		var gender byte
+		switch fs[0] {
+		case "M":
+			gender = genderM
+		case "F":
+			gender = genderF
+		case "MF", "FM":
+			gender = genderM | genderF
+		default:
+			return nil, fmt.Errorf("line %d: gender %q: want M, F or MF", line, fs[0])
+		}
+		common, err := strconv.Atoi(fs[1])
+		if err != nil || common < 1 || common > 3 {
+			return nil, fmt.Errorf("line %d: commonness %q: want 1, 2 or 3", line, fs[1])
+		}
+		if common < minCommon {
+			continue
+		}
+		for _, forms := range fs[2:] {
+			group++
+			for _, form := range strings.Split(forms, "=") {
+				ws := Fold(form)
+				if len(ws) != 1 || len(ws[0].Text) < 2 {
+					return nil, fmt.Errorf("line %d: name %q: want one word of two letters or more", line, form)
+				}
+				w := ws[0].Text
+				in, ok := g.names[w]
+				if !ok {
+					in = givenInfo{key: CrossKey(w)}
+				}
+				in.gender |= gender
+				in.freq = max(in.freq, int8(common))
+				if strings.Contains(forms, "=") && !containsGroup(in.groups, group) {
+					in.groups = append(in.groups, group)
+				}
+				g.names[w] = in
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	return g, nil
+}
+
+func containsGroup(gs []int32, g int32) bool {
+	for _, x := range gs {
+		if x == g {
+			return true
+		}
+	}
+	return false
 }
 
 // CrossKey is a folded given name written by conventions shared across

@@ -1,6 +1,8 @@
 package names
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,5 +61,96 @@ func TestGivenNames(t *testing.T) {
 	}
 	if _, err := ParseGivenNames(strings.NewReader("h\nEdward;X;1\n"), -8); err == nil {
 		t.Error("an unknown gender was accepted")
+	}
+}
+
+// lexiconFixture is written for these tests in the project's format.
+const lexiconFixture = `# a comment
+M 3 edward=eduardo=eduard
+M 2 ivan john=jon
+F 2 karin
+
+M 2 karim=kareem
+MF 1 jean
+F 2 jean=jeanne
+F 1 raretta
+`
+
+func TestParseLexicon(t *testing.T) {
+	g, err := ParseLexicon(strings.NewReader(lexiconFixture), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		a, b string
+		want Relation
+	}{
+		{"edward", "eduardo", SameName}, // joined forms
+		{"eduard", "eduardo", SameName},
+		{"john", "jon", SameName},
+		{"ivan", "john", OtherName},     // on one line, not joined
+		{"karin", "karim", OtherGender}, // one letter apart, two names
+		{"karim", "kareem", SameName},
+		{"jean", "jeanne", SameName},   // jean is on a line of either gender and in a group of F
+		{"jean", "karim", OtherGender}, // jean's MF line is under the commonness asked for: F only
+		{"raretta", "karin", Unknown},
+	} {
+		if got := g.Relate(tc.a, tc.b); got != tc.want {
+			t.Errorf("Relate(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+	if g.Known("raretta") {
+		t.Error("a name under the commonness asked for was kept")
+	}
+	for _, bad := range []struct{ text, want string }{
+		{"M 2 edward\nX 2 karin\n", "line 2: gender"},
+		{"M 4 edward\n", "line 1: commonness"},
+		{"# c\n\nM 2\n", "line 3:"},
+		{"M 2 abdel-aziz\n", "line 1: name"},
+		{"M 2 edward=\n", "line 1: name"},
+	} {
+		_, err := ParseLexicon(strings.NewReader(bad.text), 1)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("ParseLexicon(%q): %v, want an error with %q", bad.text, err, bad.want)
+		}
+	}
+}
+
+// TestLoadLexiconError: an operator's file that does not parse is named
+// with its line.
+func TestLoadLexiconError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "given.txt")
+	if err := os.WriteFile(path, []byte("M 2 edward\nM two karin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadLexicon(path)
+	if err == nil || !strings.Contains(err.Error(), path+": line 2: commonness") {
+		t.Errorf("LoadLexicon: %v, want the file and line 2", err)
+	}
+}
+
+// TestDefaultGivenNames: the project's lexicon parses and tells the names
+// of many languages apart.
+func TestDefaultGivenNames(t *testing.T) {
+	g := DefaultGivenNames()
+	if g.Len() < 3000 {
+		t.Errorf("%d names, want several thousand", g.Len())
+	}
+	for _, tc := range []struct {
+		a, b string
+		want Relation
+	}{
+		{"edward", "eduardo", SameName},
+		{"aleksandr", "oleksandr", SameName},
+		{"yusuf", "yousef", SameName},
+		{"karin", "karim", OtherGender},
+		{"ivan", "john", OtherName},
+		{"fatima", "fatma", SameName},
+		{"omar", "amir", OtherName},
+		{"wei", "zheng", Unknown},
+	} {
+		if got := g.Relate(tc.a, tc.b); got != tc.want {
+			t.Errorf("Relate(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/watchfed/watchfed/node/importer"
@@ -57,21 +58,30 @@ func heap() uint64 {
 
 // benchSearch screens variant and unrelated names against an index in
 // process: the engine's own cost, without gRPC, TLS and the audit write.
-// With $WATCHFED_GIVEN_NAMES a lexicon file of given names, the index uses
-// it (names.LoadGivenNames, frequency -7 or more); its memory is reported
-// apart, as it is loaded once per process, not per index.
+// The index uses the project's lexicon of given names, as the node's does
+// (names.DefaultGivenNames); $WATCHFED_GIVEN_NAMES is "off" for none, or a
+// file: CSV (names.LoadGivenNames, frequency -7 or more) if it ends in .csv,
+// else the project's format (names.LoadLexicon). The lexicon's memory is
+// reported apart, as it is loaded once per process, not per index.
 func benchSearch(b *testing.B, items []importer.Item) {
 	var given *names.GivenNames
+	var err error
 	before := heap()
-	if path := os.Getenv("WATCHFED_GIVEN_NAMES"); path != "" {
-		var err error
-		if given, err = names.LoadGivenNames(path, -7); err != nil {
-			b.Fatal(err)
-		}
-		lex := heap()
-		b.ReportMetric(float64(lex-before)/(1<<20), "lexicon-MiB")
-		before = lex
+	switch path := os.Getenv("WATCHFED_GIVEN_NAMES"); {
+	case path == "":
+		given = names.DefaultGivenNames()
+	case path == "off":
+	case strings.HasSuffix(path, ".csv"):
+		given, err = names.LoadGivenNames(path, -7)
+	default:
+		given, err = names.LoadLexicon(path)
 	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	lex := heap()
+	b.ReportMetric(float64(lex-before)/(1<<20), "lexicon-MiB")
+	before = lex
 	x := build(items, given)
 	after := heap()
 	_, names := x.Len()

@@ -125,6 +125,9 @@ type nameRec struct {
 	// inits has a bit for the first letter of each word, so that a query
 	// with initials can rank names having words with those letters.
 	inits uint32
+	// given has a bit for each of the first 32 words that is a given name
+	// of the name (a person's: markGiven)
+	given uint32
 	text  string
 	weak  bool
 	live  bool
@@ -150,7 +153,8 @@ type Index struct {
 	ids     map[string][]uint32 // normalised identifier → entries
 	vers    map[string]uint64   // record id → latest version seen, removed ones too
 	// given tells the same given name in another form from another given
-	// name (nil: nothing tells them); set once before searching.
+	// name (nil: nothing tells them): names.DefaultGivenNames unless
+	// UseGivenNames set another before searching.
 	given *names.GivenNames
 
 	// scratch holds one working set per concurrent search, sized to the
@@ -164,7 +168,9 @@ type Index struct {
 // listed person's given name paired with another given name of the lexicon
 // is another person's name (other_name); with the same name in another
 // language or romanisation, the same name ("edward~eduardo(equivalent)").
-// Call it before the first search; nil leaves it off.
+// A new index uses names.DefaultGivenNames, the lexicon written for the
+// project; call this before the first search to use another, or nil to
+// tell no given names apart.
 func (x *Index) UseGivenNames(g *names.GivenNames) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -180,6 +186,7 @@ func NewIndex() *Index {
 		byID:  map[string]uint32{},
 		ids:   map[string][]uint32{},
 		vers:  map[string]uint64{},
+		given: names.DefaultGivenNames(),
 		scratch: func() chan *scratch {
 			c := make(chan *scratch, runtime.GOMAXPROCS(0))
 			for range cap(c) {
@@ -244,7 +251,7 @@ func (x *Index) Put(e *Entry) {
 			w += float32(x.idf(len(x.toks[tid].post)))
 		}
 		if e.Schema == pb.Schema_SCHEMA_PERSON {
-			x.markGiven(n.Text, rec.toks)
+			rec.given = x.markGiven(n.Text, rec.toks)
 		}
 		x.names = append(x.names, rec)
 		x.nameW = append(x.nameW, w)
@@ -357,19 +364,25 @@ func (x *Index) token(t names.Word) uint32 {
 // markGiven flags the given names of a person's name (words in order,
 // toks): the words after the comma of "SURNAME, Given Names", else the
 // first word. The flag stays when the name is removed: it says what a
-// given name may be, not who is listed.
-func (x *Index) markGiven(name string, toks []uint32) {
-	if _, given, ok := strings.Cut(name, ","); ok {
+// given name may be, not who is listed. It returns the positions of the
+// given names in toks, a bit each (the first 32 words).
+func (x *Index) markGiven(name string, toks []uint32) (at uint32) {
+	if surname, given, ok := strings.Cut(name, ","); ok {
 		for _, t := range names.Words(given) {
 			if id, ok := x.tokID[t.Text]; ok {
 				x.meta[id].flags |= metaGiven
 			}
 		}
-		return
+		for i := len(names.Words(surname)); i < min(len(toks), 32); i++ {
+			at |= 1 << i
+		}
+		return at
 	}
 	if len(toks) >= 2 {
 		x.meta[toks[0]].flags |= metaGiven
+		at = 1
 	}
+	return at
 }
 
 // letterBag is the set of letters of a word as bits: two words within two

@@ -124,30 +124,22 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 					c.sim, c.how = min(c.sim, endingSim), "another"
 				}
 				if t.lexicon && x.meta[tid].flags&metaGiven != 0 {
-					// A listed person's given name and a given name of the
-					// lexicon: the same name in another form, or another
-					// person's name however alike ("karin", "karim").
-					switch rel := x.given.Relate(t.Text, ti.text); rel {
-					case names.SameName:
-						c.sim, c.how = max(c.sim, sameNameSim), "equivalent"
-					case names.OtherName, names.OtherGender:
-						// only where the matcher saw a misspelling or
-						// another name, never another romanisation
-						// ("muhammad", "mohamed") or an initial; of one
-						// gender, only with other consonants ("yusuf",
-						// "yousef" are one name)
-						switch c.how {
-						case "similar", "ending", "another", "typo", "phonetic":
-							if t.skel != ti.skel || rel == names.OtherGender {
-								c.how = "other-given"
-							}
-						}
-					}
+					c.lex = x.lexicon(t, ti, c.how)
 				}
 				q.cache[key] = c
 			}
-			if c.sim > 0 {
-				ps = append(ps, match{qi, 1, ni, 1, c.sim, c.how})
+			sim, how := c.sim, c.how
+			if c.lex != 0 && ni < 32 && n.given&(1<<ni) != 0 {
+				// a given name of this name (not a surname that is
+				// another person's given name: "ANDRE, Johnson")
+				if c.lex == lexSame {
+					sim, how = max(sim, sameNameSim), "equivalent"
+				} else {
+					how = "other-given"
+				}
+			}
+			if sim > 0 {
+				ps = append(ps, match{qi, 1, ni, 1, sim, how})
 			}
 		}
 	}
@@ -402,6 +394,36 @@ func otherNameCap(s float64) float64 {
 }
 
 const otherNameFrom, otherNameTo = 0.75, 0.79
+
+// lexicon tells what the index's lexicon of given names makes of a query
+// word t paired with a listed word l that some listed person has as a given
+// name, where the matcher saw how: lexSame, the same name in another form
+// ("edward", "eduardo"); lexOther, another person's name however alike
+// ("karin", "karim"); 0, nothing to tell. It applies where l is a given name
+// of the name being scored (nameRec.given).
+func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
+	switch rel := x.given.Relate(t.Text, l.text); rel {
+	case names.SameName:
+		return lexSame
+	case names.OtherName, names.OtherGender:
+		// only where the matcher saw a misspelling or another name, never
+		// another romanisation ("muhammad", "mohamed") or an initial; of
+		// one gender, only with other consonants ("yusuf", "yousef" are one
+		// name)
+		switch how {
+		case "similar", "ending", "another", "typo", "phonetic":
+			if t.skel != l.skel || rel == names.OtherGender {
+				return lexOther
+			}
+		}
+	}
+	return 0
+}
+
+const (
+	lexSame uint8 = 1 + iota
+	lexOther
+)
 
 // sameNameSim is what the same given name in another language or
 // romanisation counts ("edward", "eduardo"), as another romanisation does.

@@ -355,9 +355,11 @@ func TestOtherNames(t *testing.T) {
 // TestOtherPersonsName: a person's name with a word judged another name
 // (another given name of the list, another ending) stays under the
 // threshold however rare the surname written the same, and says why; a
-// typo does not, nor does a company's name.
+// typo does not, nor does a company's name. These are the rules without a
+// lexicon of given names (TestGivenNamesLexicon, TestDefaultGivenNames).
 func TestOtherPersonsName(t *testing.T) {
 	x := listed()
+	x.UseGivenNames(nil)
 	P, O := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_ORGANIZATION
 	for _, e := range []*Entry{
 		{ID: "beseda", Schema: P, Names: []Name{{Text: "BESEDA, Sergey"}}},
@@ -473,6 +475,43 @@ Yousef;M;;;;-3
 			if with && tc.explains == "" && strings.Contains(r.Explanation.String(), "other_name") {
 				t.Errorf("%q: explanation %s, want no other_name", tc.query, r.Explanation)
 			}
+		}
+	}
+}
+
+// TestDefaultGivenNames: a new index tells given names apart with the
+// project's lexicon (names.DefaultGivenNames), and says so in the result.
+func TestDefaultGivenNames(t *testing.T) {
+	x := listed()
+	P := pb.Schema_SCHEMA_PERSON
+	for _, e := range []*Entry{
+		{ID: "keita", Schema: P, Names: []Name{{Text: "KEITA, Karim"}}},
+		{ID: "pardo", Schema: P, Names: []Name{{Text: "PARDO ESPINO, Eduardo"}}},
+		{ID: "beseda", Schema: P, Names: []Name{{Text: "BESEDA, Sergey"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct {
+		query, first string
+		atLeast08    bool
+		explains     string
+	}{
+		{"Karin Keita", "keita", false, "karin~karim(other-given"},
+		{"Edward Pardo Espino", "pardo", true, "edward~eduardo(equivalent 0.90)"},
+		{"Sergio Beseda", "beseda", true, "sergio~sergey(equivalent 0.90)"},
+		{"Karum Keita", "keita", true, ""}, // a typo the lexicon does not know
+		{"Karim Keita", "keita", true, ""},
+	} {
+		rs := x.Search(Query{Name: tc.query})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+			t.Fatalf("%q: want %s first, got %+v", tc.query, tc.first, rs)
+		}
+		r := rs[0]
+		if (r.Score >= DefaultThreshold) != tc.atLeast08 {
+			t.Errorf("%q: %.3f (%s), want at least %.2f: %v", tc.query, r.Score, r.Explanation, DefaultThreshold, tc.atLeast08)
+		}
+		if !strings.Contains(r.Explanation.String(), tc.explains) || tc.explains == "" && strings.Contains(r.Explanation.String(), "other_name") {
+			t.Errorf("%q: explanation %s, want %q", tc.query, r.Explanation, tc.explains)
 		}
 	}
 }

@@ -210,6 +210,7 @@ func round(f float64) float64 { return math.Round(f*1000) / 1000 }
 type pairSim struct {
 	sim float64
 	how string
+	lex uint8 // what the lexicon of given names tells (Index.lexicon)
 }
 
 type simTok struct {

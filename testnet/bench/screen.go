@@ -19,6 +19,7 @@ import (
 
 	"github.com/watchfed/watchfed/node"
 	"github.com/watchfed/watchfed/node/importer"
+	"github.com/watchfed/watchfed/node/names"
 	"github.com/watchfed/watchfed/node/pki"
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -301,6 +302,8 @@ func newQuerySet(items []importer.Item, cfg ScreenConfig, tune func(ref string) 
 		return qs, err
 	}
 	qs.evals = EvalSplits(items, ordinary, tune, max(1, cfg.PerKind))
+	// the node tells given names apart with the project's lexicon
+	SeparateSameName(qs.evals, names.DefaultGivenNames())
 	var listed []string
 	for _, e := range qs.evals {
 		listed = append(listed, e.Listed...)

@@ -2,9 +2,7 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,7 +35,7 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Skip("real list files not present")
 	}
 	x := screen.NewIndex()
-	given := givenNames(t, data)
+	given := givenNames(t)
 	x.UseGivenNames(given)
 	for _, it := range items {
 		it.Record.Id = it.Record.SourceRef
@@ -81,32 +79,40 @@ func TestScreenQualityInProcess(t *testing.T) {
 	}
 }
 
-// givenNames loads the lexicon of given names (names.ParseGivenNames) from
-// $WATCHFED_GIVEN_NAMES, else from given-names/firstnames.csv of the shared
-// data, counting names at least as common as $WATCHFED_GIVEN_MINFREQ
-// (default -7: all but the rarest, chosen on the tuning split: at -8 "Jones PLC" met "YOUNES"); nil where there is none.
-func givenNames(tb testing.TB, data string) *names.GivenNames {
+// givenNames is the lexicon of given names the index uses: the project's
+// (names.DefaultGivenNames, as the node's), or $WATCHFED_GIVEN_NAMES: "off"
+// for none, a file in the CSV format of names.ParseGivenNames (counting
+// names at least as common as $WATCHFED_GIVEN_MINFREQ, default -7: at -8
+// the tuning split's "Jones PLC" met "YOUNES") if it ends in .csv, else a
+// file in the project's format (names.LoadLexicon).
+func givenNames(tb testing.TB) *names.GivenNames {
 	tb.Helper()
 	path := os.Getenv("WATCHFED_GIVEN_NAMES")
-	if path == "" {
-		path = filepath.Join(data, "given-names", "firstnames.csv")
-	}
-	if path == "off" {
+	switch {
+	case path == "":
+		g := names.DefaultGivenNames()
+		tb.Logf("lexicon of given names: the project's, %d names", g.Len())
+		return g
+	case path == "off":
+		tb.Log("no lexicon of given names")
 		return nil
+	case strings.HasSuffix(path, ".csv"):
+		minFreq := -7
+		if v, err := strconv.Atoi(os.Getenv("WATCHFED_GIVEN_MINFREQ")); err == nil {
+			minFreq = v
+		}
+		g, err := names.LoadGivenNames(path, minFreq)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Logf("lexicon of given names: %d names from %s (frequency ≥ %d)", g.Len(), path, minFreq)
+		return g
 	}
-	minFreq := -7
-	if v, err := strconv.Atoi(os.Getenv("WATCHFED_GIVEN_MINFREQ")); err == nil {
-		minFreq = v
-	}
-	g, err := names.LoadGivenNames(path, minFreq)
-	if errors.Is(err, fs.ErrNotExist) {
-		tb.Logf("no lexicon of given names at %s", path)
-		return nil
-	}
+	g, err := names.LoadLexicon(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Logf("lexicon of given names: %d names from %s (frequency ≥ %d)", g.Len(), path, minFreq)
+	tb.Logf("lexicon of given names: %d names from %s", g.Len(), path)
 	return g
 }
 
