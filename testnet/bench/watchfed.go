@@ -160,6 +160,11 @@ func Interleaved(ctx context.Context, dir string, cfg Config, other OtherCluster
 		if cfg.ImportProfile != nil {
 			pprof.StopCPUProfile()
 		}
+		if cfg.ImportAllocProfile != nil {
+			if err := pprof.Lookup("allocs").WriteTo(cfg.ImportAllocProfile, 0); err != nil {
+				return nil, fmt.Errorf("import alloc profile: %w", err)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

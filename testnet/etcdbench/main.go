@@ -35,7 +35,17 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (every node runs in this process) to this file")
 	catchUpProfile := flag.String("catch-up-profile", "", "write a CPU profile of the new member's catch-up alone to this file")
 	importProfile := flag.String("import-profile", "", "write a CPU profile of the bulk-import row alone to this file (samples labelled by agency: go tool pprof -tags)")
+	importAllocs := flag.String("import-allocs", "", "write the allocation profile taken once the bulk import is answered to this file (allocations since the start; go tool pprof -sample_index=alloc_space)")
 	flag.Parse()
+	if *importAllocs != "" {
+		f, err := os.Create(*importAllocs)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "etcdbench: --import-allocs:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.ImportAllocProfile = f
+	}
 	if *importProfile != "" {
 		f, err := os.Create(*importProfile)
 		if err != nil {
