@@ -111,8 +111,8 @@ func TestRestoreBackupFormatVersion(t *testing.T) {
 		{name: "unknown version", version: []byte("2.0"), versionFirst: true, wroteNothing: true,
 			wantErr: []string{`backup archive: unknown format version "2.0"; this binary reads versions 1, 2`}},
 		{name: "version not first", version: []byte("1"), wantErr: []string{backupVersion + " must come first"}},
-		{name: "state file of a newer version", version: []byte("1"), versionFirst: true, fsmStamp: []byte("3"),
-			wantErr: []string{"fsm.db", "format version 3; this binary reads versions 1, 2"}},
+		{name: "state file of a newer version", version: []byte("1"), versionFirst: true, fsmStamp: []byte("4"),
+			wantErr: []string{"fsm.db", "format version 4; this binary reads versions 1, 2, 3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := backupArchive(t, tc.version, tc.versionFirst, tc.fsmStamp)

@@ -80,7 +80,7 @@ func contentHash(tx *bolt.Tx) ([]byte, error) {
 	h := newFieldHash()
 	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 		h.field(name)
-		return b.ForEach(func(k, v []byte) error {
+		return forEachFramed(b, func(k, v []byte) error {
 			if bytes.Equal(name, bucketMeta) && isNodeLocal(k) {
 				return nil
 			}

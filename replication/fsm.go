@@ -183,6 +183,12 @@ func (f *FSM) open() error {
 			}
 			upgraded = true
 		}
+		if v < formatNested && !fresh {
+			if err := tx.Bucket(bucketMeta).Put(keyFormat, fileversion.Stamp(formatNested)); err != nil {
+				return err
+			}
+			upgraded = true
+		}
 		f.applied = u64(get(tx, bucketMeta, keyApplied))
 		f.checkOpenProtocol(tx)
 		return nil
@@ -413,7 +419,7 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 	if fresh == 0 {
 		return nil // a pure duplicate adds nothing to the log
 	}
-	if err := put(tx.Bucket(bucketLog), be64(index), raw); err != nil {
+	if err := putLog(tx, index, raw); err != nil {
 		return err
 	}
 	f.bodies.put(index, body, len(raw))

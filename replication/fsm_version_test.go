@@ -31,7 +31,7 @@ func writeStateFile(t *testing.T, path string, stamp []byte) {
 			return err
 		}
 		applied := be64(7)
-		if string(stamp) == "2" {
+		if string(stamp) == "2" || string(stamp) == "3" {
 			applied = checksum.Seal(keyApplied, applied)
 		}
 		if err := meta.Put(keyApplied, applied); err != nil {
@@ -70,11 +70,12 @@ func TestFSMFormatVersion(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "new file", applied: 0},
-		{name: "current version", stamp: []byte("2"), exists: true, applied: 7},
+		{name: "current version", stamp: []byte("3"), exists: true, applied: 7},
+		{name: "version 2, stamped 3", stamp: []byte("2"), exists: true, applied: 7},
 		{name: "version 1, upgraded", stamp: []byte("1"), exists: true, applied: 7},
 		{name: "written before versions", exists: true, applied: 7},
-		{name: "newer version", stamp: []byte("3"), exists: true, wantErr: []string{"fsm.db ", "fsm.db: format version 3", "reads versions 1, 2"}},
-		{name: "unknown version", stamp: []byte("two"), exists: true, wantErr: []string{"fsm.db ", `unknown format version "two"`, "reads versions 1, 2"}},
+		{name: "newer version", stamp: []byte("4"), exists: true, wantErr: []string{"fsm.db ", "fsm.db: format version 4", "reads versions 1, 2, 3"}},
+		{name: "unknown version", stamp: []byte("two"), exists: true, wantErr: []string{"fsm.db ", `unknown format version "two"`, "reads versions 1, 2, 3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "fsm.db")
@@ -104,8 +105,8 @@ func TestFSMFormatVersion(t *testing.T) {
 			if f.Applied() != tc.applied {
 				t.Errorf("applied %d, want %d", f.Applied(), tc.applied)
 			}
-			if got := storedFormat(t, f); got != "2" {
-				t.Errorf("format stamp %q, want \"2\"", got)
+			if got := storedFormat(t, f); got != "3" {
+				t.Errorf("format stamp %q, want \"3\"", got)
 			}
 		})
 	}
@@ -120,10 +121,11 @@ func TestSnapshotFormatVersion(t *testing.T) {
 		stamp   []byte
 		wantErr string
 	}{
-		{name: "current version", stamp: []byte("2")},
+		{name: "current version", stamp: []byte("3")},
+		{name: "version 2", stamp: []byte("2")},
 		{name: "version 1", stamp: []byte("1")},
 		{name: "written before versions"},
-		{name: "newer version", stamp: []byte("3"), wantErr: "fsm.db in the snapshot being restored: format version 3; this binary reads versions 1, 2"},
+		{name: "newer version", stamp: []byte("4"), wantErr: "fsm.db in the snapshot being restored: format version 4; this binary reads versions 1, 2, 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -151,8 +153,8 @@ func TestSnapshotFormatVersion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.Applied() != 7 || storedFormat(t, f) != "2" {
-				t.Fatalf("restored: applied %d, format %q; want 7, \"2\"", f.Applied(), storedFormat(t, f))
+			if f.Applied() != 7 || storedFormat(t, f) != "3" {
+				t.Fatalf("restored: applied %d, format %q; want 7, \"3\"", f.Applied(), storedFormat(t, f))
 			}
 		})
 	}
@@ -168,10 +170,11 @@ func TestSnapshotFormatCheckedAtStart(t *testing.T) {
 		stamp   []byte
 		wantErr string
 	}{
-		{name: "current version", stamp: []byte("2")},
+		{name: "current version", stamp: []byte("3")},
+		{name: "version 2", stamp: []byte("2")},
 		{name: "version 1", stamp: []byte("1")},
 		{name: "written before versions"},
-		{name: "newer version", stamp: []byte("3"), wantErr: "state.bin: format version 3; this binary reads versions 1, 2"},
+		{name: "newer version", stamp: []byte("4"), wantErr: "state.bin: format version 4; this binary reads versions 1, 2, 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

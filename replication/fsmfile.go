@@ -21,7 +21,12 @@ import (
 //
 // Version 2: every value carries a checksum (fsmsum.go); a version 1 file is
 // upgraded at open.
-var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 2, Reads: []int{1, 2}}
+// Version 3: a large command in the log bucket is kept in a bucket of its
+// own nested under its key (fsmlog.go); a version 1 or 2 file, whose
+// commands are all stored flat, is read as it is and stamped 3 at open
+// (commands applied from then on may be nested, which an older binary
+// would not find).
+var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 3, Reads: []int{1, 2, 3}}
 
 var keyFormat = []byte("format")
 

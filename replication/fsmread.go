@@ -37,7 +37,7 @@ func (f *FSM) Envelope(id string, version uint64) (*peerpb.Envelope, error) {
 		if body = f.bodies.get(idx); body != nil {
 			return nil
 		}
-		raw := get(tx, bucketLog, k)
+		raw := getLog(tx, k)
 		var err error
 		if body, err = decodeBody(raw); err != nil {
 			return err
@@ -89,10 +89,11 @@ func (f *FSM) entries(after uint64, limit int, need func(origin, body []byte) bo
 	var out []Entry
 	var skipped *peerpb.PublicationBody // empty, shared by every entry skipped
 	err := f.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLog).Cursor()
+		b := tx.Bucket(bucketLog)
+		c := b.Cursor()
 		for k, v := c.Seek(be64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			idx := u64(k)
-			v = val(tx, bucketLog, k, v) // checked even when the body is cached: a damaged file is found early
+			v = logValue(tx, b, k, v) // checked even when the body is cached: a damaged file is found early
 			if body := f.bodies.get(idx); body != nil {
 				out = append(out, Entry{Index: idx, Body: body})
 				continue
@@ -294,7 +295,7 @@ func (f *FSM) StateHash() (index uint64, sum []byte, err error) {
 		index = u64(get(tx, bucketMeta, keyApplied))
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			h.field(name)
-			return b.ForEach(func(k, v []byte) error {
+			return forEachFramed(b, func(k, v []byte) error {
 				if bytes.Equal(name, bucketMeta) && bytes.Equal(k, keyFormat) {
 					return nil // how this node's file is laid out, not replicated state
 				}

@@ -22,6 +22,10 @@ import (
 // formatSums is the first fsm.db format whose values carry checksums.
 const formatSums = 2
 
+// formatNested is the first fsm.db format that may keep a command of the
+// log in a nested bucket (fsmlog.go).
+const formatNested = 3
+
 // val checks a value read from bucket at key k (nil: absent) and returns it bare.
 func val(tx *bolt.Tx, bucket, k, framed []byte) []byte {
 	return checksum.MustOpen(tx, bucket, k, framed)

@@ -24,7 +24,7 @@ func TestNewerFileVersionRefusedAtStart(t *testing.T) {
 	}{
 		{node.StoreFile, "meta", "format", "3", "versions 1, 2"},
 		{filepath.Join("raft", "wal", "wal-meta.db"), "stable", "watchfed.format", "3", "version 2"},
-		{filepath.Join("raft", "fsm.db"), "meta", "format", "3", "versions 1, 2"},
+		{filepath.Join("raft", "fsm.db"), "meta", "format", "4", "versions 1, 2, 3"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			l := startLocal(t, 1)

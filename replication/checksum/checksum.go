@@ -159,17 +159,27 @@ func Get(tx *bolt.Tx, bucket, k []byte) ([]byte, error) {
 // Put stores v framed under key k of b.
 func Put(b *bolt.Bucket, k, v []byte) error { return b.Put(k, Seal(k, v)) }
 
-// Verify checks every value of every top-level bucket in tx (nested
-// buckets are not used by the files it serves), returning the first damage.
+// Verify checks every value of every bucket in tx, returning the first
+// damage. A value in a nested bucket (fsm.db keeps a large command in one
+// of its own) is framed with its key in that bucket and named by the
+// top-level bucket's name.
 func Verify(tx *bolt.Tx) error {
-	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		return b.ForEach(func(k, v []byte) error {
-			if v == nil || Bare(name, k) {
-				return nil
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return verifyBucket(tx, name, b) })
+}
+
+func verifyBucket(tx *bolt.Tx, name []byte, b *bolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				return verifyBucket(tx, name, nb)
 			}
-			_, err := Open(tx.DB().Path(), name, k, v)
-			return err
-		})
+			return nil
+		}
+		if Bare(name, k) {
+			return nil
+		}
+		_, err := Open(tx.DB().Path(), name, k, v)
+		return err
 	})
 }
 
