@@ -54,6 +54,10 @@ type Config struct {
 	// Policy is the sharing policy file (YAML). Without one the node shares
 	// nothing with partners: the policy's default is deny.
 	Policy string `yaml:"policy"`
+	// GivenNames is a lexicon of given names for screening, in the format
+	// of names.ParseLexicon, in place of the one built in
+	// (names.DefaultGivenNames).
+	GivenNames string `yaml:"given_names"`
 	// MaxMessageBytes bounds every gRPC message the node accepts.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// PeerRoutes maps a partner's advertised address to the address this
@@ -122,7 +126,7 @@ func LoadConfig(path string) (Config, error) {
 	// Relative paths in a config file are relative to the file, not to
 	// wherever the node happens to be started.
 	base := filepath.Dir(path)
-	for _, p := range []*string{&cfg.DataDir, &cfg.RaftLogDir, &cfg.TLS.CACert, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.Policy} {
+	for _, p := range []*string{&cfg.DataDir, &cfg.RaftLogDir, &cfg.TLS.CACert, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.Policy, &cfg.GivenNames} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

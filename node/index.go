@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/watchfed/watchfed/node/names"
 	"github.com/watchfed/watchfed/node/screen"
 	"github.com/watchfed/watchfed/node/store"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
@@ -31,6 +32,13 @@ func (x indexSource) Follow(rec *pb.Record, shared bool) { x.n.follow(rec, share
 func (n *Node) buildIndex(ctx context.Context) error {
 	start := time.Now()
 	x := screen.NewIndex()
+	if n.cfg.GivenNames != "" {
+		g, err := names.LoadLexicon(n.cfg.GivenNames)
+		if err != nil {
+			return err
+		}
+		x.UseGivenNames(g)
+	}
 	own, err := n.ownInForce(ctx, time.Time{})
 	if err != nil {
 		return err
@@ -93,6 +101,7 @@ func (n *Node) indexAsOf(ctx context.Context, asOf time.Time) (*screen.Index, er
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	x := screen.NewIndex()
+	x.UseGivenNames(n.index.GivenNames())
 	for _, rec := range own {
 		if screened(rec) {
 			x.Put(screen.EntryOf(rec, false))

@@ -129,6 +129,7 @@ certificates made on first start, and the export lines a client needs printed on
 	fl.StringVar(&cfg.TLS.Key, "key", "", "node key (PEM)")
 	fl.StringVar(&cfg.MetricsListen, "metrics-listen", "", "HTTP address for Prometheus /metrics (off if empty)")
 	fl.StringVar(&cfg.Policy, "policy", "", "sharing policy file (YAML); without one nothing is shared with partners")
+	fl.StringVar(&cfg.GivenNames, "given-names", "", "lexicon of given names for screening (default: the built-in one; format in node/names/given_names.txt)")
 	fl.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fl.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text, json or auto")
 	fl.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest gRPC message accepted")
@@ -153,6 +154,7 @@ func overrideChanged(cmd *cobra.Command, file, flags node.Config) node.Config {
 	pick("key", &file.TLS.Key, flags.TLS.Key)
 	pick("metrics-listen", &file.MetricsListen, flags.MetricsListen)
 	pick("policy", &file.Policy, flags.Policy)
+	pick("given-names", &file.GivenNames, flags.GivenNames)
 	pick("log-level", &file.LogLevel, flags.LogLevel)
 	pick("log-format", &file.LogFormat, flags.LogFormat)
 	if set("max-message-bytes") {

@@ -177,6 +177,13 @@ func (x *Index) UseGivenNames(g *names.GivenNames) {
 	x.given = g
 }
 
+// GivenNames is the lexicon of given names the index uses (nil: none).
+func (x *Index) GivenNames() *names.GivenNames {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.given
+}
+
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{
