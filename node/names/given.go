@@ -19,8 +19,10 @@ import (
 // "Yaroslav"); two other names of it are other names ("Karin", "Karim").
 // A word the lexicon does not hold is neither: nothing tells.
 //
-// The forms of one name that a lexicon joins (ParseLexicon's "edward=
-// eduardo") are the same name too, whatever their keys.
+// A lexicon of ParseLexicon's format says itself which forms are one name
+// ("edward=eduardo"), and only those are: over names of many languages,
+// CrossKey joins other names too ("said", "zahid"; "sergey", "shigeru";
+// "ghassan", "hassan"), so it serves only a lexicon without form groups.
 //
 // The node's lexicon is DefaultGivenNames, a file of this package written
 // for the project (given_names.txt, ParseLexicon's format); an operator may
@@ -29,6 +31,9 @@ import (
 // for comparisons; that file is not part of the project.
 type GivenNames struct {
 	names map[string]givenInfo
+	// grouped: read by ParseLexicon, whose form groups alone tell the same
+	// name; CrossKey is for a lexicon without them (ParseGivenNames).
+	grouped bool
 }
 
 type givenInfo struct {
@@ -175,7 +180,7 @@ func (g *GivenNames) Relate(a, b string) Relation {
 		return SameName
 	case ia.gender&ib.gender == 0:
 		return OtherGender
-	case ia.key == ib.key:
+	case !g.grouped && ia.key == ib.key:
 		return SameName
 	}
 	return OtherName
@@ -233,7 +238,7 @@ func LoadLexicon(path string) (*GivenNames, error) {
 // starting with '#' are comments. Names less common than minCommon are left
 // out. An error is "line N: reason" (LoadLexicon adds the file).
 func ParseLexicon(r io.Reader, minCommon int) (*GivenNames, error) {
-	g := &GivenNames{names: map[string]givenInfo{}}
+	g := &GivenNames{names: map[string]givenInfo{}, grouped: true}
 	sc := bufio.NewScanner(r)
 	line := 0
 	var group int32

@@ -215,6 +215,10 @@ func screenReal(ctx context.Context, dir string, cfg ScreenConfig) (ScreenRun, e
 	if err != nil {
 		return run, err
 	}
+	if cross, ok := CrossListSet(cfg.Data, items, max(1, cfg.PerKind)); ok {
+		qs.evals = append(qs.evals, cross)
+		SeparateSameName(qs.evals, names.DefaultGivenNames())
+	}
 	run.Ordinary = qs.ordinary
 	parsed, items = nil, nil
 	run.HeapBytes = heapNow()

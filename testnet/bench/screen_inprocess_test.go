@@ -46,6 +46,11 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	sets := EvalSplits(items, ordinary, tune, 200)
+	if os.Getenv("WATCHFED_SCREEN_SYNTHETIC") == "" {
+		if cross, ok := CrossListSet(data, items, 200); ok {
+			sets = append(sets, cross)
+		}
+	}
 	SeparateSameName(sets, given)
 	search := func(_ context.Context, name string) ([]Hit, error) {
 		rs := x.Search(screen.Query{Name: name, Limit: 10})

@@ -187,7 +187,7 @@ type Ordinary struct {
 }
 
 // OrdinaryKinds are the kinds of ordinary names, in table order.
-var OrdinaryKinds = append([]string{"person", "company", "near"}, FreshKinds...)
+var OrdinaryKinds = slices.Concat([]string{"person", "company", "near"}, FreshKinds, CrossKinds)
 
 // ReadOrdinary reads the ordinary-names file (tab-separated: schema, locale,
 // name, with a header row).
