@@ -83,6 +83,7 @@ type FSM struct {
 	noteApplied func(index uint64)
 	rebuilt     string
 	bodies      bodyCache
+	frames      frames // of the transaction being applied (fsmlog.go)
 	// registry is Members' result until the next member change: the
 	// publisher and the TLS handshakes read it for every publication.
 	registry atomic.Pointer[[]*pb.Member]
@@ -272,6 +273,8 @@ func (f *FSM) applyLocked(logs []*raft.Log) ([]any, error) {
 	out := make([]any, len(logs))
 	appliedBefore, haltBefore := f.applied, f.halt
 	f.checks = nil
+	f.frames.reset()
+	defer f.frames.reset()
 	err := update(f.db, func(tx *bolt.Tx) error {
 		applied := f.applied
 		for i, l := range logs {
@@ -419,7 +422,7 @@ func (f *FSM) applyPublication(tx *bolt.Tx, index uint64, raw []byte, pub *peerp
 	if fresh == 0 {
 		return nil // a pure duplicate adds nothing to the log
 	}
-	if err := putLog(tx, index, raw); err != nil {
+	if err := f.putLog(tx, index, raw); err != nil {
 		return err
 	}
 	f.bodies.put(index, body, len(raw))

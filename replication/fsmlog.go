@@ -1,6 +1,10 @@
 package replication
 
-import bolt "go.etcd.io/bbolt"
+import (
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/watchfed/watchfed/replication/checksum"
+)
 
 // The log bucket (index → command) holds each command of logNestMin bytes
 // or more in a bucket of its own, nested under the same key, with the
@@ -19,8 +23,9 @@ import bolt "go.etcd.io/bbolt"
 // different formats agree.
 const logNestMin = 16 << 10
 
-// putLog stores the command raw at index in the log bucket.
-func putLog(tx *bolt.Tx, index uint64, raw []byte) error {
+// putLog stores the command raw at index in the log bucket, framed in one
+// of f.frames.
+func (f *FSM) putLog(tx *bolt.Tx, index uint64, raw []byte) error {
 	b, k := tx.Bucket(bucketLog), be64(index)
 	if len(raw) < logNestMin {
 		return put(b, k, raw)
@@ -29,7 +34,48 @@ func putLog(tx *bolt.Tx, index uint64, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	return put(nb, k, raw)
+	return nb.Put(k, f.frames.seal(k, raw))
+}
+
+// frames are the buffers that large commands are framed in (value and
+// checksum, as bbolt stores them) for the transaction being applied, kept
+// for the next: a fresh MB buffer a publication, on every member, was
+// mostly page faults on this kind of machine (its pages touched for the
+// first time), and garbage after the commit. bbolt holds a value put until
+// the transaction ends, so a buffer is used once a transaction
+// (reset before each) and a transaction that frames more than
+// framesKept large commands gets fresh buffers for the rest.
+type frames struct {
+	bufs [][]byte
+	used int
+}
+
+const (
+	framesKept   = 4
+	framesMaxCap = 8 << 20 // larger buffers are not kept
+)
+
+// reset makes every kept buffer free again: the transaction that used
+// them has ended (committed or rolled back).
+func (fr *frames) reset() { fr.used = 0 }
+
+// seal is checksum.Seal(k, v) in a kept buffer, valid until the next reset.
+func (fr *frames) seal(k, v []byte) []byte {
+	n := len(v) + checksum.Size
+	if fr.used >= framesKept || n > framesMaxCap {
+		return checksum.Seal(k, v)
+	}
+	if fr.used == len(fr.bufs) {
+		fr.bufs = append(fr.bufs, nil)
+	}
+	buf := fr.bufs[fr.used]
+	if cap(buf) < n {
+		buf = make([]byte, 0, min(n+n/4, framesMaxCap))
+	}
+	buf = checksum.AppendSealed(buf[:0], k, v)
+	fr.bufs[fr.used] = buf
+	fr.used++
+	return buf
 }
 
 // getLog is the checked command at log key k (nil if absent).

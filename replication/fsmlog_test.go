@@ -55,7 +55,7 @@ func TestLogNestedReadsAsFlat(t *testing.T) {
 				idx := uint64(i + 1)
 				var err error
 				if nested {
-					err = putLog(tx, idx, raw)
+					err = f.putLog(tx, idx, raw)
 				} else {
 					err = put(tx.Bucket(bucketLog), be64(idx), raw) // as format 2 stored every command
 				}
@@ -163,12 +163,14 @@ func TestLogNestedWritesOnce(t *testing.T) {
 	defer db.Close()
 	raw := bytes.Repeat([]byte{7}, 1_500_000)
 	const n = 20
+	f := &FSM{}
 	for i := range n {
+		f.frames.reset()
 		err := db.Update(func(tx *bolt.Tx) error {
 			if _, err := tx.CreateBucketIfNotExists(bucketLog); err != nil {
 				return err
 			}
-			return putLog(tx, uint64(i+1), raw)
+			return f.putLog(tx, uint64(i+1), raw)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -196,14 +198,16 @@ func BenchmarkPutLog(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
 			idx := uint64(0)
+			f := &FSM{}
 			for b.Loop() {
 				idx++
+				f.frames.reset()
 				err := db.Update(func(tx *bolt.Tx) error {
 					if _, err := tx.CreateBucketIfNotExists(bucketLog); err != nil {
 						return err
 					}
 					if nested {
-						return putLog(tx, idx, raw)
+						return f.putLog(tx, idx, raw)
 					}
 					return put(tx.Bucket(bucketLog), be64(idx), raw)
 				})
@@ -212,5 +216,61 @@ func BenchmarkPutLog(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFramesKept: the buffers large commands are framed in are used once a
+// transaction and again in the next; past framesKept in one transaction a
+// command gets a fresh one; what was stored reads back whole after the
+// buffers were reused.
+func TestFramesKept(t *testing.T) {
+	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, logNestMin+i) }
+	var first [][]byte
+	idx := uint64(0)
+	for round := range 3 {
+		f.frames.reset()
+		var used [][]byte
+		err := update(f.db, func(tx *bolt.Tx) error {
+			for range framesKept + 2 {
+				idx++
+				if err := f.putLog(tx, idx, cmd(int(idx))); err != nil {
+					return err
+				}
+				nb := tx.Bucket(bucketLog).Bucket(be64(idx))
+				used = append(used, nb.Get(be64(idx))) // before the commit: the framed value as put
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.frames.bufs) != framesKept {
+			t.Fatalf("round %d: %d buffers kept, want %d", round, len(f.frames.bufs), framesKept)
+		}
+		if round == 0 {
+			first = used
+			continue
+		}
+		for i := range used {
+			if same, want := &used[i][0] == &first[i][0], i < framesKept; same != want {
+				t.Errorf("round %d, command %d: framed in the buffer it had in round 0: %v, want %v", round, i, same, want)
+			}
+		}
+	}
+	err = f.db.View(func(tx *bolt.Tx) error {
+		for i := uint64(1); i <= idx; i++ {
+			if got := getLog(tx, be64(i)); !bytes.Equal(got, cmd(int(i))) {
+				t.Errorf("command %d read back as %d bytes, want %d", i, len(got), len(cmd(int(i))))
+			}
+		}
+		return checksum.Verify(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

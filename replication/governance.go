@@ -96,7 +96,7 @@ func (f *FSM) applyGovernance(tx *bolt.Tx, index uint64, raw []byte, appended ti
 	if err := f.governance(tx, index, appended, g); err != nil {
 		return err
 	}
-	return putLog(tx, index, raw)
+	return f.putLog(tx, index, raw)
 }
 
 func (f *FSM) governance(tx *bolt.Tx, index uint64, appended time.Time, g *peerpb.Governance) error {

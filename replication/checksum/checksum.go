@@ -73,10 +73,13 @@ func sum(k, v []byte) uint32 {
 }
 
 // Seal returns v framed with its checksum under key k.
-func Seal(k, v []byte) []byte {
-	out := make([]byte, 0, len(v)+Size)
-	out = append(out, v...)
-	return binary.BigEndian.AppendUint32(out, sum(k, v))
+func Seal(k, v []byte) []byte { return AppendSealed(make([]byte, 0, len(v)+Size), k, v) }
+
+// AppendSealed appends v framed under key k to dst: Seal into a buffer the
+// caller keeps.
+func AppendSealed(dst, k, v []byte) []byte {
+	dst = append(dst, v...)
+	return binary.BigEndian.AppendUint32(dst, sum(k, v))
 }
 
 // Open returns the value inside framed, stored under key k of bucket in
