@@ -67,6 +67,9 @@ type Config struct {
 	// ImportProfile, if set, receives a CPU profile of the bulk-import row
 	// alone (the Import call, from its first message to its answer).
 	ImportProfile io.Writer
+	// ProductionRaft runs the loopback federation and floor on the node's
+	// production raft timing instead of the test timing (Raft).
+	ProductionRaft bool
 	// ImportAllocProfile, if set, receives the allocation profile
 	// (pprof's allocs) taken once the bulk import is answered: allocations
 	// since the process started, of which a short run's import is most.

@@ -24,6 +24,7 @@ func main() {
 	flag.IntVar(&cfg.ImportRecords, "import", cfg.ImportRecords, "records in watchfed's bulk-import row, one Import call (0 skips)")
 	flag.BoolVar(&cfg.Floor, "floor", cfg.Floor, "after each watchfed row at the leader, the same publishers against the replication floor (raft without watchfed's work)")
 	flag.BoolVar(&cfg.Followers, "followers", cfg.Followers, "for each number of publishers, rows of writes at a follower too")
+	flag.BoolVar(&cfg.ProductionRaft, "production-raft", cfg.ProductionRaft, "run the loopback federation and floor on the node's production raft timing (elections after 1 s, as etcd's) instead of the test timing (300 ms, a 200 ms lease)")
 	var wan []string
 	for _, c := range cfg.WAN {
 		wan = append(wan, fmt.Sprintf("%dx%s", c.Agencies, c.Delay))
