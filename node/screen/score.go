@@ -124,18 +124,28 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 					c.sim, c.how = min(c.sim, endingSim), "another"
 				}
 				if t.lexicon && x.meta[tid].flags&metaGiven != 0 {
-					c.lex = x.lexicon(t, ti, c.how)
+					// what the lexicon tells, marked before how (a byte
+					// more in the cache would make each entry 32 bytes)
+					switch x.lexicon(t, ti, c.how) {
+					case lexSame:
+						c.how = lexSameMark + c.how
+					case lexOther:
+						c.how = lexOtherMark + c.how
+					}
 				}
 				q.cache[key] = c
 			}
 			sim, how := c.sim, c.how
-			if c.lex != 0 && ni < 32 && n.given&(1<<ni) != 0 {
-				// a given name of this name (not a surname that is
-				// another person's given name: "ANDRE, Johnson")
-				if c.lex == lexSame {
-					sim, how = max(sim, sameNameSim), "equivalent"
-				} else {
-					how = "other-given"
+			if mark := how[:min(len(how), 1)]; mark == lexSameMark || mark == lexOtherMark {
+				how = how[1:]
+				if ni < 32 && n.given&(1<<ni) != 0 {
+					// a given name of this name (not a surname that is
+					// another person's given name: "ANDRE, Johnson")
+					if mark == lexSameMark {
+						sim, how = max(sim, sameNameSim), "equivalent"
+					} else {
+						how = "other-given"
+					}
 				}
 			}
 			if sim > 0 {
@@ -424,6 +434,11 @@ const (
 	lexSame uint8 = 1 + iota
 	lexOther
 )
+
+// lexSameMark and lexOtherMark mark a cached pair's how with what the
+// lexicon tells (lexSame, lexOther), for nameScore to apply where the listed
+// word is a given name of the name.
+const lexSameMark, lexOtherMark = "=", "!"
 
 // sameNameSim is what the same given name in another language or
 // romanisation counts ("edward", "eduardo"), as another romanisation does.

@@ -209,8 +209,7 @@ func round(f float64) float64 { return math.Round(f*1000) / 1000 }
 // for the query: candidates share many words.
 type pairSim struct {
 	sim float64
-	how string
-	lex uint8 // what the lexicon of given names tells (Index.lexicon)
+	how string // marked with what the lexicon of given names tells (lexSameMark)
 }
 
 type simTok struct {
