@@ -320,7 +320,15 @@ func encodedSize(v any) int {
 	return header
 }
 
+// decode decodes b into v; an append request's entries keep their data in
+// b (decodeAppend).
 func decode(b []byte, v any) error {
+	if req, ok := v.(*raft.AppendEntriesRequest); ok {
+		if decodeAppend(b, req) {
+			return nil
+		}
+		*req = raft.AppendEntriesRequest{} // decoded again whole by the codec
+	}
 	if err := codec.NewDecoderBytes(b, &codec.MsgpackHandle{}).Decode(v); err != nil {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}
