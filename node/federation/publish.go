@@ -527,12 +527,12 @@ func (f *Federation) sealBatch(recs []*pb.Record, rcpt map[string]seal.Recipient
 	if err != nil {
 		return nil, err
 	}
-	pub, body, err := f.sealer.SealBody(items, rcpt)
+	cmd, pub, body, err := f.sealer.SealCommand(items, rcpt) // the body marshalled once, inside the command
 	if err != nil {
 		return nil, err
 	}
 	f.rememberOwn(pub, body)
-	return proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
+	return cmd, nil
 }
 
 // ExpectPublished registers a waiter for a record version's log index. It is

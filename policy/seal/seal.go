@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
@@ -112,13 +113,68 @@ func (s *Sealer) Seal(items []Item, recipients map[string]Recipient) (*peerpb.Pu
 // origin need not decode what it just encoded. The body is shared with the
 // publication's bytes: do not change it.
 func (s *Sealer) SealBody(items []Item, recipients map[string]Recipient) (*peerpb.Publication, *peerpb.PublicationBody, error) {
+	body, err := s.sealBody(items, recipients)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := s.sign(body)
+	return pub, body, err
+}
+
+// SealCommand is SealBody with the publication's command encoded too (as
+// proto.Marshal encodes a Command holding it, byte for byte), the body
+// marshalled once, in place in the command: pub.Body is a slice of cmd.
+// Encoding the body and then the command around it copied a MB publication
+// twice into fresh buffers.
+func (s *Sealer) SealCommand(items []Item, recipients map[string]Recipient) (cmd []byte, pub *peerpb.Publication, body *peerpb.PublicationBody, err error) {
+	if body, err = s.sealBody(items, recipients); err != nil {
+		return nil, nil, nil, err
+	}
+	cmd, pub, err = s.signCommand(body)
+	return cmd, pub, body, err
+}
+
+// signCommand marshals body inside the encoding of a publication command
+// (field 1 of Command: origin 1, body 2, signature 3 of Publication) and
+// signs it there.
+func (s *Sealer) signCommand(body *peerpb.PublicationBody) ([]byte, *peerpb.Publication, error) {
+	if s.origin == "" { // proto.Marshal would leave the field out
+		return nil, nil, errors.New("sealer without an origin")
+	}
+	bodySize := proto.Size(body)
+	field := func(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
+	pubSize := field(len(s.origin)) + field(bodySize) + field(ed25519.SignatureSize)
+	cmd := make([]byte, 0, field(pubSize))
+	cmd = protowire.AppendTag(cmd, 1, protowire.BytesType)
+	cmd = protowire.AppendVarint(cmd, uint64(pubSize))
+	cmd = protowire.AppendTag(cmd, 1, protowire.BytesType)
+	cmd = protowire.AppendString(cmd, s.origin)
+	cmd = protowire.AppendTag(cmd, 2, protowire.BytesType)
+	cmd = protowire.AppendVarint(cmd, uint64(bodySize))
+	start := len(cmd)
+	cmd, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(cmd, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cmd)-start != bodySize {
+		return nil, nil, fmt.Errorf("publication body of %d bytes, sized %d", len(cmd)-start, bodySize)
+	}
+	b := cmd[start:len(cmd):len(cmd)]
+	sig := ed25519.Sign(s.keys.Signing, b)
+	cmd = protowire.AppendTag(cmd, 3, protowire.BytesType)
+	cmd = protowire.AppendBytes(cmd, sig)
+	return cmd, &peerpb.Publication{Origin: s.origin, Body: b, Signature: sig}, nil
+}
+
+// sealBody builds the body of a publication of items, unsigned.
+func (s *Sealer) sealBody(items []Item, recipients map[string]Recipient) (*peerpb.PublicationBody, error) {
 	body := &peerpb.PublicationBody{Origin: s.origin}
 	granted := map[string]bool{}
 	// Derived once per publication, not per body.
 	epochKeys := map[string][]byte{}
 	self, err := s.EpochKey(s.origin, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	epochKey := func(r string) ([]byte, uint64, error) {
 		if r == s.origin {
@@ -157,11 +213,11 @@ func (s *Sealer) SealBody(items []Item, recipients map[string]Recipient) (*peerp
 				}
 				ek, epoch, err := epochKey(r)
 				if err != nil {
-					return nil, nil, fmt.Errorf("seal %s v%d: %w", it.Header.GetEntryId(), it.Header.GetVersion(), err)
+					return nil, fmt.Errorf("seal %s v%d: %w", it.Header.GetEntryId(), it.Header.GetVersion(), err)
 				}
 				g, err := s.aeads.get(ek)
 				if err != nil {
-					return nil, nil, err
+					return nil, err
 				}
 				wrapKeys[r] = wrapKey{g, epoch}
 			}
@@ -173,10 +229,9 @@ func (s *Sealer) SealBody(items []Item, recipients map[string]Recipient) (*peerp
 		return err
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pub, err := s.sign(body)
-	return pub, body, err
+	return body, nil
 }
 
 // wrapKey is a recipient's epoch key, ready to wrap content keys.

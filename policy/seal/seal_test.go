@@ -278,3 +278,76 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestSealCommandAsMarshal: SealCommand's command is, byte for byte, what
+// proto.Marshal makes of a Command holding its publication, for small and
+// MB publications (every varint width of the lengths); the publication
+// verifies, with its body inside the command, and the body returned is
+// the one signed.
+func TestSealCommandAsMarshal(t *testing.T) {
+	de := newAgency(t, "DE")
+	fr := newAgency(t, "FR")
+	rcpt := map[string]Recipient{"FR": {SealingKey: fr.keys.Public().Sealing, Epoch: 1}}
+	s := NewSealer("DE", de.keys)
+	for _, n := range []int{1, 3, 200, 3000} {
+		items := make([]Item, n)
+		for i := range items {
+			items[i] = Item{Header: header(fmt.Sprintf("DE/%d", i)), Bodies: []BodyPlain{{Recipients: []string{"FR"}, Plaintext: bytes.Repeat([]byte("p"), 300)}}}
+		}
+		cmd, pub, body, err := s.SealCommand(items, rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(cmd, want) {
+			t.Fatalf("%d items: command of %d bytes differs from proto.Marshal's %d", n, len(cmd), len(want))
+		}
+		if b := pub.GetBody(); &b[0] != &cmd[bytes.Index(cmd, b)] || cap(b) != len(b) {
+			t.Fatalf("%d items: the publication's body is not the command's own bytes", n)
+		}
+		got, err := Verify(pub, de.keys.Public().Signing)
+		if err != nil {
+			t.Fatalf("%d items: %v", n, err)
+		}
+		if !proto.Equal(got, body) {
+			t.Fatalf("%d items: the body returned is not the one signed", n)
+		}
+	}
+}
+
+// BenchmarkSealCommand: a publication of 1,000 records sealed for one
+// partner and encoded as its command: the body marshalled and then the
+// command around it, or marshalled once in place (SealCommand).
+func BenchmarkSealCommand(b *testing.B) {
+	de := newAgency(b, "DE")
+	fr := newAgency(b, "FR")
+	rcpt := map[string]Recipient{"FR": {SealingKey: fr.keys.Public().Sealing, Epoch: 1, Granted: true}}
+	items := make([]Item, 1000)
+	for i := range items {
+		items[i] = Item{Header: header(fmt.Sprintf("DE/%d", i)), Bodies: []BodyPlain{{Recipients: []string{"FR"}, Plaintext: bytes.Repeat([]byte("x"), 600)}}}
+	}
+	s := NewSealer("DE", de.keys)
+	b.Run("body-then-command", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			pub, _, err := s.SealBody(items, rcpt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Publication{Publication: pub}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("command", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, _, err := s.SealCommand(items, rcpt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
