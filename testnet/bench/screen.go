@@ -217,7 +217,7 @@ func screenReal(ctx context.Context, dir string, cfg ScreenConfig) (ScreenRun, e
 	}
 	if cross, ok := CrossListSet(cfg.Data, items, max(1, cfg.PerKind)); ok {
 		qs.evals = append(qs.evals, cross)
-		SeparateSameName(qs.evals, names.DefaultGivenNames())
+		SeparateSameName(qs.evals, items, names.DefaultGivenNames())
 	}
 	run.Ordinary = qs.ordinary
 	parsed, items = nil, nil
@@ -307,7 +307,7 @@ func newQuerySet(items []importer.Item, cfg ScreenConfig, tune func(ref string) 
 	}
 	qs.evals = EvalSplits(items, ordinary, tune, max(1, cfg.PerKind))
 	// the node tells given names apart with the project's lexicon
-	SeparateSameName(qs.evals, names.DefaultGivenNames())
+	SeparateSameName(qs.evals, items, names.DefaultGivenNames())
 	var listed []string
 	for _, e := range qs.evals {
 		listed = append(listed, e.Listed...)

@@ -51,7 +51,7 @@ func TestScreenQualityInProcess(t *testing.T) {
 			sets = append(sets, cross)
 		}
 	}
-	SeparateSameName(sets, given)
+	t.Logf("names another romanisation or order of a listed name (SeparateSameName): %d", SeparateSameName(sets, items, given))
 	search := func(_ context.Context, name string) ([]Hit, error) {
 		rs := x.Search(screen.Query{Name: name, Limit: 10})
 		hits := make([]Hit, len(rs))

@@ -197,37 +197,159 @@ func FreshOrdinary(items []importer.Item, n int, seed uint64) []Ordinary {
 }
 
 // FreshKinds are the kinds of FreshOrdinary and RepairedOrdinary, in table
-// order, with the names SeparateSameName moves out of given-near and
-// re-paired.
-var FreshKinds = []string{"given-near", "given-near" + sameNameKind, "surname", "surname-ending", "business", "re-paired", "re-paired" + sameNameKind}
+// order, each followed by the names SeparateSameName moves out of it.
+var FreshKinds = []string{"given-near", "given-near" + sameNameKind, "surname", "surname" + sameNameKind, "surname-ending", "surname-ending" + sameNameKind,
+	"business", "business" + sameNameKind, "re-paired", "re-paired" + sameNameKind}
 
 // sameNameKind marks a kind of ordinary names whose given name is the listed
 // person's in another form (SeparateSameName).
 const sameNameKind = " same-name"
 
-// SeparateSameName moves the names of given-near and re-paired whose first
-// word is, by the lexicon g, the paired listed person's given name in
-// another language or romanisation ("Edward Ruiz" for "RUIZ, Eduardo";
-// "Jon Smith" for "SMITH, John") to a kind of their own (kind +
-// " same-name"): such a name is the listed name written otherwise, which a
-// screen should report, not an ordinary name scoring where it should not.
-// They are counted in their own row, neither as false matches nor dropped.
-// Without a lexicon nothing moves.
-func SeparateSameName(sets []EvalSet, g *names.GivenNames) {
-	if g == nil {
-		return
-	}
+// SeparateSameName moves to a kind of their own (kind + " same-name") the
+// ordinary names of every set that are a listed person's name written
+// otherwise, which a screen should report: neither false matches nor
+// dropped, they are counted in their own row. Two rules, the same for every
+// set:
+//
+//   - a name paired with a listed person (given-near, re-paired, cross-list)
+//     whose first word is, by the lexicon g, that person's given name in
+//     another language or romanisation ("Edward Ruiz" for "RUIZ, Eduardo";
+//     "Jon Smith" for "SMITH, John");
+//   - any ordinary name that is some listed person's name written otherwise
+//     (sameListedName): each of its words one of that name's, as written,
+//     in another romanisation (names.TranslitKey) or, for a given name of
+//     the listed name, the same given name by the lexicon; in any order,
+//     the listed name's other words left out ("Alexander Ostrovskiy" for
+//     "OSTROWSKY, Alexander"; "Ryan Jon" for "RYAN, John"; "Hasan Husayn"
+//     for "Sheikh Hassaan Hussein").
+//
+// It returns how many names the second rule moved that the first did not.
+// Without a lexicon only the second rule applies, without its lexicon part.
+func SeparateSameName(sets []EvalSet, items []importer.Item, g *names.GivenNames) int {
+	ln := newListedForms(items)
+	moved := 0
 	for i := range sets {
 		for j, o := range sets[i].Ordinary {
-			if o.Given == "" || strings.HasSuffix(o.Kind, sameNameKind) {
+			if strings.HasSuffix(o.Kind, sameNameKind) {
 				continue
 			}
 			ws := strings.Fields(names.Normalize(o.Name))
-			if len(ws) > 0 && g.Relate(ws[0], o.Given) == names.SameName {
-				sets[i].Ordinary[j].Kind += sameNameKind
+			switch {
+			case o.Given != "" && len(ws) > 0 && g.Relate(ws[0], o.Given) == names.SameName:
+			case ln.sameListedName(ws, g):
+				moved++
+			default:
+				continue
+			}
+			sets[i].Ordinary[j].Kind += sameNameKind
+		}
+	}
+	return moved
+}
+
+// listedForms are the listed persons' names' words (particles left out) with their
+// romanisation keys and which are given names, indexed by key.
+type listedForms struct {
+	names []listedForm
+	byKey map[string][]int
+}
+
+type listedForm struct {
+	words, keys []string
+	given       []bool // a given name of this name: after the comma, or the first word
+}
+
+func newListedForms(items []importer.Item) *listedForms {
+	l := &listedForms{byKey: map[string][]int{}}
+	for _, it := range items {
+		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
+			continue
+		}
+		for _, nm := range recordNames(it) {
+			sur, _, comma := strings.Cut(nm, ",")
+			nSur := len(strings.Fields(names.Normalize(sur)))
+			var f listedForm
+			for i, w := range strings.Fields(names.Normalize(nm)) {
+				if names.Particle(w) {
+					continue
+				}
+				f.words = append(f.words, w)
+				f.keys = append(f.keys, names.TranslitKey(w))
+				f.given = append(f.given, comma && i >= nSur || !comma && i == 0)
+			}
+			if len(f.words) < 2 {
+				continue
+			}
+			for _, k := range slices.Compact(slices.Sorted(slices.Values(f.keys))) {
+				l.byKey[k] = append(l.byKey[k], len(l.names))
+			}
+			l.names = append(l.names, f)
+		}
+	}
+	return l
+}
+
+// sameListedName reports whether the words ws (normalised, of two or more
+// words other than particles) are a listed person's name written otherwise: each
+// word taken by its own word of one listed name that is the same word, the
+// same in another romanisation (TranslitKey: "ostrovskiy", "ostrowsky";
+// "hassan", "hasan") or, where the listed word is a given name of that
+// name, the same given name by the lexicon g ("jon", "john"). A listed name
+// is looked up by the key of one of the words, so a name none of whose
+// words has a listed word's key is not found.
+func (l *listedForms) sameListedName(ws []string, g *names.GivenNames) bool {
+	var qs, qk []string
+	for _, w := range ws {
+		if !names.Particle(w) {
+			qs, qk = append(qs, w), append(qk, names.TranslitKey(w))
+		}
+	}
+	if len(qs) < 2 {
+		return false
+	}
+	tried := map[int]bool{}
+	for _, k := range slices.Compact(slices.Sorted(slices.Values(qk))) {
+		for _, ni := range l.byKey[k] {
+			if tried[ni] {
+				continue
+			}
+			tried[ni] = true
+			f := &l.names[ni]
+			if len(f.words) < len(qs) {
+				continue
+			}
+			same := func(q, n int) bool {
+				return qk[q] == f.keys[n] || f.given[n] && g.Relate(qs[q], f.words[n]) == names.SameName
+			}
+			if pairAll(len(qs), len(f.words), same) {
+				return true
 			}
 		}
 	}
+	return false
+}
+
+// pairAll reports whether each of nq query words can be given its own of nn
+// listed words with same (a search over the few words of a name).
+func pairAll(nq, nn int, same func(q, n int) bool) bool {
+	used := make([]bool, nn)
+	var next func(q int) bool
+	next = func(q int) bool {
+		if q == nq {
+			return true
+		}
+		for n := range nn {
+			if !used[n] && same(q, n) {
+				used[n] = true
+				if next(q + 1) {
+					return true
+				}
+				used[n] = false
+			}
+		}
+		return false
+	}
+	return next(0)
 }
 
 // otherEnding changes a surname's ending the way relatives' names differ:

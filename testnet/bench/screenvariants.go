@@ -187,7 +187,9 @@ type Ordinary struct {
 }
 
 // OrdinaryKinds are the kinds of ordinary names, in table order.
-var OrdinaryKinds = slices.Concat([]string{"person", "company", "near"}, FreshKinds, CrossKinds)
+// Each kind is followed by the names SeparateSameName moves out of it.
+var OrdinaryKinds = slices.Concat([]string{"person", "person" + sameNameKind, "company", "company" + sameNameKind, "near", "near" + sameNameKind},
+	FreshKinds, CrossKinds)
 
 // ReadOrdinary reads the ordinary-names file (tab-separated: schema, locale,
 // name, with a header row).
