@@ -160,6 +160,11 @@ func (g *GivenNames) Known(w string) bool {
 	return ok
 }
 
+// Grouped reports whether the lexicon says itself which forms are one name
+// (ParseLexicon's form groups): then two of its names that no group joins
+// are other names however alike their letters.
+func (g *GivenNames) Grouped() bool { return g != nil && g.grouped }
+
 // Relate tells whether folded words a and b are the same given name in
 // another form, other given names, or either unknown to the lexicon. A
 // particle ("abdul", "abu") is no given name here: it begins many.

@@ -123,9 +123,10 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 					// "farshad"), not a misspelling of it.
 					c.sim, c.how = min(c.sim, endingSim), "another"
 				}
-				if t.lexicon && x.meta[tid].flags&metaGiven != 0 {
-					// what the lexicon tells, marked before how (a byte
-					// more in the cache would make each entry 32 bytes)
+				if (t.lexicon || t.given) && x.meta[tid].flags&metaGiven != 0 {
+					// what the lexicon (or a w before a given name: see
+					// lexicon) tells, marked before how (a byte more in
+					// the cache would make each entry 32 bytes)
 					switch x.lexicon(t, ti, c.how) {
 					case lexSame:
 						c.how = lexSameMark + c.how
@@ -371,7 +372,7 @@ func (x *Index) listedText(n *nameRec, p match) string {
 //     romanisation keeps the consonants ("muhammad", "mohamed");
 //   - other-given: a listed person's given name and another given name of
 //     the index's lexicon, not the same name in another form ("karin",
-//     "karim"; UseGivenNames).
+//     "karim"; UseGivenNames), or one with a w before it ("wasim", "asim").
 //
 // Without a lexicon, a word one letter from the listed word with no other
 // sign ("karin", "karim") is left a typo: nothing in the name tells them
@@ -410,24 +411,47 @@ const otherNameFrom, otherNameTo = 0.75, 0.79
 // name, where the matcher saw how: lexSame, the same name in another form
 // ("edward", "eduardo"); lexOther, another person's name however alike
 // ("karin", "karim"); 0, nothing to tell. It applies where l is a given name
-// of the name being scored (nameRec.given).
+// of the name being scored (nameRec.given), and t is a given name of the
+// lexicon or of a listed person.
+//
+//   - Two names of a lexicon with form groups (ParseLexicon, the project's)
+//     that no group joins are other names even with the same consonants
+//     ("bilawal", "bilal"; "edwin", "edin"): the groups say which forms are
+//     one name. Of a lexicon without groups, only with other consonants
+//     ("yusuf", "yousef" are one name there).
+//   - A w written before one of two given names is another name
+//     ("wasim", "asim"; "waldemar", "aldemar"; "wanas", "anas"), with or
+//     without the lexicon: the consonant key leaves a w out, and a typo
+//     seldom adds one at a word's start. Not an h: "heriberto" and
+//     "eriberto", "helena" and "elena" are one name.
 func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
 	switch rel := x.given.Relate(t.Text, l.text); rel {
 	case names.SameName:
 		return lexSame
 	case names.OtherName, names.OtherGender:
 		// only where the matcher saw a misspelling or another name, never
-		// another romanisation ("muhammad", "mohamed") or an initial; of
-		// one gender, only with other consonants ("yusuf", "yousef" are one
-		// name)
+		// another romanisation ("muhammad", "mohamed") or an initial
 		switch how {
 		case "similar", "ending", "another", "typo", "phonetic":
-			if t.skel != l.skel || rel == names.OtherGender {
+			if t.skel != l.skel || rel == names.OtherGender || x.given.Grouped() {
 				return lexOther
 			}
 		}
+	case names.Unknown:
+		if initialW(t.Text, l.text) && !names.Particle(t.Text) && !names.Particle(l.text) {
+			return lexOther
+		}
 	}
 	return 0
+}
+
+// initialW reports whether a and b differ by a w written before one of them
+// ("wanas", "anas").
+func initialW(a, b string) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return len(a) == len(b)+1 && len(b) > 0 && a[0] == 'w' && a[1:] == b
 }
 
 const (

@@ -479,6 +479,39 @@ Yousef;M;;;;-3
 	}
 }
 
+// TestInitialW: a w before a listed person's given name makes another given
+// name where the query word is some listed person's given name too, without
+// a lexicon ("Warin" and "Arin"); a word no list has as a given name is
+// left a typo.
+func TestInitialW(t *testing.T) {
+	x := listed()
+	x.UseGivenNames(nil)
+	P := pb.Schema_SCHEMA_PERSON
+	for _, e := range []*Entry{
+		{ID: "janpra", Schema: P, Names: []Name{{Text: "JANPRAPAPORN, Arin"}}},
+		{ID: "other", Schema: P, Names: []Name{{Text: "SOMCHAI, Warin"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct {
+		query     string
+		atLeast08 bool
+		explains  string
+	}{
+		{"Warin Janprapaporn", false, "warin~arin(other-given"},
+		{"Arin Janprapaporn", true, ""},
+	} {
+		rs := x.Search(Query{Name: tc.query})
+		if len(rs) == 0 || rs[0].Entry.ID != "janpra" {
+			t.Fatalf("%q: want janpra first, got %+v", tc.query, rs)
+		}
+		r := rs[0]
+		if (r.Score >= DefaultThreshold) != tc.atLeast08 || !strings.Contains(r.Explanation.String(), tc.explains) {
+			t.Errorf("%q: %.3f (%s), want at least %.2f: %v, explained %q", tc.query, r.Score, r.Explanation, DefaultThreshold, tc.atLeast08, tc.explains)
+		}
+	}
+}
+
 // TestDefaultGivenNames: a new index tells given names apart with the
 // project's lexicon (names.DefaultGivenNames), and says so in the result.
 func TestDefaultGivenNames(t *testing.T) {
@@ -488,6 +521,8 @@ func TestDefaultGivenNames(t *testing.T) {
 		{ID: "keita", Schema: P, Names: []Name{{Text: "KEITA, Karim"}}},
 		{ID: "pardo", Schema: P, Names: []Name{{Text: "PARDO ESPINO, Eduardo"}}},
 		{ID: "beseda", Schema: P, Names: []Name{{Text: "BESEDA, Sergey"}}},
+		{ID: "moran", Schema: P, Names: []Name{{Text: "MORAN, Bilal"}}},
+		{ID: "kovac", Schema: P, Names: []Name{{Text: "KOVAC, Asim"}}},
 	} {
 		x.Put(e)
 	}
@@ -496,6 +531,11 @@ func TestDefaultGivenNames(t *testing.T) {
 		atLeast08    bool
 		explains     string
 	}{
+		// two names of the lexicon, one consonant key, no form group
+		{"Bilawal Moran", "moran", false, "bilawal~bilal(other-given"},
+		// a w before a given name
+		{"Wasim Kovac", "kovac", false, "wasim~asim(other-given"},
+		{"Asim Kovac", "kovac", true, ""},
 		{"Karin Keita", "keita", false, "karin~karim(other-given"},
 		{"Edward Pardo Espino", "pardo", true, "edward~eduardo(equivalent 0.90)"},
 		{"Sergio Beseda", "beseda", true, "sergio~sergey(equivalent 0.90)"},
