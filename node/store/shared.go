@@ -148,7 +148,7 @@ func (s *Store) MarkPublished(ctx context.Context, recs []*pb.Record) error {
 			}
 		}
 		return nil
-	}, lazyDelay)
+	})
 }
 
 // Received is what one log entry brought this agency: epoch keys and the
@@ -171,11 +171,9 @@ type EpochKey struct {
 
 // TakeIn stores what log entries brought, in one transaction, and advances
 // the received index past them: replaying an entry after a crash is a no-op.
-// A few records ride on the next write's commit or wait takeInDelay for
-// more: a partner under a stream of entries commits them in fewer, larger
-// transactions, and its fsyncs leave its raft log's alone. A batch of
-// takeInAtOnce records or more (a catch-up's parts) commits at once: it is
-// company enough, and the next part waits for it.
+// The transaction rides on the next write's commit or waits lazyDelay for
+// more entries: a partner under a stream of entries commits them in fewer,
+// larger transactions, and its fsyncs leave its raft log's alone.
 //
 // Entries that brought nothing (this agency's own, or sealed to others)
 // advance the index in memory only; it is written with the next entries
@@ -190,15 +188,7 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 		s.noteReceived(upTo)
 		return nil
 	}
-	records := 0
-	for _, r := range batch {
-		records += len(r.Entries)
-	}
-	update := func(fn func(*bolt.Tx) error) error { return s.batchLazy(fn, takeInDelay) }
-	if records >= takeInAtOnce {
-		update = s.batch
-	}
-	return update(func(tx *bolt.Tx) error {
+	return s.batchLazy(func(tx *bolt.Tx) error {
 		done := u64(get(tx, bucketMeta, keyReceived))
 		for _, r := range batch {
 			if r.Index <= done {
@@ -223,10 +213,6 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 		return writeReceived(tx, max(upTo, s.received.Load()))
 	})
 }
-
-// takeInAtOnce is the size of a take-in that commits without waiting for
-// company.
-const takeInAtOnce = 256
 
 // noteReceived advances the received index in memory.
 func (s *Store) noteReceived(upTo uint64) {
