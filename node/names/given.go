@@ -17,7 +17,8 @@ import (
 // same name in another form when their keys are equal and they share a
 // gender ("Edward", "Eduardo", "Eduard", "Edvard"; "Jaroslav",
 // "Yaroslav"); two other names of it are other names ("Karin", "Karim").
-// A word the lexicon does not hold is neither: nothing tells.
+// A word the lexicon does not hold is neither: nothing tells, but for a
+// woman's form in -a of a man's name of it ("eduarda" of "eduardo").
 //
 // A lexicon of ParseLexicon's format says itself which forms are one name
 // ("edward=eduardo"), and only those are: over names of many languages,
@@ -174,11 +175,11 @@ func (g *GivenNames) Relate(a, b string) Relation {
 	}
 	ia, ok := g.names[a]
 	if !ok {
-		return Unknown
+		return g.feminine(a, b)
 	}
 	ib, ok := g.names[b]
 	if !ok {
-		return Unknown
+		return g.feminine(b, a)
 	}
 	switch {
 	case shareGroup(ia.groups, ib.groups):
@@ -189,6 +190,24 @@ func (g *GivenNames) Relate(a, b string) Relation {
 		return SameName
 	}
 	return OtherName
+}
+
+// feminine tells of a word a the lexicon does not hold and a name b it
+// does: OtherGender where a is the feminine in -a of a man's name of the
+// lexicon that is b or one name with b ("eduarda": "eduardo", "eduard";
+// against "edward"), a woman's name where b is a man's; else Unknown.
+func (g *GivenNames) feminine(a, b string) Relation {
+	ib, ok := g.names[b]
+	if !ok || ib.gender != genderM || len(a) < 6 || a[len(a)-1] != 'a' {
+		return Unknown
+	}
+	stem := a[:len(a)-1]
+	for _, m := range []string{stem, stem + "o", stem + "e"} {
+		if im, ok := g.names[m]; ok && im.gender == genderM && (m == b || shareGroup(im.groups, ib.groups)) {
+			return OtherGender
+		}
+	}
+	return Unknown
 }
 
 func shareGroup(a, b []int32) bool {

@@ -148,6 +148,11 @@ func TestDefaultGivenNames(t *testing.T) {
 		{"fatima", "fatma", SameName},
 		{"omar", "amir", OtherName},
 		{"wei", "zheng", Unknown},
+		// a word the lexicon lacks that is a man's name of it in -a
+		{"eduarda", "edward", OtherGender},
+		{"edward", "eduarda", OtherGender},
+		{"josa", "jose", Unknown},     // too short to tell from a typo
+		{"eduarda", "maria", Unknown}, // not a man's name
 	} {
 		if got := g.Relate(tc.a, tc.b); got != tc.want {
 			t.Errorf("Relate(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)

@@ -123,7 +123,9 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 					// "farshad"), not a misspelling of it.
 					c.sim, c.how = min(c.sim, endingSim), "another"
 				}
-				if (t.lexicon || t.given) && x.meta[tid].flags&metaGiven != 0 {
+				// (a word in -a the lexicon lacks may be a woman's form
+				// of a man's name it has: see lexicon)
+				if (t.lexicon || t.given || strings.HasSuffix(t.Text, "a")) && x.meta[tid].flags&metaGiven != 0 {
 					// what the lexicon (or a w before a given name: see
 					// lexicon) tells, marked before how (a byte more in
 					// the cache would make each entry 32 bytes)
@@ -419,6 +421,10 @@ const otherNameFrom, otherNameTo = 0.75, 0.79
 //     ("bilawal", "bilal"; "edwin", "edin"): the groups say which forms are
 //     one name. Of a lexicon without groups, only with other consonants
 //     ("yusuf", "yousef" are one name there).
+//   - A word the lexicon lacks that is, in -a, the woman's form of a man's
+//     name of it, six letters or more ("eduarda" against "edward"), is
+//     another person's name (names.OtherGender): shorter ones are as often
+//     a typo ("josa", "jose").
 //   - A w written before one of two given names is another name
 //     ("wasim", "asim"; "waldemar", "aldemar"; "wanas", "anas"), with or
 //     without the lexicon: the consonant key leaves a w out, and a typo
@@ -438,7 +444,7 @@ func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
 			}
 		}
 	case names.Unknown:
-		if initialW(t.Text, l.text) && !names.Particle(t.Text) && !names.Particle(l.text) {
+		if (t.lexicon || t.given) && initialW(t.Text, l.text) && !names.Particle(t.Text) && !names.Particle(l.text) {
 			return lexOther
 		}
 	}
