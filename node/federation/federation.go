@@ -75,7 +75,7 @@ type Store interface {
 	DiskFull() error
 	Versions(ctx context.Context, refs []store.VersionRef) ([]*pb.Record, error)
 	ReceivedIndex() (uint64, error)
-	TakeIn(ctx context.Context, batch []store.Received, upTo uint64) error
+	TakeIn(ctx context.Context, batch []store.Received, upTo uint64, caughtUp bool) error
 	EpochKey(origin string, epoch uint64) ([]byte, bool)
 }
 

@@ -60,7 +60,7 @@ func (f *Federation) receiveAvailable(ctx context.Context) error {
 		defer close(toIndex)
 		for p := range toStore {
 			if storeErr == nil {
-				storeErr = f.store.TakeIn(ctx, p.batch, p.upTo)
+				storeErr = f.store.TakeIn(ctx, p.batch, p.upTo, p.caughtUp)
 			}
 			if storeErr != nil {
 				cancel() // the opening stops; what it sent is passed over
@@ -97,6 +97,8 @@ const receivePart = 2048
 type receivedPart struct {
 	batch []store.Received
 	upTo  uint64
+	// caughtUp: nothing more was applied when the part was read.
+	caughtUp bool
 }
 
 // openAvailable reads the entries after from and opens them, sending them
@@ -124,6 +126,13 @@ func (f *Federation) openAvailable(ctx context.Context, from uint64, out chan<- 
 	for {
 		es, err := f.rep.EntriesFor(from, 256, f.cfg.Agency)
 		if err != nil || len(es) == 0 {
+			// The last part holds all there was: its take-in may wait for
+			// company (the entries to come). Parts sent before it had more
+			// behind them and are stored at once.
+			part.caughtUp = err == nil
+			if serr := send(); err == nil {
+				err = serr
+			}
 			return err
 		}
 		for _, e := range es {
@@ -135,9 +144,6 @@ func (f *Federation) openAvailable(ctx context.Context, from uint64, out chan<- 
 					return err
 				}
 			}
-		}
-		if err := send(); err != nil {
-			return err
 		}
 		from = es[len(es)-1].Index
 	}

@@ -148,7 +148,7 @@ func (s *Store) MarkPublished(ctx context.Context, recs []*pb.Record) error {
 			}
 		}
 		return nil
-	})
+	}, lazyDelay)
 }
 
 // Received is what one log entry brought this agency: epoch keys and the
@@ -171,22 +171,31 @@ type EpochKey struct {
 
 // TakeIn stores what log entries brought, in one transaction, and advances
 // the received index past them: replaying an entry after a crash is a no-op.
-// The transaction rides on the next write's commit or waits lazyDelay for
-// more entries: a partner under a stream of entries commits them in fewer,
-// larger transactions, and its fsyncs leave its raft log's alone.
+// The transaction rides on the next write's commit or waits for more
+// entries: a partner under a stream of entries commits them in fewer,
+// larger transactions, and its fsyncs leave its raft log's alone. A batch
+// of fewer than takeInAtOnce records that is all the caller had
+// (caughtUp: a partner keeping up with a stream) waits up to takeInDelay;
+// any other up to lazyDelay, as the caller has more to store after it.
 //
 // Entries that brought nothing (this agency's own, or sealed to others)
 // advance the index in memory only; it is written with the next entries
 // that bring something, or at Close, and a crash before that only reads
 // them again.
-func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error {
+func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64, caughtUp bool) error {
 	empty := true
+	records := 0
 	for _, r := range batch {
 		empty = empty && len(r.EpochKeys) == 0 && len(r.Entries) == 0 && len(r.Audit) == 0
+		records += len(r.Entries)
 	}
 	if empty {
 		s.noteReceived(upTo)
 		return nil
+	}
+	delay := lazyDelay
+	if caughtUp && records < takeInAtOnce {
+		delay = takeInDelay
 	}
 	return s.batchLazy(func(tx *bolt.Tx) error {
 		done := u64(get(tx, bucketMeta, keyReceived))
@@ -211,8 +220,11 @@ func (s *Store) TakeIn(ctx context.Context, batch []Received, upTo uint64) error
 			}
 		}
 		return writeReceived(tx, max(upTo, s.received.Load()))
-	})
+	}, delay)
 }
+
+// takeInAtOnce is the size of a take-in that does not wait takeInDelay.
+const takeInAtOnce = 256
 
 // noteReceived advances the received index in memory.
 func (s *Store) noteReceived(upTo uint64) {

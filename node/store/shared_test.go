@@ -34,7 +34,7 @@ func TestSharedListPages(t *testing.T) {
 		batch = append(batch, Received{Index: uint64(i + 1), Entries: []*pb.SharedEntry{{Origin: origin, Record: r}}})
 	}
 	batch[7].Audit = []*pb.AuditEvent{ev("consultation.received")}
-	if err := s.TakeIn(ctx, batch, 250); err != nil {
+	if err := s.TakeIn(ctx, batch, 250, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -88,7 +88,7 @@ func TestSharedListPages(t *testing.T) {
 func TestReceivedIndexOfEmptyEntries(t *testing.T) {
 	s, path := open(t)
 	ctx := context.Background()
-	if err := s.TakeIn(ctx, []Received{{Index: 1}, {Index: 2}}, 2); err != nil {
+	if err := s.TakeIn(ctx, []Received{{Index: 1}, {Index: 2}}, 2, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.ReceivedIndex(); got != 2 {
@@ -108,7 +108,7 @@ func TestReceivedIndexOfEmptyEntries(t *testing.T) {
 	r := version("NL-CDIU/1", 1, t0, "Someone", pb.DesignationStatus_DESIGNATION_STATUS_ACTIVE)
 	r.Origin = "NL-CDIU"
 	s.noteReceived(5) // empty entries 3..5, then one that brings a record
-	if err := s.TakeIn(ctx, []Received{{Index: 6, Entries: []*pb.SharedEntry{{Origin: "NL-CDIU", Record: r}}}}, 6); err != nil {
+	if err := s.TakeIn(ctx, []Received{{Index: 6, Entries: []*pb.SharedEntry{{Origin: "NL-CDIU", Record: r}}}}, 6, false); err != nil {
 		t.Fatal(err)
 	}
 	var stored uint64
@@ -155,7 +155,7 @@ func TestSharedFromBoundedByBytes(t *testing.T) {
 		}
 		batch = append(batch, Received{Index: uint64(i + 1), Entries: []*pb.SharedEntry{{Origin: "DE-BAFA", LogIndex: uint64(i + 1), Record: r}}})
 	}
-	if err := s.TakeIn(ctx, batch, 40); err != nil {
+	if err := s.TakeIn(ctx, batch, 40, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
