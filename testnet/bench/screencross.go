@@ -39,34 +39,14 @@ const (
 // order that has it); Given the listed person's.
 func CrossListOrdinary(items []importer.Item, others map[string][]importer.Item, n int, seed uint64) []Ordinary {
 	rng := rand.New(rand.NewPCG(seed, 0))
-	type person struct {
-		surname string // as written, before the comma
-		given   string // the first given name, normalised
-	}
-	var persons []person
 	var listed listedNames
 	words := map[string]bool{}
-	for _, it := range items {
-		for _, nm := range recordNames(it) {
-			ws := strings.Fields(names.Normalize(nm))
-			listed.add(ws)
-			for _, w := range ws {
-				words[w] = true
-			}
+	persons, byGiven := listedPersons(items, func(ws []string) {
+		listed.add(ws)
+		for _, w := range ws {
+			words[w] = true
 		}
-		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
-			continue
-		}
-		if sur, given, ok := strings.Cut(it.Record.Subject.Name, ","); ok {
-			if gw := strings.Fields(names.Normalize(given)); len(gw) > 0 && len(gw[0]) >= 3 && len(names.Normalize(sur)) >= 3 {
-				persons = append(persons, person{strings.TrimSpace(sur), gw[0]})
-			}
-		}
-	}
-	byGiven := map[string][]int{}
-	for i, p := range persons {
-		byGiven[p.given] = append(byGiven[p.given], i)
-	}
+	})
 	listedGivens := slices.Sorted(maps.Keys(byGiven))
 	// the other lists' given names, each with the first list it came from
 	from := map[string]string{}

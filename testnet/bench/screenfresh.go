@@ -464,29 +464,8 @@ func jaroWinklerASCII(a, b string) float64 {
 // is left out. Kind "re-paired", locale the person's.
 func RepairedOrdinary(items []importer.Item, ordinary []Ordinary, n int, seed uint64) []Ordinary {
 	rng := rand.New(rand.NewPCG(seed, 0))
-	type person struct {
-		surname string // as written, before the comma
-		given   string // the first given name, normalised
-	}
-	var persons []person
 	var listed listedNames
-	for _, it := range items {
-		for _, nm := range recordNames(it) {
-			listed.add(strings.Fields(names.Normalize(nm)))
-		}
-		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
-			continue
-		}
-		if sur, given, ok := strings.Cut(it.Record.Subject.Name, ","); ok {
-			if gw := strings.Fields(names.Normalize(given)); len(gw) > 0 && len(gw[0]) >= 3 && len(names.Normalize(sur)) >= 3 {
-				persons = append(persons, person{strings.TrimSpace(sur), gw[0]})
-			}
-		}
-	}
-	byGiven := map[string][]int{}
-	for i, p := range persons {
-		byGiven[p.given] = append(byGiven[p.given], i)
-	}
+	persons, byGiven := listedPersons(items, func(ws []string) { listed.add(ws) })
 	givens := slices.Sorted(maps.Keys(byGiven))
 	title := func(s string) string {
 		ws := strings.Fields(strings.ToLower(s))
@@ -560,4 +539,36 @@ func editsWithin2(a, b string) bool {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)] <= 2
+}
+
+// listedPerson is a listed person's name written "SURNAME, Given ...".
+type listedPerson struct {
+	surname string // as written, before the comma
+	given   string // the first given name, normalised
+}
+
+// listedPersons reads the listed persons of items whose surname and first
+// given name have three letters or more, and the indices of them by that
+// given name; each name of every item, normalised into words, goes to
+// eachName first.
+func listedPersons(items []importer.Item, eachName func(words []string)) ([]listedPerson, map[string][]int) {
+	var persons []listedPerson
+	for _, it := range items {
+		for _, nm := range recordNames(it) {
+			eachName(strings.Fields(names.Normalize(nm)))
+		}
+		if it.Record.Subject.Schema != pb.Schema_SCHEMA_PERSON {
+			continue
+		}
+		if sur, given, ok := strings.Cut(it.Record.Subject.Name, ","); ok {
+			if gw := strings.Fields(names.Normalize(given)); len(gw) > 0 && len(gw[0]) >= 3 && len(names.Normalize(sur)) >= 3 {
+				persons = append(persons, listedPerson{strings.TrimSpace(sur), gw[0]})
+			}
+		}
+	}
+	byGiven := map[string][]int{}
+	for i, p := range persons {
+		byGiven[p.given] = append(byGiven[p.given], i)
+	}
+	return persons, byGiven
 }
