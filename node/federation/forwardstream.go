@@ -102,6 +102,16 @@ func (fw *forwarder) submit(data []byte) (wait func(ctx context.Context) (uint64
 	}
 	done := make(chan fwdResult, 1)
 	s.mu.Lock()
+	if err := s.err; err != nil {
+		// The stream ended before this command was registered (a leader
+		// may refuse it as soon as it opens): receive has already failed
+		// those pending and would never answer this one.
+		s.mu.Unlock()
+		if fw.noStream.Load() {
+			return nil, errNoStream
+		}
+		return nil, err
+	}
 	seq := s.next
 	s.next++
 	s.pending = append(s.pending, fwdPending{seq: seq, done: done})
