@@ -19,8 +19,12 @@ import (
 // OFAC SDN 2024 + UN against an index in this process (no node, no gRPC):
 // the figures of bench screen --synthetic 0, in a minute. Set
 // WATCHFED_SCREEN_EVAL=1 to run it, WATCHFED_SCREEN_MISSES to a file to
-// write the misses to, and WATCHFED_SCREEN_SYNTHETIC to a number of
-// synthetic names to evaluate on those instead.
+// write the misses to, WATCHFED_SCREEN_SYNTHETIC to a number of synthetic
+// names to evaluate on those instead, WATCHFED_SCREEN_SEED to a number to
+// draw every set with seeds of its own (EvalSeedsFrom: variants, near,
+// fresh, re-paired and cross-list names the project has not seen; the
+// default is the reported figures' seeds), and WATCHFED_SCREEN_ORDINARY to
+// a file of ordinary names (the format of ReadOrdinary) in place of data's.
 //
 //	WATCHFED_SCREEN_EVAL=1 go test -run ScreenQualityInProcess -v ./testnet/bench
 func TestScreenQualityInProcess(t *testing.T) {
@@ -41,13 +45,18 @@ func TestScreenQualityInProcess(t *testing.T) {
 		it.Record.Id = it.Record.SourceRef
 		x.Put(screen.EntryOf(it.Record, false))
 	}
-	ordinary, _, err := LoadOrdinary(data)
+	ordinary, source, err := LoadOrdinary(data)
+	if f := os.Getenv("WATCHFED_SCREEN_ORDINARY"); f != "" {
+		ordinary, source, err = readOrdinaryFile(f)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets := EvalSplits(items, ordinary, tune, 200)
+	seeds := evalSeeds(t)
+	t.Logf("ordinary names: %d from %s; seeds %+v", len(ordinary), source, seeds)
+	sets := EvalSplitsSeeded(items, ordinary, tune, 200, seeds)
 	if os.Getenv("WATCHFED_SCREEN_SYNTHETIC") == "" {
-		if cross, ok := CrossListSet(data, items, 200); ok {
+		if cross, ok := CrossListSetSeeded(data, items, 200, seeds.Cross); ok {
 			sets = append(sets, cross)
 		}
 	}
@@ -82,6 +91,35 @@ func TestScreenQualityInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// evalSeeds are the evaluation's seeds: the default ones, or
+// EvalSeedsFrom($WATCHFED_SCREEN_SEED).
+func evalSeeds(tb testing.TB) EvalSeeds {
+	tb.Helper()
+	v := os.Getenv("WATCHFED_SCREEN_SEED")
+	if v == "" {
+		return DefaultEvalSeeds()
+	}
+	base, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		tb.Fatalf("WATCHFED_SCREEN_SEED %q: %v", v, err)
+	}
+	return EvalSeedsFrom(base)
+}
+
+// readOrdinaryFile reads ordinary names from a file of ReadOrdinary's format.
+func readOrdinaryFile(path string) ([]Ordinary, string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("ordinary names: %w", err)
+	}
+	defer fh.Close()
+	out, err := ReadOrdinary(fh)
+	if err != nil {
+		return nil, "", fmt.Errorf("ordinary names %s: %w", path, err)
+	}
+	return out, path, nil
 }
 
 // givenNames is the lexicon of given names the index uses: the project's

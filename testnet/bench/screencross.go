@@ -149,6 +149,11 @@ var CrossKinds = []string{CrossListWord, CrossListWord + sameNameKind, CrossNewW
 // CrossListOrdinary (seed 20261204), from the other lists of data; false
 // where any of them is absent.
 func CrossListSet(data string, items []importer.Item, perKind int) (EvalSet, bool) {
+	return CrossListSetSeeded(data, items, perKind, DefaultEvalSeeds().Cross)
+}
+
+// CrossListSetSeeded is CrossListSet with another seed.
+func CrossListSetSeeded(data string, items []importer.Item, perKind int, seed uint64) (EvalSet, bool) {
 	others := map[string][]importer.Item{}
 	for _, f := range []struct{ label, format, path string }{
 		{"ofac-sdn-2021", "ofac-sdn", filepath.Join(data, "ofac-sdn-2021", "sdn.csv")},
@@ -166,5 +171,5 @@ func CrossListSet(data string, items []importer.Item, perKind int) (EvalSet, boo
 		}
 		others[f.label] = res.Items
 	}
-	return EvalSet{Split: "cross-list", Ordinary: CrossListOrdinary(items, others, 3*perKind, 20261204)}, true
+	return EvalSet{Split: "cross-list", Ordinary: CrossListOrdinary(items, others, 3*perKind, seed)}, true
 }

@@ -44,9 +44,32 @@ type EvalSet struct {
 // other seeds, the other entries and the odd rows. Figures on the held-out
 // split are the honest ones: the matcher was tuned without looking at it.
 func EvalSplits(items []importer.Item, ordinary []Ordinary, tune func(ref string) bool, perKind int) []EvalSet {
+	return EvalSplitsSeeded(items, ordinary, tune, perKind, DefaultEvalSeeds())
+}
+
+// EvalSeeds are the seeds of the evaluation's random draws, one per set.
+type EvalSeeds struct {
+	Tuning, HeldOut         uint64 // EvalVariants of each split
+	NearTuning, NearHeldOut uint64 // NearNames of each split
+	Fresh, Repaired, Cross  uint64 // FreshOrdinary, RepairedOrdinary, CrossListOrdinary
+}
+
+// DefaultEvalSeeds are the seeds of the figures the project reports (and
+// tuned on: a run with others is a check on draws it has not seen).
+func DefaultEvalSeeds() EvalSeeds {
+	return EvalSeeds{Tuning: 2, HeldOut: 5, NearTuning: 3, NearHeldOut: 6, Fresh: 20261202, Repaired: 20261203, Cross: 20261204}
+}
+
+// EvalSeedsFrom gives each draw its own seed: base, base+1, ... base+6.
+func EvalSeedsFrom(base uint64) EvalSeeds {
+	return EvalSeeds{Tuning: base, HeldOut: base + 1, NearTuning: base + 2, NearHeldOut: base + 3, Fresh: base + 4, Repaired: base + 5, Cross: base + 6}
+}
+
+// EvalSplitsSeeded is EvalSplits with the seeds of its draws given.
+func EvalSplitsSeeded(items []importer.Item, ordinary []Ordinary, tune func(ref string) bool, perKind int, seeds EvalSeeds) []EvalSet {
 	sets := []EvalSet{
-		{Split: "tuning", Variants: EvalVariants(items, tune, perKind, 2)},
-		{Split: "held-out", Variants: EvalVariants(items, func(ref string) bool { return !tune(ref) }, perKind, 5)},
+		{Split: "tuning", Variants: EvalVariants(items, tune, perKind, seeds.Tuning)},
+		{Split: "held-out", Variants: EvalVariants(items, func(ref string) bool { return !tune(ref) }, perKind, seeds.HeldOut)},
 	}
 	for i, o := range ordinary {
 		sets[i%2].Ordinary = append(sets[i%2].Ordinary, o)
@@ -58,12 +81,16 @@ func EvalSplits(items []importer.Item, ordinary []Ordinary, tune func(ref string
 				pool = append(pool, it)
 			}
 		}
-		sets[i].Ordinary = append(sets[i].Ordinary, NearNames(pool, sets[i].Ordinary, perKind, uint64(3+3*i))...)
+		seed := seeds.NearTuning
+		if i == 1 {
+			seed = seeds.NearHeldOut
+		}
+		sets[i].Ordinary = append(sets[i].Ordinary, NearNames(pool, sets[i].Ordinary, perKind, seed)...)
 		sets[i].sameName = sameNames(items, sets[i].Variants)
 	}
 	// A third set of ordinary names, built apart from the file the
 	// matcher was tuned on: see FreshOrdinary.
-	fresh := EvalSet{Split: "fresh", Ordinary: FreshOrdinary(items, 3*perKind, 20261202)}
+	fresh := EvalSet{Split: "fresh", Ordinary: FreshOrdinary(items, 3*perKind, seeds.Fresh)}
 	// and a fourth, made otherwise from the held-out rows: see RepairedOrdinary.
 	var heldOut []Ordinary
 	for i, o := range ordinary {
@@ -71,7 +98,7 @@ func EvalSplits(items []importer.Item, ordinary []Ordinary, tune func(ref string
 			heldOut = append(heldOut, o)
 		}
 	}
-	sets = append(sets, fresh, EvalSet{Split: "re-paired", Ordinary: RepairedOrdinary(items, heldOut, 3*perKind, 20261203)})
+	sets = append(sets, fresh, EvalSet{Split: "re-paired", Ordinary: RepairedOrdinary(items, heldOut, 3*perKind, seeds.Repaired)})
 	// An "ordinary" name whose words are those of a listed name ("Martin
 	// Inc" and an alias 'MARTIN') is that name: every screen must report
 	// it, so it is left out of the ordinary names and counted apart.
