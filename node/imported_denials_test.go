@@ -87,6 +87,15 @@ func TestImportedDenialOrdersReal(t *testing.T) {
 	if _, err := importer.SendWith(ctx, pb.NewImportServiceClient(conn), res, importer.Options{Marking: pb.Marking_MARKING_CLEAR}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// No imported order is on the agency's review list (issue 18: 326 of
+	// 457 were listed as overdue).
+	due, err := pb.NewRecordServiceClient(conn).ListDueDenials(ctx, &pb.ListDueDenialsRequest{WithinDays: 3 * 366})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due.Denials) != 0 {
+		t.Errorf("%d imported orders listed for the agency's review, first %v", len(due.Denials), due.Denials[0])
+	}
 	sc := pb.NewScreeningServiceClient(conn)
 	type pair struct{ ref, name, country string }
 	var pairs []pair

@@ -4,12 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/watchfed/watchfed/node/importer"
@@ -289,6 +291,38 @@ func TestScreenFollowsWrites(t *testing.T) {
 	}
 	if _, err := sc.Screen(ctx, &pb.ScreenRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("empty screen: %v", err)
+	}
+}
+
+// TestScreenThresholdZero: a screen asking for threshold 0 gets the
+// candidates under the default 0.8 too (issue 18: --threshold 0 behaved as
+// 0.8); one that leaves it unset gets the default.
+func TestScreenThresholdZero(t *testing.T) {
+	conn := startTestNode(t)
+	rc, sc := pb.NewRecordServiceClient(conn), pb.NewScreeningServiceClient(conn)
+	ctx := context.Background()
+	if _, err := rc.CreateRecord(ctx, &pb.CreateRecordRequest{Record: &pb.Record{Marking: pb.Marking_MARKING_GREEN,
+		Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_PERSON, Name: "Ivan Sergeyevich PETROV"},
+		Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "RUSSIA-EO14024"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		threshold *float64
+		wantLow   bool // a result under 0.8
+	}{
+		{"threshold 0", proto.Float64(0), true},
+		{"threshold unset", nil, false},
+		{"threshold 0.8", proto.Float64(0.8), false},
+	} {
+		resp, err := sc.Screen(ctx, &pb.ScreenRequest{Name: "Ivan Petrenko", Threshold: tc.threshold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		low := slices.ContainsFunc(resp.Results, func(r *pb.ScreenResult) bool { return r.Score < 0.8 })
+		if low != tc.wantLow {
+			t.Errorf("%s: results %v, want one under 0.8: %v", tc.name, resp.Results, tc.wantLow)
+		}
 	}
 }
 
