@@ -184,8 +184,11 @@ func (f *FSM) open() error {
 			}
 			upgraded = true
 		}
-		if v < formatNested && !fresh {
-			if err := tx.Bucket(bucketMeta).Put(keyFormat, fileversion.Stamp(formatNested)); err != nil {
+		// The layout follows the applied state, not the binary: a state at
+		// ProtocolNestedLog is stamped 3 (stampNested does it when the
+		// activation is applied; this catches a file from elsewhere).
+		if active, _ := protocolOf(tx); v < formatNested && active >= ProtocolNestedLog {
+			if err := stampNested(tx); err != nil {
 				return err
 			}
 			upgraded = true

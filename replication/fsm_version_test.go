@@ -20,6 +20,13 @@ import (
 // format version stamp.
 func writeStateFile(t *testing.T, path string, stamp []byte) {
 	t.Helper()
+	writeStateFileAt(t, path, stamp, 0)
+}
+
+// writeStateFileAt is writeStateFile with the active protocol (0: none
+// recorded, protocol 1).
+func writeStateFileAt(t *testing.T, path string, stamp []byte, protocol uint64) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -30,12 +37,19 @@ func writeStateFile(t *testing.T, path string, stamp []byte) {
 		if err != nil {
 			return err
 		}
-		applied := be64(7)
-		if string(stamp) == "2" || string(stamp) == "3" {
-			applied = checksum.Seal(keyApplied, applied)
+		sums := string(stamp) == "2" || string(stamp) == "3"
+		values := [][2][]byte{{keyApplied, be64(7)}}
+		if protocol > 0 {
+			values = append(values, [2][]byte{keyProtocol, be64(protocol)}, [2][]byte{keyProtocolIdx, be64(5)})
 		}
-		if err := meta.Put(keyApplied, applied); err != nil {
-			return err
+		for _, kv := range values {
+			v := kv[1]
+			if sums {
+				v = checksum.Seal(kv[0], v)
+			}
+			if err := meta.Put(kv[0], v); err != nil {
+				return err
+			}
 		}
 		if stamp != nil {
 			return meta.Put(keyFormat, stamp)
@@ -57,30 +71,38 @@ func storedFormat(t *testing.T, f *FSM) string {
 }
 
 // TestFSMFormatVersion: fsm.db is opened at every version this binary reads
-// (one written before versions existed is version 1; an older version is
-// upgraded to the current one, its values given checksums), and a
-// newer or unknown version is refused at start, naming the file, the version
-// found and the versions read.
+// (one written before versions existed is version 1; version 1 is upgraded
+// to 2, its values given checksums), and a newer or unknown version is
+// refused at start, naming the file, the version found and the versions
+// read. The version follows the replicated state, not the binary: a new
+// file, or one of version 1 or 2, stays at 2 (what a binary before format 3
+// reads) unless its state is at protocol ProtocolNestedLog, and a file of
+// version 3 stays at 3.
 func TestFSMFormatVersion(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		stamp   []byte // nil: no file (new) or no stamp (old file)
-		exists  bool
-		applied uint64
-		wantErr []string
+		name     string
+		stamp    []byte // nil: no file (new) or no stamp (old file)
+		protocol uint64 // the state's active protocol (0: 1)
+		exists   bool
+		applied  uint64
+		want     string // the stamp after open
+		wantErr  []string
 	}{
-		{name: "new file", applied: 0},
-		{name: "current version", stamp: []byte("3"), exists: true, applied: 7},
-		{name: "version 2, stamped 3", stamp: []byte("2"), exists: true, applied: 7},
-		{name: "version 1, upgraded", stamp: []byte("1"), exists: true, applied: 7},
-		{name: "written before versions", exists: true, applied: 7},
+		{name: "new file", applied: 0, want: "2"},
+		{name: "version 3", stamp: []byte("3"), exists: true, applied: 7, want: "3"},
+		{name: "version 3 before protocol 6", stamp: []byte("3"), protocol: ProtocolAnchors, exists: true, applied: 7, want: "3"},
+		{name: "version 2 stays 2", stamp: []byte("2"), protocol: ProtocolAnchors, exists: true, applied: 7, want: "2"},
+		{name: "version 2 at protocol 6, stamped 3", stamp: []byte("2"), protocol: ProtocolNestedLog, exists: true, applied: 7, want: "3"},
+		{name: "version 1, upgraded to 2", stamp: []byte("1"), exists: true, applied: 7, want: "2"},
+		{name: "version 1 at protocol 6, upgraded to 3", stamp: []byte("1"), protocol: ProtocolNestedLog, exists: true, applied: 7, want: "3"},
+		{name: "written before versions", exists: true, applied: 7, want: "2"},
 		{name: "newer version", stamp: []byte("4"), exists: true, wantErr: []string{"fsm.db ", "fsm.db: format version 4", "reads versions 1, 2, 3"}},
 		{name: "unknown version", stamp: []byte("two"), exists: true, wantErr: []string{"fsm.db ", `unknown format version "two"`, "reads versions 1, 2, 3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "fsm.db")
 			if tc.exists {
-				writeStateFile(t, path, tc.stamp)
+				writeStateFileAt(t, path, tc.stamp, tc.protocol)
 			}
 			f, err := OpenFSM(path, nil)
 			if tc.wantErr != nil {
@@ -105,26 +127,36 @@ func TestFSMFormatVersion(t *testing.T) {
 			if f.Applied() != tc.applied {
 				t.Errorf("applied %d, want %d", f.Applied(), tc.applied)
 			}
-			if got := storedFormat(t, f); got != "3" {
-				t.Errorf("format stamp %q, want \"3\"", got)
+			if got := storedFormat(t, f); got != tc.want {
+				t.Errorf("format stamp %q, want %q", got, tc.want)
+			}
+			if tc.protocol > 0 {
+				if st := f.Protocol(); uint64(st.Active) != tc.protocol {
+					t.Errorf("protocol %d after open, want %d", st.Active, tc.protocol)
+				}
 			}
 		})
 	}
 }
 
 // TestSnapshotFormatVersion: a snapshot (an image of fsm.db) of a version
-// this binary does not read is refused before anything is replaced; one
-// from before versions existed is restored and stamped version 1.
+// this binary does not read is refused before anything is replaced; one of
+// version 1, or from before versions existed, is restored and upgraded to
+// version 2; the restored file keeps version 2 or 3 as the image had it (3
+// also where the image's state is at protocol 6).
 func TestSnapshotFormatVersion(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		stamp   []byte
-		wantErr string
+		name     string
+		stamp    []byte
+		protocol uint64
+		want     string
+		wantErr  string
 	}{
-		{name: "current version", stamp: []byte("3")},
-		{name: "version 2", stamp: []byte("2")},
-		{name: "version 1", stamp: []byte("1")},
-		{name: "written before versions"},
+		{name: "version 3", stamp: []byte("3"), protocol: ProtocolNestedLog, want: "3"},
+		{name: "version 2", stamp: []byte("2"), protocol: ProtocolAnchors, want: "2"},
+		{name: "version 2 at protocol 6", stamp: []byte("2"), protocol: ProtocolNestedLog, want: "3"},
+		{name: "version 1", stamp: []byte("1"), want: "2"},
+		{name: "written before versions", want: "2"},
 		{name: "newer version", stamp: []byte("4"), wantErr: "fsm.db in the snapshot being restored: format version 4; this binary reads versions 1, 2, 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,7 +167,7 @@ func TestSnapshotFormatVersion(t *testing.T) {
 			}
 			defer f.Close()
 			image := filepath.Join(dir, "image.db")
-			writeStateFile(t, image, tc.stamp)
+			writeStateFileAt(t, image, tc.stamp, tc.protocol)
 			b, err := os.ReadFile(image)
 			if err != nil {
 				t.Fatal(err)
@@ -153,8 +185,8 @@ func TestSnapshotFormatVersion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.Applied() != 7 || storedFormat(t, f) != "3" {
-				t.Fatalf("restored: applied %d, format %q; want 7, \"3\"", f.Applied(), storedFormat(t, f))
+			if f.Applied() != 7 || storedFormat(t, f) != tc.want {
+				t.Fatalf("restored: applied %d, format %q; want 7, %q", f.Applied(), storedFormat(t, f), tc.want)
 			}
 		})
 	}

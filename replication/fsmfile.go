@@ -21,12 +21,19 @@ import (
 //
 // Version 2: every value carries a checksum (fsmsum.go); a version 1 file is
 // upgraded at open.
-// Version 3: a large command in the log bucket is kept in a bucket of its
-// own nested under its key (fsmlog.go); a version 1 or 2 file, whose
-// commands are all stored flat, is read as it is and stamped 3 at open
-// (commands applied from then on may be nested, which an older binary
-// would not find).
-var fsmFormat = fileversion.Format{Name: "fsm.db", Current: 3, Reads: []int{1, 2, 3}}
+// Version 3: a large command in the log bucket may be kept in a bucket of
+// its own nested under its key (fsmlog.go). A binary that reads only 1 and
+// 2 refuses such a file, and so a raft snapshot of it: a member still on
+// that binary could not take a snapshot from one of this binary. So a file
+// moves to 3 only with the replicated state, when the activation of
+// protocol ProtocolNestedLog (which every joined member must have
+// announced, so every member reads version 3) is applied, in the same
+// transaction; until then this binary writes version 2, stores every
+// command flat and stamps a new file 2 (Current). A version 1 file is
+// upgraded to 2 at open, and to 3 as well if its state is at that protocol
+// already. A version 3 file is never stamped back: it may hold nested
+// commands.
+var fsmFormat = fileversion.Format{Name: "fsm.db", Current: formatSums, Reads: []int{1, 2, 3}}
 
 var keyFormat = []byte("format")
 

@@ -4,6 +4,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/watchfed/watchfed/replication/checksum"
+	"github.com/watchfed/watchfed/replication/fileversion"
 )
 
 // The log bucket (index → command) holds each command of logNestMin bytes
@@ -21,13 +22,25 @@ import (
 // command whichever way it is stored, and the state hashes (contentHash,
 // StateHash) hash it as if it were flat, so members whose files are in
 // different formats agree.
+//
+// A binary before format 3 cannot read a nested command, and a raft
+// snapshot is a copy of fsm.db: commands are nested only in a file stamped
+// 3, which happens when protocol ProtocolNestedLog is activated, once every
+// joined member announced it (fsmfile.go). Until then every command is
+// stored flat, as format 2 stores it.
 const logNestMin = 16 << 10
 
-// putLog stores the command raw at index in the log bucket, framed in one
-// of f.frames.
+// ProtocolNestedLog is the protocol version from which fsm.db, and so the
+// raft snapshots every member may have to install, may keep a command
+// nested (format 3). It changes how the state is stored, not what it is:
+// entries apply as under the protocol before.
+const ProtocolNestedLog = 6
+
+// putLog stores the command raw at index in the log bucket: nested, framed
+// in one of f.frames, if it is large and the file is of format 3.
 func (f *FSM) putLog(tx *bolt.Tx, index uint64, raw []byte) error {
 	b, k := tx.Bucket(bucketLog), be64(index)
-	if len(raw) < logNestMin {
+	if len(raw) < logNestMin || imageFormat(tx) < formatNested {
 		return put(b, k, raw)
 	}
 	nb, err := b.CreateBucketIfNotExists(k)
@@ -76,6 +89,13 @@ func (fr *frames) seal(k, v []byte) []byte {
 	fr.bufs[fr.used] = buf
 	fr.used++
 	return buf
+}
+
+// stampNested moves the file of tx to format 3, inside the transaction
+// that applies the activation of ProtocolNestedLog (or opens a file at that
+// protocol): commands stored from then on may be nested.
+func stampNested(tx *bolt.Tx) error {
+	return tx.Bucket(bucketMeta).Put(keyFormat, fileversion.Stamp(formatNested))
 }
 
 // getLog is the checked command at log key k (nil if absent).

@@ -51,6 +51,11 @@ func TestLogNestedReadsAsFlat(t *testing.T) {
 		}
 		t.Cleanup(func() { f.Close() })
 		err = update(f.db, func(tx *bolt.Tx) error {
+			if nested {
+				if err := stampNested(tx); err != nil { // as the activation of ProtocolNestedLog does
+					return err
+				}
+			}
 			for i, raw := range cmds {
 				idx := uint64(i + 1)
 				var err error
@@ -164,6 +169,7 @@ func TestLogNestedWritesOnce(t *testing.T) {
 	raw := bytes.Repeat([]byte{7}, 1_500_000)
 	const n = 20
 	f := &FSM{}
+	formatNestedFile(t, db)
 	for i := range n {
 		f.frames.reset()
 		err := db.Update(func(tx *bolt.Tx) error {
@@ -199,6 +205,7 @@ func BenchmarkPutLog(b *testing.B) {
 			b.ReportAllocs()
 			idx := uint64(0)
 			f := &FSM{}
+			formatNestedFile(b, db)
 			for b.Loop() {
 				idx++
 				f.frames.reset()
@@ -229,6 +236,7 @@ func TestFramesKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	formatNestedFile(t, f.db)
 	cmd := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, logNestMin+i) }
 	var first [][]byte
 	idx := uint64(0)
@@ -269,6 +277,24 @@ func TestFramesKept(t *testing.T) {
 			}
 		}
 		return checksum.Verify(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// formatNestedFile gives db the buckets of fsm.db it lacks and stamps it
+// format 3, as the activation of ProtocolNestedLog does: putLog nests large
+// commands from then on.
+func formatNestedFile(t testing.TB, db *bolt.DB) {
+	t.Helper()
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketLog} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return stampNested(tx)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -34,9 +34,10 @@ import (
 // by: 1, 2 (protocol2.go: a publication's clear ids checked), 3
 // (governance.go: membership by signed proposals and approvals), 4
 // (checkpoint.go: checkpoints of the replicated state's hash) and 5
-// (anchor.go: audit anchors).
+// (anchor.go: audit anchors) and 6 (fsmlog.go: fsm.db and its snapshots
+// may keep a large command nested, format 3).
 func SupportedProtocols() []uint32 {
-	return []uint32{1, 2, ProtocolGovernance, ProtocolCheckpoints, ProtocolAnchors}
+	return []uint32{1, 2, ProtocolGovernance, ProtocolCheckpoints, ProtocolAnchors, ProtocolNestedLog}
 }
 
 // ErrHalted is wrapped by the result of every entry a halted FSM did not apply.
@@ -177,7 +178,15 @@ func (f *FSM) applyActivation(tx *bolt.Tx, index uint64, a *peerpb.ProtocolActiv
 	if err := put(meta, keyProtocol, be64(uint64(v))); err != nil {
 		return err
 	}
-	return put(meta, keyProtocolIdx, be64(index))
+	if err := put(meta, keyProtocolIdx, be64(index)); err != nil {
+		return err
+	}
+	// Every joined member announced v, so every member's binary reads
+	// format 3: from here this file (and its snapshots) may use it.
+	if v >= ProtocolNestedLog && imageFormat(tx) < formatNested {
+		return stampNested(tx)
+	}
+	return nil
 }
 
 // unknownCommand is the halt at a command whose kind this binary does not
