@@ -155,7 +155,7 @@ const fsmMmapSize = 256 << 20
 func (f *FSM) open() error {
 	_, statErr := os.Stat(f.path)
 	fresh := errors.Is(statErr, os.ErrNotExist)
-	upgraded := false
+	upgraded, unnest := false, false
 	// Mapped large from the start (address space, not memory), as node.db
 	// is: the file grows by every publication's bytes (a bulk import's, a
 	// MB each), and each time it outgrew the map bbolt remapped it inside
@@ -187,12 +187,16 @@ func (f *FSM) open() error {
 		// The layout follows the applied state, not the binary: a state at
 		// ProtocolNestedLog is stamped 3 (stampNested does it when the
 		// activation is applied; this catches a file from elsewhere).
-		if active, _ := protocolOf(tx); v < formatNested && active >= ProtocolNestedLog {
+		active, _ := protocolOf(tx)
+		if v < formatNested && active >= ProtocolNestedLog {
 			if err := stampNested(tx); err != nil {
 				return err
 			}
 			upgraded = true
 		}
+		// A file at 3 before protocol 6 (stamped 3 at open by a binary of
+		// before this rule) goes back to 2 below, after this transaction.
+		unnest = v >= formatNested && active < ProtocolNestedLog
 		f.applied = u64(get(tx, bucketMeta, keyApplied))
 		f.checkOpenProtocol(tx)
 		return nil
@@ -201,6 +205,10 @@ func (f *FSM) open() error {
 	if errors.Is(err, fileversion.ErrUnreadable) {
 		db.Close()
 		return err // names the file already
+	}
+	if err == nil && unnest {
+		err = unnestLog(db, unnestBatchBytes)
+		upgraded = true
 	}
 	if err == nil && upgraded {
 		err = db.Sync() // the file is written without fsync; its upgrade is made durable here

@@ -77,7 +77,7 @@ func storedFormat(t *testing.T, f *FSM) string {
 // read. The version follows the replicated state, not the binary: a new
 // file, or one of version 1 or 2, stays at 2 (what a binary before format 3
 // reads) unless its state is at protocol ProtocolNestedLog, and a file of
-// version 3 stays at 3.
+// version 3 goes back to 2 unless it is (TestLayoutUnnested).
 func TestFSMFormatVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -89,8 +89,9 @@ func TestFSMFormatVersion(t *testing.T) {
 		wantErr  []string
 	}{
 		{name: "new file", applied: 0, want: "2"},
-		{name: "version 3", stamp: []byte("3"), exists: true, applied: 7, want: "3"},
-		{name: "version 3 before protocol 6", stamp: []byte("3"), protocol: ProtocolAnchors, exists: true, applied: 7, want: "3"},
+		{name: "version 3", stamp: []byte("3"), protocol: ProtocolNestedLog, exists: true, applied: 7, want: "3"},
+		{name: "version 3 before protocol 6, stamped 2", stamp: []byte("3"), protocol: ProtocolAnchors, exists: true, applied: 7, want: "2"},
+		{name: "version 3 at protocol 1, stamped 2", stamp: []byte("3"), exists: true, applied: 7, want: "2"},
 		{name: "version 2 stays 2", stamp: []byte("2"), protocol: ProtocolAnchors, exists: true, applied: 7, want: "2"},
 		{name: "version 2 at protocol 6, stamped 3", stamp: []byte("2"), protocol: ProtocolNestedLog, exists: true, applied: 7, want: "3"},
 		{name: "version 1, upgraded to 2", stamp: []byte("1"), exists: true, applied: 7, want: "2"},
@@ -142,8 +143,8 @@ func TestFSMFormatVersion(t *testing.T) {
 // TestSnapshotFormatVersion: a snapshot (an image of fsm.db) of a version
 // this binary does not read is refused before anything is replaced; one of
 // version 1, or from before versions existed, is restored and upgraded to
-// version 2; the restored file keeps version 2 or 3 as the image had it (3
-// also where the image's state is at protocol 6).
+// version 2; the restored file is at 3 where the image's state is at
+// protocol 6, else at 2.
 func TestSnapshotFormatVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -155,6 +156,7 @@ func TestSnapshotFormatVersion(t *testing.T) {
 		{name: "version 3", stamp: []byte("3"), protocol: ProtocolNestedLog, want: "3"},
 		{name: "version 2", stamp: []byte("2"), protocol: ProtocolAnchors, want: "2"},
 		{name: "version 2 at protocol 6", stamp: []byte("2"), protocol: ProtocolNestedLog, want: "3"},
+		{name: "version 3 before protocol 6", stamp: []byte("3"), protocol: ProtocolAnchors, want: "2"},
 		{name: "version 1", stamp: []byte("1"), want: "2"},
 		{name: "written before versions", want: "2"},
 		{name: "newer version", stamp: []byte("4"), wantErr: "fsm.db in the snapshot being restored: format version 4; this binary reads versions 1, 2, 3"},

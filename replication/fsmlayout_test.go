@@ -310,31 +310,9 @@ func TestLayoutStateHashAcrossFormats(t *testing.T) {
 	defer flat.Close()
 	mustApply(t, nested, l.logs)
 	mustApply(t, flat, l.logs)
-	// Undo the nesting of flat's file by hand: each nested command moved
-	// back to the log bucket, the stamp put back to 2.
-	err = update(flat.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLog)
-		var keys [][]byte
-		if err := b.ForEach(func(k, v []byte) error {
-			if v == nil {
-				keys = append(keys, bytes.Clone(k))
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			v := bytes.Clone(b.Bucket(k).Get(k))
-			if err := b.DeleteBucket(k); err != nil {
-				return err
-			}
-			if err := b.Put(k, v); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, fileversion.Stamp(formatSums))
-	})
-	if err != nil {
+	// flat's file with every command moved back flat, at format 2, as a
+	// member restored from a format 2 image before the activation holds it.
+	if err := unnestLog(flat.db, unnestBatchBytes); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := layoutOf(t, nested), layoutOf(t, flat); len(a.nested) != 2 || len(b.nested) != 0 || a.stamp == b.stamp {
@@ -385,6 +363,67 @@ func TestProtocolNestedLogActivated(t *testing.T) {
 			wantStamp := map[bool]string{true: "3", false: "2"}[v >= ProtocolNestedLog]
 			if got := layoutOf(t, f); got.stamp != wantStamp || f.Protocol().Active != v {
 				t.Fatalf("after activating %d: protocol %d, format %s; want format %s", v, f.Protocol().Active, got.stamp, wantStamp)
+			}
+		})
+	}
+}
+
+// TestLayoutUnnested: a file stamped 3 while its state is before protocol
+// 6, with commands nested (as a binary between 0e05785 and the rule that
+// the format follows the protocol left it), is stored flat again and
+// stamped 2 at open, whatever the number of transactions the move takes:
+// the same entries, the same state hash, every checksum verifying, and
+// snapshots a member on the release before takes.
+func TestLayoutUnnested(t *testing.T) {
+	all := SupportedProtocols()
+	for _, tc := range []struct {
+		name     string
+		maxBytes int // unnestLog's batch; 0: as open does it
+	}{
+		{name: "at open"},
+		{name: "one command a transaction", maxBytes: 1},
+		{name: "two commands a transaction", maxBytes: logNestMin + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, pubs, _ := layoutLog(t, all[:5], ProtocolAnchors)
+			path := filepath.Join(t.TempDir(), "fsm.db")
+			f, err := openFSM(path, verifyEd25519, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			formatNestedFile(t, f.db) // as a binary of 0e05785 stamped it at open
+			mustApply(t, f, l.logs)
+			if got := layoutOf(t, f); got.stamp != "3" || !slices.Equal(got.nested, pubs) {
+				t.Fatalf("before: %+v, want format 3 with %v nested", got, pubs)
+			}
+			wantHash := stateHash(t, f)
+			if tc.maxBytes > 0 {
+				if err := unnestLog(f.db, tc.maxBytes); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			f, err = openFSM(path, verifyEd25519, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if got := layoutOf(t, f); got.stamp != "2" || len(got.nested) != 0 {
+				t.Fatalf("after: %+v, want format 2, nothing nested", got)
+			}
+			if got := stateHash(t, f); !bytes.Equal(got, wantHash) {
+				t.Fatalf("state hash %x, want %x", got, wantHash)
+			}
+			if err := f.view(checksum.Verify); err != nil {
+				t.Fatal(err)
+			}
+			es, err := f.Entries(0, 100)
+			if err != nil || len(es) != len(pubs) {
+				t.Fatalf("entries: %d, %v; want %d", len(es), err, len(pubs))
+			}
+			stamp, verified := imageStamp(t, snapshotImage(t, f))
+			if _, err := beforeNested.Check("state.bin", stamp, false); err != nil || verified != nil {
+				t.Fatalf("snapshot: %v, %v; want one a binary before format 3 takes", err, verified)
 			}
 		})
 	}

@@ -1,6 +1,9 @@
 package replication
 
 import (
+	"bytes"
+	"fmt"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/watchfed/watchfed/replication/checksum"
@@ -96,6 +99,67 @@ func (fr *frames) seal(k, v []byte) []byte {
 // protocol): commands stored from then on may be nested.
 func stampNested(tx *bolt.Tx) error {
 	return tx.Bucket(bucketMeta).Put(keyFormat, fileversion.Stamp(formatNested))
+}
+
+// unnestBatchBytes bounds the commands unnestLog moves in one transaction.
+const unnestBatchBytes = 64 << 20
+
+// unnestLog stores every nested command of the log bucket flat again, as
+// it was (the framed value moves as it is: its checksum covers the key,
+// which is the same), and then stamps the file 2. It is for a file stamped
+// 3 while its state is before protocol 6: a binary between 0e05785 and
+// the rule that the format follows the protocol stamped every file 3 at
+// open, and such a file, and its snapshots, would be refused by a member
+// on the release before. It moves up to maxBytes of commands a
+// transaction, so that a long history does not sit in one transaction's
+// memory; a file left between two is still at 3, read as such, and the
+// next open goes on.
+func unnestLog(db *bolt.DB, maxBytes int) error {
+	var from []byte // the first key not yet looked at
+	for {
+		done := false
+		err := update(db, func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketLog)
+			var keys [][]byte
+			size := 0
+			c := b.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			for ; k != nil && (len(keys) == 0 || size < maxBytes); k, v = c.Next() {
+				if v == nil && b.Bucket(k) != nil {
+					keys = append(keys, bytes.Clone(k))
+					size += len(b.Bucket(k).Get(k))
+				}
+			}
+			if k != nil {
+				from = bytes.Clone(k)
+			}
+			for _, k := range keys {
+				// nil (a nested bucket without its command) is put as an
+				// empty value: damage, as nestedValue reads it.
+				framed := append([]byte{}, b.Bucket(k).Get(k)...)
+				if err := b.DeleteBucket(k); err != nil {
+					return err
+				}
+				if err := b.Put(k, framed); err != nil {
+					return err
+				}
+			}
+			if k == nil {
+				done = true
+				return tx.Bucket(bucketMeta).Put(keyFormat, fileversion.Stamp(formatSums))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store the nested commands of the log flat: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
 }
 
 // getLog is the checked command at log key k (nil if absent).
