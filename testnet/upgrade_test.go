@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -656,4 +657,233 @@ func migrated(t *testing.T, m *Member) {
 	if !strings.Contains(string(log), "migrated the raft log from bbolt to raft-wal") {
 		t.Fatalf("%s: no line in its log says the raft log was migrated", m.Agency)
 	}
+}
+
+// beforeNestedCommit is the last commit of main before 0e05785 put fsm.db
+// at format 3: its binary reads fsm.db (and raft snapshots) of formats 1
+// and 2 and supports protocols 1 to 5, the release a rolling upgrade to
+// this tree starts from.
+const beforeNestedCommit = "a2f844b4927742b152d7a6dab5eb53d7b68e4539"
+
+// TestMixedVersionsSnapshotToOldMember: in a federation of two members on
+// this tree's binary and one on the release before fsm.db format 3
+// (commit a2f844b, the founder: a federation founded on this binary
+// activates protocol 6 before anyone joins, and the old binary then halts
+// at that entry, as with every protocol before), the old member is stopped while the others write more
+// than raft keeps of its log (TrailingLogs), large publications among
+// them, so that when it comes back the leader must send it a snapshot. It
+// takes the snapshot (fsm.db stays at format 2 while protocol 6 is not
+// active) and holds the others' state. Upgraded in turn, it announces
+// protocol 6, the leader activates it, and the snapshots taken from then
+// on are at format 3.
+func TestMixedVersionsSnapshotToOldMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a federation of three processes and fills 10,000 entries of its log")
+	}
+	begin := time.Now()
+	old, cur := watchfedAt(t, beforeNestedCommit), watchfedAt(t, "")
+	t.Logf("binaries built in %v", time.Since(begin).Round(time.Millisecond))
+	nt, conns := startNet(t, Options{NodeConfig: "raft_snapshot_threshold: 16\nraft_snapshot_interval: 200ms\n"}, old, cur, cur)
+	ctx := context.Background()
+	oldM, oldIdx := nt.Members[0], 0
+	for _, m := range nt.Members[1:] {
+		announced(t, m, supportedJSON())
+	}
+	announced(t, oldM, "[1,2,3,4,5]")
+	waitUntil(t, 90*time.Second, "protocol 5 active on every node", func() (bool, string) {
+		var seen []string
+		ok := true
+		for j := range nt.Members {
+			st, err := statusOf(ctx, conns[j], false)
+			seen = append(seen, fmt.Sprintf("%s: %v %d", nt.Members[j].Agency, err, st.GetProtocol()))
+			ok = ok && err == nil && st.Protocol == replication.ProtocolAnchors
+		}
+		return ok, strings.Join(seen, "; ")
+	})
+	t.Logf("mixed federation on protocol 5 at %v", time.Since(begin).Round(time.Millisecond))
+
+	st, err := statusOf(ctx, conns[oldIdx], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nt.Stop(oldM, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	behind, restoredBefore := st.AppliedIndex, restoredCount(t, oldM)
+	// Large publications (an import of a few hundred records is one or a
+	// few of 16 KB or more), then enough small ones that the leader's log
+	// no longer holds what the old member lacks.
+	importRecords(t, conns[1], 400)
+	trailing := replication.DefaultRaftConfig().TrailingLogs
+	fillUntilCompacted(t, conns[1:], behind+trailing)
+	t.Logf("log compacted past %d + %d at %v", behind, trailing, time.Since(begin).Round(time.Millisecond))
+	for _, m := range nt.Members[1:] {
+		if got := snapshotStamp(t, m); got != "2" {
+			t.Fatalf("%s's newest raft snapshot is at fsm.db format %q before protocol 6, want \"2\"", m.Agency, got)
+		}
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = nt.Restart(rctx, oldM)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 90*time.Second, oldM.Agency+" restores a raft snapshot", func() (bool, string) {
+		n := restoredCount(t, oldM)
+		log, _ := os.ReadFile(oldM.LogFile())
+		var said []string // what it said of snapshots: a refusal names the format
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.Contains(l, "snapshot") {
+				said = append(said, l)
+			}
+		}
+		return n > restoredBefore, fmt.Sprintf("%d restores logged, %d before; %s", n, restoredBefore, strings.Join(said[max(0, len(said)-2):], "\n"))
+	})
+	createRecord(t, conns[1], "Written After The Snapshot")
+	waitSameState(t, conns, 1, oldIdx)
+	if st, err := statusOf(ctx, conns[oldIdx], false); err != nil || st.HaltedIndex != 0 || st.Protocol != replication.ProtocolAnchors {
+		t.Fatalf("%s after taking the snapshot: %v %v", oldM.Agency, err, st)
+	}
+	t.Logf("%s on the old binary took a snapshot and holds the others' state at %v", oldM.Agency, time.Since(begin).Round(time.Millisecond))
+
+	// Upgraded: protocol 6 is activated, and the layout moves to format 3.
+	if err := nt.Stop(oldM, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	oldM.Binary = cur
+	rctx, cancel = context.WithTimeout(ctx, time.Minute)
+	err = nt.Restart(rctx, oldM)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 90*time.Second, "protocol 6 active on every node", func() (bool, string) {
+		var seen []string
+		ok := true
+		for j := range nt.Members {
+			st, err := statusOf(ctx, conns[j], false)
+			seen = append(seen, fmt.Sprintf("%s: %v %d@%d", nt.Members[j].Agency, err, st.GetProtocol(), st.GetProtocolSinceIndex()))
+			ok = ok && err == nil && st.Protocol == replication.ProtocolNestedLog
+		}
+		return ok, strings.Join(seen, "; ")
+	})
+	importRecords(t, conns[1], 400)
+	for range 20 {
+		createRecord(t, conns[1], "Written On Protocol 6")
+	}
+	for _, m := range nt.Members {
+		waitUntil(t, time.Minute, m.Agency+" takes a snapshot at fsm.db format 3", func() (bool, string) {
+			got := snapshotStamp(t, m)
+			return got == "3", "format " + got
+		})
+	}
+	waitSameState(t, conns, 1, oldIdx)
+	waitSameState(t, conns, 1, 2)
+	t.Logf("protocol 6 active, snapshots at format 3, one state, at %v", time.Since(begin).Round(time.Millisecond))
+}
+
+// importRecords imports n designations of a list through conn in one
+// stream: the node publishes them in a few large publications.
+func importRecords(t *testing.T, conn *grpc.ClientConn, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stream, err := pb.NewImportServiceClient(conn).Import(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := "upgrade-" + ulid.Make().String()
+	req := &pb.ImportRequest{Source: source, Marking: pb.Marking_MARKING_GREEN}
+	for i := range n {
+		req.Records = append(req.Records, &pb.Record{
+			SourceRef: fmt.Sprintf("%s:%d", source, i), Marking: pb.Marking_MARKING_GREEN,
+			Subject: &pb.Subject{Schema: pb.Schema_SCHEMA_ORGANIZATION, Name: fmt.Sprintf("Imported Trading %s %d", source, i), Countries: []string{"RU"}},
+			Detail:  &pb.Record_Designation{Designation: &pb.Designation{Program: "UPGRADE"}}})
+	}
+	if err := stream.Send(req); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil || int(resp.Added) != n || resp.LogIndex == 0 {
+		t.Fatalf("import of %d records: %v %v", n, err, resp)
+	}
+}
+
+// fillUntilCompacted fills the log through conns until the leader among
+// them has snapshotted past index at: its log then starts after
+// at - TrailingLogs at the latest. The entries are the barriers of
+// consistent reads, 48 at a time: raft commits them in batches, where a
+// record's write waits for its origin's own commit (a fill of records ran
+// at about 100 entries a second on a busy machine).
+func fillUntilCompacted(t *testing.T, conns []*grpc.ClientConn, at uint64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for w := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := pb.NewSharedServiceClient(conns[w%len(conns)])
+			for ctx.Err() == nil {
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				// NotFound after its barrier, or an error (a leader change)
+				// the next read retries: either way it only fills the log.
+				_, _ = sc.GetShared(rctx, &pb.GetSharedRequest{Id: "NO-SUCH/ENTRY", Consistent: true})
+				rcancel()
+			}
+		}()
+	}
+	waitUntil(t, 3*time.Minute, fmt.Sprintf("a snapshot past index %d on the leader", at), func() (bool, string) {
+		var seen []string
+		for j := range conns {
+			st, err := statusOf(ctx, conns[j], false)
+			if err != nil {
+				seen = append(seen, err.Error())
+				continue
+			}
+			if st.Role == "leader" && st.SnapshotIndex > at {
+				return true, ""
+			}
+			seen = append(seen, fmt.Sprintf("%s %s last %d snapshot %d", st.Agency, st.Role, st.LastIndex, st.SnapshotIndex))
+		}
+		return false, strings.Join(seen, "; ")
+	})
+}
+
+// restoredCount is how many times m's node logged that it restored its
+// state from a raft snapshot.
+func restoredCount(t *testing.T, m *Member) int {
+	t.Helper()
+	log, err := os.ReadFile(m.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(log, []byte("replicated state restored from a raft snapshot"))
+}
+
+// snapshotStamp is the fsm.db format stamp of m's newest raft snapshot
+// ("" if it has none, or it is being replaced).
+func snapshotStamp(t *testing.T, m *Member) string {
+	t.Helper()
+	snap := newestSnapshot(t, m)
+	if snap == "" {
+		return ""
+	}
+	db, err := bolt.Open(filepath.Join(snap, "state.bin"), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return "" // removed by a newer snapshot meanwhile
+	}
+	defer db.Close()
+	var stamp string
+	_ = db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket([]byte("meta")); meta != nil {
+			stamp = string(meta.Get([]byte("format")))
+		}
+		return nil
+	})
+	return stamp
 }
