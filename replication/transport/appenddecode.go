@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"time"
 
@@ -16,17 +17,21 @@ import (
 // into a fresh slice on every follower, a MB a publication in a bulk
 // import: 0.72 of 14.4 s of CPU over three imports, mostly page faults.
 // It reports false, leaving req in an undefined state, for anything it
-// does not expect (a field it does not know, a type or form the encoder
-// does not write for it); the caller then decodes req with the codec.
+// does not expect (a field it does not know or twice, a type or form the
+// encoder does not write for it, more entries than raft sends); the caller
+// then decodes req with the codec. A field given twice is refused because
+// the codec decodes the second into what the first left (its entries
+// keep the first's fields the second lacks), which is not worth copying.
 func decodeAppend(in []byte, req *raft.AppendEntriesRequest) bool {
 	d := mpReader{b: in}
 	n, ok := d.mapLen()
 	if !ok {
 		return false
 	}
+	var seen fieldSet
 	for range n {
 		key, ok := d.str()
-		if !ok {
+		if !ok || !seen.add(key) {
 			return false
 		}
 		switch string(key) {
@@ -60,6 +65,29 @@ func decodeAppend(in []byte, req *raft.AppendEntriesRequest) bool {
 		}
 	}
 	return d.off == len(d.b)
+}
+
+// fieldSet is the field names a map has given so far (aliased). A request
+// has nine fields and an entry six: a tenth name is one not known, which
+// the caller refuses anyway.
+type fieldSet struct {
+	keys [9][]byte
+	n    int
+}
+
+// add reports whether key is new and there was room for it, adding it.
+func (s *fieldSet) add(key []byte) bool {
+	for _, k := range s.keys[:s.n] {
+		if bytes.Equal(k, key) {
+			return false
+		}
+	}
+	if s.n == len(s.keys) {
+		return false
+	}
+	s.keys[s.n] = key
+	s.n++
+	return true
 }
 
 // mpReader reads the msgpack forms encode writes for an append request.
@@ -221,7 +249,9 @@ func (d *mpReader) entries() ([]*raft.Log, bool) {
 		return nil, true
 	}
 	n, ok := d.arrayLen()
-	if !ok || n > uint64(len(d.b)-d.off) { // each entry takes a byte at least
+	// Each entry takes a byte at least, and takes 104 bytes here: bounded
+	// by raft's own limit, not the input's size, which can be 64 MiB.
+	if !ok || n > uint64(len(d.b)-d.off) || n > maxAppendEntries {
 		return nil, false
 	}
 	logs := make([]raft.Log, n)
@@ -233,9 +263,10 @@ func (d *mpReader) entries() ([]*raft.Log, bool) {
 		if !ok {
 			return nil, false
 		}
+		var seen fieldSet
 		for range fields {
 			key, ok := d.str()
-			if !ok {
+			if !ok || !seen.add(key) {
 				return nil, false
 			}
 			switch string(key) {
@@ -301,4 +332,75 @@ func (d *mpReader) timestamp() (time.Time, bool) {
 		return time.Unix(int64(tv&0x00000003ffffffff), int64(tv>>34)).UTC(), true
 	}
 	return time.Unix(int64(binary.BigEndian.Uint64(s[4:])), int64(binary.BigEndian.Uint32(s[:4]))).UTC(), true
+}
+
+// maxAppendEntries is the most entries a leader puts in one append request:
+// raft refuses a MaxAppendEntries above 1024 (ValidateConfig) and split only
+// makes batches smaller.
+const maxAppendEntries = 1024
+
+// maxValues bounds the msgpack values, nested ones included, in a message
+// given to the codec: an append request of maxAppendEntries entries of 15
+// fields each has fewer. The codec allocates a value's room as it reads
+// it (a new raft.Log and a slice slot for each entry, over 100 bytes for
+// an entry written in one byte), so a peer's 64 MiB message of one-byte
+// entries took over 6 GB; under the bound the codec allocates a few MB
+// at most, whatever the size of the message.
+const maxValues = maxAppendEntries * 32
+
+// boundedValue walks the msgpack value at the start of in without decoding
+// it: ok if it is whole and has at most max values, nested ones included;
+// end is where it ends. It keeps a count of the values still to read, not
+// a stack, so nesting costs it nothing.
+func boundedValue(in []byte, max int) (end int, ok bool) {
+	d := mpReader{b: in}
+	for pending, seen := 1, 0; pending > 0; pending-- {
+		if seen++; seen > max {
+			return 0, false
+		}
+		c, ok := d.byte()
+		if !ok {
+			return 0, false
+		}
+		var skip, items uint64 // bytes to pass over; values the container holds
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3: // fixints, nil, booleans
+		case c <= 0x8f: // fixmap
+			items = 2 * uint64(c&0x0f)
+		case c <= 0x9f: // fixarray
+			items = uint64(c & 0x0f)
+		case c <= 0xbf: // fixstr
+			skip = uint64(c & 0x1f)
+		case c == 0xc4 || c == 0xc5 || c == 0xc6: // bin 8, 16, 32
+			skip, ok = d.be(1 << (c - 0xc4))
+		case c == 0xc7 || c == 0xc8 || c == 0xc9: // ext 8, 16, 32: length, type, data
+			skip, ok = d.be(1 << (c - 0xc7))
+			skip++
+		case c == 0xca || c == 0xcb: // float 32, 64
+			skip = 4 << (c - 0xca)
+		case c >= 0xcc && c <= 0xcf: // uint 8 to 64
+			skip = 1 << (c - 0xcc)
+		case c >= 0xd0 && c <= 0xd3: // int 8 to 64
+			skip = 1 << (c - 0xd0)
+		case c >= 0xd4 && c <= 0xd8: // fixext 1 to 16: type, data
+			skip = 1 + 1<<(c-0xd4)
+		case c >= 0xd9 && c <= 0xdb: // str 8, 16, 32
+			skip, ok = d.be(1 << (c - 0xd9))
+		case c == 0xdc || c == 0xdd: // array 16, 32
+			items, ok = d.be(2 << (c - 0xdc))
+		case c == 0xde || c == 0xdf: // map 16, 32
+			items, ok = d.be(2 << (c - 0xde))
+			items *= 2
+		default: // 0xc1: never used
+			return 0, false
+		}
+		if !ok || items > uint64(max-seen-(pending-1)) {
+			return 0, false
+		}
+		pending += int(items)
+		if _, ok := d.take(skip); !ok {
+			return 0, false
+		}
+	}
+	return d.off, true
 }

@@ -329,6 +329,9 @@ func decode(b []byte, v any) error {
 		}
 		*req = raft.AppendEntriesRequest{} // decoded again whole by the codec
 	}
+	if _, ok := boundedValue(b, maxValues); !ok {
+		return fmt.Errorf("decode %T: not one whole msgpack value of at most %d values", v, maxValues)
+	}
 	if err := codec.NewDecoderBytes(b, &codec.MsgpackHandle{}).Decode(v); err != nil {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}
