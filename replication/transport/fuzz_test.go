@@ -191,6 +191,10 @@ func FuzzDecode(f *testing.F) {
 		func() any { return &raft.RequestPreVoteRequest{} },
 		func() any { return &raft.TimeoutNowRequest{} },
 		func() any { return &raft.InstallSnapshotRequest{} },
+		func() any { return &raft.RequestVoteResponse{} },
+		func() any { return &raft.RequestPreVoteResponse{} },
+		func() any { return &raft.TimeoutNowResponse{} },
+		func() any { return &raft.InstallSnapshotResponse{} },
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		in = in[:len(in):len(in)]
