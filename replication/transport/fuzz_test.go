@@ -3,6 +3,8 @@ package transport
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
+
+	raftv1 "github.com/watchfed/watchfed/proto/watchfed/raft/v1"
 )
 
 // appendSeeds are encoded append requests as a leader sends them: a
@@ -279,4 +283,48 @@ func TestDecodeAllocationBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chunkStream is an InstallSnapshot stream that gives chunks, then EOF.
+type chunkStream struct {
+	raftv1.RaftService_InstallSnapshotServer // only Recv is called
+	chunks                                   [][]byte
+}
+
+func (s *chunkStream) Recv() (*raftv1.InstallSnapshotRequest, error) {
+	if len(s.chunks) == 0 {
+		return nil, io.EOF
+	}
+	c := s.chunks[0]
+	s.chunks = s.chunks[1:]
+	return &raftv1.InstallSnapshotRequest{Data: c}, nil
+}
+
+// FuzzChunkReader: a snapshot a peer streams in chunks of any sizes (empty
+// ones too, the first in the header's message), read up to the size its
+// header claims (any int64), is the bytes sent up to that size; a stream
+// that ends short of it is an unexpected EOF, never a silent end.
+func FuzzChunkReader(f *testing.F) {
+	f.Add([]byte("snapshot data"), []byte{3, 0, 5}, int64(13))
+	f.Add([]byte("snapshot data"), []byte{0}, int64(-1))
+	f.Add([]byte("snapshot data"), []byte{13, 0, 0}, int64(7))
+	f.Add([]byte("abc"), []byte{0, 0, 1}, int64(1<<40))
+	f.Fuzz(func(t *testing.T, data, cuts []byte, size int64) {
+		var chunks [][]byte
+		rest := data
+		for _, c := range cuts {
+			n := min(int(c), len(rest))
+			chunks, rest = append(chunks, rest[:n]), rest[n:]
+		}
+		chunks = append(chunks, rest)
+		r := &chunkReader{stream: &chunkStream{chunks: chunks[1:]}, buf: chunks[0]}
+		got, err := io.ReadAll(io.LimitReader(r, size))
+		want := data[:max(0, min(size, int64(len(data))))]
+		if !bytes.Equal(got, want) {
+			t.Fatalf("read %q, want %q", got, want)
+		}
+		if short := size > int64(len(data)); short != errors.Is(err, io.ErrUnexpectedEOF) || (!short && err != nil) {
+			t.Fatalf("%d bytes sent, %d claimed: error %v", len(data), size, err)
+		}
+	})
 }
