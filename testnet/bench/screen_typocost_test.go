@@ -20,11 +20,13 @@ import (
 // edits of the first given name of every listed person "SURNAME, Given":
 // a w written before it (or its leading w dropped), its woman's form in -a
 // (a final o or e changed, else an a added), and a random first-letter edit
-// for one person in ten (seed 7). It logs how many of each are found at 0.8
-// or more. WATCHFED_SCREEN_TYPOCOST=1 runs it, WATCHFED_SCREEN_MISSES names a
-// file for the queries found at 0.8 (to compare two builds), and
-// WATCHFED_SCREEN_SEED=N draws with seeds N+7 (typos) and N+8 (first
-// letters) instead (the in-process evaluation's sets take N to N+6).
+// for one person in ten (seed 7), and one edit anywhere in every such name
+// (seed 13). It logs how many of each are found at 0.8 or more.
+// WATCHFED_SCREEN_TYPOCOST=1 runs it, WATCHFED_SCREEN_MISSES names a file
+// for the queries found at 0.8 (to compare two builds), and
+// WATCHFED_SCREEN_SEED=N draws with seeds N+7 (typos), N+8 (first letters)
+// and N+9 (given-name edits) instead (the in-process evaluation's sets take
+// N to N+6).
 //
 //	WATCHFED_SCREEN_TYPOCOST=1 go test -run ScreenTypoCost -v ./testnet/bench
 func TestScreenTypoCost(t *testing.T) {
@@ -41,12 +43,12 @@ func TestScreenTypoCost(t *testing.T) {
 		it.Record.Id = it.Record.SourceRef
 		x.Put(screen.EntryOf(it.Record, false))
 	}
-	typoSeed, letterSeed := uint64(11), uint64(7)
+	typoSeed, letterSeed, givenSeed := uint64(11), uint64(7), uint64(13)
 	if os.Getenv("WATCHFED_SCREEN_SEED") != "" {
 		base := evalSeeds(t).Tuning
-		typoSeed, letterSeed = base+7, base+8
+		typoSeed, letterSeed, givenSeed = base+7, base+8, base+9
 	}
-	t.Logf("seeds: typos %d, first letters %d", typoSeed, letterSeed)
+	t.Logf("seeds: typos %d, first letters %d, given-name typos %d", typoSeed, letterSeed, givenSeed)
 	vs := EvalVariants(items, func(string) bool { return true }, 3000, typoSeed)
 	vs = slices.DeleteFunc(vs, func(v Variant) bool { return v.Kind != "typo1" && v.Kind != "typo2" })
 	set := EvalSet{Split: "typo-cost", Variants: vs}
@@ -68,6 +70,7 @@ func TestScreenTypoCost(t *testing.T) {
 		t.Logf("%s: %d queries, recall@10 %.4f, top-1 %.4f, %d found at 0.8", k, v.Queries, v.Recall(), v.Top1Share(), v.At08)
 	}
 	rng := rand.New(rand.NewPCG(letterSeed, 0))
+	grng := rand.New(rand.NewPCG(givenSeed, 0))
 	type query struct{ kind, name, ref string }
 	var qs []query
 	for _, it := range items {
@@ -107,6 +110,11 @@ func TestScreenTypoCost(t *testing.T) {
 				qs = append(qs, query{"first-letter", with(ng), it.Record.SourceRef})
 			}
 		}
+		// one edit anywhere in the name, three-letter names too (the
+		// variants edit words of four letters or more, first letter kept)
+		if ng := anyEdit(grng, g); ng != g && len(ng) >= 2 {
+			qs = append(qs, query{"given-typo", with(ng), it.Record.SourceRef})
+		}
 	}
 	n, found := map[string]int{}, map[string]int{}
 	var lines []string
@@ -120,7 +128,7 @@ func TestScreenTypoCost(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"w-added", "w-dropped", "in-a", "first-letter"} {
+	for _, k := range []string{"w-added", "w-dropped", "in-a", "first-letter", "given-typo"} {
 		t.Logf("%s: %d queries, %d found at 0.8", k, n[k], found[k])
 	}
 	if f := os.Getenv("WATCHFED_SCREEN_MISSES"); f != "" {
@@ -129,4 +137,25 @@ func TestScreenTypoCost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// anyEdit makes one edit at a random place of w: a letter changed, dropped
+// or added, or two neighbours swapped.
+func anyEdit(rng *rand.Rand, w string) string {
+	b := []byte(w)
+	p := rng.IntN(len(b))
+	c := byte('a' + rng.IntN(26))
+	switch rng.IntN(4) {
+	case 0:
+		b[p] = c
+	case 1:
+		b = append(b[:p], b[p+1:]...)
+	case 2:
+		b = append(b[:p], append([]byte{c}, b[p:]...)...)
+	default:
+		if p+1 < len(b) {
+			b[p], b[p+1] = b[p+1], b[p]
+		}
+	}
+	return string(b)
 }
