@@ -374,7 +374,9 @@ func (x *Index) listedText(n *nameRec, p match) string {
 //     romanisation keeps the consonants ("muhammad", "mohamed");
 //   - other-given: a listed person's given name and another given name of
 //     the index's lexicon, not the same name in another form ("karin",
-//     "karim"; UseGivenNames), or one with a w before it ("wasim", "asim").
+//     "karim"; UseGivenNames), one with a w before it ("wasim", "asim"), or
+//     a given name of the lexicon or of a listed person one letter from it
+//     with other consonants ("saud", "saul").
 //
 // Without a lexicon, a word one letter from the listed word with no other
 // sign ("karin", "karim") is left a typo: nothing in the name tells them
@@ -430,6 +432,11 @@ const otherNameFrom, otherNameTo = 0.75, 0.79
 //     without the lexicon: the consonant key leaves a w out, and a typo
 //     seldom adds one at a word's start. Not an h: "heriberto" and
 //     "eriberto", "helena" and "elena" are one name.
+//   - A given name of the lexicon or of a listed person that the lexicon
+//     cannot relate to l, one letter from it with other consonants, is
+//     another name ("saud", "saul"; "mai", "mani"), with or without the
+//     lexicon: a typo seldom makes a given name. One consonant key keeps
+//     the pair a typo or a romanisation ("jamil", "jamal").
 func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
 	switch rel := x.given.Relate(t.Text, l.text); rel {
 	case names.SameName:
@@ -444,8 +451,20 @@ func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
 			}
 		}
 	case names.Unknown:
-		if (t.lexicon || t.given) && initialW(t.Text, l.text) && !names.Particle(t.Text) && !names.Particle(l.text) {
+		if !(t.lexicon || t.given) || names.Particle(t.Text) || names.Particle(l.text) {
+			return 0
+		}
+		if initialW(t.Text, l.text) {
 			return lexOther
+		}
+		// A given name (of the lexicon or of a listed person) one letter
+		// from a listed given name with other consonants is another name
+		// ("saud", "saul"): a typo seldom makes a given name.
+		switch how {
+		case "similar", "ending", "another", "typo", "phonetic":
+			if t.skel != l.skel && oneEdit(t.Text, l.text) {
+				return lexOther
+			}
 		}
 	}
 	return 0

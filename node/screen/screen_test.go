@@ -512,6 +512,52 @@ func TestInitialW(t *testing.T) {
 	}
 }
 
+// TestOneEditGivenName: a query word attested as a given name (some listed
+// person's, or the lexicon's) one letter from a listed given name with other
+// consonants is another person's name ("Saud" for "Saul"); a word attested
+// nowhere as a given name is left a typo, and so is a pair of one consonant
+// key.
+func TestOneEditGivenName(t *testing.T) {
+	g, err := names.ParseGivenNames(strings.NewReader("name;gender;VN\nMai;F;-2\n"), -8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	P := pb.Schema_SCHEMA_PERSON
+	for _, tc := range []struct {
+		query, first string
+		lexicon      *names.GivenNames
+		atLeast08    bool
+		explains     string
+	}{
+		{"Saud Paez Lopez", "paez", nil, false, "saud~saul(other-given"}, // a listed given name
+		{"Saul Paez Lopez", "paez", nil, true, ""},
+		{"Sauk Paez Lopez", "paez", nil, true, ""},                 // no given name: a typo
+		{"Mai Jafari", "jafari", g, false, "mai~mani(other-given"}, // a given name of the lexicon
+		{"Mai Jafari", "jafari", nil, true, ""},
+		{"Jamal Hamdan", "hamdan", nil, true, ""}, // jamal, jamil: one consonant key
+	} {
+		x := listed()
+		x.UseGivenNames(tc.lexicon)
+		for _, e := range []*Entry{
+			{ID: "paez", Schema: P, Names: []Name{{Text: "PAEZ LOPEZ, Saul"}}},
+			{ID: "faisal", Schema: P, Names: []Name{{Text: "AL-FAISAL, Saud"}}},
+			{ID: "jafari", Schema: P, Names: []Name{{Text: "JAFARI, Mani"}}},
+			{ID: "hamdan", Schema: P, Names: []Name{{Text: "HAMDAN, Jamil"}}},
+			{ID: "other", Schema: P, Names: []Name{{Text: "NASSER, Jamal"}}},
+		} {
+			x.Put(e)
+		}
+		rs := x.Search(Query{Name: tc.query})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+			t.Fatalf("%q: want %s first, got %+v", tc.query, tc.first, rs)
+		}
+		r := rs[0]
+		if (r.Score >= DefaultThreshold) != tc.atLeast08 || !strings.Contains(r.Explanation.String(), tc.explains) {
+			t.Errorf("%q (lexicon %v): %.3f (%s), want at least %.2f: %v, explained %q", tc.query, tc.lexicon != nil, r.Score, r.Explanation, DefaultThreshold, tc.atLeast08, tc.explains)
+		}
+	}
+}
+
 // TestDefaultGivenNames: a new index tells given names apart with the
 // project's lexicon (names.DefaultGivenNames), and says so in the result.
 func TestDefaultGivenNames(t *testing.T) {
