@@ -436,7 +436,8 @@ const otherNameFrom, otherNameTo = 0.75, 0.79
 //     cannot relate to l, one letter from it with other consonants, is
 //     another name ("saud", "saul"; "mai", "mani"), with or without the
 //     lexicon: a typo seldom makes a given name. One consonant key keeps
-//     the pair a typo or a romanisation ("jamil", "jamal").
+//     the pair a typo or a romanisation ("jamil", "jamal"), and so does a
+//     final h or e ("rabi", "rabie").
 func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
 	switch rel := x.given.Relate(t.Text, l.text); rel {
 	case names.SameName:
@@ -459,15 +460,26 @@ func (x *Index) lexicon(t *qword, l *tokInfo, how string) uint8 {
 		}
 		// A given name (of the lexicon or of a listed person) one letter
 		// from a listed given name with other consonants is another name
-		// ("saud", "saul"): a typo seldom makes a given name.
+		// ("saud", "saul"): a typo seldom makes a given name. A final h or
+		// e comes and goes in romanisations ("rabi", "rabie"; see
+		// otherEnding).
 		switch how {
 		case "similar", "ending", "another", "typo", "phonetic":
-			if t.skel != l.skel && oneEdit(t.Text, l.text) {
+			if t.skel != l.skel && oneEdit(t.Text, l.text) && !finalHE(t.Text, l.text) {
 				return lexOther
 			}
 		}
 	}
 	return 0
+}
+
+// finalHE reports whether one of a and b is the other with an h or an e
+// written after it ("rabi", "rabie"; "abdulla", "abdullah").
+func finalHE(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return len(b) == len(a)+1 && b[:len(a)] == a && (b[len(a)] == 'h' || b[len(a)] == 'e')
 }
 
 // initialW reports whether a and b differ by a w written before one of them

@@ -534,7 +534,8 @@ func TestOneEditGivenName(t *testing.T) {
 		{"Sauk Paez Lopez", "paez", nil, true, ""},                 // no given name: a typo
 		{"Mai Jafari", "jafari", g, false, "mai~mani(other-given"}, // a given name of the lexicon
 		{"Mai Jafari", "jafari", nil, true, ""},
-		{"Jamal Hamdan", "hamdan", nil, true, ""}, // jamal, jamil: one consonant key
+		{"Jamal Hamdan", "hamdan", nil, true, ""},                       // jamal, jamil: one consonant key
+		{"Rabie Sharif", "sharif", names.DefaultGivenNames(), true, ""}, // a final e: another romanisation
 	} {
 		x := listed()
 		x.UseGivenNames(tc.lexicon)
@@ -544,6 +545,7 @@ func TestOneEditGivenName(t *testing.T) {
 			{ID: "jafari", Schema: P, Names: []Name{{Text: "JAFARI, Mani"}}},
 			{ID: "hamdan", Schema: P, Names: []Name{{Text: "HAMDAN, Jamil"}}},
 			{ID: "other", Schema: P, Names: []Name{{Text: "NASSER, Jamal"}}},
+			{ID: "sharif", Schema: P, Names: []Name{{Text: "SHARIF, Rabi"}}},
 		} {
 			x.Put(e)
 		}
