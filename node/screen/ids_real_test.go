@@ -1,14 +1,10 @@
 package screen_test
 
 import (
-	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"testing"
 
-	"github.com/watchfed/watchfed/node/importer"
 	"github.com/watchfed/watchfed/node/screen"
 	pb "github.com/watchfed/watchfed/proto/watchfed/v1"
 	"github.com/watchfed/watchfed/testnet/shareddata"
@@ -59,25 +55,7 @@ func TestTypedIDsReal(t *testing.T) {
 			[]pb.IdentifierType{pb.IdentifierType_IDENTIFIER_TYPE_IMO}, "IMO number: 5145892"},
 	} {
 		t.Run(ed.name, func(t *testing.T) {
-			var files importer.Files
-			for _, f := range []struct {
-				rel string
-				dst *io.Reader
-			}{{ed.main, &files.Main}, {ed.alt, &files.Alt}, {ed.add, &files.Add}, {ed.comments, &files.Comments}} {
-				if f.rel == "" {
-					continue
-				}
-				fh, err := os.Open(filepath.Join(data, f.rel))
-				if err != nil {
-					t.Skipf("list file not present: %v", err)
-				}
-				t.Cleanup(func() { fh.Close() })
-				*f.dst = fh
-			}
-			res, err := importer.Parse(ed.format, "", files)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := parseEdition(t, data, ed.format, ed.main, ed.alt, ed.add, ed.comments)
 			x := screen.NewIndex()
 			for _, it := range res.Items {
 				it.Record.Id = it.Record.SourceRef

@@ -33,29 +33,38 @@ func TestExactNamesEditions(t *testing.T) {
 		{"bis-dpl-2022", "bis-dpl", "bis-dpl/dpl_2022.txt", "", "", ""},
 	} {
 		t.Run(ed.name, func(t *testing.T) {
-			var files importer.Files
-			for _, f := range []struct {
-				rel string
-				dst *io.Reader
-			}{{ed.main, &files.Main}, {ed.alt, &files.Alt}, {ed.add, &files.Add}, {ed.comments, &files.Comments}} {
-				if f.rel == "" {
-					continue
-				}
-				fh, err := os.Open(filepath.Join(data, f.rel))
-				if err != nil {
-					t.Skipf("list file not present: %v", err)
-				}
-				t.Cleanup(func() { fh.Close() })
-				*f.dst = fh
-			}
-			res, err := importer.Parse(ed.format, "", files)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := parseEdition(t, data, ed.format, ed.main, ed.alt, ed.add, ed.comments)
 			if len(res.Rejects) > 0 {
 				t.Errorf("%d rejects, first: %s", len(res.Rejects), res.Rejects[0])
 			}
 			exactSelfTest(t, res.Items)
 		})
 	}
+}
+
+// parseEdition parses one edition of the shared data folder from its files
+// (paths relative to data; "" for a file the format does not have),
+// skipping the test where a file is absent.
+func parseEdition(t *testing.T, data, format, main, alt, add, comments string) *importer.Result {
+	t.Helper()
+	var files importer.Files
+	for _, f := range []struct {
+		rel string
+		dst *io.Reader
+	}{{main, &files.Main}, {alt, &files.Alt}, {add, &files.Add}, {comments, &files.Comments}} {
+		if f.rel == "" {
+			continue
+		}
+		fh, err := os.Open(filepath.Join(data, f.rel))
+		if err != nil {
+			t.Skipf("list file not present: %v", err)
+		}
+		t.Cleanup(func() { fh.Close() })
+		*f.dst = fh
+	}
+	res, err := importer.Parse(format, "", files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
