@@ -105,8 +105,10 @@ func particleRun(nn int, particle func(k int) bool) bool {
 // is covered: qcov^0.6 · ncov^0.4. A pair weighs what its listed words weigh.
 //
 // other is the index in words of the least similar pair of single words
-// judged another name (otherName), -1 when there is none.
-func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatch, other int) {
+// judged another name (otherName), -1 when there is none; alike, of the
+// least similar pair of a given name of the name with a query word only
+// alike (alikeGiven), -1 when there is none.
+func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatch, other, alike int) {
 	ps := q.ps[:0]
 	for qi := range q.ws {
 		t := &q.ws[qi]
@@ -174,7 +176,7 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 	}
 	clear(nUsed)
 	words = make([]WordMatch, 0, len(q.ws)+len(n.toks))
-	other = -1
+	other, alike = -1, -1
 	var qw, qm, nw, nm float64
 	for ni, tid := range n.toks {
 		nWeight[ni] = x.idf(len(x.toks[tid].post))
@@ -221,6 +223,9 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 			if p.qn == 1 && p.nn == 1 && otherName(t, &x.toks[n.toks[p.ni]], p.how) && (other < 0 || p.sim < words[other].Similarity) {
 				other = len(words)
 			}
+			if p.qn == 1 && p.nn == 1 && p.ni < 32 && n.given&(1<<p.ni) != 0 && alikeGiven(p.how) && (alike < 0 || p.sim < words[alike].Similarity) {
+				alike = len(words)
+			}
 			words = append(words, WordMatch{Query: q.runText(p), Listed: x.listedText(n, p), Similarity: round(p.sim), How: p.how})
 			continue
 		}
@@ -240,7 +245,7 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 		words = append(words, WordMatch{Listed: x.toks[n.toks[ni]].text, How: "missing"})
 	}
 	if qw == 0 || nw == 0 {
-		return 0, words, other
+		return 0, words, other, alike
 	}
 	score = math.Pow(qm/qw, 0.6) * math.Pow(nm/nw, 0.4)
 	if len(n.toks) == 1 && score < 1 {
@@ -248,7 +253,7 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 		// name tells a typo ("Salina" for "Salinas") from another name.
 		score *= score
 	}
-	return score, words, other
+	return score, words, other, alike
 }
 
 // grow returns *b resized to n, reallocated only when too small.
@@ -409,6 +414,39 @@ func otherNameCap(s float64) float64 {
 }
 
 const otherNameFrom, otherNameTo = 0.75, 0.79
+
+// alikeGiven reports whether a query word paired as how with a given name
+// of a person's name is only alike: neither the name as written, nor
+// another romanisation of it (one transliteration key), nor the same name in
+// another form by the lexicon (equivalent), nor an initial, but a word a
+// few letters off (similar, ending, typo, phonetic) or of the same
+// consonants written without vowels (consonants: "hmyd" is Hamid as much as
+// Ahmad). Such a pair cannot tell a typo from another person's name
+// ("maristella", "marisela"; "chiara", "chikara"), and a given name weighs
+// little against a rare surname, so it would hardly lower the name's score:
+// alikeCap keeps the name under 0.9.
+func alikeGiven(how string) bool {
+	switch how {
+	case "similar", "ending", "typo", "phonetic", "consonants":
+		return true
+	}
+	return false
+}
+
+// alikeCap is a person's name score when one of its given names was only
+// alike (alikeGiven): a possible match, never a sure one. Scores above
+// alikeFrom are pressed into alikeFrom..alikeTo, keeping their order, so that
+// a name at DefaultThreshold or more stays there (a one-letter typo in a given
+// name is still found) and the right entry still ranks first among those
+// pressed alike.
+func alikeCap(s float64) float64 {
+	if s <= alikeFrom {
+		return s
+	}
+	return alikeFrom + (s-alikeFrom)*(alikeTo-alikeFrom)/(1-alikeFrom)
+}
+
+const alikeFrom, alikeTo = 0.85, 0.89
 
 // lexicon tells what the index's lexicon of given names makes of a query
 // word t paired with a listed word l that some listed person has as a given

@@ -605,3 +605,45 @@ func TestDefaultGivenNames(t *testing.T) {
 		}
 	}
 }
+
+// TestAlikeGivenName: a person's given name matched only as alike (a few
+// letters off, or the same consonants without vowels) keeps the name under
+// 0.9 however rare its surname, and a one-letter typo of it still at 0.8 or
+// more, first; the same name as written, in another romanisation or by the
+// lexicon is not held down.
+func TestAlikeGivenName(t *testing.T) {
+	P := pb.Schema_SCHEMA_PERSON
+	x := listed()
+	for _, e := range []*Entry{
+		{ID: "parra", Schema: P, Names: []Name{{Text: "PARRA SANCHEZ, Mario"}}},
+		{ID: "zagaria", Schema: P, Names: []Name{{Text: "ZAGARIA, Carmine"}}},
+		{ID: "hamdan", Schema: P, Names: []Name{{Text: "HAMDAN, Ahmad"}}},
+		{ID: "kuznetsov", Schema: P, Names: []Name{{Text: "KUZNETSOV, Muhammad"}}},
+		{ID: "pardo", Schema: P, Names: []Name{{Text: "PARDO ESPINO, Eduardo"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct {
+		query, first string
+		atLeast09    bool
+		explains     string
+	}{
+		{"Marcio Parra Sanchez", "parra", false, "alike_given"}, // another given name two letters off
+		{"Karine Zagaria", "zagaria", false, "alike_given"},
+		{"Mairo Parra Sanchez", "parra", false, "alike_given"}, // a typo: still found
+		{"Carmien Zagaria", "zagaria", false, "alike_given"},   // a typo: still found
+		{"حميد همدان", "hamdan", false, "alike_given"},         // hmyd: Hamid as much as Ahmad
+		{"Mario Parra Sanchez", "parra", true, ""},             // as written
+		{"Mukhammad Kuznetsov", "kuznetsov", true, ""},         // another romanisation
+		{"Edward Pardo Espino", "pardo", true, "equivalent"},   // the same name by the lexicon
+	} {
+		rs := x.Search(Query{Name: tc.query})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+			t.Fatalf("%q: want %s first, got %+v", tc.query, tc.first, rs)
+		}
+		r := rs[0]
+		if r.Score < DefaultThreshold || (r.Score >= 0.9) != tc.atLeast09 || !strings.Contains(r.Explanation.String(), tc.explains) {
+			t.Errorf("%q: %.3f (%s), want at least 0.8, at least 0.9: %v, explained %q", tc.query, r.Score, r.Explanation, tc.atLeast09, tc.explains)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func (x *Index) Search(q Query) []Result {
 		for _, nid := range x.candidates(qt, q) {
 			n := &x.names[nid]
 			e := x.entries[n.entry]
-			ns, words, other := x.nameScore(qq, n)
+			ns, words, other, alike := x.nameScore(qq, n)
 			if n.weak {
 				ns *= 0.95
 			}
@@ -169,6 +169,12 @@ func (x *Index) Search(q Query) []Result {
 					w := words[other]
 					capF = []Feature{{Name: "other_name", Effect: round(c - ns),
 						Detail: fmt.Sprintf("%s~%s: another person's name, under %.2f", w.Query, w.Listed, DefaultThreshold)}}
+				}
+			} else if alike >= 0 && e.Schema == pb.Schema_SCHEMA_PERSON {
+				if c := alikeCap(ns); c < ns {
+					w := words[alike]
+					capF = []Feature{{Name: "alike_given", Effect: round(c - ns),
+						Detail: fmt.Sprintf("%s~%s: a given name alike, not the same: under %.2f", w.Query, w.Listed, alikeTo+0.01)}}
 				}
 			}
 			score, feats := features(ns, e, q)
