@@ -118,6 +118,10 @@ const (
 
 type nameRec struct {
 	entry uint32
+	// abjad has a bit for each of the first 32 words written in this name
+	// without vowels (names.Word.Abjad; a word's tokInfo.abjad is set if any
+	// name writes it so)
+	abjad uint32
 	// toks are the name's words in order, a repeated word as often as it
 	// occurs ("KARIM AHMED KARIM"): order finds particles written apart,
 	// repeats must be matched each time.
@@ -239,9 +243,12 @@ func (x *Index) Put(e *Entry) {
 		}
 		nid := uint32(len(x.names))
 		rec := nameRec{entry: slot, text: n.Text, weak: n.Weak, live: true, toks: make([]uint32, 0, len(ts))}
-		for _, t := range ts {
+		for i, t := range ts {
 			tid := x.token(t)
 			rec.inits |= letterBag(t.Text[:1])
+			if t.Abjad && i < 32 {
+				rec.abjad |= 1 << i
+			}
 			if !slices.Contains(rec.toks, tid) {
 				x.toks[tid].post = append(x.toks[tid].post, nid)
 				x.meta[tid].flags |= metaLive

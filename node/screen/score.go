@@ -116,29 +116,18 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 			key := uint64(qi)<<32 | uint64(tid)
 			c, ok := q.cache[key]
 			if !ok {
-				ti := &x.toks[tid]
-				c.sim, c.how = tokenSimK(t.Text, ti.text, t.skel, ti.skel, t.tkey, ti.tkey, t.Abjad || ti.abjad, ti.ascii && t.ascii)
-				if c.how == "similar" && t.known && t.skel != ti.skel {
-					// A typo seldom makes a word some listed name has: a
-					// query word the list knows, with other consonants
-					// than the listed word, is another name ("farhad",
-					// "farshad"), not a misspelling of it.
-					c.sim, c.how = min(c.sim, endingSim), "another"
-				}
-				// (a word in -a the lexicon lacks may be a woman's form
-				// of a man's name it has: see lexicon)
-				if (t.lexicon || t.given || strings.HasSuffix(t.Text, "a")) && x.meta[tid].flags&metaGiven != 0 {
-					// what the lexicon (or a w before a given name: see
-					// lexicon) tells, marked before how (a byte more in
-					// the cache would make each entry 32 bytes)
-					switch x.lexicon(t, ti, c.how) {
-					case lexSame:
-						c.how = lexSameMark + c.how
-					case lexOther:
-						c.how = lexOtherMark + c.how
-					}
-				}
+				c = x.pairOf(t, tid, t.Abjad || x.toks[tid].abjad)
 				q.cache[key] = c
+			}
+			if strings.HasSuffix(c.how, "consonants") && !t.Abjad && ni < 32 && n.abjad&(1<<ni) == 0 {
+				// The consonant key is for a word written without
+				// vowels; neither was here, the listed word is only
+				// written so in another name ("star" of GOLDEN STAR and
+				// ستار): their vowels tell ("stroy", "star").
+				if c, ok = q.cache[key|1<<63]; !ok {
+					c = x.pairOf(t, tid, false)
+					q.cache[key|1<<63] = c
+				}
 			}
 			sim, how := c.sim, c.how
 			if mark := how[:min(len(how), 1)]; mark == lexSameMark || mark == lexOtherMark {
@@ -254,6 +243,35 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 		score *= score
 	}
 	return score, words, other, alike
+}
+
+// pairOf is the similarity of query word t and listed word tid (abjad: as
+// words written without vowels), with what the query word's being known to
+// the list and the lexicon tell (see nameScore).
+func (x *Index) pairOf(t *qword, tid uint32, abjad bool) (c pairSim) {
+	ti := &x.toks[tid]
+	c.sim, c.how = tokenSimK(t.Text, ti.text, t.skel, ti.skel, t.tkey, ti.tkey, abjad, ti.ascii && t.ascii)
+	if c.how == "similar" && t.known && t.skel != ti.skel {
+		// A typo seldom makes a word some listed name has: a
+		// query word the list knows, with other consonants
+		// than the listed word, is another name ("farhad",
+		// "farshad"), not a misspelling of it.
+		c.sim, c.how = min(c.sim, endingSim), "another"
+	}
+	// (a word in -a the lexicon lacks may be a woman's form
+	// of a man's name it has: see lexicon)
+	if (t.lexicon || t.given || strings.HasSuffix(t.Text, "a")) && x.meta[tid].flags&metaGiven != 0 {
+		// what the lexicon (or a w before a given name: see
+		// lexicon) tells, marked before how (a byte more in
+		// the cache would make each entry 32 bytes)
+		switch x.lexicon(t, ti, c.how) {
+		case lexSame:
+			c.how = lexSameMark + c.how
+		case lexOther:
+			c.how = lexOtherMark + c.how
+		}
+	}
+	return c
 }
 
 // grow returns *b resized to n, reallocated only when too small.

@@ -647,3 +647,37 @@ func TestAlikeGivenName(t *testing.T) {
 		}
 	}
 }
+
+// TestConsonantsWrittenWithVowels: the consonant key pairs words of which
+// one was written without vowels (Arabic, Hebrew, Persian), in the query or
+// in the listed name being scored; not two words written with their vowels
+// because some other listed name writes one of them without ("star" of
+// GOLDEN STAR and ستار).
+func TestConsonantsWrittenWithVowels(t *testing.T) {
+	x := listed()
+	for _, e := range []*Entry{
+		{ID: "golden", Schema: pb.Schema_SCHEMA_ORGANIZATION, Names: []Name{{Text: "GOLDEN STAR CO"}}},
+		{ID: "sattar", Schema: pb.Schema_SCHEMA_ORGANIZATION, Names: []Name{{Text: "ستار"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct {
+		query, first string
+		atLeast09    bool
+		explains     string
+	}{
+		{"Golden Stroy S.A.", "golden", false, ""},
+		{"Golden Star", "golden", true, ""},
+		{"Stroy", "sattar", false, "consonants"}, // against the word written without vowels (one word: 0.9²)
+		{"ستار", "sattar", true, ""},
+	} {
+		rs := x.Search(Query{Name: tc.query, Threshold: 0.01})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+			t.Fatalf("%q: want %s first, got %+v", tc.query, tc.first, rs)
+		}
+		r := rs[0]
+		if (r.Score >= 0.9) != tc.atLeast09 || !strings.Contains(r.Explanation.String(), tc.explains) {
+			t.Errorf("%q: %.3f (%s), want at least 0.9: %v, explained %q", tc.query, r.Score, r.Explanation, tc.atLeast09, tc.explains)
+		}
+	}
+}
