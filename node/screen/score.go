@@ -424,12 +424,7 @@ func otherName(t *qword, l *tokInfo, how string) bool {
 // DefaultThreshold. Scores above otherNameFrom are pressed into
 // otherNameFrom..otherNameTo, keeping their order, so that the right entry
 // still ranks first when a typo was taken for another name.
-func otherNameCap(s float64) float64 {
-	if s <= otherNameFrom {
-		return s
-	}
-	return otherNameFrom + (s-otherNameFrom)*(otherNameTo-otherNameFrom)/(1-otherNameFrom)
-}
+func otherNameCap(s float64) float64 { return press(s, otherNameFrom, otherNameTo) }
 
 const otherNameFrom, otherNameTo = 0.75, 0.79
 
@@ -457,14 +452,18 @@ func alikeGiven(how string) bool {
 // a name at DefaultThreshold or more stays there (a one-letter typo in a given
 // name is still found) and the right entry still ranks first among those
 // pressed alike.
-func alikeCap(s float64) float64 {
-	if s <= alikeFrom {
-		return s
-	}
-	return alikeFrom + (s-alikeFrom)*(alikeTo-alikeFrom)/(1-alikeFrom)
-}
+func alikeCap(s float64) float64 { return press(s, alikeFrom, alikeTo) }
 
 const alikeFrom, alikeTo = 0.85, 0.89
+
+// press maps a score s in from..1 linearly onto from..to, keeping order;
+// a score at or under from is left as it is.
+func press(s, from, to float64) float64 {
+	if s <= from {
+		return s
+	}
+	return from + (s-from)*(to-from)/(1-from)
+}
 
 // lexicon tells what the index's lexicon of given names makes of a query
 // word t paired with a listed word l that some listed person has as a given
