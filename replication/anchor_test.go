@@ -101,7 +101,7 @@ func TestAuditAnchorRules(t *testing.T) {
 			dir := t.TempDir()
 			var hashes [][]byte
 			for _, name := range []string{"one.db", "two.db"} {
-				f := openSupporting(t, filepath.Join(dir, name), SupportedProtocols()...)
+				f := openTestFSM(t, filepath.Join(dir, name), nil)
 				res := applyAll(f, l.logs)
 				for _, r := range res[:len(res)-1] {
 					if r.Err != nil {
@@ -141,8 +141,7 @@ func TestAuditAnchorRules(t *testing.T) {
 func TestAuditAnchorNeedsProtocol5(t *testing.T) {
 	l := newProtoLog(t)
 	l.add(l.anchorCmd("AA", "AA", 3))
-	f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), SupportedProtocols()...)
-	defer f.Close()
+	f := newTestFSM(t, nil)
 	res := applyAll(f, l.logs)
 	if err := res[len(res)-1].Err; !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "needs protocol 5") {
 		t.Fatalf("got %v", err)
@@ -160,8 +159,7 @@ func TestAuditAnchorsBounded(t *testing.T) {
 		l.add(l.anchorCmd("AA", "AA", seq*10))
 	}
 	l.add(l.anchorCmd("BB", "BB", 1))
-	f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), SupportedProtocols()...)
-	defer f.Close()
+	f := newTestFSM(t, nil)
 	for _, r := range applyAll(f, l.logs) {
 		if r.Err != nil {
 			t.Fatalf("entry %d: %v", r.Index, r.Err)

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,6 +52,15 @@ func (l *protoLog) invite(agency string) {
 	l.add(memberCmd(&peerpb.MemberChange{Change: &peerpb.MemberChange_Invite{Invite: m}}))
 }
 
+// checkpointFSM is a new FSM of a binary supporting protocols 1 and
+// ProtocolCheckpoints that rebuilds a damaged state from l.
+func checkpointFSM(t *testing.T, l *protoLog) *FSM {
+	t.Helper()
+	f := newTestFSM(t, nil, 1, ProtocolCheckpoints)
+	f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: l}
+	return f
+}
+
 // tamperKey is tamper on the value of key.
 func tamperKey(t *testing.T, f *FSM, bucket, key []byte) {
 	t.Helper()
@@ -89,14 +97,7 @@ func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 	l.add(l.announcement("BB", "BB", 1, ProtocolCheckpoints))
 	l.add(activation(ProtocolCheckpoints))
 	l.add(barrierCmd())
-	supported := []uint32{1, ProtocolCheckpoints}
-	open := func() *FSM {
-		f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), supported...)
-		t.Cleanup(func() { f.Close() })
-		f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: l}
-		return f
-	}
-	leader, batched, tampered := open(), open(), open()
+	leader, batched, tampered := checkpointFSM(t, l), checkpointFSM(t, l), checkpointFSM(t, l)
 	if res := applyAll(leader, l.logs); !errors.Is(res[early-1].Err, ErrRejected) {
 		t.Fatalf("checkpoint before protocol 4: %v, want rejected", res[early-1].Err)
 	}
@@ -174,14 +175,7 @@ func TestCheckpointDetectsAndRepairsTampering(t *testing.T) {
 // checkpoint, or late are rejected by every FSM alike.
 func TestCheckpointMajority(t *testing.T) {
 	l := threeVoterCheckpointLog(t)
-	supported := []uint32{1, ProtocolCheckpoints}
-	open := func() *FSM {
-		f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), supported...)
-		t.Cleanup(func() { f.Close() })
-		f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: l}
-		return f
-	}
-	leader, b, c := open(), open(), open()
+	leader, b, c := checkpointFSM(t, l), checkpointFSM(t, l), checkpointFSM(t, l)
 	fsms := map[string]*FSM{"AA (leader, damaged)": leader, "BB": b, "CC": c}
 	for name, f := range fsms {
 		for i, res := range applyAll(f, l.logs) {
@@ -271,8 +265,7 @@ func (l compactedLog) GetLog(i uint64, out *raft.Log) error {
 // entries past a gap, and disagree at every checkpoint after.
 func TestCheckpointRepairImpossibleKeepsState(t *testing.T) {
 	l := threeVoterCheckpointLog(t)
-	f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1, ProtocolCheckpoints)
-	t.Cleanup(func() { f.Close() })
+	f := newTestFSM(t, nil, 1, ProtocolCheckpoints)
 	f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: compactedLog{protoLog: l, first: 3}}
 	applyAll(f, l.logs)
 	tamperKey(t, f, bucketMembers, []byte("DD"))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,16 +48,11 @@ func TestDamagedValue(t *testing.T) {
 	l := newProtoLog(t)
 	l.add(barrierCmd())
 	open := func(withLog bool) (*FSM, string) {
-		path := filepath.Join(t.TempDir(), "fsm.db")
-		f, err := OpenFSM(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
+		f := newTestFSM(t, nil)
 		if withLog {
 			f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: l}
 		}
-		return f, path
+		return f, f.path
 	}
 	intact, _ := open(false)
 	applyAll(intact, l.logs)
@@ -118,10 +112,7 @@ func TestDamagedValue(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		g, err := OpenFSM(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := openTestFSM(t, path, nil)
 		defer g.Close()
 		if why := g.Rebuilt(); !strings.Contains(why, path) || !strings.Contains(why, "checksum mismatch") || g.Applied() != 0 {
 			t.Fatalf("reopened damaged file: rebuilt %q, applied %d", why, g.Applied())
@@ -149,11 +140,7 @@ func (s *slowLog) GetLog(i uint64, out *raft.Log) error {
 func TestRebuildingIsReported(t *testing.T) {
 	l := newProtoLog(t)
 	l.add(barrierCmd())
-	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newTestFSM(t, nil)
 	applyAll(f, l.logs)
 	slow := &slowLog{protoLog: l, reading: make(chan struct{}), release: make(chan struct{})}
 	f.rebuild = &rebuildSource{snaps: raft.NewInmemSnapshotStore(), logs: slow}

@@ -54,10 +54,7 @@ func fill(t *testing.T, dir string) string {
 // space returns.
 func TestFSMDiskFullStallsAndResumes(t *testing.T) {
 	dir := smallDisk(t, 1<<20)
-	f, err := OpenFSM(filepath.Join(dir, "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openTestFSM(t, filepath.Join(dir, "fsm.db"), nil)
 	t.Cleanup(func() { f.Close() })
 	invite := func(index uint64, agency string) *raft.Log {
 		// A large CA certificate: the write needs new pages of the file.

@@ -2,32 +2,17 @@ package replication
 
 import (
 	"bytes"
-	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
-
-	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
 // TestStateHashAndBarrier: a barrier is applied without changing anything
 // but the applied index; two FSMs that applied the same log hash the same,
 // and differ as soon as one applied more.
 func TestStateHashAndBarrier(t *testing.T) {
-	barrier, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	open := func() *FSM {
-		f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		return f
-	}
-	a, b := open(), open()
+	barrier := barrierData(t)
+	a, b := newTestFSM(t, nil), newTestFSM(t, nil)
 	for _, f := range []*FSM{a, b} {
 		res := f.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: barrier}).(ApplyResult)
 		if res.Err != nil {

@@ -3,15 +3,11 @@ package replication
 import (
 	"bytes"
 	"io"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
-
-	peerpb "github.com/watchfed/watchfed/proto/watchfed/peer/v1"
 )
 
 // TestReadersDuringRestore: Restore closes the FSM's file and opens the
@@ -19,26 +15,9 @@ import (
 // must hold the FSM's lock: none may see a closed file or fail, and under
 // -race none may race with the swap.
 func TestReadersDuringRestore(t *testing.T) {
-	barrier, err := proto.Marshal(&peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if res := f.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: barrier}).(ApplyResult); res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var image bufSink
-	if err := snap.Persist(&image); err != nil {
-		t.Fatal(err)
-	}
+	f := newTestFSM(t, nil)
+	mustApply(t, f, []*raft.Log{{Index: 3, Type: raft.LogCommand, Data: barrierData(t)}})
+	image := snapshotImage(t, f)
 
 	readers := map[string]func() error{
 		"StateHash": func() error {
@@ -74,7 +53,7 @@ func TestReadersDuringRestore(t *testing.T) {
 		}()
 	}
 	for range 30 {
-		if err := f.Restore(io.NopCloser(bytes.NewReader(image.Bytes()))); err != nil {
+		if err := f.Restore(io.NopCloser(bytes.NewReader(image))); err != nil {
 			t.Fatalf("restore: %v", err)
 		}
 	}

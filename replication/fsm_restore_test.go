@@ -4,43 +4,17 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
-
-type bufSink struct {
-	bytes.Buffer
-	cancelled bool
-}
-
-func (b *bufSink) ID() string    { return "test" }
-func (b *bufSink) Cancel() error { b.cancelled = true; return nil }
-func (b *bufSink) Close() error  { return nil }
-
-var _ raft.SnapshotSink = (*bufSink)(nil)
 
 // TestRestoreWithASnapshotPending: raft can hold an FSM snapshot that its
 // snapshot goroutine has not persisted yet (it waits for the main loop, which
 // waits for Restore). Restore must not wait for it; persisting it afterwards
 // fails cleanly.
 func TestRestoreWithASnapshotPending(t *testing.T) {
-	dir := t.TempDir()
-	f, err := OpenFSM(filepath.Join(dir, "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	src, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var copyOf bufSink
-	if err := src.Persist(&copyOf); err != nil {
-		t.Fatal(err)
-	}
+	f := newTestFSM(t, nil)
+	image := snapshotImage(t, f)
 	pending, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +22,7 @@ func TestRestoreWithASnapshotPending(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- f.Restore(io.NopCloser(bytes.NewReader(copyOf.Bytes()))) }()
+	go func() { done <- f.Restore(io.NopCloser(bytes.NewReader(image))) }()
 	select {
 	case err := <-done:
 		if err != nil {

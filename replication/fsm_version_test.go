@@ -162,13 +162,8 @@ func TestSnapshotFormatVersion(t *testing.T) {
 		{name: "newer version", stamp: []byte("4"), wantErr: "fsm.db in the snapshot being restored: format version 4; this binary reads versions 1, 2, 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			f, err := OpenFSM(filepath.Join(dir, "fsm.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			image := filepath.Join(dir, "image.db")
+			f := newTestFSM(t, nil)
+			image := filepath.Join(t.TempDir(), "image.db")
 			writeStateFileAt(t, image, tc.stamp, tc.protocol)
 			b, err := os.ReadFile(image)
 			if err != nil {

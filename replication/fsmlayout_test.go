@@ -70,20 +70,6 @@ func layoutOf(t *testing.T, f *FSM) layout {
 	return out
 }
 
-// snapshotImage is the raft snapshot f would send a partner: a copy of its file.
-func snapshotImage(t *testing.T, f *FSM) []byte {
-	t.Helper()
-	s, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink bufSink
-	if err := s.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	return sink.Bytes()
-}
-
 // imageStamp is the format stamp of a snapshot image, as a binary opening
 // it reads it, and whether every value of it verifies.
 func imageStamp(t *testing.T, image []byte) (stamp []byte, verified error) {
@@ -152,11 +138,7 @@ func TestLayoutFollowsProtocol(t *testing.T) {
 			if want := []uint64{7, 8, 10, 11}; !slices.Equal(pubs, want) || act != 9 {
 				t.Fatalf("log of publications %v, activation %d; the cases want %v, 9", pubs, act, want)
 			}
-			f, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), verifyEd25519, all)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := newTestFSM(t, verifyEd25519)
 			if got := layoutOf(t, f); got.stamp != "2" {
 				t.Fatalf("a new fsm.db is stamped %q, want \"2\"", got.stamp)
 			}
@@ -183,7 +165,7 @@ func TestLayoutFollowsProtocol(t *testing.T) {
 					tc.activate, got.stamp, got.nested, tc.after.stamp, tc.after.nested)
 			}
 			stamp, verified := imageStamp(t, snapshotImage(t, f))
-			_, err = beforeNested.Check("state.bin", stamp, false)
+			_, err := beforeNested.Check("state.bin", stamp, false)
 			if verified != nil || (err == nil) != (tc.after.stamp == "2") {
 				t.Fatalf("snapshot after the activation: stamp %s, verify %v, a binary before format 3: %v", stamp, verified, err)
 			}
@@ -220,25 +202,18 @@ func TestLayoutAcrossRestartAndRestore(t *testing.T) {
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "fsm.db")
-	open := func(path string) *FSM {
-		f, err := openFSM(path, verifyEd25519, all)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
 	// One node applies the log with a restart either side of the activation.
-	ref := open(path)
+	ref := openTestFSM(t, path, verifyEd25519)
 	mustApply(t, ref, l.logs[:act-1])
 	before := snapshotImage(t, ref)
 	ref.Close()
-	ref = open(path)
+	ref = openTestFSM(t, path, verifyEd25519)
 	if got := layoutOf(t, ref); got.stamp != "2" {
 		t.Fatalf("reopened before the activation at format %s, want 2", got.stamp)
 	}
 	mustApply(t, ref, l.logs[act-1:act])
 	ref.Close()
-	ref = open(path)
+	ref = openTestFSM(t, path, verifyEd25519)
 	if got := layoutOf(t, ref); got.stamp != "3" {
 		t.Fatalf("reopened after the activation at format %s, want 3", got.stamp)
 	}
@@ -271,8 +246,7 @@ func TestLayoutAcrossRestartAndRestore(t *testing.T) {
 		{name: "a snapshot from after the activation, on an FSM at format 2", upTo: act - 2, image: after, stamp: "3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := open(filepath.Join(t.TempDir(), "fsm.db"))
-			defer f.Close()
+			f := newTestFSM(t, verifyEd25519)
 			mustApply(t, f, l.logs[:tc.upTo])
 			restore(t, f, tc.image, tc.stamp)
 			mustApply(t, f, l.logs[f.Applied():])
@@ -298,16 +272,8 @@ func TestLayoutAcrossRestartAndRestore(t *testing.T) {
 func TestLayoutStateHashAcrossFormats(t *testing.T) {
 	all := SupportedProtocols()
 	l, _, _ := layoutLog(t, all, ProtocolNestedLog)
-	nested, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), verifyEd25519, all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nested.Close()
-	flat, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), verifyEd25519, all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer flat.Close()
+	nested := newTestFSM(t, verifyEd25519)
+	flat := newTestFSM(t, verifyEd25519)
 	mustApply(t, nested, l.logs)
 	mustApply(t, flat, l.logs)
 	// flat's file with every command moved back flat, at format 2, as a
@@ -321,7 +287,10 @@ func TestLayoutStateHashAcrossFormats(t *testing.T) {
 	if a, b := stateHash(t, nested), stateHash(t, flat); !bytes.Equal(a, b) {
 		t.Fatalf("state hash nested %x, flat %x", a, b)
 	}
-	var ha, hb []byte
+	var (
+		ha, hb []byte
+		err    error
+	)
 	_ = nested.view(func(tx *bolt.Tx) error { ha, err = contentHash(tx); return err })
 	_ = flat.view(func(tx *bolt.Tx) error { hb, err = contentHash(tx); return err })
 	if !bytes.Equal(ha, hb) {
@@ -348,11 +317,7 @@ func TestProtocolNestedLogActivated(t *testing.T) {
 			l := newProtoLog(t)
 			l.add(l.announcement("AA", "AA", tc.aa...))
 			l.add(l.announcement("BB", "BB", tc.bb...))
-			f, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), verifyEd25519, all)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := newTestFSM(t, verifyEd25519)
 			mustApply(t, f, l.logs)
 			v, ok := f.ProtocolToActivate()
 			if !ok || v != tc.want {
@@ -387,10 +352,7 @@ func TestLayoutUnnested(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l, pubs, _ := layoutLog(t, all[:5], ProtocolAnchors)
 			path := filepath.Join(t.TempDir(), "fsm.db")
-			f, err := openFSM(path, verifyEd25519, all)
-			if err != nil {
-				t.Fatal(err)
-			}
+			f := openTestFSM(t, path, verifyEd25519)
 			formatNestedFile(t, f.db) // as a binary of 0e05785 stamped it at open
 			mustApply(t, f, l.logs)
 			if got := layoutOf(t, f); got.stamp != "3" || !slices.Equal(got.nested, pubs) {
@@ -403,10 +365,7 @@ func TestLayoutUnnested(t *testing.T) {
 				}
 			}
 			f.Close()
-			f, err = openFSM(path, verifyEd25519, all)
-			if err != nil {
-				t.Fatal(err)
-			}
+			f = openTestFSM(t, path, verifyEd25519)
 			defer f.Close()
 			if got := layoutOf(t, f); got.stamp != "2" || len(got.nested) != 0 {
 				t.Fatalf("after: %+v, want format 2, nothing nested", got)

@@ -45,12 +45,8 @@ func TestLogNestedReadsAsFlat(t *testing.T) {
 	}
 	cmds := [][]byte{small, large, small, large}
 	open := func(nested bool) *FSM {
-		f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		err = update(f.db, func(tx *bolt.Tx) error {
+		f := newTestFSM(t, nil)
+		err := update(f.db, func(tx *bolt.Tx) error {
 			if nested {
 				if err := stampNested(tx); err != nil { // as the activation of ProtocolNestedLog does
 					return err
@@ -231,11 +227,7 @@ func BenchmarkPutLog(b *testing.B) {
 // command gets a fresh one; what was stored reads back whole after the
 // buffers were reused.
 func TestFramesKept(t *testing.T) {
-	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newTestFSM(t, nil)
 	formatNestedFile(t, f.db)
 	cmd := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, logNestMin+i) }
 	var first [][]byte
@@ -270,7 +262,7 @@ func TestFramesKept(t *testing.T) {
 			}
 		}
 	}
-	err = f.db.View(func(tx *bolt.Tx) error {
+	err := f.db.View(func(tx *bolt.Tx) error {
 		for i := uint64(1); i <= idx; i++ {
 			if got := getLog(tx, be64(i)); !bytes.Equal(got, cmd(int(i))) {
 				t.Errorf("command %d read back as %d bytes, want %d", i, len(got), len(cmd(int(i))))

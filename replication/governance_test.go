@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -31,15 +30,14 @@ type govFSM struct {
 	appended time.Time
 }
 
+// noPublications verifies no publication: the governance tests apply none.
+func noPublications(*peerpb.Publication, []byte) (*peerpb.PublicationBody, error) {
+	return nil, errors.New("no publications here")
+}
+
 func newGovFSM(t *testing.T, protocol uint32) *govFSM {
 	t.Helper()
-	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), func(*peerpb.Publication, []byte) (*peerpb.PublicationBody, error) {
-		return nil, errors.New("no publications here")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := newTestFSM(t, noPublications)
 	g := &govFSM{t: t, fsm: f, keys: map[string]ed25519.PrivateKey{}, now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	for _, a := range []string{"A", "B", "C"} {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -364,13 +362,7 @@ func TestActTimeBoundedByTheEntryTime(t *testing.T) {
 // announces its versions as soon as it leads), so the founder's join must
 // carry its signature like any other (Replicator.Bootstrap signs it).
 func TestFoundingJoinSigned(t *testing.T) {
-	f, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), func(*peerpb.Publication, []byte) (*peerpb.PublicationBody, error) {
-		return nil, errors.New("no publications here")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := newTestFSM(t, noPublications)
 	if err := f.db.Update(func(tx *bolt.Tx) error {
 		return put(tx.Bucket(bucketMeta), keyProtocol, be64(ProtocolGovernance))
 	}); err != nil {

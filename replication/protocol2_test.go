@@ -64,10 +64,7 @@ func TestProtocol2ClearParts(t *testing.T) {
 					l.add(activation(2))
 				}
 				idx := l.add(l.publicationOf(tc.body))
-				f, err := openFSM(filepath.Join(t.TempDir(), "fsm.db"), verifyEd25519, []uint32{1, 2})
-				if err != nil {
-					t.Fatal(err)
-				}
+				f := openTestFSM(t, filepath.Join(t.TempDir(), "fsm.db"), verifyEd25519, 1, 2)
 				res := applyAll(f, l.logs)
 				_, before, _ := f.StateHash()
 				last, _ := f.LastEntry(idx)
@@ -77,7 +74,7 @@ func TestProtocol2ClearParts(t *testing.T) {
 						t.Fatalf("entry %d: %v", r.Index, r.Err)
 					}
 				}
-				err = res[idx-1].Err
+				err := res[idx-1].Err
 				if protocol == 1 || tc.refuse == "" {
 					if err != nil || last != idx {
 						t.Fatalf("protocol %d: %v (last entry %d), want accepted", protocol, err, last)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,16 +80,6 @@ func barrierCmd() *peerpb.Command {
 	return &peerpb.Command{Command: &peerpb.Command_Barrier{Barrier: &peerpb.Barrier{}}}
 }
 
-// openSupporting opens an FSM as a binary supporting versions would.
-func openSupporting(t *testing.T, path string, versions ...uint32) *FSM {
-	t.Helper()
-	f, err := openFSM(path, nil, versions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 // applyAll applies the log one entry at a time and returns each result.
 func applyAll(f *FSM, logs []*raft.Log) []ApplyResult {
 	out := make([]ApplyResult, len(logs))
@@ -132,8 +123,7 @@ func TestProtocolAnnouncement(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newProtoLog(t)
 			idx := l.add(tc.cmd(l))
-			f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1, 2)
-			defer f.Close()
+			f := newTestFSM(t, nil, 1, 2)
 			res := applyAll(f, l.logs)[idx-1]
 			switch {
 			case tc.reject == "" && res.Err != nil:
@@ -168,8 +158,7 @@ func TestProtocolActivation(t *testing.T) {
 					l.add(l.announcement(a, a, vs...))
 				}
 			}
-			f := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1, 2)
-			defer f.Close()
+			f := newTestFSM(t, nil, 1, 2)
 			applyAll(f, l.logs)
 			want, _ := f.ProtocolToActivate()
 			idx := l.add(activation(tc.activate))
@@ -208,7 +197,7 @@ func TestProtocolHaltAndResume(t *testing.T) {
 	last := l.add(barrierCmd())
 
 	path := filepath.Join(t.TempDir(), "fsm.db")
-	old := openSupporting(t, path, 1)
+	old := openTestFSM(t, path, nil, 1)
 	res := applyAll(old, l.logs)
 	wantReason := "entry 7 needs protocol 2; this binary supports 1; upgrade the binary"
 	if !errors.Is(res[act-1].Err, ErrHalted) || res[act-1].Err.Error() != wantReason {
@@ -227,7 +216,7 @@ func TestProtocolHaltAndResume(t *testing.T) {
 	old.Close()
 
 	// Restarted on the same binary: it stops at the same entry.
-	old = openSupporting(t, path, 1)
+	old = openTestFSM(t, path, nil, 1)
 	applyAll(old, l.logs)
 	if h := old.Protocol().Halted; h == nil || h.Index != act || old.Applied() != act-1 {
 		t.Fatalf("restarted old binary: halt %+v applied %d", h, old.Applied())
@@ -235,7 +224,7 @@ func TestProtocolHaltAndResume(t *testing.T) {
 	old.Close()
 
 	// Upgraded: applies from the halted entry on.
-	upgraded := openSupporting(t, path, 1, 2)
+	upgraded := openTestFSM(t, path, nil, 1, 2)
 	defer upgraded.Close()
 	for _, r := range applyAll(upgraded, l.logs) {
 		if r.Err != nil {
@@ -252,8 +241,7 @@ func TestProtocolHaltAndResume(t *testing.T) {
 	}
 	snap.Release()
 
-	never := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1, 2)
-	defer never.Close()
+	never := newTestFSM(t, nil, 1, 2)
 	applyAll(never, l.logs)
 	i1, h1, _ := upgraded.StateHash()
 	i2, h2, _ := never.StateHash()
@@ -288,7 +276,7 @@ func TestProtocolHaltOnUnknownCommand(t *testing.T) {
 			idx := l.addRaw(tc.data)
 			l.add(barrierCmd())
 			path := filepath.Join(t.TempDir(), "fsm.db")
-			f := openSupporting(t, path, 1)
+			f := openTestFSM(t, path, nil, 1)
 			res := applyAll(f, l.logs)
 			if tc.reject != "" {
 				if !errors.Is(res[idx-1].Err, ErrRejected) || !strings.Contains(res[idx-1].Err.Error(), tc.reject) || f.Applied() != idx+1 {
@@ -307,7 +295,7 @@ func TestProtocolHaltOnUnknownCommand(t *testing.T) {
 				t.Fatalf("snapshot while halted: %v", err)
 			}
 			f.Close()
-			f = openSupporting(t, path, 1)
+			f = openTestFSM(t, path, nil, 1)
 			defer f.Close()
 			applyAll(f, l.logs)
 			if h := f.Protocol().Halted; h == nil || h.Index != idx {
@@ -325,36 +313,24 @@ func TestProtocolOfStateUnknown(t *testing.T) {
 	l.add(l.announcement("BB", "BB", 1, 2))
 	l.add(activation(2))
 	path := filepath.Join(t.TempDir(), "fsm.db")
-	f := openSupporting(t, path, 1, 2)
+	f := openTestFSM(t, path, nil, 1, 2)
 	applyAll(f, l.logs)
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink bufSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
+	image := snapshotImage(t, f)
 	f.Close()
 
-	old := openSupporting(t, path, 1)
+	old := openTestFSM(t, path, nil, 1)
 	want := "the replicated state is at protocol 2 (since entry 7); this binary supports 1; upgrade the binary"
 	if h := old.Protocol().Halted; h == nil || h.Reason != want || h.Index != 8 {
 		t.Fatalf("old binary on a protocol 2 state: halt %+v, want at 8: %s", h, want)
 	}
 	old.Close()
 
-	other := openSupporting(t, filepath.Join(t.TempDir(), "fsm.db"), 1)
-	defer other.Close()
-	err = other.Restore(readCloser{&sink.Buffer})
+	other := newTestFSM(t, nil, 1)
+	err := other.Restore(io.NopCloser(bytes.NewReader(image)))
 	if err == nil || !strings.Contains(err.Error(), "the snapshot is at protocol 2; this binary supports 1; upgrade the binary") {
 		t.Fatalf("restore of a protocol 2 snapshot on an old binary: %v", err)
 	}
 }
-
-type readCloser struct{ *bytes.Buffer }
-
-func (readCloser) Close() error { return nil }
 
 func memberCmd(mc *peerpb.MemberChange) *peerpb.Command {
 	return &peerpb.Command{Command: &peerpb.Command_MemberChange{MemberChange: mc}}

@@ -37,10 +37,7 @@ func TestDamagedRaftSnapshot(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			f, err := OpenFSM(filepath.Join(dir, "fsm.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			f := openTestFSM(t, filepath.Join(dir, "fsm.db"), nil)
 			defer f.Close()
 			applyAll(f, l.logs[:3])
 			snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
@@ -61,10 +58,7 @@ func TestDamagedRaftSnapshot(t *testing.T) {
 				applyAll(f, l.logs[3:tc.applied])
 			} else { // a state behind the snapshot
 				f.Close()
-				if f, err = OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil); err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
+				f = newTestFSM(t, nil)
 				applyAll(f, l.logs[:tc.applied])
 			}
 			metas, _ := snaps.List()
@@ -121,8 +115,7 @@ func TestDamagedRaftSnapshot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, _ := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-			defer g.Close()
+			g := newTestFSM(t, nil)
 			if err := g.Restore(rc); err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package replication
 import (
 	"errors"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,11 +38,7 @@ func TestSnapshotDeferredWhileSending(t *testing.T) {
 		preVote bool
 	}{{"plain transport", false}, {"pre-vote transport", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			fsm, err := OpenFSM(filepath.Join(t.TempDir(), "fsm.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fsm.Close()
+			fsm := newTestFSM(t, nil)
 			stub := sendStub{started: make(chan struct{}), release: make(chan struct{})}
 			var under raft.Transport = stub
 			if tc.preVote {
