@@ -112,7 +112,7 @@ func TestScreenTypoCost(t *testing.T) {
 		}
 		// one edit anywhere in the name, three-letter names too (the
 		// variants edit words of four letters or more, first letter kept)
-		if ng := anyEdit(grng, g); ng != g && len(ng) >= 2 {
+		if ng := edit(grng, g, 0, false); ng != g && len(ng) >= 2 {
 			qs = append(qs, query{"given-typo", with(ng), it.Record.SourceRef})
 		}
 	}
@@ -137,25 +137,4 @@ func TestScreenTypoCost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// anyEdit makes one edit at a random place of w: a letter changed, dropped
-// or added, or two neighbours swapped.
-func anyEdit(rng *rand.Rand, w string) string {
-	b := []byte(w)
-	p := rng.IntN(len(b))
-	c := byte('a' + rng.IntN(26))
-	switch rng.IntN(4) {
-	case 0:
-		b[p] = c
-	case 1:
-		b = append(b[:p], b[p+1:]...)
-	case 2:
-		b = append(b[:p], append([]byte{c}, b[p:]...)...)
-	default:
-		if p+1 < len(b) {
-			b[p], b[p+1] = b[p+1], b[p]
-		}
-	}
-	return string(b)
 }

@@ -338,26 +338,34 @@ func typo(rng *rand.Rand, words []string, edits int) string {
 		} else {
 			break
 		}
-		w := []byte(ws[i])
-		p := 1 + rng.IntN(len(w)-1) // keep the first letter, as most typos do
-		c := byte('a' + rng.IntN(26))
-		switch rng.IntN(4) {
-		case 0:
-			w[p] = c
-		case 1:
-			w = append(w[:p], w[p+1:]...)
-		case 2:
-			w = append(w[:p], append([]byte{c}, w[p:]...)...)
-		default:
-			if p+1 < len(w) {
-				w[p], w[p+1] = w[p+1], w[p]
-			} else {
-				w[p] = c
-			}
-		}
-		ws[i] = string(w)
+		ws[i] = edit(rng, ws[i], 1, true) // keep the first letter, as most typos do
 	}
 	return strings.Join(ws, " ")
+}
+
+// edit makes one edit of w at a random place from its letter at from on: a
+// letter changed, dropped or added, or two neighbours swapped. A swap drawn
+// at the last letter, which has no neighbour after it, changes that letter
+// instead where orChange, and else leaves w as it was.
+func edit(rng *rand.Rand, w string, from int, orChange bool) string {
+	b := []byte(w)
+	p := from + rng.IntN(len(b)-from)
+	c := byte('a' + rng.IntN(26))
+	switch rng.IntN(4) {
+	case 0:
+		b[p] = c
+	case 1:
+		b = append(b[:p], b[p+1:]...)
+	case 2:
+		b = append(b[:p], append([]byte{c}, b[p:]...)...)
+	default:
+		if p+1 < len(b) {
+			b[p], b[p+1] = b[p+1], b[p]
+		} else if orChange {
+			b[p] = c
+		}
+	}
+	return string(b)
 }
 
 var cyrillic = []struct{ lat, cyr string }{
