@@ -348,16 +348,7 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 
 	// Every member announced 2: the leader activates it.
-	waitUntil(t, 90*time.Second, "protocol 2 active on every node", func() (bool, string) {
-		var seen []string
-		ok := true
-		for j := range nt.Members {
-			st, err := statusOf(ctx, conns[j], false)
-			seen = append(seen, fmt.Sprintf("%s: %v %d@%d", nt.Members[j].Agency, err, st.GetProtocol(), st.GetProtocolSinceIndex()))
-			ok = ok && err == nil && st.Protocol == newestProtocol()
-		}
-		return ok, strings.Join(seen, "; ")
-	})
+	activeEverywhere(t, nt, conns, newestProtocol())
 	w.waitWrites(t, 6)
 
 	refusedEverywhere(t, nt, conns)
@@ -533,6 +524,21 @@ func announced(t *testing.T, m *Member, versions string) {
 	})
 }
 
+// activeEverywhere waits until every member's node is on protocol want.
+func activeEverywhere(t *testing.T, nt *Net, conns []*grpc.ClientConn, want uint32) {
+	t.Helper()
+	waitUntil(t, 90*time.Second, fmt.Sprintf("protocol %d active on every node", want), func() (bool, string) {
+		var seen []string
+		ok := true
+		for j := range nt.Members {
+			st, err := statusOf(context.Background(), conns[j], false)
+			seen = append(seen, fmt.Sprintf("%s: %v %d@%d", nt.Members[j].Agency, err, st.GetProtocol(), st.GetProtocolSinceIndex()))
+			ok = ok && err == nil && st.Protocol == want
+		}
+		return ok, strings.Join(seen, "; ")
+	})
+}
+
 // refusedEverywhere has the leader's agency publish, signed with its own key,
 // an entry under another member's agency id: protocol 2 refuses it on every
 // node (the leader's FSM answers for all: they apply the same entry the
@@ -690,16 +696,7 @@ func TestMixedVersionsSnapshotToOldMember(t *testing.T) {
 		announced(t, m, supportedJSON())
 	}
 	announced(t, oldM, "[1,2,3,4,5]")
-	waitUntil(t, 90*time.Second, "protocol 5 active on every node", func() (bool, string) {
-		var seen []string
-		ok := true
-		for j := range nt.Members {
-			st, err := statusOf(ctx, conns[j], false)
-			seen = append(seen, fmt.Sprintf("%s: %v %d", nt.Members[j].Agency, err, st.GetProtocol()))
-			ok = ok && err == nil && st.Protocol == replication.ProtocolAnchors
-		}
-		return ok, strings.Join(seen, "; ")
-	})
+	activeEverywhere(t, nt, conns, replication.ProtocolAnchors)
 	t.Logf("mixed federation on protocol 5 at %v", time.Since(begin).Round(time.Millisecond))
 
 	st, err := statusOf(ctx, conns[oldIdx], false)
@@ -758,16 +755,7 @@ func TestMixedVersionsSnapshotToOldMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 90*time.Second, "protocol 6 active on every node", func() (bool, string) {
-		var seen []string
-		ok := true
-		for j := range nt.Members {
-			st, err := statusOf(ctx, conns[j], false)
-			seen = append(seen, fmt.Sprintf("%s: %v %d@%d", nt.Members[j].Agency, err, st.GetProtocol(), st.GetProtocolSinceIndex()))
-			ok = ok && err == nil && st.Protocol == replication.ProtocolNestedLog
-		}
-		return ok, strings.Join(seen, "; ")
-	})
+	activeEverywhere(t, nt, conns, replication.ProtocolNestedLog)
 	importRecords(t, conns[1], 400)
 	for range 20 {
 		createRecord(t, conns[1], "Written On Protocol 6")
