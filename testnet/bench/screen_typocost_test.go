@@ -21,7 +21,10 @@ import (
 // a w written before it (or its leading w dropped), its woman's form in -a
 // (a final o or e changed, else an a added), and a random first-letter edit
 // for one person in ten (seed 7), and one edit anywhere in every such name
-// (seed 13). It logs how many of each are found at 0.8 or more.
+// (seed 13), and two edits anywhere in every such name (given-typo2: the
+// variants' typo2 puts its two edits in two words where it can, so it does
+// not show what a rule on given names two edits apart costs; seed 13, its
+// own stream). It logs how many of each are found at 0.8 or more.
 // WATCHFED_SCREEN_TYPOCOST=1 runs it, WATCHFED_SCREEN_MISSES names a file
 // for the queries found at 0.8 (to compare two builds), and
 // WATCHFED_SCREEN_SEED=N draws with seeds N+7 (typos), N+8 (first letters)
@@ -71,6 +74,7 @@ func TestScreenTypoCost(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(letterSeed, 0))
 	grng := rand.New(rand.NewPCG(givenSeed, 0))
+	g2rng := rand.New(rand.NewPCG(givenSeed, 2))
 	type query struct{ kind, name, ref string }
 	var qs []query
 	for _, it := range items {
@@ -115,6 +119,14 @@ func TestScreenTypoCost(t *testing.T) {
 		if ng := edit(grng, g, 0, false); ng != g && len(ng) >= 2 {
 			qs = append(qs, query{"given-typo", with(ng), it.Record.SourceRef})
 		}
+		// two edits, the word two edits from the name (tried a few times:
+		// the second edit may undo the first)
+		for range 5 {
+			if ng := edit(g2rng, edit(g2rng, g, 0, false), 0, false); len(ng) >= 2 && editDistance(ng, g) == 2 {
+				qs = append(qs, query{"given-typo2", with(ng), it.Record.SourceRef})
+				break
+			}
+		}
 	}
 	n, found := map[string]int{}, map[string]int{}
 	var lines []string
@@ -128,7 +140,7 @@ func TestScreenTypoCost(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"w-added", "w-dropped", "in-a", "first-letter", "given-typo"} {
+	for _, k := range []string{"w-added", "w-dropped", "in-a", "first-letter", "given-typo", "given-typo2"} {
 		t.Logf("%s: %d queries, %d found at 0.8", k, n[k], found[k])
 	}
 	if f := os.Getenv("WATCHFED_SCREEN_MISSES"); f != "" {
@@ -137,4 +149,28 @@ func TestScreenTypoCost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// editDistance is the optimal string alignment distance of a and b: letters
+// changed, added or dropped, and neighbours swapped.
+func editDistance(a, b string) int {
+	prev2, prev, cur := make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
