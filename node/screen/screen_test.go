@@ -681,3 +681,65 @@ func TestConsonantsWrittenWithVowels(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoEditsGivenName: a given name of the lexicon or of a listed person
+// two letters from a listed person's given name with other consonants, which
+// the lexicon does not relate to it, is another person's name (capped under
+// DefaultThreshold, the entry still first); a word attested nowhere as a given
+// name two letters off stays what it was, and so does one consonant key.
+func TestTwoEditsGivenName(t *testing.T) {
+	P := pb.Schema_SCHEMA_PERSON
+	x := listed()
+	for _, e := range []*Entry{
+		{ID: "shen", Schema: P, Names: []Name{{Text: "SHEN, Luqian"}}},
+		{ID: "khouri", Schema: P, Names: []Name{{Text: "KHOURI, Atiya"}}},
+		{ID: "fakhri", Schema: P, Names: []Name{{Text: "FAKHRI, Abdulkarim"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct {
+		query, first string
+		atLeast08    bool
+		explains     string
+	}{
+		{"Lucia Shen", "shen", false, "lucia~luqian(other-given"},      // lucia: the lexicon's
+		{"Attila Khouri", "khouri", false, "attila~atiya(other-given"}, // attila: the lexicon's
+		{"Luqiaa Shen", "shen", true, "luqiaa~luqian"},                 // one edit, no given name: a typo
+		{"Atilya Khouri", "khouri", true, "atilya~atiya"},              // no given name: a typo
+	} {
+		rs := x.Search(Query{Name: tc.query, Threshold: 0.01})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.first {
+			t.Fatalf("%q: want %s first, got %+v", tc.query, tc.first, rs)
+		}
+		r := rs[0]
+		if (r.Score >= DefaultThreshold) != tc.atLeast08 || !strings.Contains(r.Explanation.String(), tc.explains) {
+			t.Errorf("%q: %.3f (%s), want at least %.2f: %v, explained %q", tc.query, r.Score, r.Explanation, DefaultThreshold, tc.atLeast08, tc.explains)
+		}
+	}
+}
+
+func TestEditsWithin2(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"lucia", "luqian", true}, // changed, added
+		{"saud", "saul", true},
+		{"abcd", "bacd", true},     // swapped
+		{"abcdef", "badcef", true}, // two swaps
+		{"attila", "atiya", true},
+		{"maarit", "mario", true},
+		{"samuel", "ismael", false},
+		{"ab", "abcde", false},
+		{"karim", "karim", true},
+		{"vladimir", "ladimr", true},
+		{"vladimir", "ldimr", false},
+	} {
+		if got := editsWithin2(tc.a, tc.b); got != tc.want {
+			t.Errorf("editsWithin2(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := editsWithin2(tc.b, tc.a); got != tc.want {
+			t.Errorf("editsWithin2(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
