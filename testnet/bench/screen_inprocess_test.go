@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/watchfed/watchfed/node/importer"
 	"github.com/watchfed/watchfed/node/names"
@@ -25,6 +26,9 @@ import (
 // fresh, re-paired and cross-list names the project has not seen; the
 // default is the reported figures' seeds), and WATCHFED_SCREEN_ORDINARY to
 // a file of ordinary names (the format of ReadOrdinary) in place of data's.
+// WATCHFED_SCREEN_DUMP to a folder writes the indexed names, every query
+// and the index's first ten for each into it (screendump.go), to screen
+// them with another engine.
 //
 //	WATCHFED_SCREEN_EVAL=1 go test -run ScreenQualityInProcess -v ./testnet/bench
 func TestScreenQualityInProcess(t *testing.T) {
@@ -69,6 +73,11 @@ func TestScreenQualityInProcess(t *testing.T) {
 		}
 		return hits, nil
 	}
+	var rec HitsRecorder
+	dump := os.Getenv("WATCHFED_SCREEN_DUMP")
+	if dump != "" {
+		search = rec.Wrap(search)
+	}
 	run := ScreenRun{Dataset: dataset, Ordinary: fmt.Sprintf("%d ordinary names", len(ordinary))}
 	var misses []string
 	for _, set := range sets {
@@ -86,6 +95,15 @@ func TestScreenQualityInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + b.String())
+	if dump != "" {
+		if err := WriteEvalDump(dump, items, sets); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.WriteHits(dump, "watchfed"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("dump in %s: %d screens in %v, %.0f µs a screen", dump, rec.Queries, rec.Time.Round(time.Millisecond), float64(rec.Time.Microseconds())/float64(rec.Queries))
+	}
 	if f := os.Getenv("WATCHFED_SCREEN_MISSES"); f != "" {
 		if err := os.WriteFile(f, []byte(strings.Join(misses, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
