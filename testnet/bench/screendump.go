@@ -17,10 +17,10 @@ package bench
 //	                   first ten for each distinct query
 //
 // Another engine's first ten, written as hits-NAME.tsv in the format of
-// hits-watchfed.tsv beside them (with hits-NAME.queries, one query a line,
-// if it screened only a sample), are scored by the evaluation's own rules
-// (Evaluate, through ReadEvalDump, ReadHits and HitsSearcher) in
-// TestScreenPeerCompare.
+// hits-watchfed.tsv beside them (with hits-NAME.queries, the numbers of the
+// rows of queries.tsv it screened, from 1, if it screened only a sample),
+// are scored by the evaluation's own rules (Evaluate, through ReadEvalDump,
+// ReadHits and HitsSearcher) in TestScreenPeerCompare.
 
 import (
 	"bufio"

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -143,7 +144,7 @@ func TestScreenPeerCompare(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "hits-*.tsv"))
 	var engines []string
 	var hits []map[string][]Hit
-	var screened []map[string]bool
+	var screened []map[int]bool
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
@@ -156,30 +157,35 @@ func TestScreenPeerCompare(t *testing.T) {
 		}
 		engines = append(engines, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "hits-"), ".tsv"))
 		hits = append(hits, h)
-		// queries.tsv beside a hits file lists the queries its engine
-		// screened (a sample), if it is there
-		s := map[string]bool{}
+		// hits-NAME.queries, if there, lists the rows of queries.tsv (from 1)
+		// its engine screened: a sample
+		var rows map[int]bool
 		if b, err := os.ReadFile(strings.TrimSuffix(f, ".tsv") + ".queries"); err == nil {
-			for _, q := range strings.Split(string(b), "\n") {
-				s[q] = true
+			rows = map[int]bool{}
+			for _, r := range strings.Fields(string(b)) {
+				n, err := strconv.Atoi(r)
+				if err != nil {
+					t.Fatalf("%s.queries: %v", f, err)
+				}
+				rows[n] = true
 			}
-		} else {
-			s = nil
 		}
-		screened = append(screened, s)
+		screened = append(screened, rows)
 	}
-	// the sample: the queries every engine screened
-	in := func(q string) bool {
+	// the sample: the rows every engine screened
+	row := 0
+	in := func() bool {
+		row++
 		for _, s := range screened {
-			if s != nil && !s[q] {
+			if s != nil && !s[row] {
 				return false
 			}
 		}
 		return true
 	}
 	for i := range sets {
-		sets[i].Variants = slices.DeleteFunc(sets[i].Variants, func(v Variant) bool { return !in(v.Query) })
-		sets[i].Ordinary = slices.DeleteFunc(sets[i].Ordinary, func(o Ordinary) bool { return !in(o.Name) })
+		sets[i].Variants = slices.DeleteFunc(sets[i].Variants, func(Variant) bool { return !in() })
+		sets[i].Ordinary = slices.DeleteFunc(sets[i].Ordinary, func(Ordinary) bool { return !in() })
 	}
 	quality := make([][]Quality, len(engines))
 	for e := range engines {
