@@ -718,6 +718,31 @@ func TestTwoEditsGivenName(t *testing.T) {
 	}
 }
 
+// A word two edits from a listed word may share a single trigram of the
+// seven counted with it (gahnvem~ghanem: a swap and a letter added; szriif~
+// sizif); similar took it only when it shared two.
+func TestTwoTyposOneTrigram(t *testing.T) {
+	x := listed()
+	P, O := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_ORGANIZATION
+	for _, e := range []struct {
+		id     string
+		schema pb.Schema
+		name   string
+	}{{"ghanem", P, "GHANEM, Ali"}, {"sizif", O, "SIZIF V OOD"}} {
+		x.Put(&Entry{ID: e.id, Origin: "US-OFAC", Kind: pb.Kind_KIND_DESIGNATION, Schema: e.schema, Names: []Name{{Text: e.name}}})
+	}
+	for _, tc := range []struct{ query, want, pair string }{
+		{"gahnvem", "ghanem", "gahnvem~ghanem"}, // with "ali", "ali" finds it on a list this small
+		{"szriif v", "sizif", "szriif~sizif"},
+	} {
+		rs := x.Search(Query{Name: tc.query})
+		i := slices.IndexFunc(rs, func(r Result) bool { return r.Entry.ID == tc.want })
+		if i < 0 || !strings.Contains(rs[i].Explanation.String(), tc.pair) {
+			t.Errorf("%q: want %s among the first ten, %s paired: %v", tc.query, tc.want, tc.pair, rs)
+		}
+	}
+}
+
 func TestEditsWithin2(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
@@ -740,6 +765,36 @@ func TestEditsWithin2(t *testing.T) {
 		}
 		if got := editsWithin2(tc.b, tc.a); got != tc.want {
 			t.Errorf("editsWithin2(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
+
+func TestSpoilable(t *testing.T) {
+	for _, tc := range []struct {
+		at   string // positions of the trigrams not shared, as x; the one shared as o
+		d    int
+		want bool
+	}{
+		{"xxxoxxx", 0, true}, // a letter changed or added in each half
+		{"xxxoxxx", -2, true},
+		{"xxxoxxx", 1, false}, // a letter dropped spoils two
+		{"oxxxxxx", 0, true},
+		{"xoxxxxx", 0, false},
+		{"xxoxxxx", -1, false},
+		{"xxxxxxo", 0, true},
+		{"xxoxxx", 1, true},
+		{"xoxxxx", 1, false},
+		{"xxoxx", 2, true},
+		{"xxxox", 2, false},
+	} {
+		var m uint64
+		for i, c := range tc.at {
+			if c == 'x' {
+				m |= 1 << i
+			}
+		}
+		if got := spoilable(m, tc.d); got != tc.want {
+			t.Errorf("spoilable(%s, %d) = %v, want %v", tc.at, tc.d, got, tc.want)
 		}
 	}
 }

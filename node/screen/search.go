@@ -114,7 +114,8 @@ type scratch struct {
 	seen  []uint32 // names touched
 	gram  []uint8  // token → shared trigrams
 	gseen []uint32
-	mark  []uint32 // token → the similar() call that already looked at it
+	lists []gramLists // a query word's trigrams and their lists
+	mark  []uint32    // token → the similar() call that already looked at it
 	gen   uint32
 }
 
@@ -279,8 +280,10 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 			out = append(out, simTok{id, sim})
 		}
 	}
-	if id, ok := x.tokID[t.Text]; ok {
+	id, listed := x.tokID[t.Text]
+	if listed {
 		add(id)
+		listed = x.meta[id].flags&metaLive != 0
 	}
 	if how == asWritten {
 		return out
@@ -295,57 +298,129 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 	if len(t.Text) < 3 || how != byTrigrams {
 		return out
 	}
-	// Two edits spoil at most six trigrams, so a word within two edits
-	// shares at least one of any seven of the query word's trigrams: count
-	// only the seven rarest (the shortest lists) and verify by Jaro-Winkler.
-	// Two edits change a word's length by two at most.
+	// Two edits spoil at most six trigrams (a letter changed or added spoils
+	// the three that hold it, a letter dropped the two across the gap), so a
+	// word within two edits shares at least one of any seven of the query
+	// word's trigrams: count only the seven rarest (the shortest lists) and
+	// verify by Jaro-Winkler. Two edits change a word's length by two at most.
 	lo, hi := max(1, len(t.Text)-2), len(t.Text)+2
-	gramLen := func(g uint32) int {
-		n := 0
-		for l := lo; l <= hi; l++ {
-			n += len(x.grams[gramKey(g, l)])
+	gs := s.lists[:0]
+	p := "\x01" + t.Text + "\x02" // as trigrams() pads
+	for i := 0; i+3 <= len(p); i++ {
+		g := uint32(p[i])<<16 | uint32(p[i+1])<<8 | uint32(p[i+2])
+		at := uint64(1) << min(i, 63)
+		if k := slices.IndexFunc(gs, func(l gramLists) bool { return l.g == g }); k >= 0 {
+			gs[k].at |= at
+			continue
 		}
-		return n
+		gl := gramLists{g: g, at: at}
+		for l := lo; l <= hi; l++ {
+			gl.ls[l-lo] = x.grams[gramKey(g, l)]
+			gl.n += len(gl.ls[l-lo])
+		}
+		gs = append(gs, gl)
 	}
-	gs := trigrams(t.Text)
-	lens := make(map[uint32]int, len(gs))
-	for _, g := range gs {
-		lens[g] = gramLen(g)
-	}
-	slices.SortFunc(gs, func(a, b uint32) int { return cmp.Compare(lens[a], lens[b]) })
-	if len(gs) > 7 {
-		gs = gs[:7]
+	s.lists = gs
+	slices.SortFunc(gs, func(a, b gramLists) int { return cmp.Compare(a.n, b.n) })
+	gs = gs[:min(len(gs), 7)]
+	// A word sharing two of them is verified; one sharing one, where its
+	// other counted trigrams lie where two edits can spoil them (spoilable):
+	// that keeps the guarantee of one in common. Taking one costs a check of
+	// every word on a list, and on a large index the lists of common
+	// trigrams are long: it is taken only where those lists hold at most
+	// oneMax words in all, and only for a word not listed as written (a
+	// listed word is most often meant; its neighbours sharing two trigrams
+	// are still found). Words of five trigrams or fewer take one in common
+	// whatever it costs, as before.
+	short := len(gs) <= 5
+	var one [7][5]bool // one in common is enough on this list
+	if !short && !listed {
+		var all uint64
+		for _, g := range gs {
+			all |= g.at
+		}
+		cost := 0
+		for i, g := range gs {
+			for j, ls := range g.ls {
+				if spoilable(all&^g.at, lo+j-len(t.Text)) {
+					one[i][j] = true
+					cost += len(ls)
+				}
+			}
+		}
+		if cost > oneMax {
+			one = [7][5]bool{}
+		}
 	}
 	if cap(s.gram) < len(x.toks) {
 		s.gram = make([]uint8, len(x.toks))
 	}
 	s.gram = s.gram[:len(x.toks)]
 	s.gseen = s.gseen[:0]
-	for _, g := range gs {
-		for l := lo; l <= hi; l++ {
-			for _, id := range x.grams[gramKey(g, l)] {
-				if s.gram[id] == 0 {
+	// s.gram counts the lists a word is on (up to 127), its top bit set
+	// when one of them takes one in common.
+	for i, g := range gs {
+		for j, ls := range g.ls {
+			var flag uint8
+			if short || one[i][j] {
+				flag = 0x80
+			}
+			for _, id := range ls {
+				c := s.gram[id]
+				if c == 0 {
 					s.gseen = append(s.gseen, id)
 				}
-				if s.gram[id] < 255 {
-					s.gram[id]++
+				if c&0x7f < 0x7f {
+					c++
 				}
+				s.gram[id] = c | flag
 			}
 		}
 	}
-	// Ask for two in common (one for words of five trigrams or fewer), to
-	// keep the list to verify short; the phonetic key catches more.
-	need := uint8(2)
-	if len(gs) <= 5 {
-		need = 1
-	}
 	for _, id := range s.gseen {
-		if s.gram[id] >= need {
+		if c := s.gram[id]; c&0x80 != 0 || c >= 2 {
 			add(id)
 		}
 		s.gram[id] = 0
 	}
 	return out
+}
+
+// oneMax is how many words the lists a query word takes one trigram in
+// common from may hold in all (similar): on the OFAC and UN lists nine in
+// ten words of six letters or more stay under it, on a synthetic index of
+// 100,000 names nine in ten are over it.
+const oneMax = 500
+
+// gramLists are a query word's trigram, where it stands in the word (a bit
+// a position) and its lists of words of about the word's length.
+type gramLists struct {
+	g  uint32
+	at uint64
+	n  int
+	ls [5][]uint32 // words of length lo..hi (similar)
+}
+
+// spoilable tells whether two edits that change a word's length by d can
+// spoil the trigrams at the positions set in m: a letter changed or added
+// spoils the three trigrams holding it, a letter dropped (the listed word
+// one longer) the two across the gap, so m must lie in two runs of three,
+// of three and two (d = 1), of two (d = 2).
+func spoilable(m uint64, d int) bool {
+	run := func(m uint64, n int) uint64 {
+		if m == 0 {
+			return 0
+		}
+		return m &^ ((1<<n - 1) << bits.TrailingZeros64(m))
+	}
+	switch {
+	case d <= 0:
+		return run(run(m, 3), 3) == 0
+	case d == 1:
+		return run(run(m, 3), 2) == 0 || run(run(m, 2), 3) == 0
+	default:
+		return run(run(m, 2), 2) == 0
+	}
 }
 
 // lookups are the words looked up in the index for a query: its own, and
