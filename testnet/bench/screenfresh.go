@@ -518,27 +518,31 @@ func editsWithin2(a, b string) bool {
 	if d := len(a) - len(b); d > 2 || d < -2 {
 		return false
 	}
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+	return editDistance(a, b) <= 2
+}
+
+// editDistance is the optimal string alignment distance of a and b: letters
+// changed, added or dropped, and neighbours swapped.
+func editDistance(a, b string) int {
+	prev2, prev, cur := make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
-			cost := 1
+			c := 1
 			if a[i-1] == b[j-1] {
-				cost = 0
+				c = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
 			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
 				cur[j] = min(cur[j], prev2[j-2]+1)
 			}
 		}
 		prev2, prev, cur = prev, cur, prev2
 	}
-	return prev[len(b)] <= 2
+	return prev[len(b)]
 }
 
 // listedPerson is a listed person's name written "SURNAME, Given ...".
