@@ -146,6 +146,9 @@ func TestDefaultGivenNames(t *testing.T) {
 		{"karin", "karim", OtherGender},
 		{"ivan", "john", OtherName},
 		{"fatima", "fatma", SameName},
+		// a diminutive's spellings (-ie, -y) are one name
+		{"willie", "willy", SameName},
+		{"freddie", "freddy", SameName},
 		{"omar", "amir", OtherName},
 		{"wei", "zheng", Unknown},
 		// a word the lexicon lacks that is a man's name of it in -a
