@@ -25,6 +25,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -125,7 +126,13 @@ func ReadEvalDump(dir string) ([]EvalSet, error) {
 			s.sameName[k][ref] = true
 		}
 	}
-	return sets, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("queries.tsv: %w", err)
+	}
+	if len(sets) == 0 {
+		return nil, fmt.Errorf("queries.tsv in %s: no queries", dir)
+	}
+	return sets, nil
 }
 
 // HitsRecorder wraps a Searcher and keeps the first ten of each distinct
@@ -173,7 +180,8 @@ func (r *HitsRecorder) WriteHits(dir, name string) error {
 }
 
 // ReadHits reads a hits file: query → its hits, best first. A query
-// screened with no result has no row and is absent.
+// screened with no result has no row and is absent; a file with no row at
+// all is refused (an engine that found nothing for any query was not run).
 func ReadHits(r io.Reader) (map[string][]Hit, error) {
 	out := map[string][]Hit{}
 	sc := bufio.NewScanner(r)
@@ -193,7 +201,13 @@ func ReadHits(r io.Reader) (map[string][]Hit, error) {
 		}
 		out[f[0]] = append(out[f[0]], Hit{Ref: f[2], Score: score, Matched: f[4]})
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no hits")
+	}
+	return out, nil
 }
 
 // HitsSearcher answers each query with its hits as read (none if absent).

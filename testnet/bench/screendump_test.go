@@ -142,6 +142,9 @@ func TestScreenPeerCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "hits-*.tsv"))
+	if len(files) == 0 {
+		t.Fatalf("no hits-*.tsv in %s", dir)
+	}
 	var engines []string
 	var hits []map[string][]Hit
 	var screened []map[int]bool
@@ -160,14 +163,18 @@ func TestScreenPeerCompare(t *testing.T) {
 		// hits-NAME.queries, if there, lists the rows of queries.tsv (from 1)
 		// its engine screened: a sample
 		var rows map[int]bool
-		if b, err := os.ReadFile(strings.TrimSuffix(f, ".tsv") + ".queries"); err == nil {
+		qf := strings.TrimSuffix(f, ".tsv") + ".queries"
+		if b, err := os.ReadFile(qf); err == nil {
 			rows = map[int]bool{}
 			for _, r := range strings.Fields(string(b)) {
 				n, err := strconv.Atoi(r)
 				if err != nil {
-					t.Fatalf("%s.queries: %v", f, err)
+					t.Fatalf("%s: %v", qf, err)
 				}
 				rows[n] = true
+			}
+			if len(rows) == 0 {
+				t.Fatalf("%s: no rows", qf)
 			}
 		}
 		screened = append(screened, rows)
@@ -227,4 +234,35 @@ func TestScreenPeerCompare(t *testing.T) {
 	}
 	tw.Flush()
 	t.Logf("engines (column groups in this order): %s\n%s", strings.Join(engines, ", "), b.String())
+}
+
+// TestDumpFilesRefused: a wrong or empty dump file is an error naming what
+// is wrong, never an engine that found nothing.
+func TestDumpFilesRefused(t *testing.T) {
+	for _, tc := range []struct{ name, hits, want string }{
+		{"empty", "", "no hits"},
+		{"fields", "q\t1\tref\t0.9\n", "line 1: 4 fields, want 5"},
+		{"rank", "q\t2\tref\t0.9\tname\n", `line 1: rank "2" after 0 hits of "q"`},
+		{"score", "q\t1\tref\thigh\tname\n", "line 1: score"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ReadHits(strings.NewReader(tc.hits)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ReadHits: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, queries, want string }{
+		{"empty", "", "no queries"},
+		{"fields", "tuning\ttypo1\tq\n", "queries.tsv:1: 3 fields, want 7"},
+	} {
+		t.Run("queries "+tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "queries.tsv"), []byte(tc.queries), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadEvalDump(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ReadEvalDump: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
 }
