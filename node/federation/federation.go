@@ -182,7 +182,10 @@ func New(cfg Config, deps Deps) (*Federation, error) {
 		Dial:       func(ctx context.Context, target string) (*grpc.ClientConn, error) { return f.Dial(target) },
 		Authorize:  f.AuthorizeNode,
 		MaxMessage: MaxPeerMessage,
-		Logger:     cfg.Logger,
+		// The leader may be a partner's node: the size it declares for a
+		// snapshot must fit this node's disk before any of it is written.
+		AcceptSnapshot: replication.SnapshotRoom(cfg.RaftDir),
+		Logger:         cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

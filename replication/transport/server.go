@@ -326,6 +326,15 @@ func (s *server) InstallSnapshot(stream raftv1.RaftService_InstallSnapshotServer
 	if err := decode(first.Msgpack, req); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if req.Size < 0 {
+		return status.Errorf(codes.InvalidArgument, "raft: snapshot size %d", req.Size)
+	}
+	if accept := s.t.cfg.AcceptSnapshot; accept != nil {
+		if err := accept(req.Size); err != nil {
+			s.t.cfg.Logger.Warn("refused a raft snapshot", "from", string(req.Addr), "size", req.Size, "term", req.Term, "index", req.LastLogIndex, "err", err)
+			return status.Errorf(codes.ResourceExhausted, "raft: snapshot of %d bytes refused: %v", req.Size, err)
+		}
+	}
 	r := &chunkReader{stream: stream, buf: first.Data}
 	resp, err := s.dispatch(ctx, req, io.LimitReader(r, req.Size))
 	if err != nil {

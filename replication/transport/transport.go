@@ -38,7 +38,12 @@ type Config struct {
 	// MaxMessage is the largest gRPC message between nodes (default gRPC's
 	// 4 MiB). AppendEntries batches beyond it are sent in parts.
 	MaxMessage int
-	Logger     *slog.Logger
+	// AcceptSnapshot is asked, before a byte of an incoming snapshot is
+	// read, whether this node takes a snapshot of the size the leader
+	// declares; an error refuses it (a hostile or mistaken leader must not
+	// fill this node's disk). Nil takes any size.
+	AcceptSnapshot func(size int64) error
+	Logger         *slog.Logger
 }
 
 // ChunkSize is the size of snapshot chunks on the wire.
@@ -270,8 +275,16 @@ func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, 
 	}
 	watchdog := time.AfterFunc(t.cfg.Timeout, cancel)
 	defer watchdog.Stop()
+	// A send fails with io.EOF when the follower has already answered (a
+	// refusal): its status says why.
+	sent := func(what string, err error) error {
+		if errors.Is(err, io.EOF) {
+			_, err = stream.CloseAndRecv()
+		}
+		return fmt.Errorf("snapshot %s to %s: %w", what, target, err)
+	}
 	if err := stream.Send(&raftv1.InstallSnapshotRequest{Msgpack: b}); err != nil {
-		return fmt.Errorf("snapshot header to %s: %w", target, err)
+		return sent("header", err)
 	}
 	buf := make([]byte, ChunkSize)
 	for {
@@ -279,7 +292,7 @@ func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, 
 		if n > 0 {
 			watchdog.Reset(t.cfg.Timeout)
 			if err := stream.Send(&raftv1.InstallSnapshotRequest{Data: buf[:n]}); err != nil {
-				return fmt.Errorf("snapshot data to %s: %w", target, err)
+				return sent("data", err)
 			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {

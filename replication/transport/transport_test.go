@@ -200,6 +200,19 @@ func TestPipelineStoresQueuedRequestsTogether(t *testing.T) {
 // opens a pipeline to it from a leader's; the test plays raft on both sides.
 func pipelinePair(t *testing.T) (follower *Transport, p raft.AppendPipeline) {
 	t.Helper()
+	follower, leader, addr := transportPair(t, nil)
+	p, err := leader.AppendEntriesPipeline("F", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return follower, p
+}
+
+// transportPair starts a follower's transport (taking snapshots as accept
+// says) on a gRPC server on loopback, and a leader's transport to call it.
+func transportPair(t *testing.T, accept func(int64) error) (follower, leader *Transport, addr raft.ServerAddress) {
+	t.Helper()
 	const maxMsg = 64 << 20
 	dial := func(_ context.Context, target string) (*grpc.ClientConn, error) {
 		return grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -209,8 +222,8 @@ func pipelinePair(t *testing.T) (follower *Transport, p raft.AppendPipeline) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := raft.ServerAddress(lis.Addr().String())
-	follower, err = New(Config{LocalAddr: addr, Dial: dial, MaxMessage: maxMsg})
+	addr = raft.ServerAddress(lis.Addr().String())
+	follower, err = New(Config{LocalAddr: addr, Dial: dial, MaxMessage: maxMsg, AcceptSnapshot: accept})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,21 +233,16 @@ func pipelinePair(t *testing.T) (follower *Transport, p raft.AppendPipeline) {
 	// The tests hold a request unanswered, as a stalled disk would: the
 	// leader's response watchdog (10 s by default) must not break the
 	// pipeline first when the run is slow (-race on a loaded machine).
-	leader, err := New(Config{LocalAddr: "leader", Dial: dial, MaxMessage: maxMsg, Timeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err = leader.AppendEntriesPipeline("F", addr)
+	leader, err = New(Config{LocalAddr: "leader", Dial: dial, MaxMessage: maxMsg, Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		p.Close()
 		leader.Close()
 		follower.Close()
 		srv.Stop()
 	})
-	return follower, p
+	return follower, leader, addr
 }
 
 // appendRequest is the leader's request carrying entry i of term 2.
