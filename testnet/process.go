@@ -105,6 +105,21 @@ func (nt *Net) FillDisk(m *Member) error {
 	return fill(m.Dir)
 }
 
+// FillDiskLeaving fills the member's tmpfs as FillDisk does, then gives
+// back free bytes of it: the disk is nearly full, yet a node can still
+// start on it and write a little.
+func (nt *Net) FillDiskLeaving(m *Member, free int64) error {
+	if err := nt.FillDisk(m); err != nil {
+		return err
+	}
+	path := filepath.Join(m.Dir, ballast)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return os.Truncate(path, max(0, fi.Size()-free))
+}
+
 // FillRaftLogDisk fills the member's raft log disk (Options.RaftLogBytes).
 func (nt *Net) FillRaftLogDisk(m *Member) error {
 	if m.RaftLogDir == "" {
