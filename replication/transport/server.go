@@ -332,7 +332,9 @@ func (s *server) InstallSnapshot(stream raftv1.RaftService_InstallSnapshotServer
 	if accept := s.t.cfg.AcceptSnapshot; accept != nil {
 		if err := accept(req.Size); err != nil {
 			s.t.cfg.Logger.Warn("refused a raft snapshot", "from", string(req.Addr), "size", req.Size, "term", req.Term, "index", req.LastLogIndex, "err", err)
-			return status.Errorf(codes.ResourceExhausted, "raft: snapshot of %d bytes refused: %v", req.Size, err)
+			// The leader may be a partner's node: it learns the refusal,
+			// not this node's paths or free space (those are in its log).
+			return status.Errorf(codes.ResourceExhausted, "raft: snapshot of %d bytes refused: no room for it on this member", req.Size)
 		}
 	}
 	r := &chunkReader{stream: stream, buf: first.Data}

@@ -23,7 +23,7 @@ func TestSnapshotSizeChecked(t *testing.T) {
 	follower, leader, addr := transportPair(t, func(size int64) error {
 		asked = append(asked, size)
 		if size > limit {
-			return errors.New("no room")
+			return errors.New("/secret/raft has 5 bytes free")
 		}
 		return nil
 	})
@@ -54,8 +54,8 @@ func TestSnapshotSizeChecked(t *testing.T) {
 		data     int
 		refused  string // in the leader's error; "" if taken
 	}{
-		{"huge claim", 1 << 50, 100, "snapshot of 1125899906842624 bytes refused: no room"},
-		{"over the limit", limit + 1, limit + 1, "refused: no room"},
+		{"huge claim", 1 << 50, 100, "snapshot of 1125899906842624 bytes refused: no room for it on this member"},
+		{"over the limit", limit + 1, limit + 1, "refused: no room for it on this member"},
 		{"negative size", -1, 10, "snapshot size -1"},
 		{"fits", limit, limit, ""},
 	} {
@@ -64,6 +64,9 @@ func TestSnapshotSizeChecked(t *testing.T) {
 			if tc.refused != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.refused) {
 					t.Fatalf("leader told %v, want %q", err, tc.refused)
+				}
+				if strings.Contains(err.Error(), "/secret/raft") {
+					t.Fatalf("leader told the follower's own reason: %v", err)
 				}
 				select {
 				case b := <-got:
