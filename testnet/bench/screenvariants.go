@@ -17,9 +17,11 @@ import (
 // EvalKinds are the kinds of variant the quality evaluation draws, each
 // from the listed names it applies to: today's (typos, reordering, a dropped
 // middle word, Cyrillic script, another legal form) and those issue 18 found
-// missed (particles joined or split, repeated words, initials).
+// missed (particles joined or split, repeated words, initials), and names
+// written in Arabic script without short vowels (last, so that the other
+// kinds draw the same names as before it was added).
 var EvalKinds = []string{"exact", "typo1", "typo2", "reorder", "drop", "cyrillic", "legal-form",
-	"joined", "split", "repeated", "initials", "initial-surname"}
+	"joined", "split", "repeated", "initials", "initial-surname", "arabic"}
 
 // particles are the words that lists write joined to the next word or apart
 // ("AL-HAQ", "ALHAQ", "AL HAQ"); the evaluation joins and splits them.
@@ -112,6 +114,13 @@ func variantsOf(kind string, r *pb.Record, dict map[string]bool, rng *rand.Rand)
 			return nil
 		}
 		return []string{toCyrillic(strings.Join(words, " "))}
+	case "arabic":
+		// Parties of the programs and countries of lands that write
+		// Arabic script, whose names a clerk there writes in it.
+		if !person && !org || len(words) < 2 || !arabicScriptParty(r) {
+			return nil
+		}
+		return []string{toArabic(words, rng)}
 	case "legal-form":
 		if !org || len(words) < 2 {
 			return nil
@@ -391,6 +400,168 @@ func toCyrillic(s string) string {
 		}
 		if !matched {
 			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+// arabicScriptCountries write names in Arabic script (Arabic, Persian, Dari, Urdu, Pashto).
+var arabicScriptCountries = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range strings.Fields("AE AF BH DZ EG IQ IR JO KW LB LY MA MR OM PK PS QA SA SD SY TN YE") {
+		m[c] = true
+	}
+	return m
+}()
+
+// arabicScriptPrograms are the OFAC programs and UN lists (by a word of
+// their name) of lands that write Arabic script.
+var arabicScriptPrograms = strings.Fields("sdgt fto iran irgc ifsr hrit-ir syria iraq lebanon yemen libya sudan qaida isil taliban")
+
+// arabicScriptParty reports a listed party of a program or a country of
+// lands that write Arabic script.
+func arabicScriptParty(r *pb.Record) bool {
+	if slices.ContainsFunc(r.Subject.Countries, func(c string) bool { return arabicScriptCountries[strings.ToUpper(c)] }) {
+		return true
+	}
+	prog := strings.ToLower(r.GetDesignation().GetProgram())
+	for _, w := range strings.FieldsFunc(prog, func(r rune) bool { return r == ' ' || r == '/' || r == ',' }) {
+		for _, p := range arabicScriptPrograms {
+			if strings.HasPrefix(w, p) || strings.Contains(w, p) && strings.HasPrefix(w, "unsc-") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// arabicWords are the words of names that a clerk writing Arabic knows as
+// Arabic words and writes as they are spelt (with the ع and the long vowels
+// that the Latin spelling does not tell), not letter by letter.
+var arabicWords = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range []struct{ ar, lat string }{
+		{"عبد", "abd"}, {"عبد ال", "abdul abdel abdal abdol abdoul"}, {"عبد الله", "abdullah abdallah abdullahi"},
+		{"الله", "allah ullah"}, {"أبو", "abu abou"}, {"بن", "bin ibn ben"}, {"بنت", "bint"},
+		{"محمد", "muhammad mohammad mohammed muhammed mohamed mohamad mohd"}, {"أحمد", "ahmad ahmed"},
+		{"علي", "ali"}, {"عمر", "omar umar"}, {"عثمان", "othman uthman osman"}, {"عباس", "abbas"},
+		{"عزيز", "aziz"}, {"عادل", "adel adil"}, {"عيسى", "issa isa"}, {"عماد", "imad"}, {"عمار", "ammar"},
+		{"حسن", "hasan hassan"}, {"حسين", "husayn hussein hussain husain hossein hosein"},
+		{"محمود", "mahmoud mahmud"}, {"يوسف", "yusuf youssef yousef yousif"}, {"إبراهيم", "ibrahim"},
+		{"إسماعيل", "ismail"}, {"خالد", "khalid khaled"}, {"سعيد", "said saeed"}, {"جعفر", "jafar jaafar"},
+		{"علاء", "ala alaa"}, {"عراق", "iraq"}, {"عراقي", "iraqi"},
+	} {
+		for _, w := range strings.Fields(g.lat) {
+			m[w] = g.ar
+		}
+	}
+	return m
+}()
+
+// arabicLetters write Latin letters in Arabic script, the longest first;
+// sounds Arabic lacks (p, g, ch, zh, v) with the letters of Persian.
+var arabicLetters = []struct{ lat, ar string }{
+	{"sh", "ش"}, {"kh", "خ"}, {"gh", "غ"}, {"th", "ث"}, {"dh", "ذ"}, {"ch", "چ"}, {"zh", "ژ"}, {"ph", "ف"},
+	{"b", "ب"}, {"t", "ت"}, {"j", "ج"}, {"h", "ح"}, {"d", "د"}, {"r", "ر"}, {"z", "ز"}, {"s", "س"},
+	{"f", "ف"}, {"q", "ق"}, {"k", "ك"}, {"l", "ل"}, {"m", "م"}, {"n", "ن"}, {"w", "و"}, {"y", "ي"},
+	{"p", "پ"}, {"v", "و"}, {"g", "گ"}, {"c", "ك"}, {"x", "كس"},
+}
+
+// arabicVowels are the Latin vowels that Arabic writes as long vowels when
+// it writes them: ا, و, ي.
+var arabicVowels = []struct{ lat, ar string }{
+	{"aa", "ا"}, {"ou", "و"}, {"oo", "و"}, {"uu", "و"}, {"ee", "ي"}, {"ii", "ي"}, {"ei", "ي"}, {"ey", "ي"},
+	{"ai", "ي"}, {"ay", "ي"}, {"ie", "ي"}, {"aw", "و"}, {"au", "و"},
+	{"a", "ا"}, {"e", "ي"}, {"i", "ي"}, {"o", "و"}, {"u", "و"},
+}
+
+// toArabic writes the words of a Latin name in Arabic script as a clerk
+// would: the article al- (el-, and the assimilated ad-, ar-, as-, ...)
+// as ال joined to the next word; known words as Arabic spells them; other
+// words letter by letter with the consonants (a doubled one once) and the
+// long vowels, which the Latin spelling does not tell apart from short
+// ones: a vowel written twice or a diphthong always, a single vowel in the
+// middle of a word one time in three, a final vowel always (a as ا or ة), a
+// vowel at the start as أ or إ. Short vowels are not written.
+func toArabic(words []string, rng *rand.Rand) string {
+	var out []string
+	article := false
+	for _, w := range words {
+		switch w {
+		case "al", "el", "ad", "ar", "as", "ash", "at", "az", "an":
+			article = true
+			continue
+		}
+		a, ok := arabicWords[w]
+		if !ok {
+			a = arabicWord(w, rng)
+		}
+		if article {
+			a = "ال" + a
+			article = false
+		}
+		out = append(out, a)
+	}
+	if article {
+		out = append(out, "ال")
+	}
+	return strings.Join(out, " ")
+}
+
+// arabicWord writes one Latin word in Arabic letters (see toArabic).
+func arabicWord(w string, rng *rand.Rand) string {
+	var b strings.Builder
+	last := ""
+	for i := 0; i < len(w); {
+		if c := w[i]; c < 'a' || c > 'z' {
+			b.WriteByte(c)
+			i++
+			last = ""
+			continue
+		}
+		matched := false
+		for _, v := range arabicVowels {
+			if !strings.HasPrefix(w[i:], v.lat) {
+				continue
+			}
+			end := i+len(v.lat) == len(w)
+			switch {
+			case i == 0:
+				// a carrier of the first vowel, and a diphthong's second letter
+				if strings.IndexByte("aou", v.lat[0]) >= 0 {
+					b.WriteString("أ")
+				} else {
+					b.WriteString("إ")
+				}
+				if len(v.lat) == 2 && v.lat[0] != v.lat[1] && v.lat != "ou" && v.lat != "ie" {
+					b.WriteString(v.ar)
+				}
+			case end && v.lat == "a":
+				b.WriteString([]string{"ا", "ة"}[rng.IntN(2)])
+			case end || len(v.lat) == 2 || rng.IntN(3) == 0:
+				b.WriteString(v.ar)
+			}
+			i += len(v.lat)
+			last, matched = "", true
+			break
+		}
+		if matched {
+			continue
+		}
+		for _, l := range arabicLetters {
+			if strings.HasPrefix(w[i:], l.lat) {
+				if l.ar != last {
+					b.WriteString(l.ar)
+				}
+				last = l.ar
+				i += len(l.lat)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			b.WriteByte(w[i])
 			i++
 		}
 	}
