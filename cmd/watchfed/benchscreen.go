@@ -25,7 +25,8 @@ the OFAC SDN list of 2021, and the even rows of the ordinary names) and a held-o
 (the others: entries added since, the UN list, the odd rows), each with its own seed.
 Per kind of variant (exact, one and two typos, reordered, a dropped middle name,
 Cyrillic script, another legal form, particles joined or split, repeated words,
-initials, an initial for the surname) it prints recall@10 and top-1, screened with
+initials, an initial for the surname, Arabic script without short vowels for parties
+of programs and lands that write it) it prints recall@10 and top-1, screened with
 threshold 0; per kind of ordinary name on no list (persons and companies of 60 locales
 from --data's ordinary-names, or a committed excerpt; a common first name before a
 listed surname one letter off) how many scored 0.8 or more and 0.9 or more; and so for

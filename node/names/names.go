@@ -368,11 +368,39 @@ func SplitJoined(w string) []string {
 // Arabic or Hebrew script (which write no short vowels) and its Latin
 // spellings meet: vowels and the semi-vowels w and y dropped, the usual
 // digraphs kept as one sound, q written k, doubled letters once ("hussein"
-// and "hsyn" → "hsn"); y and w count at the start of a word, and a final i
-// or y is kept as one mark. Finer than Skeleton, which merges more sounds for
-// Latin spellings and would make "zayd" and "saud" one name.
+// and "hsyn" → "hsn"); y and w count at the start of a word. Finer than
+// Skeleton, which merges more sounds for Latin spellings and would make
+// "zayd" and "saud" one name.
 func AbjadKey(w string) string {
+	k, _ := abjadScan(w, false)
+	return k
+}
+
+// The vowels of AbjadVowels, as bits: a, i (and y), u (and w, o), e.
+const (
+	VowelA uint8 = 1 << iota
+	VowelI
+	VowelU
+	VowelE
+)
+
+// AbjadVowels returns the vowels written around the consonants of
+// AbjadKey(w), one set a place: before the first consonant, between each
+// two, after the last (len(AbjadKey(w))+1 places). Words written without
+// short vowels write only their long vowels: "hsyn" has an i between s and
+// n where "hisn" has none.
+func AbjadVowels(w string) []uint8 {
+	_, v := abjadScan(w, true)
+	return v
+}
+
+// abjadScan is AbjadKey, and AbjadVowels where vowels is set.
+func abjadScan(w string, vowels bool) (string, []uint8) {
 	var b []byte
+	var vs []uint8
+	if vowels {
+		vs = make([]uint8, 1, len(w)+1)
+	}
 	var last byte
 	for i := 0; i < len(w); i++ {
 		c := w[i]
@@ -386,26 +414,44 @@ func AbjadKey(w string) string {
 				i++
 			}
 		}
+		var v uint8
 		switch c {
 		case 'y', 'w':
 			if i == 0 { // a consonant at the start: "yasmin" is not "osman"
 				break
 			}
-			last = 0
-			continue
-		case 'a', 'e', 'i', 'o', 'u':
-			last = 0
-			continue
+			v = VowelI
+			if c == 'w' {
+				v = VowelU
+			}
+		case 'a':
+			v = VowelA
+		case 'i':
+			v = VowelI
+		case 'o', 'u':
+			v = VowelU
+		case 'e':
+			v = VowelE
 		case 'q', 'c':
 			c = 'k'
+		}
+		if v != 0 {
+			last = 0
+			if vowels {
+				vs[len(vs)-1] |= v
+			}
+			continue
 		}
 		if c == last {
 			continue
 		}
 		b = append(b, c)
 		last = c
+		if vowels {
+			vs = append(vs, 0)
+		}
 	}
-	return string(b)
+	return string(b), vs
 }
 
 // translitPairs are the letters that romanisations of the same name write

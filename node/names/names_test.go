@@ -1,6 +1,9 @@
 package names
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestFold(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -39,6 +42,27 @@ func TestID(t *testing.T) {
 	} {
 		if got := ID(tc.in); got != tc.want {
 			t.Errorf("ID(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestAbjadVowels: the vowels around the consonants of AbjadKey, one set a
+// place, for words written without short vowels and in Latin letters.
+func TestAbjadVowels(t *testing.T) {
+	for _, tc := range []struct {
+		w    string
+		want []uint8
+	}{
+		{"hsyn", []uint8{0, 0, VowelI, 0}},
+		{"hussein", []uint8{0, VowelU, VowelE | VowelI, 0}},
+		{"alhjar", []uint8{VowelA, 0, 0, VowelA, 0}},
+		{"yousef", []uint8{0, VowelU, VowelE, 0}},
+		{"muhammad", []uint8{0, VowelU, VowelA, VowelA, 0}},
+		{"ayman", []uint8{VowelA | VowelI, VowelA, 0}}, // y after a vowel is one too
+	} {
+		got := AbjadVowels(tc.w)
+		if len(got) != len(AbjadKey(tc.w))+1 || !slices.Equal(got, tc.want) {
+			t.Errorf("AbjadVowels(%q) = %v (key %q), want %v", tc.w, got, AbjadKey(tc.w), tc.want)
 		}
 	}
 }

@@ -460,7 +460,7 @@ func (x *Index) idf(df int) float64 {
 }
 
 // tokenSim is the similarity of two words in 0..1 and how they matched.
-func tokenSim(q, l string, abjad bool) (float64, string) {
+func tokenSim(q, l string, abjad uint8) (float64, string) {
 	return tokenSimK(q, l, names.Skeleton(q), names.Skeleton(l), names.TranslitKey(q), names.TranslitKey(l), abjad, isASCII(q) && isASCII(l))
 }
 
@@ -474,9 +474,11 @@ func tokenSim(q, l string, abjad bool) (float64, string) {
 // s counts as 1 − 4·(1 − s): 0.97 gives 0.88, 0.9 gives 0.6. Spellings that
 // sound alike (the same phonetic key) count at least 0.75, another
 // romanisation of the same letters ("jawhar", "dzhavkhar") 0.9, and a word from a
-// script without short vowels that has the consonants of the other at least
-// 0.9 (0.85 for two consonants): "mhmd" is "muhammad".
-func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string) {
+// script without short vowels (abjad: which of q and l, abjadQ and abjadL)
+// that has the consonants of the other, and its long vowels where the
+// other has vowels (abjadFit), at least 0.9 (0.85 for two consonants or
+// when that says little): "mhmd" is "muhammad".
+func tokenSimK(q, l, kq, kl, tq, tl string, abjad uint8, ascii bool) (float64, string) {
 	if q == l {
 		return 1, "exact"
 	}
@@ -504,12 +506,17 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string)
 	default:
 		s = jaroWinkler(q, l)
 	}
-	if abjad {
-		if aq, al := names.AbjadKey(q), names.AbjadKey(l); aq == al {
-			switch {
-			case len(aq) >= 3:
+	phonetic := 0.75 // what a word that sounds alike counts at least
+	if abjad != 0 {
+		if aq, al := names.AbjadKey(q), names.AbjadKey(l); aq == al && len(aq) >= 2 {
+			switch fit, weak := abjadFit(q, l, abjad); {
+			case !fit:
+				// the same consonants, other long vowels: as often
+				// other words ("krymy", "karami") as a spelling of one
+				phonetic = endingSim
+			case len(aq) >= 3 && !weak:
 				return max(0.9, typoSim(s)), "consonants"
-			case len(aq) == 2 && (q[0] == l[0] || vowel(q[0]) && vowel(l[0])):
+			case len(aq) >= 3 || q[0] == l[0] || vowel(q[0]) && vowel(l[0]):
 				return max(0.85, typoSim(s)), "consonants"
 			}
 		}
@@ -534,10 +541,87 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad, ascii bool) (float64, string)
 		// shared beginning would earn them Winkler's prefix bonus.
 		return min(typoSim(s), endingSim), "ending"
 	}
-	if kq == kl && len(kq) >= 3 && typoSim(s) < 0.75 {
-		return 0.75, "phonetic"
+	if kq == kl && len(kq) >= 3 && typoSim(s) < phonetic {
+		return phonetic, "phonetic"
 	}
 	return typoSim(s), "similar"
+}
+
+// Which of two words compared is written without short vowels (tokenSimK).
+const (
+	abjadQ uint8 = 1 << iota // the query word
+	abjadL                   // the listed word
+)
+
+// abjadOf is the abjad argument of tokenSimK for words that are (q, l) or
+// are not written without short vowels.
+func abjadOf(q, l bool) uint8 {
+	var a uint8
+	if q {
+		a |= abjadQ
+	}
+	if l {
+		a |= abjadL
+	}
+	return a
+}
+
+// abjadFit tells whether two words of the same consonants (names.AbjadKey)
+// have their vowels where they may be one name, and whether what they
+// share says little (weak).
+//
+// A word written without short vowels writes its long vowels (ا, و, ي):
+// where it has one, the other word, written in Latin letters, has a vowel
+// of that kind (a for ا; o, u, w for و; i, e, y for ي; e for ا too):
+// "hsyn" (حسين) is "husayn", "hussein", not "hisn" or "hasan"; "alhjar"
+// (الحجار) is not "al hijra". A vowel letter at the start carries any
+// vowel or none (ا of "ابن", "ibn", "bin"). Two words both written so
+// write the same long vowels, or they are other words ("alansary",
+// "alansar"). The Latin word's vowels where the other has none are the
+// short vowels it does not write.
+//
+// It says little (weak) when the consonants are three or fewer and the
+// Latin word has a vowel at the start or at the end where the other has
+// none: Arabic writes a vowel that begins or ends a word (ا, ة, ى, و, ي),
+// so "bkr" and "abukar", "gld" and "gilda", "shrf" and "ashraf" are as
+// often other words with those consonants (but for an ع at the start,
+// which transliteration drops: "thman", "othman").
+func abjadFit(q, l string, abjad uint8) (fit, weak bool) {
+	vq, vl := names.AbjadVowels(q), names.AbjadVowels(l)
+	if abjad == abjadQ|abjadL {
+		carrier(q, vq)
+		carrier(l, vl)
+		return slices.Equal(vq, vl), false
+	}
+	a, b, aw := vq, vl, q // a written without short vowels, b in Latin letters
+	if abjad == abjadL {
+		a, b, aw = vl, vq, l
+	}
+	carrier(aw, a)
+	for k := range a {
+		lat := b[k]
+		if lat&names.VowelE != 0 {
+			lat |= names.VowelA | names.VowelI
+		}
+		if a[k]&^lat != 0 {
+			return false, false
+		}
+	}
+	n := len(a) - 1
+	return true, n <= 3 && (b[0] != 0 && !vowel(aw[0]) || b[n] != 0 && a[n] == 0)
+}
+
+// carrier takes out of the vowels before the first consonant (vs[0]) the
+// vowel letter w starts with: at the start of a word it carries any vowel,
+// and so after the article al joined to it (الأستاذ, "alastadh", is
+// "al ustadh").
+func carrier(w string, vs []uint8) {
+	if len(w) > 0 && len(vs) > 0 && vowel(w[0]) {
+		vs[0] &^= names.AbjadVowels(w[:1])[0]
+	}
+	if len(w) > 2 && len(vs) > 1 && w[:2] == "al" && vowel(w[2]) {
+		vs[1] &^= names.AbjadVowels(w[2:3])[0]
+	}
 }
 
 // otherEnding reports whether two romanisation keys differ in their ending

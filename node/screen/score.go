@@ -113,21 +113,15 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 	for qi := range q.ws {
 		t := &q.ws[qi]
 		for ni, tid := range n.toks {
-			key := uint64(qi)<<32 | uint64(tid)
+			// The listed word is written without vowels if it is so in
+			// this name, not only in another ("star" of GOLDEN STAR and
+			// ستار: their vowels tell "stroy" from "star").
+			abjad := abjadOf(t.Abjad, x.listedAbjad(n, ni))
+			key := uint64(qi)<<32 | uint64(tid) | uint64(abjad)<<62
 			c, ok := q.cache[key]
 			if !ok {
-				c = x.pairOf(t, tid, t.Abjad || x.toks[tid].abjad)
+				c = x.pairOf(t, tid, abjad)
 				q.cache[key] = c
-			}
-			if strings.HasSuffix(c.how, "consonants") && !t.Abjad && ni < 32 && n.abjad&(1<<ni) == 0 {
-				// The consonant key is for a word written without
-				// vowels; neither was here, the listed word is only
-				// written so in another name ("star" of GOLDEN STAR and
-				// ستار): their vowels tell ("stroy", "star").
-				if c, ok = q.cache[key|1<<63]; !ok {
-					c = x.pairOf(t, tid, false)
-					q.cache[key|1<<63] = c
-				}
 			}
 			sim, how := c.sim, c.how
 			if mark := how[:min(len(how), 1)]; mark == lexSameMark || mark == lexOtherMark {
@@ -245,10 +239,10 @@ func (x *Index) nameScore(q *query, n *nameRec) (score float64, words []WordMatc
 	return score, words, other, alike
 }
 
-// pairOf is the similarity of query word t and listed word tid (abjad: as
-// words written without vowels), with what the query word's being known to
+// pairOf is the similarity of query word t and listed word tid (abjad:
+// which are words written without vowels, see tokenSimK), with what the query word's being known to
 // the list and the lexicon tell (see nameScore).
-func (x *Index) pairOf(t *qword, tid uint32, abjad bool) (c pairSim) {
+func (x *Index) pairOf(t *qword, tid uint32, abjad uint8) (c pairSim) {
 	ti := &x.toks[tid]
 	c.sim, c.how = tokenSimK(t.Text, ti.text, t.skel, ti.skel, t.tkey, ti.tkey, abjad, ti.ascii && t.ascii)
 	if c.how == "similar" && t.known && t.skel != ti.skel {
@@ -272,6 +266,15 @@ func (x *Index) pairOf(t *qword, tid uint32, abjad bool) (c pairSim) {
 		}
 	}
 	return c
+}
+
+// listedAbjad reports whether word ni of name n is written without short
+// vowels there (n.abjad; for words past the 32nd, in some name).
+func (x *Index) listedAbjad(n *nameRec, ni int) bool {
+	if ni < 32 {
+		return n.abjad&(1<<ni) != 0
+	}
+	return x.toks[n.toks[ni]].abjad
 }
 
 // grow returns *b resized to n, reallocated only when too small.
@@ -318,12 +321,12 @@ func (x *Index) runs(q *query, n *nameRec, ps []match) []match {
 						ascii = true
 						for k := range nn {
 							joined += lt(ni + k).text
-							abjad = abjad || lt(ni+k).abjad
+							abjad = abjad || x.listedAbjad(n, ni+k)
 							ascii = ascii && lt(ni+k).ascii
 						}
 						skel, tkey = names.Skeleton(joined), names.TranslitKey(joined)
 					}
-					if sim, _ := tokenSimK(t.Text, joined, t.skel, skel, t.tkey, tkey, abjad || t.Abjad, t.ascii && ascii); sim >= 0.6 {
+					if sim, _ := tokenSimK(t.Text, joined, t.skel, skel, t.tkey, tkey, abjadOf(t.Abjad, abjad), t.ascii && ascii); sim >= 0.6 {
 						ps = append(ps, match{qi, 1, ni, nn, sim, "joined"})
 					}
 				case len(t.Text) == nn && x.initialsOf(t.Text, n.toks[ni:ni+nn]):
@@ -338,7 +341,7 @@ func (x *Index) runs(q *query, n *nameRec, ps []match) []match {
 			}
 			for ni := range n.toks {
 				if l := lt(ni); l.text[0] == r.joined[0] {
-					if sim, _ := tokenSimK(r.joined, l.text, r.skel, l.skel, r.tkey, l.tkey, r.abjad || l.abjad, r.ascii && l.ascii); sim >= 0.6 {
+					if sim, _ := tokenSimK(r.joined, l.text, r.skel, l.skel, r.tkey, l.tkey, abjadOf(r.abjad, x.listedAbjad(n, ni)), r.ascii && l.ascii); sim >= 0.6 {
 						ps = append(ps, match{r.qi, nn, ni, 1, sim, "split"})
 					}
 				}

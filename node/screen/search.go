@@ -276,7 +276,10 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 		ti := &x.toks[id]
 		// A short word one letter off counts in a name's score, not in
 		// finding candidates: short words have many such neighbours.
-		if sim, how := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, t.Abjad || ti.abjad, tASCII && ti.ascii); sim > 0 && how != "typo" {
+		// (A query word written without vowels is compared with a word
+		// some name writes so as if that were in Latin letters: the
+		// looser test, the name's score tells.)
+		if sim, how := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, abjadOf(t.Abjad, ti.abjad && !t.Abjad), tASCII && ti.ascii); sim > 0 && how != "typo" {
 			out = append(out, simTok{id, sim})
 		}
 	}
