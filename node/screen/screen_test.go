@@ -877,3 +877,41 @@ func TestSpoilable(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoTyposOneWord(t *testing.T) {
+	x := listed()
+	P, O := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_ORGANIZATION
+	for _, e := range []struct {
+		id     string
+		schema pb.Schema
+		name   string
+	}{
+		{"photon", O, "PHOTON PRO LLP"}, {"etalon", O, "LLC ETALON PRO"},
+		{"ibs-soft", O, "IBS SOFT LTD"}, {"ep-ibs", O, "EP-IBS"},
+		{"htut", P, "HTUT, Soe"}, {"soe-aung", P, "SOE, Aung"},
+		{"rojas", P, "ROJAS FRANCO, Jaime"}, {"qadir", P, "ABD-AL-QADIR, Abd-al-'Aziz"},
+		{"labor", O, "MINISTRY OF LABOR"},
+	} {
+		x.Put(&Entry{ID: e.id, Origin: "US-OFAC", Kind: pb.Kind_KIND_DESIGNATION, Schema: e.schema, Names: []Name{{Text: e.name}}})
+	}
+	for _, tc := range []struct {
+		query, first, pair string
+		below              float64 // the first result scores under it
+	}{
+		{"pohtoz pro", "photon", "pohtoz~photon(typo2 0.40)", 0.8},
+		{"ibs sotn", "ibs-soft", "sotn~soft(typo2 0.40)", 0.8},
+		{"haubt soe", "htut", "haubt~htut(typo2 0.40)", 0.8},
+		// a listed surname with another given name two edits off: ranked,
+		// never a match
+		{"maite rojas franco", "rojas", "maite~jaime(typo2 0.40)", 0.8},
+		// not with a particle: as if "abahd" were left over
+		{"abd al qadir abahd al aziz", "qadir", "+abahd", 1},
+		// within two edits, Jaro-Winkler little alike: no less than two edits
+		{"miistry labor", "labor", "miistry~ministry(similar 0.40)", 0.8},
+	} {
+		rs := x.Search(Query{Name: tc.query, Threshold: 0.01})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.first || !strings.Contains(rs[0].Explanation.String(), tc.pair) || rs[0].Score >= tc.below {
+			t.Errorf("%q: want %s first under %.2f, %s paired: %v", tc.query, tc.first, tc.below, tc.pair, rs)
+		}
+	}
+}
