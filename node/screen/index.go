@@ -409,12 +409,24 @@ func letterBag(w string) uint32 {
 		case 'a' <= c && c <= 'z':
 			b |= 1 << (c - 'a')
 		case '0' <= c && c <= '9':
-			b |= 1 << 26
+			b |= digitBag
 		default:
 			b |= 1 << 27
 		}
 	}
 	return b
+}
+
+// digitBag is the bit of letterBag for digits.
+const digitBag = 1 << 26
+
+func hasDigit(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if '0' <= w[i] && w[i] <= '9' {
+			return true
+		}
+	}
+	return false
 }
 
 // jwBound is an upper bound of the Jaro-Winkler similarity of two words
@@ -494,6 +506,15 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad uint8, ascii bool) (float64, s
 			return 0.7, "initial"
 		}
 	}
+	number := ascii && (hasDigit(q) || hasDigit(l))
+	if number {
+		// A number (a vessel's, an aircraft's) is compared as written:
+		// romanisation and phonetic keys fold its doubled digits
+		// ("7611" would be "761", then "761q" another ending of it), and a
+		// digit changed or added at its end is another number, no
+		// ending of a name.
+		tq, tl, kq, kl = q, l, q, l
+	}
 	var s float64
 	switch {
 	case ascii && tq == tl:
@@ -505,6 +526,17 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad uint8, ascii bool) (float64, s
 		s = jwASCII(tq, tl)
 	default:
 		s = jaroWinkler(q, l)
+	}
+	if number && oneEdit(q, l) {
+		// One edit wherever it is after the first character: "761q"
+		// is as near "7619" as "7611"; a first one added, dropped or
+		// changed ("7886", "886") less near, as among short words.
+		switch {
+		case q[0] != l[0]:
+			return shortTypo, "typo"
+		case typoSim(s) < numberTypo:
+			return numberTypo, "typo"
+		}
 	}
 	phonetic := 0.75 // what a word that sounds alike counts at least
 	if abjad != 0 {
@@ -534,7 +566,7 @@ func tokenSimK(q, l, kq, kl, tq, tl string, abjad uint8, ascii bool) (float64, s
 	if s < minTokenSim {
 		return 0, ""
 	}
-	if ascii && otherEnding(tq, tl) {
+	if ascii && !number && otherEnding(tq, tl) {
 		// Names that differ in their ending only are as often other names
 		// of a family or language as typos: "andrew", "andre"; "evgenia",
 		// "evgeni"; "ivanova", "ivanov"; "abdullahi", "abdullah". The
@@ -652,6 +684,10 @@ func vowel(c byte) bool { return strings.IndexByte("aeiou", c) >= 0 }
 func typoSim(s float64) float64 { return max(0, 1-4*(1-s)) }
 
 const minTokenSim = 0.82
+
+// numberTypo is what a word holding digits one edit from the other counts
+// at least (tokenSimK).
+const numberTypo = 0.6
 
 // shortTypo is what a word of four letters or fewer one letter off counts.
 const shortTypo = 0.5

@@ -915,3 +915,97 @@ func TestTwoTyposOneWord(t *testing.T) {
 		}
 	}
 }
+
+// A short word one letter off a listed word finds candidates when the list
+// lacks it as written and few listed words are one letter from it, and a
+// word holding digits always: "kim jtng joqg" is KIM JUNG JONG among a
+// hundred other KIMs (joqg is one letter from jong alone, jtng from twelve
+// listed words: too many), "fu yun yu 7e00" FU YUAN YU 7900 among a
+// hundred other numbers of FU YUAN YU.
+func TestShortTypoCandidates(t *testing.T) {
+	x := NewIndex()
+	P, V := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_VESSEL
+	put := func(id string, schema pb.Schema, name string) {
+		x.Put(&Entry{ID: id, Origin: "US-OFAC", Kind: pb.Kind_KIND_DESIGNATION, Schema: schema, Names: []Name{{Text: name}}})
+	}
+	for i := range 100 {
+		// (names shorter or of commoner words, which rank first by
+		// the words in common alone)
+		put(fmt.Sprintf("kim-%d", i), P, fmt.Sprintf("KIM %s", strings.Repeat("x", 1+i%3)+string(rune('a'+i/3%26))+string(rune('a'+i%26))))
+		put(fmt.Sprintf("fu-%d", i), V, fmt.Sprintf("FU YUAN YU %d", 8000+i/2*2))
+	}
+	for c := 'a'; c <= 'k'; c++ {
+		put("j"+string(c), P, "HONG J"+string(c)+"NG") // eleven words j?ng
+	}
+	// (last: a name's weight in ranking candidates is its words' when
+	// it was indexed)
+	put("kim-jung-jong", P, "KIM JUNG JONG")
+	put("fu-7900", V, "FU YUAN YU 7900")
+	put("fu-yun", V, "FU YUAN YU YUN 993")
+	for _, tc := range []struct {
+		word      string
+		find, not []string
+	}{
+		{"joqg", []string{"jong"}, nil},
+		{"jtng", nil, []string{"jung", "jang"}}, // jang..jkng, jung: twelve, too many
+		{"jong", nil, []string{"jung", "jang"}}, // listed as written
+		{"7e00", []string{"7900"}, nil},
+		{"80x8", []string{"8008", "8018", "8028", "8038", "8048", "8058", "8068", "8078", "8088", "8098"}, nil}, // a number: however many
+	} {
+		s := <-x.scratch
+		sims := x.similar(names.Word{Text: tc.word}, s, byTrigrams)
+		x.scratch <- s
+		var got []string
+		for _, st := range sims {
+			got = append(got, x.toks[st.id].text)
+		}
+		for _, w := range tc.find {
+			if !slices.Contains(got, w) {
+				t.Errorf("similar(%q) = %v, want %s among them", tc.word, got, w)
+			}
+		}
+		for _, w := range tc.not {
+			if slices.Contains(got, w) {
+				t.Errorf("similar(%q) = %v, want no %s", tc.word, got, w)
+			}
+		}
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"kim jtng joqg", "kim-jung-jong"},
+		{"fu yun yu 7e00", "fu-7900"},
+	} {
+		rs := x.Search(Query{Name: tc.query, Candidates: 20}) // of 100 alike
+		if len(rs) == 0 || rs[0].Entry.ID != tc.want {
+			t.Errorf("%q: want %s first, got %v", tc.query, tc.want, rs)
+		}
+	}
+}
+
+// A word holding digits is compared as written, one edit wherever after
+// its first character counting the same: "761q" is as near "7619" as
+// "7611" (their keys would fold "7611" to "761", of which "761q" would be
+// another ending), "86o1" as near "8641" as "8661" (the same phonetic key).
+func TestNumberTypos(t *testing.T) {
+	for _, tc := range []struct {
+		q, a, b string // q is as near a as b (b empty: a is nothing)
+		more    bool   // a is nearer than b
+	}{
+		{"761q", "7619", "7611", false},
+		{"86o1", "8641", "8661", false},
+		{"7e00", "7900", "7000", false},
+		{"886", "8686", "7886", true}, // a first digit added is less near
+		{"7848", "78844", "", false},  // two edits
+	} {
+		sa, ha := tokenSim(tc.q, tc.a, 0)
+		if tc.b == "" {
+			if sa != 0 {
+				t.Errorf("%s~%s = %.2f (%s), want 0", tc.q, tc.a, sa, ha)
+			}
+			continue
+		}
+		sb, hb := tokenSim(tc.q, tc.b, 0)
+		if tc.more && sa <= sb || !tc.more && sa != sb {
+			t.Errorf("%s~%s = %.2f (%s), %s~%s = %.2f (%s): want the first %s", tc.q, tc.a, sa, ha, tc.q, tc.b, sb, hb, map[bool]string{true: "higher", false: "the same"}[tc.more])
+		}
+	}
+}

@@ -116,6 +116,7 @@ type scratch struct {
 	gseen []uint32
 	lists []gramLists // a query word's trigrams and their lists
 	mark  []uint32    // token → the similar() call that already looked at it
+	typos []simTok    // a query word's short neighbours one letter off (similar)
 	gen   uint32
 }
 
@@ -245,6 +246,8 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 	s.mark = s.mark[:len(x.toks)]
 	s.gen++
 	tkBag, tk0 := letterBag(tt), tt[0]
+	tNum := tBag&digitBag != 0
+	typos := s.typos[:0]
 	add := func(id uint32) {
 		m := &x.meta[id]
 		if d := int(m.n) - len(t.Text); m.flags&metaLive == 0 || d < -3 || d > 3 {
@@ -265,7 +268,13 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 			if min(len(t.Text), int(m.n)) <= 4 {
 				th = 0.9
 			}
-			if jwBound(len(tt), tkBag, tk0, int(m.kn), m.kbag, m.k0) < th-1e-9 {
+			if tNum || m.bag&digitBag != 0 {
+				// Numbers are compared as written (tokenSimK), the
+				// first letters unknown here.
+				if jwBound(len(t.Text), tBag, t.Text[0], int(m.n), m.bag, t.Text[0]) < th-1e-9 {
+					return
+				}
+			} else if jwBound(len(tt), tkBag, tk0, int(m.kn), m.kbag, m.k0) < th-1e-9 {
 				return
 			}
 		}
@@ -274,14 +283,30 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 		}
 		s.mark[id] = s.gen
 		ti := &x.toks[id]
-		// A short word one letter off counts in a name's score, not in
-		// finding candidates: short words have many such neighbours.
+		// A short word one letter off counts in a name's score, and in
+		// finding candidates only when few such neighbours (typos).
 		// (A query word written without vowels is compared with a word
 		// some name writes so as if that were in Latin letters: the
 		// looser test, the name's score tells.)
-		if sim, how := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, abjadOf(t.Abjad, ti.abjad && !t.Abjad), tASCII && ti.ascii); sim > 0 && how != "typo" {
+		switch sim, how := tokenSimK(t.Text, ti.text, tk, ti.skel, tt, ti.tkey, abjadOf(t.Abjad, ti.abjad && !t.Abjad), tASCII && ti.ascii); {
+		case sim <= 0:
+		case how != "typo":
 			out = append(out, simTok{id, sim})
+		case len(typos) < 4*maxTypos:
+			typos = append(typos, simTok{id, sim})
 		}
+	}
+	// A short word one letter off a listed word is a typo as often as
+	// another word (band, bank), and short words have many such
+	// neighbours: they find candidates only for a word the list lacks
+	// as written ("jtng": jung, jong), with few of them or holding
+	// digits (a number's neighbours are other numbers, few and rare).
+	done := func(listed bool) []simTok {
+		s.typos = typos
+		if !listed && (len(typos) <= maxTypos || tNum) {
+			out = append(out, typos...)
+		}
+		return out
 	}
 	id, listed := x.tokID[t.Text]
 	if listed {
@@ -289,7 +314,7 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 		listed = x.meta[id].flags&metaLive != 0
 	}
 	if how == asWritten {
-		return out
+		return done(listed)
 	}
 	// A phonetic key shared by very many words (short keys) says little:
 	// those are left to the trigrams.
@@ -299,7 +324,7 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 		}
 	}
 	if len(t.Text) < 3 || how != byTrigrams {
-		return out
+		return done(listed)
 	}
 	// Two edits spoil at most six trigrams (a letter changed or added spoils
 	// the three that hold it, a letter dropped the two across the gap), so a
@@ -386,8 +411,13 @@ func (x *Index) similar(t names.Word, s *scratch, how lookup) []simTok {
 		}
 		s.gram[id] = 0
 	}
-	return out
+	return done(listed)
 }
+
+// maxTypos is how many listed words one letter off a short query word
+// (tokenSimK's typo) may be for them to find candidates (similar); a
+// number's, four times as many.
+const maxTypos = 8
 
 // oneMax is how many words the lists a query word takes one trigram in
 // common from may hold in all (similar): on the OFAC and UN lists nine in
@@ -436,7 +466,8 @@ func lookups(qt []names.Word) []names.Word {
 		// Another romanisation that changes the word's length ("dzh" for
 		// "j", "kh" for "h") escapes the trigram lookup; a letter for a
 		// letter does not.
-		if k := names.TranslitKey(t.Text); len(k) != len(t.Text) && isASCII(t.Text) {
+		// (Numbers are compared as written: tokenSimK.)
+		if k := names.TranslitKey(t.Text); len(k) != len(t.Text) && isASCII(t.Text) && !hasDigit(t.Text) {
 			out = append(out, names.Word{Text: k})
 		}
 		for _, p := range names.SplitJoined(t.Text) {
