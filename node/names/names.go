@@ -74,6 +74,16 @@ func abjadScript(r rune) bool {
 	return unicode.Is(unicode.Arabic, r) || unicode.Is(unicode.Hebrew, r)
 }
 
+// ayin reports the letter ayin (Arabic ع, Hebrew ע), a consonant Latin
+// spellings do not write: inside a word transliteration drops it, but at the
+// start of a word (or after the article ال joined to it) it stands for the
+// vowel Latin writes there, as an alif does (علي is "aly", "ali"; عمر "amr",
+// "omar"; عثمان "athman", "uthman"), and matching takes a vowel letter that
+// starts a word as the carrier of any vowel (node/screen abjadFit).
+func ayin(r rune) bool {
+	return r == 'ع' || r == 'ע'
+}
+
 // joiners vanish inside a word ("S.A." is "sa", "O'Brien" is "obrien");
 // every other non-letter, non-digit separates words.
 func joiner(r rune) bool {
@@ -116,6 +126,9 @@ func Fold(s string) []Word {
 		lr := unicode.ToLower(r)
 		if t, ok := translit[lr]; ok {
 			if abjadScript(lr) {
+				if ayin(lr) && (b.Len() == 0 || abjad && b.Len() == 2 && b.String() == "al") {
+					t = "a" // a vowel carrier, like the alif (see ayin)
+				}
 				abjad = true
 			}
 			b.WriteString(t)

@@ -761,6 +761,41 @@ func TestAbjadLongVowels(t *testing.T) {
 	}
 }
 
+// TestAyinStartsWord: an ع that starts a word (علي, عمر, عثمان, عبد) stands
+// for the vowel the Latin spelling writes there, as أ does, so a listed name
+// written in Arabic letters is found first; transliteration dropped it
+// (علي read "ly", one consonant, no longer "ali").
+func TestAyinStartsWord(t *testing.T) {
+	P, O := pb.Schema_SCHEMA_PERSON, pb.Schema_SCHEMA_ORGANIZATION
+	x := listed()
+	for _, e := range []*Entry{
+		{ID: "omar", Schema: P, Names: []Name{{Text: "OMAR, Mullah Mohammed"}}},
+		{ID: "uthman", Schema: P, Names: []Name{{Text: "UTHMAN, Abd al-Rahman"}}},
+		{ID: "omari", Schema: P, Names: []Name{{Text: "AL-OMARI, Ali Saleh"}}},
+		{ID: "ali-abd", Schema: P, Names: []Name{{Text: "Ali Abd al-Karim Mustafa"}}},
+		{ID: "ansar", Schema: O, Names: []Name{{Text: "ASBAT AL-ANSAR"}}},
+	} {
+		x.Put(e)
+	}
+	for _, tc := range []struct{ query, id string }{
+		{"علي محمد حسن", "mohammed-ali"},
+		{"محمد عمر", "omar"},
+		{"عبد الرحمن عثمان", "uthman"},
+		{"علي صالح العمري", "omari"},
+		{"علي عبد الكريم مصطفى", "ali-abd"},
+		{"عصبة الأنصار", "ansar"},
+	} {
+		rs := x.Search(Query{Name: tc.query, Threshold: 0.01})
+		if len(rs) == 0 || rs[0].Entry.ID != tc.id || rs[0].Score < 0.8 {
+			got := "nothing"
+			if len(rs) > 0 {
+				got = fmt.Sprintf("%s %.3f", rs[0].Entry.ID, rs[0].Score)
+			}
+			t.Errorf("%q: first %s, want %s at 0.8 or more", tc.query, got, tc.id)
+		}
+	}
+}
+
 // TestTwoEditsGivenName: a given name of the lexicon or of a listed person
 // two letters from a listed person's given name with other consonants, which
 // the lexicon does not relate to it, is another person's name (capped under
