@@ -630,6 +630,11 @@ func abjadFit(q, l string, abjad uint8) (fit, weak bool) {
 		a, b, aw = vl, vq, l
 	}
 	carrier(aw, a)
+	// A vowel letter that starts the word (or follows a joined al) is
+	// pronounced: the other word has a vowel there too (اشرفی is not SHARIFI).
+	if len(aw) > 0 && len(b) > 0 && vowel(aw[0]) && b[0] == 0 || len(aw) > 2 && aw[:2] == "al" && vowel(aw[2]) && len(b) > 1 && b[1] == 0 {
+		return false, false
+	}
 	for k := range a {
 		lat := b[k]
 		if lat&names.VowelE != 0 {

@@ -719,6 +719,10 @@ func TestAbjadLongVowels(t *testing.T) {
 		{"gld", "gilda", abjadQ, 0, 0.85},                 // גלעד, GILDA
 		{"bkr", "abukar", abjadQ, 0, 0.85},                // בכר, ABUKAR
 		{"shrf", "ashraf", abjadQ, 0, 0.85},               // شرف, ASHRAF
+		{"ashrfy", "sharifi", abjadQ, 0, 0.75},            // اشرفی, SHARIFI: its alif is a vowel
+		{"sharifi", "ashrfy", abjadL, 0, 0.75},
+		{"ashrfy", "ashrafi", abjadQ, 0.9, 1},
+		{"alastadz", "alstadz", abjadQ, 0, 0.75}, // أ after the article is a vowel too
 	} {
 		if sim, how := tokenSim(tc.q, tc.l, tc.abjad); sim < tc.min || sim > tc.max {
 			t.Errorf("tokenSim(%q, %q, %d) = %.2f %s, want %.2f..%.2f", tc.q, tc.l, tc.abjad, sim, how, tc.min, tc.max)
