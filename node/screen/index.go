@@ -607,7 +607,8 @@ func abjadOf(q, l bool) uint8 {
 // of that kind (a for ا; o, u, w for و; i, e, y for ي; e for ا too):
 // "hsyn" (حسين) is "husayn", "hussein", not "hisn" or "hasan"; "alhjar"
 // (الحجار) is not "al hijra". A vowel letter at the start carries any
-// vowel or none (أ of "أسامة", "usama", "osama"). Two words both written so
+// vowel, but one (أ of "أسامة" is "usama", "osama"; اشرفی is not "sharifi").
+// Two words both written so
 // write the same long vowels, or they are other words ("alansary",
 // "alansar"). The Latin word's vowels where the other has none are the
 // short vowels it does not write.
