@@ -20,7 +20,9 @@ func TestToArabic(t *testing.T) {
 			check func(ws []string) bool
 		}{
 			{[]string{"mohammed", "ali"}, func(ws []string) bool { return strings.Join(ws, " ") == "محمد علي" }},
-			{[]string{"abdullah", "hassan"}, func(ws []string) bool { return len(ws) == 3 && ws[0] == "عبد" && ws[1] == "الله" && ws[2] == "حسن" }},
+			{[]string{"abdullah", "hassan"}, func(ws []string) bool {
+				return len(ws) == 3 && ws[0] == "عبد" && ws[1] == "الله" && ws[2] == "حسن"
+			}},
 			{[]string{"abu", "bakr", "al", "baghdadi"}, func(ws []string) bool {
 				return len(ws) == 3 && ws[0] == "أبو" && strings.HasPrefix(ws[1], "ب") && strings.HasPrefix(ws[2], "الب")
 			}},
